@@ -1,1 +1,21 @@
-pub fn _placeholder() {}
+//! Ember's shared engine: what the driver and executors both need. The RDD graph
+//! and how partitions are computed, shipping of closures and lineages, the shuffle
+//! block format, broadcast and accumulator handles, configuration and errors.
+
+pub mod accumulator;
+pub mod aggregator;
+pub mod broadcast;
+pub mod closure;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod files;
+pub mod lineage;
+pub mod partitioner;
+pub mod protocol;
+pub mod rdd;
+pub mod shuffle;
+pub mod task;
+pub mod text;
+
+pub use serde_closure;

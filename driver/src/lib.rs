@@ -1,1 +1,41 @@
+//! Ember: a Spark-style distributed data engine. This is the crate a job depends on.
+//!
+//! ```no_run
+//! use ember::prelude::*;
+//! fn main() -> ember::Result<()> {
+//!     let sc = EmberContext::new(Conf::new().master("local[2]"))?;
+//!     let k = 3;
+//!     let n = sc.range(0, 1000, 1, 4)?.map(Fn!(move |x: i64| x * k)).filter(Fn!(|x: &i64| x % 2 == 0)).count()?;
+//!     assert_eq!(n, 500);
+//!     Ok(())
+//! }
+//! ```
 
+pub mod broadcast_manager;
+pub mod context;
+pub mod local_backend;
+pub mod map_output;
+pub mod master;
+pub mod ops;
+pub mod rdd;
+pub mod scheduler;
+
+pub use context::EmberContext;
+pub use ember_core::accumulator::{Accumulator, AccumulatorValue};
+pub use ember_core::broadcast::Broadcast;
+pub use ember_core::config::Conf;
+pub use ember_core::data::{BoxIter, Data, Key};
+pub use ember_core::error::{EmberError, Result};
+pub use ember_core::files;
+pub use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
+pub use ember_core::rdd::StorageLevel;
+pub use ember_core::task::TaskContext;
+pub use master::Master;
+pub use ops::Either;
+pub use rdd::Rdd;
+pub use serde_closure::{Fn, FnMut, FnOnce};
+
+/// What a job usually needs: `use ember::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Accumulator, Broadcast, Conf, EmberContext, Fn, Rdd, StorageLevel};
+}

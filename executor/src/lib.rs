@@ -1,1 +1,13 @@
+//! The executor: runs tasks on a pool of threads, keeps cached blocks and shuffle
+//! files, fetches broadcast values and files from the driver.
 
+pub mod block_store;
+pub mod env;
+pub mod executor;
+pub mod links;
+pub mod runner;
+pub mod shuffle_files;
+
+pub use env::{ExecutorConfig, ExecutorServices};
+pub use executor::Executor;
+pub use links::{BlockFetcher, DriverLink, StatusSink};

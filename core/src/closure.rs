@@ -1,0 +1,65 @@
+//! Shipping code to other processes.
+//!
+//! Every Ember process runs the identical binary (checked by build id when an
+//! executor registers), so a monomorphized function is named by its address's
+//! offset from a fixed anchor function: the offset is the same in every process
+//! even with address-space randomization. Captured state travels separately, as
+//! serde bytes: user closures are written with the `Fn!` macro (serde_closure), which
+//! turns `move |x| x + k` into a struct holding `k` that is `Serialize` exactly
+//! when `k` is — so capturing something that cannot be shipped is a compile error.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+pub use serde_closure::traits;
+
+/// A user function that can be shipped: `Fn!(move |x| ...)`.
+pub trait SerFn<Args>:
+    traits::Fn<Args> + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
+impl<Args, F> SerFn<Args> for F where
+    F: traits::Fn<Args> + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
+
+/// The fixed point code offsets are measured from. Never inlined, and its body
+/// is opaque so it is not folded into another function.
+#[inline(never)]
+pub fn code_anchor() -> usize {
+    std::hint::black_box(0x656d_6265_72)
+}
+
+/// Offset of a function's address from [`code_anchor`], valid in any process
+/// running this same binary.
+pub fn code_offset(addr: usize) -> i64 {
+    addr as i64 - (code_anchor as fn() -> usize as usize as i64)
+}
+
+/// Address of the function at `offset` from [`code_anchor`] in this process.
+pub fn code_address(offset: i64) -> usize {
+    ((code_anchor as fn() -> usize as usize as i64) + offset) as usize
+}
+
+/// Identity of this build: executors must run exactly the driver's binary, or
+/// shipped code offsets would point at the wrong functions.
+pub fn build_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let exe = std::env::current_exe()
+            .ok()
+            .and_then(|p| std::fs::read(p).ok());
+        match exe {
+            Some(bytes) => {
+                let mut h = crc32fast::Hasher::new();
+                h.update(&bytes);
+                format!(
+                    "{}-{:08x}-{}",
+                    env!("CARGO_PKG_VERSION"),
+                    h.finalize(),
+                    bytes.len()
+                )
+            }
+            None => format!("{}-unknown", env!("CARGO_PKG_VERSION")),
+        }
+    })
+}

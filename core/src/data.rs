@@ -1,0 +1,17 @@
+//! What may flow through an RDD: values that can cross a process boundary.
+
+use serde::{Serialize, de::DeserializeOwned};
+use std::hash::Hash;
+
+/// Element type of an RDD. Serializable (tasks, shuffles and results cross
+/// processes), cloneable (cached partitions are iterated more than once) and
+/// shareable between task threads.
+pub trait Data: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+impl<T> Data for T where T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+
+/// Key type of a pair RDD: hashable for hash partitioning and aggregation.
+pub trait Key: Data + Hash + Eq {}
+impl<T> Key for T where T: Data + Hash + Eq {}
+
+/// Iterator over one partition. Created and consumed on the task's own thread.
+pub type BoxIter<T> = Box<dyn Iterator<Item = T>>;

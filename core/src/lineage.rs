@@ -1,0 +1,164 @@
+//! Serialization of an RDD lineage (a stage's "task binary").
+//!
+//! Each node is written as the code offset of its decoder followed by its own
+//! fields and its parents; a node reached twice (a diamond in the graph) is written
+//! once and referred to by index afterwards. Decoders are monomorphized per node
+//! type, so the reader gets back fully typed nodes.
+
+use crate::closure::{code_address, code_offset};
+use crate::data::Data;
+use crate::error::{EmberError, Result};
+use crate::rdd::RddNode;
+use serde::{Serialize, de::DeserializeOwned};
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A decoded node, type-erased: holds an `Arc<dyn RddNode<T>>` for RDDs, or the
+/// root object of a stage.
+pub type AnyNode = Arc<dyn Any + Send + Sync>;
+pub type DecodeFn = fn(&mut LineageReader<'_>) -> Result<AnyNode>;
+
+/// Something that can be written into a lineage and decoded on another process.
+pub trait Encode {
+    fn decoder(&self) -> DecodeFn;
+    fn encode_fields(&self, w: &mut LineageWriter) -> Result<()>;
+}
+
+const TAG_NEW: u8 = 1;
+const TAG_SEEN: u8 = 2;
+
+#[derive(Default)]
+pub struct LineageWriter {
+    buf: Vec<u8>,
+    seen: HashMap<u64, u32>,
+    next_index: u32,
+}
+
+impl LineageWriter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn write<V: Serialize + ?Sized>(&mut self, value: &V) -> Result<()> {
+        let buf = std::mem::take(&mut self.buf);
+        self.buf = postcard::to_extend(value, buf)?;
+        Ok(())
+    }
+
+    fn write_new(&mut self, node: &dyn Encode) -> Result<u32> {
+        self.buf.push(TAG_NEW);
+        let offset = code_offset(node.decoder() as usize);
+        self.write(&offset)?;
+        node.encode_fields(self)?;
+        let index = self.next_index;
+        self.next_index += 1;
+        Ok(index)
+    }
+
+    /// Writes an RDD node once; later references to the same RDD are back-references.
+    pub fn write_rdd<T: Data>(&mut self, rdd: &Arc<dyn RddNode<T>>) -> Result<()> {
+        let id = rdd.meta().id;
+        if let Some(index) = self.seen.get(&id) {
+            self.buf.push(TAG_SEEN);
+            let index = *index;
+            return self.write(&index);
+        }
+        let index = self.write_new(rdd.as_encode())?;
+        self.seen.insert(id, index);
+        Ok(())
+    }
+
+    /// Writes a root object (a stage's result function or shuffle dependency).
+    pub fn write_root(&mut self, node: &dyn Encode) -> Result<()> {
+        self.write_new(node).map(|_| ())
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+pub struct LineageReader<'a> {
+    buf: &'a [u8],
+    decoded: Vec<AnyNode>,
+}
+
+impl<'a> LineageReader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self {
+            buf,
+            decoded: Vec::new(),
+        }
+    }
+
+    pub fn read<V: DeserializeOwned>(&mut self) -> Result<V> {
+        let (v, rest) = postcard::take_from_bytes(self.buf)?;
+        self.buf = rest;
+        Ok(v)
+    }
+
+    fn read_any(&mut self) -> Result<AnyNode> {
+        let (&tag, rest) = self
+            .buf
+            .split_first()
+            .ok_or_else(|| EmberError::Codec("truncated lineage".into()))?;
+        self.buf = rest;
+        match tag {
+            TAG_SEEN => {
+                let index: u32 = self.read()?;
+                self.decoded
+                    .get(index as usize)
+                    .cloned()
+                    .ok_or_else(|| EmberError::Codec(format!("dangling lineage reference {index}")))
+            }
+            TAG_NEW => {
+                let offset: i64 = self.read()?;
+                // SAFETY: the offset was produced by `code_offset` of a `DecodeFn` in
+                // an identical binary (build ids are checked before any task is
+                // accepted), so the address is that same function in this process.
+                let decode: DecodeFn =
+                    unsafe { std::mem::transmute::<usize, DecodeFn>(code_address(offset)) };
+                let node = decode(self)?;
+                self.decoded.push(node.clone());
+                Ok(node)
+            }
+            other => Err(EmberError::Codec(format!("bad lineage tag {other}"))),
+        }
+    }
+
+    pub fn read_rdd<T: Data>(&mut self) -> Result<Arc<dyn RddNode<T>>> {
+        let node = self.read_any()?;
+        node.downcast_ref::<Arc<dyn RddNode<T>>>()
+            .cloned()
+            .ok_or_else(|| {
+                EmberError::Codec(format!(
+                    "lineage node is not an RDD of {}",
+                    std::any::type_name::<T>()
+                ))
+            })
+    }
+
+    /// Reads a root object of type `R` (e.g. `Arc<dyn ResultTaskFn>`).
+    pub fn read_root<R: Clone + 'static>(&mut self) -> Result<R> {
+        let node = self.read_any()?;
+        node.downcast_ref::<R>().cloned().ok_or_else(|| {
+            EmberError::Codec(format!(
+                "stage root is not a {}",
+                std::any::type_name::<R>()
+            ))
+        })
+    }
+}
+
+/// Writes a stage root into a fresh buffer: the bytes executors receive.
+pub fn encode_root(root: &dyn Encode) -> Result<Vec<u8>> {
+    let mut w = LineageWriter::new();
+    w.write_root(root)?;
+    Ok(w.finish())
+}
+
+/// Decodes a stage root written by [`encode_root`].
+pub fn decode_root<R: Clone + 'static>(bytes: &[u8]) -> Result<R> {
+    LineageReader::new(bytes).read_root()
+}

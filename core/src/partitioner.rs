@@ -1,0 +1,121 @@
+//! Which reduce partition a key goes to.
+
+use crate::data::Data;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::hash::{Hash, Hasher};
+
+pub trait Partitioner<K>: Serialize + DeserializeOwned + Send + Sync + 'static {
+    fn num_partitions(&self) -> usize;
+    fn partition(&self, key: &K) -> usize;
+}
+
+/// Partitions by a hash of the key that is the same in every process (no random
+/// seed), so map tasks on different executors agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashPartitioner {
+    pub partitions: usize,
+}
+
+impl HashPartitioner {
+    pub fn new(partitions: usize) -> Self {
+        Self {
+            partitions: partitions.max(1),
+        }
+    }
+}
+
+/// A stable 64-bit hash of a key: FxHash, then a finalizer so low bits mix well.
+pub fn stable_hash<K: Hash + ?Sized>(key: &K) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    key.hash(&mut h);
+    let mut x = h.finish();
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+impl<K: Hash> Partitioner<K> for HashPartitioner {
+    fn num_partitions(&self) -> usize {
+        self.partitions
+    }
+    fn partition(&self, key: &K) -> usize {
+        (stable_hash(key) % self.partitions as u64) as usize
+    }
+}
+
+/// Partitions ordered keys into ranges by sampled bounds (used by sortByKey):
+/// partition i holds keys in (bounds[i-1], bounds[i]].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound = "K: Data")]
+pub struct RangePartitioner<K> {
+    pub bounds: Vec<K>,
+    pub ascending: bool,
+}
+
+impl<K: Data + Ord> RangePartitioner<K> {
+    /// Bounds from a sample of keys: `partitions - 1` evenly spaced quantiles.
+    pub fn from_sample(mut sample: Vec<K>, partitions: usize, ascending: bool) -> Self {
+        sample.sort();
+        sample.dedup();
+        let partitions = partitions.max(1);
+        let mut bounds = Vec::new();
+        if !sample.is_empty() {
+            for i in 1..partitions {
+                let idx = i * sample.len() / partitions;
+                if idx < sample.len() {
+                    let candidate = &sample[idx.saturating_sub(1).min(sample.len() - 1)];
+                    if bounds.last() != Some(candidate) {
+                        bounds.push(candidate.clone());
+                    }
+                }
+            }
+        }
+        Self { bounds, ascending }
+    }
+}
+
+impl<K: Data + Ord> Partitioner<K> for RangePartitioner<K> {
+    fn num_partitions(&self) -> usize {
+        self.bounds.len() + 1
+    }
+    fn partition(&self, key: &K) -> usize {
+        let p = self.bounds.partition_point(|b| b < key);
+        if self.ascending {
+            p
+        } else {
+            self.bounds.len() - p
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_partitions_are_stable_and_in_range() {
+        let p = HashPartitioner::new(7);
+        for k in 0..1000u64 {
+            let a = Partitioner::<u64>::partition(&p, &k);
+            assert!(a < 7);
+            assert_eq!(a, Partitioner::<u64>::partition(&p, &k));
+        }
+        assert_eq!(stable_hash("word"), stable_hash(&"word".to_string()));
+    }
+
+    #[test]
+    fn range_partitions_preserve_order() {
+        let rp = RangePartitioner::from_sample((0..100).collect::<Vec<u32>>(), 4, true);
+        let parts: Vec<usize> = (0..100u32).map(|k| rp.partition(&k)).collect();
+        assert!(parts.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(rp.num_partitions(), 4);
+        let desc = RangePartitioner {
+            ascending: false,
+            ..rp
+        };
+        let parts: Vec<usize> = (0..100u32).map(|k| desc.partition(&k)).collect();
+        assert!(parts.windows(2).all(|w| w[0] >= w[1]));
+    }
+}

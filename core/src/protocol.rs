@@ -1,0 +1,48 @@
+//! Messages between the driver and executors, the same in local mode (channels)
+//! and distributed mode (gRPC): what a task is, and how it ended.
+
+use crate::error::EmberError;
+use crate::shuffle::MapStatus;
+use crate::task::{TaskAttempt, TaskMetricsSnapshot};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskKind {
+    /// Runs a result stage's function (`Arc<dyn ResultTaskFn>` root).
+    Result,
+    /// Writes a shuffle map output (`Arc<dyn ShuffleMapFn>` root).
+    ShuffleMap,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskDescription {
+    pub job_id: u64,
+    pub attempt: TaskAttempt,
+    pub kind: TaskKind,
+    /// The stage's serialized root and lineage; decoded once per executor and stage attempt.
+    pub stage_binary: Arc<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum TaskValue {
+    Result(Vec<u8>),
+    MapOutput(MapStatus),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum TaskOutcome {
+    Success {
+        value: TaskValue,
+        accumulator_updates: Vec<(u64, Vec<u8>)>,
+        metrics: TaskMetricsSnapshot,
+        run_ms: u64,
+    },
+    Failed {
+        error: EmberError,
+        run_ms: u64,
+    },
+    Killed {
+        reason: String,
+    },
+}

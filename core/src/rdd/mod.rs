@@ -1,0 +1,169 @@
+//! The RDD graph: nodes, their dependencies, and how a partition is computed.
+
+mod narrow;
+mod shuffled;
+mod sources;
+
+pub use narrow::{CartesianRdd, CoalescedRdd, MapPartitionsRdd, PartitionOp, UnionRdd, ZipRdd};
+pub use shuffled::{CombinedRdd, ShuffledRdd};
+pub use sources::{EmptyRdd, ParallelCollectionRdd, RangeRdd, TextFileRdd};
+
+use crate::data::{BoxIter, Data};
+use crate::error::{EmberError, Result};
+use crate::lineage::Encode;
+use crate::shuffle::ShuffleDepBase;
+use crate::task::TaskContext;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+/// How a persisted RDD's partitions are kept (Spark's StorageLevel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StorageLevel {
+    None,
+    /// Deserialized values in memory; a partition that does not fit is recomputed.
+    MemoryOnly,
+    /// Serialized bytes in memory.
+    MemoryOnlySer,
+    /// In memory, moved to disk when memory is short.
+    MemoryAndDisk,
+    /// Serialized on local disk only.
+    DiskOnly,
+}
+
+impl StorageLevel {
+    fn to_u8(self) -> u8 {
+        match self {
+            StorageLevel::None => 0,
+            StorageLevel::MemoryOnly => 1,
+            StorageLevel::MemoryOnlySer => 2,
+            StorageLevel::MemoryAndDisk => 3,
+            StorageLevel::DiskOnly => 4,
+        }
+    }
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => StorageLevel::MemoryOnly,
+            2 => StorageLevel::MemoryOnlySer,
+            3 => StorageLevel::MemoryAndDisk,
+            4 => StorageLevel::DiskOnly,
+            _ => StorageLevel::None,
+        }
+    }
+}
+
+static NEXT_RDD_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What every RDD node carries: its id and its (mutable, Spark-style) storage level.
+#[derive(Debug)]
+pub struct RddMeta {
+    pub id: u64,
+    storage: AtomicU8,
+}
+
+impl RddMeta {
+    pub fn new() -> Self {
+        Self {
+            id: NEXT_RDD_ID.fetch_add(1, Ordering::Relaxed),
+            storage: AtomicU8::new(0),
+        }
+    }
+    pub fn storage_level(&self) -> StorageLevel {
+        StorageLevel::from_u8(self.storage.load(Ordering::Relaxed))
+    }
+    pub fn set_storage_level(&self, level: StorageLevel) {
+        self.storage.store(level.to_u8(), Ordering::Relaxed);
+    }
+}
+
+impl Default for RddMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Serialize for RddMeta {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        (self.id, self.storage_level()).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RddMeta {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let (id, level): (u64, StorageLevel) = Deserialize::deserialize(d)?;
+        Ok(Self {
+            id,
+            storage: AtomicU8::new(level.to_u8()),
+        })
+    }
+}
+
+/// A parent edge: narrow (partition-local) or a shuffle (a stage boundary).
+#[derive(Clone)]
+pub enum Dependency {
+    Narrow(Arc<dyn RddBase>),
+    Shuffle(Arc<dyn ShuffleDepBase>),
+}
+
+/// The untyped face of an RDD node, enough for the DAG scheduler.
+pub trait RddBase: Send + Sync + 'static {
+    fn meta(&self) -> &RddMeta;
+    fn num_partitions(&self) -> usize;
+    fn dependencies(&self) -> Vec<Dependency>;
+    /// Operation name for logs and the UI (`map`, `textFile`, `reduceByKey`, …).
+    fn op_name(&self) -> &'static str;
+    fn as_encode(&self) -> &dyn Encode;
+}
+
+/// A typed RDD node: computes one partition as an iterator.
+pub trait RddNode<T: Data>: RddBase {
+    fn compute(&self, split: usize, ctx: &TaskContext) -> Result<BoxIter<T>>;
+}
+
+/// Computes a partition, going through the executor's block store when the RDD is
+/// persisted (Spark's `RDD.iterator`).
+pub fn iterate<T: Data>(
+    rdd: &Arc<dyn RddNode<T>>,
+    split: usize,
+    ctx: &TaskContext,
+) -> Result<BoxIter<T>> {
+    let level = rdd.meta().storage_level();
+    if level == StorageLevel::None {
+        return rdd.compute(split, ctx);
+    }
+    let id = rdd.meta().id;
+    if let Some(values) = ctx.cached::<T>(id, split)? {
+        return Ok(iter_shared(values));
+    }
+    let values: Vec<T> = rdd.compute(split, ctx)?.collect();
+    let values = Arc::new(values);
+    ctx.cache(id, split, level, values.clone())?;
+    Ok(iter_shared(values))
+}
+
+/// Type-erases a freshly decoded node for the lineage reader.
+pub fn into_any_node<T: Data>(node: impl RddNode<T>) -> crate::lineage::AnyNode {
+    let node: Arc<dyn RddNode<T>> = Arc::new(node);
+    Arc::new(node)
+}
+
+fn iter_shared<T: Data>(values: Arc<Vec<T>>) -> BoxIter<T> {
+    Box::new((0..values.len()).map(move |i| values[i].clone()))
+}
+
+/// The partition of `parents` (given their partition counts) that global split `split` falls in.
+pub(crate) fn locate_split(
+    counts: impl Iterator<Item = usize>,
+    split: usize,
+) -> Result<(usize, usize)> {
+    let mut offset = 0;
+    for (i, n) in counts.enumerate() {
+        if split < offset + n {
+            return Ok((i, split - offset));
+        }
+        offset += n;
+    }
+    Err(EmberError::Internal(format!(
+        "partition {split} out of range"
+    )))
+}

@@ -1,0 +1,247 @@
+//! Shuffle dependencies: the map side (partition, optionally combine, write one
+//! block per reduce partition) and the read side shared by shuffled RDDs.
+
+pub mod block;
+
+use crate::aggregator::{Aggregator, fold_value};
+use crate::data::{BoxIter, Data, Key};
+use crate::error::{EmberError, FetchFailure, Result, raise};
+use crate::lineage::{AnyNode, DecodeFn, Encode, LineageReader, LineageWriter};
+use crate::partitioner::Partitioner;
+use crate::rdd::{RddBase, RddNode, iterate};
+use crate::task::TaskContext;
+use block::{append_record, decode_block, encode_block, records};
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static NEXT_SHUFFLE_ID: AtomicU32 = AtomicU32::new(0);
+
+/// Where a map task's output lives and how large each of its blocks is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapStatus {
+    pub executor_id: String,
+    /// Address of the executor's block server (empty in local mode).
+    pub address: String,
+    pub block_sizes: Vec<u64>,
+}
+
+/// One block as fetched, before verification.
+pub struct FetchedBlock {
+    pub map_index: u32,
+    pub executor_id: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Receives a map task's blocks in reduce-partition order and commits them
+/// atomically (the first committed attempt of a map task wins).
+pub trait ShuffleWriter {
+    fn write_block(&mut self, reduce_index: usize, block: &[u8]) -> Result<()>;
+    fn commit(self: Box<Self>) -> Result<MapStatus>;
+}
+
+/// How values are combined across the shuffle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CombineMode {
+    /// Records pass through (partitionBy, sortByKey, repartition).
+    None,
+    /// Combined in the map task and again in the reducer (reduceByKey, aggregateByKey).
+    MapSide,
+    /// Combined only in the reducer (groupByKey, cogroup: map-side combining saves nothing).
+    ReduceSide,
+}
+
+/// The driver's view of a shuffle dependency: what the DAG scheduler needs to build
+/// and run the map stage.
+pub trait ShuffleDepBase: Send + Sync + 'static {
+    fn shuffle_id(&self) -> u32;
+    fn parent(&self) -> Arc<dyn RddBase>;
+    fn num_reduce_partitions(&self) -> usize;
+    /// The map stage's root, shipped to executors.
+    fn as_encode(&self) -> &dyn Encode;
+}
+
+/// A map stage's shipped root: runs one map task.
+pub trait ShuffleMapFn: Send + Sync {
+    fn run_map(&self, map_index: usize, ctx: &TaskContext) -> Result<MapStatus>;
+}
+
+pub struct ShuffleDependency<K, V: Data, C, A, P> {
+    shuffle_id: u32,
+    parent: Arc<dyn RddNode<(K, V)>>,
+    partitioner: Arc<P>,
+    aggregator: Arc<A>,
+    mode: CombineMode,
+    _c: PhantomData<fn() -> C>,
+}
+
+impl<K, V, C, A, P> ShuffleDependency<K, V, C, A, P>
+where
+    K: Key,
+    V: Data,
+    C: Data,
+    A: Aggregator<V, C>,
+    P: Partitioner<K>,
+{
+    pub fn new(
+        parent: Arc<dyn RddNode<(K, V)>>,
+        partitioner: P,
+        aggregator: A,
+        mode: CombineMode,
+    ) -> Self {
+        Self {
+            shuffle_id: NEXT_SHUFFLE_ID.fetch_add(1, Ordering::Relaxed),
+            parent,
+            partitioner: Arc::new(partitioner),
+            aggregator: Arc::new(aggregator),
+            mode,
+            _c: PhantomData,
+        }
+    }
+
+    pub fn partitioner(&self) -> &Arc<P> {
+        &self.partitioner
+    }
+
+    pub fn aggregator(&self) -> &Arc<A> {
+        &self.aggregator
+    }
+
+    pub fn mode(&self) -> CombineMode {
+        self.mode
+    }
+
+    fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
+        let shuffle_id = r.read()?;
+        let partitioner: P = r.read()?;
+        let aggregator: A = r.read()?;
+        let mode = r.read()?;
+        let parent = r.read_rdd::<(K, V)>()?;
+        let dep = Self {
+            shuffle_id,
+            parent,
+            partitioner: Arc::new(partitioner),
+            aggregator: Arc::new(aggregator),
+            mode,
+            _c: PhantomData,
+        };
+        let root: Arc<dyn ShuffleMapFn> = Arc::new(dep);
+        Ok(Arc::new(root))
+    }
+}
+
+impl<K, V, C, A, P> Encode for ShuffleDependency<K, V, C, A, P>
+where
+    K: Key,
+    V: Data,
+    C: Data,
+    A: Aggregator<V, C>,
+    P: Partitioner<K>,
+{
+    fn decoder(&self) -> DecodeFn {
+        Self::decode
+    }
+    fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
+        w.write(&self.shuffle_id)?;
+        w.write(&*self.partitioner)?;
+        w.write(&*self.aggregator)?;
+        w.write(&self.mode)?;
+        w.write_rdd(&self.parent)
+    }
+}
+
+impl<K, V, C, A, P> ShuffleDepBase for ShuffleDependency<K, V, C, A, P>
+where
+    K: Key,
+    V: Data,
+    C: Data,
+    A: Aggregator<V, C>,
+    P: Partitioner<K>,
+{
+    fn shuffle_id(&self) -> u32 {
+        self.shuffle_id
+    }
+    fn parent(&self) -> Arc<dyn RddBase> {
+        self.parent.clone()
+    }
+    fn num_reduce_partitions(&self) -> usize {
+        self.partitioner.num_partitions()
+    }
+    fn as_encode(&self) -> &dyn Encode {
+        self
+    }
+}
+
+impl<K, V, C, A, P> ShuffleMapFn for ShuffleDependency<K, V, C, A, P>
+where
+    K: Key,
+    V: Data,
+    C: Data,
+    A: Aggregator<V, C>,
+    P: Partitioner<K>,
+{
+    fn run_map(&self, map_index: usize, ctx: &TaskContext) -> Result<MapStatus> {
+        let input = iterate(&self.parent, map_index, ctx)?;
+        let n = self.partitioner.num_partitions();
+        let mut buckets: Vec<Vec<u8>> = vec![Vec::new(); n];
+        let mut records_written = 0u64;
+        if self.mode == CombineMode::MapSide {
+            let mut combined: FxHashMap<K, Option<C>> = FxHashMap::default();
+            for (k, v) in input {
+                fold_value(&*self.aggregator, combined.entry(k).or_insert(None), v);
+            }
+            for (k, c) in combined {
+                let p = self.partitioner.partition(&k);
+                append_record(&mut buckets[p], &(k, c.expect("combiner present")))?;
+                records_written += 1;
+            }
+        } else {
+            for record in input {
+                let p = self.partitioner.partition(&record.0);
+                append_record(&mut buckets[p], &record)?;
+                records_written += 1;
+            }
+        }
+        ctx.metrics().add_shuffle_records_written(records_written);
+        let compress = ctx.shuffle_compress();
+        let mut writer = ctx
+            .env()
+            .shuffle_writer(self.shuffle_id, map_index as u32, n)?;
+        for (p, raw) in buckets.into_iter().enumerate() {
+            let block = encode_block(&raw, compress);
+            ctx.metrics().add_shuffle_bytes_written(block.len() as u64);
+            writer.write_block(p, &block)?;
+        }
+        writer.commit()
+    }
+}
+
+/// The records of one reduce partition, from every map output: a corrupt or
+/// missing block stops the task with a fetch failure, never a plain error.
+pub fn read_partition<R: DeserializeOwned + 'static>(
+    ctx: &TaskContext,
+    shuffle_id: u32,
+    reduce_index: usize,
+) -> Result<BoxIter<R>> {
+    let blocks = ctx.env().shuffle_blocks(shuffle_id, reduce_index as u32)?;
+    let metrics = ctx.metrics_handle();
+    Ok(Box::new(blocks.flat_map(move |fetched| {
+        let fetched = match fetched {
+            Ok(b) => b,
+            Err(failure) => raise(EmberError::FetchFailed(failure)),
+        };
+        metrics.add_shuffle_bytes_read(fetched.bytes.len() as u64);
+        match decode_block(&fetched.bytes) {
+            Ok(raw) => records::<R>(raw),
+            Err(message) => raise(EmberError::FetchFailed(FetchFailure {
+                shuffle_id,
+                map_index: fetched.map_index,
+                reduce_index: reduce_index as u32,
+                executor_id: fetched.executor_id,
+                message,
+            })),
+        }
+    })))
+}

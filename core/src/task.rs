@@ -1,0 +1,324 @@
+//! Tasks as executors see them: the context a task runs in, the services of the
+//! executor it runs on, and the shipped roots of result stages.
+
+use crate::accumulator::AccumulatorSlot;
+use crate::config::Conf;
+use crate::data::{BoxIter, Data};
+use crate::error::{EmberError, FetchFailure, Result};
+use crate::lineage::{AnyNode, DecodeFn, Encode, LineageReader, LineageWriter};
+use crate::rdd::{RddNode, StorageLevel, iterate};
+use crate::shuffle::{FetchedBlock, ShuffleWriter};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub type SerializeFn = Arc<dyn Fn() -> Result<Vec<u8>> + Send + Sync>;
+pub type AnyValue = Arc<dyn Any + Send + Sync>;
+
+/// A cached partition as the block store keeps it.
+#[derive(Clone)]
+pub enum CachedPartition {
+    /// Deserialized values (an `Arc<Vec<T>>`), with an estimate of their size and,
+    /// for MEMORY_AND_DISK, how to serialize them when they must move to disk.
+    Values {
+        value: AnyValue,
+        size: u64,
+        to_bytes: Option<SerializeFn>,
+    },
+    /// Serialized values (postcard of `Vec<T>`).
+    Bytes(Arc<Vec<u8>>),
+}
+
+/// The services of the executor a task runs on. Local mode and remote executors
+/// implement it over the same block store and shuffle files.
+pub trait ExecutorEnv: Send + Sync {
+    fn executor_id(&self) -> &str;
+    fn conf(&self) -> &Conf;
+    fn shuffle_writer(
+        &self,
+        shuffle_id: u32,
+        map_index: u32,
+        num_reduce: usize,
+    ) -> Result<Box<dyn ShuffleWriter>>;
+    /// Every block of one reduce partition, fetched from wherever the map outputs live.
+    fn shuffle_blocks(
+        &self,
+        shuffle_id: u32,
+        reduce_index: u32,
+    ) -> Result<Box<dyn Iterator<Item = std::result::Result<FetchedBlock, FetchFailure>>>>;
+    fn cached_partition(&self, rdd_id: u64, split: usize) -> Option<CachedPartition>;
+    fn put_cached_partition(
+        &self,
+        rdd_id: u64,
+        split: usize,
+        level: StorageLevel,
+        block: CachedPartition,
+    );
+    /// A broadcast value, fetched and decoded once per executor.
+    fn broadcast_value(
+        &self,
+        id: u64,
+        decode: &dyn Fn(&[u8]) -> Result<AnyValue>,
+    ) -> Result<AnyValue>;
+    /// Local path of a file shipped with `addFile`.
+    fn file_path(&self, name: &str) -> Result<PathBuf>;
+}
+
+/// Counters of one task attempt, reported with its result.
+#[derive(Debug, Default)]
+pub struct TaskMetrics {
+    shuffle_bytes_written: AtomicU64,
+    shuffle_records_written: AtomicU64,
+    shuffle_bytes_read: AtomicU64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskMetricsSnapshot {
+    pub shuffle_bytes_written: u64,
+    pub shuffle_records_written: u64,
+    pub shuffle_bytes_read: u64,
+}
+
+impl TaskMetrics {
+    pub fn add_shuffle_bytes_written(&self, n: u64) {
+        self.shuffle_bytes_written.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn add_shuffle_records_written(&self, n: u64) {
+        self.shuffle_records_written.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn add_shuffle_bytes_read(&self, n: u64) {
+        self.shuffle_bytes_read.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn snapshot(&self) -> TaskMetricsSnapshot {
+        TaskMetricsSnapshot {
+            shuffle_bytes_written: self.shuffle_bytes_written.load(Ordering::Relaxed),
+            shuffle_records_written: self.shuffle_records_written.load(Ordering::Relaxed),
+            shuffle_bytes_read: self.shuffle_bytes_read.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Identifies one task attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TaskAttempt {
+    pub task_id: u64,
+    pub stage_id: u32,
+    pub stage_attempt: u32,
+    pub partition: usize,
+    /// Attempt number of this partition within the stage attempt (0 first, speculative copies and retries after).
+    pub attempt: u32,
+}
+
+/// What a running task can see of itself and of its executor.
+pub struct TaskContext {
+    env: Arc<dyn ExecutorEnv>,
+    pub attempt: TaskAttempt,
+    metrics: Arc<TaskMetrics>,
+    accumulators: RefCell<BTreeMap<u64, Box<dyn AccumulatorSlot>>>,
+    shuffle_compress: bool,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<TaskContext>>> = const { RefCell::new(None) };
+}
+
+/// Clears the thread's current task when the task ends, however it ends.
+pub struct CurrentTaskGuard(());
+
+impl Drop for CurrentTaskGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.borrow_mut().take());
+    }
+}
+
+impl TaskContext {
+    pub fn new(env: Arc<dyn ExecutorEnv>, attempt: TaskAttempt) -> Self {
+        let shuffle_compress = env
+            .conf()
+            .get_bool("spark.shuffle.compress", true)
+            .unwrap_or(true);
+        Self {
+            env,
+            attempt,
+            metrics: Arc::new(TaskMetrics::default()),
+            accumulators: RefCell::new(BTreeMap::new()),
+            shuffle_compress,
+        }
+    }
+
+    /// Makes `ctx` the current task of this thread until the guard drops.
+    pub fn enter(ctx: Rc<TaskContext>) -> CurrentTaskGuard {
+        CURRENT.with(|c| *c.borrow_mut() = Some(ctx));
+        CurrentTaskGuard(())
+    }
+
+    /// Runs `f` with the task running on this thread, if any (Spark's `TaskContext.get`).
+    pub fn with_current<R>(f: impl FnOnce(Option<&TaskContext>) -> R) -> R {
+        let ctx = CURRENT.with(|c| c.borrow().clone());
+        f(ctx.as_deref())
+    }
+
+    pub fn env(&self) -> &Arc<dyn ExecutorEnv> {
+        &self.env
+    }
+    pub fn partition(&self) -> usize {
+        self.attempt.partition
+    }
+    pub fn stage_id(&self) -> u32 {
+        self.attempt.stage_id
+    }
+    pub fn attempt_number(&self) -> u32 {
+        self.attempt.attempt
+    }
+    pub fn executor_id(&self) -> &str {
+        self.env.executor_id()
+    }
+    pub fn metrics(&self) -> &TaskMetrics {
+        &self.metrics
+    }
+    pub fn metrics_handle(&self) -> Arc<TaskMetrics> {
+        self.metrics.clone()
+    }
+    pub fn shuffle_compress(&self) -> bool {
+        self.shuffle_compress
+    }
+
+    pub(crate) fn add_to_accumulator(
+        &self,
+        id: u64,
+        make: impl FnOnce() -> Box<dyn AccumulatorSlot>,
+        merge: impl FnOnce(&mut dyn AccumulatorSlot),
+    ) {
+        let mut accs = self.accumulators.borrow_mut();
+        let slot = accs.entry(id).or_insert_with(make);
+        merge(slot.as_mut());
+    }
+
+    /// This attempt's accumulator updates, serialized, for the driver to merge.
+    pub fn take_accumulator_updates(&self) -> Result<Vec<(u64, Vec<u8>)>> {
+        let accs = std::mem::take(&mut *self.accumulators.borrow_mut());
+        accs.into_iter()
+            .map(|(id, slot)| Ok((id, slot.to_bytes()?)))
+            .collect()
+    }
+
+    pub(crate) fn cached<T: Data>(&self, rdd_id: u64, split: usize) -> Result<Option<Arc<Vec<T>>>> {
+        match self.env.cached_partition(rdd_id, split) {
+            None => Ok(None),
+            Some(CachedPartition::Values { value, .. }) => match value.downcast::<Vec<T>>() {
+                Ok(values) => Ok(Some(values)),
+                Err(_) => Err(EmberError::Internal(format!(
+                    "cached rdd {rdd_id} has another element type"
+                ))),
+            },
+            Some(CachedPartition::Bytes(bytes)) => {
+                Ok(Some(Arc::new(postcard::from_bytes(&bytes)?)))
+            }
+        }
+    }
+
+    pub(crate) fn cache<T: Data>(
+        &self,
+        rdd_id: u64,
+        split: usize,
+        level: StorageLevel,
+        values: Arc<Vec<T>>,
+    ) -> Result<()> {
+        let block = match level {
+            StorageLevel::None => return Ok(()),
+            StorageLevel::MemoryOnlySer | StorageLevel::DiskOnly => {
+                CachedPartition::Bytes(Arc::new(postcard::to_allocvec(&*values)?))
+            }
+            StorageLevel::MemoryOnly | StorageLevel::MemoryAndDisk => {
+                let size = estimate_size(&values);
+                let to_bytes: Option<SerializeFn> =
+                    (level == StorageLevel::MemoryAndDisk).then(|| {
+                        let values = values.clone();
+                        Arc::new(move || Ok(postcard::to_allocvec(&*values)?)) as SerializeFn
+                    });
+                CachedPartition::Values {
+                    value: values,
+                    size,
+                    to_bytes,
+                }
+            }
+        };
+        self.env.put_cached_partition(rdd_id, split, level, block);
+        Ok(())
+    }
+}
+
+/// Rough in-memory size of a partition: its serialized size measured on a sample,
+/// plus the element headers.
+fn estimate_size<T: Data>(values: &[T]) -> u64 {
+    if values.is_empty() {
+        return 0;
+    }
+    let step = (values.len() / 64).max(1);
+    let (mut bytes, mut n) = (0u64, 0u64);
+    for v in values.iter().step_by(step) {
+        bytes += postcard::experimental::serialized_size(v).unwrap_or(0) as u64;
+        n += 1;
+    }
+    values.len() as u64 * (bytes / n + std::mem::size_of::<T>() as u64)
+}
+
+/// A result stage's per-partition function (count, collect, reduce, save, …).
+pub trait PartitionFn<T, R>: Serialize + DeserializeOwned + Send + Sync + 'static {
+    fn apply(&self, ctx: &TaskContext, input: BoxIter<T>) -> Result<R>;
+}
+
+/// A result stage's shipped root: computes one partition and serializes its result.
+pub trait ResultTaskFn: Send + Sync {
+    fn run(&self, split: usize, ctx: &TaskContext) -> Result<Vec<u8>>;
+}
+
+pub struct ResultStage<T: Data, R, F> {
+    rdd: Arc<dyn RddNode<T>>,
+    func: F,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<T: Data, R: Data, F: PartitionFn<T, R>> ResultStage<T, R, F> {
+    pub fn new(rdd: Arc<dyn RddNode<T>>, func: F) -> Self {
+        Self {
+            rdd,
+            func,
+            _r: PhantomData,
+        }
+    }
+    fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
+        let func: F = r.read()?;
+        let rdd = r.read_rdd::<T>()?;
+        let root: Arc<dyn ResultTaskFn> = Arc::new(Self {
+            rdd,
+            func,
+            _r: PhantomData,
+        });
+        Ok(Arc::new(root))
+    }
+}
+
+impl<T: Data, R: Data, F: PartitionFn<T, R>> Encode for ResultStage<T, R, F> {
+    fn decoder(&self) -> DecodeFn {
+        Self::decode
+    }
+    fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
+        w.write(&self.func)?;
+        w.write_rdd(&self.rdd)
+    }
+}
+
+impl<T: Data, R: Data, F: PartitionFn<T, R>> ResultTaskFn for ResultStage<T, R, F> {
+    fn run(&self, split: usize, ctx: &TaskContext) -> Result<Vec<u8>> {
+        let input = iterate(&self.rdd, split, ctx)?;
+        let result = self.func.apply(ctx, input)?;
+        Ok(postcard::to_allocvec(&result)?)
+    }
+}

@@ -1,0 +1,320 @@
+//! The context: a connection to executors (Spark's SparkContext). It creates
+//! RDDs from data and files, broadcast variables and accumulators, and runs jobs.
+
+use crate::broadcast_manager::BroadcastManager;
+use crate::local_backend::{InProcessDriver, InProcessExecutor, NoRemoteBlocks, SchedulerSink};
+use crate::map_output::MapOutputTracker;
+use crate::master::Master;
+use crate::rdd::Rdd;
+use crate::scheduler::TaskScheduler;
+use crate::scheduler::dag::{self, DagContext};
+use ember_core::accumulator::{Accumulator, AccumulatorValue, MergeUpdate};
+use ember_core::broadcast::{Broadcast, BroadcastOwner, encode_value, next_broadcast_id};
+use ember_core::config::Conf;
+use ember_core::data::Data;
+use ember_core::error::{EmberError, Result};
+use ember_core::lineage::encode_root;
+use ember_core::rdd::{
+    EmptyRdd, ParallelCollectionRdd, RangeRdd, RddBase, RddNode, TextFileRdd, UnionRdd,
+};
+use ember_core::task::{PartitionFn, ResultStage};
+use ember_core::text::{plan_splits, resolve_input_files};
+use ember_executor::{Executor, ExecutorConfig};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+pub(crate) struct ContextInner {
+    pub conf: Conf,
+    pub master: Master,
+    pub scheduler: Arc<TaskScheduler>,
+    pub tracker: Arc<MapOutputTracker>,
+    pub broadcasts: Arc<BroadcastManager>,
+    accumulators: Mutex<HashMap<u64, MergeUpdate>>,
+    local_executors: Mutex<Vec<Arc<Executor>>>,
+    stopped: AtomicBool,
+    next_job_id: AtomicU64,
+    default_parallelism: usize,
+    max_task_failures: u32,
+    max_stage_attempts: u32,
+}
+
+/// Entry point to Ember: create one per application.
+#[derive(Clone)]
+pub struct EmberContext {
+    pub(crate) inner: Arc<ContextInner>,
+}
+
+fn local_dirs(conf: &Conf) -> Vec<PathBuf> {
+    let from_env = std::env::var("EMBER_LOCAL_DIRS").ok();
+    let spec = conf
+        .get("spark.local.dir")
+        .map(str::to_string)
+        .or(from_env)
+        .unwrap_or_default();
+    spec.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .collect()
+}
+
+impl EmberContext {
+    /// A context for `conf` (`spark.master` defaults to `local[*]`; `EMBER_CONF`
+    /// settings fill in whatever `conf` does not set).
+    pub fn new(mut conf: Conf) -> Result<Self> {
+        if let Ok(json) = std::env::var("EMBER_CONF")
+            && !json.trim().is_empty()
+        {
+            conf.merge_json_defaults(&json)?;
+        }
+        let master_url = conf.get("spark.master").unwrap_or("local[*]").to_string();
+        let master = Master::parse(&master_url)?;
+        let max_task_failures = conf.get_usize("spark.task.maxFailures", 4)?.max(1) as u32;
+        let max_stage_attempts = conf
+            .get_usize("spark.stage.maxConsecutiveAttempts", 4)?
+            .max(1) as u32;
+        let memory = conf.get_bytes("spark.executor.memory", 1 << 30)?;
+        let scheduler = TaskScheduler::new();
+        let tracker = Arc::new(MapOutputTracker::default());
+        let broadcasts = Arc::new(BroadcastManager::default());
+        let mut local_executors = Vec::new();
+        let cores = match &master {
+            Master::Local { threads } => {
+                let driver = Arc::new(InProcessDriver {
+                    tracker: tracker.clone(),
+                    broadcasts: broadcasts.clone(),
+                });
+                let executor = Executor::start(
+                    ExecutorConfig {
+                        executor_id: "driver".into(),
+                        cores: *threads,
+                        memory_bytes: memory,
+                        local_dirs: local_dirs(&conf),
+                        advertise_address: String::new(),
+                        conf: conf.clone(),
+                    },
+                    driver,
+                    Arc::new(NoRemoteBlocks),
+                    Arc::new(SchedulerSink(scheduler.clone())),
+                )?;
+                let link = Arc::new(InProcessExecutor(executor.clone()));
+                broadcasts.add_evictor(link.clone());
+                scheduler.add_executor("driver", *threads, link);
+                local_executors.push(executor);
+                *threads
+            }
+            other => {
+                return Err(EmberError::Master {
+                    url: master_url.clone(),
+                    reason: format!(
+                        "{other:?} needs the distributed runtime, which this build does not start yet"
+                    ),
+                });
+            }
+        };
+        let default_parallelism = conf
+            .get_usize("spark.default.parallelism", cores.max(2))?
+            .max(1);
+        tracing::info!(master = %master_url, app = conf.get("spark.app.name").unwrap_or("ember"), "context started");
+        Ok(Self {
+            inner: Arc::new(ContextInner {
+                conf,
+                master,
+                scheduler,
+                tracker,
+                broadcasts,
+                accumulators: Mutex::new(HashMap::new()),
+                local_executors: Mutex::new(local_executors),
+                stopped: AtomicBool::new(false),
+                next_job_id: AtomicU64::new(0),
+                default_parallelism,
+                max_task_failures,
+                max_stage_attempts,
+            }),
+        })
+    }
+
+    /// A `local[threads]` context with default settings.
+    pub fn local(threads: usize) -> Result<Self> {
+        Self::new(Conf::new().master(format!("local[{}]", threads.max(1))))
+    }
+
+    pub fn conf(&self) -> &Conf {
+        &self.inner.conf
+    }
+
+    pub fn master(&self) -> &Master {
+        &self.inner.master
+    }
+
+    /// Partitions used when an operation is not told how many (`spark.default.parallelism`).
+    pub fn default_parallelism(&self) -> usize {
+        self.inner.default_parallelism
+    }
+
+    pub(crate) fn wrap<T: Data>(&self, node: impl RddNode<T>) -> Rdd<T> {
+        Rdd::from_node(Arc::new(node), self.inner.clone())
+    }
+
+    /// Distributes a local collection over `slices` partitions.
+    pub fn parallelize<T: Data>(&self, data: Vec<T>, slices: usize) -> Rdd<T> {
+        self.wrap(ParallelCollectionRdd::new(data, slices))
+    }
+
+    /// The numbers `start, start+step, …` below `end` (above it for a negative step).
+    pub fn range(&self, start: i64, end: i64, step: i64, slices: usize) -> Result<Rdd<i64>> {
+        if step == 0 {
+            return Err(EmberError::Invalid("range step must not be zero".into()));
+        }
+        Ok(self.wrap(RangeRdd::new(start, end, step, slices)))
+    }
+
+    /// Lines of a text file, a directory of files, a glob, or a comma-separated
+    /// list of those. A missing path is an error here, before any task runs.
+    pub fn text_file(&self, path: &str, min_partitions: usize) -> Result<Rdd<String>> {
+        let files = resolve_input_files(path)?;
+        let splits = plan_splits(&files, min_partitions.max(1))?;
+        Ok(self.wrap(TextFileRdd::new(splits)))
+    }
+
+    pub fn empty_rdd<T: Data>(&self) -> Rdd<T> {
+        self.wrap(EmptyRdd::<T>::new())
+    }
+
+    /// All elements of every RDD, partitions one after the other.
+    pub fn union<T: Data>(&self, rdds: &[Rdd<T>]) -> Rdd<T> {
+        self.wrap(UnionRdd::new(rdds.iter().map(|r| r.node.clone()).collect()))
+    }
+
+    /// Ships `value` to each executor once, however many tasks read it.
+    pub fn broadcast<T: Data>(&self, value: T) -> Result<Broadcast<T>> {
+        let compress = self.inner.conf.get_bool("spark.broadcast.compress", true)?;
+        let id = next_broadcast_id();
+        self.inner
+            .broadcasts
+            .put(id, encode_value(&value, compress)?);
+        let owner: Arc<dyn BroadcastOwner> = self.inner.broadcasts.clone();
+        Ok(Broadcast::new_on_driver(id, Arc::new(value), owner))
+    }
+
+    /// A value tasks add to and the driver reads; each partition's updates count once.
+    pub fn accumulator<T: AccumulatorValue>(&self, initial: T) -> Accumulator<T> {
+        let (acc, merge) = Accumulator::create(initial);
+        self.inner.accumulators.lock().insert(acc.id(), merge);
+        acc
+    }
+
+    /// Ships a file to every executor; tasks find their copy with `ember::files::get(name)`.
+    pub fn add_file(&self, path: impl AsRef<Path>) -> Result<String> {
+        let path = path.as_ref();
+        let meta = std::fs::metadata(path).map_err(|e| EmberError::InputPath {
+            path: path.display().to_string(),
+            reason: format!("cannot add file: {e}"),
+        })?;
+        if !meta.is_file() {
+            return Err(EmberError::InputPath {
+                path: path.display().to_string(),
+                reason: "not a regular file".into(),
+            });
+        }
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| EmberError::InputPath {
+                path: path.display().to_string(),
+                reason: "no file name".into(),
+            })?
+            .to_string();
+        let abs = std::fs::canonicalize(path).map_err(|e| EmberError::io(path.display(), e))?;
+        self.inner.broadcasts.add_file(name.clone(), abs.clone());
+        ember_core::files::register_driver_file(&name, abs);
+        Ok(name)
+    }
+
+    /// Stops the executors; later jobs fail with `Stopped`.
+    pub fn stop(&self) {
+        self.inner.stop();
+    }
+
+    /// Number of executors currently registered.
+    pub fn executor_count(&self) -> usize {
+        self.inner.scheduler.executor_count()
+    }
+}
+
+impl ContextInner {
+    fn stop(&self) {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for e in self.local_executors.lock().drain(..) {
+            e.stop();
+        }
+        tracing::info!("context stopped");
+    }
+
+    /// Frees every cached partition of an RDD on every executor.
+    pub(crate) fn remove_rdd_blocks(&self, rdd_id: u64) {
+        for e in self.local_executors.lock().iter() {
+            e.services().blocks.remove_rdd(rdd_id);
+        }
+    }
+
+    pub(crate) fn default_parallelism(&self) -> usize {
+        self.default_parallelism
+    }
+
+    fn merge_accumulators(&self, updates: &[(u64, Vec<u8>)]) {
+        let accs = self.accumulators.lock();
+        for (id, bytes) in updates {
+            if let Some(merge) = accs.get(id)
+                && let Err(e) = merge(bytes)
+            {
+                tracing::warn!(accumulator = id, error = %e, "dropping an accumulator update that does not decode");
+            }
+        }
+    }
+
+    /// Runs `func` over the given partitions of `rdd` (all when None) and returns
+    /// one result per partition, in order.
+    pub(crate) fn run_job<T: Data, R: Data, F: PartitionFn<T, R>>(
+        &self,
+        rdd: &Arc<dyn RddNode<T>>,
+        func: F,
+        partitions: Option<Vec<usize>>,
+    ) -> Result<Vec<R>> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(EmberError::Stopped);
+        }
+        let partitions = partitions.unwrap_or_else(|| (0..rdd.num_partitions()).collect());
+        if partitions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let binary = encode_root(&ResultStage::new(rdd.clone(), func))?;
+        let job_id = self.next_job_id.fetch_add(1, Ordering::Relaxed);
+        let merge = |u: &[(u64, Vec<u8>)]| self.merge_accumulators(u);
+        let cx = DagContext {
+            scheduler: &self.scheduler,
+            tracker: &self.tracker,
+            max_task_failures: self.max_task_failures,
+            max_stage_attempts: self.max_stage_attempts,
+            stopped: &self.stopped,
+            merge_accumulators: &merge,
+        };
+        let base: Arc<dyn RddBase> = rdd.clone();
+        let results = dag::run_job(job_id, cx, base, binary, partitions)?;
+        results
+            .iter()
+            .map(|bytes| Ok(postcard::from_bytes(bytes)?))
+            .collect()
+    }
+}
+
+impl Drop for ContextInner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

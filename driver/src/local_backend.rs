@@ -1,0 +1,76 @@
+//! Local mode: one in-process executor with N task threads, reached through the
+//! same links a remote executor would use, so local jobs exercise the real task
+//! serialization, shuffle files and block store.
+
+use crate::broadcast_manager::{BroadcastEvictor, BroadcastManager};
+use crate::map_output::MapOutputTracker;
+use crate::scheduler::{ExecutorLink, TaskScheduler};
+use ember_core::error::{EmberError, Result};
+use ember_core::protocol::{TaskDescription, TaskOutcome};
+use ember_core::shuffle::MapStatus;
+use ember_executor::{BlockFetcher, DriverLink, Executor, StatusSink};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The driver side of the links, served in-process.
+pub struct InProcessDriver {
+    pub tracker: Arc<MapOutputTracker>,
+    pub broadcasts: Arc<BroadcastManager>,
+}
+
+impl DriverLink for InProcessDriver {
+    fn map_outputs(&self, shuffle_id: u32) -> Result<Vec<Option<MapStatus>>> {
+        self.tracker
+            .outputs(shuffle_id)
+            .ok_or_else(|| EmberError::Internal(format!("unknown shuffle {shuffle_id}")))
+    }
+    fn broadcast_bytes(&self, id: u64) -> Result<Vec<u8>> {
+        Ok((*self.broadcasts.bytes(id)?).clone())
+    }
+    fn fetch_file(&self, name: &str, dest: &Path) -> Result<()> {
+        self.broadcasts.copy_file(name, dest)
+    }
+}
+
+/// In local mode every map output is on the one executor.
+pub struct NoRemoteBlocks;
+
+impl BlockFetcher for NoRemoteBlocks {
+    fn fetch_block(
+        &self,
+        status: &MapStatus,
+        shuffle_id: u32,
+        map_index: u32,
+        _reduce: u32,
+    ) -> Result<Vec<u8>> {
+        Err(EmberError::Internal(format!(
+            "shuffle {shuffle_id} map {map_index} is on executor {} which local mode cannot reach",
+            status.executor_id
+        )))
+    }
+}
+
+pub struct SchedulerSink(pub Arc<TaskScheduler>);
+
+impl StatusSink for SchedulerSink {
+    fn task_finished(&self, task_id: u64, outcome: TaskOutcome) {
+        self.0.task_finished(task_id, outcome);
+    }
+}
+
+pub struct InProcessExecutor(pub Arc<Executor>);
+
+impl ExecutorLink for InProcessExecutor {
+    fn launch(&self, task: TaskDescription) {
+        self.0.launch(task);
+    }
+    fn kill(&self, task_id: u64) {
+        self.0.kill(task_id);
+    }
+}
+
+impl BroadcastEvictor for InProcessExecutor {
+    fn drop_broadcast(&self, id: u64) {
+        self.0.services().drop_broadcast(id);
+    }
+}

@@ -1,0 +1,749 @@
+//! The shippable bodies of RDD operations: per-partition transformations,
+//! aggregators and per-partition action functions. Each is a plain struct holding
+//! the user's `Fn!` closures, so it serializes exactly like them.
+
+use ember_core::aggregator::Aggregator;
+use ember_core::closure::{SerFn, traits::FnOnce as SerFnOnce};
+use ember_core::data::{BoxIter, Data, Key};
+use ember_core::error::{EmberError, Result};
+use ember_core::rdd::PartitionOp;
+use ember_core::task::{PartitionFn, TaskContext};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use std::fmt::Display;
+use std::sync::Arc;
+
+/// Output type of a shipped one-argument function.
+pub type Out<F, A> = <F as SerFnOnce<(A,)>>::Output;
+
+// ---- per-partition transformations ----
+
+#[derive(Serialize, Deserialize)]
+pub struct MapOp<F>(pub F);
+impl<T: Data, U: Data, F: SerFn<(T,), Output = U>> PartitionOp<T, U> for MapOp<F> {
+    const NAME: &'static str = "map";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<U> {
+        Box::new(input.map(move |x| self.0.call((x,))))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct FilterOp<F>(pub F);
+impl<T: Data, F: for<'a> SerFn<(&'a T,), Output = bool>> PartitionOp<T, T> for FilterOp<F> {
+    const NAME: &'static str = "filter";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<T> {
+        Box::new(input.filter(move |x| self.0.call((x,))))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct FlatMapOp<F>(pub F);
+impl<T: Data, U: Data, F> PartitionOp<T, U> for FlatMapOp<F>
+where
+    F: SerFn<(T,)>,
+    Out<F, T>: IntoIterator<Item = U>,
+    <Out<F, T> as IntoIterator>::IntoIter: 'static,
+{
+    const NAME: &'static str = "flatMap";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<U> {
+        Box::new(input.flat_map(move |x| self.0.call((x,))))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct MapPartitionsOp<F>(pub F);
+impl<T: Data, U: Data, F> PartitionOp<T, U> for MapPartitionsOp<F>
+where
+    F: SerFn<(BoxIter<T>,)>,
+    Out<F, BoxIter<T>>: IntoIterator<Item = U>,
+    <Out<F, BoxIter<T>> as IntoIterator>::IntoIter: 'static,
+{
+    const NAME: &'static str = "mapPartitions";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<U> {
+        Box::new(self.0.call((input,)).into_iter())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct MapPartitionsWithIndexOp<F>(pub F);
+impl<T: Data, U: Data, F> PartitionOp<T, U> for MapPartitionsWithIndexOp<F>
+where
+    F: SerFn<(usize, BoxIter<T>)>,
+    <F as SerFnOnce<(usize, BoxIter<T>)>>::Output: IntoIterator<Item = U>,
+    <<F as SerFnOnce<(usize, BoxIter<T>)>>::Output as IntoIterator>::IntoIter: 'static,
+{
+    const NAME: &'static str = "mapPartitionsWithIndex";
+    fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<U> {
+        Box::new(self.0.call((split, input)).into_iter())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct GlomOp;
+impl<T: Data> PartitionOp<T, Vec<T>> for GlomOp {
+    const NAME: &'static str = "glom";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<Vec<T>> {
+        Box::new(std::iter::once(input.collect()))
+    }
+}
+
+/// Bernoulli sampling, or Poisson sampling with replacement; seeded per partition.
+#[derive(Serialize, Deserialize)]
+pub struct SampleOp {
+    pub with_replacement: bool,
+    pub fraction: f64,
+    pub seed: u64,
+}
+
+fn poisson(rng: &mut StdRng, mean: f64) -> u32 {
+    // Knuth's method: fine for the small means sampling uses.
+    let limit = (-mean).exp();
+    let (mut k, mut p) = (0u32, 1.0f64);
+    loop {
+        p *= rng.random::<f64>();
+        if p <= limit {
+            return k;
+        }
+        k += 1;
+    }
+}
+
+impl<T: Data> PartitionOp<T, T> for SampleOp {
+    const NAME: &'static str = "sample";
+    fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<T> {
+        let mut rng =
+            StdRng::seed_from_u64(self.seed ^ (split as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        if self.with_replacement {
+            Box::new(input.flat_map(move |x| {
+                let n = poisson(&mut rng, self.fraction);
+                std::iter::repeat_n(x, n as usize)
+            }))
+        } else {
+            Box::new(input.filter(move |_| rng.random::<f64>() < self.fraction))
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct KeyByOp<F>(pub F);
+impl<T: Data, K: Data, F: for<'a> SerFn<(&'a T,), Output = K>> PartitionOp<T, (K, T)>
+    for KeyByOp<F>
+{
+    const NAME: &'static str = "keyBy";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<(K, T)> {
+        Box::new(input.map(move |x| (self.0.call((&x,)), x)))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct MapValuesOp<F>(pub F);
+impl<K: Data, V: Data, U: Data, F: SerFn<(V,), Output = U>> PartitionOp<(K, V), (K, U)>
+    for MapValuesOp<F>
+{
+    const NAME: &'static str = "mapValues";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, U)> {
+        Box::new(input.map(move |(k, v)| (k, self.0.call((v,)))))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct FlatMapValuesOp<F>(pub F);
+impl<K: Data, V: Data, U: Data, F> PartitionOp<(K, V), (K, U)> for FlatMapValuesOp<F>
+where
+    F: SerFn<(V,)>,
+    Out<F, V>: IntoIterator<Item = U>,
+    <Out<F, V> as IntoIterator>::IntoIter: 'static,
+{
+    const NAME: &'static str = "flatMapValues";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, U)> {
+        Box::new(
+            input
+                .flat_map(move |(k, v)| self.0.call((v,)).into_iter().map(move |u| (k.clone(), u))),
+        )
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct KeysOp;
+impl<K: Data, V: Data> PartitionOp<(K, V), K> for KeysOp {
+    const NAME: &'static str = "keys";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<K> {
+        Box::new(input.map(|(k, _)| k))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ValuesOp;
+impl<K: Data, V: Data> PartitionOp<(K, V), V> for ValuesOp {
+    const NAME: &'static str = "values";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<V> {
+        Box::new(input.map(|(_, v)| v))
+    }
+}
+
+/// Pairs each element with a unit value (the key side of distinct, intersection, subtract).
+#[derive(Serialize, Deserialize)]
+pub struct WithUnitOp;
+impl<T: Data> PartitionOp<T, (T, ())> for WithUnitOp {
+    const NAME: &'static str = "map";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<(T, ())> {
+        Box::new(input.map(|x| (x, ())))
+    }
+}
+
+/// `zipWithIndex`: global index from the sizes of earlier partitions.
+#[derive(Serialize, Deserialize)]
+pub struct ZipWithIndexOp {
+    pub starts: Vec<u64>,
+}
+impl<T: Data> PartitionOp<T, (T, u64)> for ZipWithIndexOp {
+    const NAME: &'static str = "zipWithIndex";
+    fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<(T, u64)> {
+        let start = self.starts[split];
+        Box::new(input.enumerate().map(move |(i, x)| (x, start + i as u64)))
+    }
+}
+
+/// Sorts a partition by key (the reduce side of sortByKey).
+#[derive(Serialize, Deserialize)]
+pub struct SortByKeyOp {
+    pub ascending: bool,
+}
+impl<K: Data + Ord, V: Data> PartitionOp<(K, V), (K, V)> for SortByKeyOp {
+    const NAME: &'static str = "sortByKey";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, V)> {
+        let mut all: Vec<(K, V)> = input.collect();
+        if self.ascending {
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+        } else {
+            all.sort_by(|a, b| b.0.cmp(&a.0));
+        }
+        Box::new(all.into_iter())
+    }
+}
+
+/// Spreads elements evenly over `partitions` keys, starting at a per-partition
+/// offset (the map side of repartition).
+#[derive(Serialize, Deserialize)]
+pub struct RoundRobinKeyOp {
+    pub partitions: u32,
+}
+impl<T: Data> PartitionOp<T, (u32, T)> for RoundRobinKeyOp {
+    const NAME: &'static str = "repartition";
+    fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<(u32, T)> {
+        let n = self.partitions.max(1);
+        let start = (ember_core::partitioner::stable_hash(&split) % n as u64) as u32;
+        Box::new(
+            input
+                .enumerate()
+                .map(move |(i, x)| ((start + i as u32) % n, x)),
+        )
+    }
+}
+
+/// Routes key `k` to partition `k` (with RoundRobinKeyOp).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ExactPartitioner {
+    pub partitions: usize,
+}
+impl ember_core::partitioner::Partitioner<u32> for ExactPartitioner {
+    fn num_partitions(&self) -> usize {
+        self.partitions
+    }
+    fn partition(&self, key: &u32) -> usize {
+        *key as usize % self.partitions
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Either<L, R> {
+    Left(L),
+    Right(R),
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct TagLeftOp;
+impl<K: Data, V: Data, W: Data> PartitionOp<(K, V), (K, Either<V, W>)> for TagLeftOp {
+    const NAME: &'static str = "cogroup";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, Either<V, W>)> {
+        Box::new(input.map(|(k, v)| (k, Either::Left(v))))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct TagRightOp;
+impl<K: Data, V: Data, W: Data> PartitionOp<(K, W), (K, Either<V, W>)> for TagRightOp {
+    const NAME: &'static str = "cogroup";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, W)>) -> BoxIter<(K, Either<V, W>)> {
+        Box::new(input.map(|(k, w)| (k, Either::Right(w))))
+    }
+}
+
+type Grouped<K, V, W> = (K, (Vec<V>, Vec<W>));
+
+/// Which pairs a join keeps from the two groups of one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinKind {
+    Inner,
+    LeftOuter,
+    RightOuter,
+    FullOuter,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct JoinOp {
+    pub kind: JoinKind,
+}
+impl<K: Data, V: Data, W: Data> PartitionOp<Grouped<K, V, W>, (K, (Option<V>, Option<W>))>
+    for JoinOp
+{
+    const NAME: &'static str = "join";
+    fn apply(
+        self: Arc<Self>,
+        _split: usize,
+        input: BoxIter<Grouped<K, V, W>>,
+    ) -> BoxIter<(K, (Option<V>, Option<W>))> {
+        let kind = self.kind;
+        Box::new(input.flat_map(move |(k, (vs, ws))| {
+            let mut out = Vec::new();
+            match (vs.is_empty(), ws.is_empty()) {
+                (false, false) => {
+                    for v in &vs {
+                        for w in &ws {
+                            out.push((k.clone(), (Some(v.clone()), Some(w.clone()))));
+                        }
+                    }
+                }
+                (false, true) if matches!(kind, JoinKind::LeftOuter | JoinKind::FullOuter) => {
+                    out.extend(vs.into_iter().map(|v| (k.clone(), (Some(v), None))));
+                }
+                (true, false) if matches!(kind, JoinKind::RightOuter | JoinKind::FullOuter) => {
+                    out.extend(ws.into_iter().map(|w| (k.clone(), (None, Some(w)))));
+                }
+                _ => {}
+            }
+            out
+        }))
+    }
+}
+
+/// Keeps the left values of keys absent on the right (subtractByKey, subtract).
+#[derive(Serialize, Deserialize)]
+pub struct SubtractOp;
+impl<K: Data, V: Data, W: Data> PartitionOp<Grouped<K, V, W>, (K, V)> for SubtractOp {
+    const NAME: &'static str = "subtractByKey";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<Grouped<K, V, W>>) -> BoxIter<(K, V)> {
+        Box::new(
+            input
+                .filter(|(_, (_, ws))| ws.is_empty())
+                .flat_map(|(k, (vs, _))| vs.into_iter().map(move |v| (k.clone(), v))),
+        )
+    }
+}
+
+/// Keeps keys present on both sides, once (intersection).
+#[derive(Serialize, Deserialize)]
+pub struct IntersectOp;
+impl<K: Data, V: Data, W: Data> PartitionOp<Grouped<K, V, W>, K> for IntersectOp {
+    const NAME: &'static str = "intersection";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<Grouped<K, V, W>>) -> BoxIter<K> {
+        Box::new(
+            input
+                .filter(|(_, (vs, ws))| !vs.is_empty() && !ws.is_empty())
+                .map(|(k, _)| k),
+        )
+    }
+}
+
+// ---- aggregators ----
+
+#[derive(Serialize, Deserialize)]
+pub struct ReduceAgg<F>(pub F);
+impl<V: Data, F: SerFn<(V, V), Output = V>> Aggregator<V, V> for ReduceAgg<F> {
+    fn create_combiner(&self, v: V) -> V {
+        v
+    }
+    fn merge_value(&self, c: V, v: V) -> V {
+        self.0.call((c, v))
+    }
+    fn merge_combiners(&self, a: V, b: V) -> V {
+        self.0.call((a, b))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct CombineAgg<F1, F2, F3> {
+    pub create: F1,
+    pub merge_value: F2,
+    pub merge_combiners: F3,
+}
+impl<V: Data, C: Data, F1, F2, F3> Aggregator<V, C> for CombineAgg<F1, F2, F3>
+where
+    F1: SerFn<(V,), Output = C>,
+    F2: SerFn<(C, V), Output = C>,
+    F3: SerFn<(C, C), Output = C>,
+{
+    fn create_combiner(&self, v: V) -> C {
+        self.create.call((v,))
+    }
+    fn merge_value(&self, c: C, v: V) -> C {
+        self.merge_value.call((c, v))
+    }
+    fn merge_combiners(&self, a: C, b: C) -> C {
+        self.merge_combiners.call((a, b))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "U: Serialize, F2: Serialize, F3: Serialize",
+    deserialize = "U: Data, F2: serde::de::DeserializeOwned, F3: serde::de::DeserializeOwned"
+))]
+pub struct AggregateAgg<U, F2, F3> {
+    pub zero: U,
+    pub seq: F2,
+    pub comb: F3,
+}
+impl<V: Data, U: Data, F2, F3> Aggregator<V, U> for AggregateAgg<U, F2, F3>
+where
+    F2: SerFn<(U, V), Output = U>,
+    F3: SerFn<(U, U), Output = U>,
+{
+    fn create_combiner(&self, v: V) -> U {
+        self.seq.call((self.zero.clone(), v))
+    }
+    fn merge_value(&self, c: U, v: V) -> U {
+        self.seq.call((c, v))
+    }
+    fn merge_combiners(&self, a: U, b: U) -> U {
+        self.comb.call((a, b))
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy)]
+pub struct GroupAgg;
+impl<V: Data> Aggregator<V, Vec<V>> for GroupAgg {
+    fn create_combiner(&self, v: V) -> Vec<V> {
+        vec![v]
+    }
+    fn merge_value(&self, mut c: Vec<V>, v: V) -> Vec<V> {
+        c.push(v);
+        c
+    }
+    fn merge_combiners(&self, mut a: Vec<V>, b: Vec<V>) -> Vec<V> {
+        a.extend(b);
+        a
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy)]
+pub struct CoGroupAgg;
+impl<V: Data, W: Data> Aggregator<Either<V, W>, (Vec<V>, Vec<W>)> for CoGroupAgg {
+    fn create_combiner(&self, v: Either<V, W>) -> (Vec<V>, Vec<W>) {
+        self.merge_value((Vec::new(), Vec::new()), v)
+    }
+    fn merge_value(&self, mut c: (Vec<V>, Vec<W>), v: Either<V, W>) -> (Vec<V>, Vec<W>) {
+        match v {
+            Either::Left(v) => c.0.push(v),
+            Either::Right(w) => c.1.push(w),
+        }
+        c
+    }
+    fn merge_combiners(&self, mut a: (Vec<V>, Vec<W>), b: (Vec<V>, Vec<W>)) -> (Vec<V>, Vec<W>) {
+        a.0.extend(b.0);
+        a.1.extend(b.1);
+        a
+    }
+}
+
+/// Keeps the first value of each key (distinct).
+#[derive(Serialize, Deserialize, Clone, Copy)]
+pub struct FirstAgg;
+impl<V: Data> Aggregator<V, V> for FirstAgg {
+    fn create_combiner(&self, v: V) -> V {
+        v
+    }
+    fn merge_value(&self, c: V, _v: V) -> V {
+        c
+    }
+    fn merge_combiners(&self, a: V, _b: V) -> V {
+        a
+    }
+}
+
+// ---- actions: per-partition functions ----
+
+#[derive(Serialize, Deserialize)]
+pub struct CountFn;
+impl<T: Data> PartitionFn<T, u64> for CountFn {
+    fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<u64> {
+        Ok(input.count() as u64)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct CollectFn;
+impl<T: Data> PartitionFn<T, Vec<T>> for CollectFn {
+    fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<Vec<T>> {
+        Ok(input.collect())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct TakeFn {
+    pub n: usize,
+}
+impl<T: Data> PartitionFn<T, Vec<T>> for TakeFn {
+    fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<Vec<T>> {
+        Ok(input.take(self.n).collect())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ReduceFn<F>(pub F);
+impl<T: Data, F: SerFn<(T, T), Output = T>> PartitionFn<T, Option<T>> for ReduceFn<F> {
+    fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<Option<T>> {
+        Ok(input.reduce(|a, b| self.0.call((a, b))))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "U: Serialize, F: Serialize",
+    deserialize = "U: Data, F: serde::de::DeserializeOwned"
+))]
+pub struct FoldFn<U, F> {
+    pub zero: U,
+    pub f: F,
+}
+impl<T: Data, U: Data, F: SerFn<(U, T), Output = U>> PartitionFn<T, U> for FoldFn<U, F> {
+    fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<U> {
+        Ok(input.fold(self.zero.clone(), |acc, x| self.f.call((acc, x))))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ForeachFn<F>(pub F);
+impl<T: Data, F: SerFn<(T,), Output = ()>> PartitionFn<T, ()> for ForeachFn<F> {
+    fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<()> {
+        input.for_each(|x| self.0.call((x,)));
+        Ok(())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ForeachPartitionFn<F>(pub F);
+impl<T: Data, F: SerFn<(BoxIter<T>,), Output = ()>> PartitionFn<T, ()> for ForeachPartitionFn<F> {
+    fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<()> {
+        self.0.call((input,));
+        Ok(())
+    }
+}
+
+/// The `n` smallest (or largest) elements of a partition, sorted.
+#[derive(Serialize, Deserialize)]
+pub struct TakeOrderedFn {
+    pub n: usize,
+    pub ascending: bool,
+}
+impl<T: Data + Ord> PartitionFn<T, Vec<T>> for TakeOrderedFn {
+    fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<Vec<T>> {
+        Ok(smallest_n(input, self.n, self.ascending))
+    }
+}
+
+/// Keeps the `n` first elements in the requested order using a bounded heap.
+pub fn smallest_n<T: Ord>(input: impl Iterator<Item = T>, n: usize, ascending: bool) -> Vec<T> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    if n == 0 {
+        return Vec::new();
+    }
+    if ascending {
+        let mut heap: BinaryHeap<T> = BinaryHeap::with_capacity(n + 1);
+        for x in input {
+            if heap.len() < n {
+                heap.push(x);
+            } else if heap.peek().is_some_and(|top| x < *top) {
+                heap.pop();
+                heap.push(x);
+            }
+        }
+        heap.into_sorted_vec()
+    } else {
+        let mut heap: BinaryHeap<Reverse<T>> = BinaryHeap::with_capacity(n + 1);
+        for x in input {
+            if heap.len() < n {
+                heap.push(Reverse(x));
+            } else if heap.peek().is_some_and(|Reverse(top)| x > *top) {
+                heap.pop();
+                heap.push(Reverse(x));
+            }
+        }
+        heap.into_sorted_vec()
+            .into_iter()
+            .map(|Reverse(x)| x)
+            .collect()
+    }
+}
+
+/// Counts of each distinct element of a partition.
+#[derive(Serialize, Deserialize)]
+pub struct CountByValueFn;
+impl<T: Key> PartitionFn<T, Vec<(T, u64)>> for CountByValueFn {
+    fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<Vec<(T, u64)>> {
+        let mut counts: FxHashMap<T, u64> = FxHashMap::default();
+        for x in input {
+            *counts.entry(x).or_insert(0) += 1;
+        }
+        Ok(counts.into_iter().collect())
+    }
+}
+
+/// Counts of each key of a partition.
+#[derive(Serialize, Deserialize)]
+pub struct CountByKeyFn;
+impl<K: Key, V: Data> PartitionFn<(K, V), Vec<(K, u64)>> for CountByKeyFn {
+    fn apply(&self, _ctx: &TaskContext, input: BoxIter<(K, V)>) -> Result<Vec<(K, u64)>> {
+        let mut counts: FxHashMap<K, u64> = FxHashMap::default();
+        for (k, _) in input {
+            *counts.entry(k).or_insert(0) += 1;
+        }
+        Ok(counts.into_iter().collect())
+    }
+}
+
+/// The values of one key in a partition.
+#[derive(Serialize, Deserialize)]
+#[serde(bound(serialize = "K: Serialize", deserialize = "K: Data"))]
+pub struct LookupFn<K> {
+    pub key: K,
+}
+impl<K: Key, V: Data> PartitionFn<(K, V), Vec<V>> for LookupFn<K> {
+    fn apply(&self, _ctx: &TaskContext, input: BoxIter<(K, V)>) -> Result<Vec<V>> {
+        Ok(input
+            .filter(|(k, _)| *k == self.key)
+            .map(|(_, v)| v)
+            .collect())
+    }
+}
+
+/// A uniform sample of up to `size` keys of a partition and the partition's size
+/// (for range partitioning).
+#[derive(Serialize, Deserialize)]
+pub struct SampleKeysFn {
+    pub size: usize,
+    pub seed: u64,
+}
+impl<K: Data, V: Data> PartitionFn<(K, V), (u64, Vec<K>)> for SampleKeysFn {
+    fn apply(&self, ctx: &TaskContext, input: BoxIter<(K, V)>) -> Result<(u64, Vec<K>)> {
+        let mut rng = StdRng::seed_from_u64(self.seed ^ ctx.partition() as u64);
+        let mut reservoir = Vec::with_capacity(self.size);
+        let mut seen = 0u64;
+        for (k, _) in input {
+            seen += 1;
+            if reservoir.len() < self.size {
+                reservoir.push(k);
+            } else {
+                let j = rng.random_range(0..seen);
+                if (j as usize) < self.size {
+                    reservoir[j as usize] = k;
+                }
+            }
+        }
+        Ok((seen, reservoir))
+    }
+}
+
+/// Writes a partition as `part-NNNNN` text (one element per line, Display).
+/// The attempt writes a temporary file and renames it: the first attempt to
+/// finish commits, and the part file is written exactly once.
+#[derive(Serialize, Deserialize)]
+pub struct SaveTextFn {
+    pub dir: String,
+}
+impl<T: Data + Display> PartitionFn<T, u64> for SaveTextFn {
+    fn apply(&self, ctx: &TaskContext, input: BoxIter<T>) -> Result<u64> {
+        use std::io::Write;
+        let dir = std::path::Path::new(&self.dir);
+        let part = dir.join(format!("part-{:05}", ctx.partition()));
+        let tmp_dir = dir.join("_temporary");
+        std::fs::create_dir_all(&tmp_dir).map_err(|e| EmberError::io(tmp_dir.display(), e))?;
+        let tmp = tmp_dir.join(format!(
+            "part-{:05}-attempt-{}",
+            ctx.partition(),
+            ctx.attempt.task_id
+        ));
+        let file = std::fs::File::create(&tmp).map_err(|e| EmberError::io(tmp.display(), e))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut lines = 0u64;
+        for x in input {
+            writeln!(out, "{x}").map_err(|e| EmberError::io(tmp.display(), e))?;
+            lines += 1;
+        }
+        out.flush().map_err(|e| EmberError::io(tmp.display(), e))?;
+        drop(out);
+        // hard_link fails if the part file exists: the first committer wins.
+        match std::fs::hard_link(&tmp, &part) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(EmberError::io(part.display(), e));
+            }
+        }
+        let _ = std::fs::remove_file(&tmp);
+        Ok(lines)
+    }
+}
+
+/// Narrows the outer-join shape to what each join returns.
+#[derive(Serialize, Deserialize)]
+pub struct JoinShapeOp {
+    pub kind: JoinKind,
+}
+
+impl<K: Data, V: Data, W: Data> PartitionOp<(K, (Option<V>, Option<W>)), (K, (V, W))>
+    for JoinShapeOp
+{
+    const NAME: &'static str = "join";
+    fn apply(
+        self: Arc<Self>,
+        _split: usize,
+        input: BoxIter<(K, (Option<V>, Option<W>))>,
+    ) -> BoxIter<(K, (V, W))> {
+        Box::new(input.filter_map(|(k, (v, w))| Some((k, (v?, w?)))))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct LeftShapeOp;
+impl<K: Data, V: Data, W: Data> PartitionOp<(K, (Option<V>, Option<W>)), (K, (V, Option<W>))>
+    for LeftShapeOp
+{
+    const NAME: &'static str = "leftOuterJoin";
+    fn apply(
+        self: Arc<Self>,
+        _split: usize,
+        input: BoxIter<(K, (Option<V>, Option<W>))>,
+    ) -> BoxIter<(K, (V, Option<W>))> {
+        Box::new(input.filter_map(|(k, (v, w))| Some((k, (v?, w)))))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct RightShapeOp;
+impl<K: Data, V: Data, W: Data> PartitionOp<(K, (Option<V>, Option<W>)), (K, (Option<V>, W))>
+    for RightShapeOp
+{
+    const NAME: &'static str = "rightOuterJoin";
+    fn apply(
+        self: Arc<Self>,
+        _split: usize,
+        input: BoxIter<(K, (Option<V>, Option<W>))>,
+    ) -> BoxIter<(K, (Option<V>, W))> {
+        Box::new(input.filter_map(|(k, (v, w))| Some((k, (v, w?)))))
+    }
+}

@@ -1,0 +1,731 @@
+//! `Rdd<T>`: the user's handle on a distributed collection. Transformations are
+//! lazy and return new RDDs; actions run a job and return a value.
+
+use crate::context::{ContextInner, EmberContext};
+use crate::ops::*;
+use ember_core::aggregator::Aggregator;
+use ember_core::closure::SerFn;
+use ember_core::data::{BoxIter, Data, Key};
+use ember_core::error::{EmberError, Result};
+use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
+use ember_core::rdd::{
+    CartesianRdd, CoalescedRdd, CombinedRdd, MapPartitionsRdd, PartitionOp, RddNode, ShuffledRdd,
+    StorageLevel, UnionRdd, ZipRdd,
+};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::sync::Arc;
+
+pub struct Rdd<T: Data> {
+    pub(crate) node: Arc<dyn RddNode<T>>,
+    pub(crate) ctx: Arc<ContextInner>,
+}
+
+impl<T: Data> Clone for Rdd<T> {
+    fn clone(&self) -> Self {
+        Self {
+            node: self.node.clone(),
+            ctx: self.ctx.clone(),
+        }
+    }
+}
+
+impl<T: Data> std::fmt::Debug for Rdd<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Rdd[{}]({}, {} partitions)",
+            self.id(),
+            self.node.op_name(),
+            self.num_partitions()
+        )
+    }
+}
+
+impl<T: Data> Rdd<T> {
+    pub(crate) fn from_node(node: Arc<dyn RddNode<T>>, ctx: Arc<ContextInner>) -> Self {
+        Self { node, ctx }
+    }
+
+    fn derive<U: Data>(&self, node: impl RddNode<U>) -> Rdd<U> {
+        Rdd {
+            node: Arc::new(node),
+            ctx: self.ctx.clone(),
+        }
+    }
+
+    fn with_op<U: Data, Op: PartitionOp<T, U>>(&self, op: Op) -> Rdd<U> {
+        self.derive(MapPartitionsRdd::new(self.node.clone(), op))
+    }
+
+    /// Partitions for a shuffle when none is given: `spark.default.parallelism`
+    /// when set, else the largest parent's partition count (as Spark does).
+    fn shuffle_partitions(&self, others: &[usize]) -> usize {
+        if self.ctx.conf.contains("spark.default.parallelism") {
+            return self.ctx.default_parallelism();
+        }
+        others
+            .iter()
+            .copied()
+            .chain([self.num_partitions()])
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    pub fn id(&self) -> u64 {
+        self.node.meta().id
+    }
+
+    pub fn num_partitions(&self) -> usize {
+        self.node.num_partitions()
+    }
+
+    pub fn context(&self) -> EmberContext {
+        EmberContext {
+            inner: self.ctx.clone(),
+        }
+    }
+
+    // ---- transformations ----
+
+    pub fn map<U: Data, F: SerFn<(T,), Output = U>>(&self, f: F) -> Rdd<U> {
+        self.with_op(MapOp(f))
+    }
+
+    /// Keeps the elements for which `f(&x)` is true: `filter(Fn!(|x: &T| …))`.
+    pub fn filter<F: for<'a> SerFn<(&'a T,), Output = bool>>(&self, f: F) -> Rdd<T> {
+        self.with_op(FilterOp(f))
+    }
+
+    pub fn flat_map<U: Data, F>(&self, f: F) -> Rdd<U>
+    where
+        F: SerFn<(T,)>,
+        Out<F, T>: IntoIterator<Item = U>,
+        <Out<F, T> as IntoIterator>::IntoIter: 'static,
+    {
+        self.with_op(FlatMapOp(f))
+    }
+
+    /// `f` receives a whole partition as an iterator and returns the new partition.
+    pub fn map_partitions<U: Data, F>(&self, f: F) -> Rdd<U>
+    where
+        F: SerFn<(BoxIter<T>,)>,
+        Out<F, BoxIter<T>>: IntoIterator<Item = U>,
+        <Out<F, BoxIter<T>> as IntoIterator>::IntoIter: 'static,
+    {
+        self.with_op(MapPartitionsOp(f))
+    }
+
+    pub fn map_partitions_with_index<U: Data, F>(&self, f: F) -> Rdd<U>
+    where
+        F: SerFn<(usize, BoxIter<T>)>,
+        <F as ember_core::closure::traits::FnOnce<(usize, BoxIter<T>)>>::Output: IntoIterator<Item = U>,
+        <<F as ember_core::closure::traits::FnOnce<(usize, BoxIter<T>)>>::Output as IntoIterator>::IntoIter: 'static,
+    {
+        self.with_op(MapPartitionsWithIndexOp(f))
+    }
+
+    /// Each partition as one vector.
+    pub fn glom(&self) -> Rdd<Vec<T>> {
+        self.with_op(GlomOp)
+    }
+
+    /// A random sample: each element kept with probability `fraction`, or (with
+    /// replacement) repeated a Poisson(`fraction`) number of times.
+    pub fn sample(&self, with_replacement: bool, fraction: f64, seed: u64) -> Rdd<T> {
+        self.with_op(SampleOp {
+            with_replacement,
+            fraction: fraction.max(0.0),
+            seed,
+        })
+    }
+
+    pub fn union(&self, other: &Rdd<T>) -> Rdd<T> {
+        self.derive(UnionRdd::new(vec![self.node.clone(), other.node.clone()]))
+    }
+
+    /// Pairs of every element of this RDD with every element of `other`.
+    pub fn cartesian<U: Data>(&self, other: &Rdd<U>) -> Rdd<(T, U)> {
+        self.derive(CartesianRdd::new(self.node.clone(), other.node.clone()))
+    }
+
+    /// Element-wise pairs; both RDDs must have the same partitions and sizes.
+    pub fn zip<U: Data>(&self, other: &Rdd<U>) -> Result<Rdd<(T, U)>> {
+        Ok(self.derive(ZipRdd::new(self.node.clone(), other.node.clone())?))
+    }
+
+    /// Pairs each element with its global position (runs a job to size the partitions).
+    pub fn zip_with_index(&self) -> Result<Rdd<(T, u64)>> {
+        let counts: Vec<u64> = self.ctx.run_job(&self.node, CountFn, None)?;
+        let mut starts = Vec::with_capacity(counts.len());
+        let mut at = 0;
+        for c in counts {
+            starts.push(at);
+            at += c;
+        }
+        Ok(self.with_op(ZipWithIndexOp { starts }))
+    }
+
+    /// Fewer partitions without a shuffle.
+    pub fn coalesce(&self, partitions: usize) -> Rdd<T> {
+        self.derive(CoalescedRdd::new(self.node.clone(), partitions))
+    }
+
+    /// Exactly `partitions` partitions of even size, through a shuffle.
+    pub fn repartition(&self, partitions: usize) -> Rdd<T> {
+        let partitions = partitions.max(1);
+        let keyed: Rdd<(u32, T)> = self.with_op(RoundRobinKeyOp {
+            partitions: partitions as u32,
+        });
+        let shuffled = keyed.derive(ShuffledRdd::new(
+            keyed.node.clone(),
+            ExactPartitioner { partitions },
+        ));
+        shuffled.values()
+    }
+
+    /// Pairs each element with the key `f(&x)`.
+    pub fn key_by<K: Data, F: for<'a> SerFn<(&'a T,), Output = K>>(&self, f: F) -> Rdd<(K, T)> {
+        self.with_op(KeyByOp(f))
+    }
+
+    /// Sorted by `f(&x)` (runs a sampling job to choose partition ranges).
+    pub fn sort_by<K: Key + Ord, F: for<'a> SerFn<(&'a T,), Output = K>>(
+        &self,
+        f: F,
+        ascending: bool,
+        partitions: usize,
+    ) -> Result<Rdd<T>> {
+        Ok(self
+            .key_by(f)
+            .sort_by_key_with(ascending, partitions)?
+            .values())
+    }
+
+    // ---- persistence ----
+
+    /// Keeps computed partitions at `level` for later jobs.
+    pub fn persist(&self, level: StorageLevel) -> Rdd<T> {
+        self.node.meta().set_storage_level(level);
+        self.clone()
+    }
+
+    /// `persist(MemoryOnly)`.
+    pub fn cache(&self) -> Rdd<T> {
+        self.persist(StorageLevel::MemoryOnly)
+    }
+
+    /// Stops keeping partitions and frees the ones kept.
+    pub fn unpersist(&self) -> Rdd<T> {
+        self.node.meta().set_storage_level(StorageLevel::None);
+        self.ctx.remove_rdd_blocks(self.id());
+        self.clone()
+    }
+
+    pub fn storage_level(&self) -> StorageLevel {
+        self.node.meta().storage_level()
+    }
+
+    // ---- actions ----
+
+    pub fn collect(&self) -> Result<Vec<T>> {
+        Ok(self
+            .ctx
+            .run_job(&self.node, CollectFn, None)?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    pub fn count(&self) -> Result<u64> {
+        Ok(self
+            .ctx
+            .run_job(&self.node, CountFn, None)?
+            .into_iter()
+            .sum())
+    }
+
+    /// The first `n` elements, scanning as few partitions as it can.
+    pub fn take(&self, n: usize) -> Result<Vec<T>> {
+        let total = self.num_partitions();
+        let mut out = Vec::new();
+        let mut scanned = 0;
+        let mut batch = 1;
+        while out.len() < n && scanned < total {
+            let parts: Vec<usize> = (scanned..(scanned + batch).min(total)).collect();
+            scanned += parts.len();
+            let left = n - out.len();
+            for chunk in self
+                .ctx
+                .run_job(&self.node, TakeFn { n: left }, Some(parts))?
+            {
+                let room = n - out.len();
+                out.extend(chunk.into_iter().take(room));
+            }
+            batch *= 4;
+        }
+        Ok(out)
+    }
+
+    /// The first element; an error on an empty RDD.
+    pub fn first(&self) -> Result<T> {
+        self.take(1)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| EmberError::Invalid("first() of an empty RDD".into()))
+    }
+
+    /// The `n` smallest elements, ascending.
+    pub fn take_ordered(&self, n: usize) -> Result<Vec<T>>
+    where
+        T: Ord,
+    {
+        let parts = self
+            .ctx
+            .run_job(&self.node, TakeOrderedFn { n, ascending: true }, None)?;
+        Ok(smallest_n(parts.into_iter().flatten(), n, true))
+    }
+
+    /// The `n` largest elements, descending.
+    pub fn top(&self, n: usize) -> Result<Vec<T>>
+    where
+        T: Ord,
+    {
+        let parts = self.ctx.run_job(
+            &self.node,
+            TakeOrderedFn {
+                n,
+                ascending: false,
+            },
+            None,
+        )?;
+        Ok(smallest_n(parts.into_iter().flatten(), n, false))
+    }
+
+    /// `num` elements chosen at random (deterministic for a seed).
+    pub fn take_sample(&self, with_replacement: bool, num: usize, seed: u64) -> Result<Vec<T>> {
+        if num == 0 {
+            return Ok(Vec::new());
+        }
+        let count = self.count()?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        if !with_replacement && num as u64 >= count {
+            let mut all = self.collect()?;
+            all.shuffle(&mut rng);
+            return Ok(all);
+        }
+        let n = num as f64;
+        let fraction = ((n + 5.0 * n.sqrt() + 10.0) / count as f64).min(if with_replacement {
+            f64::MAX
+        } else {
+            1.0
+        });
+        let mut attempt_seed = seed;
+        loop {
+            let mut sample = self
+                .sample(with_replacement, fraction, attempt_seed)
+                .collect()?;
+            if sample.len() >= num {
+                sample.shuffle(&mut rng);
+                sample.truncate(num);
+                return Ok(sample);
+            }
+            attempt_seed = attempt_seed.wrapping_add(0x9e37_79b9);
+        }
+    }
+
+    /// Combines all elements with `f`; an error on an empty RDD.
+    pub fn reduce<F: SerFn<(T, T), Output = T> + Clone>(&self, f: F) -> Result<T> {
+        let parts = self.ctx.run_job(&self.node, ReduceFn(f.clone()), None)?;
+        parts
+            .into_iter()
+            .flatten()
+            .reduce(|a, b| f.call((a, b)))
+            .ok_or_else(|| EmberError::Invalid("reduce() of an empty RDD".into()))
+    }
+
+    /// Folds each partition from `zero`, then the partition results from `zero`.
+    pub fn fold<F: SerFn<(T, T), Output = T> + Clone>(&self, zero: T, f: F) -> Result<T> {
+        let parts = self.ctx.run_job(
+            &self.node,
+            FoldFn {
+                zero: zero.clone(),
+                f: f.clone(),
+            },
+            None,
+        )?;
+        Ok(parts.into_iter().fold(zero, |a, b| f.call((a, b))))
+    }
+
+    /// Folds each partition with `seq` from `zero`, then combines the partition results with `comb`.
+    pub fn aggregate<U: Data, F2, F3>(&self, zero: U, seq: F2, comb: F3) -> Result<U>
+    where
+        F2: SerFn<(U, T), Output = U>,
+        F3: Fn(U, U) -> U,
+    {
+        let parts = self.ctx.run_job(
+            &self.node,
+            FoldFn {
+                zero: zero.clone(),
+                f: seq,
+            },
+            None,
+        )?;
+        Ok(parts.into_iter().fold(zero, comb))
+    }
+
+    pub fn foreach<F: SerFn<(T,), Output = ()>>(&self, f: F) -> Result<()> {
+        self.ctx.run_job(&self.node, ForeachFn(f), None).map(|_| ())
+    }
+
+    pub fn foreach_partition<F: SerFn<(BoxIter<T>,), Output = ()>>(&self, f: F) -> Result<()> {
+        self.ctx
+            .run_job(&self.node, ForeachPartitionFn(f), None)
+            .map(|_| ())
+    }
+
+    /// How many times each distinct element occurs.
+    pub fn count_by_value(&self) -> Result<HashMap<T, u64>>
+    where
+        T: Key,
+    {
+        let mut out = HashMap::new();
+        for part in self.ctx.run_job(&self.node, CountByValueFn, None)? {
+            for (x, n) in part {
+                *out.entry(x).or_insert(0) += n;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes one `part-NNNNN` text file per partition into `dir` (which must not
+    /// exist yet), then a `_SUCCESS` marker.
+    pub fn save_as_text_file(&self, dir: &str) -> Result<()>
+    where
+        T: Display,
+    {
+        let path = std::path::Path::new(dir);
+        if path.exists() {
+            return Err(EmberError::InputPath {
+                path: dir.to_string(),
+                reason: "output directory already exists".into(),
+            });
+        }
+        std::fs::create_dir_all(path).map_err(|e| EmberError::io(dir, e))?;
+        self.ctx.run_job(
+            &self.node,
+            SaveTextFn {
+                dir: dir.to_string(),
+            },
+            None,
+        )?;
+        let _ = std::fs::remove_dir_all(path.join("_temporary"));
+        std::fs::write(path.join("_SUCCESS"), b"").map_err(|e| EmberError::io(dir, e))?;
+        Ok(())
+    }
+}
+
+impl<T: Key> Rdd<T> {
+    fn with_unit(&self) -> Rdd<(T, ())> {
+        self.with_op(WithUnitOp)
+    }
+
+    /// The distinct elements.
+    pub fn distinct(&self) -> Rdd<T> {
+        self.distinct_with(self.shuffle_partitions(&[]))
+    }
+
+    pub fn distinct_with(&self, partitions: usize) -> Rdd<T> {
+        let unit = self.with_unit();
+        let combined: Rdd<(T, ())> = unit.derive(CombinedRdd::new(
+            unit.node.clone(),
+            HashPartitioner::new(partitions),
+            FirstAgg,
+            true,
+        ));
+        combined.keys()
+    }
+
+    /// Distinct elements present in both RDDs.
+    pub fn intersection(&self, other: &Rdd<T>) -> Rdd<T> {
+        self.with_unit()
+            .cogroup(&other.with_unit())
+            .with_op(IntersectOp)
+    }
+
+    /// Elements not in `other` (duplicates on this side are kept).
+    pub fn subtract(&self, other: &Rdd<T>) -> Rdd<T> {
+        self.with_unit().subtract_by_key(&other.with_unit()).keys()
+    }
+}
+
+impl<K: Key, V: Data> Rdd<(K, V)> {
+    pub fn map_values<U: Data, F: SerFn<(V,), Output = U>>(&self, f: F) -> Rdd<(K, U)> {
+        self.with_op(MapValuesOp(f))
+    }
+
+    pub fn flat_map_values<U: Data, F>(&self, f: F) -> Rdd<(K, U)>
+    where
+        F: SerFn<(V,)>,
+        Out<F, V>: IntoIterator<Item = U>,
+        <Out<F, V> as IntoIterator>::IntoIter: 'static,
+    {
+        self.with_op(FlatMapValuesOp(f))
+    }
+
+    pub fn keys(&self) -> Rdd<K> {
+        self.with_op(KeysOp)
+    }
+
+    pub fn values(&self) -> Rdd<V> {
+        self.with_op(ValuesOp)
+    }
+
+    /// The general per-key aggregation every *ByKey operation is built on.
+    pub fn combine_by_key_with_aggregator<C: Data, A: Aggregator<V, C>>(
+        &self,
+        aggregator: A,
+        partitions: usize,
+        map_side_combine: bool,
+    ) -> Rdd<(K, C)> {
+        self.derive(CombinedRdd::new(
+            self.node.clone(),
+            HashPartitioner::new(partitions),
+            aggregator,
+            map_side_combine,
+        ))
+    }
+
+    /// Merges the values of each key with `f` (combining in map tasks first).
+    pub fn reduce_by_key<F: SerFn<(V, V), Output = V> + Clone>(&self, f: F) -> Rdd<(K, V)> {
+        self.reduce_by_key_with(f, self.shuffle_partitions(&[]))
+    }
+
+    pub fn reduce_by_key_with<F: SerFn<(V, V), Output = V> + Clone>(
+        &self,
+        f: F,
+        partitions: usize,
+    ) -> Rdd<(K, V)> {
+        self.combine_by_key_with_aggregator(ReduceAgg(f), partitions, true)
+    }
+
+    /// All values of each key.
+    pub fn group_by_key(&self) -> Rdd<(K, Vec<V>)> {
+        self.group_by_key_with(self.shuffle_partitions(&[]))
+    }
+
+    pub fn group_by_key_with(&self, partitions: usize) -> Rdd<(K, Vec<V>)> {
+        // Map-side combining would not shrink the data, so it is skipped (as in Spark).
+        self.combine_by_key_with_aggregator(GroupAgg, partitions, false)
+    }
+
+    /// Per key: `create` on the first value, `merge_value` for more, `merge_combiners` across partitions.
+    pub fn combine_by_key<C: Data, F1, F2, F3>(
+        &self,
+        create: F1,
+        merge_value: F2,
+        merge_combiners: F3,
+    ) -> Rdd<(K, C)>
+    where
+        F1: SerFn<(V,), Output = C> + Clone,
+        F2: SerFn<(C, V), Output = C> + Clone,
+        F3: SerFn<(C, C), Output = C> + Clone,
+    {
+        self.combine_by_key_with(
+            create,
+            merge_value,
+            merge_combiners,
+            self.shuffle_partitions(&[]),
+        )
+    }
+
+    pub fn combine_by_key_with<C: Data, F1, F2, F3>(
+        &self,
+        create: F1,
+        merge_value: F2,
+        merge_combiners: F3,
+        partitions: usize,
+    ) -> Rdd<(K, C)>
+    where
+        F1: SerFn<(V,), Output = C> + Clone,
+        F2: SerFn<(C, V), Output = C> + Clone,
+        F3: SerFn<(C, C), Output = C> + Clone,
+    {
+        self.combine_by_key_with_aggregator(
+            CombineAgg {
+                create,
+                merge_value,
+                merge_combiners,
+            },
+            partitions,
+            true,
+        )
+    }
+
+    /// Per key: fold values with `seq` from `zero`, combine partial results with `comb`.
+    pub fn aggregate_by_key<U: Data, F2, F3>(&self, zero: U, seq: F2, comb: F3) -> Rdd<(K, U)>
+    where
+        F2: SerFn<(U, V), Output = U> + Clone,
+        F3: SerFn<(U, U), Output = U> + Clone,
+    {
+        let partitions = self.shuffle_partitions(&[]);
+        self.combine_by_key_with_aggregator(AggregateAgg { zero, seq, comb }, partitions, true)
+    }
+
+    /// Per key: fold values with `f` from `zero`.
+    pub fn fold_by_key<F: SerFn<(V, V), Output = V> + Clone>(&self, zero: V, f: F) -> Rdd<(K, V)> {
+        let partitions = self.shuffle_partitions(&[]);
+        self.combine_by_key_with_aggregator(
+            AggregateAgg {
+                zero,
+                seq: f.clone(),
+                comb: f,
+            },
+            partitions,
+            true,
+        )
+    }
+
+    /// Redistributes the pairs with `partitioner`.
+    pub fn partition_by<P: Partitioner<K>>(&self, partitioner: P) -> Rdd<(K, V)> {
+        self.derive(ShuffledRdd::new(self.node.clone(), partitioner))
+    }
+
+    /// Sorted by key, range-partitioned (runs a sampling job to pick the ranges).
+    pub fn sort_by_key(&self, ascending: bool) -> Result<Rdd<(K, V)>>
+    where
+        K: Ord,
+    {
+        self.sort_by_key_with(ascending, self.num_partitions())
+    }
+
+    pub fn sort_by_key_with(&self, ascending: bool, partitions: usize) -> Result<Rdd<(K, V)>>
+    where
+        K: Ord,
+    {
+        let partitioner = self.range_partitioner(partitions, ascending)?;
+        let shuffled = self.partition_by(partitioner);
+        Ok(shuffled.with_op(SortByKeyOp { ascending }))
+    }
+
+    /// A range partitioner for this RDD's keys, from a sample of them.
+    pub fn range_partitioner(
+        &self,
+        partitions: usize,
+        ascending: bool,
+    ) -> Result<RangePartitioner<K>>
+    where
+        K: Ord,
+    {
+        let partitions = partitions.max(1);
+        let per_partition = (60 * partitions)
+            .div_ceil(self.num_partitions().max(1))
+            .clamp(20, 100_000);
+        let samples = self.ctx.run_job(
+            &self.node,
+            SampleKeysFn {
+                size: per_partition,
+                seed: 0x5eed,
+            },
+            None,
+        )?;
+        let keys: Vec<K> = samples.into_iter().flat_map(|(_, ks)| ks).collect();
+        Ok(RangePartitioner::from_sample(keys, partitions, ascending))
+    }
+
+    /// For each key, its values here and its values in `other`.
+    pub fn cogroup<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Vec<V>, Vec<W>))> {
+        self.cogroup_with(other, self.shuffle_partitions(&[other.num_partitions()]))
+    }
+
+    pub fn cogroup_with<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        partitions: usize,
+    ) -> Rdd<(K, (Vec<V>, Vec<W>))> {
+        let left: Rdd<(K, Either<V, W>)> = self.with_op(TagLeftOp);
+        let right: Rdd<(K, Either<V, W>)> = other.with_op(TagRightOp);
+        left.union(&right)
+            .combine_by_key_with_aggregator(CoGroupAgg, partitions, false)
+    }
+
+    fn outer_join<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        kind: JoinKind,
+        partitions: usize,
+    ) -> Rdd<(K, (Option<V>, Option<W>))> {
+        self.cogroup_with(other, partitions)
+            .with_op(JoinOp { kind })
+    }
+
+    /// Pairs of values for keys present on both sides.
+    pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
+        self.join_with(other, self.shuffle_partitions(&[other.num_partitions()]))
+    }
+
+    pub fn join_with<W: Data>(&self, other: &Rdd<(K, W)>, partitions: usize) -> Rdd<(K, (V, W))> {
+        self.outer_join(other, JoinKind::Inner, partitions)
+            .with_op(JoinShapeOp {
+                kind: JoinKind::Inner,
+            })
+    }
+
+    pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
+        let n = self.shuffle_partitions(&[other.num_partitions()]);
+        self.outer_join(other, JoinKind::LeftOuter, n)
+            .with_op(LeftShapeOp)
+    }
+
+    pub fn right_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, W))> {
+        let n = self.shuffle_partitions(&[other.num_partitions()]);
+        self.outer_join(other, JoinKind::RightOuter, n)
+            .with_op(RightShapeOp)
+    }
+
+    pub fn full_outer_join<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+    ) -> Rdd<(K, (Option<V>, Option<W>))> {
+        let n = self.shuffle_partitions(&[other.num_partitions()]);
+        self.outer_join(other, JoinKind::FullOuter, n)
+    }
+
+    /// Pairs whose key is absent from `other`.
+    pub fn subtract_by_key<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, V)> {
+        let n = self.shuffle_partitions(&[other.num_partitions()]);
+        self.cogroup_with(other, n).with_op(SubtractOp)
+    }
+
+    /// How many pairs each key has.
+    pub fn count_by_key(&self) -> Result<HashMap<K, u64>> {
+        let mut out = HashMap::new();
+        for part in self.ctx.run_job(&self.node, CountByKeyFn, None)? {
+            for (k, n) in part {
+                *out.entry(k).or_insert(0) += n;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The pairs as a map (a later value of a key wins).
+    pub fn collect_as_map(&self) -> Result<HashMap<K, V>> {
+        Ok(self.collect()?.into_iter().collect())
+    }
+
+    /// All values of `key`.
+    pub fn lookup(&self, key: K) -> Result<Vec<V>> {
+        Ok(self
+            .ctx
+            .run_job(&self.node, LookupFn { key }, None)?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+}

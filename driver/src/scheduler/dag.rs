@@ -1,0 +1,445 @@
+//! The DAG scheduler: cuts a job into stages at shuffle dependencies, runs the
+//! stages whose parents are available, and recovers: failed tasks are retried up
+//! to `spark.task.maxFailures`, lost map outputs are recomputed, and a stage that
+//! keeps failing to fetch its input is given up after a bounded number of attempts.
+
+use super::task_scheduler::{JobEvent, PendingTask, TaskScheduler};
+use crate::map_output::MapOutputTracker;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+use ember_core::error::{EmberError, Result};
+use ember_core::lineage::encode_root;
+use ember_core::protocol::{TaskDescription, TaskKind, TaskOutcome, TaskValue};
+use ember_core::rdd::{Dependency, RddBase};
+use ember_core::shuffle::ShuffleDepBase;
+use ember_core::task::TaskAttempt;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+static NEXT_STAGE_ID: AtomicU32 = AtomicU32::new(0);
+static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(0);
+
+/// What the DAG scheduler needs from the context.
+pub struct DagContext<'a> {
+    pub scheduler: &'a Arc<TaskScheduler>,
+    pub tracker: &'a Arc<MapOutputTracker>,
+    pub max_task_failures: u32,
+    pub max_stage_attempts: u32,
+    pub stopped: &'a AtomicBool,
+    /// Merges a successful task's accumulator updates (once per partition).
+    pub merge_accumulators: &'a dyn Fn(&[(u64, Vec<u8>)]),
+}
+
+enum StageKind {
+    Result { partitions: Vec<usize> },
+    ShuffleMap { dep: Arc<dyn ShuffleDepBase> },
+}
+
+struct Stage {
+    id: u32,
+    kind: StageKind,
+    parents: Vec<usize>,
+    binary: Arc<Vec<u8>>,
+    attempt: u32,
+    failed_attempts: u32,
+    rdd_name: &'static str,
+}
+
+impl Stage {
+    fn shuffle_id(&self) -> Option<u32> {
+        match &self.kind {
+            StageKind::ShuffleMap { dep } => Some(dep.shuffle_id()),
+            StageKind::Result { .. } => None,
+        }
+    }
+}
+
+/// The shuffle dependencies reachable from `rdd` through narrow dependencies only.
+fn parent_shuffles(rdd: &Arc<dyn RddBase>) -> Vec<Arc<dyn ShuffleDepBase>> {
+    let mut out = Vec::new();
+    let mut seen_rdds = HashSet::new();
+    let mut seen_shuffles = HashSet::new();
+    let mut stack = vec![rdd.clone()];
+    while let Some(r) = stack.pop() {
+        if !seen_rdds.insert(r.meta().id) {
+            continue;
+        }
+        for dep in r.dependencies() {
+            match dep {
+                Dependency::Narrow(p) => stack.push(p),
+                Dependency::Shuffle(s) => {
+                    if seen_shuffles.insert(s.shuffle_id()) {
+                        out.push(s);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+pub struct JobRunner<'a> {
+    job_id: u64,
+    cx: DagContext<'a>,
+    stages: Vec<Stage>,
+    stage_of_shuffle: HashMap<u32, usize>,
+    result_stage: usize,
+    results: Vec<Option<Vec<u8>>>,
+    /// Result stage: position of each RDD partition in `results`.
+    position: HashMap<usize, usize>,
+    outstanding: HashMap<u64, (usize, usize, u32)>,
+    running: HashSet<(usize, usize)>,
+    failures: HashMap<(usize, usize), u32>,
+    attempts: HashMap<(usize, usize), u32>,
+    events_sender: Sender<JobEvent>,
+}
+
+impl<'a> JobRunner<'a> {
+    pub fn new(
+        job_id: u64,
+        cx: DagContext<'a>,
+        final_rdd: Arc<dyn RddBase>,
+        result_binary: Vec<u8>,
+        partitions: Vec<usize>,
+        events_sender: Sender<JobEvent>,
+    ) -> Result<Self> {
+        let mut runner = Self {
+            job_id,
+            cx,
+            stages: Vec::new(),
+            stage_of_shuffle: HashMap::new(),
+            result_stage: 0,
+            results: vec![None; partitions.len()],
+            position: partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (*p, i))
+                .collect(),
+            outstanding: HashMap::new(),
+            running: HashSet::new(),
+            failures: HashMap::new(),
+            attempts: HashMap::new(),
+            events_sender,
+        };
+        let parents = parent_shuffles(&final_rdd)
+            .into_iter()
+            .map(|dep| runner.map_stage(dep))
+            .collect::<Result<Vec<_>>>()?;
+        runner.result_stage = runner.stages.len();
+        runner.stages.push(Stage {
+            id: NEXT_STAGE_ID.fetch_add(1, Ordering::Relaxed),
+            kind: StageKind::Result { partitions },
+            parents,
+            binary: Arc::new(result_binary),
+            attempt: 0,
+            failed_attempts: 0,
+            rdd_name: final_rdd.op_name(),
+        });
+        Ok(runner)
+    }
+
+    fn map_stage(&mut self, dep: Arc<dyn ShuffleDepBase>) -> Result<usize> {
+        if let Some(&i) = self.stage_of_shuffle.get(&dep.shuffle_id()) {
+            return Ok(i);
+        }
+        let parent_rdd = dep.parent();
+        let parents = parent_shuffles(&parent_rdd)
+            .into_iter()
+            .map(|d| self.map_stage(d))
+            .collect::<Result<Vec<_>>>()?;
+        self.cx
+            .tracker
+            .register_shuffle(dep.shuffle_id(), parent_rdd.num_partitions());
+        let binary = Arc::new(encode_root(dep.as_encode())?);
+        let index = self.stages.len();
+        self.stages.push(Stage {
+            id: NEXT_STAGE_ID.fetch_add(1, Ordering::Relaxed),
+            kind: StageKind::ShuffleMap { dep: dep.clone() },
+            parents,
+            binary,
+            attempt: 0,
+            failed_attempts: 0,
+            rdd_name: parent_rdd.op_name(),
+        });
+        self.stage_of_shuffle.insert(dep.shuffle_id(), index);
+        Ok(index)
+    }
+
+    fn is_available(&self, stage: usize) -> bool {
+        match self.stages[stage].shuffle_id() {
+            Some(sid) => self.cx.tracker.is_complete(sid),
+            None => self.results.iter().all(Option::is_some),
+        }
+    }
+
+    fn missing_partitions(&self, stage: usize) -> Vec<usize> {
+        match &self.stages[stage].kind {
+            StageKind::ShuffleMap { dep } => self.cx.tracker.missing(dep.shuffle_id()),
+            StageKind::Result { partitions } => partitions
+                .iter()
+                .zip(&self.results)
+                .filter(|(_, r)| r.is_none())
+                .map(|(p, _)| *p)
+                .collect(),
+        }
+    }
+
+    /// Launches what can run now: a stage's missing partitions once its parents are available.
+    fn submit(&mut self, stage: usize) {
+        if self.is_available(stage) {
+            return;
+        }
+        let missing_parents: Vec<usize> = self.stages[stage]
+            .parents
+            .iter()
+            .copied()
+            .filter(|&p| !self.is_available(p))
+            .collect();
+        if !missing_parents.is_empty() {
+            for p in missing_parents {
+                self.submit(p);
+            }
+            return;
+        }
+        let kind = match self.stages[stage].kind {
+            StageKind::Result { .. } => TaskKind::Result,
+            StageKind::ShuffleMap { .. } => TaskKind::ShuffleMap,
+        };
+        let mut tasks = Vec::new();
+        for partition in self.missing_partitions(stage) {
+            if self.running.contains(&(stage, partition)) {
+                continue;
+            }
+            let attempt_no = self.attempts.entry((stage, partition)).or_insert(0);
+            let attempt = *attempt_no;
+            *attempt_no += 1;
+            let st = &self.stages[stage];
+            let task_id = NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed);
+            let desc = TaskDescription {
+                job_id: self.job_id,
+                attempt: TaskAttempt {
+                    task_id,
+                    stage_id: st.id,
+                    stage_attempt: st.attempt,
+                    partition,
+                    attempt,
+                },
+                kind,
+                stage_binary: st.binary.clone(),
+            };
+            self.running.insert((stage, partition));
+            self.outstanding
+                .insert(task_id, (stage, partition, st.attempt));
+            tasks.push(PendingTask {
+                desc,
+                events: self.events_sender.clone(),
+            });
+        }
+        if !tasks.is_empty() {
+            tracing::debug!(
+                job_id = self.job_id,
+                stage_id = self.stages[stage].id,
+                tasks = tasks.len(),
+                "submitting tasks"
+            );
+            self.cx.scheduler.submit(tasks);
+        }
+    }
+
+    fn run(&mut self, rx: &Receiver<JobEvent>) -> Result<Vec<Vec<u8>>> {
+        loop {
+            self.submit(self.result_stage);
+            if self.results.iter().all(Option::is_some) {
+                return Ok(self
+                    .results
+                    .iter_mut()
+                    .map(|r| r.take().expect("complete"))
+                    .collect());
+            }
+            match rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(event) => self.handle(event)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(EmberError::Internal("task scheduler went away".into()));
+                }
+            }
+            if self.cx.stopped.load(Ordering::Acquire) {
+                return Err(EmberError::Stopped);
+            }
+        }
+    }
+
+    fn abort(&self, reason: String) -> EmberError {
+        tracing::error!(job_id = self.job_id, %reason, "job aborted");
+        EmberError::JobAborted {
+            job_id: self.job_id,
+            reason,
+        }
+    }
+
+    fn handle(&mut self, event: JobEvent) -> Result<()> {
+        match event {
+            JobEvent::ExecutorLost { executor_id } => {
+                let removed = self.cx.tracker.remove_executor(&executor_id);
+                tracing::warn!(
+                    job_id = self.job_id,
+                    executor_id,
+                    lost_map_outputs = removed,
+                    "executor lost"
+                );
+            }
+            JobEvent::TaskLost {
+                task_id,
+                executor_id,
+                reason,
+            } => {
+                if let Some((stage, partition, _)) = self.outstanding.remove(&task_id) {
+                    self.running.remove(&(stage, partition));
+                    tracing::info!(task_id, executor_id, %reason, "task lost with its executor; re-running it");
+                }
+            }
+            JobEvent::TaskEnded {
+                task_id,
+                executor_id,
+                outcome,
+            } => {
+                let Some((stage, partition, stage_attempt)) = self.outstanding.remove(&task_id)
+                else {
+                    return Ok(());
+                };
+                self.running.remove(&(stage, partition));
+                self.task_ended(
+                    stage,
+                    partition,
+                    stage_attempt,
+                    task_id,
+                    &executor_id,
+                    outcome,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn task_ended(
+        &mut self,
+        stage: usize,
+        partition: usize,
+        stage_attempt: u32,
+        task_id: u64,
+        executor_id: &str,
+        outcome: TaskOutcome,
+    ) -> Result<()> {
+        let stage_id = self.stages[stage].id;
+        match outcome {
+            TaskOutcome::Success {
+                value,
+                accumulator_updates,
+                ..
+            } => {
+                let first = match (value, &self.stages[stage].kind) {
+                    (TaskValue::Result(bytes), StageKind::Result { .. }) => {
+                        let pos = self.position[&partition];
+                        let first = self.results[pos].is_none();
+                        if first {
+                            self.results[pos] = Some(bytes);
+                        }
+                        first
+                    }
+                    (TaskValue::MapOutput(status), StageKind::ShuffleMap { dep }) => self
+                        .cx
+                        .tracker
+                        .register_output(dep.shuffle_id(), partition, status),
+                    _ => {
+                        return Err(EmberError::Internal(format!(
+                            "task {task_id} returned the wrong kind of value"
+                        )));
+                    }
+                };
+                if first {
+                    (self.cx.merge_accumulators)(&accumulator_updates);
+                }
+                if self.is_available(stage) {
+                    self.stages[stage].failed_attempts = 0;
+                }
+            }
+            TaskOutcome::Failed {
+                error: EmberError::FetchFailed(failure),
+                ..
+            } => {
+                tracing::warn!(job_id = self.job_id, stage_id, partition, %failure, "shuffle fetch failed; recomputing the lost map output");
+                let lost_executor = !failure.executor_id.is_empty()
+                    && !self
+                        .cx
+                        .scheduler
+                        .executor_ids()
+                        .contains(&failure.executor_id);
+                if lost_executor {
+                    self.cx.tracker.remove_executor(&failure.executor_id);
+                } else {
+                    self.cx.tracker.unregister_output(
+                        failure.shuffle_id,
+                        failure.map_index as usize,
+                        &failure.executor_id,
+                    );
+                }
+                let st = &mut self.stages[stage];
+                if stage_attempt == st.attempt {
+                    st.attempt += 1;
+                    st.failed_attempts += 1;
+                    let (name, failed) = (st.rdd_name, st.failed_attempts);
+                    if failed >= self.cx.max_stage_attempts {
+                        return Err(self.abort(format!(
+                            "stage {stage_id} ({name}) failed {failed} consecutive attempts because its shuffle input could not be fetched; most recent failure: {failure}"
+                        )));
+                    }
+                }
+            }
+            TaskOutcome::Failed { error, .. } => {
+                let count = self.failures.entry((stage, partition)).or_insert(0);
+                *count += 1;
+                let count = *count;
+                tracing::warn!(job_id = self.job_id, stage_id, partition, task_id, executor_id, failures = count, %error, "task failed");
+                if count >= self.cx.max_task_failures {
+                    let name = self.stages[stage].rdd_name;
+                    return Err(self.abort(format!(
+                        "task for partition {partition} of stage {stage_id} ({name}) failed {count} times; most recent failure on executor {executor_id}: {error}"
+                    )));
+                }
+            }
+            TaskOutcome::Killed { reason } => {
+                tracing::debug!(task_id, %reason, "task killed");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs a job to the end and returns the serialized result of each requested
+/// partition, in the order requested.
+pub fn run_job(
+    job_id: u64,
+    cx: DagContext<'_>,
+    final_rdd: Arc<dyn RddBase>,
+    result_binary: Vec<u8>,
+    partitions: Vec<usize>,
+) -> Result<Vec<Vec<u8>>> {
+    let span = tracing::info_span!(
+        "job",
+        job_id,
+        rdd = final_rdd.op_name(),
+        partitions = partitions.len()
+    );
+    let _enter = span.enter();
+    let (tx, rx) = unbounded();
+    let mut runner = JobRunner::new(job_id, cx, final_rdd, result_binary, partitions, tx.clone())?;
+    runner.cx.scheduler.listen(tx);
+    let outcome = runner.run(&rx);
+    // Whatever happened, nothing of this job keeps running.
+    runner.cx.scheduler.cancel_pending(job_id);
+    for task_id in runner.outstanding.keys() {
+        runner.cx.scheduler.kill_task(*task_id);
+    }
+    outcome
+}

@@ -1,0 +1,6 @@
+//! Scheduling: the DAG scheduler (stages) over the task scheduler (slots).
+
+pub mod dag;
+pub mod task_scheduler;
+
+pub use task_scheduler::{ExecutorLink, JobEvent, TaskScheduler};

@@ -1,0 +1,245 @@
+//! The services one executor offers its tasks: shuffle files, cached blocks,
+//! broadcast values and shipped files, behind `ExecutorEnv`.
+
+use crate::block_store::BlockStore;
+use crate::links::{BlockFetcher, DriverLink};
+use crate::shuffle_files::ShuffleFiles;
+use ember_core::config::Conf;
+use ember_core::error::{EmberError, FetchFailure, Result};
+use ember_core::rdd::StorageLevel;
+use ember_core::shuffle::{FetchedBlock, ShuffleWriter};
+use ember_core::task::{AnyValue, CachedPartition, ExecutorEnv};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Settings of one executor.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    pub executor_id: String,
+    pub cores: usize,
+    /// Budget for cached blocks and shuffle buffers, in bytes.
+    pub memory_bytes: u64,
+    /// Base directories for shuffle files and spills (`spark.local.dir`); empty: the system temp dir.
+    pub local_dirs: Vec<PathBuf>,
+    /// Address of this executor's block server, as other executors reach it (empty in local mode).
+    pub advertise_address: String,
+    pub conf: Conf,
+}
+
+/// A per-key slot so that concurrent tasks wait for one fetch instead of each fetching.
+type Once<T> = Arc<Mutex<Option<T>>>;
+
+pub struct ExecutorServices {
+    config: ExecutorConfig,
+    work_dirs: Vec<PathBuf>,
+    pub shuffle: Arc<ShuffleFiles>,
+    pub blocks: BlockStore,
+    driver: Arc<dyn DriverLink>,
+    fetcher: Arc<dyn BlockFetcher>,
+    broadcasts: Mutex<HashMap<u64, Once<AnyValue>>>,
+    files: Mutex<HashMap<String, Once<PathBuf>>>,
+}
+
+static NEXT_WORK_DIR: AtomicU64 = AtomicU64::new(0);
+
+impl ExecutorServices {
+    pub fn new(
+        config: ExecutorConfig,
+        driver: Arc<dyn DriverLink>,
+        fetcher: Arc<dyn BlockFetcher>,
+    ) -> Result<Arc<Self>> {
+        let bases = if config.local_dirs.is_empty() {
+            vec![std::env::temp_dir()]
+        } else {
+            config.local_dirs.clone()
+        };
+        let unique = format!(
+            "ember-{}-{}-{}",
+            sanitize(&config.executor_id),
+            std::process::id(),
+            NEXT_WORK_DIR.fetch_add(1, Ordering::Relaxed)
+        );
+        let work_dirs: Vec<PathBuf> = bases.iter().map(|b| b.join(&unique)).collect();
+        for d in &work_dirs {
+            std::fs::create_dir_all(d).map_err(|e| EmberError::io(d.display(), e))?;
+        }
+        let shuffle = ShuffleFiles::new(
+            work_dirs.iter().map(|d| d.join("shuffle")).collect(),
+            config.executor_id.clone(),
+            config.advertise_address.clone(),
+        )?;
+        let blocks = BlockStore::new(config.memory_bytes, work_dirs[0].join("blocks"));
+        Ok(Arc::new(Self {
+            config,
+            work_dirs,
+            shuffle,
+            blocks,
+            driver,
+            fetcher,
+            broadcasts: Mutex::new(HashMap::new()),
+            files: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.config
+    }
+
+    pub fn work_dirs(&self) -> &[PathBuf] {
+        &self.work_dirs
+    }
+
+    /// Forgets a broadcast value (unpersist/destroy).
+    pub fn drop_broadcast(&self, id: u64) {
+        self.broadcasts.lock().remove(&id);
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl Drop for ExecutorServices {
+    fn drop(&mut self) {
+        for d in &self.work_dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+impl ExecutorEnv for ExecutorServices {
+    fn executor_id(&self) -> &str {
+        &self.config.executor_id
+    }
+
+    fn conf(&self) -> &Conf {
+        &self.config.conf
+    }
+
+    fn shuffle_writer(
+        &self,
+        shuffle_id: u32,
+        map_index: u32,
+        num_reduce: usize,
+    ) -> Result<Box<dyn ShuffleWriter>> {
+        self.shuffle.writer(shuffle_id, map_index, num_reduce)
+    }
+
+    fn shuffle_blocks(
+        &self,
+        shuffle_id: u32,
+        reduce_index: u32,
+    ) -> Result<Box<dyn Iterator<Item = std::result::Result<FetchedBlock, FetchFailure>>>> {
+        let statuses = self.driver.map_outputs(shuffle_id)?;
+        let me = self.config.executor_id.clone();
+        let shuffle = self.shuffle.clone();
+        let fetcher = self.fetcher.clone();
+        let failure = move |map_index: u32, executor_id: &str, message: String| FetchFailure {
+            shuffle_id,
+            map_index,
+            reduce_index,
+            executor_id: executor_id.to_string(),
+            message,
+        };
+        Ok(Box::new(statuses.into_iter().enumerate().filter_map(
+            move |(map_index, status)| {
+                let map_index = map_index as u32;
+                let Some(status) = status else {
+                    return Some(Err(failure(
+                        map_index,
+                        "",
+                        "map output is missing (lost executor)".into(),
+                    )));
+                };
+                if status
+                    .block_sizes
+                    .get(reduce_index as usize)
+                    .copied()
+                    .unwrap_or(0)
+                    == 0
+                {
+                    return None;
+                }
+                let bytes = if status.executor_id == me {
+                    shuffle.read_block(shuffle_id, map_index, reduce_index)
+                } else {
+                    fetcher.fetch_block(&status, shuffle_id, map_index, reduce_index)
+                };
+                Some(match bytes {
+                    Ok(bytes) => Ok(FetchedBlock {
+                        map_index,
+                        executor_id: status.executor_id,
+                        bytes,
+                    }),
+                    Err(e) => Err(failure(map_index, &status.executor_id, e.to_string())),
+                })
+            },
+        )))
+    }
+
+    fn cached_partition(&self, rdd_id: u64, split: usize) -> Option<CachedPartition> {
+        self.blocks.get(rdd_id, split)
+    }
+
+    fn put_cached_partition(
+        &self,
+        rdd_id: u64,
+        split: usize,
+        level: StorageLevel,
+        block: CachedPartition,
+    ) {
+        self.blocks.put(rdd_id, split, level, block)
+    }
+
+    fn broadcast_value(
+        &self,
+        id: u64,
+        decode: &dyn Fn(&[u8]) -> Result<AnyValue>,
+    ) -> Result<AnyValue> {
+        let slot = self.broadcasts.lock().entry(id).or_default().clone();
+        let mut slot = slot.lock();
+        if let Some(v) = &*slot {
+            return Ok(v.clone());
+        }
+        let bytes = self.driver.broadcast_bytes(id)?;
+        let value = decode(&bytes)?;
+        *slot = Some(value.clone());
+        Ok(value)
+    }
+
+    fn file_path(&self, name: &str) -> Result<PathBuf> {
+        if name.is_empty() || name.contains('/') || name == ".." {
+            return Err(EmberError::File {
+                name: name.to_string(),
+                reason: "not a plain file name".into(),
+            });
+        }
+        let slot = self
+            .files
+            .lock()
+            .entry(name.to_string())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock();
+        if let Some(p) = &*slot {
+            return Ok(p.clone());
+        }
+        let dir = self.work_dirs[0].join("files");
+        std::fs::create_dir_all(&dir).map_err(|e| EmberError::io(dir.display(), e))?;
+        let dest = dir.join(name);
+        self.driver.fetch_file(name, Path::new(&dest))?;
+        *slot = Some(dest.clone());
+        Ok(dest)
+    }
+}

@@ -1,0 +1,101 @@
+//! An executor: a pool of task threads (one per core) over one set of services.
+
+use crate::env::{ExecutorConfig, ExecutorServices};
+use crate::links::{BlockFetcher, DriverLink, StatusSink};
+use crate::runner::{StageCache, run_task};
+use crossbeam_channel::{Sender, unbounded};
+use ember_core::error::Result;
+use ember_core::protocol::{TaskDescription, TaskOutcome};
+use parking_lot::Mutex;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub struct Executor {
+    services: Arc<ExecutorServices>,
+    queue: Mutex<Option<Sender<TaskDescription>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    killed: Arc<Mutex<HashSet<u64>>>,
+}
+
+impl Executor {
+    pub fn start(
+        config: ExecutorConfig,
+        driver: Arc<dyn DriverLink>,
+        fetcher: Arc<dyn BlockFetcher>,
+        sink: Arc<dyn StatusSink>,
+    ) -> Result<Arc<Self>> {
+        let cores = config.cores.max(1);
+        let services = ExecutorServices::new(config, driver, fetcher)?;
+        let (tx, rx) = unbounded::<TaskDescription>();
+        let stages = Arc::new(StageCache::default());
+        let killed: Arc<Mutex<HashSet<u64>>> = Arc::default();
+        let mut workers = Vec::with_capacity(cores);
+        for i in 0..cores {
+            let rx = rx.clone();
+            let services = services.clone();
+            let stages = stages.clone();
+            let sink = sink.clone();
+            let killed = killed.clone();
+            let name = format!("ember-task-{}-{i}", services.config().executor_id);
+            let handle = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || {
+                    for desc in rx.iter() {
+                        let task_id = desc.attempt.task_id;
+                        let outcome = if killed.lock().remove(&task_id) {
+                            TaskOutcome::Killed {
+                                reason: "killed before it started".into(),
+                            }
+                        } else {
+                            run_task(&services, &stages, &desc)
+                        };
+                        killed.lock().remove(&task_id);
+                        sink.task_finished(task_id, outcome);
+                    }
+                })
+                .map_err(|e| {
+                    ember_core::error::EmberError::Internal(format!(
+                        "cannot start task thread: {e}"
+                    ))
+                })?;
+            workers.push(handle);
+        }
+        Ok(Arc::new(Self {
+            services,
+            queue: Mutex::new(Some(tx)),
+            workers: Mutex::new(workers),
+            killed,
+        }))
+    }
+
+    pub fn services(&self) -> &Arc<ExecutorServices> {
+        &self.services
+    }
+
+    pub fn launch(&self, task: TaskDescription) {
+        if let Some(q) = &*self.queue.lock() {
+            let _ = q.send(task);
+        }
+    }
+
+    /// Asks a task to stop; a task not yet started never runs.
+    pub fn kill(&self, task_id: u64) {
+        self.killed.lock().insert(task_id);
+    }
+
+    /// Stops accepting tasks and waits for the running ones to end.
+    pub fn stop(&self) {
+        self.queue.lock().take();
+        let workers = std::mem::take(&mut *self.workers.lock());
+        for w in workers {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        self.queue.lock().take();
+    }
+}
