@@ -26,7 +26,7 @@ impl<Args, F> SerFn<Args> for F where
 /// is opaque so it is not folded into another function.
 #[inline(never)]
 pub fn code_anchor() -> usize {
-    std::hint::black_box(0x656d_6265_72)
+    std::hint::black_box(0x0065_6d62_6572)
 }
 
 /// Offset of a function's address from [`code_anchor`], valid in any process

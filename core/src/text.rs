@@ -104,6 +104,59 @@ pub fn plan_splits(files: &[PathBuf], min_partitions: usize) -> Result<Vec<FileS
     Ok(splits)
 }
 
+/// Cuts files of fixed-length records into splits on record boundaries.
+pub fn plan_record_splits(
+    files: &[PathBuf],
+    record_len: u64,
+    min_partitions: usize,
+) -> Result<Vec<FileSplit>> {
+    if record_len == 0 {
+        return Err(EmberError::Invalid("record length must be positive".into()));
+    }
+    let mut splits = Vec::new();
+    for s in plan_splits(files, min_partitions)? {
+        let start = s.start.div_ceil(record_len) * record_len;
+        let end = s.end.div_ceil(record_len) * record_len;
+        if start < end {
+            splits.push(FileSplit {
+                path: s.path,
+                start,
+                end,
+            });
+        }
+    }
+    for f in files {
+        let len = std::fs::metadata(f)
+            .map_err(|e| EmberError::io(f.display(), e))?
+            .len();
+        if len % record_len != 0 {
+            return Err(EmberError::InputPath {
+                path: f.display().to_string(),
+                reason: format!("size {len} is not a multiple of the record length {record_len}"),
+            });
+        }
+    }
+    Ok(splits)
+}
+
+/// The fixed-length records of one split.
+pub fn read_split_records(split: &FileSplit, record_len: usize) -> Result<BoxIter<Vec<u8>>> {
+    use std::io::Read;
+    let mut file = File::open(&split.path).map_err(|e| EmberError::io(&split.path, e))?;
+    file.seek(SeekFrom::Start(split.start))
+        .map_err(|e| EmberError::io(&split.path, e))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file.take(split.end - split.start));
+    let path = split.path.clone();
+    Ok(Box::new(std::iter::from_fn(move || {
+        let mut rec = vec![0u8; record_len];
+        match reader.read_exact(&mut rec) {
+            Ok(()) => Some(rec),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
+            Err(e) => raise(EmberError::io(&path, e)),
+        }
+    })))
+}
+
 /// The lines of one split, without their line terminators.
 pub fn read_split_lines(split: &FileSplit) -> Result<BoxIter<String>> {
     let file = File::open(&split.path).map_err(|e| EmberError::io(&split.path, e))?;

@@ -15,10 +15,11 @@ use ember_core::data::Data;
 use ember_core::error::{EmberError, Result};
 use ember_core::lineage::encode_root;
 use ember_core::rdd::{
-    EmptyRdd, ParallelCollectionRdd, RangeRdd, RddBase, RddNode, TextFileRdd, UnionRdd,
+    BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, RddBase, RddNode, TextFileRdd,
+    UnionRdd,
 };
 use ember_core::task::{PartitionFn, ResultStage};
-use ember_core::text::{plan_splits, resolve_input_files};
+use ember_core::text::{plan_record_splits, plan_splits, resolve_input_files};
 use ember_executor::{Executor, ExecutorConfig};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -178,6 +179,19 @@ impl EmberContext {
         let files = resolve_input_files(path)?;
         let splits = plan_splits(&files, min_partitions.max(1))?;
         Ok(self.wrap(TextFileRdd::new(splits)))
+    }
+
+    /// Fixed-length binary records (Spark's `binaryRecords`); every file's size
+    /// must be a multiple of `record_len`.
+    pub fn binary_records(
+        &self,
+        path: &str,
+        record_len: usize,
+        min_partitions: usize,
+    ) -> Result<Rdd<Vec<u8>>> {
+        let files = resolve_input_files(path)?;
+        let splits = plan_record_splits(&files, record_len as u64, min_partitions.max(1))?;
+        Ok(self.wrap(BinaryRecordsRdd::new(splits, record_len)))
     }
 
     pub fn empty_rdd<T: Data>(&self) -> Rdd<T> {

@@ -39,3 +39,10 @@ pub use serde_closure::{Fn, FnMut, FnOnce};
 pub mod prelude {
     pub use crate::{Accumulator, Broadcast, Conf, EmberContext, Fn, Rdd, StorageLevel};
 }
+
+/// Runs a job binary's main. The same binary is also every executor of the job:
+/// when the environment says this process is an executor (`EMBER_ROLE=executor`,
+/// see docs/ENVIRONMENT.md), it serves tasks instead and never runs `job`.
+pub fn entry<R>(job: impl FnOnce() -> R) -> R {
+    job()
+}

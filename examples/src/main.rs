@@ -1,1 +1,183 @@
-fn main() {}
+//! `ember-examples`: the seed jobs, benchmarks and generators. Every subcommand
+//! takes `--master` and `--conf key=value` and prints one JSON object as its last
+//! line of output.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ember_examples::RunConfig;
+use ember_examples::jobs::{gen_text, join, pi, sumsq, tasklist, terasort, wordcount};
+use serde_json::Value;
+
+#[derive(Parser, Debug)]
+#[command(name = "ember-examples", version, about = "Ember's example jobs")]
+struct Cli {
+    /// Master URL: local[N], local[*], local-cluster[N,CORES,MEMORY_MB] or ember://HOST:PORT.
+    #[arg(long, global = true, env = "EMBER_MASTER", default_value = "local[*]")]
+    master: String,
+    /// A setting, `key=value` (repeatable), e.g. --conf spark.executor.memory=2g.
+    #[arg(long = "conf", global = true, value_name = "KEY=VALUE")]
+    conf: Vec<String>,
+    #[command(subcommand)]
+    job: Job,
+}
+
+#[derive(Subcommand, Debug)]
+enum Job {
+    /// The first seed job: count and exact sum of f(x) = Σ_{i<50} (x+i)² over 0..n.
+    Sumsq {
+        #[arg(long, default_value_t = 10_000_000)]
+        n: u64,
+        #[arg(long, default_value_t = 50)]
+        partitions: usize,
+    },
+    /// The same sum with a hand-written multi-threaded loop (the benchmark baseline).
+    SumsqBaseline {
+        #[arg(long, default_value_t = 10_000_000)]
+        n: u64,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+    /// The second seed pattern: task parameters generated on the driver, mapped, collected, aggregated.
+    Tasklist {
+        /// Samples per time window.
+        #[arg(long, default_value_t = 50)]
+        samples: u32,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 8)]
+        partitions: usize,
+    },
+    /// Counts words of a text file (or directory, or glob).
+    Wordcount {
+        #[arg(long)]
+        input: String,
+        /// Writes `word<TAB>count` part files here.
+        #[arg(long)]
+        output: Option<String>,
+        /// Minimum number of input partitions.
+        #[arg(long, default_value_t = 2)]
+        partitions: usize,
+    },
+    /// Estimates π by Monte Carlo sampling.
+    Pi {
+        #[arg(long, default_value_t = 10_000_000)]
+        samples: u64,
+        #[arg(long, default_value_t = 8)]
+        partitions: usize,
+    },
+    /// Joins a large and a small generated pair dataset; prints the row count and a checksum.
+    Join {
+        #[arg(long, default_value_t = 1_000_000)]
+        large: u64,
+        #[arg(long, default_value_t = 10_000)]
+        small: u64,
+        /// Distinct keys on the large side.
+        #[arg(long, default_value_t = 20_000)]
+        keys: u64,
+        #[arg(long, default_value_t = 8)]
+        partitions: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Writes 100-byte TeraSort records (10-byte keys, 90-byte values).
+    Teragen {
+        #[arg(long)]
+        records: u64,
+        #[arg(long)]
+        output: String,
+        #[arg(long, default_value_t = 8)]
+        partitions: usize,
+    },
+    /// Sorts TeraSort records globally by key.
+    Terasort {
+        #[arg(long)]
+        input: String,
+        #[arg(long)]
+        output: String,
+        /// Output partitions (default: as many as input splits).
+        #[arg(long, default_value_t = 0)]
+        partitions: usize,
+    },
+    /// Checks that TeraSort output is globally sorted; prints its record count and checksum.
+    Teravalidate {
+        #[arg(long)]
+        input: String,
+    },
+    /// Writes a deterministic Zipf-like word corpus of exactly `bytes` bytes.
+    GenText {
+        #[arg(long)]
+        bytes: u64,
+        #[arg(long)]
+        output: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+fn run(cli: Cli) -> anyhow::Result<Value> {
+    let config = RunConfig {
+        master: cli.master,
+        conf: cli.conf,
+        app_name: "ember-examples".into(),
+    };
+    let ctx = || config.context().context("cannot start the context");
+    Ok(match cli.job {
+        Job::Sumsq { n, partitions } => sumsq::run(&ctx()?, n, partitions)?,
+        Job::SumsqBaseline { n, threads } => sumsq::baseline(n, threads),
+        Job::Tasklist {
+            samples,
+            seed,
+            partitions,
+        } => tasklist::run(&ctx()?, samples, seed, partitions)?,
+        Job::Wordcount {
+            input,
+            output,
+            partitions,
+        } => wordcount::run(&ctx()?, &input, output.as_deref(), partitions)?,
+        Job::Pi {
+            samples,
+            partitions,
+        } => pi::run(&ctx()?, samples, partitions)?,
+        Job::Join {
+            large,
+            small,
+            keys,
+            partitions,
+            seed,
+        } => join::run(&ctx()?, large, small, keys, partitions, seed)?,
+        Job::Teragen {
+            records,
+            output,
+            partitions,
+        } => terasort::teragen(&ctx()?, records, &output, partitions)?,
+        Job::Terasort {
+            input,
+            output,
+            partitions,
+        } => terasort::terasort(&ctx()?, &input, &output, partitions)?,
+        Job::Teravalidate { input } => terasort::teravalidate(&ctx()?, &input)?,
+        Job::GenText {
+            bytes,
+            output,
+            seed,
+        } => {
+            gen_text::run(bytes, &output, seed).with_context(|| format!("cannot write {output}"))?
+        }
+    })
+}
+
+fn main() -> std::process::ExitCode {
+    ember::entry(|| {
+        let cli = Cli::parse();
+        match run(cli) {
+            Ok(result) => {
+                println!("{result}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    })
+}

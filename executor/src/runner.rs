@@ -3,7 +3,7 @@
 //! `TaskOutcome`.
 
 use crate::env::ExecutorServices;
-use ember_core::error::{EmberError, Result, from_panic};
+use ember_core::error::{Result, from_panic};
 use ember_core::lineage::decode_root;
 use ember_core::protocol::{TaskDescription, TaskKind, TaskOutcome, TaskValue};
 use ember_core::shuffle::ShuffleMapFn;
@@ -107,12 +107,6 @@ pub fn run_task(
             metrics: ctx.metrics().snapshot(),
             run_ms,
         },
-        Err(error) => {
-            let error = match error {
-                EmberError::UserCode(m) => EmberError::UserCode(m),
-                other => other,
-            };
-            TaskOutcome::Failed { error, run_ms }
-        }
+        Err(error) => TaskOutcome::Failed { error, run_ms },
     }
 }

@@ -6,7 +6,7 @@ mod sources;
 
 pub use narrow::{CartesianRdd, CoalescedRdd, MapPartitionsRdd, PartitionOp, UnionRdd, ZipRdd};
 pub use shuffled::{CombinedRdd, ShuffledRdd};
-pub use sources::{EmptyRdd, ParallelCollectionRdd, RangeRdd, TextFileRdd};
+pub use sources::{BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, TextFileRdd};
 
 use crate::data::{BoxIter, Data};
 use crate::error::{EmberError, Result};

@@ -91,6 +91,9 @@ impl<K: Key, V: Data> RddNode<(K, V)> for ShuffledRdd<K, V> {
     }
 }
 
+/// Marks the key, value and combiner types a node is generic over.
+type KeyValueCombiner<K, V, C> = fn() -> (K, V, C);
+
 /// Values combined per key across the shuffle (reduceByKey, groupByKey,
 /// combineByKey, aggregateByKey, foldByKey, cogroup).
 pub struct CombinedRdd<K, V, C, A> {
@@ -100,7 +103,7 @@ pub struct CombinedRdd<K, V, C, A> {
     mode: CombineMode,
     aggregator: Arc<A>,
     dep: Option<Arc<dyn ShuffleDepBase>>,
-    _kvc: PhantomData<fn() -> (K, V, C)>,
+    _kvc: PhantomData<KeyValueCombiner<K, V, C>>,
 }
 
 impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> CombinedRdd<K, V, C, A> {

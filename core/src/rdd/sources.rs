@@ -5,7 +5,7 @@ use crate::data::{BoxIter, Data};
 use crate::error::Result;
 use crate::lineage::{AnyNode, DecodeFn, Encode, LineageReader, LineageWriter};
 use crate::task::TaskContext;
-use crate::text::{FileSplit, read_split_lines};
+use crate::text::{FileSplit, read_split_lines, read_split_records};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -266,5 +266,68 @@ impl<T: Data> RddBase for EmptyRdd<T> {
 impl<T: Data> RddNode<T> for EmptyRdd<T> {
     fn compute(&self, _split: usize, _ctx: &TaskContext) -> Result<BoxIter<T>> {
         Ok(Box::new(std::iter::empty()))
+    }
+}
+
+/// `binaryRecords`: fixed-length records of files, one partition per split.
+pub struct BinaryRecordsRdd {
+    meta: RddMeta,
+    splits: Vec<FileSplit>,
+    record_len: usize,
+}
+
+impl BinaryRecordsRdd {
+    pub fn new(splits: Vec<FileSplit>, record_len: usize) -> Self {
+        Self {
+            meta: RddMeta::new(),
+            splits,
+            record_len,
+        }
+    }
+
+    fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
+        let meta = r.read()?;
+        let splits = r.read()?;
+        let record_len = r.read()?;
+        Ok(wrap::<Vec<u8>>(Self {
+            meta,
+            splits,
+            record_len,
+        }))
+    }
+}
+
+impl Encode for BinaryRecordsRdd {
+    fn decoder(&self) -> DecodeFn {
+        Self::decode
+    }
+    fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
+        w.write(&self.meta)?;
+        w.write(&self.splits)?;
+        w.write(&self.record_len)
+    }
+}
+
+impl RddBase for BinaryRecordsRdd {
+    fn meta(&self) -> &RddMeta {
+        &self.meta
+    }
+    fn num_partitions(&self) -> usize {
+        self.splits.len()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        Vec::new()
+    }
+    fn op_name(&self) -> &'static str {
+        "binaryRecords"
+    }
+    fn as_encode(&self) -> &dyn Encode {
+        self
+    }
+}
+
+impl RddNode<Vec<u8>> for BinaryRecordsRdd {
+    fn compute(&self, split: usize, _ctx: &TaskContext) -> Result<BoxIter<Vec<u8>>> {
+        read_split_records(&self.splits[split], self.record_len)
     }
 }

@@ -1,0 +1,51 @@
+//! Join of a large and a small pair dataset generated from a seed.
+
+use ember::prelude::*;
+use serde_json::{Value, json};
+
+pub fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x = (x ^ (x >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// Row i of the large side: (key, value) with keys spread over `keys`.
+pub fn large_row(i: u64, keys: u64, seed: u64) -> (u64, u64) {
+    (mix(i ^ seed) % keys, mix(i.wrapping_add(seed)))
+}
+
+/// Row j of the small side: one value per key for keys below `small`.
+pub fn small_row(j: u64, seed: u64) -> (u64, u64) {
+    (j, mix(j ^ seed.rotate_left(17)))
+}
+
+/// Order-independent checksum of a joined row.
+pub fn row_checksum(k: u64, v: u64, w: u64) -> u64 {
+    mix(k ^ mix(v ^ mix(w)))
+}
+
+pub fn run(
+    sc: &EmberContext,
+    large: u64,
+    small: u64,
+    keys: u64,
+    partitions: usize,
+    seed: u64,
+) -> ember::Result<Value> {
+    let keys = keys.max(1);
+    let big = sc
+        .range(0, large as i64, 1, partitions)?
+        .map(Fn!(move |i: i64| large_row(i as u64, keys, seed)));
+    let little = sc
+        .range(0, small as i64, 1, partitions.min(8))?
+        .map(Fn!(move |j: i64| small_row(j as u64, seed)));
+    let (rows, checksum) = big.join(&little).aggregate(
+        (0u64, 0u64),
+        Fn!(|acc: (u64, u64), r: (u64, (u64, u64))| (
+            acc.0 + 1,
+            acc.1.wrapping_add(row_checksum(r.0, r.1.0, r.1.1))
+        )),
+        |a, b| (a.0 + b.0, a.1.wrapping_add(b.1)),
+    )?;
+    Ok(json!({ "rows": rows, "checksum": checksum.to_string() }))
+}

@@ -1,0 +1,9 @@
+//! One module per job.
+
+pub mod gen_text;
+pub mod join;
+pub mod pi;
+pub mod sumsq;
+pub mod tasklist;
+pub mod terasort;
+pub mod wordcount;
