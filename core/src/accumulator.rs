@@ -25,9 +25,7 @@ macro_rules! numeric_accumulators {
         }
     )*};
 }
-numeric_accumulators!(
-    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64
-);
+numeric_accumulators!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64);
 
 impl<T: Data> AccumulatorValue for Vec<T> {
     fn zero() -> Self {
@@ -77,13 +75,7 @@ impl<T: AccumulatorValue> Accumulator<T> {
             target.lock().merge(update);
             Ok(())
         });
-        (
-            Self {
-                id,
-                driver: Some(value),
-            },
-            merge,
-        )
+        (Self { id, driver: Some(value) }, merge)
     }
 
     pub fn id(&self) -> u64 {
@@ -96,19 +88,10 @@ impl<T: AccumulatorValue> Accumulator<T> {
             (Some(ctx), _) => ctx.add_to_accumulator(
                 self.id,
                 || Box::new(Slot(T::zero())),
-                |slot| {
-                    slot.as_any_mut()
-                        .downcast_mut::<Slot<T>>()
-                        .expect("one type per accumulator id")
-                        .0
-                        .merge(v)
-                },
+                |slot| slot.as_any_mut().downcast_mut::<Slot<T>>().expect("one type per accumulator id").0.merge(v),
             ),
             (None, Some(value)) => value.lock().merge(v),
-            (None, None) => panic!(
-                "accumulator {} was added to outside a task, away from its driver",
-                self.id
-            ),
+            (None, None) => panic!("accumulator {} was added to outside a task, away from its driver", self.id),
         })
     }
 
@@ -123,10 +106,7 @@ impl<T: AccumulatorValue> Accumulator<T> {
 
 impl<T> Clone for Accumulator<T> {
     fn clone(&self) -> Self {
-        Self {
-            id: self.id,
-            driver: self.driver.clone(),
-        }
+        Self { id: self.id, driver: self.driver.clone() }
     }
 }
 
@@ -138,9 +118,6 @@ impl<T> Serialize for Accumulator<T> {
 
 impl<'de, T> Deserialize<'de> for Accumulator<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(Self {
-            id: u64::deserialize(d)?,
-            driver: None,
-        })
+        Ok(Self { id: u64::deserialize(d)?, driver: None })
     }
 }

@@ -39,10 +39,7 @@ impl<T: Data> Broadcast<T> {
         Self {
             id,
             value: OnceLock::from(value),
-            driver: Some(Arc::new(DriverSide {
-                owner,
-                destroyed: AtomicBool::new(false),
-            })),
+            driver: Some(Arc::new(DriverSide { owner, destroyed: AtomicBool::new(false) })),
         }
     }
 
@@ -56,10 +53,7 @@ impl<T: Data> Broadcast<T> {
         if let Some(d) = &self.driver
             && d.destroyed.load(Ordering::Acquire)
         {
-            raise(EmberError::Broadcast {
-                id: self.id,
-                reason: "used after destroy()".into(),
-            });
+            raise(EmberError::Broadcast { id: self.id, reason: "used after destroy()".into() });
         }
         self.value.get_or_init(|| match self.fetch() {
             Ok(v) => v,
@@ -74,9 +68,9 @@ impl<T: Data> Broadcast<T> {
                 id,
                 reason: "read outside a task on a process that does not hold it".into(),
             })?;
-            let any = ctx.env().broadcast_value(id, &|bytes| {
-                Ok(Arc::new(decode_value::<T>(bytes)?) as crate::task::AnyValue)
-            })?;
+            let any = ctx
+                .env()
+                .broadcast_value(id, &|bytes| Ok(Arc::new(decode_value::<T>(bytes)?) as crate::task::AnyValue))?;
             any.downcast::<T>().map_err(|_| EmberError::Broadcast {
                 id,
                 reason: format!("value is not a {}", std::any::type_name::<T>()),
@@ -103,11 +97,7 @@ impl<T: Data> Broadcast<T> {
 
 impl<T> Clone for Broadcast<T> {
     fn clone(&self) -> Self {
-        Self {
-            id: self.id,
-            value: self.value.clone(),
-            driver: self.driver.clone(),
-        }
+        Self { id: self.id, value: self.value.clone(), driver: self.driver.clone() }
     }
 }
 
@@ -119,11 +109,7 @@ impl<T> Serialize for Broadcast<T> {
 
 impl<'de, T> Deserialize<'de> for Broadcast<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(Self {
-            id: u64::deserialize(d)?,
-            value: OnceLock::new(),
-            driver: None,
-        })
+        Ok(Self { id: u64::deserialize(d)?, value: OnceLock::new(), driver: None })
     }
 }
 
@@ -148,12 +134,10 @@ pub fn decode_value<T: Data>(bytes: &[u8]) -> Result<T> {
     match bytes.split_first() {
         Some((&RAW, rest)) => Ok(postcard::from_bytes(rest)?),
         Some((&LZ4, rest)) => {
-            let raw = lz4_flex::decompress_size_prepended(rest)
-                .map_err(|e| EmberError::Codec(format!("broadcast: {e}")))?;
+            let raw =
+                lz4_flex::decompress_size_prepended(rest).map_err(|e| EmberError::Codec(format!("broadcast: {e}")))?;
             Ok(postcard::from_bytes(&raw)?)
         }
-        _ => Err(EmberError::Codec(
-            "broadcast value has no codec byte".into(),
-        )),
+        _ => Err(EmberError::Codec("broadcast value has no codec byte".into())),
     }
 }

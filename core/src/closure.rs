@@ -13,14 +13,8 @@ use serde::{Serialize, de::DeserializeOwned};
 pub use serde_closure::traits;
 
 /// A user function that can be shipped: `Fn!(move |x| ...)`.
-pub trait SerFn<Args>:
-    traits::Fn<Args> + Serialize + DeserializeOwned + Send + Sync + 'static
-{
-}
-impl<Args, F> SerFn<Args> for F where
-    F: traits::Fn<Args> + Serialize + DeserializeOwned + Send + Sync + 'static
-{
-}
+pub trait SerFn<Args>: traits::Fn<Args> + Serialize + DeserializeOwned + Send + Sync + 'static {}
+impl<Args, F> SerFn<Args> for F where F: traits::Fn<Args> + Serialize + DeserializeOwned + Send + Sync + 'static {}
 
 /// The fixed point code offsets are measured from. Never inlined, and its body
 /// is opaque so it is not folded into another function.
@@ -45,19 +39,12 @@ pub fn code_address(offset: i64) -> usize {
 pub fn build_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
-        let exe = std::env::current_exe()
-            .ok()
-            .and_then(|p| std::fs::read(p).ok());
+        let exe = std::env::current_exe().ok().and_then(|p| std::fs::read(p).ok());
         match exe {
             Some(bytes) => {
                 let mut h = crc32fast::Hasher::new();
                 h.update(&bytes);
-                format!(
-                    "{}-{:08x}-{}",
-                    env!("CARGO_PKG_VERSION"),
-                    h.finalize(),
-                    bytes.len()
-                )
+                format!("{}-{:08x}-{}", env!("CARGO_PKG_VERSION"), h.finalize(), bytes.len())
             }
             None => format!("{}-unknown", env!("CARGO_PKG_VERSION")),
         }

@@ -15,79 +15,23 @@ pub struct Conf {
 pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     ("spark.master", "local[*]", "master URL"),
     ("spark.app.name", "ember", "application name"),
-    (
-        "spark.default.parallelism",
-        "number of cores",
-        "partitions for parallelize and shuffles when not given",
-    ),
-    (
-        "spark.executor.memory",
-        "1g",
-        "executor memory budget (block store and shuffle buffers)",
-    ),
+    ("spark.default.parallelism", "number of cores", "partitions for parallelize and shuffles when not given"),
+    ("spark.executor.memory", "1g", "executor memory budget (block store and shuffle buffers)"),
     ("spark.executor.cores", "1", "task slots per executor"),
-    (
-        "spark.executor.instances",
-        "0",
-        "executors the driver waits for before the first job (ember:// master)",
-    ),
-    (
-        "spark.task.maxFailures",
-        "4",
-        "attempts of one task before its job fails",
-    ),
-    (
-        "spark.stage.maxConsecutiveAttempts",
-        "4",
-        "attempts of one stage after fetch failures",
-    ),
-    (
-        "spark.shuffle.compress",
-        "true",
-        "compress shuffle blocks (lz4)",
-    ),
-    (
-        "spark.reducer.maxSizeInFlight",
-        "48m",
-        "bytes of shuffle blocks fetched at once by a reducer",
-    ),
-    (
-        "spark.local.dir",
-        "system temp dir",
-        "directories for shuffle files and spills, comma-separated",
-    ),
+    ("spark.executor.instances", "0", "executors the driver waits for before the first job (ember:// master)"),
+    ("spark.task.maxFailures", "4", "attempts of one task before its job fails"),
+    ("spark.stage.maxConsecutiveAttempts", "4", "attempts of one stage after fetch failures"),
+    ("spark.shuffle.compress", "true", "compress shuffle blocks (lz4)"),
+    ("spark.reducer.maxSizeInFlight", "48m", "bytes of shuffle blocks fetched at once by a reducer"),
+    ("spark.local.dir", "system temp dir", "directories for shuffle files and spills, comma-separated"),
     ("spark.broadcast.blockSize", "4m", "broadcast piece size"),
-    (
-        "spark.broadcast.compress",
-        "true",
-        "compress broadcast values",
-    ),
-    (
-        "spark.broadcast.checksum",
-        "true",
-        "checksum each broadcast piece",
-    ),
+    ("spark.broadcast.compress", "true", "compress broadcast values"),
+    ("spark.broadcast.checksum", "true", "checksum each broadcast piece"),
     ("spark.speculation", "false", "re-launch slow tasks"),
-    (
-        "spark.speculation.interval",
-        "100ms",
-        "how often to look for slow tasks",
-    ),
-    (
-        "spark.speculation.multiplier",
-        "1.5",
-        "how many times slower than the median a task must be",
-    ),
-    (
-        "spark.speculation.quantile",
-        "0.75",
-        "fraction of tasks that must be done before speculating",
-    ),
-    (
-        "spark.speculation.minTaskRuntime",
-        "100ms",
-        "minimum runtime before a task is speculated",
-    ),
+    ("spark.speculation.interval", "100ms", "how often to look for slow tasks"),
+    ("spark.speculation.multiplier", "1.5", "how many times slower than the median a task must be"),
+    ("spark.speculation.quantile", "0.75", "fraction of tasks that must be done before speculating"),
+    ("spark.speculation.minTaskRuntime", "100ms", "minimum runtime before a task is speculated"),
 ];
 
 impl Conf {
@@ -126,9 +70,8 @@ impl Conf {
 
     /// Parses `key=value`, the form of `--conf` flags.
     pub fn set_pair(&mut self, pair: &str) -> Result<()> {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| EmberError::Config(format!("expected key=value, got {pair:?}")))?;
+        let (k, v) =
+            pair.split_once('=').ok_or_else(|| EmberError::Config(format!("expected key=value, got {pair:?}")))?;
         let k = k.trim();
         if k.is_empty() {
             return Err(EmberError::Config(format!("empty key in {pair:?}")));
@@ -166,18 +109,14 @@ impl Conf {
     pub fn get_usize(&self, key: &str, default: usize) -> Result<usize> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| {
-                EmberError::Config(format!("{key}={v:?} is not a non-negative integer"))
-            }),
+            Some(v) => v.parse().map_err(|_| EmberError::Config(format!("{key}={v:?} is not a non-negative integer"))),
         }
     }
 
     pub fn get_f64(&self, key: &str, default: f64) -> Result<f64> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| EmberError::Config(format!("{key}={v:?} is not a number"))),
+            Some(v) => v.parse().map_err(|_| EmberError::Config(format!("{key}={v:?} is not a number"))),
         }
     }
 
@@ -185,8 +124,7 @@ impl Conf {
     pub fn get_bytes(&self, key: &str, default: u64) -> Result<u64> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => parse_bytes(v)
-                .map_err(|reason| EmberError::Config(format!("{key}={v:?}: {reason}"))),
+            Some(v) => parse_bytes(v).map_err(|reason| EmberError::Config(format!("{key}={v:?}: {reason}"))),
         }
     }
 
@@ -194,8 +132,7 @@ impl Conf {
     pub fn get_duration(&self, key: &str, default: Duration) -> Result<Duration> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => parse_duration(v)
-                .map_err(|reason| EmberError::Config(format!("{key}={v:?}: {reason}"))),
+            Some(v) => parse_duration(v).map_err(|reason| EmberError::Config(format!("{key}={v:?}: {reason}"))),
         }
     }
 }
@@ -204,9 +141,7 @@ pub fn parse_bytes(v: &str) -> std::result::Result<u64, String> {
     let s = v.trim().to_ascii_lowercase();
     let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(digits_end);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| "expected a size like 48m".to_string())?;
+    let n: u64 = num.parse().map_err(|_| "expected a size like 48m".to_string())?;
     let mult: u64 = match unit.trim() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -215,19 +150,14 @@ pub fn parse_bytes(v: &str) -> std::result::Result<u64, String> {
         "t" | "tb" | "tib" => 1 << 40,
         other => return Err(format!("unknown size unit {other:?}")),
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| "size overflows".to_string())
+    n.checked_mul(mult).ok_or_else(|| "size overflows".to_string())
 }
 
 pub fn parse_duration(v: &str) -> std::result::Result<Duration, String> {
     let s = v.trim().to_ascii_lowercase();
-    let digits_end = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
+    let digits_end = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
     let (num, unit) = s.split_at(digits_end);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| "expected a duration like 100ms".to_string())?;
+    let n: f64 = num.parse().map_err(|_| "expected a duration like 100ms".to_string())?;
     let secs = match unit.trim() {
         "" | "ms" => n / 1000.0,
         "us" => n / 1e6,
@@ -260,8 +190,7 @@ mod tests {
     #[test]
     fn explicit_settings_win_over_env_json() {
         let mut c = Conf::new().set("spark.executor.memory", "2g");
-        c.merge_json_defaults(r#"{"spark.executor.memory":"1g","spark.executor.instances":3}"#)
-            .unwrap();
+        c.merge_json_defaults(r#"{"spark.executor.memory":"1g","spark.executor.instances":3}"#).unwrap();
         assert_eq!(c.get("spark.executor.memory"), Some("2g"));
         assert_eq!(c.get_usize("spark.executor.instances", 0).unwrap(), 3);
         assert!(c.merge_json_defaults("[1]").is_err());

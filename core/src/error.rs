@@ -64,10 +64,7 @@ pub type Result<T, E = EmberError> = std::result::Result<T, E>;
 
 impl EmberError {
     pub fn io(path: impl fmt::Display, err: std::io::Error) -> Self {
-        EmberError::Io {
-            path: path.to_string(),
-            message: err.to_string(),
-        }
+        EmberError::Io { path: path.to_string(), message: err.to_string() }
     }
 }
 

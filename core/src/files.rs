@@ -23,13 +23,9 @@ pub fn register_driver_file(name: &str, path: PathBuf) {
 pub fn get(name: &str) -> Result<PathBuf> {
     TaskContext::with_current(|ctx| match ctx {
         Some(ctx) => ctx.env().file_path(name),
-        None => driver_files()
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| EmberError::File {
-                name: name.to_string(),
-                reason: "no file of that name was added with addFile".into(),
-            }),
+        None => driver_files().read().get(name).cloned().ok_or_else(|| EmberError::File {
+            name: name.to_string(),
+            reason: "no file of that name was added with addFile".into(),
+        }),
     })
 }

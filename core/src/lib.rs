@@ -17,5 +17,6 @@ pub mod rdd;
 pub mod shuffle;
 pub mod task;
 pub mod text;
+pub mod wire;
 
 pub use serde_closure;

@@ -86,10 +86,7 @@ pub struct LineageReader<'a> {
 
 impl<'a> LineageReader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Self {
-            buf,
-            decoded: Vec::new(),
-        }
+        Self { buf, decoded: Vec::new() }
     }
 
     pub fn read<V: DeserializeOwned>(&mut self) -> Result<V> {
@@ -99,10 +96,7 @@ impl<'a> LineageReader<'a> {
     }
 
     fn read_any(&mut self) -> Result<AnyNode> {
-        let (&tag, rest) = self
-            .buf
-            .split_first()
-            .ok_or_else(|| EmberError::Codec("truncated lineage".into()))?;
+        let (&tag, rest) = self.buf.split_first().ok_or_else(|| EmberError::Codec("truncated lineage".into()))?;
         self.buf = rest;
         match tag {
             TAG_SEEN => {
@@ -117,8 +111,7 @@ impl<'a> LineageReader<'a> {
                 // SAFETY: the offset was produced by `code_offset` of a `DecodeFn` in
                 // an identical binary (build ids are checked before any task is
                 // accepted), so the address is that same function in this process.
-                let decode: DecodeFn =
-                    unsafe { std::mem::transmute::<usize, DecodeFn>(code_address(offset)) };
+                let decode: DecodeFn = unsafe { std::mem::transmute::<usize, DecodeFn>(code_address(offset)) };
                 let node = decode(self)?;
                 self.decoded.push(node.clone());
                 Ok(node)
@@ -131,23 +124,15 @@ impl<'a> LineageReader<'a> {
         let node = self.read_any()?;
         node.downcast_ref::<Arc<dyn RddNode<T>>>()
             .cloned()
-            .ok_or_else(|| {
-                EmberError::Codec(format!(
-                    "lineage node is not an RDD of {}",
-                    std::any::type_name::<T>()
-                ))
-            })
+            .ok_or_else(|| EmberError::Codec(format!("lineage node is not an RDD of {}", std::any::type_name::<T>())))
     }
 
     /// Reads a root object of type `R` (e.g. `Arc<dyn ResultTaskFn>`).
     pub fn read_root<R: Clone + 'static>(&mut self) -> Result<R> {
         let node = self.read_any()?;
-        node.downcast_ref::<R>().cloned().ok_or_else(|| {
-            EmberError::Codec(format!(
-                "stage root is not a {}",
-                std::any::type_name::<R>()
-            ))
-        })
+        node.downcast_ref::<R>()
+            .cloned()
+            .ok_or_else(|| EmberError::Codec(format!("stage root is not a {}", std::any::type_name::<R>())))
     }
 }
 

@@ -18,9 +18,7 @@ pub struct HashPartitioner {
 
 impl HashPartitioner {
     pub fn new(partitions: usize) -> Self {
-        Self {
-            partitions: partitions.max(1),
-        }
+        Self { partitions: partitions.max(1) }
     }
 }
 
@@ -82,11 +80,7 @@ impl<K: Data + Ord> Partitioner<K> for RangePartitioner<K> {
     }
     fn partition(&self, key: &K) -> usize {
         let p = self.bounds.partition_point(|b| b < key);
-        if self.ascending {
-            p
-        } else {
-            self.bounds.len() - p
-        }
+        if self.ascending { p } else { self.bounds.len() - p }
     }
 }
 
@@ -111,10 +105,7 @@ mod tests {
         let parts: Vec<usize> = (0..100u32).map(|k| rp.partition(&k)).collect();
         assert!(parts.windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(rp.num_partitions(), 4);
-        let desc = RangePartitioner {
-            ascending: false,
-            ..rp
-        };
+        let desc = RangePartitioner { ascending: false, ..rp };
         let parts: Vec<usize> = (0..100u32).map(|k| desc.partition(&k)).collect();
         assert!(parts.windows(2).all(|w| w[0] >= w[1]));
     }

@@ -28,21 +28,16 @@ pub struct TaskDescription {
 pub enum TaskValue {
     Result(Vec<u8>),
     MapOutput(MapStatus),
+    /// A result too large to send inline: the driver fetches it from the
+    /// executor's block server (`spark.task.maxDirectResultSize`).
+    Stored {
+        size: u64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum TaskOutcome {
-    Success {
-        value: TaskValue,
-        accumulator_updates: Vec<(u64, Vec<u8>)>,
-        metrics: TaskMetricsSnapshot,
-        run_ms: u64,
-    },
-    Failed {
-        error: EmberError,
-        run_ms: u64,
-    },
-    Killed {
-        reason: String,
-    },
+    Success { value: TaskValue, accumulator_updates: Vec<(u64, Vec<u8>)>, metrics: TaskMetricsSnapshot, run_ms: u64 },
+    Failed { error: EmberError, run_ms: u64 },
+    Killed { reason: String },
 }

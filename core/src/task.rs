@@ -26,11 +26,7 @@ pub type AnyValue = Arc<dyn Any + Send + Sync>;
 pub enum CachedPartition {
     /// Deserialized values (an `Arc<Vec<T>>`), with an estimate of their size and,
     /// for MEMORY_AND_DISK, how to serialize them when they must move to disk.
-    Values {
-        value: AnyValue,
-        size: u64,
-        to_bytes: Option<SerializeFn>,
-    },
+    Values { value: AnyValue, size: u64, to_bytes: Option<SerializeFn> },
     /// Serialized values (postcard of `Vec<T>`).
     Bytes(Arc<Vec<u8>>),
 }
@@ -40,12 +36,7 @@ pub enum CachedPartition {
 pub trait ExecutorEnv: Send + Sync {
     fn executor_id(&self) -> &str;
     fn conf(&self) -> &Conf;
-    fn shuffle_writer(
-        &self,
-        shuffle_id: u32,
-        map_index: u32,
-        num_reduce: usize,
-    ) -> Result<Box<dyn ShuffleWriter>>;
+    fn shuffle_writer(&self, shuffle_id: u32, map_index: u32, num_reduce: usize) -> Result<Box<dyn ShuffleWriter>>;
     /// Every block of one reduce partition, fetched from wherever the map outputs live.
     fn shuffle_blocks(
         &self,
@@ -53,19 +44,9 @@ pub trait ExecutorEnv: Send + Sync {
         reduce_index: u32,
     ) -> Result<Box<dyn Iterator<Item = std::result::Result<FetchedBlock, FetchFailure>>>>;
     fn cached_partition(&self, rdd_id: u64, split: usize) -> Option<CachedPartition>;
-    fn put_cached_partition(
-        &self,
-        rdd_id: u64,
-        split: usize,
-        level: StorageLevel,
-        block: CachedPartition,
-    );
+    fn put_cached_partition(&self, rdd_id: u64, split: usize, level: StorageLevel, block: CachedPartition);
     /// A broadcast value, fetched and decoded once per executor.
-    fn broadcast_value(
-        &self,
-        id: u64,
-        decode: &dyn Fn(&[u8]) -> Result<AnyValue>,
-    ) -> Result<AnyValue>;
+    fn broadcast_value(&self, id: u64, decode: &dyn Fn(&[u8]) -> Result<AnyValue>) -> Result<AnyValue>;
     /// Local path of a file shipped with `addFile`.
     fn file_path(&self, name: &str) -> Result<PathBuf>;
 }
@@ -139,10 +120,7 @@ impl Drop for CurrentTaskGuard {
 
 impl TaskContext {
     pub fn new(env: Arc<dyn ExecutorEnv>, attempt: TaskAttempt) -> Self {
-        let shuffle_compress = env
-            .conf()
-            .get_bool("spark.shuffle.compress", true)
-            .unwrap_or(true);
+        let shuffle_compress = env.conf().get_bool("spark.shuffle.compress", true).unwrap_or(true);
         Self {
             env,
             attempt,
@@ -203,9 +181,7 @@ impl TaskContext {
     /// This attempt's accumulator updates, serialized, for the driver to merge.
     pub fn take_accumulator_updates(&self) -> Result<Vec<(u64, Vec<u8>)>> {
         let accs = std::mem::take(&mut *self.accumulators.borrow_mut());
-        accs.into_iter()
-            .map(|(id, slot)| Ok((id, slot.to_bytes()?)))
-            .collect()
+        accs.into_iter().map(|(id, slot)| Ok((id, slot.to_bytes()?))).collect()
     }
 
     pub(crate) fn cached<T: Data>(&self, rdd_id: u64, split: usize) -> Result<Option<Arc<Vec<T>>>> {
@@ -213,13 +189,9 @@ impl TaskContext {
             None => Ok(None),
             Some(CachedPartition::Values { value, .. }) => match value.downcast::<Vec<T>>() {
                 Ok(values) => Ok(Some(values)),
-                Err(_) => Err(EmberError::Internal(format!(
-                    "cached rdd {rdd_id} has another element type"
-                ))),
+                Err(_) => Err(EmberError::Internal(format!("cached rdd {rdd_id} has another element type"))),
             },
-            Some(CachedPartition::Bytes(bytes)) => {
-                Ok(Some(Arc::new(postcard::from_bytes(&bytes)?)))
-            }
+            Some(CachedPartition::Bytes(bytes)) => Ok(Some(Arc::new(postcard::from_bytes(&bytes)?))),
         }
     }
 
@@ -237,16 +209,11 @@ impl TaskContext {
             }
             StorageLevel::MemoryOnly | StorageLevel::MemoryAndDisk => {
                 let size = estimate_size(&values);
-                let to_bytes: Option<SerializeFn> =
-                    (level == StorageLevel::MemoryAndDisk).then(|| {
-                        let values = values.clone();
-                        Arc::new(move || Ok(postcard::to_allocvec(&*values)?)) as SerializeFn
-                    });
-                CachedPartition::Values {
-                    value: values,
-                    size,
-                    to_bytes,
-                }
+                let to_bytes: Option<SerializeFn> = (level == StorageLevel::MemoryAndDisk).then(|| {
+                    let values = values.clone();
+                    Arc::new(move || Ok(postcard::to_allocvec(&*values)?)) as SerializeFn
+                });
+                CachedPartition::Values { value: values, size, to_bytes }
             }
         };
         self.env.put_cached_partition(rdd_id, split, level, block);
@@ -287,20 +254,12 @@ pub struct ResultStage<T: Data, R, F> {
 
 impl<T: Data, R: Data, F: PartitionFn<T, R>> ResultStage<T, R, F> {
     pub fn new(rdd: Arc<dyn RddNode<T>>, func: F) -> Self {
-        Self {
-            rdd,
-            func,
-            _r: PhantomData,
-        }
+        Self { rdd, func, _r: PhantomData }
     }
     fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
         let func: F = r.read()?;
         let rdd = r.read_rdd::<T>()?;
-        let root: Arc<dyn ResultTaskFn> = Arc::new(Self {
-            rdd,
-            func,
-            _r: PhantomData,
-        });
+        let root: Arc<dyn ResultTaskFn> = Arc::new(Self { rdd, func, _r: PhantomData });
         Ok(Arc::new(root))
     }
 }

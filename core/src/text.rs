@@ -23,10 +23,7 @@ pub const MAX_SPLIT_BYTES: u64 = 32 << 20;
 pub fn resolve_input_files(spec: &str) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let missing = |reason: &str| EmberError::InputPath {
-            path: part.to_string(),
-            reason: reason.to_string(),
-        };
+        let missing = |reason: &str| EmberError::InputPath { path: part.to_string(), reason: reason.to_string() };
         if part.contains(['*', '?', '[']) {
             let mut matched: Vec<PathBuf> = glob::glob(part)
                 .map_err(|e| missing(&format!("bad glob pattern: {e}")))?
@@ -41,8 +38,7 @@ pub fn resolve_input_files(spec: &str) -> Result<Vec<PathBuf>> {
             continue;
         }
         let path = Path::new(part);
-        let meta = std::fs::metadata(path)
-            .map_err(|e| missing(&format!("does not exist or cannot be read ({e})")))?;
+        let meta = std::fs::metadata(path).map_err(|e| missing(&format!("does not exist or cannot be read ({e})")))?;
         if meta.is_dir() {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(|e| missing(&e.to_string()))?
@@ -60,10 +56,7 @@ pub fn resolve_input_files(spec: &str) -> Result<Vec<PathBuf>> {
         }
     }
     if files.is_empty() && spec.trim().is_empty() {
-        return Err(EmberError::InputPath {
-            path: spec.to_string(),
-            reason: "empty path".into(),
-        });
+        return Err(EmberError::InputPath { path: spec.to_string(), reason: "empty path".into() });
     }
     Ok(files)
 }
@@ -73,11 +66,7 @@ pub fn resolve_input_files(spec: &str) -> Result<Vec<PathBuf>> {
 pub fn plan_splits(files: &[PathBuf], min_partitions: usize) -> Result<Vec<FileSplit>> {
     let sizes = files
         .iter()
-        .map(|f| {
-            std::fs::metadata(f)
-                .map(|m| m.len())
-                .map_err(|e| EmberError::io(f.display(), e))
-        })
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).map_err(|e| EmberError::io(f.display(), e)))
         .collect::<Result<Vec<u64>>>()?;
     let total: u64 = sizes.iter().sum();
     let goal = total / min_partitions.max(1) as u64;
@@ -88,16 +77,8 @@ pub fn plan_splits(files: &[PathBuf], min_partitions: usize) -> Result<Vec<FileS
         let mut start = 0;
         while start < size {
             // Avoid a tiny last split (Hadoop's 10% slop).
-            let end = if size - start <= split_size + split_size / 10 {
-                size
-            } else {
-                start + split_size
-            };
-            splits.push(FileSplit {
-                path: path.clone(),
-                start,
-                end,
-            });
+            let end = if size - start <= split_size + split_size / 10 { size } else { start + split_size };
+            splits.push(FileSplit { path: path.clone(), start, end });
             start = end;
         }
     }
@@ -105,11 +86,7 @@ pub fn plan_splits(files: &[PathBuf], min_partitions: usize) -> Result<Vec<FileS
 }
 
 /// Cuts files of fixed-length records into splits on record boundaries.
-pub fn plan_record_splits(
-    files: &[PathBuf],
-    record_len: u64,
-    min_partitions: usize,
-) -> Result<Vec<FileSplit>> {
+pub fn plan_record_splits(files: &[PathBuf], record_len: u64, min_partitions: usize) -> Result<Vec<FileSplit>> {
     if record_len == 0 {
         return Err(EmberError::Invalid("record length must be positive".into()));
     }
@@ -118,17 +95,11 @@ pub fn plan_record_splits(
         let start = s.start.div_ceil(record_len) * record_len;
         let end = s.end.div_ceil(record_len) * record_len;
         if start < end {
-            splits.push(FileSplit {
-                path: s.path,
-                start,
-                end,
-            });
+            splits.push(FileSplit { path: s.path, start, end });
         }
     }
     for f in files {
-        let len = std::fs::metadata(f)
-            .map_err(|e| EmberError::io(f.display(), e))?
-            .len();
+        let len = std::fs::metadata(f).map_err(|e| EmberError::io(f.display(), e))?.len();
         if len % record_len != 0 {
             return Err(EmberError::InputPath {
                 path: f.display().to_string(),
@@ -143,8 +114,7 @@ pub fn plan_record_splits(
 pub fn read_split_records(split: &FileSplit, record_len: usize) -> Result<BoxIter<Vec<u8>>> {
     use std::io::Read;
     let mut file = File::open(&split.path).map_err(|e| EmberError::io(&split.path, e))?;
-    file.seek(SeekFrom::Start(split.start))
-        .map_err(|e| EmberError::io(&split.path, e))?;
+    file.seek(SeekFrom::Start(split.start)).map_err(|e| EmberError::io(&split.path, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, file.take(split.end - split.start));
     let path = split.path.clone();
     Ok(Box::new(std::iter::from_fn(move || {
@@ -167,13 +137,9 @@ pub fn read_split_lines(split: &FileSplit) -> Result<BoxIter<String>> {
         // Start one byte early and drop everything up to the first newline: the
         // partial line belongs to the previous split, and a line starting exactly at
         // `start` is kept.
-        reader
-            .seek(SeekFrom::Start(split.start - 1))
-            .map_err(|e| EmberError::io(&split.path, e))?;
+        reader.seek(SeekFrom::Start(split.start - 1)).map_err(|e| EmberError::io(&split.path, e))?;
         pos = split.start - 1;
-        pos += reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| EmberError::io(&split.path, e))? as u64;
+        pos += reader.read_until(b'\n', &mut buf).map_err(|e| EmberError::io(&split.path, e))? as u64;
     }
     let end = split.end;
     let path = split.path.clone();
@@ -220,20 +186,11 @@ mod tests {
             text.push('\n');
         }
         text.push_str("last-without-newline");
-        std::fs::File::create(&path)
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let expected: Vec<String> = text
-            .lines()
-            .map(|l| l.trim_end_matches('\r').to_string())
-            .collect();
+        std::fs::File::create(&path).unwrap().write_all(text.as_bytes()).unwrap();
+        let expected: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
         for parts in [1, 2, 3, 7, 64, 1000] {
             let splits = plan_splits(std::slice::from_ref(&path), parts).unwrap();
-            let got: Vec<String> = splits
-                .iter()
-                .flat_map(|s| read_split_lines(s).unwrap())
-                .collect();
+            let got: Vec<String> = splits.iter().flat_map(|s| read_split_lines(s).unwrap()).collect();
             assert_eq!(got, expected, "{parts} partitions");
         }
     }
@@ -241,10 +198,7 @@ mod tests {
     #[test]
     fn missing_paths_are_named_in_the_error() {
         let err = resolve_input_files("/definitely/not/here.txt").unwrap_err();
-        assert!(
-            err.to_string().contains("/definitely/not/here.txt"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("/definitely/not/here.txt"), "{err}");
         let err = resolve_input_files("/definitely/not/*.txt").unwrap_err();
         assert!(err.to_string().contains("matches no files"), "{err}");
     }

@@ -34,22 +34,15 @@ impl BroadcastManager {
 
     pub fn bytes(&self, id: u64) -> Result<Arc<Vec<u8>>> {
         if self.destroyed.read().contains(&id) {
-            return Err(EmberError::Broadcast {
-                id,
-                reason: "it was destroyed".into(),
-            });
+            return Err(EmberError::Broadcast { id, reason: "it was destroyed".into() });
         }
         let bytes = self
             .values
             .read()
             .get(&id)
             .cloned()
-            .ok_or_else(|| EmberError::Broadcast {
-                id,
-                reason: "unknown broadcast".into(),
-            })?;
-        self.bytes_uploaded
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            .ok_or_else(|| EmberError::Broadcast { id, reason: "unknown broadcast".into() })?;
+        self.bytes_uploaded.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(bytes)
     }
 
@@ -58,18 +51,24 @@ impl BroadcastManager {
     }
 
     pub fn copy_file(&self, name: &str, dest: &Path) -> Result<()> {
-        let src = self
-            .files
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| EmberError::File {
-                name: name.to_string(),
-                reason: "no file of that name was added with addFile".into(),
-            })?;
+        let src = self.files.read().get(name).cloned().ok_or_else(|| EmberError::File {
+            name: name.to_string(),
+            reason: "no file of that name was added with addFile".into(),
+        })?;
         let n = std::fs::copy(&src, dest).map_err(|e| EmberError::io(src.display(), e))?;
         self.bytes_uploaded.fetch_add(n, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The contents of an added file.
+    pub fn file_bytes(&self, name: &str) -> Result<Vec<u8>> {
+        let src = self.files.read().get(name).cloned().ok_or_else(|| EmberError::File {
+            name: name.to_string(),
+            reason: "no file of that name was added with addFile".into(),
+        })?;
+        let bytes = std::fs::read(&src).map_err(|e| EmberError::io(src.display(), e))?;
+        self.bytes_uploaded.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(bytes)
     }
 
     fn evict(&self, id: u64) {

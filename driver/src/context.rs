@@ -2,6 +2,7 @@
 //! RDDs from data and files, broadcast variables and accumulators, and runs jobs.
 
 use crate::broadcast_manager::BroadcastManager;
+use crate::cluster::ClusterBackend;
 use crate::local_backend::{InProcessDriver, InProcessExecutor, NoRemoteBlocks, SchedulerSink};
 use crate::map_output::MapOutputTracker;
 use crate::master::Master;
@@ -15,8 +16,7 @@ use ember_core::data::Data;
 use ember_core::error::{EmberError, Result};
 use ember_core::lineage::encode_root;
 use ember_core::rdd::{
-    BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, RddBase, RddNode, TextFileRdd,
-    UnionRdd,
+    BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, RddBase, RddNode, TextFileRdd, UnionRdd,
 };
 use ember_core::task::{PartitionFn, ResultStage};
 use ember_core::text::{plan_record_splits, plan_splits, resolve_input_files};
@@ -35,6 +35,7 @@ pub(crate) struct ContextInner {
     pub broadcasts: Arc<BroadcastManager>,
     accumulators: Mutex<HashMap<u64, MergeUpdate>>,
     local_executors: Mutex<Vec<Arc<Executor>>>,
+    cluster: Option<ClusterBackend>,
     stopped: AtomicBool,
     next_job_id: AtomicU64,
     default_parallelism: usize,
@@ -50,16 +51,8 @@ pub struct EmberContext {
 
 fn local_dirs(conf: &Conf) -> Vec<PathBuf> {
     let from_env = std::env::var("EMBER_LOCAL_DIRS").ok();
-    let spec = conf
-        .get("spark.local.dir")
-        .map(str::to_string)
-        .or(from_env)
-        .unwrap_or_default();
-    spec.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
-        .collect()
+    let spec = conf.get("spark.local.dir").map(str::to_string).or(from_env).unwrap_or_default();
+    spec.split(',').map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from).collect()
 }
 
 impl EmberContext {
@@ -74,20 +67,18 @@ impl EmberContext {
         let master_url = conf.get("spark.master").unwrap_or("local[*]").to_string();
         let master = Master::parse(&master_url)?;
         let max_task_failures = conf.get_usize("spark.task.maxFailures", 4)?.max(1) as u32;
-        let max_stage_attempts = conf
-            .get_usize("spark.stage.maxConsecutiveAttempts", 4)?
-            .max(1) as u32;
+        let max_stage_attempts = conf.get_usize("spark.stage.maxConsecutiveAttempts", 4)?.max(1) as u32;
         let memory = conf.get_bytes("spark.executor.memory", 1 << 30)?;
         let scheduler = TaskScheduler::new();
         let tracker = Arc::new(MapOutputTracker::default());
         let broadcasts = Arc::new(BroadcastManager::default());
         let mut local_executors = Vec::new();
+        let mut cluster = None;
+        let registration_wait =
+            conf.get_duration("spark.scheduler.maxRegisteredResourcesWaitingTime", std::time::Duration::from_secs(30))?;
         let cores = match &master {
             Master::Local { threads } => {
-                let driver = Arc::new(InProcessDriver {
-                    tracker: tracker.clone(),
-                    broadcasts: broadcasts.clone(),
-                });
+                let driver = Arc::new(InProcessDriver { tracker: tracker.clone(), broadcasts: broadcasts.clone() });
                 let executor = Executor::start(
                     ExecutorConfig {
                         executor_id: "driver".into(),
@@ -107,18 +98,41 @@ impl EmberContext {
                 local_executors.push(executor);
                 *threads
             }
-            other => {
-                return Err(EmberError::Master {
-                    url: master_url.clone(),
-                    reason: format!(
-                        "{other:?} needs the distributed runtime, which this build does not start yet"
-                    ),
-                });
+            Master::LocalCluster { executors, cores, memory_mb } => {
+                if crate::is_executor_process() {
+                    return Err(EmberError::Config(
+                        "this process was started as an executor (EMBER_ROLE=executor) but its main does not call ember::entry".into(),
+                    ));
+                }
+                let backend = ClusterBackend::start(&conf, "127.0.0.1", 0, scheduler.clone(), tracker.clone(), broadcasts.clone())?;
+                let binds: Vec<String> = conf
+                    .get("ember.localCluster.bindAddresses")
+                    .unwrap_or("127.0.0.1")
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                let started = backend
+                    .launch_local_executors(*executors, *cores, *memory_mb, &binds)
+                    .and_then(|()| backend.wait_for_executors(*executors, registration_wait, true));
+                if let Err(e) = started {
+                    backend.stop();
+                    return Err(e);
+                }
+                cluster = Some(backend);
+                executors * cores
+            }
+            Master::Standalone { host, port } => {
+                let backend = ClusterBackend::start(&conf, host, *port, scheduler.clone(), tracker.clone(), broadcasts.clone())?;
+                let expected = conf.get_usize("spark.executor.instances", 0)?;
+                if expected > 0 {
+                    backend.wait_for_executors(expected, registration_wait, false)?;
+                }
+                cluster = Some(backend);
+                scheduler.total_cores().max(2)
             }
         };
-        let default_parallelism = conf
-            .get_usize("spark.default.parallelism", cores.max(2))?
-            .max(1);
+        let default_parallelism = conf.get_usize("spark.default.parallelism", cores.max(2))?.max(1);
         tracing::info!(master = %master_url, app = conf.get("spark.app.name").unwrap_or("ember"), "context started");
         Ok(Self {
             inner: Arc::new(ContextInner {
@@ -129,6 +143,7 @@ impl EmberContext {
                 broadcasts,
                 accumulators: Mutex::new(HashMap::new()),
                 local_executors: Mutex::new(local_executors),
+                cluster,
                 stopped: AtomicBool::new(false),
                 next_job_id: AtomicU64::new(0),
                 default_parallelism,
@@ -183,12 +198,7 @@ impl EmberContext {
 
     /// Fixed-length binary records (Spark's `binaryRecords`); every file's size
     /// must be a multiple of `record_len`.
-    pub fn binary_records(
-        &self,
-        path: &str,
-        record_len: usize,
-        min_partitions: usize,
-    ) -> Result<Rdd<Vec<u8>>> {
+    pub fn binary_records(&self, path: &str, record_len: usize, min_partitions: usize) -> Result<Rdd<Vec<u8>>> {
         let files = resolve_input_files(path)?;
         let splits = plan_record_splits(&files, record_len as u64, min_partitions.max(1))?;
         Ok(self.wrap(BinaryRecordsRdd::new(splits, record_len)))
@@ -207,9 +217,7 @@ impl EmberContext {
     pub fn broadcast<T: Data>(&self, value: T) -> Result<Broadcast<T>> {
         let compress = self.inner.conf.get_bool("spark.broadcast.compress", true)?;
         let id = next_broadcast_id();
-        self.inner
-            .broadcasts
-            .put(id, encode_value(&value, compress)?);
+        self.inner.broadcasts.put(id, encode_value(&value, compress)?);
         let owner: Arc<dyn BroadcastOwner> = self.inner.broadcasts.clone();
         Ok(Broadcast::new_on_driver(id, Arc::new(value), owner))
     }
@@ -237,10 +245,7 @@ impl EmberContext {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| EmberError::InputPath {
-                path: path.display().to_string(),
-                reason: "no file name".into(),
-            })?
+            .ok_or_else(|| EmberError::InputPath { path: path.display().to_string(), reason: "no file name".into() })?
             .to_string();
         let abs = std::fs::canonicalize(path).map_err(|e| EmberError::io(path.display(), e))?;
         self.inner.broadcasts.add_file(name.clone(), abs.clone());
@@ -251,6 +256,16 @@ impl EmberContext {
     /// Stops the executors; later jobs fail with `Stopped`.
     pub fn stop(&self) {
         self.inner.stop();
+    }
+
+    /// Address the driver's gRPC server listens on (distributed masters only).
+    pub fn driver_address(&self) -> Option<std::net::SocketAddr> {
+        self.inner.cluster.as_ref().map(|c| c.address)
+    }
+
+    /// Registered executors and their process ids (distributed masters only).
+    pub fn executor_pids(&self) -> Vec<(String, u32)> {
+        self.inner.cluster.as_ref().map(|c| c.registry().pids()).unwrap_or_default()
     }
 
     /// Number of executors currently registered.
@@ -267,6 +282,9 @@ impl ContextInner {
         for e in self.local_executors.lock().drain(..) {
             e.stop();
         }
+        if let Some(cluster) = &self.cluster {
+            cluster.stop();
+        }
         tracing::info!("context stopped");
     }
 
@@ -274,6 +292,10 @@ impl ContextInner {
     pub(crate) fn remove_rdd_blocks(&self, rdd_id: u64) {
         for e in self.local_executors.lock().iter() {
             e.services().blocks.remove_rdd(rdd_id);
+        }
+        if let Some(cluster) = &self.cluster {
+            use ember_core::wire::v1::{RemoveRdd, driver_command::Kind};
+            cluster.registry().broadcast(Kind::RemoveRdd(RemoveRdd { rdd_id }));
         }
     }
 
@@ -320,10 +342,7 @@ impl ContextInner {
         };
         let base: Arc<dyn RddBase> = rdd.clone();
         let results = dag::run_job(job_id, cx, base, binary, partitions)?;
-        results
-            .iter()
-            .map(|bytes| Ok(postcard::from_bytes(bytes)?))
-            .collect()
+        results.iter().map(|bytes| Ok(postcard::from_bytes(bytes)?)).collect()
     }
 }
 

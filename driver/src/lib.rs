@@ -12,8 +12,11 @@
 //! ```
 
 pub mod broadcast_manager;
+pub mod cluster;
 pub mod context;
+pub mod driver_service;
 pub mod local_backend;
+pub mod logging;
 pub mod map_output;
 pub mod master;
 pub mod ops;
@@ -44,5 +47,22 @@ pub mod prelude {
 /// when the environment says this process is an executor (`EMBER_ROLE=executor`,
 /// see docs/ENVIRONMENT.md), it serves tasks instead and never runs `job`.
 pub fn entry<R>(job: impl FnOnce() -> R) -> R {
+    if is_executor_process() {
+        logging::init();
+        ember_executor::remote::exit_with_parent();
+        let code = match ember_executor::remote::RemoteExecutorConfig::from_env() {
+            Ok(config) => ember_executor::remote::run(config),
+            Err(e) => {
+                eprintln!("executor: {e}");
+                ember_executor::remote::exit_code::START_FAILED
+            }
+        };
+        std::process::exit(code);
+    }
     job()
+}
+
+/// True when the environment makes this process an executor (`EMBER_ROLE=executor`).
+pub fn is_executor_process() -> bool {
+    std::env::var("EMBER_ROLE").is_ok_and(|r| r.trim().eq_ignore_ascii_case("executor"))
 }

@@ -20,9 +20,7 @@ pub struct InProcessDriver {
 
 impl DriverLink for InProcessDriver {
     fn map_outputs(&self, shuffle_id: u32) -> Result<Vec<Option<MapStatus>>> {
-        self.tracker
-            .outputs(shuffle_id)
-            .ok_or_else(|| EmberError::Internal(format!("unknown shuffle {shuffle_id}")))
+        self.tracker.outputs(shuffle_id).ok_or_else(|| EmberError::Internal(format!("unknown shuffle {shuffle_id}")))
     }
     fn broadcast_bytes(&self, id: u64) -> Result<Vec<u8>> {
         Ok((*self.broadcasts.bytes(id)?).clone())
@@ -36,13 +34,7 @@ impl DriverLink for InProcessDriver {
 pub struct NoRemoteBlocks;
 
 impl BlockFetcher for NoRemoteBlocks {
-    fn fetch_block(
-        &self,
-        status: &MapStatus,
-        shuffle_id: u32,
-        map_index: u32,
-        _reduce: u32,
-    ) -> Result<Vec<u8>> {
+    fn fetch_block(&self, status: &MapStatus, shuffle_id: u32, map_index: u32, _reduce: u32) -> Result<Vec<u8>> {
         Err(EmberError::Internal(format!(
             "shuffle {shuffle_id} map {map_index} is on executor {} which local mode cannot reach",
             status.executor_id

@@ -11,10 +11,7 @@ pub struct MapOutputTracker {
 
 impl MapOutputTracker {
     pub fn register_shuffle(&self, shuffle_id: u32, num_maps: usize) {
-        self.shuffles
-            .write()
-            .entry(shuffle_id)
-            .or_insert_with(|| vec![None; num_maps]);
+        self.shuffles.write().entry(shuffle_id).or_insert_with(|| vec![None; num_maps]);
     }
 
     /// Records a map output; returns false when the partition already had one
@@ -39,30 +36,20 @@ impl MapOutputTracker {
 
     pub fn missing(&self, shuffle_id: u32) -> Vec<usize> {
         match self.shuffles.read().get(&shuffle_id) {
-            Some(outputs) => outputs
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.is_none())
-                .map(|(i, _)| i)
-                .collect(),
+            Some(outputs) => outputs.iter().enumerate().filter(|(_, s)| s.is_none()).map(|(i, _)| i).collect(),
             None => Vec::new(),
         }
     }
 
     pub fn is_complete(&self, shuffle_id: u32) -> bool {
-        self.shuffles
-            .read()
-            .get(&shuffle_id)
-            .is_some_and(|o| o.iter().all(Option::is_some))
+        self.shuffles.read().get(&shuffle_id).is_some_and(|o| o.iter().all(Option::is_some))
     }
 
     /// Forgets one output (its block could not be fetched).
     pub fn unregister_output(&self, shuffle_id: u32, map_index: usize, executor_id: &str) {
         if let Some(outputs) = self.shuffles.write().get_mut(&shuffle_id)
             && let Some(slot) = outputs.get_mut(map_index)
-            && slot
-                .as_ref()
-                .is_some_and(|s| executor_id.is_empty() || s.executor_id == executor_id)
+            && slot.as_ref().is_some_and(|s| executor_id.is_empty() || s.executor_id == executor_id)
         {
             *slot = None;
         }

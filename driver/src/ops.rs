@@ -113,8 +113,7 @@ fn poisson(rng: &mut StdRng, mean: f64) -> u32 {
 impl<T: Data> PartitionOp<T, T> for SampleOp {
     const NAME: &'static str = "sample";
     fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<T> {
-        let mut rng =
-            StdRng::seed_from_u64(self.seed ^ (split as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng = StdRng::seed_from_u64(self.seed ^ (split as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         if self.with_replacement {
             Box::new(input.flat_map(move |x| {
                 let n = poisson(&mut rng, self.fraction);
@@ -128,9 +127,7 @@ impl<T: Data> PartitionOp<T, T> for SampleOp {
 
 #[derive(Serialize, Deserialize)]
 pub struct KeyByOp<F>(pub F);
-impl<T: Data, K: Data, F: for<'a> SerFn<(&'a T,), Output = K>> PartitionOp<T, (K, T)>
-    for KeyByOp<F>
-{
+impl<T: Data, K: Data, F: for<'a> SerFn<(&'a T,), Output = K>> PartitionOp<T, (K, T)> for KeyByOp<F> {
     const NAME: &'static str = "keyBy";
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<(K, T)> {
         Box::new(input.map(move |x| (self.0.call((&x,)), x)))
@@ -139,9 +136,7 @@ impl<T: Data, K: Data, F: for<'a> SerFn<(&'a T,), Output = K>> PartitionOp<T, (K
 
 #[derive(Serialize, Deserialize)]
 pub struct MapValuesOp<F>(pub F);
-impl<K: Data, V: Data, U: Data, F: SerFn<(V,), Output = U>> PartitionOp<(K, V), (K, U)>
-    for MapValuesOp<F>
-{
+impl<K: Data, V: Data, U: Data, F: SerFn<(V,), Output = U>> PartitionOp<(K, V), (K, U)> for MapValuesOp<F> {
     const NAME: &'static str = "mapValues";
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, U)> {
         Box::new(input.map(move |(k, v)| (k, self.0.call((v,)))))
@@ -158,10 +153,7 @@ where
 {
     const NAME: &'static str = "flatMapValues";
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, U)> {
-        Box::new(
-            input
-                .flat_map(move |(k, v)| self.0.call((v,)).into_iter().map(move |u| (k.clone(), u))),
-        )
+        Box::new(input.flat_map(move |(k, v)| self.0.call((v,)).into_iter().map(move |u| (k.clone(), u))))
     }
 }
 
@@ -235,11 +227,7 @@ impl<T: Data> PartitionOp<T, (u32, T)> for RoundRobinKeyOp {
     fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<(u32, T)> {
         let n = self.partitions.max(1);
         let start = (ember_core::partitioner::stable_hash(&split) % n as u64) as u32;
-        Box::new(
-            input
-                .enumerate()
-                .map(move |(i, x)| ((start + i as u32) % n, x)),
-        )
+        Box::new(input.enumerate().map(move |(i, x)| ((start + i as u32) % n, x)))
     }
 }
 
@@ -296,15 +284,9 @@ pub enum JoinKind {
 pub struct JoinOp {
     pub kind: JoinKind,
 }
-impl<K: Data, V: Data, W: Data> PartitionOp<Grouped<K, V, W>, (K, (Option<V>, Option<W>))>
-    for JoinOp
-{
+impl<K: Data, V: Data, W: Data> PartitionOp<Grouped<K, V, W>, (K, (Option<V>, Option<W>))> for JoinOp {
     const NAME: &'static str = "join";
-    fn apply(
-        self: Arc<Self>,
-        _split: usize,
-        input: BoxIter<Grouped<K, V, W>>,
-    ) -> BoxIter<(K, (Option<V>, Option<W>))> {
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<Grouped<K, V, W>>) -> BoxIter<(K, (Option<V>, Option<W>))> {
         let kind = self.kind;
         Box::new(input.flat_map(move |(k, (vs, ws))| {
             let mut out = Vec::new();
@@ -349,11 +331,7 @@ pub struct IntersectOp;
 impl<K: Data, V: Data, W: Data> PartitionOp<Grouped<K, V, W>, K> for IntersectOp {
     const NAME: &'static str = "intersection";
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<Grouped<K, V, W>>) -> BoxIter<K> {
-        Box::new(
-            input
-                .filter(|(_, (vs, ws))| !vs.is_empty() && !ws.is_empty())
-                .map(|(k, _)| k),
-        )
+        Box::new(input.filter(|(_, (vs, ws))| !vs.is_empty() && !ws.is_empty()).map(|(k, _)| k))
     }
 }
 
@@ -510,10 +488,7 @@ impl<T: Data, F: SerFn<(T, T), Output = T>> PartitionFn<T, Option<T>> for Reduce
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(bound(
-    serialize = "U: Serialize, F: Serialize",
-    deserialize = "U: Data, F: serde::de::DeserializeOwned"
-))]
+#[serde(bound(serialize = "U: Serialize, F: Serialize", deserialize = "U: Data, F: serde::de::DeserializeOwned"))]
 pub struct FoldFn<U, F> {
     pub zero: U,
     pub f: F,
@@ -582,10 +557,7 @@ pub fn smallest_n<T: Ord>(input: impl Iterator<Item = T>, n: usize, ascending: b
                 heap.push(Reverse(x));
             }
         }
-        heap.into_sorted_vec()
-            .into_iter()
-            .map(|Reverse(x)| x)
-            .collect()
+        heap.into_sorted_vec().into_iter().map(|Reverse(x)| x).collect()
     }
 }
 
@@ -623,10 +595,7 @@ pub struct LookupFn<K> {
 }
 impl<K: Key, V: Data> PartitionFn<(K, V), Vec<V>> for LookupFn<K> {
     fn apply(&self, _ctx: &TaskContext, input: BoxIter<(K, V)>) -> Result<Vec<V>> {
-        Ok(input
-            .filter(|(k, _)| *k == self.key)
-            .map(|(_, v)| v)
-            .collect())
+        Ok(input.filter(|(k, _)| *k == self.key).map(|(_, v)| v).collect())
     }
 }
 
@@ -671,11 +640,7 @@ impl<T: Data + Display> PartitionFn<T, u64> for SaveTextFn {
         let part = dir.join(format!("part-{:05}", ctx.partition()));
         let tmp_dir = dir.join("_temporary");
         std::fs::create_dir_all(&tmp_dir).map_err(|e| EmberError::io(tmp_dir.display(), e))?;
-        let tmp = tmp_dir.join(format!(
-            "part-{:05}-attempt-{}",
-            ctx.partition(),
-            ctx.attempt.task_id
-        ));
+        let tmp = tmp_dir.join(format!("part-{:05}-attempt-{}", ctx.partition(), ctx.attempt.task_id));
         let file = std::fs::File::create(&tmp).map_err(|e| EmberError::io(tmp.display(), e))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         let mut lines = 0u64;
@@ -705,24 +670,16 @@ pub struct JoinShapeOp {
     pub kind: JoinKind,
 }
 
-impl<K: Data, V: Data, W: Data> PartitionOp<(K, (Option<V>, Option<W>)), (K, (V, W))>
-    for JoinShapeOp
-{
+impl<K: Data, V: Data, W: Data> PartitionOp<(K, (Option<V>, Option<W>)), (K, (V, W))> for JoinShapeOp {
     const NAME: &'static str = "join";
-    fn apply(
-        self: Arc<Self>,
-        _split: usize,
-        input: BoxIter<(K, (Option<V>, Option<W>))>,
-    ) -> BoxIter<(K, (V, W))> {
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, (Option<V>, Option<W>))>) -> BoxIter<(K, (V, W))> {
         Box::new(input.filter_map(|(k, (v, w))| Some((k, (v?, w?)))))
     }
 }
 
 #[derive(Serialize, Deserialize)]
 pub struct LeftShapeOp;
-impl<K: Data, V: Data, W: Data> PartitionOp<(K, (Option<V>, Option<W>)), (K, (V, Option<W>))>
-    for LeftShapeOp
-{
+impl<K: Data, V: Data, W: Data> PartitionOp<(K, (Option<V>, Option<W>)), (K, (V, Option<W>))> for LeftShapeOp {
     const NAME: &'static str = "leftOuterJoin";
     fn apply(
         self: Arc<Self>,
@@ -735,9 +692,7 @@ impl<K: Data, V: Data, W: Data> PartitionOp<(K, (Option<V>, Option<W>)), (K, (V,
 
 #[derive(Serialize, Deserialize)]
 pub struct RightShapeOp;
-impl<K: Data, V: Data, W: Data> PartitionOp<(K, (Option<V>, Option<W>)), (K, (Option<V>, W))>
-    for RightShapeOp
-{
+impl<K: Data, V: Data, W: Data> PartitionOp<(K, (Option<V>, Option<W>)), (K, (Option<V>, W))> for RightShapeOp {
     const NAME: &'static str = "rightOuterJoin";
     fn apply(
         self: Arc<Self>,

@@ -9,8 +9,8 @@ use ember_core::data::{BoxIter, Data, Key};
 use ember_core::error::{EmberError, Result};
 use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 use ember_core::rdd::{
-    CartesianRdd, CoalescedRdd, CombinedRdd, MapPartitionsRdd, PartitionOp, RddNode, ShuffledRdd,
-    StorageLevel, UnionRdd, ZipRdd,
+    CartesianRdd, CoalescedRdd, CombinedRdd, MapPartitionsRdd, PartitionOp, RddNode, ShuffledRdd, StorageLevel,
+    UnionRdd, ZipRdd,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -25,22 +25,13 @@ pub struct Rdd<T: Data> {
 
 impl<T: Data> Clone for Rdd<T> {
     fn clone(&self) -> Self {
-        Self {
-            node: self.node.clone(),
-            ctx: self.ctx.clone(),
-        }
+        Self { node: self.node.clone(), ctx: self.ctx.clone() }
     }
 }
 
 impl<T: Data> std::fmt::Debug for Rdd<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Rdd[{}]({}, {} partitions)",
-            self.id(),
-            self.node.op_name(),
-            self.num_partitions()
-        )
+        write!(f, "Rdd[{}]({}, {} partitions)", self.id(), self.node.op_name(), self.num_partitions())
     }
 }
 
@@ -50,10 +41,7 @@ impl<T: Data> Rdd<T> {
     }
 
     fn derive<U: Data>(&self, node: impl RddNode<U>) -> Rdd<U> {
-        Rdd {
-            node: Arc::new(node),
-            ctx: self.ctx.clone(),
-        }
+        Rdd { node: Arc::new(node), ctx: self.ctx.clone() }
     }
 
     fn with_op<U: Data, Op: PartitionOp<T, U>>(&self, op: Op) -> Rdd<U> {
@@ -66,13 +54,7 @@ impl<T: Data> Rdd<T> {
         if self.ctx.conf.contains("spark.default.parallelism") {
             return self.ctx.default_parallelism();
         }
-        others
-            .iter()
-            .copied()
-            .chain([self.num_partitions()])
-            .max()
-            .unwrap_or(1)
-            .max(1)
+        others.iter().copied().chain([self.num_partitions()]).max().unwrap_or(1).max(1)
     }
 
     pub fn id(&self) -> u64 {
@@ -84,9 +66,7 @@ impl<T: Data> Rdd<T> {
     }
 
     pub fn context(&self) -> EmberContext {
-        EmberContext {
-            inner: self.ctx.clone(),
-        }
+        EmberContext { inner: self.ctx.clone() }
     }
 
     // ---- transformations ----
@@ -136,11 +116,7 @@ impl<T: Data> Rdd<T> {
     /// A random sample: each element kept with probability `fraction`, or (with
     /// replacement) repeated a Poisson(`fraction`) number of times.
     pub fn sample(&self, with_replacement: bool, fraction: f64, seed: u64) -> Rdd<T> {
-        self.with_op(SampleOp {
-            with_replacement,
-            fraction: fraction.max(0.0),
-            seed,
-        })
+        self.with_op(SampleOp { with_replacement, fraction: fraction.max(0.0), seed })
     }
 
     pub fn union(&self, other: &Rdd<T>) -> Rdd<T> {
@@ -177,13 +153,8 @@ impl<T: Data> Rdd<T> {
     /// Exactly `partitions` partitions of even size, through a shuffle.
     pub fn repartition(&self, partitions: usize) -> Rdd<T> {
         let partitions = partitions.max(1);
-        let keyed: Rdd<(u32, T)> = self.with_op(RoundRobinKeyOp {
-            partitions: partitions as u32,
-        });
-        let shuffled = keyed.derive(ShuffledRdd::new(
-            keyed.node.clone(),
-            ExactPartitioner { partitions },
-        ));
+        let keyed: Rdd<(u32, T)> = self.with_op(RoundRobinKeyOp { partitions: partitions as u32 });
+        let shuffled = keyed.derive(ShuffledRdd::new(keyed.node.clone(), ExactPartitioner { partitions }));
         shuffled.values()
     }
 
@@ -199,10 +170,7 @@ impl<T: Data> Rdd<T> {
         ascending: bool,
         partitions: usize,
     ) -> Result<Rdd<T>> {
-        Ok(self
-            .key_by(f)
-            .sort_by_key_with(ascending, partitions)?
-            .values())
+        Ok(self.key_by(f).sort_by_key_with(ascending, partitions)?.values())
     }
 
     // ---- persistence ----
@@ -232,20 +200,11 @@ impl<T: Data> Rdd<T> {
     // ---- actions ----
 
     pub fn collect(&self) -> Result<Vec<T>> {
-        Ok(self
-            .ctx
-            .run_job(&self.node, CollectFn, None)?
-            .into_iter()
-            .flatten()
-            .collect())
+        Ok(self.ctx.run_job(&self.node, CollectFn, None)?.into_iter().flatten().collect())
     }
 
     pub fn count(&self) -> Result<u64> {
-        Ok(self
-            .ctx
-            .run_job(&self.node, CountFn, None)?
-            .into_iter()
-            .sum())
+        Ok(self.ctx.run_job(&self.node, CountFn, None)?.into_iter().sum())
     }
 
     /// The first `n` elements, scanning as few partitions as it can.
@@ -258,10 +217,7 @@ impl<T: Data> Rdd<T> {
             let parts: Vec<usize> = (scanned..(scanned + batch).min(total)).collect();
             scanned += parts.len();
             let left = n - out.len();
-            for chunk in self
-                .ctx
-                .run_job(&self.node, TakeFn { n: left }, Some(parts))?
-            {
+            for chunk in self.ctx.run_job(&self.node, TakeFn { n: left }, Some(parts))? {
                 let room = n - out.len();
                 out.extend(chunk.into_iter().take(room));
             }
@@ -272,10 +228,7 @@ impl<T: Data> Rdd<T> {
 
     /// The first element; an error on an empty RDD.
     pub fn first(&self) -> Result<T> {
-        self.take(1)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| EmberError::Invalid("first() of an empty RDD".into()))
+        self.take(1)?.into_iter().next().ok_or_else(|| EmberError::Invalid("first() of an empty RDD".into()))
     }
 
     /// The `n` smallest elements, ascending.
@@ -283,9 +236,7 @@ impl<T: Data> Rdd<T> {
     where
         T: Ord,
     {
-        let parts = self
-            .ctx
-            .run_job(&self.node, TakeOrderedFn { n, ascending: true }, None)?;
+        let parts = self.ctx.run_job(&self.node, TakeOrderedFn { n, ascending: true }, None)?;
         Ok(smallest_n(parts.into_iter().flatten(), n, true))
     }
 
@@ -294,14 +245,7 @@ impl<T: Data> Rdd<T> {
     where
         T: Ord,
     {
-        let parts = self.ctx.run_job(
-            &self.node,
-            TakeOrderedFn {
-                n,
-                ascending: false,
-            },
-            None,
-        )?;
+        let parts = self.ctx.run_job(&self.node, TakeOrderedFn { n, ascending: false }, None)?;
         Ok(smallest_n(parts.into_iter().flatten(), n, false))
     }
 
@@ -321,16 +265,10 @@ impl<T: Data> Rdd<T> {
             return Ok(all);
         }
         let n = num as f64;
-        let fraction = ((n + 5.0 * n.sqrt() + 10.0) / count as f64).min(if with_replacement {
-            f64::MAX
-        } else {
-            1.0
-        });
+        let fraction = ((n + 5.0 * n.sqrt() + 10.0) / count as f64).min(if with_replacement { f64::MAX } else { 1.0 });
         let mut attempt_seed = seed;
         loop {
-            let mut sample = self
-                .sample(with_replacement, fraction, attempt_seed)
-                .collect()?;
+            let mut sample = self.sample(with_replacement, fraction, attempt_seed).collect()?;
             if sample.len() >= num {
                 sample.shuffle(&mut rng);
                 sample.truncate(num);
@@ -352,14 +290,7 @@ impl<T: Data> Rdd<T> {
 
     /// Folds each partition from `zero`, then the partition results from `zero`.
     pub fn fold<F: SerFn<(T, T), Output = T> + Clone>(&self, zero: T, f: F) -> Result<T> {
-        let parts = self.ctx.run_job(
-            &self.node,
-            FoldFn {
-                zero: zero.clone(),
-                f: f.clone(),
-            },
-            None,
-        )?;
+        let parts = self.ctx.run_job(&self.node, FoldFn { zero: zero.clone(), f: f.clone() }, None)?;
         Ok(parts.into_iter().fold(zero, |a, b| f.call((a, b))))
     }
 
@@ -369,14 +300,7 @@ impl<T: Data> Rdd<T> {
         F2: SerFn<(U, T), Output = U>,
         F3: Fn(U, U) -> U,
     {
-        let parts = self.ctx.run_job(
-            &self.node,
-            FoldFn {
-                zero: zero.clone(),
-                f: seq,
-            },
-            None,
-        )?;
+        let parts = self.ctx.run_job(&self.node, FoldFn { zero: zero.clone(), f: seq }, None)?;
         Ok(parts.into_iter().fold(zero, comb))
     }
 
@@ -385,9 +309,7 @@ impl<T: Data> Rdd<T> {
     }
 
     pub fn foreach_partition<F: SerFn<(BoxIter<T>,), Output = ()>>(&self, f: F) -> Result<()> {
-        self.ctx
-            .run_job(&self.node, ForeachPartitionFn(f), None)
-            .map(|_| ())
+        self.ctx.run_job(&self.node, ForeachPartitionFn(f), None).map(|_| ())
     }
 
     /// How many times each distinct element occurs.
@@ -418,13 +340,7 @@ impl<T: Data> Rdd<T> {
             });
         }
         std::fs::create_dir_all(path).map_err(|e| EmberError::io(dir, e))?;
-        self.ctx.run_job(
-            &self.node,
-            SaveTextFn {
-                dir: dir.to_string(),
-            },
-            None,
-        )?;
+        self.ctx.run_job(&self.node, SaveTextFn { dir: dir.to_string() }, None)?;
         let _ = std::fs::remove_dir_all(path.join("_temporary"));
         std::fs::write(path.join("_SUCCESS"), b"").map_err(|e| EmberError::io(dir, e))?;
         Ok(())
@@ -443,20 +359,14 @@ impl<T: Key> Rdd<T> {
 
     pub fn distinct_with(&self, partitions: usize) -> Rdd<T> {
         let unit = self.with_unit();
-        let combined: Rdd<(T, ())> = unit.derive(CombinedRdd::new(
-            unit.node.clone(),
-            HashPartitioner::new(partitions),
-            FirstAgg,
-            true,
-        ));
+        let combined: Rdd<(T, ())> =
+            unit.derive(CombinedRdd::new(unit.node.clone(), HashPartitioner::new(partitions), FirstAgg, true));
         combined.keys()
     }
 
     /// Distinct elements present in both RDDs.
     pub fn intersection(&self, other: &Rdd<T>) -> Rdd<T> {
-        self.with_unit()
-            .cogroup(&other.with_unit())
-            .with_op(IntersectOp)
+        self.with_unit().cogroup(&other.with_unit()).with_op(IntersectOp)
     }
 
     /// Elements not in `other` (duplicates on this side are kept).
@@ -494,12 +404,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         partitions: usize,
         map_side_combine: bool,
     ) -> Rdd<(K, C)> {
-        self.derive(CombinedRdd::new(
-            self.node.clone(),
-            HashPartitioner::new(partitions),
-            aggregator,
-            map_side_combine,
-        ))
+        self.derive(CombinedRdd::new(self.node.clone(), HashPartitioner::new(partitions), aggregator, map_side_combine))
     }
 
     /// Merges the values of each key with `f` (combining in map tasks first).
@@ -507,11 +412,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         self.reduce_by_key_with(f, self.shuffle_partitions(&[]))
     }
 
-    pub fn reduce_by_key_with<F: SerFn<(V, V), Output = V> + Clone>(
-        &self,
-        f: F,
-        partitions: usize,
-    ) -> Rdd<(K, V)> {
+    pub fn reduce_by_key_with<F: SerFn<(V, V), Output = V> + Clone>(&self, f: F, partitions: usize) -> Rdd<(K, V)> {
         self.combine_by_key_with_aggregator(ReduceAgg(f), partitions, true)
     }
 
@@ -526,23 +427,13 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// Per key: `create` on the first value, `merge_value` for more, `merge_combiners` across partitions.
-    pub fn combine_by_key<C: Data, F1, F2, F3>(
-        &self,
-        create: F1,
-        merge_value: F2,
-        merge_combiners: F3,
-    ) -> Rdd<(K, C)>
+    pub fn combine_by_key<C: Data, F1, F2, F3>(&self, create: F1, merge_value: F2, merge_combiners: F3) -> Rdd<(K, C)>
     where
         F1: SerFn<(V,), Output = C> + Clone,
         F2: SerFn<(C, V), Output = C> + Clone,
         F3: SerFn<(C, C), Output = C> + Clone,
     {
-        self.combine_by_key_with(
-            create,
-            merge_value,
-            merge_combiners,
-            self.shuffle_partitions(&[]),
-        )
+        self.combine_by_key_with(create, merge_value, merge_combiners, self.shuffle_partitions(&[]))
     }
 
     pub fn combine_by_key_with<C: Data, F1, F2, F3>(
@@ -557,15 +448,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         F2: SerFn<(C, V), Output = C> + Clone,
         F3: SerFn<(C, C), Output = C> + Clone,
     {
-        self.combine_by_key_with_aggregator(
-            CombineAgg {
-                create,
-                merge_value,
-                merge_combiners,
-            },
-            partitions,
-            true,
-        )
+        self.combine_by_key_with_aggregator(CombineAgg { create, merge_value, merge_combiners }, partitions, true)
     }
 
     /// Per key: fold values with `seq` from `zero`, combine partial results with `comb`.
@@ -581,15 +464,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// Per key: fold values with `f` from `zero`.
     pub fn fold_by_key<F: SerFn<(V, V), Output = V> + Clone>(&self, zero: V, f: F) -> Rdd<(K, V)> {
         let partitions = self.shuffle_partitions(&[]);
-        self.combine_by_key_with_aggregator(
-            AggregateAgg {
-                zero,
-                seq: f.clone(),
-                comb: f,
-            },
-            partitions,
-            true,
-        )
+        self.combine_by_key_with_aggregator(AggregateAgg { zero, seq: f.clone(), comb: f }, partitions, true)
     }
 
     /// Redistributes the pairs with `partitioner`.
@@ -615,26 +490,13 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// A range partitioner for this RDD's keys, from a sample of them.
-    pub fn range_partitioner(
-        &self,
-        partitions: usize,
-        ascending: bool,
-    ) -> Result<RangePartitioner<K>>
+    pub fn range_partitioner(&self, partitions: usize, ascending: bool) -> Result<RangePartitioner<K>>
     where
         K: Ord,
     {
         let partitions = partitions.max(1);
-        let per_partition = (60 * partitions)
-            .div_ceil(self.num_partitions().max(1))
-            .clamp(20, 100_000);
-        let samples = self.ctx.run_job(
-            &self.node,
-            SampleKeysFn {
-                size: per_partition,
-                seed: 0x5eed,
-            },
-            None,
-        )?;
+        let per_partition = (60 * partitions).div_ceil(self.num_partitions().max(1)).clamp(20, 100_000);
+        let samples = self.ctx.run_job(&self.node, SampleKeysFn { size: per_partition, seed: 0x5eed }, None)?;
         let keys: Vec<K> = samples.into_iter().flat_map(|(_, ks)| ks).collect();
         Ok(RangePartitioner::from_sample(keys, partitions, ascending))
     }
@@ -644,15 +506,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         self.cogroup_with(other, self.shuffle_partitions(&[other.num_partitions()]))
     }
 
-    pub fn cogroup_with<W: Data>(
-        &self,
-        other: &Rdd<(K, W)>,
-        partitions: usize,
-    ) -> Rdd<(K, (Vec<V>, Vec<W>))> {
+    pub fn cogroup_with<W: Data>(&self, other: &Rdd<(K, W)>, partitions: usize) -> Rdd<(K, (Vec<V>, Vec<W>))> {
         let left: Rdd<(K, Either<V, W>)> = self.with_op(TagLeftOp);
         let right: Rdd<(K, Either<V, W>)> = other.with_op(TagRightOp);
-        left.union(&right)
-            .combine_by_key_with_aggregator(CoGroupAgg, partitions, false)
+        left.union(&right).combine_by_key_with_aggregator(CoGroupAgg, partitions, false)
     }
 
     fn outer_join<W: Data>(
@@ -661,8 +518,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         kind: JoinKind,
         partitions: usize,
     ) -> Rdd<(K, (Option<V>, Option<W>))> {
-        self.cogroup_with(other, partitions)
-            .with_op(JoinOp { kind })
+        self.cogroup_with(other, partitions).with_op(JoinOp { kind })
     }
 
     /// Pairs of values for keys present on both sides.
@@ -671,28 +527,20 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     pub fn join_with<W: Data>(&self, other: &Rdd<(K, W)>, partitions: usize) -> Rdd<(K, (V, W))> {
-        self.outer_join(other, JoinKind::Inner, partitions)
-            .with_op(JoinShapeOp {
-                kind: JoinKind::Inner,
-            })
+        self.outer_join(other, JoinKind::Inner, partitions).with_op(JoinShapeOp { kind: JoinKind::Inner })
     }
 
     pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
         let n = self.shuffle_partitions(&[other.num_partitions()]);
-        self.outer_join(other, JoinKind::LeftOuter, n)
-            .with_op(LeftShapeOp)
+        self.outer_join(other, JoinKind::LeftOuter, n).with_op(LeftShapeOp)
     }
 
     pub fn right_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, W))> {
         let n = self.shuffle_partitions(&[other.num_partitions()]);
-        self.outer_join(other, JoinKind::RightOuter, n)
-            .with_op(RightShapeOp)
+        self.outer_join(other, JoinKind::RightOuter, n).with_op(RightShapeOp)
     }
 
-    pub fn full_outer_join<W: Data>(
-        &self,
-        other: &Rdd<(K, W)>,
-    ) -> Rdd<(K, (Option<V>, Option<W>))> {
+    pub fn full_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, Option<W>))> {
         let n = self.shuffle_partitions(&[other.num_partitions()]);
         self.outer_join(other, JoinKind::FullOuter, n)
     }
@@ -721,11 +569,6 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
 
     /// All values of `key`.
     pub fn lookup(&self, key: K) -> Result<Vec<V>> {
-        Ok(self
-            .ctx
-            .run_job(&self.node, LookupFn { key }, None)?
-            .into_iter()
-            .flatten()
-            .collect())
+        Ok(self.ctx.run_job(&self.node, LookupFn { key }, None)?.into_iter().flatten().collect())
     }
 }

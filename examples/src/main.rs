@@ -115,52 +115,19 @@ enum Job {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Value> {
-    let config = RunConfig {
-        master: cli.master,
-        conf: cli.conf,
-        app_name: "ember-examples".into(),
-    };
+    let config = RunConfig { master: cli.master, conf: cli.conf, app_name: "ember-examples".into() };
     let ctx = || config.context().context("cannot start the context");
     Ok(match cli.job {
         Job::Sumsq { n, partitions } => sumsq::run(&ctx()?, n, partitions)?,
         Job::SumsqBaseline { n, threads } => sumsq::baseline(n, threads),
-        Job::Tasklist {
-            samples,
-            seed,
-            partitions,
-        } => tasklist::run(&ctx()?, samples, seed, partitions)?,
-        Job::Wordcount {
-            input,
-            output,
-            partitions,
-        } => wordcount::run(&ctx()?, &input, output.as_deref(), partitions)?,
-        Job::Pi {
-            samples,
-            partitions,
-        } => pi::run(&ctx()?, samples, partitions)?,
-        Job::Join {
-            large,
-            small,
-            keys,
-            partitions,
-            seed,
-        } => join::run(&ctx()?, large, small, keys, partitions, seed)?,
-        Job::Teragen {
-            records,
-            output,
-            partitions,
-        } => terasort::teragen(&ctx()?, records, &output, partitions)?,
-        Job::Terasort {
-            input,
-            output,
-            partitions,
-        } => terasort::terasort(&ctx()?, &input, &output, partitions)?,
+        Job::Tasklist { samples, seed, partitions } => tasklist::run(&ctx()?, samples, seed, partitions)?,
+        Job::Wordcount { input, output, partitions } => wordcount::run(&ctx()?, &input, output.as_deref(), partitions)?,
+        Job::Pi { samples, partitions } => pi::run(&ctx()?, samples, partitions)?,
+        Job::Join { large, small, keys, partitions, seed } => join::run(&ctx()?, large, small, keys, partitions, seed)?,
+        Job::Teragen { records, output, partitions } => terasort::teragen(&ctx()?, records, &output, partitions)?,
+        Job::Terasort { input, output, partitions } => terasort::terasort(&ctx()?, &input, &output, partitions)?,
         Job::Teravalidate { input } => terasort::teravalidate(&ctx()?, &input)?,
-        Job::GenText {
-            bytes,
-            output,
-            seed,
-        } => {
+        Job::GenText { bytes, output, seed } => {
             gen_text::run(bytes, &output, seed).with_context(|| format!("cannot write {output}"))?
         }
     })

@@ -33,11 +33,7 @@ struct State {
 
 impl BlockStore {
     pub fn new(budget: u64, disk_dir: PathBuf) -> Self {
-        Self {
-            budget,
-            disk_dir,
-            state: Mutex::new(State::default()),
-        }
+        Self { budget, disk_dir, state: Mutex::new(State::default()) }
     }
 
     pub fn memory_used(&self) -> u64 {
@@ -54,9 +50,7 @@ impl BlockStore {
         }
         let path = st.on_disk.get(&(rdd_id, split))?.clone();
         drop(st);
-        std::fs::read(&path)
-            .ok()
-            .map(|b| CachedPartition::Bytes(Arc::new(b)))
+        std::fs::read(&path).ok().map(|b| CachedPartition::Bytes(Arc::new(b)))
     }
 
     pub fn put(&self, rdd_id: u64, split: usize, level: StorageLevel, block: CachedPartition) {
@@ -75,12 +69,7 @@ impl BlockStore {
         let mut spilled = Vec::new();
         // Make room by evicting the least recently used partitions.
         while st.used + size > self.budget && !st.memory.is_empty() {
-            let victim = *st
-                .memory
-                .iter()
-                .min_by_key(|(_, e)| e.last_used)
-                .map(|(k, _)| k)
-                .expect("non-empty");
+            let victim = *st.memory.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| k).expect("non-empty");
             let e = st.memory.remove(&victim).expect("present");
             st.used -= e.size;
             spilled.push((victim, e.block));
@@ -89,24 +78,14 @@ impl BlockStore {
             st.clock += 1;
             let last_used = st.clock;
             st.used += size;
-            st.memory.insert(
-                key,
-                Entry {
-                    block: block.clone(),
-                    size,
-                    last_used,
-                },
-            );
+            st.memory.insert(key, Entry { block: block.clone(), size, last_used });
         } else if level == StorageLevel::MemoryAndDisk {
             spilled.push((key, block));
         }
         drop(st);
         for (k, b) in spilled {
             match b {
-                CachedPartition::Values {
-                    to_bytes: Some(to_bytes),
-                    ..
-                } => {
+                CachedPartition::Values { to_bytes: Some(to_bytes), .. } => {
                     if let Ok(bytes) = to_bytes() {
                         self.write_disk(k, &bytes);
                     }
@@ -128,23 +107,13 @@ impl BlockStore {
     /// Drops every cached partition of an RDD (unpersist).
     pub fn remove_rdd(&self, rdd_id: u64) {
         let mut st = self.state.lock();
-        let keys: Vec<BlockKey> = st
-            .memory
-            .keys()
-            .filter(|k| k.0 == rdd_id)
-            .copied()
-            .collect();
+        let keys: Vec<BlockKey> = st.memory.keys().filter(|k| k.0 == rdd_id).copied().collect();
         for k in keys {
             if let Some(e) = st.memory.remove(&k) {
                 st.used -= e.size;
             }
         }
-        let disk: Vec<BlockKey> = st
-            .on_disk
-            .keys()
-            .filter(|k| k.0 == rdd_id)
-            .copied()
-            .collect();
+        let disk: Vec<BlockKey> = st.on_disk.keys().filter(|k| k.0 == rdd_id).copied().collect();
         for k in disk {
             if let Some(p) = st.on_disk.remove(&k) {
                 let _ = std::fs::remove_file(p);
@@ -169,11 +138,7 @@ mod tests {
             let v = v.clone();
             Arc::new(move || Ok((*v).clone())) as ember_core::task::SerializeFn
         });
-        CachedPartition::Values {
-            value: v,
-            size,
-            to_bytes,
-        }
+        CachedPartition::Values { value: v, size, to_bytes }
     }
 
     #[test]

@@ -51,11 +51,7 @@ impl ExecutorServices {
         driver: Arc<dyn DriverLink>,
         fetcher: Arc<dyn BlockFetcher>,
     ) -> Result<Arc<Self>> {
-        let bases = if config.local_dirs.is_empty() {
-            vec![std::env::temp_dir()]
-        } else {
-            config.local_dirs.clone()
-        };
+        let bases = if config.local_dirs.is_empty() { vec![std::env::temp_dir()] } else { config.local_dirs.clone() };
         let unique = format!(
             "ember-{}-{}-{}",
             sanitize(&config.executor_id),
@@ -99,15 +95,7 @@ impl ExecutorServices {
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
 }
 
 impl Drop for ExecutorServices {
@@ -127,12 +115,7 @@ impl ExecutorEnv for ExecutorServices {
         &self.config.conf
     }
 
-    fn shuffle_writer(
-        &self,
-        shuffle_id: u32,
-        map_index: u32,
-        num_reduce: usize,
-    ) -> Result<Box<dyn ShuffleWriter>> {
+    fn shuffle_writer(&self, shuffle_id: u32, map_index: u32, num_reduce: usize) -> Result<Box<dyn ShuffleWriter>> {
         self.shuffle.writer(shuffle_id, map_index, num_reduce)
     }
 
@@ -152,61 +135,35 @@ impl ExecutorEnv for ExecutorServices {
             executor_id: executor_id.to_string(),
             message,
         };
-        Ok(Box::new(statuses.into_iter().enumerate().filter_map(
-            move |(map_index, status)| {
-                let map_index = map_index as u32;
-                let Some(status) = status else {
-                    return Some(Err(failure(
-                        map_index,
-                        "",
-                        "map output is missing (lost executor)".into(),
-                    )));
-                };
-                if status
-                    .block_sizes
-                    .get(reduce_index as usize)
-                    .copied()
-                    .unwrap_or(0)
-                    == 0
-                {
-                    return None;
-                }
-                let bytes = if status.executor_id == me {
-                    shuffle.read_block(shuffle_id, map_index, reduce_index)
-                } else {
-                    fetcher.fetch_block(&status, shuffle_id, map_index, reduce_index)
-                };
-                Some(match bytes {
-                    Ok(bytes) => Ok(FetchedBlock {
-                        map_index,
-                        executor_id: status.executor_id,
-                        bytes,
-                    }),
-                    Err(e) => Err(failure(map_index, &status.executor_id, e.to_string())),
-                })
-            },
-        )))
+        Ok(Box::new(statuses.into_iter().enumerate().filter_map(move |(map_index, status)| {
+            let map_index = map_index as u32;
+            let Some(status) = status else {
+                return Some(Err(failure(map_index, "", "map output is missing (lost executor)".into())));
+            };
+            if status.block_sizes.get(reduce_index as usize).copied().unwrap_or(0) == 0 {
+                return None;
+            }
+            let bytes = if status.executor_id == me {
+                shuffle.read_block(shuffle_id, map_index, reduce_index)
+            } else {
+                fetcher.fetch_block(&status, shuffle_id, map_index, reduce_index)
+            };
+            Some(match bytes {
+                Ok(bytes) => Ok(FetchedBlock { map_index, executor_id: status.executor_id, bytes }),
+                Err(e) => Err(failure(map_index, &status.executor_id, e.to_string())),
+            })
+        })))
     }
 
     fn cached_partition(&self, rdd_id: u64, split: usize) -> Option<CachedPartition> {
         self.blocks.get(rdd_id, split)
     }
 
-    fn put_cached_partition(
-        &self,
-        rdd_id: u64,
-        split: usize,
-        level: StorageLevel,
-        block: CachedPartition,
-    ) {
+    fn put_cached_partition(&self, rdd_id: u64, split: usize, level: StorageLevel, block: CachedPartition) {
         self.blocks.put(rdd_id, split, level, block)
     }
 
-    fn broadcast_value(
-        &self,
-        id: u64,
-        decode: &dyn Fn(&[u8]) -> Result<AnyValue>,
-    ) -> Result<AnyValue> {
+    fn broadcast_value(&self, id: u64, decode: &dyn Fn(&[u8]) -> Result<AnyValue>) -> Result<AnyValue> {
         let slot = self.broadcasts.lock().entry(id).or_default().clone();
         let mut slot = slot.lock();
         if let Some(v) = &*slot {
@@ -220,17 +177,9 @@ impl ExecutorEnv for ExecutorServices {
 
     fn file_path(&self, name: &str) -> Result<PathBuf> {
         if name.is_empty() || name.contains('/') || name == ".." {
-            return Err(EmberError::File {
-                name: name.to_string(),
-                reason: "not a plain file name".into(),
-            });
+            return Err(EmberError::File { name: name.to_string(), reason: "not a plain file name".into() });
         }
-        let slot = self
-            .files
-            .lock()
-            .entry(name.to_string())
-            .or_default()
-            .clone();
+        let slot = self.files.lock().entry(name.to_string()).or_default().clone();
         let mut slot = slot.lock();
         if let Some(p) = &*slot {
             return Ok(p.clone());

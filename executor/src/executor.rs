@@ -7,15 +7,17 @@ use crossbeam_channel::{Sender, unbounded};
 use ember_core::error::Result;
 use ember_core::protocol::{TaskDescription, TaskOutcome};
 use parking_lot::Mutex;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 pub struct Executor {
     services: Arc<ExecutorServices>,
     queue: Mutex<Option<Sender<TaskDescription>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     killed: Arc<Mutex<HashSet<u64>>>,
+    running: Arc<Mutex<HashMap<u64, Instant>>>,
 }
 
 impl Executor {
@@ -30,6 +32,7 @@ impl Executor {
         let (tx, rx) = unbounded::<TaskDescription>();
         let stages = Arc::new(StageCache::default());
         let killed: Arc<Mutex<HashSet<u64>>> = Arc::default();
+        let running: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
         let mut workers = Vec::with_capacity(cores);
         for i in 0..cores {
             let rx = rx.clone();
@@ -37,6 +40,7 @@ impl Executor {
             let stages = stages.clone();
             let sink = sink.clone();
             let killed = killed.clone();
+            let running = running.clone();
             let name = format!("ember-task-{}-{i}", services.config().executor_id);
             let handle = std::thread::Builder::new()
                 .name(name)
@@ -44,29 +48,21 @@ impl Executor {
                     for desc in rx.iter() {
                         let task_id = desc.attempt.task_id;
                         let outcome = if killed.lock().remove(&task_id) {
-                            TaskOutcome::Killed {
-                                reason: "killed before it started".into(),
-                            }
+                            TaskOutcome::Killed { reason: "killed before it started".into() }
                         } else {
-                            run_task(&services, &stages, &desc)
+                            running.lock().insert(task_id, Instant::now());
+                            let outcome = run_task(&services, &stages, &desc);
+                            running.lock().remove(&task_id);
+                            outcome
                         };
                         killed.lock().remove(&task_id);
                         sink.task_finished(task_id, outcome);
                     }
                 })
-                .map_err(|e| {
-                    ember_core::error::EmberError::Internal(format!(
-                        "cannot start task thread: {e}"
-                    ))
-                })?;
+                .map_err(|e| ember_core::error::EmberError::Internal(format!("cannot start task thread: {e}")))?;
             workers.push(handle);
         }
-        Ok(Arc::new(Self {
-            services,
-            queue: Mutex::new(Some(tx)),
-            workers: Mutex::new(workers),
-            killed,
-        }))
+        Ok(Arc::new(Self { services, queue: Mutex::new(Some(tx)), workers: Mutex::new(workers), killed, running }))
     }
 
     pub fn services(&self) -> &Arc<ExecutorServices> {
@@ -77,6 +73,11 @@ impl Executor {
         if let Some(q) = &*self.queue.lock() {
             let _ = q.send(task);
         }
+    }
+
+    /// Tasks running now and for how long.
+    pub fn running_tasks(&self) -> Vec<(u64, Duration)> {
+        self.running.lock().iter().map(|(id, start)| (*id, start.elapsed())).collect()
     }
 
     /// Asks a task to stop; a task not yet started never runs.

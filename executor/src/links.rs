@@ -18,13 +18,7 @@ pub trait DriverLink: Send + Sync {
 
 /// Reads a shuffle block held by another executor.
 pub trait BlockFetcher: Send + Sync {
-    fn fetch_block(
-        &self,
-        status: &MapStatus,
-        shuffle_id: u32,
-        map_index: u32,
-        reduce_index: u32,
-    ) -> Result<Vec<u8>>;
+    fn fetch_block(&self, status: &MapStatus, shuffle_id: u32, map_index: u32, reduce_index: u32) -> Result<Vec<u8>>;
 }
 
 /// Where task outcomes go.

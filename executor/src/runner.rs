@@ -36,12 +36,8 @@ impl StageCache {
             return Ok(root.clone());
         }
         let root = match desc.kind {
-            TaskKind::Result => {
-                StageRoot::Result(decode_root::<Arc<dyn ResultTaskFn>>(&desc.stage_binary)?)
-            }
-            TaskKind::ShuffleMap => {
-                StageRoot::ShuffleMap(decode_root::<Arc<dyn ShuffleMapFn>>(&desc.stage_binary)?)
-            }
+            TaskKind::Result => StageRoot::Result(decode_root::<Arc<dyn ResultTaskFn>>(&desc.stage_binary)?),
+            TaskKind::ShuffleMap => StageRoot::ShuffleMap(decode_root::<Arc<dyn ShuffleMapFn>>(&desc.stage_binary)?),
         };
         let mut roots = self.roots.lock();
         if roots.len() >= MAX_CACHED_STAGES {
@@ -59,22 +55,14 @@ fn install_panic_hook() {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if info
-                .payload()
-                .downcast_ref::<ember_core::error::EngineAbort>()
-                .is_none()
-            {
+            if info.payload().downcast_ref::<ember_core::error::EngineAbort>().is_none() {
                 previous(info);
             }
         }));
     });
 }
 
-pub fn run_task(
-    services: &Arc<ExecutorServices>,
-    stages: &StageCache,
-    desc: &TaskDescription,
-) -> TaskOutcome {
+pub fn run_task(services: &Arc<ExecutorServices>, stages: &StageCache, desc: &TaskDescription) -> TaskOutcome {
     install_panic_hook();
     let start = Instant::now();
     let env: Arc<dyn ExecutorEnv> = services.clone();
@@ -90,23 +78,16 @@ pub fn run_task(
     let _enter = span.enter();
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<TaskValue> {
         match stages.root(desc)? {
-            StageRoot::Result(root) => {
-                Ok(TaskValue::Result(root.run(desc.attempt.partition, &ctx)?))
-            }
-            StageRoot::ShuffleMap(root) => Ok(TaskValue::MapOutput(
-                root.run_map(desc.attempt.partition, &ctx)?,
-            )),
+            StageRoot::Result(root) => Ok(TaskValue::Result(root.run(desc.attempt.partition, &ctx)?)),
+            StageRoot::ShuffleMap(root) => Ok(TaskValue::MapOutput(root.run_map(desc.attempt.partition, &ctx)?)),
         }
     }))
     .unwrap_or_else(|payload| Err(from_panic(payload)));
     let run_ms = start.elapsed().as_millis() as u64;
     match result.and_then(|value| Ok((value, ctx.take_accumulator_updates()?))) {
-        Ok((value, accumulator_updates)) => TaskOutcome::Success {
-            value,
-            accumulator_updates,
-            metrics: ctx.metrics().snapshot(),
-            run_ms,
-        },
+        Ok((value, accumulator_updates)) => {
+            TaskOutcome::Success { value, accumulator_updates, metrics: ctx.metrics().snapshot(), run_ms }
+        }
         Err(error) => TaskOutcome::Failed { error, run_ms },
     }
 }

@@ -24,31 +24,20 @@ impl ShuffleFiles {
         for d in &dirs {
             fs::create_dir_all(d).map_err(|e| EmberError::io(d.display(), e))?;
         }
-        Ok(Arc::new(Self {
-            dirs,
-            executor_id,
-            address,
-            commit_lock: Mutex::new(()),
-            next_tmp: AtomicU64::new(0),
-        }))
+        Ok(Arc::new(Self { dirs, executor_id, address, commit_lock: Mutex::new(()), next_tmp: AtomicU64::new(0) }))
     }
 
     fn dir_for(&self, shuffle_id: u32, map_index: u32) -> &Path {
-        let i = (shuffle_id as usize)
-            .wrapping_mul(31)
-            .wrapping_add(map_index as usize)
-            % self.dirs.len();
+        let i = (shuffle_id as usize).wrapping_mul(31).wrapping_add(map_index as usize) % self.dirs.len();
         &self.dirs[i]
     }
 
     pub fn data_path(&self, shuffle_id: u32, map_index: u32) -> PathBuf {
-        self.dir_for(shuffle_id, map_index)
-            .join(format!("shuffle_{shuffle_id}_{map_index}.data"))
+        self.dir_for(shuffle_id, map_index).join(format!("shuffle_{shuffle_id}_{map_index}.data"))
     }
 
     pub fn index_path(&self, shuffle_id: u32, map_index: u32) -> PathBuf {
-        self.dir_for(shuffle_id, map_index)
-            .join(format!("shuffle_{shuffle_id}_{map_index}.index"))
+        self.dir_for(shuffle_id, map_index).join(format!("shuffle_{shuffle_id}_{map_index}.index"))
     }
 
     pub fn writer(
@@ -58,9 +47,7 @@ impl ShuffleFiles {
         num_reduce: usize,
     ) -> Result<Box<dyn ShuffleWriter>> {
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
-        let tmp = self
-            .data_path(shuffle_id, map_index)
-            .with_extension(format!("data.tmp{n}"));
+        let tmp = self.data_path(shuffle_id, map_index).with_extension(format!("data.tmp{n}"));
         let file = File::create(&tmp).map_err(|e| EmberError::io(tmp.display(), e))?;
         Ok(Box::new(FileShuffleWriter {
             files: self.clone(),
@@ -74,12 +61,7 @@ impl ShuffleFiles {
     }
 
     /// One block of a committed map output.
-    pub fn read_block(
-        &self,
-        shuffle_id: u32,
-        map_index: u32,
-        reduce_index: u32,
-    ) -> Result<Vec<u8>> {
+    pub fn read_block(&self, shuffle_id: u32, map_index: u32, reduce_index: u32) -> Result<Vec<u8>> {
         let index_path = self.index_path(shuffle_id, map_index);
         let offsets = read_index(&index_path)?;
         let r = reduce_index as usize;
@@ -92,11 +74,9 @@ impl ShuffleFiles {
         let (start, end) = (offsets[r], offsets[r + 1]);
         let data_path = self.data_path(shuffle_id, map_index);
         let mut f = File::open(&data_path).map_err(|e| EmberError::io(data_path.display(), e))?;
-        f.seek(SeekFrom::Start(start))
-            .map_err(|e| EmberError::io(data_path.display(), e))?;
+        f.seek(SeekFrom::Start(start)).map_err(|e| EmberError::io(data_path.display(), e))?;
         let mut buf = vec![0u8; (end - start) as usize];
-        f.read_exact(&mut buf)
-            .map_err(|e| EmberError::io(data_path.display(), e))?;
+        f.read_exact(&mut buf).map_err(|e| EmberError::io(data_path.display(), e))?;
         Ok(buf)
     }
 
@@ -118,15 +98,9 @@ impl ShuffleFiles {
 fn read_index(path: &Path) -> Result<Vec<u64>> {
     let bytes = fs::read(path).map_err(|e| EmberError::io(path.display(), e))?;
     if bytes.len() % 8 != 0 {
-        return Err(EmberError::Io {
-            path: path.display().to_string(),
-            message: "index file is truncated".into(),
-        });
+        return Err(EmberError::Io { path: path.display().to_string(), message: "index file is truncated".into() });
     }
-    Ok(bytes
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-        .collect())
+    Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
 }
 
 struct FileShuffleWriter {
@@ -147,9 +121,7 @@ impl ShuffleWriter for FileShuffleWriter {
                 self.lengths.len()
             )));
         }
-        self.out
-            .write_all(block)
-            .map_err(|e| EmberError::io(self.tmp.display(), e))?;
+        self.out.write_all(block).map_err(|e| EmberError::io(self.tmp.display(), e))?;
         self.lengths.push(block.len() as u64);
         Ok(())
     }
@@ -158,9 +130,7 @@ impl ShuffleWriter for FileShuffleWriter {
         while self.lengths.len() < self.num_reduce {
             self.lengths.push(0);
         }
-        self.out
-            .flush()
-            .map_err(|e| EmberError::io(self.tmp.display(), e))?;
+        self.out.flush().map_err(|e| EmberError::io(self.tmp.display(), e))?;
         let files = self.files.clone();
         let data = files.data_path(self.shuffle_id, self.map_index);
         let index = files.index_path(self.shuffle_id, self.map_index);

@@ -63,10 +63,7 @@ pub struct RddMeta {
 
 impl RddMeta {
     pub fn new() -> Self {
-        Self {
-            id: NEXT_RDD_ID.fetch_add(1, Ordering::Relaxed),
-            storage: AtomicU8::new(0),
-        }
+        Self { id: NEXT_RDD_ID.fetch_add(1, Ordering::Relaxed), storage: AtomicU8::new(0) }
     }
     pub fn storage_level(&self) -> StorageLevel {
         StorageLevel::from_u8(self.storage.load(Ordering::Relaxed))
@@ -91,10 +88,7 @@ impl Serialize for RddMeta {
 impl<'de> Deserialize<'de> for RddMeta {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let (id, level): (u64, StorageLevel) = Deserialize::deserialize(d)?;
-        Ok(Self {
-            id,
-            storage: AtomicU8::new(level.to_u8()),
-        })
+        Ok(Self { id, storage: AtomicU8::new(level.to_u8()) })
     }
 }
 
@@ -122,11 +116,7 @@ pub trait RddNode<T: Data>: RddBase {
 
 /// Computes a partition, going through the executor's block store when the RDD is
 /// persisted (Spark's `RDD.iterator`).
-pub fn iterate<T: Data>(
-    rdd: &Arc<dyn RddNode<T>>,
-    split: usize,
-    ctx: &TaskContext,
-) -> Result<BoxIter<T>> {
+pub fn iterate<T: Data>(rdd: &Arc<dyn RddNode<T>>, split: usize, ctx: &TaskContext) -> Result<BoxIter<T>> {
     let level = rdd.meta().storage_level();
     if level == StorageLevel::None {
         return rdd.compute(split, ctx);
@@ -152,10 +142,7 @@ fn iter_shared<T: Data>(values: Arc<Vec<T>>) -> BoxIter<T> {
 }
 
 /// The partition of `parents` (given their partition counts) that global split `split` falls in.
-pub(crate) fn locate_split(
-    counts: impl Iterator<Item = usize>,
-    split: usize,
-) -> Result<(usize, usize)> {
+pub(crate) fn locate_split(counts: impl Iterator<Item = usize>, split: usize) -> Result<(usize, usize)> {
     let mut offset = 0;
     for (i, n) in counts.enumerate() {
         if split < offset + n {
@@ -163,7 +150,5 @@ pub(crate) fn locate_split(
         }
         offset += n;
     }
-    Err(EmberError::Internal(format!(
-        "partition {split} out of range"
-    )))
+    Err(EmberError::Internal(format!("partition {split} out of range")))
 }

@@ -26,23 +26,13 @@ pub struct MapPartitionsRdd<T: Data, U, Op> {
 
 impl<T: Data, U: Data, Op: PartitionOp<T, U>> MapPartitionsRdd<T, U, Op> {
     pub fn new(parent: Arc<dyn RddNode<T>>, op: Op) -> Self {
-        Self {
-            meta: RddMeta::new(),
-            parent,
-            op: Arc::new(op),
-            _u: PhantomData,
-        }
+        Self { meta: RddMeta::new(), parent, op: Arc::new(op), _u: PhantomData }
     }
     fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
         let meta = r.read()?;
         let op: Op = r.read()?;
         let parent = r.read_rdd::<T>()?;
-        Ok(into_any_node::<U>(Self {
-            meta,
-            parent,
-            op: Arc::new(op),
-            _u: PhantomData,
-        }))
+        Ok(into_any_node::<U>(Self { meta, parent, op: Arc::new(op), _u: PhantomData }))
     }
 }
 
@@ -90,10 +80,7 @@ pub struct UnionRdd<T: Data> {
 
 impl<T: Data> UnionRdd<T> {
     pub fn new(parents: Vec<Arc<dyn RddNode<T>>>) -> Self {
-        Self {
-            meta: RddMeta::new(),
-            parents,
-        }
+        Self { meta: RddMeta::new(), parents }
     }
     fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
         let meta = r.read()?;
@@ -122,10 +109,7 @@ impl<T: Data> RddBase for UnionRdd<T> {
         self.parents.iter().map(|p| p.num_partitions()).sum()
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        self.parents
-            .iter()
-            .map(|p| Dependency::Narrow(p.clone()))
-            .collect()
+        self.parents.iter().map(|p| Dependency::Narrow(p.clone())).collect()
     }
     fn op_name(&self) -> &'static str {
         "union"
@@ -154,24 +138,14 @@ impl<T: Data> CoalescedRdd<T> {
         let n = parent.num_partitions();
         let k = partitions.clamp(1, n.max(1));
         // Contiguous groups keep ordering (Spark's coalesce does the same without locality).
-        let groups = (0..k)
-            .map(|g| (g * n / k..(g + 1) * n / k).collect())
-            .collect();
-        Self {
-            meta: RddMeta::new(),
-            parent,
-            groups,
-        }
+        let groups = (0..k).map(|g| (g * n / k..(g + 1) * n / k).collect()).collect();
+        Self { meta: RddMeta::new(), parent, groups }
     }
     fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
         let meta = r.read()?;
         let groups = r.read()?;
         let parent = r.read_rdd::<T>()?;
-        Ok(into_any_node::<T>(Self {
-            meta,
-            parent,
-            groups,
-        }))
+        Ok(into_any_node::<T>(Self { meta, parent, groups }))
     }
 }
 
@@ -206,10 +180,7 @@ impl<T: Data> RddBase for CoalescedRdd<T> {
 
 impl<T: Data> RddNode<T> for CoalescedRdd<T> {
     fn compute(&self, split: usize, ctx: &TaskContext) -> Result<BoxIter<T>> {
-        let iters = self.groups[split]
-            .iter()
-            .map(|&p| iterate(&self.parent, p, ctx))
-            .collect::<Result<Vec<_>>>()?;
+        let iters = self.groups[split].iter().map(|&p| iterate(&self.parent, p, ctx)).collect::<Result<Vec<_>>>()?;
         Ok(Box::new(iters.into_iter().flatten()))
     }
 }
@@ -223,11 +194,7 @@ pub struct CartesianRdd<T: Data, U: Data> {
 
 impl<T: Data, U: Data> CartesianRdd<T, U> {
     pub fn new(a: Arc<dyn RddNode<T>>, b: Arc<dyn RddNode<U>>) -> Self {
-        Self {
-            meta: RddMeta::new(),
-            a,
-            b,
-        }
+        Self { meta: RddMeta::new(), a, b }
     }
     fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
         let meta = r.read()?;
@@ -256,10 +223,7 @@ impl<T: Data, U: Data> RddBase for CartesianRdd<T, U> {
         self.a.num_partitions() * self.b.num_partitions()
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        vec![
-            Dependency::Narrow(self.a.clone()),
-            Dependency::Narrow(self.b.clone()),
-        ]
+        vec![Dependency::Narrow(self.a.clone()), Dependency::Narrow(self.b.clone())]
     }
     fn op_name(&self) -> &'static str {
         "cartesian"
@@ -297,11 +261,7 @@ impl<T: Data, U: Data> ZipRdd<T, U> {
                 b.num_partitions()
             )));
         }
-        Ok(Self {
-            meta: RddMeta::new(),
-            a,
-            b,
-        })
+        Ok(Self { meta: RddMeta::new(), a, b })
     }
     fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
         let meta = r.read()?;
@@ -330,10 +290,7 @@ impl<T: Data, U: Data> RddBase for ZipRdd<T, U> {
         self.a.num_partitions()
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        vec![
-            Dependency::Narrow(self.a.clone()),
-            Dependency::Narrow(self.b.clone()),
-        ]
+        vec![Dependency::Narrow(self.a.clone()), Dependency::Narrow(self.b.clone())]
     }
     fn op_name(&self) -> &'static str {
         "zip"
@@ -347,14 +304,12 @@ impl<T: Data, U: Data> RddNode<(T, U)> for ZipRdd<T, U> {
     fn compute(&self, split: usize, ctx: &TaskContext) -> Result<BoxIter<(T, U)>> {
         let mut a = iterate(&self.a, split, ctx)?;
         let mut b = iterate(&self.b, split, ctx)?;
-        Ok(Box::new(std::iter::from_fn(move || {
-            match (a.next(), b.next()) {
-                (Some(x), Some(y)) => Some((x, y)),
-                (None, None) => None,
-                _ => raise(EmberError::Invalid(format!(
-                    "can only zip RDDs with the same number of elements in each partition (partition {split} differs)"
-                ))),
-            }
+        Ok(Box::new(std::iter::from_fn(move || match (a.next(), b.next()) {
+            (Some(x), Some(y)) => Some((x, y)),
+            (None, None) => None,
+            _ => raise(EmberError::Invalid(format!(
+                "can only zip RDDs with the same number of elements in each partition (partition {split} differs)"
+            ))),
         })))
     }
 }

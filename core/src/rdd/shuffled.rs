@@ -43,13 +43,7 @@ impl<K: Key, V: Data> ShuffledRdd<K, V> {
         let meta = r.read()?;
         let shuffle_id = r.read()?;
         let partitions = r.read()?;
-        Ok(into_any_node::<(K, V)>(Self {
-            meta,
-            shuffle_id,
-            partitions,
-            dep: None,
-            _kv: PhantomData,
-        }))
+        Ok(into_any_node::<(K, V)>(Self { meta, shuffle_id, partitions, dep: None, _kv: PhantomData }))
     }
 }
 
@@ -72,10 +66,7 @@ impl<K: Key, V: Data> RddBase for ShuffledRdd<K, V> {
         self.partitions
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        self.dep
-            .iter()
-            .map(|d| Dependency::Shuffle(d.clone()))
-            .collect()
+        self.dep.iter().map(|d| Dependency::Shuffle(d.clone())).collect()
     }
     fn op_name(&self) -> &'static str {
         "partitionBy"
@@ -114,11 +105,7 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> CombinedRdd<K, V, C, A> {
         map_side_combine: bool,
     ) -> Self {
         let partitions = partitioner.num_partitions();
-        let mode = if map_side_combine {
-            CombineMode::MapSide
-        } else {
-            CombineMode::ReduceSide
-        };
+        let mode = if map_side_combine { CombineMode::MapSide } else { CombineMode::ReduceSide };
         let dep = ShuffleDependency::<K, V, C, A, P>::new(parent, partitioner, aggregator, mode);
         Self {
             meta: RddMeta::new(),
@@ -169,10 +156,7 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> RddBase for CombinedRdd<K, V
         self.partitions
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        self.dep
-            .iter()
-            .map(|d| Dependency::Shuffle(d.clone()))
-            .collect()
+        self.dep.iter().map(|d| Dependency::Shuffle(d.clone())).collect()
     }
     fn op_name(&self) -> &'static str {
         "combineByKey"
@@ -198,10 +182,6 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> RddNode<(K, C)> for Combined
                 }
             }
         }
-        Ok(Box::new(
-            combined
-                .into_iter()
-                .map(|(k, c)| (k, c.expect("combiner present"))),
-        ))
+        Ok(Box::new(combined.into_iter().map(|(k, c)| (k, c.expect("combiner present")))))
     }
 }

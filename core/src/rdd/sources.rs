@@ -27,19 +27,13 @@ impl<T: Data> ParallelCollectionRdd<T> {
             let end = (i + 1) * n / num_slices;
             slices.push(iter.by_ref().take(end - start).collect());
         }
-        Self {
-            meta: RddMeta::new(),
-            slices: Arc::new(slices),
-        }
+        Self { meta: RddMeta::new(), slices: Arc::new(slices) }
     }
 
     fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
         let meta = r.read()?;
         let slices: Vec<Vec<T>> = r.read()?;
-        Ok(wrap(Self {
-            meta,
-            slices: Arc::new(slices),
-        }))
+        Ok(wrap(Self { meta, slices: Arc::new(slices) }))
     }
 }
 
@@ -92,13 +86,7 @@ pub struct RangeRdd {
 impl RangeRdd {
     pub fn new(start: i64, end: i64, step: i64, slices: usize) -> Self {
         assert!(step != 0, "range step must not be zero");
-        Self {
-            meta: RddMeta::new(),
-            start,
-            end,
-            step,
-            slices: slices.max(1),
-        }
+        Self { meta: RddMeta::new(), start, end, step, slices: slices.max(1) }
     }
 
     fn len(&self) -> u64 {
@@ -162,10 +150,7 @@ pub struct TextFileRdd {
 
 impl TextFileRdd {
     pub fn new(splits: Vec<FileSplit>) -> Self {
-        Self {
-            meta: RddMeta::new(),
-            splits,
-        }
+        Self { meta: RddMeta::new(), splits }
     }
 
     fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
@@ -217,16 +202,10 @@ pub struct EmptyRdd<T> {
 
 impl<T: Data> EmptyRdd<T> {
     pub fn new() -> Self {
-        Self {
-            meta: RddMeta::new(),
-            _t: PhantomData,
-        }
+        Self { meta: RddMeta::new(), _t: PhantomData }
     }
     fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
-        Ok(wrap::<T>(Self {
-            meta: r.read()?,
-            _t: PhantomData,
-        }))
+        Ok(wrap::<T>(Self { meta: r.read()?, _t: PhantomData }))
     }
 }
 
@@ -278,22 +257,14 @@ pub struct BinaryRecordsRdd {
 
 impl BinaryRecordsRdd {
     pub fn new(splits: Vec<FileSplit>, record_len: usize) -> Self {
-        Self {
-            meta: RddMeta::new(),
-            splits,
-            record_len,
-        }
+        Self { meta: RddMeta::new(), splits, record_len }
     }
 
     fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
         let meta = r.read()?;
         let splits = r.read()?;
         let record_len = r.read()?;
-        Ok(wrap::<Vec<u8>>(Self {
-            meta,
-            splits,
-            record_len,
-        }))
+        Ok(wrap::<Vec<u8>>(Self { meta, splits, record_len }))
     }
 }
 

@@ -13,11 +13,8 @@ pub fn encode_block(raw: &[u8], compress: bool) -> Vec<u8> {
     if raw.is_empty() {
         return Vec::new();
     }
-    let (codec, payload) = if compress {
-        (CODEC_LZ4, lz4_flex::compress_prepend_size(raw))
-    } else {
-        (CODEC_NONE, raw.to_vec())
-    };
+    let (codec, payload) =
+        if compress { (CODEC_LZ4, lz4_flex::compress_prepend_size(raw)) } else { (CODEC_NONE, raw.to_vec()) };
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     out.push(codec);
@@ -37,9 +34,7 @@ pub fn decode_block(block: &[u8]) -> std::result::Result<Vec<u8>, String> {
     let payload = &block[HEADER..];
     let actual = crc32fast::hash(payload);
     if actual != expected {
-        return Err(format!(
-            "checksum mismatch (expected {expected:08x}, found {actual:08x}): the block is corrupt"
-        ));
+        return Err(format!("checksum mismatch (expected {expected:08x}, found {actual:08x}): the block is corrupt"));
     }
     match block[4] {
         CODEC_NONE => Ok(payload.to_vec()),
@@ -92,11 +87,7 @@ mod tests {
             let mut bad = block.clone();
             let last = bad.len() - 1;
             bad[last] ^= 0x40;
-            assert!(
-                decode_block(&bad)
-                    .unwrap_err()
-                    .contains("checksum mismatch")
-            );
+            assert!(decode_block(&bad).unwrap_err().contains("checksum mismatch"));
         }
         assert!(encode_block(&[], true).is_empty());
     }

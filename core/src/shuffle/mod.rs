@@ -85,12 +85,7 @@ where
     A: Aggregator<V, C>,
     P: Partitioner<K>,
 {
-    pub fn new(
-        parent: Arc<dyn RddNode<(K, V)>>,
-        partitioner: P,
-        aggregator: A,
-        mode: CombineMode,
-    ) -> Self {
+    pub fn new(parent: Arc<dyn RddNode<(K, V)>>, partitioner: P, aggregator: A, mode: CombineMode) -> Self {
         Self {
             shuffle_id: NEXT_SHUFFLE_ID.fetch_add(1, Ordering::Relaxed),
             parent,
@@ -206,9 +201,7 @@ where
         }
         ctx.metrics().add_shuffle_records_written(records_written);
         let compress = ctx.shuffle_compress();
-        let mut writer = ctx
-            .env()
-            .shuffle_writer(self.shuffle_id, map_index as u32, n)?;
+        let mut writer = ctx.env().shuffle_writer(self.shuffle_id, map_index as u32, n)?;
         for (p, raw) in buckets.into_iter().enumerate() {
             let block = encode_block(&raw, compress);
             ctx.metrics().add_shuffle_bytes_written(block.len() as u64);

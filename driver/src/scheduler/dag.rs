@@ -111,21 +111,15 @@ impl<'a> JobRunner<'a> {
             stage_of_shuffle: HashMap::new(),
             result_stage: 0,
             results: vec![None; partitions.len()],
-            position: partitions
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (*p, i))
-                .collect(),
+            position: partitions.iter().enumerate().map(|(i, p)| (*p, i)).collect(),
             outstanding: HashMap::new(),
             running: HashSet::new(),
             failures: HashMap::new(),
             attempts: HashMap::new(),
             events_sender,
         };
-        let parents = parent_shuffles(&final_rdd)
-            .into_iter()
-            .map(|dep| runner.map_stage(dep))
-            .collect::<Result<Vec<_>>>()?;
+        let parents =
+            parent_shuffles(&final_rdd).into_iter().map(|dep| runner.map_stage(dep)).collect::<Result<Vec<_>>>()?;
         runner.result_stage = runner.stages.len();
         runner.stages.push(Stage {
             id: NEXT_STAGE_ID.fetch_add(1, Ordering::Relaxed),
@@ -144,13 +138,9 @@ impl<'a> JobRunner<'a> {
             return Ok(i);
         }
         let parent_rdd = dep.parent();
-        let parents = parent_shuffles(&parent_rdd)
-            .into_iter()
-            .map(|d| self.map_stage(d))
-            .collect::<Result<Vec<_>>>()?;
-        self.cx
-            .tracker
-            .register_shuffle(dep.shuffle_id(), parent_rdd.num_partitions());
+        let parents =
+            parent_shuffles(&parent_rdd).into_iter().map(|d| self.map_stage(d)).collect::<Result<Vec<_>>>()?;
+        self.cx.tracker.register_shuffle(dep.shuffle_id(), parent_rdd.num_partitions());
         let binary = Arc::new(encode_root(dep.as_encode())?);
         let index = self.stages.len();
         self.stages.push(Stage {
@@ -176,12 +166,9 @@ impl<'a> JobRunner<'a> {
     fn missing_partitions(&self, stage: usize) -> Vec<usize> {
         match &self.stages[stage].kind {
             StageKind::ShuffleMap { dep } => self.cx.tracker.missing(dep.shuffle_id()),
-            StageKind::Result { partitions } => partitions
-                .iter()
-                .zip(&self.results)
-                .filter(|(_, r)| r.is_none())
-                .map(|(p, _)| *p)
-                .collect(),
+            StageKind::Result { partitions } => {
+                partitions.iter().zip(&self.results).filter(|(_, r)| r.is_none()).map(|(p, _)| *p).collect()
+            }
         }
     }
 
@@ -190,12 +177,8 @@ impl<'a> JobRunner<'a> {
         if self.is_available(stage) {
             return;
         }
-        let missing_parents: Vec<usize> = self.stages[stage]
-            .parents
-            .iter()
-            .copied()
-            .filter(|&p| !self.is_available(p))
-            .collect();
+        let missing_parents: Vec<usize> =
+            self.stages[stage].parents.iter().copied().filter(|&p| !self.is_available(p)).collect();
         if !missing_parents.is_empty() {
             for p in missing_parents {
                 self.submit(p);
@@ -218,23 +201,13 @@ impl<'a> JobRunner<'a> {
             let task_id = NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed);
             let desc = TaskDescription {
                 job_id: self.job_id,
-                attempt: TaskAttempt {
-                    task_id,
-                    stage_id: st.id,
-                    stage_attempt: st.attempt,
-                    partition,
-                    attempt,
-                },
+                attempt: TaskAttempt { task_id, stage_id: st.id, stage_attempt: st.attempt, partition, attempt },
                 kind,
                 stage_binary: st.binary.clone(),
             };
             self.running.insert((stage, partition));
-            self.outstanding
-                .insert(task_id, (stage, partition, st.attempt));
-            tasks.push(PendingTask {
-                desc,
-                events: self.events_sender.clone(),
-            });
+            self.outstanding.insert(task_id, (stage, partition, st.attempt));
+            tasks.push(PendingTask { desc, events: self.events_sender.clone() });
         }
         if !tasks.is_empty() {
             tracing::debug!(
@@ -251,11 +224,7 @@ impl<'a> JobRunner<'a> {
         loop {
             self.submit(self.result_stage);
             if self.results.iter().all(Option::is_some) {
-                return Ok(self
-                    .results
-                    .iter_mut()
-                    .map(|r| r.take().expect("complete"))
-                    .collect());
+                return Ok(self.results.iter_mut().map(|r| r.take().expect("complete")).collect());
             }
             match rx.recv_timeout(Duration::from_millis(500)) {
                 Ok(event) => self.handle(event)?,
@@ -272,51 +241,27 @@ impl<'a> JobRunner<'a> {
 
     fn abort(&self, reason: String) -> EmberError {
         tracing::error!(job_id = self.job_id, %reason, "job aborted");
-        EmberError::JobAborted {
-            job_id: self.job_id,
-            reason,
-        }
+        EmberError::JobAborted { job_id: self.job_id, reason }
     }
 
     fn handle(&mut self, event: JobEvent) -> Result<()> {
         match event {
             JobEvent::ExecutorLost { executor_id } => {
                 let removed = self.cx.tracker.remove_executor(&executor_id);
-                tracing::warn!(
-                    job_id = self.job_id,
-                    executor_id,
-                    lost_map_outputs = removed,
-                    "executor lost"
-                );
+                tracing::warn!(job_id = self.job_id, executor_id, lost_map_outputs = removed, "executor lost");
             }
-            JobEvent::TaskLost {
-                task_id,
-                executor_id,
-                reason,
-            } => {
+            JobEvent::TaskLost { task_id, executor_id, reason } => {
                 if let Some((stage, partition, _)) = self.outstanding.remove(&task_id) {
                     self.running.remove(&(stage, partition));
                     tracing::info!(task_id, executor_id, %reason, "task lost with its executor; re-running it");
                 }
             }
-            JobEvent::TaskEnded {
-                task_id,
-                executor_id,
-                outcome,
-            } => {
-                let Some((stage, partition, stage_attempt)) = self.outstanding.remove(&task_id)
-                else {
+            JobEvent::TaskEnded { task_id, executor_id, outcome } => {
+                let Some((stage, partition, stage_attempt)) = self.outstanding.remove(&task_id) else {
                     return Ok(());
                 };
                 self.running.remove(&(stage, partition));
-                self.task_ended(
-                    stage,
-                    partition,
-                    stage_attempt,
-                    task_id,
-                    &executor_id,
-                    outcome,
-                )?;
+                self.task_ended(stage, partition, stage_attempt, task_id, &executor_id, outcome)?;
             }
         }
         Ok(())
@@ -333,11 +278,7 @@ impl<'a> JobRunner<'a> {
     ) -> Result<()> {
         let stage_id = self.stages[stage].id;
         match outcome {
-            TaskOutcome::Success {
-                value,
-                accumulator_updates,
-                ..
-            } => {
+            TaskOutcome::Success { value, accumulator_updates, .. } => {
                 let first = match (value, &self.stages[stage].kind) {
                     (TaskValue::Result(bytes), StageKind::Result { .. }) => {
                         let pos = self.position[&partition];
@@ -347,14 +288,11 @@ impl<'a> JobRunner<'a> {
                         }
                         first
                     }
-                    (TaskValue::MapOutput(status), StageKind::ShuffleMap { dep }) => self
-                        .cx
-                        .tracker
-                        .register_output(dep.shuffle_id(), partition, status),
+                    (TaskValue::MapOutput(status), StageKind::ShuffleMap { dep }) => {
+                        self.cx.tracker.register_output(dep.shuffle_id(), partition, status)
+                    }
                     _ => {
-                        return Err(EmberError::Internal(format!(
-                            "task {task_id} returned the wrong kind of value"
-                        )));
+                        return Err(EmberError::Internal(format!("task {task_id} returned the wrong kind of value")));
                     }
                 };
                 if first {
@@ -364,17 +302,10 @@ impl<'a> JobRunner<'a> {
                     self.stages[stage].failed_attempts = 0;
                 }
             }
-            TaskOutcome::Failed {
-                error: EmberError::FetchFailed(failure),
-                ..
-            } => {
+            TaskOutcome::Failed { error: EmberError::FetchFailed(failure), .. } => {
                 tracing::warn!(job_id = self.job_id, stage_id, partition, %failure, "shuffle fetch failed; recomputing the lost map output");
-                let lost_executor = !failure.executor_id.is_empty()
-                    && !self
-                        .cx
-                        .scheduler
-                        .executor_ids()
-                        .contains(&failure.executor_id);
+                let lost_executor =
+                    !failure.executor_id.is_empty() && !self.cx.scheduler.executor_ids().contains(&failure.executor_id);
                 if lost_executor {
                     self.cx.tracker.remove_executor(&failure.executor_id);
                 } else {
@@ -425,12 +356,7 @@ pub fn run_job(
     result_binary: Vec<u8>,
     partitions: Vec<usize>,
 ) -> Result<Vec<Vec<u8>>> {
-    let span = tracing::info_span!(
-        "job",
-        job_id,
-        rdd = final_rdd.op_name(),
-        partitions = partitions.len()
-    );
+    let span = tracing::info_span!("job", job_id, rdd = final_rdd.op_name(), partitions = partitions.len());
     let _enter = span.enter();
     let (tx, rx) = unbounded();
     let mut runner = JobRunner::new(job_id, cx, final_rdd, result_binary, partitions, tx.clone())?;

@@ -75,14 +75,7 @@ impl TaskScheduler {
         if !st.executors.contains_key(executor_id) {
             st.order.push(executor_id.to_string());
         }
-        st.executors.insert(
-            executor_id.to_string(),
-            ExecutorSlot {
-                cores: cores.max(1),
-                running: 0,
-                link,
-            },
-        );
+        st.executors.insert(executor_id.to_string(), ExecutorSlot { cores: cores.max(1), running: 0, link });
         Self::launch_ready(&mut st);
     }
 
@@ -116,11 +109,7 @@ impl TaskScheduler {
             if let Some(e) = st.executors.get_mut(&run.executor_id) {
                 e.running = e.running.saturating_sub(1);
             }
-            let _ = run.events.send(JobEvent::TaskEnded {
-                task_id,
-                executor_id: run.executor_id,
-                outcome,
-            });
+            let _ = run.events.send(JobEvent::TaskEnded { task_id, executor_id: run.executor_id, outcome });
         }
         Self::launch_ready(&mut st);
     }
@@ -136,10 +125,7 @@ impl TaskScheduler {
 
     /// Drops tasks of a finished job that were never launched.
     pub fn cancel_pending(&self, job_id: u64) {
-        self.state
-            .lock()
-            .pending
-            .retain(|t| t.desc.job_id != job_id);
+        self.state.lock().pending.retain(|t| t.desc.job_id != job_id);
     }
 
     /// An executor is gone: its running tasks are reported lost (they will be
@@ -150,12 +136,8 @@ impl TaskScheduler {
             return;
         }
         st.order.retain(|e| e != executor_id);
-        let lost: Vec<u64> = st
-            .running
-            .iter()
-            .filter(|(_, r)| r.executor_id == executor_id)
-            .map(|(id, _)| *id)
-            .collect();
+        let lost: Vec<u64> =
+            st.running.iter().filter(|(_, r)| r.executor_id == executor_id).map(|(id, _)| *id).collect();
         for task_id in lost {
             if let Some(run) = st.running.remove(&task_id) {
                 let _ = run.events.send(JobEvent::TaskLost {
@@ -165,12 +147,7 @@ impl TaskScheduler {
                 });
             }
         }
-        st.listeners.retain(|l| {
-            l.send(JobEvent::ExecutorLost {
-                executor_id: executor_id.to_string(),
-            })
-            .is_ok()
-        });
+        st.listeners.retain(|l| l.send(JobEvent::ExecutorLost { executor_id: executor_id.to_string() }).is_ok());
         Self::launch_ready(&mut st);
     }
 
@@ -192,13 +169,7 @@ impl TaskScheduler {
             let exec = st.executors.get_mut(&executor_id).expect("listed executor");
             exec.running += 1;
             let link = exec.link.clone();
-            st.running.insert(
-                task.desc.attempt.task_id,
-                RunningTask {
-                    executor_id,
-                    events: task.events,
-                },
-            );
+            st.running.insert(task.desc.attempt.task_id, RunningTask { executor_id, events: task.events });
             link.launch(task.desc);
         }
     }

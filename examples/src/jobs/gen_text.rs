@@ -26,9 +26,7 @@ fn vocabulary(rng: &mut Rng) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     while words.len() < VOCABULARY {
         let len = 2 + (rng.next() % 9) as usize;
-        let w: String = (0..len)
-            .map(|_| (b'a' + (rng.next() % 26) as u8) as char)
-            .collect();
+        let w: String = (0..len).map(|_| (b'a' + (rng.next() % 26) as u8) as char).collect();
         if seen.insert(w.clone()) {
             words.push(w);
         }

@@ -24,27 +24,13 @@ pub fn row_checksum(k: u64, v: u64, w: u64) -> u64 {
     mix(k ^ mix(v ^ mix(w)))
 }
 
-pub fn run(
-    sc: &EmberContext,
-    large: u64,
-    small: u64,
-    keys: u64,
-    partitions: usize,
-    seed: u64,
-) -> ember::Result<Value> {
+pub fn run(sc: &EmberContext, large: u64, small: u64, keys: u64, partitions: usize, seed: u64) -> ember::Result<Value> {
     let keys = keys.max(1);
-    let big = sc
-        .range(0, large as i64, 1, partitions)?
-        .map(Fn!(move |i: i64| large_row(i as u64, keys, seed)));
-    let little = sc
-        .range(0, small as i64, 1, partitions.min(8))?
-        .map(Fn!(move |j: i64| small_row(j as u64, seed)));
+    let big = sc.range(0, large as i64, 1, partitions)?.map(Fn!(move |i: i64| large_row(i as u64, keys, seed)));
+    let little = sc.range(0, small as i64, 1, partitions.min(8))?.map(Fn!(move |j: i64| small_row(j as u64, seed)));
     let (rows, checksum) = big.join(&little).aggregate(
         (0u64, 0u64),
-        Fn!(|acc: (u64, u64), r: (u64, (u64, u64))| (
-            acc.0 + 1,
-            acc.1.wrapping_add(row_checksum(r.0, r.1.0, r.1.1))
-        )),
+        Fn!(|acc: (u64, u64), r: (u64, (u64, u64))| (acc.0 + 1, acc.1.wrapping_add(row_checksum(r.0, r.1.0, r.1.1)))),
         |a, b| (a.0 + b.0, a.1.wrapping_add(b.1)),
     )?;
     Ok(json!({ "rows": rows, "checksum": checksum.to_string() }))

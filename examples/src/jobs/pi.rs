@@ -16,10 +16,7 @@ pub fn run(sc: &EmberContext, samples: u64, partitions: usize) -> ember::Result<
         .range(0, partitions as i64, 1, partitions)?
         .map(Fn!(move |p: i64| {
             let p = p as u64;
-            let (lo, hi) = (
-                p * samples / partitions as u64,
-                (p + 1) * samples / partitions as u64,
-            );
+            let (lo, hi) = (p * samples / partitions as u64, (p + 1) * samples / partitions as u64);
             let mut state = 0x2545_f491_4f6c_dd1d ^ (p + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             let mut hits = 0u64;
             for _ in lo..hi {

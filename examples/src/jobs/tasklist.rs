@@ -31,12 +31,7 @@ pub struct TaskResult {
 }
 
 /// Windows of the seed: name → length in minutes.
-pub const WINDOWS: [(&str, u64); 4] = [
-    ("7day", 10_080),
-    ("14day", 20_160),
-    ("30day", 43_200),
-    ("60day", 86_400),
-];
+pub const WINDOWS: [(&str, u64); 4] = [("7day", 10_080), ("14day", 20_160), ("30day", 43_200), ("60day", 86_400)];
 /// The seed's data span: 2017-11-01 to 2018-08-31, in minutes.
 pub const SPAN_MINUTES: u64 = 303 * 24 * 60;
 
@@ -89,19 +84,12 @@ pub fn evaluate(p: &TaskParams) -> TaskResult {
         t += p.step.max(1);
     }
     let score = 1.0 / (1.0 + error / (1.0 + train.abs()));
-    TaskResult {
-        window: p.window.clone(),
-        sample: p.sample,
-        score,
-    }
+    TaskResult { window: p.window.clone(), sample: p.sample, score }
 }
 
 pub fn run(sc: &EmberContext, samples: u32, seed: u64, partitions: usize) -> ember::Result<Value> {
     let params = generate(samples, seed);
-    let results = sc
-        .parallelize(params, partitions)
-        .map(Fn!(|p: TaskParams| evaluate(&p)))
-        .collect()?;
+    let results = sc.parallelize(params, partitions).map(Fn!(|p: TaskParams| evaluate(&p))).collect()?;
     Ok(summarize(&results))
 }
 
@@ -112,9 +100,7 @@ pub fn summarize(results: &[TaskResult]) -> Value {
         e.0 += 1;
         e.1 += r.score;
     }
-    let mean: BTreeMap<String, String> = per_window
-        .iter()
-        .map(|(w, (n, s))| (w.clone(), format!("{:.9}", s / *n as f64)))
-        .collect();
+    let mean: BTreeMap<String, String> =
+        per_window.iter().map(|(w, (n, s))| (w.clone(), format!("{:.9}", s / *n as f64))).collect();
     json!({ "results": results.len(), "mean_score": mean })
 }

@@ -37,11 +37,7 @@ fn crc32_of(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
         }
     }
     !crc
@@ -49,18 +45,15 @@ fn crc32_of(data: &[u8]) -> u32 {
 
 fn write_part(dir: &str, index: usize, records: impl Iterator<Item = Vec<u8>>) -> (u64, u64) {
     let path = Path::new(dir).join(format!("part-{index:05}"));
-    let file = std::fs::File::create(&path)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+    let file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let (mut n, mut sum) = (0u64, 0u64);
     for rec in records {
         sum = sum.wrapping_add(record_checksum(&rec));
-        out.write_all(&rec)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        out.write_all(&rec).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
         n += 1;
     }
-    out.flush()
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    out.flush().unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     (n, sum)
 }
 
@@ -75,17 +68,10 @@ fn create_output(dir: &str) -> ember::Result<()> {
 }
 
 fn totals(parts: Vec<(u64, u64)>) -> (u64, u64) {
-    parts
-        .into_iter()
-        .fold((0, 0), |a, b| (a.0 + b.0, a.1.wrapping_add(b.1)))
+    parts.into_iter().fold((0, 0), |a, b| (a.0 + b.0, a.1.wrapping_add(b.1)))
 }
 
-pub fn teragen(
-    sc: &EmberContext,
-    records: u64,
-    output: &str,
-    partitions: usize,
-) -> ember::Result<Value> {
+pub fn teragen(sc: &EmberContext, records: u64, output: &str, partitions: usize) -> ember::Result<Value> {
     create_output(output)?;
     let dir = output.to_string();
     let parts = sc
@@ -98,18 +84,9 @@ pub fn teragen(
     Ok(json!({ "records": n, "checksum": checksum.to_string() }))
 }
 
-pub fn terasort(
-    sc: &EmberContext,
-    input: &str,
-    output: &str,
-    partitions: usize,
-) -> ember::Result<Value> {
+pub fn terasort(sc: &EmberContext, input: &str, output: &str, partitions: usize) -> ember::Result<Value> {
     let records = sc.binary_records(input, RECORD_LEN, partitions)?;
-    let partitions = if partitions == 0 {
-        records.num_partitions()
-    } else {
-        partitions
-    };
+    let partitions = if partitions == 0 { records.num_partitions() } else { partitions };
     create_output(output)?;
     let dir = output.to_string();
     let sorted = records
@@ -120,19 +97,17 @@ pub fn terasort(
         }))
         .sort_by_key_with(true, partitions)?;
     let parts = sorted
-        .map_partitions_with_index(Fn!(
-            move |index: usize, kvs: ember::BoxIter<([u8; 10], Vec<u8>)>| {
-                vec![write_part(
-                    &dir,
-                    index,
-                    kvs.map(|(k, v)| {
-                        let mut rec = k.to_vec();
-                        rec.extend_from_slice(&v);
-                        rec
-                    }),
-                )]
-            }
-        ))
+        .map_partitions_with_index(Fn!(move |index: usize, kvs: ember::BoxIter<([u8; 10], Vec<u8>)>| {
+            vec![write_part(
+                &dir,
+                index,
+                kvs.map(|(k, v)| {
+                    let mut rec = k.to_vec();
+                    rec.extend_from_slice(&v);
+                    rec
+                }),
+            )]
+        }))
         .collect()?;
     let (n, checksum) = totals(parts);
     Ok(json!({ "records": n, "checksum": checksum.to_string() }))

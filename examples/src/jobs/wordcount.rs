@@ -3,27 +3,15 @@
 use ember::prelude::*;
 use serde_json::{Value, json};
 
-pub fn counts(
-    sc: &EmberContext,
-    input: &str,
-    partitions: usize,
-) -> ember::Result<Rdd<(String, u64)>> {
+pub fn counts(sc: &EmberContext, input: &str, partitions: usize) -> ember::Result<Rdd<(String, u64)>> {
     Ok(sc
         .text_file(input, partitions)?
-        .flat_map(Fn!(|line: String| line
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect::<Vec<String>>()))
+        .flat_map(Fn!(|line: String| line.split_whitespace().map(str::to_owned).collect::<Vec<String>>()))
         .map(Fn!(|w: String| (w, 1u64)))
         .reduce_by_key(Fn!(|a: u64, b: u64| a + b)))
 }
 
-pub fn run(
-    sc: &EmberContext,
-    input: &str,
-    output: Option<&str>,
-    partitions: usize,
-) -> ember::Result<Value> {
+pub fn run(sc: &EmberContext, input: &str, output: Option<&str>, partitions: usize) -> ember::Result<Value> {
     let counts = counts(sc, input, partitions)?;
     let (distinct, total) = counts.aggregate(
         (0u64, 0u64),
@@ -32,9 +20,7 @@ pub fn run(
     )?;
     if let Some(dir) = output {
         // Reuses the shuffle output of the job above: only the reduce side runs again.
-        counts
-            .map(Fn!(|wc: (String, u64)| format!("{}\t{}", wc.0, wc.1)))
-            .save_as_text_file(dir)?;
+        counts.map(Fn!(|wc: (String, u64)| format!("{}\t{}", wc.0, wc.1))).save_as_text_file(dir)?;
     }
     Ok(json!({ "distinct": distinct, "total": total }))
 }

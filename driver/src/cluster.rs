@@ -1,0 +1,194 @@
+//! The distributed backend: the driver's gRPC server, executors it launches
+//! itself (`local-cluster`) or that join it (`ember://`), and a clean stop.
+
+use crate::broadcast_manager::BroadcastManager;
+use crate::driver_service::{DriverService, ExecutorRegistry};
+use crate::map_output::MapOutputTracker;
+use crate::scheduler::TaskScheduler;
+use ember_core::config::Conf;
+use ember_core::error::{EmberError, Result};
+use ember_core::wire::MAX_MESSAGE_BYTES;
+use ember_core::wire::v1::driver_command;
+use ember_core::wire::v1::driver_server::DriverServer;
+use parking_lot::Mutex;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub struct ClusterBackend {
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    service: DriverService,
+    /// The address executors connect to.
+    pub address: SocketAddr,
+    children: Mutex<Vec<(String, Child)>>,
+    shutdown: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl ClusterBackend {
+    /// Starts the driver's server on `host:port` (port 0: any free port).
+    pub fn start(
+        conf: &Conf,
+        host: &str,
+        port: u16,
+        scheduler: Arc<TaskScheduler>,
+        tracker: Arc<MapOutputTracker>,
+        broadcasts: Arc<BroadcastManager>,
+    ) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ember-driver-rpc")
+            .enable_all()
+            .build()
+            .map_err(|e| EmberError::Internal(format!("cannot start the driver runtime: {e}")))?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind((host, port)))
+            .map_err(|e| EmberError::Config(format!("the driver cannot listen on {host}:{port}: {e}")))?;
+        let address = listener.local_addr().map_err(|e| EmberError::Internal(e.to_string()))?;
+        let heartbeat_interval = conf.get_duration("spark.executor.heartbeatInterval", Duration::from_secs(10))?;
+        let timeout = conf.get_duration("spark.network.timeout", Duration::from_secs(120))?;
+        let registry = Arc::new(ExecutorRegistry::default());
+        broadcasts.add_evictor(registry.clone());
+        let service = DriverService {
+            scheduler,
+            tracker,
+            broadcasts,
+            registry,
+            conf: Arc::new(postcard::to_allocvec(conf)?),
+            heartbeat_interval,
+        };
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = DriverServer::new(service.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        runtime.spawn(async move {
+            let serve = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(server)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                    let _ = shutdown_rx.await;
+                });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "driver server failed");
+            }
+        });
+        let reaper = service.clone();
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(heartbeat_interval.min(timeout / 2).max(Duration::from_millis(50)));
+            loop {
+                tick.tick().await;
+                reaper.reap_silent(timeout);
+            }
+        });
+        tracing::info!(%address, "driver listening");
+        eprintln!("ember: driver listening on {address}");
+        Ok(Self {
+            runtime: Mutex::new(Some(runtime)),
+            service,
+            address,
+            children: Mutex::new(Vec::new()),
+            shutdown: Mutex::new(Some(shutdown_tx)),
+        })
+    }
+
+    pub fn registry(&self) -> &Arc<ExecutorRegistry> {
+        &self.service.registry
+    }
+
+    /// The URL executors use to reach this driver.
+    pub fn driver_url(&self) -> String {
+        let ip = if self.address.ip().is_unspecified() { "127.0.0.1".to_string() } else { self.address.ip().to_string() };
+        format!("http://{ip}:{}", self.address.port())
+    }
+
+    /// Starts `count` executor processes of this very binary (`local-cluster`).
+    /// Executor i binds the i-th address of `bind_addresses` (round robin).
+    pub fn launch_local_executors(&self, count: usize, cores: usize, memory_mb: u64, bind_addresses: &[String]) -> Result<()> {
+        let exe = std::env::current_exe().map_err(|e| EmberError::Internal(format!("cannot find this binary: {e}")))?;
+        let url = self.driver_url();
+        let mut children = self.children.lock();
+        for i in 1..=count {
+            let id = i.to_string();
+            let bind = bind_addresses.get((i - 1) % bind_addresses.len().max(1)).cloned().unwrap_or_else(|| "127.0.0.1".into());
+            // Executors' stdout goes to the driver's stderr: the driver's stdout is the job's output.
+            let stdout = std::io::stderr().lock();
+            let stdout = std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned().map(Stdio::from).unwrap_or_else(|_| Stdio::null());
+            let child = Command::new(&exe)
+                .env("EMBER_ROLE", "executor")
+                .env("EMBER_DRIVER_URL", &url)
+                .env("EMBER_EXECUTOR_ID", &id)
+                .env("EMBER_EXECUTOR_CORES", cores.to_string())
+                .env("EMBER_EXECUTOR_MEMORY_MB", memory_mb.to_string())
+                .env("EMBER_BIND_ADDRESS", &bind)
+                .env("EMBER_PARENT_PID", std::process::id().to_string())
+                .env_remove("EMBER_MASTER")
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .spawn()
+                .map_err(|e| EmberError::Internal(format!("cannot start executor {id} ({}): {e}", exe.display())))?;
+            tracing::info!(executor_id = %id, pid = child.id(), bind = %bind, "executor process started");
+            children.push((id, child));
+        }
+        Ok(())
+    }
+
+    /// Waits until `count` executors registered, or `timeout`. With `required`,
+    /// too few is an error; an executor process that dies while starting is always one.
+    pub fn wait_for_executors(&self, count: usize, timeout: Duration, required: bool) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let registered = self.service.registry.count();
+            if registered >= count {
+                return Ok(());
+            }
+            for (id, child) in self.children.lock().iter_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(EmberError::ExecutorLost {
+                        executor_id: id.clone(),
+                        reason: format!(
+                            "the executor process exited while starting ({status}); does this binary's main call ember::entry?"
+                        ),
+                    });
+                }
+            }
+            if Instant::now() >= deadline {
+                if required {
+                    return Err(EmberError::ExecutorLost {
+                        executor_id: String::new(),
+                        reason: format!("only {registered} of {count} executors registered within {timeout:?}"),
+                    });
+                }
+                tracing::warn!(registered, expected = count, "starting with fewer executors than requested");
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Tells every executor to exit, waits for the ones this driver started, and stops the server.
+    pub fn stop(&self) {
+        self.service.registry.broadcast(driver_command::Kind::Shutdown(Default::default()));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (id, mut child) in self.children.lock().drain(..) {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                    _ => {
+                        tracing::warn!(executor_id = %id, "executor did not exit in time; killing it");
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(tx) = self.shutdown.lock().take() {
+            let _ = tx.send(());
+        }
+        if let Some(rt) = self.runtime.lock().take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}

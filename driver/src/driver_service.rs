@@ -1,0 +1,278 @@
+//! The driver's gRPC service: executor sessions (registration with the build
+//! check, task launch and status, heartbeats, loss), and what executors fetch
+//! from the driver (map output locations, broadcast values, files).
+
+use crate::broadcast_manager::{BroadcastEvictor, BroadcastManager};
+use crate::map_output::MapOutputTracker;
+use crate::scheduler::{ExecutorLink, TaskScheduler};
+use ember_core::closure::build_id;
+use ember_core::error::EmberError;
+use ember_core::protocol::{TaskDescription, TaskOutcome, TaskValue};
+use ember_core::wire::v1::block_server_client::BlockServerClient;
+use ember_core::wire::v1::driver_server::Driver;
+use ember_core::wire::v1::{
+    self, BroadcastRequest, Chunk, DriverCommand, ExecutorMessage, FileRequest, MapOutputsRequest, Payload,
+    ResultRequest, driver_command, executor_message,
+};
+use ember_core::wire::{MAX_MESSAGE_BYTES, chunks, from_status, to_status};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+type CommandSender = mpsc::UnboundedSender<Result<DriverCommand, Status>>;
+
+/// One registered executor, as the driver sees it.
+pub struct ExecutorEntry {
+    pub executor_id: String,
+    pub pid: u32,
+    pub block_address: String,
+    pub cores: usize,
+    commands: CommandSender,
+    last_heartbeat: Instant,
+    /// Distinguishes this session from a later one with the same id.
+    session: u64,
+}
+
+/// Registered executors; dropping an entry closes its command stream.
+#[derive(Default)]
+pub struct ExecutorRegistry {
+    executors: Mutex<HashMap<String, ExecutorEntry>>,
+    next_session: std::sync::atomic::AtomicU64,
+}
+
+impl ExecutorRegistry {
+    pub fn count(&self) -> usize {
+        self.executors.lock().len()
+    }
+
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.executors.lock().values().map(|e| (e.executor_id.clone(), e.pid)).collect()
+    }
+
+    fn send(entry: &ExecutorEntry, kind: driver_command::Kind) {
+        let _ = entry.commands.send(Ok(DriverCommand { kind: Some(kind) }));
+    }
+
+    /// Sends a command to every executor.
+    pub fn broadcast(&self, kind: driver_command::Kind) {
+        for e in self.executors.lock().values() {
+            Self::send(e, kind.clone());
+        }
+    }
+}
+
+struct RemoteExecutorLink {
+    commands: CommandSender,
+}
+
+impl ExecutorLink for RemoteExecutorLink {
+    fn launch(&self, task: TaskDescription) {
+        match postcard::to_allocvec(&task) {
+            Ok(bytes) => {
+                let kind = driver_command::Kind::Launch(v1::LaunchTask { task: bytes });
+                let _ = self.commands.send(Ok(DriverCommand { kind: Some(kind) }));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode a task description"),
+        }
+    }
+    fn kill(&self, task_id: u64) {
+        let kind = driver_command::Kind::Kill(v1::KillTask { task_id });
+        let _ = self.commands.send(Ok(DriverCommand { kind: Some(kind) }));
+    }
+}
+
+impl BroadcastEvictor for ExecutorRegistry {
+    fn drop_broadcast(&self, id: u64) {
+        self.broadcast(driver_command::Kind::DropBroadcast(v1::DropBroadcast { broadcast_id: id }));
+    }
+}
+
+#[derive(Clone)]
+pub struct DriverService {
+    pub scheduler: Arc<TaskScheduler>,
+    pub tracker: Arc<MapOutputTracker>,
+    pub broadcasts: Arc<BroadcastManager>,
+    pub registry: Arc<ExecutorRegistry>,
+    /// postcard `Conf` sent to executors when they register.
+    pub conf: Arc<Vec<u8>>,
+    pub heartbeat_interval: Duration,
+}
+
+type CommandStream = Pin<Box<dyn futures::Stream<Item = Result<DriverCommand, Status>> + Send>>;
+type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<Chunk, Status>> + Send>>;
+
+impl DriverService {
+    /// Forgets an executor: its tasks are re-run elsewhere, its map outputs recomputed.
+    pub fn executor_lost(&self, executor_id: &str, session: Option<u64>, reason: &str) {
+        {
+            let mut executors = self.registry.executors.lock();
+            match executors.get(executor_id) {
+                Some(e) if session.is_none_or(|s| s == e.session) => {
+                    executors.remove(executor_id);
+                }
+                _ => return,
+            }
+        }
+        tracing::warn!(executor_id, reason, "executor lost");
+        let removed = self.tracker.remove_executor(executor_id);
+        if removed > 0 {
+            tracing::info!(executor_id, map_outputs = removed, "map outputs lost with the executor will be recomputed");
+        }
+        self.scheduler.remove_executor(executor_id, reason);
+    }
+
+    /// Declares executors lost whose heartbeats stopped for longer than `timeout`.
+    pub fn reap_silent(&self, timeout: Duration) {
+        let silent: Vec<(String, u64, Duration)> = self
+            .registry
+            .executors
+            .lock()
+            .values()
+            .filter(|e| e.last_heartbeat.elapsed() > timeout)
+            .map(|e| (e.executor_id.clone(), e.session, e.last_heartbeat.elapsed()))
+            .collect();
+        for (id, session, silent_for) in silent {
+            self.executor_lost(&id, Some(session), &format!("no heartbeat for {:.1}s", silent_for.as_secs_f64()));
+        }
+    }
+
+    async fn handle_status(&self, executor_id: &str, block_address: &str, status: v1::TaskStatus) {
+        let outcome = match postcard::from_bytes::<TaskOutcome>(&status.outcome) {
+            Ok(TaskOutcome::Success { value: TaskValue::Stored { size }, accumulator_updates, metrics, run_ms }) => {
+                match fetch_result(block_address, status.task_id).await {
+                    Ok(bytes) if bytes.len() as u64 == size => {
+                        TaskOutcome::Success { value: TaskValue::Result(bytes), accumulator_updates, metrics, run_ms }
+                    }
+                    Ok(bytes) => TaskOutcome::Failed {
+                        error: EmberError::Internal(format!("stored result is {} bytes, expected {size}", bytes.len())),
+                        run_ms,
+                    },
+                    Err(error) => TaskOutcome::Failed { error, run_ms },
+                }
+            }
+            Ok(outcome) => outcome,
+            Err(e) => TaskOutcome::Failed {
+                error: EmberError::Codec(format!("undecodable status from executor {executor_id}: {e}")),
+                run_ms: 0,
+            },
+        };
+        self.scheduler.task_finished(status.task_id, outcome);
+    }
+}
+
+async fn fetch_result(block_address: &str, task_id: u64) -> Result<Vec<u8>, EmberError> {
+    let mut client = BlockServerClient::connect(format!("http://{block_address}"))
+        .await
+        .map_err(|e| EmberError::Internal(format!("cannot reach {block_address}: {e}")))?
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let mut stream = client.fetch_result(ResultRequest { task_id }).await.map_err(from_status)?.into_inner();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.message().await.map_err(from_status)? {
+        out.extend_from_slice(&chunk.data);
+    }
+    Ok(out)
+}
+
+fn chunk_stream(data: Arc<Vec<u8>>) -> ChunkStream {
+    Box::pin(futures::stream::iter(chunks(data).map(Ok)))
+}
+
+#[tonic::async_trait]
+impl Driver for DriverService {
+    type SessionStream = CommandStream;
+    type FetchBroadcastStream = ChunkStream;
+    type FetchFileStream = ChunkStream;
+
+    async fn session(&self, request: Request<Streaming<ExecutorMessage>>) -> Result<Response<CommandStream>, Status> {
+        let mut inbound = request.into_inner();
+        let register = match inbound.message().await? {
+            Some(ExecutorMessage { kind: Some(executor_message::Kind::Register(r)) }) => r,
+            _ => return Err(Status::invalid_argument("the first message of a session must register the executor")),
+        };
+        let id = register.executor_id.clone();
+        if register.build_id != build_id() {
+            tracing::error!(executor_id = %id, executor_build = %register.build_id, driver_build = %build_id(), "refusing an executor with another build");
+            return Err(Status::failed_precondition(format!(
+                "executor {id} runs build {} but the driver runs build {}: every executor must run the driver's exact binary",
+                register.build_id,
+                build_id()
+            )));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let session = self.registry.next_session.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        {
+            let mut executors = self.registry.executors.lock();
+            if executors.contains_key(&id) {
+                return Err(Status::already_exists(format!("an executor with id {id} is already registered")));
+            }
+            let registered = driver_command::Kind::Registered(v1::Registered {
+                conf: (*self.conf).clone(),
+                heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u64,
+            });
+            let _ = tx.send(Ok(DriverCommand { kind: Some(registered) }));
+            executors.insert(
+                id.clone(),
+                ExecutorEntry {
+                    executor_id: id.clone(),
+                    pid: register.pid,
+                    block_address: register.block_address.clone(),
+                    cores: register.cores as usize,
+                    commands: tx.clone(),
+                    last_heartbeat: Instant::now(),
+                    session,
+                },
+            );
+        }
+        tracing::info!(executor_id = %id, pid = register.pid, cores = register.cores, block_address = %register.block_address, "executor registered");
+        self.scheduler.add_executor(&id, register.cores as usize, Arc::new(RemoteExecutorLink { commands: tx }));
+        let service = self.clone();
+        tokio::spawn(async move {
+            let reason = loop {
+                match inbound.message().await {
+                    Ok(Some(ExecutorMessage { kind: Some(executor_message::Kind::Status(status)) })) => {
+                        let service = service.clone();
+                        let (id, addr) = (id.clone(), register.block_address.clone());
+                        tokio::spawn(async move { service.handle_status(&id, &addr, status).await });
+                    }
+                    Ok(Some(ExecutorMessage { kind: Some(executor_message::Kind::Heartbeat(_)) })) => {
+                        if let Some(e) = service.registry.executors.lock().get_mut(&id)
+                            && e.session == session
+                        {
+                            e.last_heartbeat = Instant::now();
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => break "the executor closed its session".to_string(),
+                    Err(status) => break format!("connection lost: {}", status.message()),
+                }
+            };
+            service.executor_lost(&id, Some(session), &reason);
+        });
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    }
+
+    async fn map_outputs(&self, request: Request<MapOutputsRequest>) -> Result<Response<Payload>, Status> {
+        let shuffle_id = request.into_inner().shuffle_id;
+        let outputs = self
+            .tracker
+            .outputs(shuffle_id)
+            .ok_or_else(|| to_status(EmberError::Internal(format!("unknown shuffle {shuffle_id}"))))?;
+        let data = postcard::to_allocvec(&outputs).map_err(|e| to_status(e.into()))?;
+        Ok(Response::new(Payload { data }))
+    }
+
+    async fn fetch_broadcast(&self, request: Request<BroadcastRequest>) -> Result<Response<ChunkStream>, Status> {
+        let bytes = self.broadcasts.bytes(request.into_inner().broadcast_id).map_err(to_status)?;
+        Ok(Response::new(chunk_stream(bytes)))
+    }
+
+    async fn fetch_file(&self, request: Request<FileRequest>) -> Result<Response<ChunkStream>, Status> {
+        let bytes = self.broadcasts.file_bytes(&request.into_inner().name).map_err(to_status)?;
+        Ok(Response::new(chunk_stream(Arc::new(bytes))))
+    }
+}

@@ -1,0 +1,68 @@
+//! The executor's block server: other executors fetch shuffle blocks from it,
+//! and the driver fetches large task results.
+
+use crate::env::ExecutorServices;
+use ember_core::error::EmberError;
+use ember_core::wire::v1::block_server_server::BlockServer;
+use ember_core::wire::v1::{Chunk, ResultRequest, ShuffleBlockRequest};
+use ember_core::wire::{chunks, to_status};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<Chunk, Status>> + Send>>;
+
+/// Large task results waiting for the driver to fetch them.
+#[derive(Default)]
+pub struct StoredResults {
+    results: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
+}
+
+impl StoredResults {
+    pub fn put(&self, task_id: u64, bytes: Vec<u8>) {
+        self.results.lock().insert(task_id, Arc::new(bytes));
+    }
+    fn take(&self, task_id: u64) -> Option<Arc<Vec<u8>>> {
+        self.results.lock().remove(&task_id)
+    }
+}
+
+pub struct BlockService {
+    pub services: Arc<ExecutorServices>,
+    pub results: Arc<StoredResults>,
+}
+
+fn stream(data: Arc<Vec<u8>>) -> ChunkStream {
+    Box::pin(futures::stream::iter(chunks(data).map(Ok)))
+}
+
+#[tonic::async_trait]
+impl BlockServer for BlockService {
+    type FetchShuffleBlockStream = ChunkStream;
+    type FetchResultStream = ChunkStream;
+
+    async fn fetch_shuffle_block(
+        &self,
+        request: Request<ShuffleBlockRequest>,
+    ) -> Result<Response<Self::FetchShuffleBlockStream>, Status> {
+        let r = request.into_inner();
+        let services = self.services.clone();
+        let bytes =
+            tokio::task::spawn_blocking(move || services.shuffle.read_block(r.shuffle_id, r.map_index, r.reduce_index))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(to_status)?;
+        Ok(Response::new(stream(Arc::new(bytes))))
+    }
+
+    async fn fetch_result(&self, request: Request<ResultRequest>) -> Result<Response<Self::FetchResultStream>, Status> {
+        let task_id = request.into_inner().task_id;
+        let bytes = self
+            .results
+            .take(task_id)
+            .ok_or_else(|| to_status(EmberError::Internal(format!("no stored result for task {task_id}"))))?;
+        Ok(Response::new(stream(bytes)))
+    }
+}

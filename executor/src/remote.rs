@@ -1,0 +1,391 @@
+//! An executor process: registers with its driver over gRPC, runs the tasks the
+//! driver sends, serves its blocks to other executors, and exits when the driver
+//! tells it to or goes away.
+
+use crate::block_server::{BlockService, StoredResults};
+use crate::env::ExecutorConfig;
+use crate::executor::Executor;
+use crate::links::{BlockFetcher, DriverLink, StatusSink};
+use ember_core::closure::build_id;
+use ember_core::config::Conf;
+use ember_core::error::{EmberError, Result};
+use ember_core::protocol::{TaskDescription, TaskOutcome, TaskValue};
+use ember_core::shuffle::MapStatus;
+use ember_core::wire::v1::block_server_client::BlockServerClient;
+use ember_core::wire::v1::block_server_server::BlockServerServer;
+use ember_core::wire::v1::driver_client::DriverClient;
+use ember_core::wire::v1::{
+    self, BroadcastRequest, ExecutorMessage, FileRequest, Heartbeat, MapOutputsRequest, Register, ShuffleBlockRequest,
+    TaskStatus, driver_command, executor_message,
+};
+use ember_core::wire::{MAX_MESSAGE_BYTES, from_status};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
+use tonic::transport::{Channel, Endpoint};
+
+/// How an executor process is started (from `EMBER_*` variables, see docs/ENVIRONMENT.md).
+#[derive(Debug, Clone)]
+pub struct RemoteExecutorConfig {
+    pub driver_url: String,
+    pub executor_id: String,
+    pub cores: usize,
+    pub memory_mb: u64,
+    pub bind_address: String,
+    pub advertise_address: Option<String>,
+    pub local_dirs: Vec<PathBuf>,
+    /// How long to keep trying to reach the driver at start.
+    pub connect_timeout: Duration,
+}
+
+/// Exit codes of an executor process.
+pub mod exit_code {
+    /// Told to shut down by its driver.
+    pub const SHUTDOWN: i32 = 0;
+    /// Lost its driver.
+    pub const DRIVER_LOST: i32 = 1;
+    /// Could not start (bad configuration, driver unreachable).
+    pub const START_FAILED: i32 = 2;
+    /// Refused by the driver (a different build).
+    pub const REFUSED: i32 = 3;
+}
+
+impl RemoteExecutorConfig {
+    pub fn from_env() -> Result<Self> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let required = |k: &str| var(k).ok_or_else(|| EmberError::Config(format!("{k} must be set for an executor")));
+        let parse = |k: &str, default: u64| -> Result<u64> {
+            match var(k) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|_| EmberError::Config(format!("{k}={v:?} is not a number"))),
+            }
+        };
+        Ok(Self {
+            driver_url: required("EMBER_DRIVER_URL")?,
+            executor_id: required("EMBER_EXECUTOR_ID")?,
+            cores: parse("EMBER_EXECUTOR_CORES", 1)?.max(1) as usize,
+            memory_mb: parse("EMBER_EXECUTOR_MEMORY_MB", 1024)?.max(1),
+            bind_address: var("EMBER_BIND_ADDRESS").unwrap_or_else(|| "0.0.0.0".into()),
+            advertise_address: var("EMBER_ADVERTISE_ADDRESS"),
+            local_dirs: var("EMBER_LOCAL_DIRS")
+                .map(|v| v.split(',').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
+                .unwrap_or_default(),
+            connect_timeout: Duration::from_secs(parse("EMBER_CONNECT_TIMEOUT_SECS", 60)?),
+        })
+    }
+}
+
+/// Runs the executor until it is shut down or loses its driver; returns the exit code.
+pub fn run(config: RemoteExecutorConfig) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("executor {}: cannot start its runtime: {e}", config.executor_id);
+            return exit_code::START_FAILED;
+        }
+    };
+    let handle = runtime.handle().clone();
+    let code = runtime.block_on(session(config, handle));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+async fn connect(url: &str, timeout: Duration) -> Result<DriverClient<Channel>> {
+    let endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| EmberError::Config(format!("EMBER_DRIVER_URL {url:?}: {e}")))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    let deadline = Instant::now() + timeout;
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match endpoint.connect().await {
+            Ok(channel) => {
+                return Ok(DriverClient::new(channel)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES));
+            }
+            Err(e) if Instant::now() + delay < deadline => {
+                tracing::debug!(url, error = %e, "driver not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                return Err(EmberError::ExecutorLost {
+                    executor_id: String::new(),
+                    reason: format!("cannot reach the driver at {url} within {timeout:?}: {e}"),
+                });
+            }
+        }
+    }
+}
+
+async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
+    let id = config.executor_id.clone();
+    let fail = |code: i32, msg: String| {
+        eprintln!("executor {id}: {msg}");
+        let _ = std::io::stderr().flush();
+        code
+    };
+    let listener = match tokio::net::TcpListener::bind((config.bind_address.as_str(), 0)).await {
+        Ok(l) => l,
+        Err(e) => return fail(exit_code::START_FAILED, format!("cannot bind {}: {e}", config.bind_address)),
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let mut client = match connect(&config.driver_url, config.connect_timeout).await {
+        Ok(c) => c,
+        Err(e) => return fail(exit_code::START_FAILED, e.to_string()),
+    };
+    let advertise = config.advertise_address.clone().unwrap_or_else(|| {
+        if config.bind_address == "0.0.0.0" {
+            local_ip_towards(&config.driver_url)
+        } else {
+            config.bind_address.clone()
+        }
+    });
+    let block_address = format!("{advertise}:{port}");
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<ExecutorMessage>();
+    let register = Register {
+        executor_id: config.executor_id.clone(),
+        build_id: build_id().to_string(),
+        cores: config.cores as u32,
+        memory_bytes: config.memory_mb << 20,
+        block_address: block_address.clone(),
+        pid: std::process::id(),
+    };
+    let _ = out_tx.send(ExecutorMessage { kind: Some(executor_message::Kind::Register(register)) });
+    let mut inbound = match client.session(UnboundedReceiverStream::new(out_rx)).await {
+        Ok(r) => r.into_inner(),
+        Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+            return fail(exit_code::REFUSED, format!("refused by the driver: {}", status.message()));
+        }
+        Err(status) => return fail(exit_code::START_FAILED, format!("cannot open a session: {}", status.message())),
+    };
+    let registered = match inbound.message().await {
+        Ok(Some(v1::DriverCommand { kind: Some(driver_command::Kind::Registered(r)) })) => r,
+        other => return fail(exit_code::START_FAILED, format!("unexpected first reply from the driver: {other:?}")),
+    };
+    let conf: Conf = postcard::from_bytes(&registered.conf).unwrap_or_default();
+    let results = Arc::new(StoredResults::default());
+    let driver_link = Arc::new(RemoteDriver { handle: handle.clone(), client: client.clone() });
+    let fetcher = Arc::new(RemoteBlocks { handle: handle.clone(), clients: Mutex::new(HashMap::new()) });
+    let max_direct = conf.get_bytes("spark.task.maxDirectResultSize", 1 << 20).unwrap_or(1 << 20);
+    let sink = Arc::new(SessionSink { out: out_tx.clone(), results: results.clone(), max_direct });
+    let executor = match Executor::start(
+        ExecutorConfig {
+            executor_id: config.executor_id.clone(),
+            cores: config.cores,
+            memory_bytes: config.memory_mb << 20,
+            local_dirs: config.local_dirs.clone(),
+            advertise_address: block_address.clone(),
+            conf,
+        },
+        driver_link,
+        fetcher,
+        sink,
+    ) {
+        Ok(e) => e,
+        Err(e) => return fail(exit_code::START_FAILED, e.to_string()),
+    };
+    let server = BlockServerServer::new(BlockService { services: executor.services().clone(), results })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    tokio::spawn(
+        tonic::transport::Server::builder().add_service(server).serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    tracing::info!(executor_id = %config.executor_id, %block_address, "executor registered");
+    let interval = Duration::from_millis(registered.heartbeat_interval_ms.max(100));
+    let beat = {
+        let out = out_tx.clone();
+        let executor = executor.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tick.tick().await;
+                let running = executor
+                    .running_tasks()
+                    .into_iter()
+                    .map(|(task_id, elapsed)| v1::RunningTask { task_id, elapsed_ms: elapsed.as_millis() as u64 })
+                    .collect();
+                let hb = Heartbeat { block_memory_used: executor.services().blocks.memory_used(), running };
+                if out.send(ExecutorMessage { kind: Some(executor_message::Kind::Heartbeat(hb)) }).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let code = loop {
+        match inbound.message().await {
+            Ok(Some(cmd)) => match cmd.kind {
+                Some(driver_command::Kind::Launch(l)) => match postcard::from_bytes::<TaskDescription>(&l.task) {
+                    Ok(desc) => executor.launch(desc),
+                    Err(e) => tracing::error!(error = %e, "undecodable task description"),
+                },
+                Some(driver_command::Kind::Kill(k)) => executor.kill(k.task_id),
+                Some(driver_command::Kind::DropBroadcast(b)) => executor.services().drop_broadcast(b.broadcast_id),
+                Some(driver_command::Kind::RemoveRdd(r)) => executor.services().blocks.remove_rdd(r.rdd_id),
+                Some(driver_command::Kind::RemoveShuffle(s)) => {
+                    executor.services().shuffle.remove_shuffle(s.shuffle_id)
+                }
+                Some(driver_command::Kind::Shutdown(_)) => break exit_code::SHUTDOWN,
+                Some(driver_command::Kind::Registered(_)) | None => {}
+            },
+            Ok(None) => break fail(exit_code::DRIVER_LOST, "the driver closed the session; exiting".into()),
+            Err(status) => {
+                break fail(exit_code::DRIVER_LOST, format!("lost the driver ({}); exiting", status.message()));
+            }
+        }
+    };
+    beat.abort();
+    // Running tasks are abandoned: the work directories go now, and the process exits.
+    for d in executor.services().work_dirs() {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    code
+}
+
+/// The address of this host's interface that routes to the driver.
+fn local_ip_towards(driver_url: &str) -> String {
+    let host = driver_url.split("://").nth(1).unwrap_or(driver_url).split('/').next().unwrap_or("");
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect(host)?;
+            s.local_addr()
+        })
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| "127.0.0.1".into())
+}
+
+/// Reports task outcomes on the session; large results stay here until fetched.
+struct SessionSink {
+    out: mpsc::UnboundedSender<ExecutorMessage>,
+    results: Arc<StoredResults>,
+    max_direct: u64,
+}
+
+impl StatusSink for SessionSink {
+    fn task_finished(&self, task_id: u64, outcome: TaskOutcome) {
+        let outcome = match outcome {
+            TaskOutcome::Success { value: TaskValue::Result(bytes), accumulator_updates, metrics, run_ms }
+                if bytes.len() as u64 > self.max_direct =>
+            {
+                let size = bytes.len() as u64;
+                self.results.put(task_id, bytes);
+                TaskOutcome::Success { value: TaskValue::Stored { size }, accumulator_updates, metrics, run_ms }
+            }
+            other => other,
+        };
+        let outcome = postcard::to_allocvec(&outcome).unwrap_or_else(|e| {
+            let failed = TaskOutcome::Failed { error: EmberError::Codec(e.to_string()), run_ms: 0 };
+            postcard::to_allocvec(&failed).expect("a failure encodes")
+        });
+        let _ = self
+            .out
+            .send(ExecutorMessage { kind: Some(executor_message::Kind::Status(TaskStatus { task_id, outcome })) });
+    }
+}
+
+async fn collect_chunks(
+    stream: std::result::Result<tonic::Response<tonic::Streaming<v1::Chunk>>, tonic::Status>,
+) -> Result<Vec<u8>> {
+    let mut stream = stream.map_err(from_status)?.into_inner();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.message().await.map_err(from_status)? {
+        out.extend_from_slice(&chunk.data);
+    }
+    Ok(out)
+}
+
+struct RemoteDriver {
+    handle: Handle,
+    client: DriverClient<Channel>,
+}
+
+impl DriverLink for RemoteDriver {
+    fn map_outputs(&self, shuffle_id: u32) -> Result<Vec<Option<MapStatus>>> {
+        let mut client = self.client.clone();
+        let payload = self
+            .handle
+            .block_on(async move { client.map_outputs(MapOutputsRequest { shuffle_id }).await })
+            .map_err(from_status)?
+            .into_inner();
+        Ok(postcard::from_bytes(&payload.data)?)
+    }
+
+    fn broadcast_bytes(&self, id: u64) -> Result<Vec<u8>> {
+        let mut client = self.client.clone();
+        self.handle.block_on(async move {
+            collect_chunks(client.fetch_broadcast(BroadcastRequest { broadcast_id: id }).await).await
+        })
+    }
+
+    fn fetch_file(&self, name: &str, dest: &Path) -> Result<()> {
+        let mut client = self.client.clone();
+        let name = name.to_string();
+        let bytes =
+            self.handle.block_on(async move { collect_chunks(client.fetch_file(FileRequest { name }).await).await })?;
+        std::fs::write(dest, bytes).map_err(|e| EmberError::io(dest.display(), e))
+    }
+}
+
+struct RemoteBlocks {
+    handle: Handle,
+    clients: Mutex<HashMap<String, BlockServerClient<Channel>>>,
+}
+
+impl RemoteBlocks {
+    fn client(&self, address: &str) -> Result<BlockServerClient<Channel>> {
+        if let Some(c) = self.clients.lock().get(address) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| EmberError::Internal(format!("bad block address {address}: {e}")))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true);
+        // Channels are created inside the runtime that drives them (task threads are plain threads).
+        let _runtime = self.handle.enter();
+        let client = BlockServerClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        self.clients.lock().insert(address.to_string(), client.clone());
+        Ok(client)
+    }
+}
+
+impl BlockFetcher for RemoteBlocks {
+    fn fetch_block(&self, status: &MapStatus, shuffle_id: u32, map_index: u32, reduce_index: u32) -> Result<Vec<u8>> {
+        let mut client = self.client(&status.address)?;
+        let req = ShuffleBlockRequest { shuffle_id, map_index, reduce_index };
+        let fetched = self.handle.block_on(async move {
+            tokio::time::timeout(Duration::from_secs(120), async {
+                collect_chunks(client.fetch_shuffle_block(req).await).await
+            })
+            .await
+        });
+        match fetched {
+            Ok(r) => r,
+            Err(_) => Err(EmberError::Internal(format!("fetching from {} timed out", status.address))),
+        }
+    }
+}
+
+/// A `local-cluster` executor dies with the driver that started it (Linux), even
+/// if the driver is killed before it can close the session.
+pub fn exit_with_parent() {
+    #[cfg(target_os = "linux")]
+    if let Some(parent) = std::env::var("EMBER_PARENT_PID").ok().and_then(|p| p.parse::<i32>().ok()) {
+        // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of this process.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        }
+        // The parent may have died before the flag was set.
+        if unsafe { libc::getppid() } != parent {
+            std::process::exit(exit_code::DRIVER_LOST);
+        }
+    }
+}
