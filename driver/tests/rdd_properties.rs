@@ -1009,3 +1009,73 @@ fn broadcasts_accumulators_and_added_files_in_tasks() {
     assert!(ember::files::get("never-added.txt").is_err());
     assert!(sc.add_file(dir.path().join("missing.txt")).is_err());
 }
+
+#[test]
+fn caching_under_a_small_memory_budget() {
+    // 64 KiB of executor memory: a partition of 1000 u64 is ~11 KiB.
+    let sc = EmberContext::new(
+        Conf::new()
+            .master("local[2]")
+            .set("spark.executor.memory", "64k"),
+    )
+    .unwrap();
+    let expected: Vec<u64> = (0..8000u64).map(|x| x * 3).collect();
+    for (level, exact) in [
+        (StorageLevel::MemoryOnly, false),
+        (StorageLevel::MemoryOnlySer, false),
+        (StorageLevel::MemoryAndDisk, true),
+        (StorageLevel::DiskOnly, true),
+    ] {
+        let computed = sc.accumulator(0u64);
+        let c2 = computed.clone();
+        let rdd = sc
+            .parallelize((0..8000u64).collect(), 8)
+            .map(Fn!(move |x: u64| {
+                c2.add(1);
+                x * 3
+            }))
+            .persist(level);
+        for _ in 0..3 {
+            assert_eq!(rdd.collect().unwrap(), expected, "{level:?}");
+        }
+        if exact {
+            // Whatever did not fit in memory went to disk: nothing recomputed.
+            assert_eq!(computed.value(), 8000, "{level:?}");
+        }
+        rdd.unpersist();
+    }
+    // A partition larger than the whole budget goes to disk (MEMORY_AND_DISK)
+    // without pushing out the small partitions already cached.
+    let small_computed = sc.accumulator(0u64);
+    let c2 = small_computed.clone();
+    let small = sc
+        .parallelize((0..100u64).collect(), 2)
+        .map(Fn!(move |x: u64| {
+            c2.add(1);
+            x
+        }))
+        .cache();
+    assert_eq!(small.count().unwrap(), 100);
+    let big_computed = sc.accumulator(0u64);
+    let c3 = big_computed.clone();
+    let big = sc
+        .parallelize((0..20_000u64).collect(), 1)
+        .map(Fn!(move |x: u64| {
+            c3.add(1);
+            x + 1
+        }))
+        .persist(StorageLevel::MemoryAndDisk);
+    assert_eq!(big.count().unwrap(), 20_000);
+    assert_eq!(big.count().unwrap(), 20_000);
+    assert_eq!(
+        big_computed.value(),
+        20_000,
+        "the big partition was kept on disk"
+    );
+    assert_eq!(small.count().unwrap(), 100);
+    assert_eq!(
+        small_computed.value(),
+        100,
+        "a block that can never fit must not evict the cached ones"
+    );
+}
