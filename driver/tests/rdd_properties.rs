@@ -956,7 +956,7 @@ fn broadcasts_accumulators_and_added_files_in_tasks() {
                     .map(|&x| table[x.rem_euclid(n as i32) as usize])
                     .collect::<Vec<_>>()
             );
-            prop_assert_eq!(&*b.value(), &table);
+            prop_assert_eq!(b.value(), &table);
             // Accumulators: each partition's updates merged exactly once per action,
             // whatever the action.
             let rdd = sc.parallelize(data.clone(), s);
