@@ -98,22 +98,35 @@ impl ClusterBackend {
 
     /// The URL executors use to reach this driver.
     pub fn driver_url(&self) -> String {
-        let ip = if self.address.ip().is_unspecified() { "127.0.0.1".to_string() } else { self.address.ip().to_string() };
+        let ip =
+            if self.address.ip().is_unspecified() { "127.0.0.1".to_string() } else { self.address.ip().to_string() };
         format!("http://{ip}:{}", self.address.port())
     }
 
     /// Starts `count` executor processes of this very binary (`local-cluster`).
     /// Executor i binds the i-th address of `bind_addresses` (round robin).
-    pub fn launch_local_executors(&self, count: usize, cores: usize, memory_mb: u64, bind_addresses: &[String]) -> Result<()> {
+    pub fn launch_local_executors(
+        &self,
+        count: usize,
+        cores: usize,
+        memory_mb: u64,
+        bind_addresses: &[String],
+    ) -> Result<()> {
         let exe = std::env::current_exe().map_err(|e| EmberError::Internal(format!("cannot find this binary: {e}")))?;
         let url = self.driver_url();
         let mut children = self.children.lock();
         for i in 1..=count {
             let id = i.to_string();
-            let bind = bind_addresses.get((i - 1) % bind_addresses.len().max(1)).cloned().unwrap_or_else(|| "127.0.0.1".into());
+            let bind = bind_addresses
+                .get((i - 1) % bind_addresses.len().max(1))
+                .cloned()
+                .unwrap_or_else(|| "127.0.0.1".into());
             // Executors' stdout goes to the driver's stderr: the driver's stdout is the job's output.
             let stdout = std::io::stderr().lock();
-            let stdout = std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned().map(Stdio::from).unwrap_or_else(|_| Stdio::null());
+            let stdout = std::os::fd::AsFd::as_fd(&stdout)
+                .try_clone_to_owned()
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null());
             let child = Command::new(&exe)
                 .env("EMBER_ROLE", "executor")
                 .env("EMBER_DRIVER_URL", &url)

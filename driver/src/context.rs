@@ -104,7 +104,14 @@ impl EmberContext {
                         "this process was started as an executor (EMBER_ROLE=executor) but its main does not call ember::entry".into(),
                     ));
                 }
-                let backend = ClusterBackend::start(&conf, "127.0.0.1", 0, scheduler.clone(), tracker.clone(), broadcasts.clone())?;
+                let backend = ClusterBackend::start(
+                    &conf,
+                    "127.0.0.1",
+                    0,
+                    scheduler.clone(),
+                    tracker.clone(),
+                    broadcasts.clone(),
+                )?;
                 let binds: Vec<String> = conf
                     .get("ember.localCluster.bindAddresses")
                     .unwrap_or("127.0.0.1")
@@ -123,7 +130,8 @@ impl EmberContext {
                 executors * cores
             }
             Master::Standalone { host, port } => {
-                let backend = ClusterBackend::start(&conf, host, *port, scheduler.clone(), tracker.clone(), broadcasts.clone())?;
+                let backend =
+                    ClusterBackend::start(&conf, host, *port, scheduler.clone(), tracker.clone(), broadcasts.clone())?;
                 let expected = conf.get_usize("spark.executor.instances", 0)?;
                 if expected > 0 {
                     backend.wait_for_executors(expected, registration_wait, false)?;

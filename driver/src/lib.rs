@@ -10,6 +10,37 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! A closure can only capture what can be shipped to an executor: a value that is
+//! not serializable (an `Rc`, an open `File`, a raw handle) is a compile error, not
+//! a failure at run time. (A `Mutex<T>` *is* serializable by serde: each task gets
+//! its own copy, so it cannot be used to collect results — use an accumulator.)
+//!
+//! ```compile_fail,E0277
+//! use ember::prelude::*;
+//! let sc = EmberContext::local(1).unwrap();
+//! let shared = std::rc::Rc::new(3u64);
+//! let _ = sc.parallelize(vec![1u64], 1).map(Fn!(move |x: u64| x + *shared));
+//! ```
+//!
+//! ```compile_fail,E0277
+//! use ember::prelude::*;
+//! let sc = EmberContext::local(1).unwrap();
+//! let log = std::fs::File::create("/tmp/ember-log").unwrap();
+//! let _ = sc.parallelize(vec![1u64], 1).map(Fn!(move |x: u64| {
+//!     let _ = &log;
+//!     x
+//! }));
+//! ```
+//!
+//! The same closures capturing plain serializable values compile:
+//!
+//! ```no_run
+//! use ember::prelude::*;
+//! let sc = EmberContext::local(1).unwrap();
+//! let shared = 3u64;
+//! let _ = sc.parallelize(vec![1u64], 1).map(Fn!(move |x: u64| x + shared));
+//! ```
 
 pub mod broadcast_manager;
 pub mod cluster;

@@ -97,17 +97,28 @@ pub struct SampleOp {
     pub seed: u64,
 }
 
-fn poisson(rng: &mut StdRng, mean: f64) -> u32 {
-    // Knuth's method: fine for the small means sampling uses.
-    let limit = (-mean).exp();
-    let (mut k, mut p) = (0u32, 1.0f64);
-    loop {
-        p *= rng.random::<f64>();
-        if p <= limit {
-            return k;
+fn poisson(rng: &mut StdRng, mut mean: f64) -> u32 {
+    // Knuth's method needs e^-mean to be representable (it underflows to 0 past
+    // ~745, and the draw then stops near 745 whatever the mean). A sum of
+    // independent Poisson draws is Poisson with the summed mean, so large means
+    // are drawn in chunks.
+    const CHUNK: f64 = 32.0;
+    let mut total = 0u32;
+    while mean > 0.0 {
+        let m = mean.min(CHUNK);
+        mean -= m;
+        let limit = (-m).exp();
+        let (mut k, mut p) = (0u32, 1.0f64);
+        loop {
+            p *= rng.random::<f64>();
+            if p <= limit {
+                break;
+            }
+            k += 1;
         }
-        k += 1;
+        total = total.saturating_add(k);
     }
+    total
 }
 
 impl<T: Data> PartitionOp<T, T> for SampleOp {

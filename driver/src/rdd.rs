@@ -150,7 +150,10 @@ impl<T: Data> Rdd<T> {
         self.derive(CoalescedRdd::new(self.node.clone(), partitions))
     }
 
-    /// Exactly `partitions` partitions of even size, through a shuffle.
+    /// Exactly `partitions` partitions, through a shuffle. Each input partition
+    /// deals its elements round-robin from its own starting partition (as Spark
+    /// does, without a job to count them first), so output sizes differ by at most
+    /// one per non-empty input partition: by at most one when there is one.
     pub fn repartition(&self, partitions: usize) -> Rdd<T> {
         let partitions = partitions.max(1);
         let keyed: Rdd<(u32, T)> = self.with_op(RoundRobinKeyOp { partitions: partitions as u32 });

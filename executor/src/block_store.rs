@@ -67,8 +67,9 @@ impl BlockStore {
         }
         let mut st = self.state.lock();
         let mut spilled = Vec::new();
-        // Make room by evicting the least recently used partitions.
-        while st.used + size > self.budget && !st.memory.is_empty() {
+        // Make room by evicting the least recently used partitions, but only for
+        // a block that fits at all: a larger one would empty memory for nothing.
+        while size <= self.budget && st.used + size > self.budget && !st.memory.is_empty() {
             let victim = *st.memory.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| k).expect("non-empty");
             let e = st.memory.remove(&victim).expect("present");
             st.used -= e.size;
