@@ -29,3 +29,17 @@ impl RunConfig {
         EmberContext::new(conf)
     }
 }
+
+/// Waits (bounded) for `path` to exist; announces the wait on stderr so a test
+/// driving this process knows the job reached that point.
+pub fn wait_for_file(path: &str, timeout: std::time::Duration) -> Result<()> {
+    eprintln!("ember: paused; waiting for {path}");
+    let deadline = std::time::Instant::now() + timeout;
+    while !std::path::Path::new(path).exists() {
+        if std::time::Instant::now() >= deadline {
+            return Err(ember::EmberError::Invalid(format!("gave up waiting for {path} after {timeout:?}")));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(())
+}

@@ -5,7 +5,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ember_examples::RunConfig;
-use ember_examples::jobs::{gen_text, join, pi, sumsq, tasklist, terasort, wordcount};
+use ember_examples::jobs::{diagnostics, gen_text, join, pi, sumsq, tasklist, terasort, wordcount};
 use serde_json::Value;
 
 #[derive(Parser, Debug)]
@@ -78,6 +78,9 @@ enum Job {
         partitions: usize,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Run every stage once, then wait for this file before the final job (for fault tests).
+        #[arg(long)]
+        pause_file: Option<String>,
     },
     /// Writes 100-byte TeraSort records (10-byte keys, 90-byte values).
     Teragen {
@@ -103,6 +106,18 @@ enum Job {
         #[arg(long)]
         input: String,
     },
+    /// A job whose tasks on one partition always panic (to see retries and the job's error).
+    Faulty {
+        #[arg(long, default_value_t = 4)]
+        partitions: usize,
+        #[arg(long, default_value_t = 1)]
+        fail_partition: usize,
+    },
+    /// Measures start-up until all executors registered, and per-task scheduling overhead.
+    SchedulerBench {
+        #[arg(long, default_value_t = 10_000)]
+        tasks: usize,
+    },
     /// Writes a deterministic Zipf-like word corpus of exactly `bytes` bytes.
     GenText {
         #[arg(long)]
@@ -123,7 +138,11 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
         Job::Tasklist { samples, seed, partitions } => tasklist::run(&ctx()?, samples, seed, partitions)?,
         Job::Wordcount { input, output, partitions } => wordcount::run(&ctx()?, &input, output.as_deref(), partitions)?,
         Job::Pi { samples, partitions } => pi::run(&ctx()?, samples, partitions)?,
-        Job::Join { large, small, keys, partitions, seed } => join::run(&ctx()?, large, small, keys, partitions, seed)?,
+        Job::Join { large, small, keys, partitions, seed, pause_file } => {
+            join::run(&ctx()?, &join::JoinParams { large, small, keys, partitions, seed, pause_file })?
+        }
+        Job::Faulty { partitions, fail_partition } => diagnostics::faulty(&ctx()?, partitions, fail_partition)?,
+        Job::SchedulerBench { tasks } => diagnostics::scheduler_bench(&config, tasks)?,
         Job::Teragen { records, output, partitions } => terasort::teragen(&ctx()?, records, &output, partitions)?,
         Job::Terasort { input, output, partitions } => terasort::terasort(&ctx()?, &input, &output, partitions)?,
         Job::Teravalidate { input } => terasort::teravalidate(&ctx()?, &input)?,
@@ -135,6 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
 
 fn main() -> std::process::ExitCode {
     ember::entry(|| {
+        ember::logging::init();
         let cli = Cli::parse();
         match run(cli) {
             Ok(result) => {

@@ -298,8 +298,10 @@ impl<'a> JobRunner<'a> {
                 if first {
                     (self.cx.merge_accumulators)(&accumulator_updates);
                 }
-                if self.is_available(stage) {
+                if first && self.is_available(stage) {
                     self.stages[stage].failed_attempts = 0;
+                    let st = &self.stages[stage];
+                    tracing::info!(job_id = self.job_id, stage_id = st.id, rdd = st.rdd_name, "stage completed");
                 }
             }
             TaskOutcome::Failed { error: EmberError::FetchFailed(failure), .. } => {

@@ -24,11 +24,30 @@ pub fn row_checksum(k: u64, v: u64, w: u64) -> u64 {
     mix(k ^ mix(v ^ mix(w)))
 }
 
-pub fn run(sc: &EmberContext, large: u64, small: u64, keys: u64, partitions: usize, seed: u64) -> ember::Result<Value> {
+/// Join parameters.
+#[derive(Debug, Clone)]
+pub struct JoinParams {
+    pub large: u64,
+    pub small: u64,
+    pub keys: u64,
+    pub partitions: usize,
+    pub seed: u64,
+    /// When set, the job first runs every stage once, then waits for this file to
+    /// exist before its final job: a fixed point between stages for fault tests.
+    pub pause_file: Option<String>,
+}
+
+pub fn run(sc: &EmberContext, p: &JoinParams) -> ember::Result<Value> {
+    let JoinParams { large, small, keys, partitions, seed, .. } = *p;
     let keys = keys.max(1);
     let big = sc.range(0, large as i64, 1, partitions)?.map(Fn!(move |i: i64| large_row(i as u64, keys, seed)));
     let little = sc.range(0, small as i64, 1, partitions.min(8))?.map(Fn!(move |j: i64| small_row(j as u64, seed)));
-    let (rows, checksum) = big.join(&little).aggregate(
+    let joined = big.join(&little);
+    if let Some(path) = &p.pause_file {
+        joined.count()?;
+        crate::wait_for_file(path, std::time::Duration::from_secs(300))?;
+    }
+    let (rows, checksum) = joined.aggregate(
         (0u64, 0u64),
         Fn!(|acc: (u64, u64), r: (u64, (u64, u64))| (acc.0 + 1, acc.1.wrapping_add(row_checksum(r.0, r.1.0, r.1.1)))),
         |a, b| (a.0 + b.0, a.1.wrapping_add(b.1)),

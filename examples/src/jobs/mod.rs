@@ -1,5 +1,6 @@
 //! One module per job.
 
+pub mod diagnostics;
 pub mod gen_text;
 pub mod join;
 pub mod pi;
