@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, LocalObjectReference,
-    ObjectFieldSelector, Pod, PodSpec, ResourceRequirements, SecurityContext, Service,
-    ServicePort, ServiceSpec, Volume,
+    ObjectFieldSelector, Pod, PodSpec, ResourceRequirements, SecurityContext, Service, ServicePort,
+    ServiceSpec, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -88,14 +88,15 @@ pub fn executor_selector(app_name: &str) -> String {
 fn owner_reference(app: &SparkApplication) -> OwnerReference {
     // Controller owner reference: deleting the application deletes its pods and Service,
     // and the Controller maps pod and Service events back to the application.
-    app.controller_owner_ref(&()).unwrap_or_else(|| OwnerReference {
-        api_version: SparkApplication::api_version(&()).into_owned(),
-        kind: SparkApplication::kind(&()).into_owned(),
-        name: app.name_any(),
-        uid: app.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    })
+    app.controller_owner_ref(&())
+        .unwrap_or_else(|| OwnerReference {
+            api_version: SparkApplication::api_version(&()).into_owned(),
+            kind: SparkApplication::kind(&()).into_owned(),
+            name: app.name_any(),
+            uid: app.uid().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        })
 }
 
 fn base_labels(app_name: &str, role: Role) -> BTreeMap<String, String> {
@@ -150,17 +151,29 @@ pub fn ember_conf(app: &SparkApplication, valid: &ValidSpec) -> String {
     serde_json::to_string(&conf).expect("a string map always serializes")
 }
 
-fn pod(
-    app: &SparkApplication,
+/// The role-specific parts of a pod.
+struct PodParts<'a> {
     name: String,
     role: Role,
-    settings: &PodSettings,
-    res: &RoleResources,
+    settings: &'a PodSettings,
+    resources: &'a RoleResources,
     command: Vec<String>,
     role_env: Vec<EnvVar>,
     ports: Option<Vec<ContainerPort>>,
     extra_labels: BTreeMap<String, String>,
-) -> Pod {
+}
+
+fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
+    let PodParts {
+        name,
+        role,
+        settings,
+        resources: res,
+        command,
+        role_env,
+        ports,
+        extra_labels,
+    } = parts;
     let app_name = app.name_any();
     // User labels first, so the operator's own labels (which selectors rely on) win.
     let mut labels = settings.labels.clone();
@@ -193,8 +206,7 @@ fn pod(
         env: Some(container_env),
         ports,
         resources: Some(resources(res)),
-        volume_mounts: (!settings.volume_mounts.is_empty())
-            .then(|| settings.volume_mounts.clone()),
+        volume_mounts: (!settings.volume_mounts.is_empty()).then(|| settings.volume_mounts.clone()),
         // When the job fails without writing a termination message, the end of its log
         // becomes the message, which the operator copies into status.errorMessage.
         termination_message_policy: Some("FallbackToLogsOnError".to_string()),
@@ -268,14 +280,16 @@ pub fn driver_pod(app: &SparkApplication, valid: &ValidSpec) -> Pod {
     ];
     pod(
         app,
-        driver_pod_name(&app_name),
-        Role::Driver,
-        &app.spec.driver.pod,
-        &valid.driver,
-        command,
-        role_env,
-        Some(ports),
-        BTreeMap::new(),
+        PodParts {
+            name: driver_pod_name(&app_name),
+            role: Role::Driver,
+            settings: &app.spec.driver.pod,
+            resources: &valid.driver,
+            command,
+            role_env,
+            ports: Some(ports),
+            extra_labels: BTreeMap::new(),
+        },
     )
 }
 
@@ -306,14 +320,16 @@ pub fn executor_pod(app: &SparkApplication, valid: &ValidSpec, id: i32) -> Pod {
     ];
     pod(
         app,
-        executor_pod_name(&app_name, id),
-        Role::Executor,
-        &app.spec.executor.pod,
-        &valid.executor,
-        vec![valid.binary_path.clone()],
-        role_env,
-        None,
-        BTreeMap::from([(LABEL_EXECUTOR_ID.to_string(), id.to_string())]),
+        PodParts {
+            name: executor_pod_name(&app_name, id),
+            role: Role::Executor,
+            settings: &app.spec.executor.pod,
+            resources: &valid.executor,
+            command: vec![valid.binary_path.clone()],
+            role_env,
+            ports: None,
+            extra_labels: BTreeMap::from([(LABEL_EXECUTOR_ID.to_string(), id.to_string())]),
+        },
     )
 }
 
@@ -323,9 +339,7 @@ pub fn driver_service(app: &SparkApplication) -> Service {
     let port = |name: &str, port: i32| ServicePort {
         name: Some(name.to_string()),
         port,
-        target_port: Some(
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port),
-        ),
+        target_port: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port)),
         protocol: Some("TCP".into()),
         ..Default::default()
     };
@@ -407,7 +421,10 @@ mod tests {
         assert_eq!(labels[LABEL_ROLE], "driver");
         assert_eq!(labels["team"], "data");
         let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("SparkApplication", "uid-1"));
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("SparkApplication", "uid-1")
+        );
         assert_eq!(owner.controller, Some(true));
 
         let spec = pod.spec.as_ref().unwrap();
@@ -455,7 +472,10 @@ mod tests {
         assert_eq!(labels[LABEL_EXECUTOR_ID], "3");
         let spec = pod.spec.as_ref().unwrap();
         let c = &spec.containers[0];
-        assert_eq!(c.command.clone().unwrap(), ["/opt/ember/bin/ember-examples"]);
+        assert_eq!(
+            c.command.clone().unwrap(),
+            ["/opt/ember/bin/ember-examples"]
+        );
         let env = env_of(&pod);
         assert_eq!(value(&env, "EMBER_ROLE"), "executor");
         assert_eq!(
@@ -473,7 +493,13 @@ mod tests {
         assert_eq!(res.limits.as_ref().unwrap()["cpu"].0, "2500m");
         // 4096 MiB + 10% overhead.
         assert_eq!(res.limits.as_ref().unwrap()["memory"].0, "4505Mi");
-        let volumes: Vec<_> = spec.volumes.clone().unwrap().into_iter().map(|v| v.name).collect();
+        let volumes: Vec<_> = spec
+            .volumes
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
         assert_eq!(volumes, ["data"], "only mounted volumes");
     }
 

@@ -8,9 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    Affinity, EnvVar, Toleration, Volume, VolumeMount,
-};
+use k8s_openapi::api::core::v1::{Affinity, EnvVar, Toleration, Volume, VolumeMount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -457,7 +455,8 @@ pub enum ExecutorState {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppCondition {
-    /// Condition type: `Submitted`, `Running`, `Completed` or `Failed`.
+    /// Condition type: `Submitted`, `Running`, `Completed`, `Failed`, `PendingRerun` or
+    /// `Suspended`; the one matching the current state is `True`.
     #[serde(rename = "type")]
     pub type_: String,
     /// `True`, `False` or `Unknown`.
@@ -481,12 +480,20 @@ pub struct DriverInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_name: Option<String>,
     /// Name of the headless Service in front of the driver (gRPC and web UI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "webUIServiceName",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub web_ui_service_name: Option<String>,
     /// Port of the driver's web UI on that Service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, rename = "webUIPort", skip_serializing_if = "Option::is_none")]
     pub web_ui_port: Option<i32>,
     /// In-cluster address of the driver's web UI (`host:port`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "webUIAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub web_ui_address: Option<String>,
 }

@@ -116,7 +116,10 @@ impl LeaseLock {
                     },
                     spec: Some(self.spec(now, None, 0)),
                 };
-                self.api.create(&PostParams::default(), &lease).await.map(|_| ())
+                self.api
+                    .create(&PostParams::default(), &lease)
+                    .await
+                    .map(|_| ())
             }
             (step, Some(mut lease)) => {
                 let old = lease.spec.clone().unwrap_or_default();
@@ -174,7 +177,9 @@ impl LeaseLock {
             match self.try_acquire_or_renew(Timestamp::now()).await {
                 Ok(true) => break,
                 Ok(false) => reachable.store(true, Ordering::Relaxed),
-                Err(err) => warn!(error = %err, lease = %self.config.name, "cannot read the leader Lease"),
+                Err(err) => {
+                    warn!(error = %err, lease = %self.config.name, "cannot read the leader Lease")
+                }
             }
             tokio::time::sleep(retry).await;
         }
@@ -224,7 +229,8 @@ mod tests {
                 holder_identity: holder.map(String::from),
                 lease_duration_seconds: Some(duration),
                 renew_time: Some(MicroTime(
-                    now.checked_sub(SignedDuration::from_secs(renewed_secs_ago)).unwrap(),
+                    now.checked_sub(SignedDuration::from_secs(renewed_secs_ago))
+                        .unwrap(),
                 )),
                 ..Default::default()
             }),

@@ -11,12 +11,12 @@
 
 pub mod builder;
 pub mod crd;
-pub mod spec;
-pub mod state;
-pub mod metrics;
-pub mod reconciler;
+pub mod crdgen;
 pub mod http;
 pub mod leader;
+pub mod metrics;
 pub mod operator;
+pub mod reconciler;
+pub mod spec;
+pub mod state;
 pub mod telemetry;
-pub mod crdgen;

@@ -22,7 +22,12 @@ enum Format {
 #[command(version)]
 struct Args {
     /// Namespaces to watch, comma-separated; empty watches all namespaces.
-    #[arg(long, env = "EMBER_OPERATOR_NAMESPACES", value_delimiter = ',', default_value = "")]
+    #[arg(
+        long,
+        env = "EMBER_OPERATOR_NAMESPACES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
     namespaces: Vec<String>,
 
     /// Address of the /metrics, /healthz and /readyz server.
@@ -34,7 +39,11 @@ struct Args {
     leader_election: bool,
 
     /// Name of the leader Lease.
-    #[arg(long, env = "EMBER_OPERATOR_LEASE_NAME", default_value = "ember-operator")]
+    #[arg(
+        long,
+        env = "EMBER_OPERATOR_LEASE_NAME",
+        default_value = "ember-operator"
+    )]
     lease_name: String,
 
     /// Namespace of the leader Lease (the operator's own namespace).
@@ -54,11 +63,19 @@ struct Args {
     identity: Option<String>,
 
     /// Seconds a driver pod may stay pending before the run fails.
-    #[arg(long, env = "EMBER_OPERATOR_DRIVER_START_TIMEOUT_SECS", default_value_t = 300)]
+    #[arg(
+        long,
+        env = "EMBER_OPERATOR_DRIVER_START_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
     driver_start_timeout_secs: u64,
 
     /// Failed executors replaced per run before the operator stops replacing them.
-    #[arg(long, env = "EMBER_OPERATOR_MAX_EXECUTOR_FAILURES", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "EMBER_OPERATOR_MAX_EXECUTOR_FAILURES",
+        default_value_t = 10
+    )]
     max_executor_failures: i32,
 
     /// OTLP/gRPC endpoint to export spans to; unset disables export.
@@ -66,7 +83,12 @@ struct Args {
     otlp_endpoint: Option<String>,
 
     /// Log format.
-    #[arg(long, env = "EMBER_OPERATOR_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        env = "EMBER_OPERATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     log_format: Format,
 }
 
@@ -77,7 +99,11 @@ impl Args {
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| "ember-operator".to_string());
         OperatorConfig {
-            namespaces: self.namespaces.into_iter().filter(|n| !n.is_empty()).collect(),
+            namespaces: self
+                .namespaces
+                .into_iter()
+                .filter(|n| !n.is_empty())
+                .collect(),
             http_addr: self.http_addr,
             leader_election: self.leader_election.then(|| LeaseConfig {
                 name: self.lease_name,

@@ -68,9 +68,9 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("ember_operator");
         let applications = Family::<StateLabels, Gauge>::default();
-        let reconcile_duration = Histogram::new(
-            [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0].into_iter(),
-        );
+        let reconcile_duration = Histogram::new([
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]);
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
         let reconciles = Counter::default();
         let api_requests = Family::<RequestLabels, Counter>::default();
@@ -165,7 +165,10 @@ mod tests {
         m.set_application_states([AppState::Running, AppState::Running, AppState::Completed]);
         m.reconcile_error("kube");
         let text = m.encode();
-        assert!(text.contains(r#"ember_operator_applications{state="RUNNING"} 2"#), "{text}");
+        assert!(
+            text.contains(r#"ember_operator_applications{state="RUNNING"} 2"#),
+            "{text}"
+        );
         assert!(text.contains(r#"ember_operator_applications{state="COMPLETED"} 1"#));
         assert!(text.contains(r#"ember_operator_applications{state="FAILED"} 0"#));
         assert!(text.contains(r#"ember_operator_reconcile_errors_total{error="kube"} 1"#));

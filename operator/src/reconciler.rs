@@ -209,7 +209,9 @@ pub async fn reconcile(
         next_state = field::Empty,
     );
     let started = Instant::now();
-    let result = reconcile_inner(app, &ctx, &span).instrument(span.clone()).await;
+    let result = reconcile_inner(app, &ctx, &span)
+        .instrument(span.clone())
+        .await;
     ctx.metrics
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
@@ -271,8 +273,12 @@ async fn reconcile_inner(
                         match err {
                             Error::Kube { source, .. } if is_submission_rejection(&source) => {
                                 warn!(error = %source, "submission rejected by the API server");
-                                decision =
-                                    state::submission_failed(&app.spec, decision, source.to_string(), now);
+                                decision = state::submission_failed(
+                                    &app.spec,
+                                    decision,
+                                    source.to_string(),
+                                    now,
+                                );
                             }
                             other => return Err(other),
                         }
@@ -471,7 +477,10 @@ pub async fn run(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(controller.store());
-        info!(namespace = scope.as_deref().unwrap_or("<all>"), "starting controller");
+        info!(
+            namespace = scope.as_deref().unwrap_or("<all>"),
+            "starting controller"
+        );
         controllers.push(
             controller
                 .run(reconcile, error_policy, ctx.clone())

@@ -164,7 +164,10 @@ fn role_resources(
         if RESERVED_ENV.contains(&var.name.as_str()) {
             return Err(SpecError::new(
                 format!("spec.{field}.env[{i}].name"),
-                format!("{} is set by the operator and cannot be overridden", var.name),
+                format!(
+                    "{} is set by the operator and cannot be overridden",
+                    var.name
+                ),
             ));
         }
     }
@@ -334,16 +337,43 @@ mod tests {
     fn each_invalid_field_is_named() {
         let base = serde_json::json!({"image": "img", "mainApplicationFile": "local:///bin/job"});
         let cases: Vec<(serde_json::Value, &str)> = vec![
-            (serde_json::json!({"mainApplicationFile": "/bin/job"}), "spec.mainApplicationFile"),
-            (serde_json::json!({"mainApplicationFile": "local://"}), "spec.mainApplicationFile"),
+            (
+                serde_json::json!({"mainApplicationFile": "/bin/job"}),
+                "spec.mainApplicationFile",
+            ),
+            (
+                serde_json::json!({"mainApplicationFile": "local://"}),
+                "spec.mainApplicationFile",
+            ),
             (serde_json::json!({"image": " "}), "spec.image"),
-            (serde_json::json!({"executor": {"instances": -1}}), "spec.executor.instances"),
-            (serde_json::json!({"executor": {"memory": "lots"}}), "spec.executor.memory"),
-            (serde_json::json!({"driver": {"memory": "0"}}), "spec.driver.memory"),
-            (serde_json::json!({"driver": {"memoryOverhead": "1.5g"}}), "spec.driver.memoryOverhead"),
-            (serde_json::json!({"driver": {"cores": 0}}), "spec.driver.cores"),
-            (serde_json::json!({"executor": {"coreLimit": "two"}}), "spec.executor.coreLimit"),
-            (serde_json::json!({"timeToLiveSeconds": -5}), "spec.timeToLiveSeconds"),
+            (
+                serde_json::json!({"executor": {"instances": -1}}),
+                "spec.executor.instances",
+            ),
+            (
+                serde_json::json!({"executor": {"memory": "lots"}}),
+                "spec.executor.memory",
+            ),
+            (
+                serde_json::json!({"driver": {"memory": "0"}}),
+                "spec.driver.memory",
+            ),
+            (
+                serde_json::json!({"driver": {"memoryOverhead": "1.5g"}}),
+                "spec.driver.memoryOverhead",
+            ),
+            (
+                serde_json::json!({"driver": {"cores": 0}}),
+                "spec.driver.cores",
+            ),
+            (
+                serde_json::json!({"executor": {"coreLimit": "two"}}),
+                "spec.executor.coreLimit",
+            ),
+            (
+                serde_json::json!({"timeToLiveSeconds": -5}),
+                "spec.timeToLiveSeconds",
+            ),
             (
                 serde_json::json!({"restartPolicy": {"type": "OnFailure", "onFailureRetries": -1}}),
                 "spec.restartPolicy.onFailureRetries",

@@ -209,10 +209,6 @@ impl<'a> Draft<'a> {
         }
     }
 
-    fn state(&self) -> AppState {
-        self.status.application_state.state
-    }
-
     fn note(&mut self, warning: bool, reason: &str, message: impl Into<String>) {
         self.notes.push(Note {
             warning,
@@ -285,13 +281,18 @@ impl<'a> Draft<'a> {
     }
 
     fn delete_all_pods(&mut self) {
-        if self.has_live_pods() {
+        // Deleting every pod covers deleting the executors.
+        self.actions.retain(|a| *a != Action::DeleteExecutors);
+        if self.has_live_pods() && !self.actions.contains(&Action::DeleteAllPods) {
             self.actions.push(Action::DeleteAllPods);
         }
     }
 
     fn delete_executors(&mut self) {
-        if self.has_live_executors() {
+        if self.has_live_executors()
+            && !self.actions.contains(&Action::DeleteExecutors)
+            && !self.actions.contains(&Action::DeleteAllPods)
+        {
             self.actions.push(Action::DeleteExecutors);
         }
         for state in self.status.executor_state.values_mut() {
@@ -343,12 +344,17 @@ impl<'a> Draft<'a> {
         self.transition(
             AppState::Completed,
             "SparkApplicationCompleted",
-            format!("driver pod {} exited with code 0", driver_pod_name(self.obs.name)),
+            format!(
+                "driver pod {} exited with code 0",
+                driver_pod_name(self.obs.name)
+            ),
         );
         if self.obs.spec.restart_policy.policy_type == RestartPolicyType::Always {
             let policy = &self.obs.spec.restart_policy;
             let delay = backoff(policy.on_failure_retry_interval, 1);
             self.schedule_rerun(delay, "restartPolicy Always");
+        } else {
+            ttl(self);
         }
     }
 
@@ -376,6 +382,7 @@ impl<'a> Draft<'a> {
         } else {
             self.delete_executors();
             self.transition(AppState::Failed, "SparkApplicationFailed", message);
+            ttl(self);
         }
     }
 
@@ -384,7 +391,6 @@ impl<'a> Draft<'a> {
         self.status.rerun_time = Some(time(at));
         // The driver pod goes too: the rerun reuses its name. Its end is already recorded
         // in the status written before any deletion.
-        self.actions.retain(|a| *a != Action::DeleteExecutors);
         self.delete_all_pods();
         self.transition(
             AppState::PendingRerun,
@@ -412,7 +418,11 @@ fn describe_end(pod: &PodView) -> String {
             if let Some(reason) = &t.reason {
                 text.push_str(&format!(" ({reason})"));
             }
-            if let Some(message) = t.message.as_deref().map(str::trim).filter(|m| !m.is_empty())
+            if let Some(message) = t
+                .message
+                .as_deref()
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
             {
                 text.push_str(": ");
                 text.push_str(message);
@@ -519,6 +529,9 @@ pub fn decide(obs: &Observed<'_>, settings: &Settings) -> Decision {
                             driver.name,
                             settings.driver_start_timeout.as_secs()
                         ));
+                        // A driver that never started has no log worth keeping, and left
+                        // pending it would hold its resource requests.
+                        draft.delete_all_pods();
                     } else {
                         draft.requeue(until(obs.now, deadline));
                     }
@@ -544,9 +557,10 @@ pub fn decide(obs: &Observed<'_>, settings: &Settings) -> Decision {
             Some(driver) => match driver.phase {
                 PodPhase::Succeeded => draft.complete(),
                 PodPhase::Failed => draft.fail_run(describe_end(&driver)),
-                _ if driver.terminating => {
-                    draft.fail_run(format!("driver pod {} was deleted while running", driver.name))
-                }
+                _ if driver.terminating => draft.fail_run(format!(
+                    "driver pod {} was deleted while running",
+                    driver.name
+                )),
                 PodPhase::Pending | PodPhase::Running | PodPhase::Unknown => {
                     manage_executors(&mut draft, settings);
                 }
@@ -642,7 +656,11 @@ fn manage_executors(draft: &mut Draft<'_>, settings: &Settings) {
     }
     draft.status.executor_failures += newly_failed.len() as i32;
     for name in &newly_failed {
-        draft.note(true, "ExecutorFailed", format!("executor pod {name} failed or was deleted"));
+        draft.note(
+            true,
+            "ExecutorFailed",
+            format!("executor pod {name} failed or was deleted"),
+        );
     }
 
     let alive = obs
@@ -688,7 +706,10 @@ fn manage_executors(draft: &mut Draft<'_>, settings: &Settings) {
                 draft.note(
                     false,
                     "ExecutorReplaced",
-                    format!("created {created} executor pod(s) to keep {} running", obs.spec.executor.instances),
+                    format!(
+                        "created {created} executor pod(s) to keep {} running",
+                        obs.spec.executor.instances
+                    ),
                 );
             }
         }
@@ -728,7 +749,10 @@ pub fn submission_failed(
         (AppState::PendingRerun, "SubmissionFailed")
     } else {
         decision.requeue_after = None;
-        (AppState::SubmissionFailed, "SparkApplicationSubmissionFailed")
+        (
+            AppState::SubmissionFailed,
+            "SparkApplicationSubmissionFailed",
+        )
     };
     let fake_obs_status = status.clone();
     // Reuse the transition bookkeeping (conditions, note) on the edited status.
@@ -748,4 +772,439 @@ pub fn submission_failed(
     decision.status = draft.status;
     decision.notes = draft.notes;
     decision
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{RestartPolicy, SparkApplicationSpec};
+
+    fn t0() -> Timestamp {
+        "2026-11-01T10:00:00Z".parse().unwrap()
+    }
+
+    fn spec() -> SparkApplicationSpec {
+        serde_json::from_value(serde_json::json!({
+            "image": "img", "mainApplicationFile": "local:///bin/job",
+            "executor": {"instances": 2}
+        }))
+        .unwrap()
+    }
+
+    fn pod(name: &str, phase: PodPhase) -> PodView {
+        PodView {
+            name: name.into(),
+            phase,
+            terminating: false,
+            waiting: None,
+            termination: None,
+        }
+    }
+
+    fn ended(name: &str, code: i32, message: &str) -> PodView {
+        PodView {
+            termination: Some(Termination {
+                exit_code: code,
+                reason: Some(if code == 0 { "Completed" } else { "Error" }.into()),
+                message: Some(message.into()),
+            }),
+            ..pod(
+                name,
+                if code == 0 {
+                    PodPhase::Succeeded
+                } else {
+                    PodPhase::Failed
+                },
+            )
+        }
+    }
+
+    fn status(state: AppState) -> SparkApplicationStatus {
+        let mut s = SparkApplicationStatus::default();
+        s.application_state.state = state;
+        s.observed_generation = Some(1);
+        s.submission_attempts = 1;
+        s.last_submission_attempt_time = Some(Time(t0()));
+        s
+    }
+
+    fn running_status() -> SparkApplicationStatus {
+        let mut s = status(AppState::Running);
+        s.execution_attempts = 1;
+        s.last_executor_id = 2;
+        s.running_executors = 2;
+        s.executor_state = BTreeMap::from([
+            ("app-exec-1".to_string(), ExecutorState::Running),
+            ("app-exec-2".to_string(), ExecutorState::Running),
+        ]);
+        s
+    }
+
+    fn live_executors(ids: &[i32]) -> BTreeMap<i32, PodView> {
+        ids.iter()
+            .map(|id| (*id, pod(&format!("app-exec-{id}"), PodPhase::Running)))
+            .collect()
+    }
+
+    struct Case {
+        name: &'static str,
+        spec: SparkApplicationSpec,
+        spec_ok: bool,
+        generation: i64,
+        status: SparkApplicationStatus,
+        driver: Option<PodView>,
+        executors: BTreeMap<i32, PodView>,
+        after_secs: i64,
+        want_state: AppState,
+        want_actions: Vec<Action>,
+        want_error: Option<&'static str>,
+    }
+
+    fn case(name: &'static str, status: SparkApplicationStatus) -> Case {
+        Case {
+            name,
+            spec: spec(),
+            spec_ok: true,
+            generation: 1,
+            status,
+            driver: None,
+            executors: BTreeMap::new(),
+            after_secs: 0,
+            want_state: AppState::New,
+            want_actions: vec![],
+            want_error: None,
+        }
+    }
+
+    fn on_failure(retries: i32) -> SparkApplicationSpec {
+        let mut s = spec();
+        s.restart_policy = RestartPolicy {
+            policy_type: RestartPolicyType::OnFailure,
+            on_failure_retries: Some(retries),
+            on_failure_retry_interval: Some(10),
+            ..Default::default()
+        };
+        s
+    }
+
+    fn cases() -> Vec<Case> {
+        let settings_timeout = 300;
+        vec![
+            Case {
+                want_state: AppState::Submitted,
+                want_actions: vec![Action::Submit],
+                ..case(
+                    "new application is submitted",
+                    SparkApplicationStatus::default(),
+                )
+            },
+            Case {
+                spec_ok: false,
+                want_state: AppState::Failed,
+                want_actions: vec![],
+                want_error: Some("invalid spec.executor.memory"),
+                ..case(
+                    "invalid spec fails without pods",
+                    SparkApplicationStatus::default(),
+                )
+            },
+            Case {
+                driver: Some(pod("app-driver", PodPhase::Pending)),
+                want_state: AppState::Submitted,
+                ..case("pending driver: wait", status(AppState::Submitted))
+            },
+            Case {
+                driver: Some(pod("app-driver", PodPhase::Running)),
+                want_state: AppState::Running,
+                want_actions: vec![Action::CreateExecutor(1), Action::CreateExecutor(2)],
+                ..case(
+                    "running driver: executors created",
+                    status(AppState::Submitted),
+                )
+            },
+            Case {
+                driver: Some(ended("app-driver", 0, "")),
+                want_state: AppState::Completed,
+                ..case(
+                    "driver done before running was seen",
+                    status(AppState::Submitted),
+                )
+            },
+            Case {
+                driver: Some(PodView {
+                    waiting: Some("ImagePullBackOff: no such image".into()),
+                    ..pod("app-driver", PodPhase::Pending)
+                }),
+                after_secs: settings_timeout,
+                want_state: AppState::Failed,
+                want_actions: vec![Action::DeleteAllPods],
+                want_error: Some("did not start within 300s: ImagePullBackOff"),
+                ..case("driver start timeout", status(AppState::Submitted))
+            },
+            Case {
+                driver: None,
+                want_state: AppState::Failed,
+                want_error: Some("disappeared before it started"),
+                ..case("driver pod gone before start", status(AppState::Submitted))
+            },
+            Case {
+                driver: Some(pod("app-driver", PodPhase::Running)),
+                executors: live_executors(&[1, 2]),
+                want_state: AppState::Running,
+                ..case("steady running", running_status())
+            },
+            Case {
+                driver: Some(pod("app-driver", PodPhase::Running)),
+                executors: {
+                    let mut e = live_executors(&[1]);
+                    e.insert(2, ended("app-exec-2", 1, "lost"));
+                    e
+                },
+                want_state: AppState::Running,
+                want_actions: vec![Action::CreateExecutor(3)],
+                ..case("failed executor replaced with a new id", running_status())
+            },
+            Case {
+                driver: Some(pod("app-driver", PodPhase::Running)),
+                executors: live_executors(&[2]),
+                want_state: AppState::Running,
+                want_actions: vec![Action::CreateExecutor(3)],
+                ..case("vanished executor replaced", running_status())
+            },
+            Case {
+                driver: Some(ended("app-driver", 0, "")),
+                executors: live_executors(&[1, 2]),
+                want_state: AppState::Completed,
+                want_actions: vec![Action::DeleteExecutors],
+                ..case("driver exit 0 completes", running_status())
+            },
+            Case {
+                driver: Some(ended("app-driver", 2, "bad input")),
+                executors: live_executors(&[1, 2]),
+                want_state: AppState::Failed,
+                want_actions: vec![Action::DeleteExecutors],
+                want_error: Some("exited with code 2 (Error): bad input"),
+                ..case("driver exit 2 fails (Never)", running_status())
+            },
+            Case {
+                spec: on_failure(1),
+                driver: Some(ended("app-driver", 2, "bad input")),
+                executors: live_executors(&[1, 2]),
+                want_state: AppState::PendingRerun,
+                want_actions: vec![Action::DeleteAllPods],
+                want_error: Some("bad input"),
+                ..case("driver failure with retries left reruns", running_status())
+            },
+            Case {
+                spec: on_failure(1),
+                driver: Some(ended("app-driver", 2, "again")),
+                want_state: AppState::Failed,
+                want_error: Some("again"),
+                ..case("driver failure with no retries left fails", {
+                    let mut s = running_status();
+                    s.execution_failures = 1;
+                    s
+                })
+            },
+            Case {
+                want_state: AppState::PendingRerun,
+                ..case("rerun waits for its backoff", {
+                    let mut s = status(AppState::PendingRerun);
+                    s.rerun_time = Some(Time(
+                        t0().checked_add(SignedDuration::from_secs(5)).unwrap(),
+                    ));
+                    s
+                })
+            },
+            Case {
+                driver: Some(PodView {
+                    terminating: true,
+                    ..pod("app-driver", PodPhase::Failed)
+                }),
+                want_state: AppState::PendingRerun,
+                ..case(
+                    "rerun waits for old pods to go",
+                    status(AppState::PendingRerun),
+                )
+            },
+            Case {
+                want_state: AppState::Submitted,
+                want_actions: vec![Action::Submit],
+                ..case(
+                    "rerun submits when due and clear",
+                    status(AppState::PendingRerun),
+                )
+            },
+            Case {
+                spec: SparkApplicationSpec {
+                    suspend: true,
+                    ..spec()
+                },
+                generation: 2,
+                driver: Some(pod("app-driver", PodPhase::Running)),
+                executors: live_executors(&[1, 2]),
+                want_state: AppState::Suspended,
+                want_actions: vec![Action::DeleteAllPods],
+                ..case("suspend deletes pods", running_status())
+            },
+            Case {
+                generation: 3,
+                want_state: AppState::Submitted,
+                want_actions: vec![Action::Submit],
+                ..case("resume submits", status(AppState::Suspended))
+            },
+            Case {
+                generation: 2,
+                driver: Some(pod("app-driver", PodPhase::Running)),
+                want_state: AppState::PendingRerun,
+                want_actions: vec![Action::DeleteAllPods],
+                ..case("spec change while running restarts", running_status())
+            },
+            Case {
+                generation: 2,
+                want_state: AppState::Submitted,
+                want_actions: vec![Action::Submit],
+                ..case("fixed spec after failure submits", status(AppState::Failed))
+            },
+            Case {
+                driver: Some(ended("app-driver", 0, "")),
+                want_state: AppState::Completed,
+                ..case("completed stays completed", {
+                    let mut s = status(AppState::Completed);
+                    s.termination_time = Some(Time(t0()));
+                    s
+                })
+            },
+            Case {
+                spec: SparkApplicationSpec {
+                    time_to_live_seconds: Some(60),
+                    ..spec()
+                },
+                after_secs: 60,
+                want_state: AppState::Completed,
+                want_actions: vec![Action::DeleteApplication],
+                ..case("ttl passed deletes the application", {
+                    let mut s = status(AppState::Completed);
+                    s.termination_time = Some(Time(t0()));
+                    s
+                })
+            },
+        ]
+    }
+
+    #[test]
+    fn transitions() {
+        let settings = Settings {
+            driver_start_timeout: Duration::from_secs(300),
+            max_executor_failures: 10,
+        };
+        for c in cases() {
+            let obs = Observed {
+                name: "app",
+                namespace: "ns",
+                generation: Some(c.generation),
+                spec: &c.spec,
+                spec_check: if c.spec_ok {
+                    Ok(())
+                } else {
+                    Err(SpecError {
+                        field: "spec.executor.memory".into(),
+                        reason: "bad".into(),
+                    })
+                },
+                status: &c.status,
+                driver: c.driver.clone(),
+                executors: c.executors.clone(),
+                now: t0()
+                    .checked_add(SignedDuration::from_secs(c.after_secs))
+                    .unwrap(),
+            };
+            let d = decide(&obs, &settings);
+            assert_eq!(d.status.application_state.state, c.want_state, "{}", c.name);
+            assert_eq!(d.actions, c.want_actions, "{}", c.name);
+            assert_eq!(
+                d.status.observed_generation,
+                Some(c.generation),
+                "{}",
+                c.name
+            );
+            if let Some(want) = c.want_error {
+                let got = d
+                    .status
+                    .application_state
+                    .error_message
+                    .clone()
+                    .unwrap_or_default();
+                assert!(got.contains(want), "{}: {got:?} lacks {want:?}", c.name);
+            }
+            // Deciding again from the result is stable: no new state, no repeated work
+            // beyond what the observation still calls for.
+            assert_eq!(decide(&obs, &settings), d, "{}: deterministic", c.name);
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let secs = |n| backoff(Some(10), n).as_secs();
+        assert_eq!(
+            [secs(1), secs(2), secs(3), secs(5), secs(6), secs(40)],
+            [10, 20, 40, 160, 160, 160]
+        );
+        assert_eq!(backoff(None, 1).as_secs(), DEFAULT_RETRY_INTERVAL_SECS);
+        assert_eq!(backoff(Some(0), 3).as_secs(), 0);
+    }
+
+    #[test]
+    fn submission_rejection_retries_then_gives_up() {
+        let mut s = spec();
+        s.restart_policy = RestartPolicy {
+            policy_type: RestartPolicyType::OnFailure,
+            on_submission_failure_retries: Some(1),
+            on_submission_failure_retry_interval: Some(7),
+            ..Default::default()
+        };
+        let fresh = SparkApplicationStatus::default();
+        let obs = Observed {
+            name: "app",
+            namespace: "ns",
+            generation: Some(1),
+            spec: &s,
+            spec_check: Ok(()),
+            status: &fresh,
+            driver: None,
+            executors: BTreeMap::new(),
+            now: t0(),
+        };
+        let d = submission_failed(
+            &s,
+            decide(&obs, &Settings::default()),
+            "forbidden".into(),
+            t0(),
+        );
+        assert_eq!(d.status.application_state.state, AppState::PendingRerun);
+        assert_eq!(d.status.submission_failures, 1);
+        assert_eq!(d.requeue_after, Some(Duration::from_secs(7)));
+        assert!(d.actions.is_empty());
+        let again = submission_failed(
+            &s,
+            Decision {
+                status: d.status.clone(),
+                ..d
+            },
+            "forbidden".into(),
+            t0(),
+        );
+        assert_eq!(
+            again.status.application_state.state,
+            AppState::SubmissionFailed
+        );
+        assert!(
+            again
+                .status
+                .application_state
+                .error_message
+                .unwrap()
+                .contains("forbidden")
+        );
+    }
 }

@@ -60,9 +60,14 @@ pub fn init(
                 })?;
             let provider = SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
-                .with_resource(Resource::builder().with_service_name("ember-operator").build())
+                .with_resource(
+                    Resource::builder()
+                        .with_service_name("ember-operator")
+                        .build(),
+                )
                 .build();
-            let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("ember-operator"));
+            let layer =
+                tracing_opentelemetry::layer().with_tracer(provider.tracer("ember-operator"));
             (Some(provider), Some(layer))
         }
         None => (None, None),

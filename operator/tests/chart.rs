@@ -24,9 +24,18 @@ fn helm(args: &[&str]) -> std::process::Output {
     let helm = tooling::install("helm");
     Command::new(helm)
         .args(args)
-        .env("HELM_CACHE_HOME", std::env::temp_dir().join("ember-helm-cache"))
-        .env("HELM_CONFIG_HOME", std::env::temp_dir().join("ember-helm-config"))
-        .env("HELM_DATA_HOME", std::env::temp_dir().join("ember-helm-data"))
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("ember-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("ember-helm-config"),
+        )
+        .env(
+            "HELM_DATA_HOME",
+            std::env::temp_dir().join("ember-helm-data"),
+        )
         .output()
         .expect("running helm")
 }
@@ -76,10 +85,38 @@ fn dropped_fields(original: &Value, round_trip: &Value, path: &str, out: &mut Ve
     }
 }
 
+/// The first path where two documents differ; numbers compare by value, since helm's
+/// YAML round trip turns integers into floats.
+fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| match (x.get(k), y.get(k)) {
+                (Some(v), Some(w)) => first_difference(v, w, &format!("{path}.{k}")),
+                _ => Some(format!("{path}.{k}")),
+            })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (v, w))| first_difference(v, w, &format!("{path}[{i}]"))),
+        (Value::Number(x), Value::Number(y)) => {
+            (x.as_f64() != y.as_f64()).then(|| path.to_string())
+        }
+        _ => (a != b).then(|| path.to_string()),
+    }
+}
+
 fn check_typed<T: DeserializeOwned + serde::Serialize>(doc: &Value) -> Result<(), String> {
     let typed: T = serde_path_to_error::deserialize(doc).map_err(|e| e.to_string())?;
     let mut dropped = Vec::new();
-    dropped_fields(doc, &serde_json::to_value(&typed).unwrap(), "", &mut dropped);
+    dropped_fields(
+        doc,
+        &serde_json::to_value(&typed).unwrap(),
+        "",
+        &mut dropped,
+    );
     if dropped.is_empty() {
         Ok(())
     } else {
@@ -111,12 +148,16 @@ fn validate_all(docs: &[Value]) {
     let errors: Vec<String> = docs
         .iter()
         .filter_map(|doc| {
-            validate(doc).err().map(|e| {
-                format!("{} {}: {e}", doc["kind"], doc["metadata"]["name"])
-            })
+            validate(doc)
+                .err()
+                .map(|e| format!("{} {}: {e}", doc["kind"], doc["metadata"]["name"]))
         })
         .collect();
-    assert!(errors.is_empty(), "invalid rendered manifests:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "invalid rendered manifests:\n{}",
+        errors.join("\n")
+    );
 }
 
 fn kinds(docs: &[Value]) -> Vec<String> {
@@ -158,16 +199,27 @@ fn default_render_is_valid_and_least_privilege() {
         ]
     );
     // The chart's CRD is the generated one, kept on uninstall.
-    let crd = docs.iter().find(|d| d["kind"] == "CustomResourceDefinition").unwrap();
+    let crd = docs
+        .iter()
+        .find(|d| d["kind"] == "CustomResourceDefinition")
+        .unwrap();
     let generated = serde_json::to_value(
         <ember_operator::crd::SparkApplication as kube::CustomResourceExt>::crd(),
     )
     .unwrap();
-    assert_eq!(crd["spec"], generated["spec"]);
-    assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
+    if let Some(path) = first_difference(&crd["spec"], &generated["spec"], "spec") {
+        panic!("the chart's CRD differs from the generated one at {path}");
+    }
+    assert_eq!(
+        crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
 
     // No wildcards, no secrets, nothing beyond what the reconciler uses.
-    for doc in docs.iter().filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role") {
+    for doc in docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+    {
         for rule in doc["rules"].as_array().unwrap() {
             for key in ["verbs", "resources", "apiGroups"] {
                 assert!(
@@ -202,7 +254,10 @@ fn default_render_is_valid_and_least_privilege() {
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     let container = &pod["containers"][0];
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
-    assert_eq!(container["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
 }
@@ -218,7 +273,13 @@ fn namespaced_render_grants_rights_only_in_watched_namespaces() {
     assert!(!docs.iter().any(|d| d["kind"] == "ClusterRole"));
     let mut role_namespaces: Vec<&str> = docs
         .iter()
-        .filter(|d| d["kind"] == "Role" && !d["metadata"]["name"].as_str().unwrap().ends_with("leader-election"))
+        .filter(|d| {
+            d["kind"] == "Role"
+                && !d["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("leader-election")
+        })
         .map(|d| d["metadata"]["namespace"].as_str().unwrap())
         .collect();
     role_namespaces.sort();
@@ -235,7 +296,10 @@ fn namespaced_render_grants_rights_only_in_watched_namespaces() {
             .unwrap_or(Value::Null)
     };
     assert_eq!(value("EMBER_OPERATOR_NAMESPACES"), "team-a,team-b");
-    assert_eq!(value("OTEL_EXPORTER_OTLP_ENDPOINT"), "http://collector:4317");
+    assert_eq!(
+        value("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        "http://collector:4317"
+    );
 }
 
 #[test]

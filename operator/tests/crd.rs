@@ -30,7 +30,9 @@ fn crd_files_match_the_rust_types() {
 /// has a type (unless it is int-or-string or preserves unknown fields), no `$ref`, and
 /// `anyOf`/`oneOf`/`allOf` branches carry no types or defaults of their own.
 fn check_structural(schema: &Value, path: &str, errors: &mut Vec<String>) {
-    let Some(obj) = schema.as_object() else { return };
+    let Some(obj) = schema.as_object() else {
+        return;
+    };
     if obj.contains_key("$ref") {
         errors.push(format!("{path}: $ref"));
     }
@@ -40,7 +42,13 @@ fn check_structural(schema: &Value, path: &str, errors: &mut Vec<String>) {
         errors.push(format!("{path}: no type"));
     }
     for key in ["anyOf", "oneOf", "allOf"] {
-        for (i, branch) in obj.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, branch) in obj
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             for banned in ["type", "default", "nullable", "description"] {
                 if branch.get(banned).is_some() {
                     errors.push(format!("{path}.{key}[{i}]: has {banned}"));
@@ -74,29 +82,62 @@ fn crd_schema_is_structural_and_described() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(columns, ["State", "Attempts", "Executors", "Start", "Finish", "Age"]);
+    assert_eq!(
+        columns,
+        ["State", "Attempts", "Executors", "Start", "Finish", "Age"]
+    );
     let schema = &version["schema"]["openAPIV3Schema"];
     let mut errors = Vec::new();
     check_structural(schema, "", &mut errors);
-    assert!(errors.is_empty(), "non-structural schema:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "non-structural schema:\n{}",
+        errors.join("\n")
+    );
 
     // Every field of our own types is described (the descriptions are the doc comments).
     let spec = &schema["properties"]["spec"];
     for field in [
-        "type", "mode", "image", "imagePullPolicy", "imagePullSecrets", "mainApplicationFile",
-        "arguments", "sparkConf", "driver", "executor", "volumes", "restartPolicy",
-        "timeToLiveSeconds", "suspend",
+        "type",
+        "mode",
+        "image",
+        "imagePullPolicy",
+        "imagePullSecrets",
+        "mainApplicationFile",
+        "arguments",
+        "sparkConf",
+        "driver",
+        "executor",
+        "volumes",
+        "restartPolicy",
+        "timeToLiveSeconds",
+        "suspend",
     ] {
-        let description = spec["properties"][field]["description"].as_str().unwrap_or("");
+        let description = spec["properties"][field]["description"]
+            .as_str()
+            .unwrap_or("");
         assert!(!description.is_empty(), "spec.{field} has no description");
     }
     let executor = &spec["properties"]["executor"]["properties"];
     for field in [
-        "instances", "cores", "coreLimit", "memory", "memoryOverhead", "labels", "annotations",
-        "env", "serviceAccount", "nodeSelector", "tolerations", "affinity", "volumeMounts",
+        "instances",
+        "cores",
+        "coreLimit",
+        "memory",
+        "memoryOverhead",
+        "labels",
+        "annotations",
+        "env",
+        "serviceAccount",
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "volumeMounts",
     ] {
         assert!(
-            executor[field]["description"].as_str().is_some_and(|d| !d.is_empty()),
+            executor[field]["description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
             "spec.executor.{field} has no description"
         );
     }
@@ -116,8 +157,15 @@ fn crd_schema_is_structural_and_described() {
     assert!(spec["properties"]["mainApplicationFile"]["x-kubernetes-validations"].is_array());
     let status = &schema["properties"]["status"]["properties"];
     for field in [
-        "applicationState", "conditions", "observedGeneration", "driverInfo", "executorState",
-        "submissionAttempts", "executionAttempts", "lastSubmissionAttemptTime", "terminationTime",
+        "applicationState",
+        "conditions",
+        "observedGeneration",
+        "driverInfo",
+        "executorState",
+        "submissionAttempts",
+        "executionAttempts",
+        "lastSubmissionAttemptTime",
+        "terminationTime",
     ] {
         assert!(status[field].is_object(), "status.{field} missing");
     }
@@ -162,8 +210,17 @@ fn example_manifests_are_valid_applications() {
             let app: SparkApplication = serde_path_to_error::deserialize(&value)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let mut dropped = Vec::new();
-            dropped_fields(&value, &serde_json::to_value(&app).unwrap(), "", &mut dropped);
-            assert!(dropped.is_empty(), "{}: unknown fields {dropped:?}", path.display());
+            dropped_fields(
+                &value,
+                &serde_json::to_value(&app).unwrap(),
+                "",
+                &mut dropped,
+            );
+            assert!(
+                dropped.is_empty(),
+                "{}: unknown fields {dropped:?}",
+                path.display()
+            );
             assert_eq!(value["apiVersion"], "ember.dev/v1alpha1");
             if let Err(e) = ember_operator::spec::validate(&app) {
                 panic!("{}: {e}", path.display());

@@ -47,7 +47,11 @@ async fn first_submission_creates_service_and_driver_only() {
             format!("POST {EVENTS}"),
         ]
     );
-    assert_eq!(h.pod_names(), ["sumsq-driver"], "no executors before the driver runs");
+    assert_eq!(
+        h.pod_names(),
+        ["sumsq-driver"],
+        "no executors before the driver runs"
+    );
     let status = h.app().status.unwrap();
     assert_eq!(status.application_state.state, AppState::Submitted);
     assert_eq!(status.submission_attempts, 1);
@@ -98,7 +102,10 @@ async fn executors_are_created_once_the_driver_runs() {
         env_value(&exec, "EMBER_DRIVER_URL").as_deref(),
         Some("http://sumsq-driver-svc.jobs.svc:7078")
     );
-    assert_eq!(env_value(&exec, "EMBER_EXECUTOR_MEMORY_MB").as_deref(), Some("512"));
+    assert_eq!(
+        env_value(&exec, "EMBER_EXECUTOR_MEMORY_MB").as_deref(),
+        Some("512")
+    );
 }
 
 #[tokio::test]
@@ -109,7 +116,10 @@ async fn failed_and_deleted_executors_are_replaced_with_new_ids() {
     h.reconcile().await;
     let status = h.app().status.unwrap();
     assert_eq!(status.executor_state["sumsq-exec-2"], ExecutorState::Failed);
-    assert_eq!(status.executor_state["sumsq-exec-3"], ExecutorState::Pending);
+    assert_eq!(
+        status.executor_state["sumsq-exec-3"],
+        ExecutorState::Pending
+    );
     assert_eq!(status.executor_failures, 1);
     assert_eq!(status.running_executors, 2);
     assert!(h.pod_names().contains(&"sumsq-exec-3".to_string()));
@@ -119,22 +129,38 @@ async fn failed_and_deleted_executors_are_replaced_with_new_ids() {
     h.reconcile().await;
     let status = h.app().status.unwrap();
     assert_eq!(status.executor_state["sumsq-exec-1"], ExecutorState::Failed);
-    assert_eq!(status.executor_state["sumsq-exec-4"], ExecutorState::Pending);
+    assert_eq!(
+        status.executor_state["sumsq-exec-4"],
+        ExecutorState::Pending
+    );
     assert_eq!(status.executor_failures, 2);
-    assert_eq!(env_value(&h.pod("sumsq-exec-4"), "EMBER_EXECUTOR_ID").as_deref(), Some("4"));
+    assert_eq!(
+        env_value(&h.pod("sumsq-exec-4"), "EMBER_EXECUTOR_ID").as_deref(),
+        Some("4")
+    );
     let reasons = h.event_reasons();
     assert_eq!(reasons.iter().filter(|r| *r == "ExecutorFailed").count(), 2);
-    assert_eq!(reasons.iter().filter(|r| *r == "ExecutorReplaced").count(), 2);
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "ExecutorReplaced").count(),
+        2
+    );
 
     // Past the limit (3 in the harness), failed executors are no longer replaced.
     for id in [3, 4] {
-        h.set_phase(&format!("sumsq-exec-{id}"), "Failed", Some((1, "Error", "")));
+        h.set_phase(
+            &format!("sumsq-exec-{id}"),
+            "Failed",
+            Some((1, "Error", "")),
+        );
     }
     h.reconcile().await;
     let status = h.app().status.unwrap();
     assert_eq!(status.executor_failures, 4);
     assert_eq!(status.last_executor_id, 4, "no replacement past the limit");
-    assert!(h.event_reasons().contains(&"ExecutorReplacementLimit".to_string()));
+    assert!(
+        h.event_reasons()
+            .contains(&"ExecutorReplacementLimit".to_string())
+    );
 }
 
 #[tokio::test]
@@ -155,7 +181,11 @@ async fn driver_success_completes_and_removes_executors() {
     assert_eq!(status.application_state.state, AppState::Completed);
     assert_eq!(status.termination_time.unwrap().0, support::t0());
     assert_eq!(status.running_executors, 0);
-    assert_eq!(h.pod_names(), ["sumsq-driver"], "the driver stays for its log");
+    assert_eq!(
+        h.pod_names(),
+        ["sumsq-driver"],
+        "the driver stays for its log"
+    );
     // Nothing more to do afterwards.
     let (action, requests) = h.reconcile_counting().await;
     assert_eq!(requests, [format!("GET {PODS}")]);
@@ -165,16 +195,27 @@ async fn driver_success_completes_and_removes_executors() {
 #[tokio::test]
 async fn failure_is_retried_with_backoff_then_fails() {
     let mut spec = base_spec(1);
-    spec["restartPolicy"] = json!({"type": "OnFailure", "onFailureRetries": 1, "onFailureRetryInterval": 10});
+    spec["restartPolicy"] =
+        json!({"type": "OnFailure", "onFailureRetries": 1, "onFailureRetryInterval": 10});
     let h = Harness::new(application("sumsq", spec));
     h.reconcile().await;
     h.set_phase("sumsq-driver", "Running", None);
     h.reconcile().await;
-    h.set_phase("sumsq-driver", "Failed", Some((3, "Error", "panicked at job.rs:7: boom")));
+    h.set_phase(
+        "sumsq-driver",
+        "Failed",
+        Some((3, "Error", "panicked at job.rs:7: boom")),
+    );
     let (action, requests) = h.reconcile_counting().await;
     // The status (with the driver's message) is written before the pods are deleted.
-    let patch = requests.iter().position(|r| *r == format!("PATCH {STATUS}")).unwrap();
-    let delete = requests.iter().position(|r| *r == format!("DELETE {PODS}")).unwrap();
+    let patch = requests
+        .iter()
+        .position(|r| *r == format!("PATCH {STATUS}"))
+        .unwrap();
+    let delete = requests
+        .iter()
+        .position(|r| *r == format!("DELETE {PODS}"))
+        .unwrap();
     assert!(patch < delete, "{requests:?}");
     let status = h.app().status.unwrap();
     assert_eq!(status.application_state.state, AppState::PendingRerun);
@@ -200,11 +241,21 @@ async fn failure_is_retried_with_backoff_then_fails() {
     h.set_phase("sumsq-driver", "Running", None);
     h.reconcile().await;
     assert_eq!(h.app().status.unwrap().execution_attempts, 2);
-    h.set_phase("sumsq-driver", "Failed", Some((1, "Error", "second failure")));
+    h.set_phase(
+        "sumsq-driver",
+        "Failed",
+        Some((1, "Error", "second failure")),
+    );
     h.reconcile().await;
     let status = h.app().status.unwrap();
     assert_eq!(status.application_state.state, AppState::Failed);
-    assert!(status.application_state.error_message.unwrap().contains("second failure"));
+    assert!(
+        status
+            .application_state
+            .error_message
+            .unwrap()
+            .contains("second failure")
+    );
     assert_eq!(h.pod_names(), ["sumsq-driver"]);
     let reasons = h.event_reasons();
     assert!(reasons.contains(&"SparkApplicationRunFailed".to_string()));
@@ -220,7 +271,11 @@ async fn invalid_spec_fails_with_the_field_and_creates_no_pods() {
     let (action, requests) = h.reconcile_counting().await;
     assert_eq!(
         requests,
-        [format!("GET {PODS}"), format!("PATCH {STATUS}"), format!("POST {EVENTS}")]
+        [
+            format!("GET {PODS}"),
+            format!("PATCH {STATUS}"),
+            format!("POST {EVENTS}")
+        ]
     );
     let status = h.app().status.unwrap();
     assert_eq!(status.application_state.state, AppState::Failed);
@@ -255,7 +310,11 @@ async fn a_restarted_operator_does_not_resubmit_a_running_application() {
 async fn driver_stuck_in_image_pull_fails_after_the_start_timeout() {
     let h = Harness::new(application("sumsq", base_spec(1)));
     h.reconcile().await;
-    h.set_waiting("sumsq-driver", "ImagePullBackOff", "Back-off pulling image \"nope:1\"");
+    h.set_waiting(
+        "sumsq-driver",
+        "ImagePullBackOff",
+        "Back-off pulling image \"nope:1\"",
+    );
     h.advance(60);
     let (action, _) = h.reconcile_counting().await;
     assert_eq!(h.state(), "SUBMITTED");
@@ -272,12 +331,20 @@ async fn driver_stuck_in_image_pull_fails_after_the_start_timeout() {
 #[tokio::test]
 async fn rejected_submission_ends_in_submission_failed() {
     let h = Harness::new(application("sumsq", base_spec(1)));
-    h.cluster.lock().unwrap().reject_pod_apply =
-        Some((422, "Pod \"sumsq-driver\" is invalid: spec.containers[0].image: Required value".into()));
+    h.cluster.lock().unwrap().reject_pod_apply = Some((
+        422,
+        "Pod \"sumsq-driver\" is invalid: spec.containers[0].image: Required value".into(),
+    ));
     h.reconcile().await;
     let status = h.app().status.unwrap();
     assert_eq!(status.application_state.state, AppState::SubmissionFailed);
-    assert!(status.application_state.error_message.unwrap().contains("is invalid"));
+    assert!(
+        status
+            .application_state
+            .error_message
+            .unwrap()
+            .contains("is invalid")
+    );
     assert_eq!(h.event_reasons(), ["SparkApplicationSubmissionFailed"]);
 }
 
@@ -300,7 +367,9 @@ async fn ttl_deletes_the_application_after_the_end() {
     h.advance(30);
     let (_, requests) = h.reconcile_counting().await;
     assert!(
-        requests.contains(&"DELETE /apis/ember.dev/v1alpha1/namespaces/jobs/sparkapplications/sumsq".to_string()),
+        requests.contains(
+            &"DELETE /apis/ember.dev/v1alpha1/namespaces/jobs/sparkapplications/sumsq".to_string()
+        ),
         "{requests:?}"
     );
     assert!(!h.app_exists());
@@ -344,12 +413,21 @@ async fn api_requests_per_submission_are_constant_apart_from_executor_pods() {
         let (_, steady) = h.reconcile_counting().await;
         h.set_phase("sumsq-driver", "Succeeded", Some((0, "Completed", "")));
         let (_, end) = h.reconcile_counting().await;
-        let executor_applies = start.iter().filter(|r| r.contains("/pods/sumsq-exec-")).count();
+        let executor_applies = start
+            .iter()
+            .filter(|r| r.contains("/pods/sumsq-exec-"))
+            .count();
         assert_eq!(executor_applies, instances as usize);
         assert_eq!(submit.len(), 5);
         assert_eq!(start.len() - executor_applies, 3, "{start:?}");
         assert_eq!(end.len(), 4, "{end:?}");
-        rows.push((instances, submit.len(), start.len(), steady.len(), end.len()));
+        rows.push((
+            instances,
+            submit.len(),
+            start.len(),
+            steady.len(),
+            end.len(),
+        ));
     }
     println!("executors | submit | driver running | steady | completion | total");
     for (n, submit, start, steady, end) in rows {

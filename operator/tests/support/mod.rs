@@ -83,9 +83,7 @@ fn label_selector(query: Option<&str>) -> BTreeMap<String, String> {
 }
 
 fn matches(pod: &Pod, selector: &BTreeMap<String, String>) -> bool {
-    selector
-        .iter()
-        .all(|(k, v)| pod.labels().get(k) == Some(v))
+    selector.iter().all(|(k, v)| pod.labels().get(k) == Some(v))
 }
 
 fn json_response(code: u16, body: &Value) -> Response<Body> {
@@ -110,7 +108,13 @@ impl Cluster {
         format!("uid-{}", self.next_uid)
     }
 
-    fn handle(&mut self, method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Response<Body> {
+    fn handle(
+        &mut self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        body: &[u8],
+    ) -> Response<Body> {
         let pods_prefix = format!("/api/v1/namespaces/{NS}/pods");
         let services_prefix = format!("/api/v1/namespaces/{NS}/services/");
         let apps_prefix = format!("/apis/ember.dev/v1alpha1/namespaces/{NS}/sparkapplications/");
@@ -119,7 +123,11 @@ impl Cluster {
 
         if path == pods_prefix && *method == Method::GET {
             let selector = label_selector(query);
-            let items: Vec<&Pod> = self.pods.values().filter(|p| matches(p, &selector)).collect();
+            let items: Vec<&Pod> = self
+                .pods
+                .values()
+                .filter(|p| matches(p, &selector))
+                .collect();
             return json_response(
                 200,
                 &json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items}),
@@ -139,34 +147,34 @@ impl Cluster {
                 &json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}),
             );
         }
-        if let Some(name) = path.strip_prefix(&format!("{pods_prefix}/")) {
-            if *method == Method::PATCH {
-                if let Some((code, message)) = self.reject_pod_apply.clone() {
-                    return status_response(code, "Invalid", &message);
-                }
-                let mut pod: Pod = serde_json::from_value(body_json()).unwrap();
-                assert_eq!(pod.name_any(), name, "apply body names the pod in the path");
-                match self.pods.get(name) {
-                    Some(existing) => {
-                        pod.status = existing.status.clone();
-                        pod.metadata.uid = existing.metadata.uid.clone();
-                    }
-                    None => {
-                        pod.metadata.uid = Some(self.uid());
-                        pod.status = Some(serde_json::from_value(json!({"phase": "Pending"})).unwrap());
-                    }
-                }
-                self.pods.insert(name.to_string(), pod.clone());
-                return json_response(200, &serde_json::to_value(&pod).unwrap());
+        if let Some(name) = path.strip_prefix(&format!("{pods_prefix}/"))
+            && *method == Method::PATCH
+        {
+            if let Some((code, message)) = self.reject_pod_apply.clone() {
+                return status_response(code, "Invalid", &message);
             }
+            let mut pod: Pod = serde_json::from_value(body_json()).unwrap();
+            assert_eq!(pod.name_any(), name, "apply body names the pod in the path");
+            match self.pods.get(name) {
+                Some(existing) => {
+                    pod.status = existing.status.clone();
+                    pod.metadata.uid = existing.metadata.uid.clone();
+                }
+                None => {
+                    pod.metadata.uid = Some(self.uid());
+                    pod.status = Some(serde_json::from_value(json!({"phase": "Pending"})).unwrap());
+                }
+            }
+            self.pods.insert(name.to_string(), pod.clone());
+            return json_response(200, &serde_json::to_value(&pod).unwrap());
         }
-        if let Some(name) = path.strip_prefix(&services_prefix) {
-            if *method == Method::PATCH {
-                let svc: Service = serde_json::from_value(body_json()).unwrap();
-                assert_eq!(svc.name_any(), name);
-                self.services.insert(name.to_string(), svc.clone());
-                return json_response(200, &serde_json::to_value(&svc).unwrap());
-            }
+        if let Some(name) = path.strip_prefix(&services_prefix)
+            && *method == Method::PATCH
+        {
+            let svc: Service = serde_json::from_value(body_json()).unwrap();
+            assert_eq!(svc.name_any(), name);
+            self.services.insert(name.to_string(), svc.clone());
+            return json_response(200, &serde_json::to_value(&svc).unwrap());
         }
         if let Some(rest) = path.strip_prefix(&apps_prefix) {
             let Some(app) = self.app.as_mut() else {
@@ -176,7 +184,10 @@ impl Cluster {
                 assert_eq!(name, app.name_any());
                 assert_eq!(*method, Method::PATCH);
                 let patch = body_json();
-                assert_eq!(patch["kind"], "SparkApplication", "apply bodies carry the kind");
+                assert_eq!(
+                    patch["kind"], "SparkApplication",
+                    "apply bodies carry the kind"
+                );
                 app.status = Some(serde_json::from_value(patch["status"].clone()).unwrap());
                 return json_response(200, &serde_json::to_value(&*app).unwrap());
             }
@@ -191,7 +202,8 @@ impl Cluster {
                 );
             }
         }
-        if path.starts_with(&events_prefix) && (*method == Method::POST || *method == Method::PATCH) {
+        if path.starts_with(&events_prefix) && (*method == Method::POST || *method == Method::PATCH)
+        {
             let event = body_json();
             self.events.push(event.clone());
             return json_response(201, &event);
@@ -356,7 +368,9 @@ impl Harness {
 
     pub fn advance(&self, secs: i64) {
         let mut now = self.now.lock().unwrap();
-        *now = now.checked_add(jiff::SignedDuration::from_secs(secs)).unwrap();
+        *now = now
+            .checked_add(jiff::SignedDuration::from_secs(secs))
+            .unwrap();
     }
 }
 

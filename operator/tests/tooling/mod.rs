@@ -38,5 +38,10 @@ pub fn install(tool: &str) -> PathBuf {
         String::from_utf8_lossy(&output.stderr)
     );
     let path = String::from_utf8(output.stdout).unwrap();
-    PathBuf::from(path.lines().last().expect("the script prints the path").trim())
+    PathBuf::from(
+        path.lines()
+            .last()
+            .expect("the script prints the path")
+            .trim(),
+    )
 }
