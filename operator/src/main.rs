@@ -155,3 +155,38 @@ async fn main() -> anyhow::Result<()> {
     }
     result.context("ember-operator stopped")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_map_to_the_config() {
+        let args = Args::try_parse_from([
+            "ember-operator",
+            "--namespaces",
+            "team-a,team-b",
+            "--http-addr",
+            "127.0.0.1:9090",
+            "--leader-election",
+            "false",
+            "--identity",
+            "op-0",
+            "--driver-start-timeout-secs",
+            "60",
+        ])
+        .unwrap();
+        let config = args.into_config();
+        assert_eq!(config.namespaces, ["team-a", "team-b"]);
+        assert_eq!(config.http_addr.port(), 9090);
+        assert_eq!(config.leader_election, None);
+        assert_eq!(config.identity, "op-0");
+        assert_eq!(config.settings.driver_start_timeout, Duration::from_secs(60));
+    }
+}
