@@ -187,6 +187,9 @@ mod tests {
         assert_eq!(config.http_addr.port(), 9090);
         assert_eq!(config.leader_election, None);
         assert_eq!(config.identity, "op-0");
-        assert_eq!(config.settings.driver_start_timeout, Duration::from_secs(60));
+        assert_eq!(
+            config.settings.driver_start_timeout,
+            Duration::from_secs(60)
+        );
     }
 }
