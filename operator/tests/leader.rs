@@ -178,3 +178,73 @@ async fn release_lets_another_replica_take_over_at_once() {
     assert!(try_lock(&b, t0).await, "a released Lease is free");
     assert_eq!(holder(&store), "replica-b");
 }
+
+/// `LeaseLock::run` with tokio's paused clock: retry sleeps advance instantly, so the
+/// test is fast and deterministic.
+#[tokio::test(start_paused = true)]
+async fn the_leader_stops_working_when_another_replica_takes_the_lease() {
+    use ember_operator::metrics::Metrics;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let store = Arc::new(Mutex::new(LeaseStore::default()));
+    let (a, _sa) = lock(&store, "replica-a");
+    let metrics = Metrics::new();
+    let reachable = Arc::new(AtomicBool::new(false));
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let store_for_work = store.clone();
+    let work = async move {
+        started_tx.send(()).unwrap();
+        // Another replica overwrites the Lease (as after a network partition).
+        {
+            let mut s = store_for_work.lock().unwrap();
+            let lease = s.lease.as_mut().unwrap();
+            lease["spec"]["holderIdentity"] = json!("replica-b");
+            lease["spec"]["renewTime"] = json!(
+                Timestamp::now()
+                    .checked_add(SignedDuration::from_secs(3600))
+                    .unwrap()
+                    .to_string()
+            );
+        }
+        std::future::pending::<()>().await
+    };
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        a.run(work, &metrics, reachable.clone()),
+    )
+    .await
+    .expect("leadership loss noticed within a minute of (paused) time");
+    assert!(started_rx.await.is_ok(), "the work ran while leading");
+    assert!(
+        result.is_err(),
+        "losing the Lease ends the work with an error"
+    );
+    assert!(reachable.load(Ordering::Relaxed));
+    assert_eq!(holder(&store), "replica-b");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standby_waits_and_the_work_ends_with_a_release() {
+    use ember_operator::metrics::Metrics;
+    use std::sync::atomic::AtomicBool;
+
+    let store = Arc::new(Mutex::new(LeaseStore::default()));
+    let (a, _sa) = lock(&store, "replica-a");
+    let (b, _sb) = lock(&store, "replica-b");
+    let metrics = Metrics::new();
+    assert!(try_lock(&a, Timestamp::now()).await);
+    // b waits while a holds the Lease; a's work is short and releases on the way out.
+    let b_run = b.run(async {}, &metrics, Arc::new(AtomicBool::new(false)));
+    let a_release = async {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        a.release().await.unwrap();
+    };
+    let (b_result, ()) = tokio::time::timeout(Duration::from_secs(120), async {
+        tokio::join!(b_run, a_release)
+    })
+    .await
+    .expect("b became leader after a released");
+    assert!(b_result.is_ok());
+    // b's work ended, so b released too.
+    assert_eq!(holder(&store), "");
+}
