@@ -224,42 +224,16 @@ impl<'a> Draft<'a> {
         });
     }
 
-    /// Moves to `state`: sets the matching condition True and the other True ones False.
+    /// Moves to `state` (see [`transition`]).
     fn transition(&mut self, state: AppState, reason: &str, message: impl Into<String>) {
-        let message = message.into();
-        let now = time(self.obs.now);
-        self.status.application_state.state = state;
-        let current = condition_type(state);
-        for cond in &mut self.status.conditions {
-            if Some(cond.type_.as_str()) != current && cond.status == "True" {
-                cond.status = "False".into();
-                cond.reason = Some(reason.to_string());
-                cond.message = Some(message.clone());
-                cond.last_transition_time = Some(now.clone());
-            }
-        }
-        if let Some(type_) = current {
-            match self.status.conditions.iter_mut().find(|c| c.type_ == type_) {
-                Some(cond) => {
-                    if cond.status != "True" {
-                        cond.last_transition_time = Some(now.clone());
-                    }
-                    cond.status = "True".into();
-                    cond.reason = Some(reason.to_string());
-                    cond.message = Some(message.clone());
-                }
-                None => self.status.conditions.push(AppCondition {
-                    type_: type_.to_string(),
-                    status: "True".into(),
-                    reason: Some(reason.to_string()),
-                    message: Some(message.clone()),
-                    last_transition_time: Some(now),
-                }),
-            }
-        }
-        let warning = matches!(state, AppState::Failed | AppState::SubmissionFailed)
-            || reason.ends_with("Failed");
-        self.note(warning, reason, message);
+        let note = transition(
+            &mut self.status,
+            self.obs.now,
+            state,
+            reason,
+            message.into(),
+        );
+        self.notes.push(note);
     }
 
     /// Forgets the pods of the previous run, before a new submission.
@@ -407,6 +381,53 @@ impl<'a> Draft<'a> {
             notes: self.notes,
             requeue_after: self.requeue_after,
         }
+    }
+}
+
+/// Moves `status` to `state`: sets the matching condition True (and the other True ones
+/// False), and returns the event that records the transition.
+fn transition(
+    status: &mut SparkApplicationStatus,
+    now: Timestamp,
+    state: AppState,
+    reason: &str,
+    message: String,
+) -> Note {
+    let now = time(now);
+    status.application_state.state = state;
+    let current = condition_type(state);
+    for cond in &mut status.conditions {
+        if Some(cond.type_.as_str()) != current && cond.status == "True" {
+            cond.status = "False".into();
+            cond.reason = Some(reason.to_string());
+            cond.message = Some(message.clone());
+            cond.last_transition_time = Some(now.clone());
+        }
+    }
+    if let Some(type_) = current {
+        match status.conditions.iter_mut().find(|c| c.type_ == type_) {
+            Some(cond) => {
+                if cond.status != "True" {
+                    cond.last_transition_time = Some(now.clone());
+                }
+                cond.status = "True".into();
+                cond.reason = Some(reason.to_string());
+                cond.message = Some(message.clone());
+            }
+            None => status.conditions.push(AppCondition {
+                type_: type_.to_string(),
+                status: "True".into(),
+                reason: Some(reason.to_string()),
+                message: Some(message.clone()),
+                last_transition_time: Some(now),
+            }),
+        }
+    }
+    Note {
+        warning: matches!(state, AppState::Failed | AppState::SubmissionFailed)
+            || reason.ends_with("Failed"),
+        reason: reason.to_string(),
+        message,
     }
 }
 
@@ -759,23 +780,7 @@ pub fn submission_failed(
             "SparkApplicationSubmissionFailed",
         )
     };
-    let fake_obs_status = status.clone();
-    // Reuse the transition bookkeeping (conditions, note) on the edited status.
-    let obs = Observed {
-        name: "",
-        namespace: "",
-        generation: fake_obs_status.observed_generation,
-        spec,
-        spec_check: Ok(()),
-        status: &fake_obs_status,
-        driver: None,
-        executors: BTreeMap::new(),
-        now,
-    };
-    let mut draft = Draft::new(&obs);
-    draft.transition(state, reason, message);
-    decision.status = draft.status;
-    decision.notes = draft.notes;
+    decision.notes = vec![transition(status, now, state, reason, message)];
     decision
 }
 
