@@ -196,7 +196,7 @@ struct Draft<'a> {
 }
 
 impl<'a> Draft<'a> {
-    fn new(obs: &'a Observed<'a>) -> Self {
+    fn new(obs: &'a Observed<'a>, timeout: Duration) -> Self {
         let mut status = obs.status.clone();
         status.observed_generation = obs.generation;
         Draft {
@@ -205,7 +205,7 @@ impl<'a> Draft<'a> {
             actions: Vec::new(),
             notes: Vec::new(),
             requeue_after: None,
-            timeout: Settings::default().driver_start_timeout,
+            timeout,
         }
     }
 
@@ -456,8 +456,7 @@ fn describe_end(pod: &PodView) -> String {
 
 /// Decides the next status and actions. Pure: same input, same output.
 pub fn decide(obs: &Observed<'_>, settings: &Settings) -> Decision {
-    let mut draft = Draft::new(obs);
-    draft.timeout = settings.driver_start_timeout;
+    let mut draft = Draft::new(obs, settings.driver_start_timeout);
     let state = obs.status.application_state.state;
     let spec_changed = obs.status.observed_generation.is_some()
         && obs.status.observed_generation != obs.generation;
