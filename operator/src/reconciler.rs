@@ -493,3 +493,63 @@ pub async fn run(
     }
     futures::future::join_all(controllers).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "app-driver", "labels": {LABEL_ROLE: "driver"}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn pod_view_reports_why_a_pod_waits_or_how_it_ended() {
+        let unschedulable = pod(serde_json::json!({"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/1 nodes are available: 1 Insufficient memory."}]}));
+        assert_eq!(
+            pod_view(&unschedulable).waiting.as_deref(),
+            Some("Unschedulable: 0/1 nodes are available: 1 Insufficient memory.")
+        );
+        let pulling = pod(
+            serde_json::json!({"phase": "Pending", "containerStatuses": [{
+            "name": "ember", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}}]}),
+        );
+        assert_eq!(
+            pod_view(&pulling).waiting.as_deref(),
+            Some("ImagePullBackOff: Back-off pulling image \"x\"")
+        );
+        let creating = pod(
+            serde_json::json!({"phase": "Pending", "containerStatuses": [{
+            "name": "ember", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "ContainerCreating"}}}]}),
+        );
+        assert_eq!(
+            pod_view(&creating).waiting,
+            None,
+            "normal start is not a problem"
+        );
+        let failed = pod(
+            serde_json::json!({"phase": "Failed", "containerStatuses": [{
+            "name": "ember", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}),
+        );
+        let view = pod_view(&failed);
+        assert_eq!(view.phase, PodPhase::Failed);
+        assert_eq!(
+            view.termination,
+            Some(Termination {
+                exit_code: 137,
+                reason: Some("OOMKilled".into()),
+                message: None
+            })
+        );
+        let (driver, executors) = observe_pods(&[failed]);
+        assert!(driver.is_some() && executors.is_empty());
+    }
+}
