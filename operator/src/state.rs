@@ -517,7 +517,17 @@ pub fn decide(obs: &Observed<'_>, settings: &Settings) -> Decision {
     }
 
     match state {
-        AppState::New => draft.submit(),
+        AppState::New => {
+            // Pods of an earlier application of the same name may still be going away;
+            // the driver pod's name is reused, so wait for them.
+            let terminating = obs.driver.as_ref().is_some_and(|p| p.terminating)
+                || obs.executors.values().any(|p| p.terminating);
+            if terminating {
+                draft.requeue(SHORT_REQUEUE);
+            } else {
+                draft.submit();
+            }
+        }
         AppState::PendingRerun => return rerun_when_clear(draft),
         AppState::Submitted => match obs.driver.clone() {
             None => draft.fail_run(format!(
@@ -904,6 +914,17 @@ mod tests {
                 want_actions: vec![Action::Submit],
                 ..case(
                     "new application is submitted",
+                    SparkApplicationStatus::default(),
+                )
+            },
+            Case {
+                driver: Some(PodView {
+                    terminating: true,
+                    ..pod("app-driver", PodPhase::Running)
+                }),
+                want_state: AppState::New,
+                ..case(
+                    "new application waits for a terminating pod of the same name",
                     SparkApplicationStatus::default(),
                 )
             },
