@@ -31,7 +31,7 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// `METHOD path` with the namespace prefix shortened, for readable assertions.
+    /// `METHOD path`, for assertions on the exact requests.
     pub fn short(&self) -> String {
         format!("{} {}", self.method, self.path)
     }
