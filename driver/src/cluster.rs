@@ -111,6 +111,7 @@ impl ClusterBackend {
         cores: usize,
         memory_mb: u64,
         bind_addresses: &[String],
+        local_dirs: &str,
     ) -> Result<()> {
         let exe = std::env::current_exe().map_err(|e| EmberError::Internal(format!("cannot find this binary: {e}")))?;
         let url = self.driver_url();
@@ -135,6 +136,7 @@ impl ClusterBackend {
                 .env("EMBER_EXECUTOR_MEMORY_MB", memory_mb.to_string())
                 .env("EMBER_BIND_ADDRESS", &bind)
                 .env("EMBER_PARENT_PID", std::process::id().to_string())
+                .env("EMBER_LOCAL_DIRS", local_dirs)
                 .env_remove("EMBER_MASTER")
                 .stdin(Stdio::null())
                 .stdout(stdout)

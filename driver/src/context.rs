@@ -18,6 +18,7 @@ use ember_core::lineage::encode_root;
 use ember_core::rdd::{
     BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, RddBase, RddNode, TextFileRdd, UnionRdd,
 };
+use ember_core::shuffle::ShuffleDepBase;
 use ember_core::task::{PartitionFn, ResultStage};
 use ember_core::text::{plan_record_splits, plan_splits, resolve_input_files};
 use ember_executor::{Executor, ExecutorConfig};
@@ -35,6 +36,8 @@ pub(crate) struct ContextInner {
     pub broadcasts: Arc<BroadcastManager>,
     accumulators: Mutex<HashMap<u64, MergeUpdate>>,
     local_executors: Mutex<Vec<Arc<Executor>>>,
+    /// Shuffles jobs used, weakly: once no RDD references one, its files are deleted.
+    shuffles: Mutex<HashMap<u32, std::sync::Weak<dyn ShuffleDepBase>>>,
     cluster: Option<ClusterBackend>,
     stopped: AtomicBool,
     next_job_id: AtomicU64,
@@ -119,8 +122,10 @@ impl EmberContext {
                     .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty())
                     .collect();
+                let dirs: Vec<String> = local_dirs(&conf).iter().map(|d| d.display().to_string()).collect();
+                let dirs = dirs.join(",");
                 let started = backend
-                    .launch_local_executors(*executors, *cores, *memory_mb, &binds)
+                    .launch_local_executors(*executors, *cores, *memory_mb, &binds, &dirs)
                     .and_then(|()| backend.wait_for_executors(*executors, registration_wait, true));
                 if let Err(e) = started {
                     backend.stop();
@@ -151,6 +156,7 @@ impl EmberContext {
                 broadcasts,
                 accumulators: Mutex::new(HashMap::new()),
                 local_executors: Mutex::new(local_executors),
+                shuffles: Mutex::new(HashMap::new()),
                 cluster,
                 stopped: AtomicBool::new(false),
                 next_job_id: AtomicU64::new(0),
@@ -296,6 +302,29 @@ impl ContextInner {
         tracing::info!("context stopped");
     }
 
+    /// Deletes the outputs of shuffles no RDD references any more (Spark's ContextCleaner).
+    pub(crate) fn clean_unreferenced_shuffles(&self) {
+        let dead: Vec<u32> = {
+            let mut shuffles = self.shuffles.lock();
+            let dead: Vec<u32> = shuffles.iter().filter(|(_, w)| w.strong_count() == 0).map(|(id, _)| *id).collect();
+            for id in &dead {
+                shuffles.remove(id);
+            }
+            dead
+        };
+        for shuffle_id in dead {
+            tracing::debug!(shuffle_id, "removing the files of an unreferenced shuffle");
+            self.tracker.remove_shuffle(shuffle_id);
+            for e in self.local_executors.lock().iter() {
+                e.services().shuffle.remove_shuffle(shuffle_id);
+            }
+            if let Some(cluster) = &self.cluster {
+                use ember_core::wire::v1::{RemoveShuffle, driver_command::Kind};
+                cluster.registry().broadcast(Kind::RemoveShuffle(RemoveShuffle { shuffle_id }));
+            }
+        }
+    }
+
     /// Frees every cached partition of an RDD on every executor.
     pub(crate) fn remove_rdd_blocks(&self, rdd_id: u64) {
         for e in self.local_executors.lock().iter() {
@@ -337,6 +366,7 @@ impl ContextInner {
         if partitions.is_empty() {
             return Ok(Vec::new());
         }
+        self.clean_unreferenced_shuffles();
         let binary = encode_root(&ResultStage::new(rdd.clone(), func))?;
         let job_id = self.next_job_id.fetch_add(1, Ordering::Relaxed);
         let merge = |u: &[(u64, Vec<u8>)]| self.merge_accumulators(u);
@@ -347,6 +377,9 @@ impl ContextInner {
             max_stage_attempts: self.max_stage_attempts,
             stopped: &self.stopped,
             merge_accumulators: &merge,
+            track_shuffle: &|dep: &Arc<dyn ShuffleDepBase>| {
+                self.shuffles.lock().insert(dep.shuffle_id(), Arc::downgrade(dep));
+            },
         };
         let base: Arc<dyn RddBase> = rdd.clone();
         let results = dag::run_job(job_id, cx, base, binary, partitions)?;

@@ -315,3 +315,38 @@ fn a_task_failing_four_times_fails_the_job_with_its_error() {
     assert!(error.contains("partition 1"), "{error}");
     assert!(error.contains("deliberate failure in partition 1"), "{error}");
 }
+
+#[test]
+fn a_corrupted_shuffle_block_is_detected_and_its_map_output_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let local_dirs = dir.path().join("local");
+    std::fs::create_dir_all(&local_dirs).unwrap();
+    let pause = dir.path().join("go");
+    let conf = format!("spark.local.dir={}", local_dirs.display());
+    let driver = paused_join(CLUSTER, &pause, &["--conf", &conf]);
+    driver.wait_for("paused; waiting for");
+    // Flip one byte of the largest map output: some reduce task will read that block.
+    let mut data_files: Vec<(u64, PathBuf)> = Vec::new();
+    let mut stack = vec![local_dirs.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "data") {
+                data_files.push((e.metadata().unwrap().len(), p));
+            }
+        }
+    }
+    data_files.sort();
+    let (len, victim) = data_files.last().cloned().expect("shuffle data files in the executors' local dirs");
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[(len / 2) as usize] ^= 0x5a;
+    std::fs::write(&victim, bytes).unwrap();
+    std::fs::write(&pause, b"").unwrap();
+    let stderr = driver.seen.clone();
+    let result = driver.result();
+    assert_eq!(result, join_reference());
+    let log = stderr.lock().unwrap().join("\n");
+    assert!(log.contains("shuffle fetch failed") && log.contains("checksum mismatch"), "{log}");
+}

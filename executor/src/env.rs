@@ -2,7 +2,7 @@
 //! broadcast values and shipped files, behind `ExecutorEnv`.
 
 use crate::block_store::BlockStore;
-use crate::links::{BlockFetcher, DriverLink};
+use crate::links::{BlockFetcher, BlockRequest, DriverLink};
 use crate::shuffle_files::ShuffleFiles;
 use ember_core::config::Conf;
 use ember_core::error::{EmberError, FetchFailure, Result};
@@ -125,9 +125,6 @@ impl ExecutorEnv for ExecutorServices {
         reduce_index: u32,
     ) -> Result<Box<dyn Iterator<Item = std::result::Result<FetchedBlock, FetchFailure>>>> {
         let statuses = self.driver.map_outputs(shuffle_id)?;
-        let me = self.config.executor_id.clone();
-        let shuffle = self.shuffle.clone();
-        let fetcher = self.fetcher.clone();
         let failure = move |map_index: u32, executor_id: &str, message: String| FetchFailure {
             shuffle_id,
             map_index,
@@ -135,24 +132,38 @@ impl ExecutorEnv for ExecutorServices {
             executor_id: executor_id.to_string(),
             message,
         };
-        Ok(Box::new(statuses.into_iter().enumerate().filter_map(move |(map_index, status)| {
+        let mut missing = Vec::new();
+        let mut local = Vec::new();
+        let mut remote = Vec::new();
+        for (map_index, status) in statuses.into_iter().enumerate() {
             let map_index = map_index as u32;
             let Some(status) = status else {
-                return Some(Err(failure(map_index, "", "map output is missing (lost executor)".into())));
+                missing.push(Err(failure(map_index, "", "map output is missing (lost executor)".into())));
+                continue;
             };
-            if status.block_sizes.get(reduce_index as usize).copied().unwrap_or(0) == 0 {
-                return None;
+            let request = BlockRequest { status, shuffle_id, map_index, reduce_index };
+            if request.size() == 0 {
+                continue;
             }
-            let bytes = if status.executor_id == me {
-                shuffle.read_block(shuffle_id, map_index, reduce_index)
+            if request.status.executor_id == self.config.executor_id {
+                local.push(request);
             } else {
-                fetcher.fetch_block(&status, shuffle_id, map_index, reduce_index)
-            };
-            Some(match bytes {
-                Ok(bytes) => Ok(FetchedBlock { map_index, executor_id: status.executor_id, bytes }),
-                Err(e) => Err(failure(map_index, &status.executor_id, e.to_string())),
-            })
-        })))
+                remote.push(request);
+            }
+        }
+        // Remote fetches start now, in the background, while local blocks are read from disk.
+        let max_in_flight = self.config.conf.get_bytes("spark.reducer.maxSizeInFlight", 48 << 20)?;
+        let remote = if remote.is_empty() { None } else { Some(self.fetcher.fetch_blocks(remote, max_in_flight)) };
+        let shuffle = self.shuffle.clone();
+        let local = local.into_iter().map(move |r| {
+            let bytes = shuffle.read_block(r.shuffle_id, r.map_index, r.reduce_index);
+            (r, bytes)
+        });
+        let fetched = local.chain(remote.into_iter().flatten()).map(move |(r, bytes)| match bytes {
+            Ok(bytes) => Ok(FetchedBlock { map_index: r.map_index, executor_id: r.status.executor_id, bytes }),
+            Err(e) => Err(failure(r.map_index, &r.status.executor_id, e.to_string())),
+        });
+        Ok(Box::new(missing.into_iter().chain(fetched)))
     }
 
     fn cached_partition(&self, rdd_id: u64, split: usize) -> Option<CachedPartition> {

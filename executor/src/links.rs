@@ -16,9 +16,38 @@ pub trait DriverLink: Send + Sync {
     fn fetch_file(&self, name: &str, dest: &Path) -> Result<()>;
 }
 
-/// Reads a shuffle block held by another executor.
+/// One shuffle block to fetch from another executor.
+#[derive(Debug, Clone)]
+pub struct BlockRequest {
+    pub status: MapStatus,
+    pub shuffle_id: u32,
+    pub map_index: u32,
+    pub reduce_index: u32,
+}
+
+impl BlockRequest {
+    pub fn size(&self) -> u64 {
+        self.status.block_sizes.get(self.reduce_index as usize).copied().unwrap_or(0)
+    }
+}
+
+/// Fetched blocks in the order they arrive.
+pub type FetchResults = Box<dyn Iterator<Item = (BlockRequest, Result<Vec<u8>>)>>;
+
+/// Reads shuffle blocks held by other executors.
 pub trait BlockFetcher: Send + Sync {
     fn fetch_block(&self, status: &MapStatus, shuffle_id: u32, map_index: u32, reduce_index: u32) -> Result<Vec<u8>>;
+
+    /// Fetches many blocks; implementations may fetch concurrently, with at most
+    /// `max_bytes_in_flight` bytes requested at once (a larger block goes alone).
+    fn fetch_blocks(&self, requests: Vec<BlockRequest>, _max_bytes_in_flight: u64) -> FetchResults {
+        let fetch = move |r: BlockRequest| {
+            let bytes = self.fetch_block(&r.status, r.shuffle_id, r.map_index, r.reduce_index);
+            (r, bytes)
+        };
+        let results: Vec<_> = requests.into_iter().map(fetch).collect();
+        Box::new(results.into_iter())
+    }
 }
 
 /// Where task outcomes go.

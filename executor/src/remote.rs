@@ -5,7 +5,7 @@
 use crate::block_server::{BlockService, StoredResults};
 use crate::env::ExecutorConfig;
 use crate::executor::Executor;
-use crate::links::{BlockFetcher, DriverLink, StatusSink};
+use crate::links::{BlockFetcher, BlockRequest, DriverLink, FetchResults, StatusSink};
 use ember_core::closure::build_id;
 use ember_core::config::Conf;
 use ember_core::error::{EmberError, Result};
@@ -371,6 +371,48 @@ impl BlockFetcher for RemoteBlocks {
             Ok(r) => r,
             Err(_) => Err(EmberError::Internal(format!("fetching from {} timed out", status.address))),
         }
+    }
+
+    fn fetch_blocks(&self, requests: Vec<BlockRequest>, max_bytes_in_flight: u64) -> FetchResults {
+        // Permits are KiB of block data: at most `max_bytes_in_flight` requested at once.
+        let total = (max_bytes_in_flight / 1024).clamp(1, u32::MAX as u64 >> 4) as u32;
+        let budget = Arc::new(tokio::sync::Semaphore::new(total as usize));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut jobs = Vec::with_capacity(requests.len());
+        for request in requests {
+            let client = self.client(&request.status.address);
+            jobs.push((request, client));
+        }
+        self.handle.spawn(async move {
+            for (request, client) in jobs {
+                let permits = ((request.size() / 1024) as u32).clamp(1, total);
+                let Ok(permit) = budget.clone().acquire_many_owned(permits).await else { break };
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let bytes = match client {
+                        Ok(mut client) => {
+                            let req = ShuffleBlockRequest {
+                                shuffle_id: request.shuffle_id,
+                                map_index: request.map_index,
+                                reduce_index: request.reduce_index,
+                            };
+                            let fetch = async { collect_chunks(client.fetch_shuffle_block(req).await).await };
+                            match tokio::time::timeout(Duration::from_secs(120), fetch).await {
+                                Ok(r) => r,
+                                Err(_) => Err(EmberError::Internal(format!(
+                                    "fetching from {} timed out",
+                                    request.status.address
+                                ))),
+                            }
+                        }
+                        Err(e) => Err(e),
+                    };
+                    drop(permit);
+                    let _ = tx.send((request, bytes));
+                });
+            }
+        });
+        Box::new(rx.into_iter())
     }
 }
 

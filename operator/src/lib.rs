@@ -1,1 +1,22 @@
+//! The Ember Kubernetes operator: the `SparkApplication` CRD and its reconciler.
+//!
+//! - [`crd`]: the custom resource types (the CRD schema is generated from them);
+//! - [`spec`]: checks of a spec that the schema cannot express, and its parsed values;
+//! - [`builder`]: pure builders of the driver pod, driver Service and executor pods;
+//! - [`state`]: the state machine, a pure function from observations to actions;
+//! - [`reconciler`]: observes the cluster, runs the state machine, carries out actions;
+//! - [`leader`]: leader election on a coordination.k8s.io Lease;
+//! - [`metrics`] and [`http`]: Prometheus metrics and the health endpoints;
+//! - [`telemetry`]: tracing setup with optional OTLP export.
 
+pub mod builder;
+pub mod crd;
+pub mod crdgen;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod operator;
+pub mod reconciler;
+pub mod spec;
+pub mod state;
+pub mod telemetry;

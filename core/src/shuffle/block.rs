@@ -1,5 +1,5 @@
 //! On-disk and on-wire form of one shuffle block (the records of one map task for
-//! one reduce partition): a CRC32 of the stored payload, a codec byte, the payload.
+//! one reduce partition): a CRC32 of the codec byte and payload, the codec byte, the payload.
 //! A zero-length block is an empty partition.
 
 use crate::error::{EmberError, Result, raise};
@@ -16,10 +16,17 @@ pub fn encode_block(raw: &[u8], compress: bool) -> Vec<u8> {
     let (codec, payload) =
         if compress { (CODEC_LZ4, lz4_flex::compress_prepend_size(raw)) } else { (CODEC_NONE, raw.to_vec()) };
     let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&checksum(codec, &payload).to_le_bytes());
     out.push(codec);
     out.extend_from_slice(&payload);
     out
+}
+
+fn checksum(codec: u8, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[codec]);
+    h.update(payload);
+    h.finalize()
 }
 
 /// Verifies and decompresses a block; the error says what is wrong with it.
@@ -32,7 +39,7 @@ pub fn decode_block(block: &[u8]) -> std::result::Result<Vec<u8>, String> {
     }
     let expected = u32::from_le_bytes(block[..4].try_into().expect("4 bytes"));
     let payload = &block[HEADER..];
-    let actual = crc32fast::hash(payload);
+    let actual = checksum(block[4], payload);
     if actual != expected {
         return Err(format!("checksum mismatch (expected {expected:08x}, found {actual:08x}): the block is corrupt"));
     }

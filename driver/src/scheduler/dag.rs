@@ -29,6 +29,8 @@ pub struct DagContext<'a> {
     pub stopped: &'a AtomicBool,
     /// Merges a successful task's accumulator updates (once per partition).
     pub merge_accumulators: &'a dyn Fn(&[(u64, Vec<u8>)]),
+    /// Told of every shuffle a job uses, so its files can go when it is no longer referenced.
+    pub track_shuffle: &'a dyn Fn(&Arc<dyn ShuffleDepBase>),
 }
 
 enum StageKind {
@@ -141,6 +143,7 @@ impl<'a> JobRunner<'a> {
         let parents =
             parent_shuffles(&parent_rdd).into_iter().map(|d| self.map_stage(d)).collect::<Result<Vec<_>>>()?;
         self.cx.tracker.register_shuffle(dep.shuffle_id(), parent_rdd.num_partitions());
+        (self.cx.track_shuffle)(&dep);
         let binary = Arc::new(encode_root(dep.as_encode())?);
         let index = self.stages.len();
         self.stages.push(Stage {

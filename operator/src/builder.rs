@@ -1,0 +1,437 @@
+//! Pure builders: `SparkApplication` → the driver pod, its headless Service and executor
+//! pods, carrying the engine's pod contract (docs/ENVIRONMENT.md).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, LocalObjectReference, ObjectFieldSelector, Pod,
+    PodSpec, ResourceRequirements, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+
+use crate::crd::{PodSettings, SparkApplication};
+use crate::spec::{RoleResources, ValidSpec};
+
+/// Label with the application's name (kubeflow spark-operator's key).
+pub const LABEL_APP_NAME: &str = "sparkoperator.k8s.io/app-name";
+/// Label with the pod's role: `driver` or `executor` (kubeflow spark-operator's key).
+pub const LABEL_ROLE: &str = "spark-role";
+/// Label with an executor pod's id.
+pub const LABEL_EXECUTOR_ID: &str = "ember.dev/executor-id";
+/// Label marking objects this operator created.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Value of [`LABEL_MANAGED_BY`].
+pub const MANAGED_BY: &str = "ember-operator";
+
+/// Port of the driver's gRPC service (the `ember://0.0.0.0:PORT` master).
+pub const DRIVER_RPC_PORT: i32 = 7078;
+/// Port of the driver's web UI.
+pub const DRIVER_UI_PORT: i32 = 4040;
+/// Name of the engine container in every pod.
+pub const CONTAINER_NAME: &str = "ember";
+
+/// Role of a pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The driver.
+    Driver,
+    /// An executor.
+    Executor,
+}
+
+impl Role {
+    /// Value of the [`LABEL_ROLE`] label and of `EMBER_ROLE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Driver => "driver",
+            Role::Executor => "executor",
+        }
+    }
+}
+
+/// Name of the driver pod.
+pub fn driver_pod_name(app_name: &str) -> String {
+    format!("{app_name}-driver")
+}
+
+/// Name of the headless Service in front of the driver.
+pub fn driver_service_name(app_name: &str) -> String {
+    format!("{app_name}-driver-svc")
+}
+
+/// Name of executor pod `id`.
+pub fn executor_pod_name(app_name: &str, id: i32) -> String {
+    format!("{app_name}-exec-{id}")
+}
+
+/// The URL executors dial to reach the driver, through its headless Service.
+pub fn driver_url(app_name: &str, namespace: &str) -> String {
+    format!("http://{}.{namespace}.svc:{DRIVER_RPC_PORT}", driver_service_name(app_name))
+}
+
+/// Label selector of every pod of an application.
+pub fn app_selector(app_name: &str) -> String {
+    format!("{LABEL_APP_NAME}={app_name}")
+}
+
+/// Label selector of an application's executor pods.
+pub fn executor_selector(app_name: &str) -> String {
+    format!("{LABEL_APP_NAME}={app_name},{LABEL_ROLE}=executor")
+}
+
+fn owner_reference(app: &SparkApplication) -> OwnerReference {
+    // Controller owner reference: deleting the application deletes its pods and Service,
+    // and the Controller maps pod and Service events back to the application.
+    app.controller_owner_ref(&()).unwrap_or_else(|| OwnerReference {
+        api_version: SparkApplication::api_version(&()).into_owned(),
+        kind: SparkApplication::kind(&()).into_owned(),
+        name: app.name_any(),
+        uid: app.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    })
+}
+
+fn base_labels(app_name: &str, role: Role) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_APP_NAME.to_string(), app_name.to_string()),
+        (LABEL_ROLE.to_string(), role.as_str().to_string()),
+        (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
+    ])
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar { name: name.to_string(), value: Some(value.into()), value_from: None }
+}
+
+fn resources(res: &RoleResources) -> ResourceRequirements {
+    let memory = Quantity(format!("{}Mi", res.pod_memory_mib()));
+    let mut limits = BTreeMap::from([("memory".to_string(), memory.clone())]);
+    if let Some(cpu) = &res.core_limit {
+        limits.insert("cpu".to_string(), Quantity(cpu.clone()));
+    }
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity(res.cores.to_string())),
+            ("memory".to_string(), memory),
+        ])),
+        limits: Some(limits),
+        ..Default::default()
+    }
+}
+
+/// The `EMBER_CONF` JSON: the application's `sparkConf` plus the settings the operator
+/// derives from the spec (which win over `sparkConf`, as the pods are sized from them).
+pub fn ember_conf(app: &SparkApplication, valid: &ValidSpec) -> String {
+    let mut conf: BTreeMap<String, String> = app.spec.spark_conf.clone();
+    conf.insert("spark.app.name".into(), app.name_any());
+    conf.insert("spark.executor.instances".into(), app.spec.executor.instances.to_string());
+    conf.insert("spark.executor.cores".into(), valid.executor.cores.to_string());
+    conf.insert("spark.executor.memory".into(), format!("{}m", valid.executor.memory_mib));
+    serde_json::to_string(&conf).expect("a string map always serializes")
+}
+
+/// The role-specific parts of a pod.
+struct PodParts<'a> {
+    name: String,
+    role: Role,
+    settings: &'a PodSettings,
+    resources: &'a RoleResources,
+    command: Vec<String>,
+    role_env: Vec<EnvVar>,
+    ports: Option<Vec<ContainerPort>>,
+    extra_labels: BTreeMap<String, String>,
+}
+
+fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
+    let PodParts { name, role, settings, resources: res, command, role_env, ports, extra_labels } = parts;
+    let app_name = app.name_any();
+    // User labels first, so the operator's own labels (which selectors rely on) win.
+    let mut labels = settings.labels.clone();
+    labels.extend(base_labels(&app_name, role));
+    labels.extend(extra_labels);
+    // User env first; validation already refused user values for the contract's variables.
+    let mut container_env = settings.env.clone();
+    container_env.extend(role_env);
+
+    let mounted: Vec<&str> = settings.volume_mounts.iter().map(|m| m.name.as_str()).collect();
+    // Only the volumes this role mounts: an unused volume (say, a PVC only executors use)
+    // must not hold up scheduling of the other role's pods.
+    let volumes: Vec<Volume> =
+        app.spec.volumes.iter().filter(|v| mounted.contains(&v.name.as_str())).cloned().collect();
+
+    let container = Container {
+        name: CONTAINER_NAME.to_string(),
+        image: Some(app.spec.image.clone()),
+        image_pull_policy: app.spec.image_pull_policy.map(|p| p.as_str().to_string()),
+        command: Some(command),
+        env: Some(container_env),
+        ports,
+        resources: Some(resources(res)),
+        volume_mounts: (!settings.volume_mounts.is_empty()).then(|| settings.volume_mounts.clone()),
+        // When the job fails without writing a termination message, the end of its log
+        // becomes the message, which the operator copies into status.errorMessage.
+        termination_message_policy: Some("FallbackToLogsOnError".to_string()),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_string()]), add: None }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: app.namespace(),
+            labels: Some(labels),
+            annotations: (!settings.annotations.is_empty()).then(|| settings.annotations.clone()),
+            owner_references: Some(vec![owner_reference(app)]),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            containers: vec![container],
+            restart_policy: Some("Never".to_string()),
+            service_account_name: settings.service_account.clone(),
+            // Ember processes never call the Kubernetes API.
+            automount_service_account_token: Some(false),
+            node_selector: (!settings.node_selector.is_empty()).then(|| settings.node_selector.clone()),
+            tolerations: (!settings.tolerations.is_empty()).then(|| settings.tolerations.clone()),
+            affinity: settings.affinity.clone(),
+            volumes: (!volumes.is_empty()).then_some(volumes),
+            image_pull_secrets: (!app.spec.image_pull_secrets.is_empty()).then(|| {
+                app.spec.image_pull_secrets.iter().map(|name| LocalObjectReference { name: name.clone() }).collect()
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// The driver pod: the job binary with `arguments`, in the driver role.
+pub fn driver_pod(app: &SparkApplication, valid: &ValidSpec) -> Pod {
+    let app_name = app.name_any();
+    let mut command = vec![valid.binary_path.clone()];
+    command.extend(app.spec.arguments.iter().cloned());
+    let role_env = vec![
+        env("EMBER_ROLE", Role::Driver.as_str()),
+        env("EMBER_MASTER", format!("ember://0.0.0.0:{DRIVER_RPC_PORT}")),
+        env("EMBER_CONF", ember_conf(app, valid)),
+    ];
+    let ports = vec![
+        ContainerPort {
+            name: Some("driver-rpc".into()),
+            container_port: DRIVER_RPC_PORT,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        },
+        ContainerPort {
+            name: Some("ui".into()),
+            container_port: DRIVER_UI_PORT,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        },
+    ];
+    pod(
+        app,
+        PodParts {
+            name: driver_pod_name(&app_name),
+            role: Role::Driver,
+            settings: &app.spec.driver.pod,
+            resources: &valid.driver,
+            command,
+            role_env,
+            ports: Some(ports),
+            extra_labels: BTreeMap::new(),
+        },
+    )
+}
+
+/// Executor pod `id`: the job binary without arguments, in the executor role.
+pub fn executor_pod(app: &SparkApplication, valid: &ValidSpec, id: i32) -> Pod {
+    let app_name = app.name_any();
+    let namespace = app.namespace().unwrap_or_default();
+    let role_env = vec![
+        env("EMBER_ROLE", Role::Executor.as_str()),
+        env("EMBER_DRIVER_URL", driver_url(&app_name, &namespace)),
+        env("EMBER_EXECUTOR_ID", id.to_string()),
+        env("EMBER_EXECUTOR_CORES", valid.executor.cores.to_string()),
+        env("EMBER_EXECUTOR_MEMORY_MB", valid.executor.memory_mib.to_string()),
+        EnvVar {
+            name: "EMBER_ADVERTISE_ADDRESS".into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    api_version: Some("v1".into()),
+                    field_path: "status.podIP".into(),
+                }),
+                ..Default::default()
+            }),
+        },
+    ];
+    pod(
+        app,
+        PodParts {
+            name: executor_pod_name(&app_name, id),
+            role: Role::Executor,
+            settings: &app.spec.executor.pod,
+            resources: &valid.executor,
+            command: vec![valid.binary_path.clone()],
+            role_env,
+            ports: None,
+            extra_labels: BTreeMap::from([(LABEL_EXECUTOR_ID.to_string(), id.to_string())]),
+        },
+    )
+}
+
+/// The headless Service executors reach the driver through (gRPC and web UI).
+pub fn driver_service(app: &SparkApplication) -> Service {
+    let app_name = app.name_any();
+    let port = |name: &str, port: i32| ServicePort {
+        name: Some(name.to_string()),
+        port,
+        target_port: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port)),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    };
+    let selector = BTreeMap::from([
+        (LABEL_APP_NAME.to_string(), app_name.clone()),
+        (LABEL_ROLE.to_string(), Role::Driver.as_str().to_string()),
+    ]);
+    let mut labels = selector.clone();
+    labels.insert(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string());
+    Service {
+        metadata: ObjectMeta {
+            name: Some(driver_service_name(&app_name)),
+            namespace: app.namespace(),
+            labels: Some(labels),
+            owner_references: Some(vec![owner_reference(app)]),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            selector: Some(selector),
+            // The driver has no readiness probe; executors must resolve it as soon as it runs.
+            publish_not_ready_addresses: Some(true),
+            ports: Some(vec![port("driver-rpc", DRIVER_RPC_PORT), port("ui", DRIVER_UI_PORT)]),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::SparkApplicationSpec;
+    use crate::spec::validate;
+
+    fn app() -> SparkApplication {
+        let spec: SparkApplicationSpec = serde_json::from_value(serde_json::json!({
+            "image": "ember-engine:dev",
+            "imagePullPolicy": "IfNotPresent",
+            "mainApplicationFile": "local:///opt/ember/bin/ember-examples",
+            "arguments": ["sumsq", "--n", "1000"],
+            "sparkConf": {"spark.speculation": "true"},
+            "driver": {"cores": 1, "memory": "512m", "labels": {"team": "data"}},
+            "executor": {"instances": 2, "cores": 2, "coreLimit": "2500m", "memory": "4g",
+                          "volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+            "volumes": [{"name": "data", "emptyDir": {}}, {"name": "unused", "emptyDir": {}}]
+        }))
+        .unwrap();
+        let mut app = SparkApplication::new("sumsq", spec);
+        app.metadata.namespace = Some("jobs".into());
+        app.metadata.uid = Some("uid-1".into());
+        app
+    }
+
+    fn env_of(pod: &Pod) -> BTreeMap<String, EnvVar> {
+        pod.spec.as_ref().unwrap().containers[0].env.clone().unwrap().into_iter().map(|e| (e.name.clone(), e)).collect()
+    }
+
+    fn value(env: &BTreeMap<String, EnvVar>, name: &str) -> String {
+        env[name].value.clone().unwrap()
+    }
+
+    #[test]
+    fn driver_pod_carries_the_driver_contract() {
+        let app = app();
+        let pod = driver_pod(&app, &validate(&app).unwrap());
+        assert_eq!(pod.metadata.name.as_deref(), Some("sumsq-driver"));
+        let labels = pod.metadata.labels.clone().unwrap();
+        assert_eq!(labels[LABEL_APP_NAME], "sumsq");
+        assert_eq!(labels[LABEL_ROLE], "driver");
+        assert_eq!(labels["team"], "data");
+        let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("SparkApplication", "uid-1"));
+        assert_eq!(owner.controller, Some(true));
+
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(spec.volumes, None, "the driver mounts nothing");
+        let c = &spec.containers[0];
+        assert_eq!(c.command.clone().unwrap(), ["/opt/ember/bin/ember-examples", "sumsq", "--n", "1000"]);
+        assert_eq!(c.args, None);
+        let env = env_of(&pod);
+        assert_eq!(value(&env, "EMBER_ROLE"), "driver");
+        assert_eq!(value(&env, "EMBER_MASTER"), "ember://0.0.0.0:7078");
+        let conf: BTreeMap<String, String> = serde_json::from_str(&value(&env, "EMBER_CONF")).unwrap();
+        assert_eq!(conf["spark.speculation"], "true");
+        assert_eq!(conf["spark.executor.instances"], "2");
+        assert_eq!(conf["spark.app.name"], "sumsq");
+        assert_eq!(conf["spark.executor.cores"], "2");
+        assert_eq!(conf["spark.executor.memory"], "4096m");
+        let ports: Vec<_> = c.ports.clone().unwrap().into_iter().map(|p| (p.name.unwrap(), p.container_port)).collect();
+        assert_eq!(ports, [("driver-rpc".into(), 7078), ("ui".into(), 4040)]);
+        let res = c.resources.clone().unwrap();
+        assert_eq!(res.requests.as_ref().unwrap()["cpu"].0, "1");
+        // 512 MiB + the 384 MiB minimum overhead.
+        assert_eq!(res.requests.as_ref().unwrap()["memory"].0, "896Mi");
+        assert_eq!(res.limits.as_ref().unwrap()["memory"].0, "896Mi");
+        assert!(!res.limits.as_ref().unwrap().contains_key("cpu"));
+    }
+
+    #[test]
+    fn executor_pod_carries_the_executor_contract() {
+        let app = app();
+        let pod = executor_pod(&app, &validate(&app).unwrap(), 3);
+        assert_eq!(pod.metadata.name.as_deref(), Some("sumsq-exec-3"));
+        let labels = pod.metadata.labels.clone().unwrap();
+        assert_eq!(labels[LABEL_ROLE], "executor");
+        assert_eq!(labels[LABEL_EXECUTOR_ID], "3");
+        let spec = pod.spec.as_ref().unwrap();
+        let c = &spec.containers[0];
+        assert_eq!(c.command.clone().unwrap(), ["/opt/ember/bin/ember-examples"]);
+        let env = env_of(&pod);
+        assert_eq!(value(&env, "EMBER_ROLE"), "executor");
+        assert_eq!(value(&env, "EMBER_DRIVER_URL"), "http://sumsq-driver-svc.jobs.svc:7078");
+        assert_eq!(value(&env, "EMBER_EXECUTOR_ID"), "3");
+        assert_eq!(value(&env, "EMBER_EXECUTOR_CORES"), "2");
+        assert_eq!(value(&env, "EMBER_EXECUTOR_MEMORY_MB"), "4096");
+        let advertise = env["EMBER_ADVERTISE_ADDRESS"].value_from.clone().unwrap();
+        assert_eq!(advertise.field_ref.unwrap().field_path, "status.podIP");
+        assert!(!env.contains_key("EMBER_CONF"));
+        let res = c.resources.clone().unwrap();
+        assert_eq!(res.requests.as_ref().unwrap()["cpu"].0, "2");
+        assert_eq!(res.limits.as_ref().unwrap()["cpu"].0, "2500m");
+        // 4096 MiB + 10% overhead.
+        assert_eq!(res.limits.as_ref().unwrap()["memory"].0, "4505Mi");
+        let volumes: Vec<_> = spec.volumes.clone().unwrap().into_iter().map(|v| v.name).collect();
+        assert_eq!(volumes, ["data"], "only mounted volumes");
+    }
+
+    #[test]
+    fn driver_service_is_headless_and_selects_the_driver() {
+        let svc = driver_service(&app());
+        assert_eq!(svc.metadata.name.as_deref(), Some("sumsq-driver-svc"));
+        let spec = svc.spec.unwrap();
+        assert_eq!(spec.cluster_ip.as_deref(), Some("None"));
+        let selector = spec.selector.unwrap();
+        assert_eq!(selector[LABEL_APP_NAME], "sumsq");
+        assert_eq!(selector[LABEL_ROLE], "driver");
+        let ports: Vec<_> = spec.ports.unwrap().into_iter().map(|p| p.port).collect();
+        assert_eq!(ports, [7078, 4040]);
+    }
+}

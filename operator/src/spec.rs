@@ -1,0 +1,343 @@
+//! Checks of a `SparkApplication` that the schema cannot express (or that an API server
+//! without CEL, like Kubernetes 1.20, does not enforce), and the parsed values the pod
+//! builder needs. Every error names the offending field.
+
+use std::collections::BTreeSet;
+
+use crate::crd::{PodSettings, SparkApplication};
+
+/// Longest application name: `<name>-driver-svc` must fit a 63-character Service name.
+pub const MAX_APP_NAME_LEN: usize = 63 - "-driver-svc".len();
+
+/// Memory used when a pod's `memory` is unset (Spark's default `1g`).
+pub const DEFAULT_MEMORY_MIB: u64 = 1024;
+
+/// Smallest default memory overhead, in MiB (Spark's `MEMORY_OVERHEAD_MIN`).
+pub const MIN_MEMORY_OVERHEAD_MIB: u64 = 384;
+
+/// Variables of the pod contract that the operator sets; a user's `env` may not set them.
+pub const RESERVED_ENV: [&str; 8] = [
+    "EMBER_ROLE",
+    "EMBER_MASTER",
+    "EMBER_CONF",
+    "EMBER_DRIVER_URL",
+    "EMBER_EXECUTOR_ID",
+    "EMBER_EXECUTOR_CORES",
+    "EMBER_EXECUTOR_MEMORY_MB",
+    "EMBER_ADVERTISE_ADDRESS",
+];
+
+/// An invalid field of a `SparkApplication`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+pub struct SpecError {
+    /// JSON path of the field, e.g. `spec.executor.memory`.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl SpecError {
+    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        SpecError { field: field.into(), reason: reason.into() }
+    }
+}
+
+/// Resources of one pod role, resolved from the spec and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleResources {
+    /// CPU request in cores, and the executor's task slots.
+    pub cores: i32,
+    /// CPU limit as written in the spec.
+    pub core_limit: Option<String>,
+    /// Memory for the Ember process, MiB.
+    pub memory_mib: u64,
+    /// Extra memory for the pod, MiB.
+    pub overhead_mib: u64,
+}
+
+impl RoleResources {
+    /// The pod's memory request and limit, MiB.
+    pub fn pod_memory_mib(&self) -> u64 {
+        self.memory_mib + self.overhead_mib
+    }
+}
+
+/// A `SparkApplication` that passed every check, with its parsed values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidSpec {
+    /// Absolute path of the job binary inside the image.
+    pub binary_path: String,
+    /// Driver resources.
+    pub driver: RoleResources,
+    /// Executor resources.
+    pub executor: RoleResources,
+}
+
+/// Parses a memory amount in Spark's notation (`512m`, `2g`, `1024k`, a bare number meaning
+/// MiB) or as a Kubernetes binary quantity (`512Mi`); returns MiB, rounded up.
+pub fn parse_memory_mib(text: &str) -> Option<u64> {
+    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    if digits_end == 0 {
+        return None;
+    }
+    let number: u64 = text[..digits_end].parse().ok()?;
+    let kib_per_unit: u64 = match &text[digits_end..] {
+        "" => 1024,
+        "k" | "K" | "kb" | "kB" | "Kb" | "KB" | "Ki" => 1,
+        "m" | "M" | "mb" | "mB" | "Mb" | "MB" | "Mi" => 1024,
+        "g" | "G" | "gb" | "gB" | "Gb" | "GB" | "Gi" => 1024 * 1024,
+        "t" | "T" | "tb" | "tB" | "Tb" | "TB" | "Ti" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    let kib = number.checked_mul(kib_per_unit)?;
+    Some(kib.div_ceil(1024))
+}
+
+/// Checks a Kubernetes CPU quantity as accepted by the schema: `2`, `1.5` or `500m`.
+fn is_cpu_quantity(text: &str) -> bool {
+    let body = text.strip_suffix('m').unwrap_or(text);
+    let mut parts = body.splitn(2, '.');
+    let whole = parts.next().unwrap_or("");
+    let frac = parts.next();
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(whole)
+        && match frac {
+            None => true,
+            Some(f) => !text.ends_with('m') && digits(f),
+        }
+}
+
+fn role_resources(
+    settings: &PodSettings,
+    field: &str,
+    volume_names: &BTreeSet<&str>,
+) -> Result<RoleResources, SpecError> {
+    let cores = settings.cores.unwrap_or(1);
+    if cores < 1 {
+        return Err(SpecError::new(format!("spec.{field}.cores"), format!("{cores} is below the minimum of 1")));
+    }
+    if let Some(limit) = &settings.core_limit
+        && !is_cpu_quantity(limit)
+    {
+        return Err(SpecError::new(
+            format!("spec.{field}.coreLimit"),
+            format!("{limit:?} is not a CPU quantity (expected e.g. 2, 1.5 or 500m)"),
+        ));
+    }
+    let memory_mib = match &settings.memory {
+        None => DEFAULT_MEMORY_MIB,
+        Some(text) => match parse_memory_mib(text) {
+            Some(0) => {
+                return Err(SpecError::new(format!("spec.{field}.memory"), "must be more than zero"));
+            }
+            Some(mib) => mib,
+            None => {
+                return Err(SpecError::new(
+                    format!("spec.{field}.memory"),
+                    format!("{text:?} is not a memory amount (expected e.g. 512m, 2g or 512Mi)"),
+                ));
+            }
+        },
+    };
+    let overhead_mib = match &settings.memory_overhead {
+        None => MIN_MEMORY_OVERHEAD_MIB.max(memory_mib / 10),
+        Some(text) => parse_memory_mib(text).ok_or_else(|| {
+            SpecError::new(
+                format!("spec.{field}.memoryOverhead"),
+                format!("{text:?} is not a memory amount (expected e.g. 384m or 1g)"),
+            )
+        })?,
+    };
+    for (i, var) in settings.env.iter().enumerate() {
+        if RESERVED_ENV.contains(&var.name.as_str()) {
+            return Err(SpecError::new(
+                format!("spec.{field}.env[{i}].name"),
+                format!("{} is set by the operator and cannot be overridden", var.name),
+            ));
+        }
+    }
+    for (i, mount) in settings.volume_mounts.iter().enumerate() {
+        if !volume_names.contains(mount.name.as_str()) {
+            return Err(SpecError::new(
+                format!("spec.{field}.volumeMounts[{i}].name"),
+                format!("no volume named {:?} in spec.volumes", mount.name),
+            ));
+        }
+    }
+    Ok(RoleResources { cores, core_limit: settings.core_limit.clone(), memory_mib, overhead_mib })
+}
+
+/// Checks the application and resolves its resources.
+pub fn validate(app: &SparkApplication) -> Result<ValidSpec, SpecError> {
+    let name = app.metadata.name.as_deref().unwrap_or_default();
+    if name.len() > MAX_APP_NAME_LEN {
+        return Err(SpecError::new(
+            "metadata.name",
+            format!(
+                "{} characters is longer than {MAX_APP_NAME_LEN}, the most that leaves room for the driver Service's suffix",
+                name.len()
+            ),
+        ));
+    }
+    let spec = &app.spec;
+    if spec.image.trim().is_empty() {
+        return Err(SpecError::new("spec.image", "must not be empty"));
+    }
+    let binary_path = match spec.main_application_file.strip_prefix("local://") {
+        Some(path) if path.starts_with('/') && path.len() > 1 => path.to_string(),
+        _ => {
+            return Err(SpecError::new(
+                "spec.mainApplicationFile",
+                format!(
+                    "{:?} is not a local:///absolute/path to the job binary in the image",
+                    spec.main_application_file
+                ),
+            ));
+        }
+    };
+    if spec.executor.instances < 0 {
+        return Err(SpecError::new(
+            "spec.executor.instances",
+            format!("{} is below the minimum of 0", spec.executor.instances),
+        ));
+    }
+    if let Some(ttl) = spec.time_to_live_seconds
+        && ttl < 0
+    {
+        return Err(SpecError::new("spec.timeToLiveSeconds", format!("{ttl} is below the minimum of 0")));
+    }
+    let policy = &spec.restart_policy;
+    for (field, value) in [
+        ("onFailureRetries", policy.on_failure_retries.map(i64::from)),
+        ("onFailureRetryInterval", policy.on_failure_retry_interval),
+        ("onSubmissionFailureRetries", policy.on_submission_failure_retries.map(i64::from)),
+        ("onSubmissionFailureRetryInterval", policy.on_submission_failure_retry_interval),
+    ] {
+        if let Some(v) = value
+            && v < 0
+        {
+            return Err(SpecError::new(
+                format!("spec.restartPolicy.{field}"),
+                format!("{v} is below the minimum of 0"),
+            ));
+        }
+    }
+    let mut volume_names = BTreeSet::new();
+    for (i, volume) in spec.volumes.iter().enumerate() {
+        if !volume_names.insert(volume.name.as_str()) {
+            return Err(SpecError::new(
+                format!("spec.volumes[{i}].name"),
+                format!("{:?} is used by more than one volume", volume.name),
+            ));
+        }
+    }
+    let driver = role_resources(&spec.driver.pod, "driver", &volume_names)?;
+    let executor = role_resources(&spec.executor.pod, "executor", &volume_names)?;
+    Ok(ValidSpec { binary_path, driver, executor })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{MEMORY_PATTERN, SparkApplicationSpec};
+
+    #[test]
+    fn memory_notations() {
+        let cases = [
+            ("512m", Some(512)),
+            ("512M", Some(512)),
+            ("512mb", Some(512)),
+            ("512Mi", Some(512)),
+            ("1g", Some(1024)),
+            ("2Gi", Some(2048)),
+            ("1536", Some(1536)),
+            ("1024k", Some(1)),
+            ("1k", Some(1)),
+            ("1t", Some(1024 * 1024)),
+            ("", None),
+            ("m", None),
+            ("1.5g", None),
+            ("12x", None),
+            ("-1g", None),
+            ("1 g", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_memory_mib(text), want, "{text:?}");
+        }
+        // The schema's pattern is what the API server enforces; keep the parser in step.
+        assert_eq!(MEMORY_PATTERN, r"^[0-9]+([kKmMgGtT][bB]?|[KMGT]i)?$");
+    }
+
+    #[test]
+    fn cpu_quantities() {
+        for ok in ["1", "2", "1.5", "500m", "0.25"] {
+            assert!(is_cpu_quantity(ok), "{ok}");
+        }
+        for bad in ["", "m", "1.5m", "1.", ".5", "one", "1c"] {
+            assert!(!is_cpu_quantity(bad), "{bad}");
+        }
+    }
+
+    fn app(spec_json: serde_json::Value) -> SparkApplication {
+        let spec: SparkApplicationSpec = serde_json::from_value(spec_json).unwrap();
+        let mut app = SparkApplication::new("job", spec);
+        app.metadata.namespace = Some("ns".into());
+        app
+    }
+
+    #[test]
+    fn defaults_follow_spark() {
+        let valid = validate(&app(serde_json::json!({
+            "image": "img", "mainApplicationFile": "local:///opt/ember/bin/ember-examples",
+            "executor": {"memory": "4g"}
+        })))
+        .unwrap();
+        assert_eq!(valid.binary_path, "/opt/ember/bin/ember-examples");
+        assert_eq!(valid.driver.memory_mib, 1024);
+        assert_eq!(valid.driver.overhead_mib, 384);
+        assert_eq!(valid.executor.memory_mib, 4096);
+        assert_eq!(valid.executor.overhead_mib, 409);
+        assert_eq!(valid.executor.cores, 1);
+    }
+
+    #[test]
+    fn each_invalid_field_is_named() {
+        let base = serde_json::json!({"image": "img", "mainApplicationFile": "local:///bin/job"});
+        let cases: Vec<(serde_json::Value, &str)> = vec![
+            (serde_json::json!({"mainApplicationFile": "/bin/job"}), "spec.mainApplicationFile"),
+            (serde_json::json!({"mainApplicationFile": "local://"}), "spec.mainApplicationFile"),
+            (serde_json::json!({"image": " "}), "spec.image"),
+            (serde_json::json!({"executor": {"instances": -1}}), "spec.executor.instances"),
+            (serde_json::json!({"executor": {"memory": "lots"}}), "spec.executor.memory"),
+            (serde_json::json!({"driver": {"memory": "0"}}), "spec.driver.memory"),
+            (serde_json::json!({"driver": {"memoryOverhead": "1.5g"}}), "spec.driver.memoryOverhead"),
+            (serde_json::json!({"driver": {"cores": 0}}), "spec.driver.cores"),
+            (serde_json::json!({"executor": {"coreLimit": "two"}}), "spec.executor.coreLimit"),
+            (serde_json::json!({"timeToLiveSeconds": -5}), "spec.timeToLiveSeconds"),
+            (
+                serde_json::json!({"restartPolicy": {"type": "OnFailure", "onFailureRetries": -1}}),
+                "spec.restartPolicy.onFailureRetries",
+            ),
+            (
+                serde_json::json!({"executor": {"env": [{"name": "EMBER_ROLE", "value": "driver"}]}}),
+                "spec.executor.env[0].name",
+            ),
+            (
+                serde_json::json!({"driver": {"volumeMounts": [{"name": "data", "mountPath": "/data"}]}}),
+                "spec.driver.volumeMounts[0].name",
+            ),
+        ];
+        for (patch, field) in cases {
+            let mut spec = base.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                spec[k] = v.clone();
+            }
+            let err = validate(&app(spec)).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
+        let mut long = app(base);
+        long.metadata.name = Some("a".repeat(MAX_APP_NAME_LEN + 1));
+        assert_eq!(validate(&long).unwrap_err().field, "metadata.name");
+    }
+}
