@@ -148,7 +148,9 @@ fn killable<T: Data>(inner: BoxIter<T>, ctx: &TaskContext) -> BoxIter<T> {
         if until_check == 0 {
             until_check = KILL_CHECK_RECORDS;
             if flag.load(Ordering::Relaxed) {
-                raise(EmberError::TaskKilled(format!("task {task_id} (partition {partition}) was killed by the driver")));
+                raise(EmberError::TaskKilled(format!(
+                    "task {task_id} (partition {partition}) was killed by the driver"
+                )));
             }
         }
     }))

@@ -310,7 +310,13 @@ impl<'a> JobRunner<'a> {
             }
             let Some((executor_id, elapsed)) = self.cx.scheduler.running_task(task_id) else { continue };
             let copied = self.copied.contains(&(stage, partition, stage_attempt));
-            by_stage.entry(stage).or_default().push(RunningAttempt { task_id, partition, executor_id, elapsed, copied });
+            by_stage.entry(stage).or_default().push(RunningAttempt {
+                task_id,
+                partition,
+                executor_id,
+                elapsed,
+                copied,
+            });
         }
         for (stage, running) in by_stage {
             let finished = self.finished.get(&stage).map(Vec::as_slice).unwrap_or(&[]);

@@ -47,7 +47,10 @@ impl SpeculationConf {
             return Err(EmberError::Config("spark.speculation.interval must be positive".into()));
         }
         if !(s.quantile > 0.0 && s.quantile <= 1.0) {
-            return Err(EmberError::Config(format!("spark.speculation.quantile must be in (0, 1], got {}", s.quantile)));
+            return Err(EmberError::Config(format!(
+                "spark.speculation.quantile must be in (0, 1], got {}",
+                s.quantile
+            )));
         }
         if !(s.multiplier.is_finite() && s.multiplier >= 1.0) {
             return Err(EmberError::Config(format!("spark.speculation.multiplier must be >= 1, got {}", s.multiplier)));
