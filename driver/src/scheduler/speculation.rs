@@ -185,8 +185,8 @@ mod tests {
     fn waits_for_the_quantile() {
         let running = vec![run(1, "2", 10_000)];
         // 0.75 × 16 = 12 finished needed.
-        assert!(select_speculatable(&on(), 16, &vec![ms(100); 11], &running, &execs(4)).is_empty());
-        assert_eq!(select_speculatable(&on(), 16, &vec![ms(100); 12], &running, &execs(4)), vec![1]);
+        assert!(select_speculatable(&on(), 16, &[ms(100); 11], &running, &execs(4)).is_empty());
+        assert_eq!(select_speculatable(&on(), 16, &[ms(100); 12], &running, &execs(4)), vec![1]);
         // At least one task must have finished, whatever the quantile.
         let tiny = SpeculationConf { quantile: 0.01, ..on() };
         assert!(select_speculatable(&tiny, 4, &[], &running, &execs(4)).is_empty());
