@@ -16,7 +16,7 @@ use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub type SerializeFn = Arc<dyn Fn() -> Result<Vec<u8>> + Send + Sync>;
 pub type AnyValue = Arc<dyn Any + Send + Sync>;
@@ -103,6 +103,9 @@ pub struct TaskContext {
     metrics: Arc<TaskMetrics>,
     accumulators: RefCell<BTreeMap<u64, Box<dyn AccumulatorSlot>>>,
     shuffle_compress: bool,
+    /// Set by the executor when the driver kills this attempt (e.g. the losing
+    /// copy of a speculated task); checked by `iterate` and by long-running user code.
+    killed: Arc<AtomicBool>,
 }
 
 thread_local! {
@@ -120,6 +123,11 @@ impl Drop for CurrentTaskGuard {
 
 impl TaskContext {
     pub fn new(env: Arc<dyn ExecutorEnv>, attempt: TaskAttempt) -> Self {
+        Self::with_kill_flag(env, attempt, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// A context whose attempt stops when `killed` is set.
+    pub fn with_kill_flag(env: Arc<dyn ExecutorEnv>, attempt: TaskAttempt, killed: Arc<AtomicBool>) -> Self {
         let shuffle_compress = env.conf().get_bool("spark.shuffle.compress", true).unwrap_or(true);
         Self {
             env,
@@ -127,6 +135,7 @@ impl TaskContext {
             metrics: Arc::new(TaskMetrics::default()),
             accumulators: RefCell::new(BTreeMap::new()),
             shuffle_compress,
+            killed,
         }
     }
 
@@ -165,6 +174,27 @@ impl TaskContext {
     }
     pub fn shuffle_compress(&self) -> bool {
         self.shuffle_compress
+    }
+
+    /// Whether the driver asked this attempt to stop (Spark's `TaskContext.isInterrupted`).
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
+    }
+
+    /// `Err(TaskKilled)` once the attempt has been killed: long-running code calls
+    /// this between units of work so a killed attempt frees its slot promptly.
+    pub fn check_killed(&self) -> Result<()> {
+        if self.is_killed() {
+            return Err(EmberError::TaskKilled(format!(
+                "task {} (partition {}, attempt {}) was killed by the driver",
+                self.attempt.task_id, self.attempt.partition, self.attempt.attempt
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn kill_flag(&self) -> Arc<AtomicBool> {
+        self.killed.clone()
     }
 
     pub(crate) fn add_to_accumulator(

@@ -9,6 +9,7 @@ use crate::master::Master;
 use crate::rdd::Rdd;
 use crate::scheduler::TaskScheduler;
 use crate::scheduler::dag::{self, DagContext};
+use crate::scheduler::speculation::{SpeculationConf, SpeculationCounters, SpeculationMetrics};
 use ember_core::accumulator::{Accumulator, AccumulatorValue, MergeUpdate};
 use ember_core::broadcast::{Broadcast, BroadcastOwner, encode_value, next_broadcast_id};
 use ember_core::config::Conf;
@@ -44,6 +45,8 @@ pub(crate) struct ContextInner {
     default_parallelism: usize,
     max_task_failures: u32,
     max_stage_attempts: u32,
+    speculation: SpeculationConf,
+    speculation_counters: SpeculationCounters,
 }
 
 /// Entry point to Ember: create one per application.
@@ -71,6 +74,7 @@ impl EmberContext {
         let master = Master::parse(&master_url)?;
         let max_task_failures = conf.get_usize("spark.task.maxFailures", 4)?.max(1) as u32;
         let max_stage_attempts = conf.get_usize("spark.stage.maxConsecutiveAttempts", 4)?.max(1) as u32;
+        let speculation = SpeculationConf::from_conf(&conf)?;
         let memory = conf.get_bytes("spark.executor.memory", 1 << 30)?;
         let scheduler = TaskScheduler::new();
         let tracker = Arc::new(MapOutputTracker::default());
@@ -163,6 +167,8 @@ impl EmberContext {
                 default_parallelism,
                 max_task_failures,
                 max_stage_attempts,
+                speculation,
+                speculation_counters: SpeculationCounters::default(),
             }),
         })
     }
@@ -286,6 +292,11 @@ impl EmberContext {
     pub fn executor_count(&self) -> usize {
         self.inner.scheduler.executor_count()
     }
+
+    /// What speculative execution did so far: copies launched, won and killed.
+    pub fn speculation_metrics(&self) -> SpeculationMetrics {
+        self.inner.speculation_counters.snapshot()
+    }
 }
 
 impl ContextInner {
@@ -380,6 +391,8 @@ impl ContextInner {
             track_shuffle: &|dep: &Arc<dyn ShuffleDepBase>| {
                 self.shuffles.lock().insert(dep.shuffle_id(), Arc::downgrade(dep));
             },
+            speculation: &self.speculation,
+            speculation_counters: &self.speculation_counters,
         };
         let base: Arc<dyn RddBase> = rdd.clone();
         let results = dag::run_job(job_id, cx, base, binary, partitions)?;

@@ -59,7 +59,7 @@ pub use ember_core::accumulator::{Accumulator, AccumulatorValue};
 pub use ember_core::broadcast::Broadcast;
 pub use ember_core::config::Conf;
 pub use ember_core::data::{BoxIter, Data, Key};
-pub use ember_core::error::{EmberError, Result};
+pub use ember_core::error::{EmberError, Result, raise};
 pub use ember_core::files;
 pub use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 pub use ember_core::rdd::StorageLevel;
@@ -67,6 +67,7 @@ pub use ember_core::task::TaskContext;
 pub use master::Master;
 pub use ops::Either;
 pub use rdd::Rdd;
+pub use scheduler::SpeculationMetrics;
 pub use serde_closure::{Fn, FnMut, FnOnce};
 
 /// What a job usually needs: `use ember::prelude::*;`.

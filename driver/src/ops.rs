@@ -652,6 +652,15 @@ impl<T: Data + Display> PartitionFn<T, u64> for SaveTextFn {
         let tmp_dir = dir.join("_temporary");
         std::fs::create_dir_all(&tmp_dir).map_err(|e| EmberError::io(tmp_dir.display(), e))?;
         let tmp = tmp_dir.join(format!("part-{:05}-attempt-{}", ctx.partition(), ctx.attempt.task_id));
+        // A failed or killed attempt (killing unwinds out of the loop below) leaves
+        // no temporary file behind.
+        struct RemoveOnDrop<'a>(&'a std::path::Path);
+        impl Drop for RemoveOnDrop<'_> {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(self.0);
+            }
+        }
+        let _cleanup = RemoveOnDrop(&tmp);
         let file = std::fs::File::create(&tmp).map_err(|e| EmberError::io(tmp.display(), e))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         let mut lines = 0u64;

@@ -118,6 +118,25 @@ enum Job {
         #[arg(long, default_value_t = 10_000)]
         tasks: usize,
     },
+    /// Tasks that take `delay-ms` longer on one executor (a slow node); shows speculation.
+    Straggler {
+        #[arg(long, default_value_t = 24)]
+        tasks: usize,
+        /// Records per task.
+        #[arg(long, default_value_t = 1000)]
+        records: u64,
+        /// Every task's own work (a wait), in ms.
+        #[arg(long, default_value_t = 200)]
+        base_ms: u64,
+        /// Id of the slow executor ("1".."N" on local-cluster); none when absent.
+        #[arg(long)]
+        slow_executor: Option<String>,
+        #[arg(long, default_value_t = 3000)]
+        delay_ms: u64,
+        /// Save the records as text part files here instead of summing them.
+        #[arg(long)]
+        output: Option<String>,
+    },
     /// Writes a deterministic Zipf-like word corpus of exactly `bytes` bytes.
     GenText {
         #[arg(long)]
@@ -143,6 +162,10 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
         }
         Job::Faulty { partitions, fail_partition } => diagnostics::faulty(&ctx()?, partitions, fail_partition)?,
         Job::SchedulerBench { tasks } => diagnostics::scheduler_bench(&config, tasks)?,
+        Job::Straggler { tasks, records, base_ms, slow_executor, delay_ms, output } => diagnostics::straggler(
+            &ctx()?,
+            &diagnostics::StragglerParams { tasks, records, base_ms, slow_executor, delay_ms, output },
+        )?,
         Job::Teragen { records, output, partitions } => terasort::teragen(&ctx()?, records, &output, partitions)?,
         Job::Terasort { input, output, partitions } => terasort::terasort(&ctx()?, &input, &output, partitions)?,
         Job::Teravalidate { input } => terasort::teravalidate(&ctx()?, &input)?,

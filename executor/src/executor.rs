@@ -9,15 +9,23 @@ use ember_core::protocol::{TaskDescription, TaskOutcome};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// Tasks killed before they started, and running tasks with their start time and
+/// kill flag; one lock so a kill never slips between "queued" and "running".
+#[derive(Default)]
+struct TaskTable {
+    killed: HashSet<u64>,
+    running: HashMap<u64, (Instant, Arc<AtomicBool>)>,
+}
 
 pub struct Executor {
     services: Arc<ExecutorServices>,
     queue: Mutex<Option<Sender<TaskDescription>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
-    killed: Arc<Mutex<HashSet<u64>>>,
-    running: Arc<Mutex<HashMap<u64, Instant>>>,
+    tasks: Arc<Mutex<TaskTable>>,
 }
 
 impl Executor {
@@ -31,38 +39,52 @@ impl Executor {
         let services = ExecutorServices::new(config, driver, fetcher)?;
         let (tx, rx) = unbounded::<TaskDescription>();
         let stages = Arc::new(StageCache::default());
-        let killed: Arc<Mutex<HashSet<u64>>> = Arc::default();
-        let running: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+        let tasks: Arc<Mutex<TaskTable>> = Arc::default();
         let mut workers = Vec::with_capacity(cores);
         for i in 0..cores {
             let rx = rx.clone();
             let services = services.clone();
             let stages = stages.clone();
             let sink = sink.clone();
-            let killed = killed.clone();
-            let running = running.clone();
+            let tasks = tasks.clone();
             let name = format!("ember-task-{}-{i}", services.config().executor_id);
             let handle = std::thread::Builder::new()
                 .name(name)
                 .spawn(move || {
                     for desc in rx.iter() {
                         let task_id = desc.attempt.task_id;
-                        let outcome = if killed.lock().remove(&task_id) {
-                            TaskOutcome::Killed { reason: "killed before it started".into() }
-                        } else {
-                            running.lock().insert(task_id, Instant::now());
-                            let outcome = run_task(&services, &stages, &desc);
-                            running.lock().remove(&task_id);
-                            outcome
+                        let flag = {
+                            let mut table = tasks.lock();
+                            if table.killed.remove(&task_id) {
+                                None
+                            } else {
+                                let flag = Arc::new(AtomicBool::new(false));
+                                table.running.insert(task_id, (Instant::now(), flag.clone()));
+                                Some(flag)
+                            }
                         };
-                        killed.lock().remove(&task_id);
+                        let outcome = match flag {
+                            None => TaskOutcome::Killed { reason: "killed before it started".into() },
+                            Some(flag) => {
+                                let outcome = run_task(&services, &stages, &desc, flag.clone());
+                                tasks.lock().running.remove(&task_id);
+                                match outcome {
+                                    // A killed attempt that stopped (with whatever error its
+                                    // interruption caused) is reported killed, not failed.
+                                    TaskOutcome::Failed { error, .. } if flag.load(Ordering::Relaxed) => {
+                                        TaskOutcome::Killed { reason: error.to_string() }
+                                    }
+                                    outcome => outcome,
+                                }
+                            }
+                        };
                         sink.task_finished(task_id, outcome);
                     }
                 })
                 .map_err(|e| ember_core::error::EmberError::Internal(format!("cannot start task thread: {e}")))?;
             workers.push(handle);
         }
-        Ok(Arc::new(Self { services, queue: Mutex::new(Some(tx)), workers: Mutex::new(workers), killed, running }))
+        Ok(Arc::new(Self { services, queue: Mutex::new(Some(tx)), workers: Mutex::new(workers), tasks }))
     }
 
     pub fn services(&self) -> &Arc<ExecutorServices> {
@@ -77,12 +99,20 @@ impl Executor {
 
     /// Tasks running now and for how long.
     pub fn running_tasks(&self) -> Vec<(u64, Duration)> {
-        self.running.lock().iter().map(|(id, start)| (*id, start.elapsed())).collect()
+        self.tasks.lock().running.iter().map(|(id, (start, _))| (*id, start.elapsed())).collect()
     }
 
-    /// Asks a task to stop; a task not yet started never runs.
+    /// Stops a task: a task not yet started never runs; a running one stops at its
+    /// next kill check (`iterate` looks every few records) and is reported killed.
+    /// Killing a task this executor does not know (already ended) does nothing.
     pub fn kill(&self, task_id: u64) {
-        self.killed.lock().insert(task_id);
+        let mut table = self.tasks.lock();
+        match table.running.get(&task_id) {
+            Some((_, flag)) => flag.store(true, Ordering::Relaxed),
+            None => {
+                table.killed.insert(task_id);
+            }
+        }
     }
 
     /// Stops accepting tasks and waits for the running ones to end.

@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Once};
 use std::time::Instant;
 
@@ -62,11 +63,16 @@ fn install_panic_hook() {
     });
 }
 
-pub fn run_task(services: &Arc<ExecutorServices>, stages: &StageCache, desc: &TaskDescription) -> TaskOutcome {
+pub fn run_task(
+    services: &Arc<ExecutorServices>,
+    stages: &StageCache,
+    desc: &TaskDescription,
+    killed: Arc<AtomicBool>,
+) -> TaskOutcome {
     install_panic_hook();
     let start = Instant::now();
     let env: Arc<dyn ExecutorEnv> = services.clone();
-    let ctx = Rc::new(TaskContext::new(env, desc.attempt));
+    let ctx = Rc::new(TaskContext::with_kill_flag(env, desc.attempt, killed));
     let _current = TaskContext::enter(ctx.clone());
     let span = tracing::debug_span!(
         "task",

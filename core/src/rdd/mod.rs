@@ -9,7 +9,7 @@ pub use shuffled::{CombinedRdd, ShuffledRdd};
 pub use sources::{BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, TextFileRdd};
 
 use crate::data::{BoxIter, Data};
-use crate::error::{EmberError, Result};
+use crate::error::{EmberError, Result, raise};
 use crate::lineage::Encode;
 use crate::shuffle::ShuffleDepBase;
 use crate::task::TaskContext;
@@ -116,19 +116,44 @@ pub trait RddNode<T: Data>: RddBase {
 
 /// Computes a partition, going through the executor's block store when the RDD is
 /// persisted (Spark's `RDD.iterator`).
+///
+/// A killed attempt stops here: before computing, and every `KILL_CHECK_RECORDS`
+/// records of the returned iterator.
 pub fn iterate<T: Data>(rdd: &Arc<dyn RddNode<T>>, split: usize, ctx: &TaskContext) -> Result<BoxIter<T>> {
+    ctx.check_killed()?;
     let level = rdd.meta().storage_level();
     if level == StorageLevel::None {
-        return rdd.compute(split, ctx);
+        return Ok(killable(rdd.compute(split, ctx)?, ctx));
     }
     let id = rdd.meta().id;
     if let Some(values) = ctx.cached::<T>(id, split)? {
-        return Ok(iter_shared(values));
+        return Ok(killable(iter_shared(values), ctx));
     }
     let values: Vec<T> = rdd.compute(split, ctx)?.collect();
     let values = Arc::new(values);
     ctx.cache(id, split, level, values.clone())?;
-    Ok(iter_shared(values))
+    Ok(killable(iter_shared(values), ctx))
+}
+
+/// How many records a task may produce between two looks at its kill flag.
+pub const KILL_CHECK_RECORDS: u32 = 1024;
+
+/// Wraps `inner` so that it raises `TaskKilled` at its next check once the task is killed.
+fn killable<T: Data>(inner: BoxIter<T>, ctx: &TaskContext) -> BoxIter<T> {
+    let flag = ctx.kill_flag();
+    let (task_id, partition) = (ctx.attempt.task_id, ctx.attempt.partition);
+    let mut until_check = KILL_CHECK_RECORDS;
+    Box::new(inner.inspect(move |_| {
+        until_check -= 1;
+        if until_check == 0 {
+            until_check = KILL_CHECK_RECORDS;
+            if flag.load(Ordering::Relaxed) {
+                raise(EmberError::TaskKilled(format!(
+                    "task {task_id} (partition {partition}) was killed by the driver"
+                )));
+            }
+        }
+    }))
 }
 
 /// Type-erases a freshly decoded node for the lineage reader.

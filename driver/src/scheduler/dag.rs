@@ -2,7 +2,10 @@
 //! stages whose parents are available, and recovers: failed tasks are retried up
 //! to `spark.task.maxFailures`, lost map outputs are recomputed, and a stage that
 //! keeps failing to fetch its input is given up after a bounded number of attempts.
+//! With `spark.speculation` on, slow attempts get a copy on another executor; the
+//! first attempt of a partition to succeed wins and the other is killed.
 
+use super::speculation::{RunningAttempt, SpeculationConf, SpeculationCounters, select_speculatable};
 use super::task_scheduler::{JobEvent, PendingTask, TaskScheduler};
 use crate::map_output::MapOutputTracker;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
@@ -15,7 +18,7 @@ use ember_core::task::TaskAttempt;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 static NEXT_STAGE_ID: AtomicU32 = AtomicU32::new(0);
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(0);
@@ -31,6 +34,8 @@ pub struct DagContext<'a> {
     pub merge_accumulators: &'a dyn Fn(&[(u64, Vec<u8>)]),
     /// Told of every shuffle a job uses, so its files can go when it is no longer referenced.
     pub track_shuffle: &'a dyn Fn(&Arc<dyn ShuffleDepBase>),
+    pub speculation: &'a SpeculationConf,
+    pub speculation_counters: &'a SpeculationCounters,
 }
 
 enum StageKind {
@@ -46,6 +51,8 @@ struct Stage {
     attempt: u32,
     failed_attempts: u32,
     rdd_name: &'static str,
+    /// Tasks of the stage (the quantile of speculation is taken of it).
+    num_tasks: usize,
 }
 
 impl Stage {
@@ -90,11 +97,24 @@ pub struct JobRunner<'a> {
     results: Vec<Option<Vec<u8>>>,
     /// Result stage: position of each RDD partition in `results`.
     position: HashMap<usize, usize>,
+    /// Attempts whose outcome counts: task id → (stage, partition, stage attempt).
     outstanding: HashMap<u64, (usize, usize, u32)>,
-    running: HashSet<(usize, usize)>,
+    /// The outstanding attempts of each (stage, partition): one, or two while a
+    /// speculative copy races its original.
+    running: HashMap<(usize, usize), Vec<u64>>,
     failures: HashMap<(usize, usize), u32>,
     attempts: HashMap<(usize, usize), u32>,
     events_sender: Sender<JobEvent>,
+    /// Attempt number of each outstanding attempt, for logs.
+    attempt_no: HashMap<u64, u32>,
+    /// Speculative copies among the outstanding attempts.
+    copies: HashSet<u64>,
+    /// (stage, partition, stage attempt) that already got their one copy.
+    copied: HashSet<(usize, usize, u32)>,
+    /// Driver-seen durations of each stage's successful tasks.
+    finished: HashMap<usize, Vec<Duration>>,
+    /// Attempts killed because the other attempt of their partition won, and when.
+    losers: HashMap<u64, Instant>,
 }
 
 impl<'a> JobRunner<'a> {
@@ -115,14 +135,20 @@ impl<'a> JobRunner<'a> {
             results: vec![None; partitions.len()],
             position: partitions.iter().enumerate().map(|(i, p)| (*p, i)).collect(),
             outstanding: HashMap::new(),
-            running: HashSet::new(),
+            running: HashMap::new(),
             failures: HashMap::new(),
             attempts: HashMap::new(),
             events_sender,
+            attempt_no: HashMap::new(),
+            copies: HashSet::new(),
+            copied: HashSet::new(),
+            finished: HashMap::new(),
+            losers: HashMap::new(),
         };
         let parents =
             parent_shuffles(&final_rdd).into_iter().map(|dep| runner.map_stage(dep)).collect::<Result<Vec<_>>>()?;
         runner.result_stage = runner.stages.len();
+        let num_tasks = partitions.len();
         runner.stages.push(Stage {
             id: NEXT_STAGE_ID.fetch_add(1, Ordering::Relaxed),
             kind: StageKind::Result { partitions },
@@ -131,6 +157,7 @@ impl<'a> JobRunner<'a> {
             attempt: 0,
             failed_attempts: 0,
             rdd_name: final_rdd.op_name(),
+            num_tasks,
         });
         Ok(runner)
     }
@@ -154,6 +181,7 @@ impl<'a> JobRunner<'a> {
             attempt: 0,
             failed_attempts: 0,
             rdd_name: parent_rdd.op_name(),
+            num_tasks: parent_rdd.num_partitions(),
         });
         self.stage_of_shuffle.insert(dep.shuffle_id(), index);
         Ok(index)
@@ -188,29 +216,13 @@ impl<'a> JobRunner<'a> {
             }
             return;
         }
-        let kind = match self.stages[stage].kind {
-            StageKind::Result { .. } => TaskKind::Result,
-            StageKind::ShuffleMap { .. } => TaskKind::ShuffleMap,
-        };
         let mut tasks = Vec::new();
         for partition in self.missing_partitions(stage) {
-            if self.running.contains(&(stage, partition)) {
+            if self.running.contains_key(&(stage, partition)) {
                 continue;
             }
-            let attempt_no = self.attempts.entry((stage, partition)).or_insert(0);
-            let attempt = *attempt_no;
-            *attempt_no += 1;
-            let st = &self.stages[stage];
-            let task_id = NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed);
-            let desc = TaskDescription {
-                job_id: self.job_id,
-                attempt: TaskAttempt { task_id, stage_id: st.id, stage_attempt: st.attempt, partition, attempt },
-                kind,
-                stage_binary: st.binary.clone(),
-            };
-            self.running.insert((stage, partition));
-            self.outstanding.insert(task_id, (stage, partition, st.attempt));
-            tasks.push(PendingTask { desc, events: self.events_sender.clone() });
+            let desc = self.new_attempt(stage, partition);
+            tasks.push(PendingTask { desc, events: self.events_sender.clone(), exclude_executor: None });
         }
         if !tasks.is_empty() {
             tracing::debug!(
@@ -223,13 +235,54 @@ impl<'a> JobRunner<'a> {
         }
     }
 
+    /// Registers a new attempt of `partition` of `stage` as outstanding and describes it.
+    fn new_attempt(&mut self, stage: usize, partition: usize) -> TaskDescription {
+        let attempt_no = self.attempts.entry((stage, partition)).or_insert(0);
+        let attempt = *attempt_no;
+        *attempt_no += 1;
+        let st = &self.stages[stage];
+        let kind = match st.kind {
+            StageKind::Result { .. } => TaskKind::Result,
+            StageKind::ShuffleMap { .. } => TaskKind::ShuffleMap,
+        };
+        let task_id = NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed);
+        let desc = TaskDescription {
+            job_id: self.job_id,
+            attempt: TaskAttempt { task_id, stage_id: st.id, stage_attempt: st.attempt, partition, attempt },
+            kind,
+            stage_binary: st.binary.clone(),
+        };
+        self.running.entry((stage, partition)).or_default().push(task_id);
+        self.outstanding.insert(task_id, (stage, partition, st.attempt));
+        self.attempt_no.insert(task_id, attempt);
+        desc
+    }
+
+    /// Forgets an attempt that ended or was abandoned.
+    fn forget(&mut self, task_id: u64) -> Option<(usize, usize, u32)> {
+        let (stage, partition, stage_attempt) = self.outstanding.remove(&task_id)?;
+        if let Some(ids) = self.running.get_mut(&(stage, partition)) {
+            ids.retain(|id| *id != task_id);
+            if ids.is_empty() {
+                self.running.remove(&(stage, partition));
+            }
+        }
+        self.attempt_no.remove(&task_id);
+        self.copies.remove(&task_id);
+        Some((stage, partition, stage_attempt))
+    }
+
     fn run(&mut self, rx: &Receiver<JobEvent>) -> Result<Vec<Vec<u8>>> {
+        let speculation = self.cx.speculation.enabled;
+        let wait = if speculation { self.cx.speculation.interval } else { Duration::from_millis(500) };
+        let mut last_check = Instant::now();
         loop {
             self.submit(self.result_stage);
             if self.results.iter().all(Option::is_some) {
                 return Ok(self.results.iter_mut().map(|r| r.take().expect("complete")).collect());
             }
-            match rx.recv_timeout(Duration::from_millis(500)) {
+            let timeout = if speculation { wait.saturating_sub(last_check.elapsed()) } else { wait };
+            match rx.recv_timeout(timeout) {
                 Ok(event) => self.handle(event)?,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -239,6 +292,103 @@ impl<'a> JobRunner<'a> {
             if self.cx.stopped.load(Ordering::Acquire) {
                 return Err(EmberError::Stopped);
             }
+            if speculation && last_check.elapsed() >= wait {
+                last_check = Instant::now();
+                self.speculate();
+            }
+        }
+    }
+
+    /// Gives each running attempt that is slow compared with its stage's finished
+    /// tasks one copy on another executor.
+    fn speculate(&mut self) {
+        let executors = self.cx.scheduler.executor_ids();
+        if executors.len() < 2 {
+            return;
+        }
+        let mut by_stage: HashMap<usize, Vec<RunningAttempt>> = HashMap::new();
+        for (&task_id, &(stage, partition, stage_attempt)) in &self.outstanding {
+            if stage_attempt != self.stages[stage].attempt {
+                continue;
+            }
+            let Some((executor_id, elapsed)) = self.cx.scheduler.running_task(task_id) else { continue };
+            let copied = self.copied.contains(&(stage, partition, stage_attempt));
+            by_stage.entry(stage).or_default().push(RunningAttempt {
+                task_id,
+                partition,
+                executor_id,
+                elapsed,
+                copied,
+            });
+        }
+        for (stage, running) in by_stage {
+            let finished = self.finished.get(&stage).map(Vec::as_slice).unwrap_or(&[]);
+            let total = self.stages[stage].num_tasks;
+            let chosen = select_speculatable(self.cx.speculation, total, finished, &running, &executors);
+            for task_id in chosen {
+                let original = running.iter().find(|r| r.task_id == task_id).expect("selected from running").clone();
+                self.launch_copy(stage, &original);
+            }
+        }
+    }
+
+    fn launch_copy(&mut self, stage: usize, original: &RunningAttempt) {
+        let partition = original.partition;
+        let stage_attempt = self.stages[stage].attempt;
+        self.copied.insert((stage, partition, stage_attempt));
+        let desc = self.new_attempt(stage, partition);
+        let copy_id = desc.attempt.task_id;
+        self.copies.insert(copy_id);
+        self.cx.speculation_counters.launched();
+        tracing::info!(
+            job_id = self.job_id,
+            stage_id = self.stages[stage].id,
+            partition,
+            task_id = original.task_id,
+            attempt = self.attempt_no.get(&original.task_id).copied().unwrap_or(0),
+            executor_id = %original.executor_id,
+            running_ms = original.elapsed.as_millis() as u64,
+            copy_task_id = copy_id,
+            copy_attempt = desc.attempt.attempt,
+            "speculation: launching a copy of a slow task on another executor"
+        );
+        self.cx.scheduler.submit_speculative(PendingTask {
+            desc,
+            events: self.events_sender.clone(),
+            exclude_executor: Some(original.executor_id.clone()),
+        });
+    }
+
+    /// `winner` was the first attempt of its partition to succeed: the other
+    /// attempts are killed and their outcomes will be ignored.
+    fn kill_losers(&mut self, stage: usize, partition: usize, winner: (u64, u32, bool), executor_id: &str) {
+        let (winner, winner_attempt, winner_is_copy) = winner;
+        let others: Vec<u64> = self.running.get(&(stage, partition)).cloned().unwrap_or_default();
+        for loser in others.into_iter().filter(|id| *id != winner) {
+            let loser_is_copy = self.copies.contains(&loser);
+            let loser_attempt = self.attempt_no.get(&loser).copied().unwrap_or(0);
+            let loser_executor = self.cx.scheduler.running_task(loser).map(|(e, _)| e).unwrap_or_default();
+            self.forget(loser);
+            self.losers.insert(loser, Instant::now());
+            self.cx.scheduler.kill_task(loser);
+            if loser_is_copy {
+                self.cx.speculation_counters.copy_killed();
+            } else {
+                self.cx.speculation_counters.original_killed();
+            }
+            tracing::info!(
+                job_id = self.job_id,
+                stage_id = self.stages[stage].id,
+                partition,
+                winner_task_id = winner,
+                winner_attempt,
+                winner_executor = executor_id,
+                winner = if winner_is_copy { "speculative copy" } else { "original" },
+                loser_task_id = loser,
+                loser_attempt,
+                loser_executor = %loser_executor,
+                "speculation: first attempt finished; killing the other"
+            );
         }
     }
 
@@ -254,17 +404,40 @@ impl<'a> JobRunner<'a> {
                 tracing::warn!(job_id = self.job_id, executor_id, lost_map_outputs = removed, "executor lost");
             }
             JobEvent::TaskLost { task_id, executor_id, reason } => {
-                if let Some((stage, partition, _)) = self.outstanding.remove(&task_id) {
-                    self.running.remove(&(stage, partition));
+                if self.forget(task_id).is_some() {
                     tracing::info!(task_id, executor_id, %reason, "task lost with its executor; re-running it");
                 }
+                self.losers.remove(&task_id);
             }
-            JobEvent::TaskEnded { task_id, executor_id, outcome } => {
-                let Some((stage, partition, stage_attempt)) = self.outstanding.remove(&task_id) else {
+            JobEvent::TaskEnded { task_id, executor_id, outcome, duration } => {
+                let attempt = self.attempt_no.get(&task_id).copied().unwrap_or(0);
+                let is_copy = self.copies.contains(&task_id);
+                let Some((stage, partition, stage_attempt)) = self.forget(task_id) else {
+                    if let Some(killed_at) = self.losers.remove(&task_id) {
+                        let ended = match &outcome {
+                            TaskOutcome::Success { .. } => "succeeded (result and accumulator updates discarded)",
+                            TaskOutcome::Failed { .. } => "failed (not counted)",
+                            TaskOutcome::Killed { .. } => "killed",
+                        };
+                        tracing::info!(
+                            job_id = self.job_id,
+                            task_id,
+                            executor_id,
+                            after_kill_ms = killed_at.elapsed().as_millis() as u64,
+                            "speculation: losing attempt {ended}"
+                        );
+                    }
                     return Ok(());
                 };
-                self.running.remove(&(stage, partition));
-                self.task_ended(stage, partition, stage_attempt, task_id, &executor_id, outcome)?;
+                let success = matches!(outcome, TaskOutcome::Success { .. });
+                let first = self.task_ended(stage, partition, stage_attempt, task_id, &executor_id, outcome)?;
+                if success && first {
+                    self.finished.entry(stage).or_default().push(duration);
+                    if is_copy {
+                        self.cx.speculation_counters.won();
+                    }
+                    self.kill_losers(stage, partition, (task_id, attempt, is_copy), &executor_id);
+                }
             }
         }
         Ok(())
@@ -278,7 +451,7 @@ impl<'a> JobRunner<'a> {
         task_id: u64,
         executor_id: &str,
         outcome: TaskOutcome,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let stage_id = self.stages[stage].id;
         match outcome {
             TaskOutcome::Success { value, accumulator_updates, .. } => {
@@ -306,6 +479,7 @@ impl<'a> JobRunner<'a> {
                     let st = &self.stages[stage];
                     tracing::info!(job_id = self.job_id, stage_id = st.id, rdd = st.rdd_name, "stage completed");
                 }
+                return Ok(first);
             }
             TaskOutcome::Failed { error: EmberError::FetchFailed(failure), .. } => {
                 tracing::warn!(job_id = self.job_id, stage_id, partition, %failure, "shuffle fetch failed; recomputing the lost map output");
@@ -348,7 +522,7 @@ impl<'a> JobRunner<'a> {
                 tracing::debug!(task_id, %reason, "task killed");
             }
         }
-        Ok(())
+        Ok(false)
     }
 }
 

@@ -1,11 +1,13 @@
 //! The task scheduler: knows the executors and their free slots, launches pending
-//! tasks FIFO, and routes every outcome back to the job that submitted it.
+//! tasks FIFO (speculative copies first, never on the executor they must avoid),
+//! and routes every outcome back to the job that submitted it.
 
 use crossbeam_channel::Sender;
 use ember_core::protocol::{TaskDescription, TaskOutcome};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How the scheduler reaches one executor (in-process or over gRPC).
 pub trait ExecutorLink: Send + Sync {
@@ -20,6 +22,8 @@ pub enum JobEvent {
         task_id: u64,
         executor_id: String,
         outcome: TaskOutcome,
+        /// From launch to the outcome's arrival, as the driver saw it.
+        duration: Duration,
     },
     /// The task's executor went away before it finished (not the task's fault).
     TaskLost {
@@ -35,6 +39,14 @@ pub enum JobEvent {
 pub struct PendingTask {
     pub desc: TaskDescription,
     pub events: Sender<JobEvent>,
+    /// Never launch on this executor (a speculative copy avoids its original's).
+    pub exclude_executor: Option<String>,
+}
+
+impl PendingTask {
+    fn may_run_on(&self, executor_id: &str) -> bool {
+        self.exclude_executor.as_deref() != Some(executor_id)
+    }
 }
 
 struct ExecutorSlot {
@@ -46,6 +58,7 @@ struct ExecutorSlot {
 struct RunningTask {
     executor_id: String,
     events: Sender<JobEvent>,
+    started: Instant,
 }
 
 #[derive(Default)]
@@ -102,6 +115,19 @@ impl TaskScheduler {
         Self::launch_ready(&mut st);
     }
 
+    /// Queues a speculative copy ahead of the ordinary pending tasks: it stands for
+    /// a task that is already holding its stage up.
+    pub fn submit_speculative(&self, task: PendingTask) {
+        let mut st = self.state.lock();
+        st.pending.push_front(task);
+        Self::launch_ready(&mut st);
+    }
+
+    /// Where a launched task runs and for how long it has (None: pending or ended).
+    pub fn running_task(&self, task_id: u64) -> Option<(String, Duration)> {
+        self.state.lock().running.get(&task_id).map(|r| (r.executor_id.clone(), r.started.elapsed()))
+    }
+
     /// Called by executors (through their links) when a task ends.
     pub fn task_finished(&self, task_id: u64, outcome: TaskOutcome) {
         let mut st = self.state.lock();
@@ -109,13 +135,20 @@ impl TaskScheduler {
             if let Some(e) = st.executors.get_mut(&run.executor_id) {
                 e.running = e.running.saturating_sub(1);
             }
-            let _ = run.events.send(JobEvent::TaskEnded { task_id, executor_id: run.executor_id, outcome });
+            let duration = run.started.elapsed();
+            let _ = run.events.send(JobEvent::TaskEnded { task_id, executor_id: run.executor_id, outcome, duration });
         }
         Self::launch_ready(&mut st);
     }
 
+    /// Kills a task: a pending one is dropped without running (and without an
+    /// outcome); a running one is told to stop and reports its outcome as usual.
     pub fn kill_task(&self, task_id: u64) {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
+        if let Some(pos) = st.pending.iter().position(|t| t.desc.attempt.task_id == task_id) {
+            st.pending.remove(pos);
+            return;
+        }
         if let Some(run) = st.running.get(&task_id)
             && let Some(e) = st.executors.get(&run.executor_id)
         {
@@ -157,19 +190,27 @@ impl TaskScheduler {
             if n == 0 {
                 return;
             }
-            // Round-robin over executors with a free slot.
-            let pick = (0..n).map(|i| (st.next_executor + i) % n).find(|&i| {
-                let e = &st.executors[&st.order[i]];
-                e.running < e.cores
+            // Round-robin over executors with a free slot; each takes the first
+            // pending task allowed to run on it.
+            let pick = (0..n).map(|i| (st.next_executor + i) % n).find_map(|i| {
+                let executor_id = &st.order[i];
+                let e = &st.executors[executor_id];
+                if e.running >= e.cores {
+                    return None;
+                }
+                st.pending.iter().position(|t| t.may_run_on(executor_id)).map(|pos| (i, pos))
             });
-            let Some(i) = pick else { return };
+            let Some((i, pos)) = pick else { return };
             st.next_executor = (i + 1) % n;
             let executor_id = st.order[i].clone();
-            let task = st.pending.pop_front().expect("non-empty");
+            let task = st.pending.remove(pos).expect("found above");
             let exec = st.executors.get_mut(&executor_id).expect("listed executor");
             exec.running += 1;
             let link = exec.link.clone();
-            st.running.insert(task.desc.attempt.task_id, RunningTask { executor_id, events: task.events });
+            st.running.insert(
+                task.desc.attempt.task_id,
+                RunningTask { executor_id, events: task.events, started: Instant::now() },
+            );
             link.launch(task.desc);
         }
     }
