@@ -196,6 +196,36 @@ impl PodRunner {
             .unwrap_or_default()
     }
 
+    /// Sends `signal` to the process of a running pod's first container (as
+    /// when a machine loses an executor); returns its pid. The pid comes from
+    /// the containerID the runner reports, `ember-pod-runner://<pid>`.
+    pub fn kill_pod_process(
+        &self,
+        cluster: &Cluster,
+        namespace: &str,
+        pod: &str,
+        signal: i32,
+    ) -> Result<i32> {
+        let id = cluster.kubectl_ok(&[
+            "-n",
+            namespace,
+            "get",
+            "pod",
+            pod,
+            "-o",
+            "jsonpath={.status.containerStatuses[0].containerID}",
+        ])?;
+        let pid: i32 = id
+            .strip_prefix("ember-pod-runner://")
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("pod {pod} has no running process (containerID {id:?})"))?;
+        // SAFETY: plain syscall on a pid this runner started.
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            bail!("kill {pid}: {}", std::io::Error::last_os_error());
+        }
+        Ok(pid)
+    }
+
     /// The runner's own log (for failure messages).
     pub fn own_log(&self) -> String {
         std::fs::read_to_string(&self.runner_log).unwrap_or_default()

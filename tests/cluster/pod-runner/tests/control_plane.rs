@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use ember_pod_runner::harness::{Cluster, PodRunner, poll_until};
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
@@ -227,5 +228,72 @@ async fn scenario(
     .await?;
     pods.delete("client", &DeleteParams::default()).await?;
     wait_gone(pods, "client").await?;
+    Api::<Service>::namespaced(client.clone(), NS)
+        .delete("peer-svc", &DeleteParams::default())
+        .await?;
+    // Pods below name peer-svc too: with no such Service the name stays as written.
+
+    // 3. A container process killed from outside (a lost executor) ends the
+    //    pod Failed with 128+9, as a kubelet would report it.
+    pods.create(
+        &pp,
+        &pod(
+            "victim",
+            json!({"app": "victim"}),
+            "echo up; exec sleep 300",
+        )?,
+    )
+    .await?;
+    wait_phase(pods, "victim", "Running").await?;
+    let pid = runner.kill_pod_process(cluster, NS, "victim", libc::SIGKILL)?;
+    eprintln!("victim: killed pid {pid}");
+    let p = wait_phase(pods, "victim", "Failed").await?;
+    let code = p
+        .status
+        .and_then(|s| s.container_statuses)
+        .and_then(|c| c[0].state.clone())
+        .and_then(|s| s.terminated)
+        .map(|t| t.exit_code);
+    ensure!(code == Some(137), "exit code after SIGKILL: {code:?}");
+
+    // 4. Garbage collection by the real controller manager: deleting the
+    //    owner removes the pod (the runner kills it and finalizes the delete).
+    let owner: ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "owner" },
+    }))?;
+    let owner = Api::<ConfigMap>::namespaced(client.clone(), NS)
+        .create(&pp, &owner)
+        .await?;
+    let mut owned = pod("owned", json!({"app": "owned"}), "exec sleep 300")?;
+    owned.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: "owner".into(),
+        uid: owner.metadata.uid.clone().context("owner uid")?,
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }]);
+    pods.create(&pp, &owned).await?;
+    wait_phase(pods, "owned", "Running").await?;
+    let t = Instant::now();
+    Api::<ConfigMap>::namespaced(client.clone(), NS)
+        .delete("owner", &DeleteParams::background())
+        .await?;
+    wait_gone(pods, "owned").await?;
+    eprintln!(
+        "owned: owner deleted → pod removed by GC in {:.1?}",
+        t.elapsed()
+    );
+
+    // 5. RBAC is enforced: a ServiceAccount without grants is refused.
+    let sa = cluster.service_account_kubeconfig(NS, "nobody")?;
+    let out = cluster.kubectl_as(&sa, &["-n", NS, "get", "pods"])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success()
+            && err.contains("system:serviceaccount:pod-runner-test:nobody")
+            && err.contains("forbidden"),
+        "expected RBAC refusal, got: {err}"
+    );
     Ok(())
 }
