@@ -5,6 +5,11 @@
 #   cluster.sh start [STATE_DIR]   start everything; prints STATE_DIR last on stdout
 #   cluster.sh stop STATE_DIR      kill what start started (by recorded PID)
 #   cluster.sh stop --clean STATE_DIR   ... and remove STATE_DIR
+#   cluster.sh install-crds STATE_DIR DIR_OR_FILE
+#                                  apply CRD YAML (x-kubernetes-validations
+#                                  stripped: 1.20 has no CEL) and wait for
+#                                  Established; EMBER_CLUSTER_CRDS=DIR at start
+#                                  does this before the controller manager runs
 #   cluster.sh sa-kubeconfig STATE_DIR NAMESPACE SA OUT
 #                                  write a kubeconfig that authenticates as the
 #                                  ServiceAccount's real token (created by the
@@ -96,6 +101,50 @@ EOF
     chmod 600 "$1"
 }
 
+# strip_validations: drops `x-kubernetes-validations` (CEL rules; Kubernetes
+# 1.25+) from CRD YAML on stdin, since 1.20 rejects the field. The rules stay
+# in crds/ for real clusters. The key's value (a block list) is every
+# following line indented deeper, or at the same indent starting with "- ".
+strip_validations() {
+    awk '
+        skipping {
+            match($0, /^ */); ind = RLENGTH
+            rest = substr($0, ind + 1)
+            if (rest == "" || ind > kind || (ind == kind && rest ~ /^- /)) next
+            skipping = 0
+        }
+        /^ *(- )?x-kubernetes-validations:/ {
+            match($0, /^ */); kind = RLENGTH
+            if ($0 ~ /^ *- /) { sub(/x-kubernetes-validations:.*/, ""); print; kind += 2 }
+            skipping = 1; next
+        }
+        { print }'
+}
+
+# install_crds DIR_OR_FILE: applies the CRDs (validations stripped) and waits
+# until each is Established.
+install_crds() {
+    local src="$1" f names
+    local files=()
+    if [[ -d "$src" ]]; then
+        while IFS= read -r f; do files+=("$f"); done < <(find "$src" -maxdepth 1 -name '*.yaml' -o -maxdepth 1 -name '*.yml' | sort)
+    else
+        files=("$src")
+    fi
+    [[ ${#files[@]} -gt 0 ]] || die "no CRD YAML in $src"
+    for f in "${files[@]}"; do
+        strip_validations <"$f" >"$STATE/crd.$(basename "$f")"
+        names="$(kubectl_ apply -f "$STATE/crd.$(basename "$f")" -o name)" ||
+            die "the API server rejected the CRDs in $f"
+        log "installed $names"
+        local n
+        for n in $names; do
+            kubectl_ wait --for condition=established --timeout="${TIMEOUT}s" "$n" >/dev/null ||
+                die "$n not Established within ${TIMEOUT}s"
+        done
+    done
+}
+
 make_pki() {
     local pki="$STATE/pki"
     mkdir -p "$pki"
@@ -178,6 +227,12 @@ cmd_start() {
     wait_for "kube-apiserver /readyz" bash -c "kill -0 \$(cat '$STATE/pids/kube-apiserver.pid') && curl -sf --max-time 3 --cacert '$STATE/pki/ca.crt' -H 'Authorization: Bearer $ADMIN_TOKEN' https://127.0.0.1:$API_PORT/readyz"
     check_alive kube-apiserver
     write_kubeconfig "$STATE/kubeconfig" ember-admin "$ADMIN_TOKEN"
+
+    # CRDs installed before the controller manager starts are known to its
+    # garbage collector at once (otherwise only after its ~30 s rediscovery).
+    if [[ -n "${EMBER_CLUSTER_CRDS:-}" ]]; then
+        install_crds "$EMBER_CLUSTER_CRDS"
+    fi
 
     # The controller manager talks to the API server as the admin. Controllers
     # not needed without kubelets are off: nodelifecycle would evict pods from
@@ -270,9 +325,18 @@ cmd_sa_kubeconfig() {
     log "wrote $out (system:serviceaccount:$ns:$sa)"
 }
 
+cmd_install_crds() {
+    STATE="${1:?state dir}"
+    # shellcheck disable=SC1091
+    source "$STATE/env"
+    BIN="$EMBER_CLUSTER_BIN"
+    install_crds "${2:?CRD file or directory}"
+}
+
 case "${1:-}" in
     start) shift; cmd_start "$@" ;;
     stop) shift; cmd_stop "$@" ;;
     sa-kubeconfig) shift; cmd_sa_kubeconfig "$@" ;;
-    *) echo "usage: $0 start [STATE_DIR] | stop [--clean] STATE_DIR | sa-kubeconfig STATE_DIR NS SA OUT" >&2; exit 2 ;;
+    install-crds) shift; cmd_install_crds "$@" ;;
+    *) echo "usage: $0 start [STATE_DIR] | stop [--clean] STATE_DIR | install-crds STATE_DIR PATH | sa-kubeconfig STATE_DIR NS SA OUT" >&2; exit 2 ;;
 esac

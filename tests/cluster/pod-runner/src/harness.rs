@@ -46,6 +46,13 @@ impl Cluster {
     /// Builds (or finds cached) binaries and starts a cluster in a fresh
     /// temp dir. Every wait inside is bounded (cluster.sh).
     pub fn start() -> Result<Self> {
+        Self::start_with_crds(None)
+    }
+
+    /// Like [`Cluster::start`], installing the CRDs in `crds` (a file or a
+    /// directory of YAML; CEL rules stripped) before the controller manager
+    /// starts, so its garbage collector knows their kinds from the beginning.
+    pub fn start_with_crds(crds: Option<&Path>) -> Result<Self> {
         let bin = build()?;
         let state = tempfile::Builder::new()
             .prefix("ember-cluster.")
@@ -54,6 +61,7 @@ impl Cluster {
             .arg("start")
             .arg(state.path())
             .env("EMBER_CLUSTER_BIN", &bin)
+            .envs(crds.map(|c| ("EMBER_CLUSTER_CRDS", c)))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .status()

@@ -73,7 +73,8 @@ async fn pods_run_on_a_real_api_server() -> Result<()> {
         return Ok(());
     }
     let t0 = Instant::now();
-    let cluster = Cluster::start()?;
+    let crd = ember_pod_runner::harness::scripts_dir().join("fixtures/widgets-crd.yaml");
+    let cluster = Cluster::start_with_crds(Some(&crd))?;
     eprintln!("control plane up in {:.1?}", t0.elapsed());
 
     // The CI log shows which API server this is.
@@ -285,7 +286,33 @@ async fn scenario(
         t.elapsed()
     );
 
-    // 5. RBAC is enforced: a ServiceAccount without grants is refused.
+    // 5. The CRD (installed before the controller manager) serves objects,
+    //    validates them, and prints its columns.
+    let widget = |size: &str| {
+        format!(
+            "apiVersion: test.ember.dev/v1\nkind: Widget\nmetadata: {{name: w, namespace: {NS}}}\nspec: {{size: {size}}}\n"
+        )
+    };
+    let apply = |yaml: String| -> Result<std::process::Output> {
+        let f = tempfile::NamedTempFile::new()?;
+        std::fs::write(f.path(), yaml)?;
+        cluster.kubectl(&["apply", "-f", f.path().to_str().context("path")?])
+    };
+    let bad = apply(widget("[1, 2]"))?;
+    ensure!(!bad.status.success(), "a list is no int-or-string");
+    eprintln!(
+        "invalid widget refused: {}",
+        String::from_utf8_lossy(&bad.stderr).trim()
+    );
+    ensure!(apply(widget("\"3Gi\""))?.status.success());
+    let table = cluster.kubectl_ok(&["-n", NS, "get", "widgets"])?;
+    println!("{table}");
+    ensure!(
+        table.contains("SIZE") && table.contains("STATE") && table.contains("3Gi"),
+        "printer columns: {table}"
+    );
+
+    // 6. RBAC is enforced: a ServiceAccount without grants is refused.
     let sa = cluster.service_account_kubeconfig(NS, "nobody")?;
     let out = cluster.kubectl_as(&sa, &["-n", NS, "get", "pods"])?;
     let err = String::from_utf8_lossy(&out.stderr);
