@@ -226,6 +226,7 @@ cmd_start() {
     export STATE ADMIN_TOKEN API_PORT
     wait_for "kube-apiserver /readyz" bash -c "kill -0 \$(cat '$STATE/pids/kube-apiserver.pid') && curl -sf --max-time 3 --cacert '$STATE/pki/ca.crt' -H 'Authorization: Bearer $ADMIN_TOKEN' https://127.0.0.1:$API_PORT/readyz"
     check_alive kube-apiserver
+    log "API server version: $(curl -sf --max-time 5 --cacert "$STATE/pki/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" "https://127.0.0.1:$API_PORT/version" | tr -d ' \n')"
     write_kubeconfig "$STATE/kubeconfig" ember-admin "$ADMIN_TOKEN"
 
     # CRDs installed before the controller manager starts are known to its
@@ -293,8 +294,12 @@ cmd_stop() {
     STATE="${1:?usage: cluster.sh stop [--clean] STATE_DIR}"
     [[ -d "$STATE" ]] || return 0
     STATE="$(cd "$STATE" && pwd)"
-    local n
-    for n in kube-controller-manager kube-apiserver etcd; do stop_one "$n"; done
+    # The two API clients at once (each takes a few seconds to shut down),
+    # then their store.
+    stop_one kube-controller-manager &
+    stop_one kube-apiserver &
+    wait
+    stop_one etcd
     if [[ -d "$STATE/pids" ]]; then
         for f in "$STATE"/pids/*.pid; do [[ -e "$f" ]] && stop_one "$(basename "$f" .pid)"; done
         rmdir "$STATE/pids" 2>/dev/null || true

@@ -17,9 +17,16 @@ use serde_json::json;
 const NS: &str = "pod-runner-test";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Writes a line to the real stderr: libtest captures `println!`/`eprintln!`
+/// of passing tests, and the CI log must show these lines.
+fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn skip() -> bool {
     if std::env::var_os("EMBER_SKIP_CLUSTER_TESTS").is_some_and(|v| v != "0") {
-        eprintln!("EMBER_SKIP_CLUSTER_TESTS set: skipping the control-plane test");
+        report("EMBER_SKIP_CLUSTER_TESTS set: skipping the control-plane test");
         return true;
     }
     false
@@ -75,17 +82,17 @@ async fn pods_run_on_a_real_api_server() -> Result<()> {
     let t0 = Instant::now();
     let crd = ember_pod_runner::harness::scripts_dir().join("fixtures/widgets-crd.yaml");
     let cluster = Cluster::start_with_crds(Some(&crd))?;
-    eprintln!("control plane up in {:.1?}", t0.elapsed());
+    report(&format!("control plane up in {:.1?}", t0.elapsed()));
 
     // The CI log shows which API server this is.
     let version = cluster.kubectl_ok(&["version", "-o", "json"])?;
     println!("kubectl version -o json:\n{version}");
     let client = cluster.client().await?;
     let info = client.apiserver_version().await?;
-    println!(
+    report(&format!(
         "real API server: {} ({} {})",
         info.git_version, info.go_version, info.platform
-    );
+    ));
     ensure!(info.git_version.starts_with("v1."), "odd version {info:?}");
 
     cluster.kubectl_ok(&["create", "namespace", NS])?;
@@ -142,7 +149,7 @@ async fn scenario(
     )
     .await?;
     let p = wait_phase(pods, "exit3", "Failed").await?;
-    eprintln!("exit3: created → Failed in {:.1?}", t.elapsed());
+    report(&format!("exit3: created → Failed in {:.1?}", t.elapsed()));
     let status = p.status.clone().context("status")?;
     let cs = &status
         .container_statuses
@@ -220,7 +227,7 @@ async fn scenario(
     let t = Instant::now();
     pods.delete("peer", &DeleteParams::default()).await?;
     wait_gone(pods, "peer").await?;
-    eprintln!("peer: delete → removed in {:.1?}", t.elapsed());
+    report(&format!("peer: delete → removed in {:.1?}", t.elapsed()));
     poll_until("peer process gone", TIMEOUT, || async {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // Gone, or a zombie waiting to be reaped.
@@ -247,7 +254,7 @@ async fn scenario(
     .await?;
     wait_phase(pods, "victim", "Running").await?;
     let pid = runner.kill_pod_process(cluster, NS, "victim", libc::SIGKILL)?;
-    eprintln!("victim: killed pid {pid}");
+    report(&format!("victim: killed pid {pid}"));
     let p = wait_phase(pods, "victim", "Failed").await?;
     let code = p
         .status
@@ -281,10 +288,10 @@ async fn scenario(
         .delete("owner", &DeleteParams::background())
         .await?;
     wait_gone(pods, "owned").await?;
-    eprintln!(
+    report(&format!(
         "owned: owner deleted → pod removed by GC in {:.1?}",
         t.elapsed()
-    );
+    ));
 
     // 5. The CRD (installed before the controller manager) serves objects,
     //    validates them, and prints its columns.
@@ -300,13 +307,13 @@ async fn scenario(
     };
     let bad = apply(widget("[1, 2]"))?;
     ensure!(!bad.status.success(), "a list is no int-or-string");
-    eprintln!(
+    report(&format!(
         "invalid widget refused: {}",
         String::from_utf8_lossy(&bad.stderr).trim()
-    );
+    ));
     ensure!(apply(widget("\"3Gi\""))?.status.success());
     let table = cluster.kubectl_ok(&["-n", NS, "get", "widgets"])?;
-    println!("{table}");
+    report(&table);
     ensure!(
         table.contains("SIZE") && table.contains("STATE") && table.contains("3Gi"),
         "printer columns: {table}"
