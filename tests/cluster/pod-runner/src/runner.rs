@@ -92,6 +92,8 @@ struct ContainerRun {
     state: CState,
     last: Option<CState>,
     restarts: i32,
+    /// Exited and scheduled to start again (restartPolicy Always/OnFailure).
+    restart_pending: bool,
 }
 
 #[derive(Debug)]
@@ -768,6 +770,7 @@ impl Runner {
                 state: CState::Waiting,
                 last: None,
                 restarts: 0,
+                restart_pending: false,
             });
         }
         for idx in 0..run.containers.len() {
@@ -775,12 +778,14 @@ impl Runner {
         }
         info!(pod = %name, %ip, "started");
         let patch = Self::status_patch(&run);
+        run.done = is_terminal(&patch);
         self.runs.insert(uid.to_string(), run);
         self.patch_status(&name, &patch).await;
     }
 
     fn spawn_container(&self, uid: &str, run: &mut PodRun, idx: usize) {
         let c = &mut run.containers[idx];
+        c.restart_pending = false;
         let started = now();
         match Self::spawn_process(&c.launch) {
             Ok(mut child) => {
@@ -908,6 +913,7 @@ impl Runner {
         if spec::should_restart(run.restart_policy.as_deref(), exit) {
             let c = &mut run.containers[idx];
             c.last = Some(c.state.clone());
+            c.restart_pending = true;
             let tx = self.events_tx.clone();
             let uid = uid.to_string();
             // A short, fixed back-off: a crashing container does not spin.
@@ -917,9 +923,7 @@ impl Runner {
             });
         }
         let patch = Self::status_patch(run);
-        if patch["status"]["phase"] == "Succeeded" || patch["status"]["phase"] == "Failed" {
-            run.done = true;
-        }
+        run.done = is_terminal(&patch);
         self.patch_status(&name, &patch).await;
     }
 
@@ -952,12 +956,10 @@ impl Runner {
 
     /// The whole pod status, as a merge patch for `pods/status`.
     fn status_patch(run: &PodRun) -> Value {
-        let restarting =
-            |c: &ContainerRun| c.last.is_some() && !matches!(c.state, CState::Running { .. });
         let running = run
             .containers
             .iter()
-            .any(|c| matches!(c.state, CState::Running { .. }) || restarting(c));
+            .any(|c| matches!(c.state, CState::Running { .. }) || c.restart_pending);
         let exits: Vec<Exit> = run
             .containers
             .iter()
@@ -1056,5 +1058,105 @@ impl Runner {
     }
 }
 
+fn is_terminal(patch: &Value) -> bool {
+    let phase = &patch["status"]["phase"];
+    phase == "Succeeded" || phase == "Failed"
+}
+
 /// Stands for the pod's address in env values until one is assigned.
 const POD_IP_PLACEHOLDER: &str = "\u{1}ember-pod-ip\u{1}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(state: CState) -> ContainerRun {
+        ContainerRun {
+            name: "main".into(),
+            image: "img".into(),
+            launch: Launch {
+                argv: vec!["/bin/true".into()],
+                env: vec![],
+                cwd: PathBuf::from("/tmp"),
+                log: PathBuf::from("/tmp/x.log"),
+            },
+            state,
+            last: None,
+            restarts: 0,
+            restart_pending: false,
+        }
+    }
+
+    fn pod(containers: Vec<ContainerRun>) -> PodRun {
+        PodRun {
+            name: "p".into(),
+            ip: Ipv4Addr::new(127, 1, 0, 7),
+            start_time: now(),
+            restart_policy: Some("Never".into()),
+            containers,
+            deleting: false,
+            done: false,
+        }
+    }
+
+    fn terminated(code: i32) -> CState {
+        CState::Terminated {
+            exit: Exit { code, signal: None },
+            started: now(),
+            finished: now(),
+            message: "last words".into(),
+        }
+    }
+
+    #[test]
+    fn status_follows_the_processes() {
+        let running = CState::Running {
+            pid: 42,
+            started: now(),
+        };
+        let p = pod(vec![container(running.clone())]);
+        let s = Runner::status_patch(&p);
+        assert_eq!(s["status"]["phase"], "Running");
+        assert_eq!(s["status"]["podIP"], "127.1.0.7");
+        let cs = &s["status"]["containerStatuses"][0];
+        assert_eq!(cs["containerID"], "ember-pod-runner://42");
+        assert_eq!(cs["ready"], true);
+        assert!(cs["state"]["running"]["startedAt"].is_string());
+        assert!(!is_terminal(&s));
+
+        let p = pod(vec![container(terminated(0)), container(running)]);
+        assert_eq!(Runner::status_patch(&p)["status"]["phase"], "Running");
+
+        let p = pod(vec![container(terminated(0)), container(terminated(3))]);
+        let s = Runner::status_patch(&p);
+        assert_eq!(s["status"]["phase"], "Failed");
+        let t = &s["status"]["containerStatuses"][1]["state"]["terminated"];
+        assert_eq!(t["exitCode"], 3);
+        assert_eq!(t["reason"], "Error");
+        assert_eq!(t["message"], "last words");
+        assert!(is_terminal(&s));
+
+        let p = pod(vec![container(terminated(0))]);
+        assert_eq!(Runner::status_patch(&p)["status"]["phase"], "Succeeded");
+    }
+
+    #[test]
+    fn a_restarting_container_keeps_the_pod_running() {
+        let mut c = container(terminated(1));
+        c.last = Some(terminated(1));
+        c.restart_pending = true;
+        c.restarts = 2;
+        let s = Runner::status_patch(&pod(vec![c]));
+        assert_eq!(s["status"]["phase"], "Running");
+        let cs = &s["status"]["containerStatuses"][0];
+        assert_eq!(cs["restartCount"], 2);
+        assert_eq!(cs["lastState"]["terminated"]["exitCode"], 1);
+
+        // Restarted once, then succeeded for good (OnFailure): the pod is done.
+        let mut c = container(terminated(0));
+        c.last = Some(terminated(1));
+        c.restarts = 1;
+        let s = Runner::status_patch(&pod(vec![c]));
+        assert_eq!(s["status"]["phase"], "Succeeded");
+    }
+}

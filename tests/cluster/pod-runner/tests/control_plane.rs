@@ -264,7 +264,29 @@ async fn scenario(
         .map(|t| t.exit_code);
     ensure!(code == Some(137), "exit code after SIGKILL: {code:?}");
 
-    // 4. Garbage collection by the real controller manager: deleting the
+    // 4a. restartPolicy OnFailure: the container is started again in the same
+    //     working directory; the second run succeeds.
+    let mut flaky = pod(
+        "flaky",
+        json!({"app": "flaky"}),
+        "if [ -e marker ]; then echo second; exit 0; fi; touch marker; echo first; exit 1",
+    )?;
+    flaky.spec.as_mut().context("spec")?.restart_policy = Some("OnFailure".into());
+    pods.create(&pp, &flaky).await?;
+    let p = wait_phase(pods, "flaky", "Succeeded").await?;
+    let cs = p
+        .status
+        .and_then(|s| s.container_statuses)
+        .context("containerStatuses")?;
+    ensure!(
+        cs[0].restart_count == 1,
+        "restartCount {}",
+        cs[0].restart_count
+    );
+    let log = runner.container_log("flaky", "main");
+    ensure!(log == "first\nsecond\n", "flaky log {log:?}");
+
+    // 4b. Garbage collection by the real controller manager: deleting the
     //    owner removes the pod (the runner kills it and finalizes the delete).
     let owner: ConfigMap = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "owner" },
