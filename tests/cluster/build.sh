@@ -164,7 +164,13 @@ if [[ -z "$SRC" || ! -f "$SRC/.ember-extracted" ]]; then
     mkdir -p "$SRC_PARENT"
     log "apt-get source kubernetes=$VERSION into $SRC_PARENT"
     # root downloads unsandboxed (apt warns); that is fine for a cache dir.
-    (cd "$SRC_PARENT" && timeout 900 apt-get source -q "kubernetes=$VERSION" >&2)
+    # Stale package lists can name a version the archive no longer has:
+    # refresh them once and retry.
+    (cd "$SRC_PARENT" && timeout 900 apt-get source -q "kubernetes=$VERSION" >&2) || {
+        log "apt-get source failed; apt-get update and retry"
+        timeout 600 apt-get update -q >&2
+        (cd "$SRC_PARENT" && timeout 900 apt-get source -q "kubernetes=$VERSION" >&2)
+    }
     SRC="$(find "$SRC_PARENT" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes-*' | head -n1)"
     [[ -n "$SRC" ]] || die "apt-get source produced no kubernetes-* directory"
     touch "$SRC/.ember-extracted"

@@ -67,6 +67,10 @@ struct Launch {
     env: Vec<(String, String)>,
     cwd: PathBuf,
     log: PathBuf,
+    /// `terminationMessagePolicy: FallbackToLogsOnError`: the output's tail
+    /// becomes the message only when the container failed. (Otherwise it
+    /// always does: there is no /dev/termination-log here.)
+    message_only_on_error: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -534,7 +538,7 @@ impl Runner {
             let mut rewrite = |s: &str| {
                 let (out, un) = rewrite_service_names(&volume_map.map(s), &addresses);
                 unresolved.extend(un);
-                out
+                spec::rewrite_wildcard_address(&out, POD_IP_PLACEHOLDER)
             };
             let env: Vec<(String, String)> = env
                 .into_iter()
@@ -569,6 +573,8 @@ impl Runner {
                 env,
                 cwd: pod_dir.join("containers").join(&c.name),
                 log: spec::log_path(&self.cfg.log_dir, &name, &c.name),
+                message_only_on_error: c.termination_message_policy.as_deref()
+                    == Some("FallbackToLogsOnError"),
             });
         }
         Ok(launches)
@@ -891,7 +897,11 @@ impl Runner {
         // Leftover children of the container's command go with it.
         Self::signal(pid, libc::SIGKILL);
         let output = std::fs::read(&c.launch.log).unwrap_or_default();
-        let message = spec::tail_lines(&output, message_lines, MESSAGE_BYTES);
+        let message = if c.launch.message_only_on_error && exit.code == 0 {
+            String::new()
+        } else {
+            spec::tail_lines(&output, message_lines, MESSAGE_BYTES)
+        };
         info!(pod = %run.name, container = %c.name, code = exit.code, "process exited");
         c.state = CState::Terminated {
             exit,
@@ -1079,6 +1089,7 @@ mod tests {
                 env: vec![],
                 cwd: PathBuf::from("/tmp"),
                 log: PathBuf::from("/tmp/x.log"),
+                message_only_on_error: false,
             },
             state,
             last: None,

@@ -159,6 +159,34 @@ pub fn rewrite_service_names(value: &str, services: &[ServiceAddress]) -> (Strin
     (out, unresolved)
 }
 
+/// Replaces the wildcard address `0.0.0.0` (as a whole dotted token) by
+/// `ip`. Each pod here shares the machine's network, so "listen on all of
+/// the pod's interfaces" becomes "listen on the pod's own loopback address";
+/// two pods can then both listen on the same port, as in a cluster.
+pub fn rewrite_wildcard_address(value: &str, ip: &str) -> String {
+    const ANY: &str = "0.0.0.0";
+    let is_addr_char = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit() || c == '.');
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    let mut prev: Option<char> = None;
+    while let Some(pos) = rest.find(ANY) {
+        let before = rest[..pos].chars().last().or(prev);
+        let after = rest[pos + ANY.len()..].chars().next();
+        out.push_str(&rest[..pos]);
+        if is_addr_char(before) || is_addr_char(after) {
+            out.push_str(&rest[pos..pos + 1]);
+            prev = Some('0');
+            rest = &rest[pos + 1..];
+        } else {
+            out.push_str(ip);
+            prev = Some('0');
+            rest = &rest[pos + ANY.len()..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Parses a Kubernetes resource quantity (`500m`, `2`, `1Gi`, `128974848`,
 /// `129e6`, `123Mi`) into its value in base units.
 pub fn parse_quantity(q: &str) -> Option<f64> {
@@ -420,6 +448,24 @@ mod tests {
         assert!(un.is_empty());
         let (v, _) = rewrite_service_names("a=app-driver-svc.ns.svc,b", &svcs);
         assert_eq!(v, "a=127.1.0.2,b");
+    }
+
+    #[test]
+    fn wildcard_address_becomes_the_pod_address() {
+        let ip = "127.1.0.9";
+        assert_eq!(
+            rewrite_wildcard_address("ember://0.0.0.0:7078", ip),
+            "ember://127.1.0.9:7078"
+        );
+        assert_eq!(rewrite_wildcard_address("0.0.0.0", ip), ip);
+        assert_eq!(rewrite_wildcard_address("10.0.0.0/8", ip), "10.0.0.0/8");
+        assert_eq!(rewrite_wildcard_address("0.0.0.0.1", ip), "0.0.0.0.1");
+        assert_eq!(rewrite_wildcard_address("100.0.0.0", ip), "100.0.0.0");
+        assert_eq!(
+            rewrite_wildcard_address("a=0.0.0.0,b=0.0.0.0", ip),
+            "a=127.1.0.9,b=127.1.0.9"
+        );
+        assert_eq!(rewrite_wildcard_address("no address", ip), "no address");
     }
 
     #[test]

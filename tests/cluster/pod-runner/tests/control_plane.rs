@@ -49,6 +49,7 @@ fn pod(name: &str, labels: serde_json::Value, script: &str) -> Result<Pod> {
                     { "name": "MY_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } },
                     { "name": "GREETING", "value": "hello from $(MY_NAME)" },
                     { "name": "PEER", "value": "http://peer-svc.pod-runner-test.svc:7078" },
+                    { "name": "LISTEN", "value": "ember://0.0.0.0:7078" },
                 ],
             }],
         },
@@ -144,7 +145,7 @@ async fn scenario(
         &pod(
             "exit3",
             json!({"app": "exit3"}),
-            "echo hello; echo \"ip=$MY_IP $GREETING\"; exit 3",
+            "echo hello; echo \"ip=$MY_IP $GREETING listen=$LISTEN\"; exit 3",
         )?,
     )
     .await?;
@@ -168,7 +169,9 @@ async fn scenario(
     ensure!(ip.starts_with("127."), "podIP {ip}");
     let log = runner.container_log("exit3", "main");
     ensure!(
-        log.contains(&format!("ip={ip} hello from exit3")),
+        log.contains(&format!(
+            "ip={ip} hello from exit3 listen=ember://{ip}:7078"
+        )),
         "downward API env in log: {log:?}"
     );
     ensure!(
