@@ -54,6 +54,19 @@ impl Cluster {
     /// starts, so its garbage collector knows their kinds from the beginning.
     pub fn start_with_crds(crds: Option<&Path>) -> Result<Self> {
         let bin = build()?;
+        // Ports are picked free just before the servers bind them; should
+        // another process take one in between, a second start picks anew.
+        match Self::start_once(&bin, crds) {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                eprintln!("cluster start failed ({e:#}); trying once more");
+                Self::start_once(&bin, crds)
+            }
+        }
+    }
+
+    fn start_once(bin: &Path, crds: Option<&Path>) -> Result<Self> {
+        let bin = bin.to_path_buf();
         let state = tempfile::Builder::new()
             .prefix("ember-cluster.")
             .tempdir()?;
