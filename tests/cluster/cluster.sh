@@ -296,9 +296,14 @@ cmd_stop() {
     STATE="$(cd "$STATE" && pwd)"
     # The two API clients at once (each takes a few seconds to shut down),
     # then their store.
+    # (Wait for exactly these two: when start fails, the servers themselves
+    # are this shell's background jobs, and a bare `wait` would wait for them.)
+    local w1 w2
     stop_one kube-controller-manager &
+    w1=$!
     stop_one kube-apiserver &
-    wait
+    w2=$!
+    wait "$w1" "$w2" || true
     stop_one etcd
     if [[ -d "$STATE/pids" ]]; then
         for f in "$STATE"/pids/*.pid; do [[ -e "$f" ]] && stop_one "$(basename "$f" .pid)"; done

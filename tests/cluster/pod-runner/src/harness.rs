@@ -172,9 +172,80 @@ pub async fn client_from(kubeconfig: &Path) -> Result<kube::Client> {
     Ok(kube::Client::try_from(config)?)
 }
 
-/// A running `ember-pod-runner` process; SIGTERM (then SIGKILL) on drop.
-pub struct PodRunner {
+/// A child process with its output in a log file; SIGTERM (then SIGKILL
+/// after 10 s) on drop. For the pod runner, and for the operator in end-to-end
+/// tests (`terminate` + a new `spawn` is an operator restart).
+pub struct ProcessGuard {
     child: Child,
+    pub log: PathBuf,
+}
+
+impl ProcessGuard {
+    /// Spawns `cmd` with stdout and stderr appended to `log`.
+    pub fn spawn(mut cmd: Command, log: &Path) -> Result<Self> {
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        cmd.stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+        Ok(ProcessGuard {
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Still running?
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Everything the process wrote so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then SIGKILL if it is still there after 10 s; waits for it.
+    pub fn terminate(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: signalling our own child process by its pid.
+            unsafe {
+                libc::kill(self.child.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// A running `ember-pod-runner` process; stopped on drop (it kills its pods'
+/// processes when it gets SIGTERM).
+pub struct PodRunner {
+    process: ProcessGuard,
     pub log_dir: PathBuf,
     pub runner_log: PathBuf,
 }
@@ -191,21 +262,18 @@ impl PodRunner {
     ) -> Result<Self> {
         std::fs::create_dir_all(log_dir)?;
         let runner_log = log_dir.join("pod-runner.log");
-        let log = std::fs::File::create(&runner_log)?;
         let mut cmd = Command::new(binary);
         cmd.arg("--kubeconfig")
             .arg(&cluster.kubeconfig)
             .args(["--namespace", namespace])
             .arg("--log-dir")
-            .arg(log_dir)
-            .stdout(log.try_clone()?)
-            .stderr(log);
+            .arg(log_dir);
         if let Some(b) = bin_dir {
             cmd.arg("--bin-dir").arg(b);
         }
-        let child = cmd.spawn().context("starting ember-pod-runner")?;
+        let process = ProcessGuard::spawn(cmd, &runner_log)?;
         Ok(PodRunner {
-            child,
+            process,
             log_dir: log_dir.to_path_buf(),
             runner_log,
         })
@@ -249,31 +317,7 @@ impl PodRunner {
 
     /// The runner's own log (for failure messages).
     pub fn own_log(&self) -> String {
-        std::fs::read_to_string(&self.runner_log).unwrap_or_default()
-    }
-
-    fn stop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: signalling our own child process by its pid.
-            unsafe {
-                libc::kill(self.child.id() as i32, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Drop for PodRunner {
-    fn drop(&mut self) {
-        self.stop();
+        self.process.output()
     }
 }
 
