@@ -105,6 +105,10 @@ pub struct JobRunner<'a> {
     failures: HashMap<(usize, usize), u32>,
     attempts: HashMap<(usize, usize), u32>,
     events_sender: Sender<JobEvent>,
+    /// Result partitions still without a result.
+    results_missing: usize,
+    /// Something happened that may let more tasks run (see `run`).
+    dirty: bool,
     /// Attempt number of each outstanding attempt, for logs.
     attempt_no: HashMap<u64, u32>,
     /// Speculative copies among the outstanding attempts.
@@ -139,6 +143,8 @@ impl<'a> JobRunner<'a> {
             failures: HashMap::new(),
             attempts: HashMap::new(),
             events_sender,
+            results_missing: partitions.len(),
+            dirty: true,
             attempt_no: HashMap::new(),
             copies: HashSet::new(),
             copied: HashSet::new(),
@@ -190,7 +196,7 @@ impl<'a> JobRunner<'a> {
     fn is_available(&self, stage: usize) -> bool {
         match self.stages[stage].shuffle_id() {
             Some(sid) => self.cx.tracker.is_complete(sid),
-            None => self.results.iter().all(Option::is_some),
+            None => self.results_missing == 0,
         }
     }
 
@@ -277,8 +283,12 @@ impl<'a> JobRunner<'a> {
         let wait = if speculation { self.cx.speculation.interval } else { Duration::from_millis(500) };
         let mut last_check = Instant::now();
         loop {
-            self.submit(self.result_stage);
-            if self.results.iter().all(Option::is_some) {
+            // Only events that can make new tasks runnable trigger a scan of the
+            // stages: re-scanning after every success would cost O(tasks²) per job.
+            if std::mem::take(&mut self.dirty) {
+                self.submit(self.result_stage);
+            }
+            if self.results_missing == 0 {
                 return Ok(self.results.iter_mut().map(|r| r.take().expect("complete")).collect());
             }
             let timeout = if speculation { wait.saturating_sub(last_check.elapsed()) } else { wait };
@@ -398,6 +408,9 @@ impl<'a> JobRunner<'a> {
     }
 
     fn handle(&mut self, event: JobEvent) -> Result<()> {
+        if !matches!(&event, JobEvent::TaskEnded { outcome: TaskOutcome::Success { .. }, .. }) {
+            self.dirty = true;
+        }
         match event {
             JobEvent::ExecutorLost { executor_id } => {
                 let removed = self.cx.tracker.remove_executor(&executor_id);
@@ -461,6 +474,7 @@ impl<'a> JobRunner<'a> {
                         let first = self.results[pos].is_none();
                         if first {
                             self.results[pos] = Some(bytes);
+                            self.results_missing -= 1;
                         }
                         first
                     }
@@ -475,6 +489,7 @@ impl<'a> JobRunner<'a> {
                     (self.cx.merge_accumulators)(&accumulator_updates);
                 }
                 if first && self.is_available(stage) {
+                    self.dirty = true;
                     self.stages[stage].failed_attempts = 0;
                     let st = &self.stages[stage];
                     tracing::info!(job_id = self.job_id, stage_id = st.id, rdd = st.rdd_name, "stage completed");

@@ -10,10 +10,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// `tests/cluster/` in the source tree.
 pub fn scripts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("pod-runner lives in tests/cluster")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("pod-runner lives in tests/cluster").to_path_buf()
 }
 
 /// Runs `tests/cluster/build.sh` (a no-op when the build is cached) and
@@ -27,10 +24,7 @@ pub fn build() -> Result<PathBuf> {
         bail!("tests/cluster/build.sh failed ({})", out.status);
     }
     let stdout = String::from_utf8(out.stdout)?;
-    let dir = stdout
-        .lines()
-        .last()
-        .context("build.sh printed no binary directory")?;
+    let dir = stdout.lines().last().context("build.sh printed no binary directory")?;
     Ok(PathBuf::from(dir.trim()))
 }
 
@@ -67,9 +61,7 @@ impl Cluster {
 
     fn start_once(bin: &Path, crds: Option<&Path>) -> Result<Self> {
         let bin = bin.to_path_buf();
-        let state = tempfile::Builder::new()
-            .prefix("ember-cluster.")
-            .tempdir()?;
+        let state = tempfile::Builder::new().prefix("ember-cluster.").tempdir()?;
         let status = Command::new(scripts_dir().join("cluster.sh"))
             .arg("start")
             .arg(state.path())
@@ -80,12 +72,7 @@ impl Cluster {
             .status()
             .context("running tests/cluster/cluster.sh start")?;
         // From here on, Drop stops whatever was started.
-        let mut cluster = Cluster {
-            kubeconfig: state.path().join("kubeconfig"),
-            state,
-            bin,
-            server: String::new(),
-        };
+        let mut cluster = Cluster { kubeconfig: state.path().join("kubeconfig"), state, bin, server: String::new() };
         if !status.success() {
             bail!("tests/cluster/cluster.sh start failed ({status})");
         }
@@ -121,11 +108,7 @@ impl Cluster {
     pub fn kubectl_ok(&self, args: &[&str]) -> Result<String> {
         let out = self.kubectl(args)?;
         if !out.status.success() {
-            bail!(
-                "kubectl {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            bail!("kubectl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8(out.stdout)?)
     }
@@ -186,20 +169,10 @@ impl ProcessGuard {
         if let Some(dir) = log.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        cmd.stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {:?}", cmd.get_program()))?;
-        Ok(ProcessGuard {
-            child,
-            log: log.to_path_buf(),
-        })
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        cmd.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file);
+        let child = cmd.spawn().with_context(|| format!("starting {:?}", cmd.get_program()))?;
+        Ok(ProcessGuard { child, log: log.to_path_buf() })
     }
 
     pub fn pid(&self) -> u32 {
@@ -263,38 +236,23 @@ impl PodRunner {
         std::fs::create_dir_all(log_dir)?;
         let runner_log = log_dir.join("pod-runner.log");
         let mut cmd = Command::new(binary);
-        cmd.arg("--kubeconfig")
-            .arg(&cluster.kubeconfig)
-            .args(["--namespace", namespace])
-            .arg("--log-dir")
-            .arg(log_dir);
+        cmd.arg("--kubeconfig").arg(&cluster.kubeconfig).args(["--namespace", namespace]).arg("--log-dir").arg(log_dir);
         if let Some(b) = bin_dir {
             cmd.arg("--bin-dir").arg(b);
         }
         let process = ProcessGuard::spawn(cmd, &runner_log)?;
-        Ok(PodRunner {
-            process,
-            log_dir: log_dir.to_path_buf(),
-            runner_log,
-        })
+        Ok(PodRunner { process, log_dir: log_dir.to_path_buf(), runner_log })
     }
 
     /// The saved output of one container.
     pub fn container_log(&self, pod: &str, container: &str) -> String {
-        std::fs::read_to_string(crate::spec::log_path(&self.log_dir, pod, container))
-            .unwrap_or_default()
+        std::fs::read_to_string(crate::spec::log_path(&self.log_dir, pod, container)).unwrap_or_default()
     }
 
     /// Sends `signal` to the process of a running pod's first container (as
     /// when a machine loses an executor); returns its pid. The pid comes from
     /// the containerID the runner reports, `ember-pod-runner://<pid>`.
-    pub fn kill_pod_process(
-        &self,
-        cluster: &Cluster,
-        namespace: &str,
-        pod: &str,
-        signal: i32,
-    ) -> Result<i32> {
+    pub fn kill_pod_process(&self, cluster: &Cluster, namespace: &str, pod: &str, signal: i32) -> Result<i32> {
         let id = cluster.kubectl_ok(&[
             "-n",
             namespace,

@@ -27,8 +27,8 @@ use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info, warn};
 
 use crate::spec::{
-    self, Exit, IpAllocator, PathMap, ServiceAddress, expand_vars, resource_field_value,
-    rewrite_service_names, selector_matches,
+    self, Exit, IpAllocator, PathMap, ServiceAddress, expand_vars, resource_field_value, rewrite_service_names,
+    selector_matches,
 };
 
 /// How the runner is set up (see the binary's flags).
@@ -76,16 +76,8 @@ struct Launch {
 #[derive(Debug, Clone)]
 enum CState {
     Waiting,
-    Running {
-        pid: i32,
-        started: Time,
-    },
-    Terminated {
-        exit: Exit,
-        started: Time,
-        finished: Time,
-        message: String,
-    },
+    Running { pid: i32, started: Time },
+    Terminated { exit: Exit, started: Time, finished: Time, message: String },
 }
 
 #[derive(Debug)]
@@ -144,9 +136,7 @@ fn time_json(t: &Time) -> Value {
 impl Runner {
     pub fn new(client: Client, cfg: Config) -> Self {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let cpus = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let node_capacity = BTreeMap::from([
             ("cpu".to_string(), cpus.to_string()),
             ("memory".to_string(), "8Gi".to_string()),
@@ -214,11 +204,7 @@ impl Runner {
             }
         });
         nodes
-            .patch_status(
-                &self.cfg.node_name,
-                &PatchParams::default(),
-                &Patch::Merge(&status),
-            )
+            .patch_status(&self.cfg.node_name, &PatchParams::default(), &Patch::Merge(&status))
             .await
             .context("writing the Node's status")?;
         Ok(())
@@ -233,29 +219,26 @@ impl Runner {
         let services: Api<Service> = Api::namespaced(self.client.clone(), &self.cfg.namespace);
 
         let n = notify.clone();
-        let pod_watch = reflector::reflector(
-            pod_writer,
-            watcher(self.pods.clone(), watcher::Config::default()).default_backoff(),
-        )
-        .for_each(move |ev| {
-            if let Err(e) = ev {
-                warn!("pod watch: {e}");
-            }
-            n.notify_one();
-            futures::future::ready(())
-        });
+        let pod_watch =
+            reflector::reflector(pod_writer, watcher(self.pods.clone(), watcher::Config::default()).default_backoff())
+                .for_each(move |ev| {
+                    if let Err(e) = ev {
+                        warn!("pod watch: {e}");
+                    }
+                    n.notify_one();
+                    futures::future::ready(())
+                });
         let n = notify.clone();
-        let svc_watch = reflector::reflector(
-            svc_writer,
-            watcher(services, watcher::Config::default()).default_backoff(),
-        )
-        .for_each(move |ev| {
-            if let Err(e) = ev {
-                warn!("service watch: {e}");
-            }
-            n.notify_one();
-            futures::future::ready(())
-        });
+        let svc_watch =
+            reflector::reflector(svc_writer, watcher(services, watcher::Config::default()).default_backoff()).for_each(
+                move |ev| {
+                    if let Err(e) = ev {
+                        warn!("service watch: {e}");
+                    }
+                    n.notify_one();
+                    futures::future::ready(())
+                },
+            );
         let watches = tokio::spawn(async move {
             futures::join!(pod_watch, svc_watch);
         });
@@ -310,12 +293,7 @@ impl Runner {
         let live: HashSet<String> = pods.iter().filter_map(|p| p.uid()).collect();
 
         // Pods that vanished (force-deleted by someone else): kill their processes.
-        let gone: Vec<String> = self
-            .runs
-            .keys()
-            .filter(|u| !live.contains(*u))
-            .cloned()
-            .collect();
+        let gone: Vec<String> = self.runs.keys().filter(|u| !live.contains(*u)).cloned().collect();
         for uid in gone {
             if let Some(run) = self.runs.remove(&uid) {
                 for c in &run.containers {
@@ -349,11 +327,7 @@ impl Runner {
             if node != self.cfg.node_name || self.runs.contains_key(&uid) {
                 continue;
             }
-            let phase = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.phase.clone())
-                .unwrap_or_default();
+            let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
             match phase.as_str() {
                 "Succeeded" | "Failed" => continue,
                 "Running" => {
@@ -391,10 +365,8 @@ impl Runner {
             "metadata": { "name": name, "uid": uid },
             "target": { "apiVersion": "v1", "kind": "Node", "name": self.cfg.node_name },
         });
-        let res: kube::Result<Value> = self
-            .pods
-            .create_subresource("binding", name, &PostParams::default(), &binding)
-            .await;
+        let res: kube::Result<Value> =
+            self.pods.create_subresource("binding", name, &PostParams::default(), &binding).await;
         match res {
             Ok(_) => info!(pod = %name, node = %self.cfg.node_name, "bound"),
             Err(e) => warn!(pod = %name, "binding failed: {e}"),
@@ -402,11 +374,7 @@ impl Runner {
     }
 
     async fn on_deleting(&mut self, uid: &str, name: &str, pod: &Pod, node: &str) {
-        let grace = pod
-            .metadata
-            .deletion_grace_period_seconds
-            .unwrap_or(30)
-            .max(0) as u64;
+        let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30).max(0) as u64;
         let grace = Duration::from_secs(grace).min(self.cfg.max_grace);
         if let Some(run) = self.runs.get_mut(uid) {
             if run.deleting {
@@ -442,10 +410,7 @@ impl Runner {
         }
         let dp = DeleteParams {
             grace_period_seconds: Some(0),
-            preconditions: Some(kube::api::Preconditions {
-                uid: Some(uid.to_string()),
-                resource_version: None,
-            }),
+            preconditions: Some(kube::api::Preconditions { uid: Some(uid.to_string()), resource_version: None }),
             ..DeleteParams::default()
         };
         match self.pods.delete(name, &dp).await {
@@ -466,9 +431,7 @@ impl Runner {
         svc_store: &Store<Service>,
     ) -> std::result::Result<Vec<Launch>, Prepare> {
         if spec.init_containers.as_ref().is_some_and(|c| !c.is_empty()) {
-            return Err(Prepare::Fail(
-                "init containers are not supported by the pod runner".into(),
-            ));
+            return Err(Prepare::Fail("init containers are not supported by the pod runner".into()));
         }
         let ns = &self.cfg.namespace;
         let name = pod.name_any();
@@ -480,32 +443,20 @@ impl Runner {
             };
             let target = pods.iter().find(|p| {
                 p.metadata.deletion_timestamp.is_none()
-                    && selector_matches(
-                        &sel,
-                        p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()),
-                    )
-                    && p.uid()
-                        .and_then(|u| self.runs.get(&u))
-                        .is_some_and(|r| !r.done)
+                    && selector_matches(&sel, p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()))
+                    && p.uid().and_then(|u| self.runs.get(&u)).is_some_and(|r| !r.done)
             });
             let address = if let Some(p) = target
                 && let Some(run) = p.uid().and_then(|u| self.runs.get(&u))
             {
                 run.ip.to_string()
-            } else if selector_matches(
-                &sel,
-                pod.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()),
-            ) {
+            } else if selector_matches(&sel, pod.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())) {
                 // The Service selects this very pod: it resolves to its own address.
                 POD_IP_PLACEHOLDER.to_string()
             } else {
                 continue;
             };
-            addresses.push(ServiceAddress {
-                name: svc.name_any(),
-                namespace: ns.clone(),
-                address,
-            });
+            addresses.push(ServiceAddress { name: svc.name_any(), namespace: ns.clone(), address });
         }
 
         let pod_dir = self.cfg.work_dir.join(&name);
@@ -547,11 +498,7 @@ impl Runner {
                     (k, v)
                 })
                 .collect();
-            let argv: Vec<String> = argv
-                .iter()
-                .map(|a| expand_vars(a, &env))
-                .map(|a| rewrite(&a))
-                .collect();
+            let argv: Vec<String> = argv.iter().map(|a| expand_vars(a, &env)).map(|a| rewrite(&a)).collect();
             // A name of a Service that exists but has no running pod yet waits
             // (the kubelet would start the process, which would retry DNS); a
             // name of no Service at all is left as written, like NXDOMAIN.
@@ -563,18 +510,14 @@ impl Runner {
             if !unresolved.is_empty() {
                 unresolved.sort();
                 unresolved.dedup();
-                return Err(Prepare::Defer(format!(
-                    "no running pod behind {}",
-                    unresolved.join(", ")
-                )));
+                return Err(Prepare::Defer(format!("no running pod behind {}", unresolved.join(", "))));
             }
             launches.push(Launch {
                 argv,
                 env,
                 cwd: pod_dir.join("containers").join(&c.name),
                 log: spec::log_path(&self.cfg.log_dir, &name, &c.name),
-                message_only_on_error: c.termination_message_policy.as_deref()
-                    == Some("FallbackToLogsOnError"),
+                message_only_on_error: c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
             });
         }
         Ok(launches)
@@ -582,17 +525,10 @@ impl Runner {
 
     /// The container's environment as the kubelet would build it (the pod IP
     /// is filled in by `start`, via the `$POD_IP` placeholder below).
-    async fn container_env(
-        &self,
-        pod: &Pod,
-        c: &Container,
-    ) -> std::result::Result<Vec<(String, String)>, Prepare> {
+    async fn container_env(&self, pod: &Pod, c: &Container) -> std::result::Result<Vec<(String, String)>, Prepare> {
         let ns = &self.cfg.namespace;
         let mut env: Vec<(String, String)> = vec![
-            (
-                "PATH".into(),
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-            ),
+            ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
             ("HOSTNAME".into(), pod.name_any()),
             ("HOME".into(), "/root".into()),
         ];
@@ -624,11 +560,7 @@ impl Runner {
                 match secrets.get_opt(&r.name).await {
                     Ok(Some(s)) => {
                         for (k, v) in s.data.unwrap_or_default() {
-                            set(
-                                &mut env,
-                                format!("{prefix}{k}"),
-                                String::from_utf8_lossy(&v.0).into_owned(),
-                            );
+                            set(&mut env, format!("{prefix}{k}"), String::from_utf8_lossy(&v.0).into_owned());
                         }
                     }
                     Ok(None) if optional => {}
@@ -638,13 +570,8 @@ impl Runner {
             }
         }
         let res = c.resources.clone().unwrap_or_default();
-        let q = |m: Option<
-            BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-        >| {
-            m.unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect::<BTreeMap<_, _>>()
+        let q = |m: Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
+            m.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect::<BTreeMap<_, _>>()
         };
         let limits = q(res.limits);
         let requests = q(res.requests);
@@ -677,10 +604,7 @@ impl Runner {
                             Some(v) => v.clone(),
                             None if r.optional.unwrap_or(false) => continue,
                             None => {
-                                return Err(Prepare::Defer(format!(
-                                    "configmap {} has no key {}",
-                                    r.name, r.key
-                                )));
+                                return Err(Prepare::Defer(format!("configmap {} has no key {}", r.name, r.key)));
                             }
                         },
                         Ok(None) if r.optional.unwrap_or(false) => continue,
@@ -695,10 +619,7 @@ impl Runner {
                             Some(v) => String::from_utf8_lossy(&v.0).into_owned(),
                             None if r.optional.unwrap_or(false) => continue,
                             None => {
-                                return Err(Prepare::Defer(format!(
-                                    "secret {} has no key {}",
-                                    r.name, r.key
-                                )));
+                                return Err(Prepare::Defer(format!("secret {} has no key {}", r.name, r.key)));
                             }
                         },
                         Ok(None) if r.optional.unwrap_or(false) => continue,
@@ -728,9 +649,7 @@ impl Runner {
             "metadata.namespace" => self.cfg.namespace.clone(),
             "metadata.uid" => md.uid.clone().unwrap_or_default(),
             "spec.nodeName" => self.cfg.node_name.clone(),
-            "spec.serviceAccountName" => spec
-                .and_then(|s| s.service_account_name.clone())
-                .unwrap_or_default(),
+            "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
             "status.hostIP" | "status.hostIPs" => HOST_IP.to_string(),
             "status.podIP" | "status.podIPs" => POD_IP_PLACEHOLDER.to_string(),
             _ => {
@@ -803,10 +722,7 @@ impl Runner {
                 tokio::spawn(async move {
                     let exit = match child.wait().await {
                         Ok(status) => Exit::from_status(status),
-                        Err(_) => Exit {
-                            code: 255,
-                            signal: None,
-                        },
+                        Err(_) => Exit { code: 255, signal: None },
                     };
                     let _ = tx.send(Event::Exited { uid, idx, exit });
                 });
@@ -817,10 +733,7 @@ impl Runner {
                 warn!(pod = %run.name, container = %c.name, "{msg}");
                 let _ = std::fs::write(&c.launch.log, format!("{msg}\n"));
                 c.state = CState::Terminated {
-                    exit: Exit {
-                        code: 128,
-                        signal: None,
-                    },
+                    exit: Exit { code: 128, signal: None },
                     started: started.clone(),
                     finished: started,
                     message: msg,
@@ -903,18 +816,10 @@ impl Runner {
             spec::tail_lines(&output, message_lines, MESSAGE_BYTES)
         };
         info!(pod = %run.name, container = %c.name, code = exit.code, "process exited");
-        c.state = CState::Terminated {
-            exit,
-            started,
-            finished: now(),
-            message,
-        };
+        c.state = CState::Terminated { exit, started, finished: now(), message };
         let name = run.name.clone();
         if run.deleting {
-            let all_done = run
-                .containers
-                .iter()
-                .all(|c| !matches!(c.state, CState::Running { .. }));
+            let all_done = run.containers.iter().all(|c| !matches!(c.state, CState::Running { .. }));
             if all_done {
                 self.force_delete(uid, &name).await;
             }
@@ -943,12 +848,7 @@ impl Runner {
             CState::Running { started, .. } => {
                 json!({"running": {"startedAt": time_json(started)}})
             }
-            CState::Terminated {
-                exit,
-                started,
-                finished,
-                message,
-            } => {
+            CState::Terminated { exit, started, finished, message } => {
                 let mut t = json!({
                     "exitCode": exit.code,
                     "reason": exit.reason(),
@@ -966,10 +866,7 @@ impl Runner {
 
     /// The whole pod status, as a merge patch for `pods/status`.
     fn status_patch(run: &PodRun) -> Value {
-        let running = run
-            .containers
-            .iter()
-            .any(|c| matches!(c.state, CState::Running { .. }) || c.restart_pending);
+        let running = run.containers.iter().any(|c| matches!(c.state, CState::Running { .. }) || c.restart_pending);
         let exits: Vec<Exit> = run
             .containers
             .iter()
@@ -978,15 +875,9 @@ impl Runner {
                 _ => None,
             })
             .collect();
-        let phase = if running || exits.len() < run.containers.len() {
-            "Running"
-        } else {
-            spec::terminal_phase(&exits)
-        };
-        let ready = run
-            .containers
-            .iter()
-            .all(|c| matches!(c.state, CState::Running { .. }));
+        let phase =
+            if running || exits.len() < run.containers.len() { "Running" } else { spec::terminal_phase(&exits) };
+        let ready = run.containers.iter().all(|c| matches!(c.state, CState::Running { .. }));
         let t = time_json(&now());
         let cond = |ty: &str, ok: bool| json!({"type": ty, "status": if ok { "True" } else { "False" }, "lastTransitionTime": t});
         let statuses: Vec<Value> = run
@@ -1035,11 +926,7 @@ impl Runner {
     }
 
     async fn patch_status(&self, name: &str, patch: &Value) {
-        if let Err(e) = self
-            .pods
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-        {
+        if let Err(e) = self.pods.patch_status(name, &PatchParams::default(), &Patch::Merge(patch)).await {
             warn!(pod = %name, "status update failed: {e}");
         }
     }
@@ -1121,10 +1008,7 @@ mod tests {
 
     #[test]
     fn status_follows_the_processes() {
-        let running = CState::Running {
-            pid: 42,
-            started: now(),
-        };
+        let running = CState::Running { pid: 42, started: now() };
         let p = pod(vec![container(running.clone())]);
         let s = Runner::status_patch(&p);
         assert_eq!(s["status"]["phase"], "Running");

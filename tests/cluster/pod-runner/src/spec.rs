@@ -28,13 +28,10 @@ impl PathMap {
 
     /// Parses `IMAGE_PREFIX=LOCAL_DIR`.
     pub fn add_spec(&mut self, spec: &str) -> Result<(), String> {
-        let (from, to) = spec
-            .split_once('=')
-            .ok_or_else(|| format!("path map {spec:?}: expected IMAGE_PREFIX=LOCAL_DIR"))?;
+        let (from, to) =
+            spec.split_once('=').ok_or_else(|| format!("path map {spec:?}: expected IMAGE_PREFIX=LOCAL_DIR"))?;
         if !from.starts_with('/') {
-            return Err(format!(
-                "path map {spec:?}: the image prefix must be absolute"
-            ));
+            return Err(format!("path map {spec:?}: the image prefix must be absolute"));
         }
         self.add(from, to);
         Ok(())
@@ -63,13 +60,7 @@ impl PathMap {
 /// variable defined earlier is replaced, `$$` is a literal `$`, and an
 /// unresolvable reference is left as written.
 pub fn expand_vars(value: &str, defined: &[(String, String)]) -> String {
-    let lookup = |name: &str| {
-        defined
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let lookup = |name: &str| defined.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let bytes = value.as_bytes();
     let mut out = String::with_capacity(value.len());
     let mut i = 0;
@@ -125,19 +116,14 @@ pub fn rewrite_service_names(value: &str, services: &[ServiceAddress]) -> (Strin
     while i < bytes.len() {
         // Candidate DNS names start at a token boundary.
         if is_dns_char(bytes[i]) && (i == 0 || !is_dns_char(bytes[i - 1])) {
-            let end = (i..bytes.len())
-                .find(|&j| !is_dns_char(bytes[j]))
-                .unwrap_or(bytes.len());
+            let end = (i..bytes.len()).find(|&j| !is_dns_char(bytes[j])).unwrap_or(bytes.len());
             let token = value[i..end].trim_end_matches('.');
             let token_end = i + token.len();
             let name = token.strip_suffix(".cluster.local").unwrap_or(token);
             if let Some(stem) = name.strip_suffix(".svc") {
                 let parts: Vec<&str> = stem.split('.').collect();
                 if parts.len() == 2 && !parts[0].is_empty() && !parts[1].is_empty() {
-                    match services
-                        .iter()
-                        .find(|s| s.name == parts[0] && s.namespace == parts[1])
-                    {
+                    match services.iter().find(|s| s.name == parts[0] && s.namespace == parts[1]) {
                         Some(s) => out.push_str(&s.address),
                         None => {
                             unresolved.push(token.to_string());
@@ -229,16 +215,11 @@ pub fn resource_field_value(
     requests: &BTreeMap<String, String>,
     node_capacity: &BTreeMap<String, String>,
 ) -> Result<String, String> {
-    let (kind, name) = resource
-        .split_once('.')
-        .ok_or_else(|| format!("unsupported resource {resource:?}"))?;
+    let (kind, name) = resource.split_once('.').ok_or_else(|| format!("unsupported resource {resource:?}"))?;
     let raw = match kind {
         // A container without a limit sees the node's allocatable amount.
         "limits" => limits.get(name).or_else(|| node_capacity.get(name)),
-        "requests" => requests
-            .get(name)
-            .or_else(|| limits.get(name))
-            .or_else(|| node_capacity.get(name)),
+        "requests" => requests.get(name).or_else(|| limits.get(name)).or_else(|| node_capacity.get(name)),
         _ => None,
     }
     .ok_or_else(|| format!("unsupported resource {resource:?}"))?;
@@ -258,10 +239,7 @@ pub fn resource_field_value(
 
 /// Equality-based label selector match (a Service's `spec.selector`). An empty
 /// selector matches nothing, as for Services.
-pub fn selector_matches(
-    selector: &BTreeMap<String, String>,
-    labels: &BTreeMap<String, String>,
-) -> bool {
+pub fn selector_matches(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
     !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
@@ -275,9 +253,7 @@ pub struct IpAllocator {
 impl IpAllocator {
     pub fn new(first: Ipv4Addr) -> Self {
         assert_eq!(first.octets()[0], 127, "pod addresses must be loopback");
-        Self {
-            next: u32::from(first),
-        }
+        Self { next: u32::from(first) }
     }
 
     pub fn allocate(&mut self) -> Ipv4Addr {
@@ -339,14 +315,8 @@ impl Exit {
         use std::os::unix::process::ExitStatusExt;
         match (status.code(), status.signal()) {
             (Some(code), _) => Exit { code, signal: None },
-            (None, Some(sig)) => Exit {
-                code: 128 + sig,
-                signal: Some(sig),
-            },
-            (None, None) => Exit {
-                code: 255,
-                signal: None,
-            },
+            (None, Some(sig)) => Exit { code: 128 + sig, signal: Some(sig) },
+            (None, None) => Exit { code: 255, signal: None },
         }
     }
 
@@ -359,11 +329,7 @@ impl Exit {
 /// The pod phase once every container has exited (restartPolicy `Never`, or
 /// `OnFailure` after success).
 pub fn terminal_phase(exits: &[Exit]) -> &'static str {
-    if exits.iter().all(|e| e.code == 0) {
-        "Succeeded"
-    } else {
-        "Failed"
-    }
+    if exits.iter().all(|e| e.code == 0) { "Succeeded" } else { "Failed" }
 }
 
 /// Whether a container that exited should be started again.
@@ -385,10 +351,7 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -396,17 +359,11 @@ mod tests {
         let mut m = PathMap::new();
         m.add("/opt/ember", "/local/ember");
         m.add("/opt/ember/bin/", "/build/debug");
-        assert_eq!(
-            m.map("/opt/ember/bin/ember-examples"),
-            "/build/debug/ember-examples"
-        );
+        assert_eq!(m.map("/opt/ember/bin/ember-examples"), "/build/debug/ember-examples");
         assert_eq!(m.map("/opt/ember/binaries/x"), "/local/ember/binaries/x");
         assert_eq!(m.map("/opt/ember"), "/local/ember");
         assert_eq!(m.map("/opt/emberx"), "/opt/emberx");
-        assert_eq!(
-            m.map("local:///opt/ember/bin/job"),
-            "local:///build/debug/job"
-        );
+        assert_eq!(m.map("local:///opt/ember/bin/job"), "local:///build/debug/job");
         assert_eq!(m.map("/bin/sh"), "/bin/sh");
         assert!(m.add_spec("relative=/x").is_err());
         assert!(m.add_spec("/nothing").is_err());
@@ -416,10 +373,7 @@ mod tests {
 
     #[test]
     fn expands_defined_vars_only() {
-        let env = vec![
-            ("A".to_string(), "1".to_string()),
-            ("B".to_string(), "two".to_string()),
-        ];
+        let env = vec![("A".to_string(), "1".to_string()), ("B".to_string(), "two".to_string())];
         assert_eq!(expand_vars("x$(A)y$(B)", &env), "x1ytwo");
         assert_eq!(expand_vars("$(MISSING)", &env), "$(MISSING)");
         assert_eq!(expand_vars("$$(A)", &env), "$(A)");
@@ -429,11 +383,8 @@ mod tests {
 
     #[test]
     fn rewrites_service_names() {
-        let svcs = vec![ServiceAddress {
-            name: "app-driver-svc".into(),
-            namespace: "ns".into(),
-            address: "127.1.0.2".into(),
-        }];
+        let svcs =
+            vec![ServiceAddress { name: "app-driver-svc".into(), namespace: "ns".into(), address: "127.1.0.2".into() }];
         let (v, un) = rewrite_service_names("http://app-driver-svc.ns.svc:7078", &svcs);
         assert_eq!(v, "http://127.1.0.2:7078");
         assert!(un.is_empty());
@@ -453,18 +404,12 @@ mod tests {
     #[test]
     fn wildcard_address_becomes_the_pod_address() {
         let ip = "127.1.0.9";
-        assert_eq!(
-            rewrite_wildcard_address("ember://0.0.0.0:7078", ip),
-            "ember://127.1.0.9:7078"
-        );
+        assert_eq!(rewrite_wildcard_address("ember://0.0.0.0:7078", ip), "ember://127.1.0.9:7078");
         assert_eq!(rewrite_wildcard_address("0.0.0.0", ip), ip);
         assert_eq!(rewrite_wildcard_address("10.0.0.0/8", ip), "10.0.0.0/8");
         assert_eq!(rewrite_wildcard_address("0.0.0.0.1", ip), "0.0.0.0.1");
         assert_eq!(rewrite_wildcard_address("100.0.0.0", ip), "100.0.0.0");
-        assert_eq!(
-            rewrite_wildcard_address("a=0.0.0.0,b=0.0.0.0", ip),
-            "a=127.1.0.9,b=127.1.0.9"
-        );
+        assert_eq!(rewrite_wildcard_address("a=0.0.0.0,b=0.0.0.0", ip), "a=127.1.0.9,b=127.1.0.9");
         assert_eq!(rewrite_wildcard_address("no address", ip), "no address");
     }
 
@@ -490,10 +435,7 @@ mod tests {
         assert_eq!(f("requests.cpu", Some("1m")).unwrap(), "250");
         assert_eq!(f("limits.memory", Some("1Mi")).unwrap(), "1024");
         assert_eq!(f("requests.memory", Some("1Mi")).unwrap(), "1024");
-        assert_eq!(
-            resource_field_value("limits.memory", None, &map(&[]), &map(&[]), &node).unwrap(),
-            "8589934592"
-        );
+        assert_eq!(resource_field_value("limits.memory", None, &map(&[]), &map(&[]), &node).unwrap(), "8589934592");
         assert!(f("limits.gpu", None).is_err());
         assert!(f("bogus", None).is_err());
     }
@@ -532,26 +474,11 @@ mod tests {
     fn exits_and_phases() {
         use std::os::unix::process::ExitStatusExt;
         let e = Exit::from_status(std::process::ExitStatus::from_raw(3 << 8));
-        assert_eq!(
-            e,
-            Exit {
-                code: 3,
-                signal: None
-            }
-        );
+        assert_eq!(e, Exit { code: 3, signal: None });
         assert_eq!(e.reason(), "Error");
         let k = Exit::from_status(std::process::ExitStatus::from_raw(9));
-        assert_eq!(
-            k,
-            Exit {
-                code: 137,
-                signal: Some(9)
-            }
-        );
-        let ok = Exit {
-            code: 0,
-            signal: None,
-        };
+        assert_eq!(k, Exit { code: 137, signal: Some(9) });
+        let ok = Exit { code: 0, signal: None };
         assert_eq!(ok.reason(), "Completed");
         assert_eq!(terminal_phase(&[ok, ok]), "Succeeded");
         assert_eq!(terminal_phase(&[ok, e]), "Failed");

@@ -90,25 +90,15 @@ async fn pods_run_on_a_real_api_server() -> Result<()> {
     println!("kubectl version -o json:\n{version}");
     let client = cluster.client().await?;
     let info = client.apiserver_version().await?;
-    report(&format!(
-        "real API server: {} ({} {})",
-        info.git_version, info.go_version, info.platform
-    ));
+    report(&format!("real API server: {} ({} {})", info.git_version, info.go_version, info.platform));
     ensure!(info.git_version.starts_with("v1."), "odd version {info:?}");
 
     cluster.kubectl_ok(&["create", "namespace", NS])?;
     // Pods need the namespace's default ServiceAccount (admission), which the
     // controller manager creates.
     poll_until("default ServiceAccount token", TIMEOUT, || async {
-        let out = cluster.kubectl(&[
-            "-n",
-            NS,
-            "get",
-            "serviceaccount",
-            "default",
-            "-o",
-            "jsonpath={.secrets[0].name}",
-        ])?;
+        let out =
+            cluster.kubectl(&["-n", NS, "get", "serviceaccount", "default", "-o", "jsonpath={.secrets[0].name}"])?;
         Ok((out.status.success() && !out.stdout.is_empty()).then_some(()))
     })
     .await?;
@@ -129,12 +119,7 @@ async fn pods_run_on_a_real_api_server() -> Result<()> {
     result
 }
 
-async fn scenario(
-    cluster: &Cluster,
-    client: &kube::Client,
-    pods: &Api<Pod>,
-    runner: &PodRunner,
-) -> Result<()> {
+async fn scenario(cluster: &Cluster, client: &kube::Client, pods: &Api<Pod>, runner: &PodRunner) -> Result<()> {
     let pp = PostParams::default();
 
     // 1. A pod whose command fails with exit code 3 ends Failed through the
@@ -142,25 +127,14 @@ async fn scenario(
     let t = Instant::now();
     pods.create(
         &pp,
-        &pod(
-            "exit3",
-            json!({"app": "exit3"}),
-            "echo hello; echo \"ip=$MY_IP $GREETING listen=$LISTEN\"; exit 3",
-        )?,
+        &pod("exit3", json!({"app": "exit3"}), "echo hello; echo \"ip=$MY_IP $GREETING listen=$LISTEN\"; exit 3")?,
     )
     .await?;
     let p = wait_phase(pods, "exit3", "Failed").await?;
     report(&format!("exit3: created → Failed in {:.1?}", t.elapsed()));
     let status = p.status.clone().context("status")?;
-    let cs = &status
-        .container_statuses
-        .clone()
-        .context("containerStatuses")?[0];
-    let term = cs
-        .state
-        .as_ref()
-        .and_then(|s| s.terminated.clone())
-        .context("terminated state")?;
+    let cs = &status.container_statuses.clone().context("containerStatuses")?[0];
+    let term = cs.state.as_ref().and_then(|s| s.terminated.clone()).context("terminated state")?;
     ensure!(term.exit_code == 3, "exit code {}", term.exit_code);
     ensure!(term.reason.as_deref() == Some("Error"));
     let msg = term.message.unwrap_or_default();
@@ -169,9 +143,7 @@ async fn scenario(
     ensure!(ip.starts_with("127."), "podIP {ip}");
     let log = runner.container_log("exit3", "main");
     ensure!(
-        log.contains(&format!(
-            "ip={ip} hello from exit3 listen=ember://{ip}:7078"
-        )),
+        log.contains(&format!("ip={ip} hello from exit3 listen=ember://{ip}:7078")),
         "downward API env in log: {log:?}"
     );
     ensure!(
@@ -190,37 +162,16 @@ async fn scenario(
         "metadata": { "name": "peer-svc" },
         "spec": { "clusterIP": "None", "selector": { "app": "peer" }, "ports": [{ "port": 7078 }] },
     }))?;
-    Api::<Service>::namespaced(client.clone(), NS)
-        .create(&pp, &svc)
-        .await?;
-    pods.create(
-        &pp,
-        &pod("client", json!({"app": "client"}), "echo \"peer=$PEER\"")?,
-    )
-    .await?;
-    pods.create(
-        &pp,
-        &pod("peer", json!({"app": "peer"}), "echo up; exec sleep 300")?,
-    )
-    .await?;
+    Api::<Service>::namespaced(client.clone(), NS).create(&pp, &svc).await?;
+    pods.create(&pp, &pod("client", json!({"app": "client"}), "echo \"peer=$PEER\"")?).await?;
+    pods.create(&pp, &pod("peer", json!({"app": "peer"}), "echo up; exec sleep 300")?).await?;
     let peer = wait_phase(pods, "peer", "Running").await?;
     let peer_ip = peer.status.and_then(|s| s.pod_ip).context("peer podIP")?;
     wait_phase(pods, "client", "Succeeded").await?;
     let log = runner.container_log("client", "main");
-    ensure!(
-        log.contains(&format!("peer=http://{peer_ip}:7078")),
-        "service name rewritten: {log:?}"
-    );
+    ensure!(log.contains(&format!("peer=http://{peer_ip}:7078")), "service name rewritten: {log:?}");
     let pid: i32 = cluster
-        .kubectl_ok(&[
-            "-n",
-            NS,
-            "get",
-            "pod",
-            "peer",
-            "-o",
-            "jsonpath={.status.containerStatuses[0].containerID}",
-        ])?
+        .kubectl_ok(&["-n", NS, "get", "pod", "peer", "-o", "jsonpath={.status.containerStatuses[0].containerID}"])?
         .rsplit('/')
         .next()
         .unwrap_or_default()
@@ -239,22 +190,12 @@ async fn scenario(
     .await?;
     pods.delete("client", &DeleteParams::default()).await?;
     wait_gone(pods, "client").await?;
-    Api::<Service>::namespaced(client.clone(), NS)
-        .delete("peer-svc", &DeleteParams::default())
-        .await?;
+    Api::<Service>::namespaced(client.clone(), NS).delete("peer-svc", &DeleteParams::default()).await?;
     // Pods below name peer-svc too: with no such Service the name stays as written.
 
     // 3. A container process killed from outside (a lost executor) ends the
     //    pod Failed with 128+9, as a kubelet would report it.
-    pods.create(
-        &pp,
-        &pod(
-            "victim",
-            json!({"app": "victim"}),
-            "echo up; exec sleep 300",
-        )?,
-    )
-    .await?;
+    pods.create(&pp, &pod("victim", json!({"app": "victim"}), "echo up; exec sleep 300")?).await?;
     wait_phase(pods, "victim", "Running").await?;
     let pid = runner.kill_pod_process(cluster, NS, "victim", libc::SIGKILL)?;
     report(&format!("victim: killed pid {pid}"));
@@ -277,15 +218,8 @@ async fn scenario(
     flaky.spec.as_mut().context("spec")?.restart_policy = Some("OnFailure".into());
     pods.create(&pp, &flaky).await?;
     let p = wait_phase(pods, "flaky", "Succeeded").await?;
-    let cs = p
-        .status
-        .and_then(|s| s.container_statuses)
-        .context("containerStatuses")?;
-    ensure!(
-        cs[0].restart_count == 1,
-        "restartCount {}",
-        cs[0].restart_count
-    );
+    let cs = p.status.and_then(|s| s.container_statuses).context("containerStatuses")?;
+    ensure!(cs[0].restart_count == 1, "restartCount {}", cs[0].restart_count);
     let log = runner.container_log("flaky", "main");
     ensure!(log == "first\nsecond\n", "flaky log {log:?}");
 
@@ -294,9 +228,7 @@ async fn scenario(
     let owner: ConfigMap = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "owner" },
     }))?;
-    let owner = Api::<ConfigMap>::namespaced(client.clone(), NS)
-        .create(&pp, &owner)
-        .await?;
+    let owner = Api::<ConfigMap>::namespaced(client.clone(), NS).create(&pp, &owner).await?;
     let mut owned = pod("owned", json!({"app": "owned"}), "exec sleep 300")?;
     owned.metadata.owner_references = Some(vec![OwnerReference {
         api_version: "v1".into(),
@@ -309,14 +241,9 @@ async fn scenario(
     pods.create(&pp, &owned).await?;
     wait_phase(pods, "owned", "Running").await?;
     let t = Instant::now();
-    Api::<ConfigMap>::namespaced(client.clone(), NS)
-        .delete("owner", &DeleteParams::background())
-        .await?;
+    Api::<ConfigMap>::namespaced(client.clone(), NS).delete("owner", &DeleteParams::background()).await?;
     wait_gone(pods, "owned").await?;
-    report(&format!(
-        "owned: owner deleted → pod removed by GC in {:.1?}",
-        t.elapsed()
-    ));
+    report(&format!("owned: owner deleted → pod removed by GC in {:.1?}", t.elapsed()));
 
     // 5. The CRD (installed before the controller manager) serves objects,
     //    validates them, and prints its columns.
@@ -332,17 +259,11 @@ async fn scenario(
     };
     let bad = apply(widget("[1, 2]"))?;
     ensure!(!bad.status.success(), "a list is no int-or-string");
-    report(&format!(
-        "invalid widget refused: {}",
-        String::from_utf8_lossy(&bad.stderr).trim()
-    ));
+    report(&format!("invalid widget refused: {}", String::from_utf8_lossy(&bad.stderr).trim()));
     ensure!(apply(widget("\"3Gi\""))?.status.success());
     let table = cluster.kubectl_ok(&["-n", NS, "get", "widgets"])?;
     report(&table);
-    ensure!(
-        table.contains("SIZE") && table.contains("STATE") && table.contains("3Gi"),
-        "printer columns: {table}"
-    );
+    ensure!(table.contains("SIZE") && table.contains("STATE") && table.contains("3Gi"), "printer columns: {table}");
 
     // 6. RBAC is enforced: a ServiceAccount without grants is refused.
     let sa = cluster.service_account_kubeconfig(NS, "nobody")?;
