@@ -1,0 +1,114 @@
+//! Fetching a broadcast value or added file piece by piece, peer to peer:
+//! pieces in random order, each from a random holder (peers before the driver),
+//! checked against its crc32, stored and registered at once so other executors
+//! can fetch it from here.
+
+use crate::links::{BlockFetcher, DriverLink};
+use crate::piece_store::PieceStore;
+use ember_core::error::{EmberError, Result};
+use ember_core::pieces::{BlobId, BlobMeta, PeerHolder, PieceSource};
+use rand::seq::SliceRandom;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+pub struct Torrent<'a> {
+    pub driver: &'a dyn DriverLink,
+    pub fetcher: &'a dyn BlockFetcher,
+    pub store: &'a PieceStore,
+    pub executor_id: &'a str,
+}
+
+impl Torrent<'_> {
+    /// Fetches every piece of `blob`, handing each verified piece to `place`
+    /// (with its byte offset); returns the blob's metadata.
+    pub fn fetch(&self, blob: &BlobId, place: &mut dyn FnMut(usize, &[u8]) -> Result<()>) -> Result<BlobMeta> {
+        let started = Instant::now();
+        let meta = self.driver.blob_meta(blob)?;
+        let n = meta.num_pieces();
+        tracing::info!(%blob, pieces = n, bytes = meta.total_bytes, "started reading");
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.shuffle(&mut rand::rng());
+        let mut queue: VecDeque<u32> = order.into();
+        // Pieces put back since the last one fetched: when every remaining piece is
+        // waiting for another executor, ask the block master to block instead.
+        let mut deferred = 0usize;
+        while let Some(index) = queue.pop_front() {
+            let wait = deferred > queue.len();
+            match self.driver.piece_holders(blob, index, self.executor_id, wait)? {
+                PieceSource::Wait => {
+                    queue.push_back(index);
+                    deferred += 1;
+                }
+                PieceSource::Holders { peers, driver } => {
+                    let bytes = self.fetch_piece(blob, &meta, index, peers, driver)?;
+                    self.store.put(blob, index, &bytes)?;
+                    self.driver.register_piece(blob, index, self.executor_id)?;
+                    place(meta.piece_range(index as usize).start, &bytes)?;
+                    deferred = 0;
+                }
+            }
+        }
+        tracing::info!(%blob, ms = started.elapsed().as_millis() as u64, "finished reading");
+        Ok(meta)
+    }
+
+    /// One piece from the first holder that answers with the right bytes: peers in
+    /// random order, then the driver, then (once) whatever holders are new by then.
+    fn fetch_piece(
+        &self,
+        blob: &BlobId,
+        meta: &BlobMeta,
+        index: u32,
+        mut peers: Vec<PeerHolder>,
+        mut driver: bool,
+    ) -> Result<Vec<u8>> {
+        let mut failed: Vec<String> = Vec::new();
+        for round in 0..2 {
+            peers.shuffle(&mut rand::rng());
+            for peer in peers.iter().filter(|p| p.executor_id != self.executor_id) {
+                if failed.contains(&peer.executor_id) {
+                    continue;
+                }
+                match self.fetcher.fetch_piece(&peer.address, blob, index) {
+                    Ok(bytes) => match meta.verify(index as usize, &bytes) {
+                        Ok(()) => return Ok(bytes),
+                        Err(reason) => tracing::warn!(
+                            %blob, piece = index, executor_id = %peer.executor_id, %reason,
+                            "corrupt piece from a peer; refetching from another holder"
+                        ),
+                    },
+                    Err(error) => tracing::warn!(
+                        %blob, piece = index, executor_id = %peer.executor_id, %error,
+                        "piece holder unreachable; trying another holder"
+                    ),
+                }
+                failed.push(peer.executor_id.clone());
+            }
+            if driver && !failed.iter().any(|f| f == "driver") {
+                match self.driver.fetch_piece(blob, index) {
+                    Ok(bytes) => match meta.verify(index as usize, &bytes) {
+                        Ok(()) => return Ok(bytes),
+                        Err(reason) => {
+                            tracing::warn!(%blob, piece = index, %reason, "corrupt piece from the driver")
+                        }
+                    },
+                    // The blob is gone (destroyed): no other holder will do.
+                    Err(e @ (EmberError::Broadcast { .. } | EmberError::File { .. })) => return Err(e),
+                    Err(error) => tracing::warn!(%blob, piece = index, %error, "the driver did not serve a piece"),
+                }
+                failed.push("driver".into());
+            }
+            if round == 0 {
+                match self.driver.piece_holders(blob, index, self.executor_id, true)? {
+                    PieceSource::Holders { peers: p, driver: d } => (peers, driver) = (p, d),
+                    PieceSource::Wait => break,
+                }
+            }
+        }
+        Err(blob.error(format!(
+            "piece {index} of {}: no holder left (tried {})",
+            meta.num_pieces(),
+            if failed.is_empty() { "none".to_string() } else { failed.join(", ") }
+        )))
+    }
+}
