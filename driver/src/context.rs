@@ -288,6 +288,11 @@ impl EmberContext {
         BroadcastUploads { driver, executors }
     }
 
+    /// Size of a broadcast value as stored and shipped (serialized, compressed).
+    pub fn broadcast_stored_bytes(&self, id: u64) -> Option<u64> {
+        self.inner.broadcasts.block_master.meta(&ember_core::pieces::BlobId::Broadcast(id)).ok().map(|m| m.total_bytes)
+    }
+
     /// Number of executors currently registered.
     pub fn executor_count(&self) -> usize {
         self.inner.scheduler.executor_count()
