@@ -93,12 +93,7 @@ pub fn checksum(bytes: &[u8]) -> u32 {
 
 /// Cuts `bytes` into pieces; returns their metadata and the pieces.
 pub fn cut(bytes: &[u8], piece_size: u64, with_checksums: bool, compressed: bool) -> (BlobMeta, Vec<Vec<u8>>) {
-    let meta = BlobMeta {
-        total_bytes: bytes.len() as u64,
-        piece_size: piece_size.max(1),
-        checksums: None,
-        compressed,
-    };
+    let meta = BlobMeta { total_bytes: bytes.len() as u64, piece_size: piece_size.max(1), checksums: None, compressed };
     let pieces: Vec<Vec<u8>> = (0..meta.num_pieces()).map(|i| bytes[meta.piece_range(i)].to_vec()).collect();
     let checksums = with_checksums.then(|| pieces.iter().map(|p| checksum(p)).collect());
     (BlobMeta { checksums, ..meta }, pieces)

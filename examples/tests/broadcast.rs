@@ -75,7 +75,8 @@ impl Proc {
         let stderr = self.stderr();
         assert_eq!(status.code(), Some(0), "job failed; stderr:\n{stderr}");
         let last = out.lines().last().unwrap_or_else(|| panic!("no output; stderr:\n{stderr}"));
-        let json = serde_json::from_str(last).unwrap_or_else(|e| panic!("{last:?} is not JSON ({e}); stderr:\n{stderr}"));
+        let json =
+            serde_json::from_str(last).unwrap_or_else(|e| panic!("{last:?} is not JSON ({e}); stderr:\n{stderr}"));
         (json, stderr)
     }
 }

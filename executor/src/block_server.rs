@@ -3,8 +3,8 @@
 
 use crate::env::ExecutorServices;
 use ember_core::error::EmberError;
-use ember_core::wire::v1::block_server_server::BlockServer;
 use ember_core::pieces::BlobId;
+use ember_core::wire::v1::block_server_server::BlockServer;
 use ember_core::wire::v1::{Chunk, PieceRequest, ResultRequest, ShuffleBlockRequest, StatsRequest, UploadStatsReply};
 use ember_core::wire::{chunks, to_status};
 use parking_lot::Mutex;
