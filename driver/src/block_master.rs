@@ -162,6 +162,16 @@ impl BlockMaster {
         self.changed.notify_all();
     }
 
+    /// `executor_id` served a corrupt copy of piece `index`: it is no longer a holder of it.
+    pub fn drop_holder(&self, blob: &BlobId, index: u32, executor_id: &str) {
+        if let Some(b) = self.state.lock().blobs.get_mut(blob)
+            && let Some(h) = b.holders.get_mut(index as usize)
+            && h.remove(executor_id)
+        {
+            tracing::warn!(%blob, piece = index, executor_id, "a holder served a corrupt piece; no longer handing it out");
+        }
+    }
+
     /// The driver's copy of a piece (counted as uploaded).
     pub fn read_piece(&self, blob: &BlobId, index: u32) -> Result<Arc<Vec<u8>>> {
         let (range, file) = {

@@ -300,6 +300,13 @@ impl Driver for DriverService {
         Ok(Response::new(Payload { data: Vec::new() }))
     }
 
+    async fn report_bad_piece(&self, request: Request<RegisterPieceRequest>) -> Result<Response<Payload>, Status> {
+        let r = request.into_inner();
+        let blob = decode_blob(&r.blob)?;
+        self.broadcasts.block_master.drop_holder(&blob, r.index, &r.executor_id);
+        Ok(Response::new(Payload { data: Vec::new() }))
+    }
+
     async fn fetch_piece(&self, request: Request<PieceRequest>) -> Result<Response<ChunkStream>, Status> {
         let r = request.into_inner();
         let blob = decode_blob(&r.blob)?;

@@ -32,6 +32,10 @@ impl DriverLink for InProcessDriver {
         self.broadcasts.block_master.register_piece(blob, index, executor_id);
         Ok(())
     }
+    fn report_bad_piece(&self, blob: &BlobId, index: u32, holder: &str) -> Result<()> {
+        self.broadcasts.block_master.drop_holder(blob, index, holder);
+        Ok(())
+    }
     fn fetch_piece(&self, blob: &BlobId, index: u32) -> Result<Vec<u8>> {
         Ok((*self.broadcasts.block_master.read_piece(blob, index)?).clone())
     }

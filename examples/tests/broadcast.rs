@@ -202,4 +202,5 @@ fn a_piece_corrupted_on_a_peer_is_detected_and_refetched() {
     assert_eq!(result["all_tasks_exact"], true, "{result}");
     assert_eq!(result["executors_read"], 8, "{result}");
     assert!(log.contains("corrupt piece from a peer; refetching from another holder"), "{log}");
+    assert!(log.contains("a holder served a corrupt piece; no longer handing it out"), "{log}");
 }

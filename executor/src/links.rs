@@ -16,6 +16,8 @@ pub trait DriverLink: Send + Sync {
     fn piece_holders(&self, blob: &BlobId, index: u32, executor_id: &str, wait: bool) -> Result<PieceSource>;
     /// This executor stored piece `index` and serves it from now on.
     fn register_piece(&self, blob: &BlobId, index: u32, executor_id: &str) -> Result<()>;
+    /// Peer `holder` served piece `index` with a bad checksum.
+    fn report_bad_piece(&self, blob: &BlobId, index: u32, holder: &str) -> Result<()>;
     /// The driver's copy of a piece.
     fn fetch_piece(&self, blob: &BlobId, index: u32) -> Result<Vec<u8>>;
 }

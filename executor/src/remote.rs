@@ -341,6 +341,13 @@ impl DriverLink for RemoteDriver {
         Ok(())
     }
 
+    fn report_bad_piece(&self, blob: &BlobId, index: u32, holder: &str) -> Result<()> {
+        let mut client = self.client.clone();
+        let req = RegisterPieceRequest { blob: postcard::to_allocvec(blob)?, index, executor_id: holder.into() };
+        self.handle.block_on(async move { client.report_bad_piece(req).await }).map_err(from_status)?;
+        Ok(())
+    }
+
     fn fetch_piece(&self, blob: &BlobId, index: u32) -> Result<Vec<u8>> {
         let mut client = self.client.clone();
         let req = PieceRequest { blob: postcard::to_allocvec(blob)?, index };

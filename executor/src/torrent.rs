@@ -72,10 +72,15 @@ impl Torrent<'_> {
                 match self.fetcher.fetch_piece(&peer.address, blob, index) {
                     Ok(bytes) => match meta.verify(index as usize, &bytes) {
                         Ok(()) => return Ok(bytes),
-                        Err(reason) => tracing::warn!(
-                            %blob, piece = index, executor_id = %peer.executor_id, %reason,
-                            "corrupt piece from a peer; refetching from another holder"
-                        ),
+                        Err(reason) => {
+                            tracing::warn!(
+                                %blob, piece = index, executor_id = %peer.executor_id, %reason,
+                                "corrupt piece from a peer; refetching from another holder"
+                            );
+                            if let Err(error) = self.driver.report_bad_piece(blob, index, &peer.executor_id) {
+                                tracing::warn!(%blob, piece = index, %error, "could not report a corrupt piece");
+                            }
+                        }
                     },
                     Err(error) => tracing::warn!(
                         %blob, piece = index, executor_id = %peer.executor_id, %error,
