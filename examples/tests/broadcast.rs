@@ -151,13 +151,22 @@ fn a_holder_killed_mid_fetch_is_skipped_and_the_others_complete() {
     let mut cmd = job(CLUSTER, &["broadcast", "--mb", "96", "--tasks", "16"]);
     cmd.env("EMBER_LOG", "info,ember::block_master=debug");
     let driver = Proc::spawn(cmd);
-    let line = driver.wait_for("piece registered");
-    let victim = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("executor_id="))
-        .unwrap_or_else(|| panic!("no executor id in {line:?}"))
-        .trim_matches('"')
-        .to_string();
+    // Kill the first executor to hold 6 of the 25 pieces: a holder others may be fetching from.
+    let mut held = std::collections::HashMap::<String, usize>::new();
+    let victim = loop {
+        let line = driver.wait_for("piece registered");
+        let id = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("executor_id="))
+            .unwrap_or_else(|| panic!("no executor id in {line:?}"))
+            .trim_matches('"')
+            .to_string();
+        let n = held.entry(id.clone()).or_default();
+        *n += 1;
+        if *n == 6 {
+            break id;
+        }
+    };
     let pid = executor_pid(&driver.stderr(), &victim);
     // SAFETY: killing an executor process this test's job started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);

@@ -117,3 +117,119 @@ impl Torrent<'_> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ember_core::pieces::cut;
+    use ember_core::shuffle::MapStatus;
+    use parking_lot::Mutex;
+
+    /// A driver whose block master names the same peers for every piece.
+    struct FakeDriver {
+        meta: BlobMeta,
+        pieces: Vec<Vec<u8>>,
+        peers: Vec<&'static str>,
+        driver_serves: bool,
+        registered: Mutex<Vec<u32>>,
+        reported: Mutex<Vec<String>>,
+    }
+
+    impl DriverLink for FakeDriver {
+        fn map_outputs(&self, _: u32) -> Result<Vec<Option<MapStatus>>> {
+            unreachable!()
+        }
+        fn blob_meta(&self, _: &BlobId) -> Result<BlobMeta> {
+            Ok(self.meta.clone())
+        }
+        fn piece_holders(&self, _: &BlobId, _: u32, _: &str, _: bool) -> Result<PieceSource> {
+            let peers =
+                self.peers.iter().map(|p| PeerHolder { executor_id: p.to_string(), address: p.to_string() }).collect();
+            Ok(PieceSource::Holders { peers, driver: true })
+        }
+        fn register_piece(&self, _: &BlobId, index: u32, _: &str) -> Result<()> {
+            self.registered.lock().push(index);
+            Ok(())
+        }
+        fn report_bad_piece(&self, _: &BlobId, _: u32, holder: &str) -> Result<()> {
+            self.reported.lock().push(holder.to_string());
+            Ok(())
+        }
+        fn fetch_piece(&self, _: &BlobId, index: u32) -> Result<Vec<u8>> {
+            if self.driver_serves {
+                Ok(self.pieces[index as usize].clone())
+            } else {
+                Err(EmberError::Internal("driver unreachable".into()))
+            }
+        }
+    }
+
+    /// Peers: "dead" is unreachable, "bad" serves corrupt bytes, "good" serves the piece.
+    struct FakePeers(Vec<Vec<u8>>);
+
+    impl BlockFetcher for FakePeers {
+        fn fetch_block(&self, _: &MapStatus, _: u32, _: u32, _: u32) -> Result<Vec<u8>> {
+            unreachable!()
+        }
+        fn fetch_piece(&self, address: &str, _: &BlobId, index: u32) -> Result<Vec<u8>> {
+            let mut piece = self.0[index as usize].clone();
+            match address {
+                "dead" => Err(EmberError::Internal("connection refused".into())),
+                "bad" => {
+                    piece[0] ^= 1;
+                    Ok(piece)
+                }
+                _ => Ok(piece),
+            }
+        }
+    }
+
+    fn fetch(peers: Vec<&'static str>, driver_serves: bool) -> (Result<Vec<u8>>, FakeDriver, Vec<u8>) {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let (meta, pieces) = cut(&data, 1024, true, false);
+        let driver = FakeDriver {
+            meta,
+            pieces: pieces.clone(),
+            peers,
+            driver_serves,
+            registered: Mutex::new(Vec::new()),
+            reported: Mutex::new(Vec::new()),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = PieceStore::new(dir.path().join("pieces")).unwrap();
+        let fetcher = FakePeers(pieces);
+        let torrent = Torrent { driver: &driver, fetcher: &fetcher, store: &store, executor_id: "me" };
+        let mut out = vec![0u8; data.len()];
+        let result = torrent
+            .fetch(&BlobId::Broadcast(1), &mut |offset, piece| {
+                out[offset..offset + piece.len()].copy_from_slice(piece);
+                Ok(())
+            })
+            .map(|_| out);
+        (result, driver, data)
+    }
+
+    #[test]
+    fn unreachable_holders_are_skipped_and_every_piece_is_stored_and_registered() {
+        let (out, driver, data) = fetch(vec!["dead", "good"], false);
+        assert_eq!(out.unwrap(), data);
+        let mut registered = driver.registered.lock().clone();
+        registered.sort();
+        assert_eq!(registered, (0..10).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn a_corrupt_piece_is_reported_and_refetched_from_another_holder() {
+        let (out, driver, data) = fetch(vec!["bad"], true);
+        assert_eq!(out.unwrap(), data);
+        assert_eq!(driver.reported.lock().len(), 10);
+    }
+
+    #[test]
+    fn the_fetch_fails_clearly_when_no_holder_is_left() {
+        let (out, _, _) = fetch(vec!["dead", "bad"], false);
+        let err = out.unwrap_err().to_string();
+        assert!(err.starts_with("broadcast 1: piece") && err.contains("no holder left"), "{err}");
+        assert!(err.contains("dead") && err.contains("bad") && err.contains("driver"), "{err}");
+    }
+}
