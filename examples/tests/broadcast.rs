@@ -148,8 +148,10 @@ fn executor_pid(log: &str, executor_id: &str) -> i32 {
 
 #[test]
 fn a_holder_killed_mid_fetch_is_skipped_and_the_others_complete() {
+    // The killed executor cannot remove its work dir: keep it in one the test removes.
+    let local = tempfile::tempdir().unwrap();
     let mut cmd = job(CLUSTER, &["broadcast", "--mb", "96", "--tasks", "16"]);
-    cmd.env("EMBER_LOG", "info,ember::block_master=debug");
+    cmd.env("EMBER_LOG", "info,ember::block_master=debug").env("EMBER_LOCAL_DIRS", local.path());
     let driver = Proc::spawn(cmd);
     // Kill the first executor to hold 6 of the 25 pieces: a holder others may be fetching from.
     let mut held = std::collections::HashMap::<String, usize>::new();
