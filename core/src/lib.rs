@@ -12,6 +12,7 @@ pub mod error;
 pub mod files;
 pub mod lineage;
 pub mod partitioner;
+pub mod pieces;
 pub mod protocol;
 pub mod rdd;
 pub mod shuffle;

@@ -1,74 +1,83 @@
-//! The driver's store of broadcast values and added files, which executors fetch.
+//! The driver's side of broadcast variables and added files: cuts them into
+//! pieces registered with the block master (nothing is sent until an executor
+//! reads them), and unpersist/destroy.
 
+use crate::block_master::{BlockMaster, DriverPieces};
 use ember_core::broadcast::BroadcastOwner;
 use ember_core::error::{EmberError, Result};
+use ember_core::pieces::{BlobId, BlobMeta, checksum, cut};
 use parking_lot::RwLock;
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Tells executors to drop a broadcast value.
+/// Tells executors to drop a broadcast value and its pieces.
 pub trait BroadcastEvictor: Send + Sync {
     fn drop_broadcast(&self, id: u64);
 }
 
-#[derive(Default)]
 pub struct BroadcastManager {
-    values: RwLock<HashMap<u64, Arc<Vec<u8>>>>,
-    destroyed: RwLock<std::collections::HashSet<u64>>,
-    files: RwLock<HashMap<String, PathBuf>>,
+    pub block_master: Arc<BlockMaster>,
     evictors: RwLock<Vec<Arc<dyn BroadcastEvictor>>>,
-    /// Bytes of broadcast values and files this process has served.
-    pub bytes_uploaded: AtomicU64,
+    piece_size: u64,
+    checksums: bool,
 }
 
 impl BroadcastManager {
+    /// `spark.broadcast.blockSize` and `spark.broadcast.checksum` as given.
+    pub fn new(piece_size: u64, checksums: bool) -> Self {
+        Self {
+            block_master: Arc::new(BlockMaster::default()),
+            evictors: RwLock::new(Vec::new()),
+            piece_size: piece_size.max(1),
+            checksums,
+        }
+    }
+
     pub fn add_evictor(&self, e: Arc<dyn BroadcastEvictor>) {
         self.evictors.write().push(e);
     }
 
-    pub fn put(&self, id: u64, bytes: Vec<u8>) {
-        self.values.write().insert(id, Arc::new(bytes));
+    /// Registers the encoded bytes of broadcast `id` as pieces.
+    pub fn put(&self, id: u64, bytes: Vec<u8>, compressed: bool) {
+        let (meta, pieces) = cut(&bytes, self.piece_size, self.checksums, compressed);
+        drop(bytes);
+        tracing::info!(broadcast = id, bytes = meta.total_bytes, pieces = meta.num_pieces(), "broadcast registered");
+        let pieces = pieces.into_iter().map(Arc::new).collect();
+        self.block_master.add_blob(BlobId::Broadcast(id), meta, DriverPieces::Memory(pieces));
     }
 
-    pub fn bytes(&self, id: u64) -> Result<Arc<Vec<u8>>> {
-        if self.destroyed.read().contains(&id) {
-            return Err(EmberError::Broadcast { id, reason: "it was destroyed".into() });
+    /// Registers a file for `addFile`: its pieces are read from `path` when fetched.
+    pub fn add_file(&self, name: String, path: PathBuf) -> Result<()> {
+        let mut f = std::fs::File::open(&path).map_err(|e| EmberError::io(path.display(), e))?;
+        let mut sums = Vec::new();
+        let mut total = 0u64;
+        let mut buf = vec![0u8; self.piece_size as usize];
+        loop {
+            let mut filled = 0;
+            while filled < buf.len() {
+                match f.read(&mut buf[filled..]).map_err(|e| EmberError::io(path.display(), e))? {
+                    0 => break,
+                    n => filled += n,
+                }
+            }
+            if filled == 0 && total > 0 {
+                break;
+            }
+            sums.push(checksum(&buf[..filled]));
+            total += filled as u64;
+            if filled < buf.len() {
+                break;
+            }
         }
-        let bytes = self
-            .values
-            .read()
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| EmberError::Broadcast { id, reason: "unknown broadcast".into() })?;
-        self.bytes_uploaded.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Ok(bytes)
-    }
-
-    pub fn add_file(&self, name: String, path: PathBuf) {
-        self.files.write().insert(name, path);
-    }
-
-    pub fn copy_file(&self, name: &str, dest: &Path) -> Result<()> {
-        let src = self.files.read().get(name).cloned().ok_or_else(|| EmberError::File {
-            name: name.to_string(),
-            reason: "no file of that name was added with addFile".into(),
-        })?;
-        let n = std::fs::copy(&src, dest).map_err(|e| EmberError::io(src.display(), e))?;
-        self.bytes_uploaded.fetch_add(n, Ordering::Relaxed);
+        let meta = BlobMeta {
+            total_bytes: total,
+            piece_size: self.piece_size,
+            checksums: self.checksums.then_some(sums),
+            compressed: false,
+        };
+        self.block_master.add_blob(BlobId::File(name), meta, DriverPieces::File(path));
         Ok(())
-    }
-
-    /// The contents of an added file.
-    pub fn file_bytes(&self, name: &str) -> Result<Vec<u8>> {
-        let src = self.files.read().get(name).cloned().ok_or_else(|| EmberError::File {
-            name: name.to_string(),
-            reason: "no file of that name was added with addFile".into(),
-        })?;
-        let bytes = std::fs::read(&src).map_err(|e| EmberError::io(src.display(), e))?;
-        self.bytes_uploaded.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Ok(bytes)
     }
 
     fn evict(&self, id: u64) {
@@ -80,11 +89,11 @@ impl BroadcastManager {
 
 impl BroadcastOwner for BroadcastManager {
     fn unpersist(&self, id: u64) {
+        self.block_master.forget_executor_copies(&BlobId::Broadcast(id));
         self.evict(id);
     }
     fn destroy(&self, id: u64) {
-        self.destroyed.write().insert(id);
-        self.values.write().remove(&id);
+        self.block_master.remove_blob(&BlobId::Broadcast(id));
         self.evict(id);
     }
 }

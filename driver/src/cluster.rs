@@ -8,6 +8,8 @@ use crate::scheduler::TaskScheduler;
 use ember_core::config::Conf;
 use ember_core::error::{EmberError, Result};
 use ember_core::wire::MAX_MESSAGE_BYTES;
+use ember_core::wire::v1::StatsRequest;
+use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::driver_command;
 use ember_core::wire::v1::driver_server::DriverServer;
 use parking_lot::Mutex;
@@ -94,6 +96,26 @@ impl ClusterBackend {
 
     pub fn registry(&self) -> &Arc<ExecutorRegistry> {
         &self.service.registry
+    }
+
+    /// Broadcast bytes each registered executor has uploaded (asked over its block server).
+    pub fn executor_upload_stats(&self) -> Vec<(String, u64)> {
+        let addresses = self.service.registry.addresses();
+        let runtime = self.runtime.lock();
+        let Some(rt) = runtime.as_ref() else { return Vec::new() };
+        let mut out = rt.block_on(async move {
+            let asks = addresses.into_iter().map(|(id, address)| async move {
+                let ask = async {
+                    let mut client = BlockServerClient::connect(format!("http://{address}")).await.ok()?;
+                    let reply = client.upload_stats(StatsRequest {}).await.ok()?;
+                    Some(reply.into_inner().broadcast_bytes_uploaded)
+                };
+                tokio::time::timeout(Duration::from_secs(5), ask).await.ok().flatten().map(|b| (id, b))
+            });
+            futures::future::join_all(asks).await.into_iter().flatten().collect::<Vec<_>>()
+        });
+        out.sort();
+        out
     }
 
     /// The URL executors use to reach this driver.

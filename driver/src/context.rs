@@ -78,7 +78,10 @@ impl EmberContext {
         let memory = conf.get_bytes("spark.executor.memory", 1 << 30)?;
         let scheduler = TaskScheduler::new();
         let tracker = Arc::new(MapOutputTracker::default());
-        let broadcasts = Arc::new(BroadcastManager::default());
+        let broadcasts = Arc::new(BroadcastManager::new(
+            conf.get_bytes("spark.broadcast.blockSize", 4 << 20)?,
+            conf.get_bool("spark.broadcast.checksum", true)?,
+        ));
         let mut local_executors = Vec::new();
         let mut cluster = None;
         let registration_wait =
@@ -99,6 +102,7 @@ impl EmberContext {
                     Arc::new(NoRemoteBlocks),
                     Arc::new(SchedulerSink(scheduler.clone())),
                 )?;
+                broadcasts.block_master.add_executor("driver", "");
                 let link = Arc::new(InProcessExecutor(executor.clone()));
                 broadcasts.add_evictor(link.clone());
                 scheduler.add_executor("driver", *threads, link);
@@ -237,7 +241,7 @@ impl EmberContext {
     pub fn broadcast<T: Data>(&self, value: T) -> Result<Broadcast<T>> {
         let compress = self.inner.conf.get_bool("spark.broadcast.compress", true)?;
         let id = next_broadcast_id();
-        self.inner.broadcasts.put(id, encode_value(&value, compress)?);
+        self.inner.broadcasts.put(id, encode_value(&value, compress)?, compress);
         let owner: Arc<dyn BroadcastOwner> = self.inner.broadcasts.clone();
         Ok(Broadcast::new_on_driver(id, Arc::new(value), owner))
     }
@@ -268,7 +272,7 @@ impl EmberContext {
             .ok_or_else(|| EmberError::InputPath { path: path.display().to_string(), reason: "no file name".into() })?
             .to_string();
         let abs = std::fs::canonicalize(path).map_err(|e| EmberError::io(path.display(), e))?;
-        self.inner.broadcasts.add_file(name.clone(), abs.clone());
+        self.inner.broadcasts.add_file(name.clone(), abs.clone())?;
         ember_core::files::register_driver_file(&name, abs);
         Ok(name)
     }
@@ -288,6 +292,19 @@ impl EmberContext {
         self.inner.cluster.as_ref().map(|c| c.registry().pids()).unwrap_or_default()
     }
 
+    /// Bytes of broadcast and file pieces each process has uploaded so far: the
+    /// driver, and every registered executor (asked over its block server).
+    pub fn broadcast_bytes_uploaded(&self) -> BroadcastUploads {
+        let driver = self.inner.broadcasts.block_master.bytes_uploaded();
+        let executors = self.inner.cluster.as_ref().map(|c| c.executor_upload_stats()).unwrap_or_default();
+        BroadcastUploads { driver, executors }
+    }
+
+    /// Size of a broadcast value as stored and shipped (serialized, compressed).
+    pub fn broadcast_stored_bytes(&self, id: u64) -> Option<u64> {
+        self.inner.broadcasts.block_master.meta(&ember_core::pieces::BlobId::Broadcast(id)).ok().map(|m| m.total_bytes)
+    }
+
     /// Number of executors currently registered.
     pub fn executor_count(&self) -> usize {
         self.inner.scheduler.executor_count()
@@ -296,6 +313,20 @@ impl EmberContext {
     /// What speculative execution did so far: copies launched, won and killed.
     pub fn speculation_metrics(&self) -> SpeculationMetrics {
         self.inner.speculation_counters.snapshot()
+    }
+}
+
+/// Broadcast bytes uploaded per process (`EmberContext::broadcast_bytes_uploaded`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BroadcastUploads {
+    pub driver: u64,
+    /// By executor id (executors that could not be asked are left out).
+    pub executors: Vec<(String, u64)>,
+}
+
+impl BroadcastUploads {
+    pub fn executors_total(&self) -> u64 {
+        self.executors.iter().map(|(_, b)| b).sum()
     }
 }
 
@@ -310,6 +341,8 @@ impl ContextInner {
         if let Some(cluster) = &self.cluster {
             cluster.stop();
         }
+        // Broadcast blocks end with the application (executors' go with their work dirs).
+        self.broadcasts.block_master.clear();
         tracing::info!("context stopped");
     }
 

@@ -7,12 +7,13 @@ use crate::map_output::MapOutputTracker;
 use crate::scheduler::{ExecutorLink, TaskScheduler};
 use ember_core::closure::build_id;
 use ember_core::error::EmberError;
+use ember_core::pieces::BlobId;
 use ember_core::protocol::{TaskDescription, TaskOutcome, TaskValue};
 use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::driver_server::Driver;
 use ember_core::wire::v1::{
-    self, BroadcastRequest, Chunk, DriverCommand, ExecutorMessage, FileRequest, MapOutputsRequest, Payload,
-    ResultRequest, driver_command, executor_message,
+    self, BlobRequest, Chunk, DriverCommand, ExecutorMessage, HoldersRequest, MapOutputsRequest, Payload, PieceRequest,
+    RegisterPieceRequest, ResultRequest, driver_command, executor_message,
 };
 use ember_core::wire::{MAX_MESSAGE_BYTES, chunks, from_status, to_status};
 use parking_lot::Mutex;
@@ -52,6 +53,11 @@ impl ExecutorRegistry {
 
     pub fn pids(&self) -> Vec<(String, u32)> {
         self.executors.lock().values().map(|e| (e.executor_id.clone(), e.pid)).collect()
+    }
+
+    /// Block-server address of every registered executor.
+    pub fn addresses(&self) -> Vec<(String, String)> {
+        self.executors.lock().values().map(|e| (e.executor_id.clone(), e.block_address.clone())).collect()
     }
 
     fn send(entry: &ExecutorEntry, kind: driver_command::Kind) {
@@ -119,6 +125,7 @@ impl DriverService {
             }
         }
         tracing::warn!(executor_id, reason, "executor lost");
+        self.broadcasts.block_master.remove_executor(executor_id);
         let removed = self.tracker.remove_executor(executor_id);
         if removed > 0 {
             tracing::info!(executor_id, map_outputs = removed, "map outputs lost with the executor will be recomputed");
@@ -185,8 +192,7 @@ fn chunk_stream(data: Arc<Vec<u8>>) -> ChunkStream {
 #[tonic::async_trait]
 impl Driver for DriverService {
     type SessionStream = CommandStream;
-    type FetchBroadcastStream = ChunkStream;
-    type FetchFileStream = ChunkStream;
+    type FetchPieceStream = ChunkStream;
 
     async fn session(&self, request: Request<Streaming<ExecutorMessage>>) -> Result<Response<CommandStream>, Status> {
         let mut inbound = request.into_inner();
@@ -228,6 +234,7 @@ impl Driver for DriverService {
                 },
             );
         }
+        self.broadcasts.block_master.add_executor(&id, &register.block_address);
         tracing::info!(executor_id = %id, pid = register.pid, cores = register.cores, block_address = %register.block_address, "executor registered");
         self.scheduler.add_executor(&id, register.cores as usize, Arc::new(RemoteExecutorLink { commands: tx }));
         let service = self.clone();
@@ -266,13 +273,52 @@ impl Driver for DriverService {
         Ok(Response::new(Payload { data }))
     }
 
-    async fn fetch_broadcast(&self, request: Request<BroadcastRequest>) -> Result<Response<ChunkStream>, Status> {
-        let bytes = self.broadcasts.bytes(request.into_inner().broadcast_id).map_err(to_status)?;
-        Ok(Response::new(chunk_stream(bytes)))
+    async fn blob_meta(&self, request: Request<BlobRequest>) -> Result<Response<Payload>, Status> {
+        let blob = decode_blob(&request.into_inner().blob)?;
+        let meta = self.broadcasts.block_master.meta(&blob).map_err(to_status)?;
+        let data = postcard::to_allocvec(&meta).map_err(|e| to_status(e.into()))?;
+        Ok(Response::new(Payload { data }))
     }
 
-    async fn fetch_file(&self, request: Request<FileRequest>) -> Result<Response<ChunkStream>, Status> {
-        let bytes = self.broadcasts.file_bytes(&request.into_inner().name).map_err(to_status)?;
-        Ok(Response::new(chunk_stream(Arc::new(bytes))))
+    async fn piece_holders(&self, request: Request<HoldersRequest>) -> Result<Response<Payload>, Status> {
+        let r = request.into_inner();
+        let blob = decode_blob(&r.blob)?;
+        let master = self.broadcasts.block_master.clone();
+        // With `wait` this blocks until the piece has a holder: off the async workers.
+        let source = tokio::task::spawn_blocking(move || master.holders(&blob, r.index, &r.executor_id, r.wait))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(to_status)?;
+        let data = postcard::to_allocvec(&source).map_err(|e| to_status(e.into()))?;
+        Ok(Response::new(Payload { data }))
     }
+
+    async fn register_piece(&self, request: Request<RegisterPieceRequest>) -> Result<Response<Payload>, Status> {
+        let r = request.into_inner();
+        let blob = decode_blob(&r.blob)?;
+        self.broadcasts.block_master.register_piece(&blob, r.index, &r.executor_id);
+        Ok(Response::new(Payload { data: Vec::new() }))
+    }
+
+    async fn report_bad_piece(&self, request: Request<RegisterPieceRequest>) -> Result<Response<Payload>, Status> {
+        let r = request.into_inner();
+        let blob = decode_blob(&r.blob)?;
+        self.broadcasts.block_master.drop_holder(&blob, r.index, &r.executor_id);
+        Ok(Response::new(Payload { data: Vec::new() }))
+    }
+
+    async fn fetch_piece(&self, request: Request<PieceRequest>) -> Result<Response<ChunkStream>, Status> {
+        let r = request.into_inner();
+        let blob = decode_blob(&r.blob)?;
+        let master = self.broadcasts.block_master.clone();
+        let bytes = tokio::task::spawn_blocking(move || master.read_piece(&blob, r.index))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(to_status)?;
+        Ok(Response::new(chunk_stream(bytes)))
+    }
+}
+
+fn decode_blob(bytes: &[u8]) -> Result<BlobId, Status> {
+    postcard::from_bytes(bytes).map_err(|e| to_status(e.into()))
 }

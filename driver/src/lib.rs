@@ -42,6 +42,7 @@
 //! let _ = sc.parallelize(vec![1u64], 1).map(Fn!(move |x: u64| x + shared));
 //! ```
 
+pub mod block_master;
 pub mod broadcast_manager;
 pub mod cluster;
 pub mod context;
@@ -54,7 +55,7 @@ pub mod ops;
 pub mod rdd;
 pub mod scheduler;
 
-pub use context::EmberContext;
+pub use context::{BroadcastUploads, EmberContext};
 pub use ember_core::accumulator::{Accumulator, AccumulatorValue};
 pub use ember_core::broadcast::Broadcast;
 pub use ember_core::config::Conf;

@@ -6,10 +6,10 @@ use crate::broadcast_manager::{BroadcastEvictor, BroadcastManager};
 use crate::map_output::MapOutputTracker;
 use crate::scheduler::{ExecutorLink, TaskScheduler};
 use ember_core::error::{EmberError, Result};
+use ember_core::pieces::{BlobId, BlobMeta, PieceSource};
 use ember_core::protocol::{TaskDescription, TaskOutcome};
 use ember_core::shuffle::MapStatus;
 use ember_executor::{BlockFetcher, DriverLink, Executor, StatusSink};
-use std::path::Path;
 use std::sync::Arc;
 
 /// The driver side of the links, served in-process.
@@ -22,11 +22,22 @@ impl DriverLink for InProcessDriver {
     fn map_outputs(&self, shuffle_id: u32) -> Result<Vec<Option<MapStatus>>> {
         self.tracker.outputs(shuffle_id).ok_or_else(|| EmberError::Internal(format!("unknown shuffle {shuffle_id}")))
     }
-    fn broadcast_bytes(&self, id: u64) -> Result<Vec<u8>> {
-        Ok((*self.broadcasts.bytes(id)?).clone())
+    fn blob_meta(&self, blob: &BlobId) -> Result<BlobMeta> {
+        self.broadcasts.block_master.meta(blob)
     }
-    fn fetch_file(&self, name: &str, dest: &Path) -> Result<()> {
-        self.broadcasts.copy_file(name, dest)
+    fn piece_holders(&self, blob: &BlobId, index: u32, executor_id: &str, wait: bool) -> Result<PieceSource> {
+        self.broadcasts.block_master.holders(blob, index, executor_id, wait)
+    }
+    fn register_piece(&self, blob: &BlobId, index: u32, executor_id: &str) -> Result<()> {
+        self.broadcasts.block_master.register_piece(blob, index, executor_id);
+        Ok(())
+    }
+    fn report_bad_piece(&self, blob: &BlobId, index: u32, holder: &str) -> Result<()> {
+        self.broadcasts.block_master.drop_holder(blob, index, holder);
+        Ok(())
+    }
+    fn fetch_piece(&self, blob: &BlobId, index: u32) -> Result<Vec<u8>> {
+        Ok((*self.broadcasts.block_master.read_piece(blob, index)?).clone())
     }
 }
 
@@ -39,6 +50,9 @@ impl BlockFetcher for NoRemoteBlocks {
             "shuffle {shuffle_id} map {map_index} is on executor {} which local mode cannot reach",
             status.executor_id
         )))
+    }
+    fn fetch_piece(&self, address: &str, blob: &BlobId, index: u32) -> Result<Vec<u8>> {
+        Err(blob.error(format!("piece {index} is on {address}, which local mode cannot reach")))
     }
 }
 

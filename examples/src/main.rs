@@ -5,7 +5,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ember_examples::RunConfig;
-use ember_examples::jobs::{diagnostics, gen_text, join, pi, sumsq, tasklist, terasort, wordcount};
+use ember_examples::jobs::{broadcast, diagnostics, gen_text, join, pi, sumsq, tasklist, terasort, wordcount};
 use serde_json::Value;
 
 #[derive(Parser, Debug)]
@@ -137,6 +137,26 @@ enum Job {
         #[arg(long)]
         output: Option<String>,
     },
+    /// Broadcasts SIZE MB of pseudo-random bytes and runs tasks that each read it and
+    /// return its checksum; reports the time until every executor has it and the
+    /// bytes uploaded by the driver and by executors.
+    Broadcast {
+        #[arg(long, default_value_t = 16.0)]
+        mb: f64,
+        #[arg(long, default_value_t = 16)]
+        tasks: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Ship the bytes with addFile instead of as a broadcast variable.
+        #[arg(long)]
+        via_file: bool,
+        /// Let one task read the value first, then wait for this file (for fault tests).
+        #[arg(long)]
+        pause_file: Option<String>,
+        /// Afterwards: unpersist and read again, or destroy and read again.
+        #[arg(long, value_enum, default_value = "nothing")]
+        after: broadcast::After,
+    },
     /// Writes a deterministic Zipf-like word corpus of exactly `bytes` bytes.
     GenText {
         #[arg(long)]
@@ -169,6 +189,9 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
         Job::Teragen { records, output, partitions } => terasort::teragen(&ctx()?, records, &output, partitions)?,
         Job::Terasort { input, output, partitions } => terasort::terasort(&ctx()?, &input, &output, partitions)?,
         Job::Teravalidate { input } => terasort::teravalidate(&ctx()?, &input)?,
+        Job::Broadcast { mb, tasks, seed, via_file, pause_file, after } => {
+            broadcast::run(&ctx()?, &broadcast::BroadcastParams { mb, tasks, seed, via_file, pause_file, after })?
+        }
         Job::GenText { bytes, output, seed } => {
             gen_text::run(bytes, &output, seed).with_context(|| format!("cannot write {output}"))?
         }

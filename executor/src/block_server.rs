@@ -1,10 +1,11 @@
 //! The executor's block server: other executors fetch shuffle blocks from it,
-//! and the driver fetches large task results.
+//! broadcast and file pieces, and the driver fetches large task results.
 
 use crate::env::ExecutorServices;
 use ember_core::error::EmberError;
+use ember_core::pieces::BlobId;
 use ember_core::wire::v1::block_server_server::BlockServer;
-use ember_core::wire::v1::{Chunk, ResultRequest, ShuffleBlockRequest};
+use ember_core::wire::v1::{Chunk, PieceRequest, ResultRequest, ShuffleBlockRequest, StatsRequest, UploadStatsReply};
 use ember_core::wire::{chunks, to_status};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -42,6 +43,7 @@ fn stream(data: Arc<Vec<u8>>) -> ChunkStream {
 impl BlockServer for BlockService {
     type FetchShuffleBlockStream = ChunkStream;
     type FetchResultStream = ChunkStream;
+    type FetchPieceStream = ChunkStream;
 
     async fn fetch_shuffle_block(
         &self,
@@ -64,5 +66,20 @@ impl BlockServer for BlockService {
             .take(task_id)
             .ok_or_else(|| to_status(EmberError::Internal(format!("no stored result for task {task_id}"))))?;
         Ok(Response::new(stream(bytes)))
+    }
+
+    async fn fetch_piece(&self, request: Request<PieceRequest>) -> Result<Response<Self::FetchPieceStream>, Status> {
+        let r = request.into_inner();
+        let blob: BlobId = postcard::from_bytes(&r.blob).map_err(|e| to_status(e.into()))?;
+        let services = self.services.clone();
+        let bytes = tokio::task::spawn_blocking(move || services.pieces.serve(&blob, r.index))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(to_status)?;
+        Ok(Response::new(stream(Arc::new(bytes))))
+    }
+
+    async fn upload_stats(&self, _request: Request<StatsRequest>) -> Result<Response<UploadStatsReply>, Status> {
+        Ok(Response::new(UploadStatsReply { broadcast_bytes_uploaded: self.services.pieces.bytes_uploaded() }))
     }
 }

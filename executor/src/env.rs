@@ -3,15 +3,18 @@
 
 use crate::block_store::BlockStore;
 use crate::links::{BlockFetcher, BlockRequest, DriverLink};
+use crate::piece_store::PieceStore;
 use crate::shuffle_files::ShuffleFiles;
+use crate::torrent::Torrent;
 use ember_core::config::Conf;
 use ember_core::error::{EmberError, FetchFailure, Result};
+use ember_core::pieces::BlobId;
 use ember_core::rdd::StorageLevel;
 use ember_core::shuffle::{FetchedBlock, ShuffleWriter};
 use ember_core::task::{AnyValue, CachedPartition, ExecutorEnv};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -37,6 +40,8 @@ pub struct ExecutorServices {
     work_dirs: Vec<PathBuf>,
     pub shuffle: Arc<ShuffleFiles>,
     pub blocks: BlockStore,
+    /// Broadcast and file pieces this executor holds and serves.
+    pub pieces: PieceStore,
     driver: Arc<dyn DriverLink>,
     fetcher: Arc<dyn BlockFetcher>,
     broadcasts: Mutex<HashMap<u64, Once<AnyValue>>>,
@@ -68,11 +73,13 @@ impl ExecutorServices {
             config.advertise_address.clone(),
         )?;
         let blocks = BlockStore::new(config.memory_bytes, work_dirs[0].join("blocks"));
+        let pieces = PieceStore::new(work_dirs[0].join("pieces"))?;
         Ok(Arc::new(Self {
             config,
             work_dirs,
             shuffle,
             blocks,
+            pieces,
             driver,
             fetcher,
             broadcasts: Mutex::new(HashMap::new()),
@@ -88,9 +95,19 @@ impl ExecutorServices {
         &self.work_dirs
     }
 
-    /// Forgets a broadcast value (unpersist/destroy).
+    /// Forgets a broadcast value and its pieces (unpersist/destroy).
     pub fn drop_broadcast(&self, id: u64) {
         self.broadcasts.lock().remove(&id);
+        self.pieces.remove_blob(&BlobId::Broadcast(id));
+    }
+
+    fn torrent(&self) -> Torrent<'_> {
+        Torrent {
+            driver: &*self.driver,
+            fetcher: &*self.fetcher,
+            store: &self.pieces,
+            executor_id: &self.config.executor_id,
+        }
     }
 }
 
@@ -180,7 +197,18 @@ impl ExecutorEnv for ExecutorServices {
         if let Some(v) = &*slot {
             return Ok(v.clone());
         }
-        let bytes = self.driver.broadcast_bytes(id)?;
+        let blob = BlobId::Broadcast(id);
+        let mut bytes = Vec::new();
+        let meta = self.torrent().fetch(&blob, &mut |offset, piece| {
+            if bytes.len() < offset + piece.len() {
+                bytes.resize(offset + piece.len(), 0);
+            }
+            bytes[offset..offset + piece.len()].copy_from_slice(piece);
+            Ok(())
+        })?;
+        if bytes.len() as u64 != meta.total_bytes {
+            return Err(blob.error(format!("assembled {} bytes, expected {}", bytes.len(), meta.total_bytes)));
+        }
         let value = decode(&bytes)?;
         *slot = Some(value.clone());
         Ok(value)
@@ -198,7 +226,16 @@ impl ExecutorEnv for ExecutorServices {
         let dir = self.work_dirs[0].join("files");
         std::fs::create_dir_all(&dir).map_err(|e| EmberError::io(dir.display(), e))?;
         let dest = dir.join(name);
-        self.driver.fetch_file(name, Path::new(&dest))?;
+        let tmp = dir.join(format!(".{name}.part"));
+        let file = std::fs::File::create(&tmp).map_err(|e| EmberError::io(tmp.display(), e))?;
+        let blob = BlobId::File(name.to_string());
+        let meta = self.torrent().fetch(&blob, &mut |offset, piece| {
+            use std::os::unix::fs::FileExt;
+            file.write_all_at(piece, offset as u64).map_err(|e| EmberError::io(tmp.display(), e))
+        })?;
+        file.set_len(meta.total_bytes).map_err(|e| EmberError::io(tmp.display(), e))?;
+        drop(file);
+        std::fs::rename(&tmp, &dest).map_err(|e| EmberError::io(dest.display(), e))?;
         *slot = Some(dest.clone());
         Ok(dest)
     }

@@ -115,12 +115,17 @@ impl Executor {
         }
     }
 
-    /// Stops accepting tasks and waits for the running ones to end.
+    /// Stops accepting tasks, waits for the running ones to end, and removes the
+    /// work directories (shuffle files, spills, broadcast pieces): the services may
+    /// outlive this call through the driver's links, so their `Drop` cannot be relied on.
     pub fn stop(&self) {
         self.queue.lock().take();
         let workers = std::mem::take(&mut *self.workers.lock());
         for w in workers {
             let _ = w.join();
+        }
+        for d in self.services.work_dirs() {
+            let _ = std::fs::remove_dir_all(d);
         }
     }
 }

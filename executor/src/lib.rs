@@ -6,9 +6,11 @@ pub mod block_store;
 pub mod env;
 pub mod executor;
 pub mod links;
+pub mod piece_store;
 pub mod remote;
 pub mod runner;
 pub mod shuffle_files;
+pub mod torrent;
 
 pub use env::{ExecutorConfig, ExecutorServices};
 pub use executor::Executor;

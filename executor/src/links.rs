@@ -2,18 +2,24 @@
 //! them in-process, distributed mode over gRPC.
 
 use ember_core::error::Result;
+use ember_core::pieces::{BlobId, BlobMeta, PieceSource};
 use ember_core::protocol::TaskOutcome;
 use ember_core::shuffle::MapStatus;
-use std::path::Path;
 
-/// Requests an executor makes to its driver.
+/// Requests an executor makes to its driver (and its block master).
 pub trait DriverLink: Send + Sync {
     /// Where every map output of a shuffle is (None: lost, being recomputed).
     fn map_outputs(&self, shuffle_id: u32) -> Result<Vec<Option<MapStatus>>>;
-    /// The serialized bytes of a broadcast value.
-    fn broadcast_bytes(&self, id: u64) -> Result<Vec<u8>>;
-    /// Copies a file added with `addFile` to `dest`.
-    fn fetch_file(&self, name: &str, dest: &Path) -> Result<()>;
+    /// Piece sizes and checksums of a broadcast value or added file.
+    fn blob_meta(&self, blob: &BlobId) -> Result<BlobMeta>;
+    /// Who holds piece `index` (see `BlockMaster::holders`).
+    fn piece_holders(&self, blob: &BlobId, index: u32, executor_id: &str, wait: bool) -> Result<PieceSource>;
+    /// This executor stored piece `index` and serves it from now on.
+    fn register_piece(&self, blob: &BlobId, index: u32, executor_id: &str) -> Result<()>;
+    /// Peer `holder` served piece `index` with a bad checksum.
+    fn report_bad_piece(&self, blob: &BlobId, index: u32, holder: &str) -> Result<()>;
+    /// The driver's copy of a piece.
+    fn fetch_piece(&self, blob: &BlobId, index: u32) -> Result<Vec<u8>>;
 }
 
 /// One shuffle block to fetch from another executor.
@@ -34,9 +40,11 @@ impl BlockRequest {
 /// Fetched blocks in the order they arrive.
 pub type FetchResults = Box<dyn Iterator<Item = (BlockRequest, Result<Vec<u8>>)>>;
 
-/// Reads shuffle blocks held by other executors.
+/// Reads blocks held by other executors.
 pub trait BlockFetcher: Send + Sync {
     fn fetch_block(&self, status: &MapStatus, shuffle_id: u32, map_index: u32, reduce_index: u32) -> Result<Vec<u8>>;
+    /// A broadcast or file piece from the executor whose block server is at `address`.
+    fn fetch_piece(&self, address: &str, blob: &BlobId, index: u32) -> Result<Vec<u8>>;
 
     /// Fetches many blocks; implementations may fetch concurrently, with at most
     /// `max_bytes_in_flight` bytes requested at once (a larger block goes alone).

@@ -9,20 +9,21 @@ use crate::links::{BlockFetcher, BlockRequest, DriverLink, FetchResults, StatusS
 use ember_core::closure::build_id;
 use ember_core::config::Conf;
 use ember_core::error::{EmberError, Result};
+use ember_core::pieces::{BlobId, BlobMeta, PieceSource};
 use ember_core::protocol::{TaskDescription, TaskOutcome, TaskValue};
 use ember_core::shuffle::MapStatus;
 use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::block_server_server::BlockServerServer;
 use ember_core::wire::v1::driver_client::DriverClient;
 use ember_core::wire::v1::{
-    self, BroadcastRequest, ExecutorMessage, FileRequest, Heartbeat, MapOutputsRequest, Register, ShuffleBlockRequest,
-    TaskStatus, driver_command, executor_message,
+    self, BlobRequest, ExecutorMessage, Heartbeat, HoldersRequest, MapOutputsRequest, PieceRequest, Register,
+    RegisterPieceRequest, ShuffleBlockRequest, TaskStatus, driver_command, executor_message,
 };
 use ember_core::wire::{MAX_MESSAGE_BYTES, from_status};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
@@ -317,21 +318,49 @@ impl DriverLink for RemoteDriver {
         Ok(postcard::from_bytes(&payload.data)?)
     }
 
-    fn broadcast_bytes(&self, id: u64) -> Result<Vec<u8>> {
+    fn blob_meta(&self, blob: &BlobId) -> Result<BlobMeta> {
         let mut client = self.client.clone();
-        self.handle.block_on(async move {
-            collect_chunks(client.fetch_broadcast(BroadcastRequest { broadcast_id: id }).await).await
-        })
+        let blob = postcard::to_allocvec(blob)?;
+        let payload =
+            self.handle.block_on(async move { client.blob_meta(BlobRequest { blob }).await }).map_err(from_status)?;
+        Ok(postcard::from_bytes(&payload.into_inner().data)?)
     }
 
-    fn fetch_file(&self, name: &str, dest: &Path) -> Result<()> {
+    fn piece_holders(&self, blob: &BlobId, index: u32, executor_id: &str, wait: bool) -> Result<PieceSource> {
         let mut client = self.client.clone();
-        let name = name.to_string();
-        let bytes =
-            self.handle.block_on(async move { collect_chunks(client.fetch_file(FileRequest { name }).await).await })?;
-        std::fs::write(dest, bytes).map_err(|e| EmberError::io(dest.display(), e))
+        let req = HoldersRequest { blob: postcard::to_allocvec(blob)?, index, executor_id: executor_id.into(), wait };
+        let payload =
+            self.handle.block_on(async move { client.piece_holders(req).await }).map_err(from_status)?.into_inner();
+        Ok(postcard::from_bytes(&payload.data)?)
+    }
+
+    fn register_piece(&self, blob: &BlobId, index: u32, executor_id: &str) -> Result<()> {
+        let mut client = self.client.clone();
+        let req = RegisterPieceRequest { blob: postcard::to_allocvec(blob)?, index, executor_id: executor_id.into() };
+        self.handle.block_on(async move { client.register_piece(req).await }).map_err(from_status)?;
+        Ok(())
+    }
+
+    fn report_bad_piece(&self, blob: &BlobId, index: u32, holder: &str) -> Result<()> {
+        let mut client = self.client.clone();
+        let req = RegisterPieceRequest { blob: postcard::to_allocvec(blob)?, index, executor_id: holder.into() };
+        self.handle.block_on(async move { client.report_bad_piece(req).await }).map_err(from_status)?;
+        Ok(())
+    }
+
+    fn fetch_piece(&self, blob: &BlobId, index: u32) -> Result<Vec<u8>> {
+        let mut client = self.client.clone();
+        let req = PieceRequest { blob: postcard::to_allocvec(blob)?, index };
+        self.handle.block_on(async move {
+            tokio::time::timeout(PIECE_TIMEOUT, async { collect_chunks(client.fetch_piece(req).await).await })
+                .await
+                .unwrap_or_else(|_| Err(EmberError::Internal("fetching a piece from the driver timed out".into())))
+        })
     }
 }
+
+/// Bound on fetching one piece from one holder.
+const PIECE_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct RemoteBlocks {
     handle: Handle,
@@ -413,6 +442,16 @@ impl BlockFetcher for RemoteBlocks {
             }
         });
         Box::new(rx.into_iter())
+    }
+
+    fn fetch_piece(&self, address: &str, blob: &BlobId, index: u32) -> Result<Vec<u8>> {
+        let mut client = self.client(address)?;
+        let req = PieceRequest { blob: postcard::to_allocvec(blob)?, index };
+        self.handle.block_on(async move {
+            tokio::time::timeout(PIECE_TIMEOUT, async { collect_chunks(client.fetch_piece(req).await).await })
+                .await
+                .unwrap_or_else(|_| Err(EmberError::Internal(format!("fetching a piece from {address} timed out"))))
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! One module per job.
 
+pub mod broadcast;
 pub mod diagnostics;
 pub mod gen_text;
 pub mod join;
