@@ -2,91 +2,17 @@
 //! own loopback address: exact values, the driver's upload, a killed holder, a
 //! corrupted piece, destroy.
 
+mod support;
+
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use support::Proc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ember-examples");
 const CLUSTER: &str = "local-cluster[8,1,512]";
 const ADDRESSES: &str =
     "ember.localCluster.bindAddresses=127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9";
-const WAIT: Duration = Duration::from_secs(180);
-
-/// A job process whose stderr is read line by line; killed when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Arc<Mutex<Vec<String>>>,
-    stdout: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).spawn().expect("spawn");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let seen2 = seen.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                seen2.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        let stdout = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stdout.read_to_string(&mut s);
-            s
-        });
-        Proc { child, lines, seen, stdout: Some(stdout) }
-    }
-
-    fn wait_for(&self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no line containing {needle:?} within {WAIT:?}; stderr:\n{}", self.stderr()),
-            }
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.seen.lock().unwrap().join("\n")
-    }
-
-    /// The JSON of the last stdout line, asserting success; and the stderr.
-    fn result(mut self) -> (Value, String) {
-        let deadline = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "job did not exit within {WAIT:?}; stderr:\n{}", self.stderr());
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let out = self.stdout.take().unwrap().join().unwrap();
-        let stderr = self.stderr();
-        assert_eq!(status.code(), Some(0), "job failed; stderr:\n{stderr}");
-        let last = out.lines().last().unwrap_or_else(|| panic!("no output; stderr:\n{stderr}"));
-        let json =
-            serde_json::from_str(last).unwrap_or_else(|e| panic!("{last:?} is not JSON ({e}); stderr:\n{stderr}"));
-        (json, stderr)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn job(master: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
@@ -98,7 +24,7 @@ fn job(master: &str, args: &[&str]) -> Command {
 }
 
 fn run(master: &str, args: &[&str]) -> Value {
-    Proc::spawn(job(master, args)).result().0
+    Proc::spawn(job(master, args)).result()
 }
 
 fn bytes(v: &Value, key: &str) -> u64 {
@@ -172,7 +98,7 @@ fn a_holder_killed_mid_fetch_is_skipped_and_the_others_complete() {
     let pid = executor_pid(&driver.stderr(), &victim);
     // SAFETY: killing an executor process this test's job started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
-    let (result, log) = driver.result();
+    let (result, log) = driver.result_and_stderr();
     assert_eq!(result["all_tasks_exact"], true, "{result}");
     assert_eq!(result["checksum"], run("local[2]", &["broadcast", "--mb", "96", "--tasks", "1"])["checksum"]);
     assert!(log.contains("executor lost"), "{log}");
@@ -209,7 +135,7 @@ fn a_piece_corrupted_on_a_peer_is_detected_and_refetched() {
         std::fs::write(p, bytes).unwrap();
     }
     std::fs::write(&pause, b"").unwrap();
-    let (result, log) = driver.result();
+    let (result, log) = driver.result_and_stderr();
     assert_eq!(result["all_tasks_exact"], true, "{result}");
     assert_eq!(result["executors_read"], 8, "{result}");
     assert!(log.contains("corrupt piece from a peer; refetching from another holder"), "{log}");

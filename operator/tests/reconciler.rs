@@ -338,7 +338,7 @@ async fn suspend_deletes_pods_and_resume_submits_again() {
 }
 
 /// API requests per submission, by phase, for growing executor counts: everything but
-/// the executor pod applies is constant. Printed for docs/BENCHMARKS-operator.md.
+/// the executor pod applies is constant. Printed for docs/BENCHMARKS.md (Operator).
 #[tokio::test]
 async fn api_requests_per_submission_are_constant_apart_from_executor_pods() {
     let mut rows = Vec::new();

@@ -1,0 +1,99 @@
+//! Running `ember-examples` jobs as real processes in tests: stderr read line by
+//! line (to wait for log events), stdout kept for the result line, killed on drop.
+// Each test crate uses a different part of this module.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// The longest any test waits for a process event.
+pub const WAIT: Duration = Duration::from_secs(180);
+
+/// A process whose stderr is read line by line; killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Arc<Mutex<Vec<String>>>,
+    stdout: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).spawn().expect("spawn");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                seen2.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let stdout = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            s
+        });
+        Proc { child, lines, seen, stdout: Some(stdout) }
+    }
+
+    /// The first stderr line containing `needle` (bounded wait).
+    pub fn wait_for(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no line containing {needle:?} within {WAIT:?}; stderr:\n{}", self.stderr()),
+            }
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.seen.lock().unwrap().join("\n")
+    }
+
+    /// Waits for exit; returns (exit code, stdout).
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "process did not exit within {WAIT:?}; stderr:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let out = self.stdout.take().unwrap().join().unwrap();
+        (status.code(), out)
+    }
+
+    /// The JSON of the last stdout line, asserting success.
+    pub fn result(self) -> Value {
+        self.result_and_stderr().0
+    }
+
+    /// The JSON of the last stdout line, asserting success, and the whole stderr.
+    pub fn result_and_stderr(self) -> (Value, String) {
+        let stderr_seen = self.seen.clone();
+        let (code, out) = self.finish();
+        let stderr = stderr_seen.lock().unwrap().join("\n");
+        assert_eq!(code, Some(0), "job failed; stderr:\n{stderr}");
+        let last = out.lines().last().unwrap_or_else(|| panic!("no output; stderr:\n{stderr}"));
+        let json = serde_json::from_str(last)
+            .unwrap_or_else(|e| panic!("last line {last:?} is not JSON ({e}); stderr:\n{stderr}"));
+        (json, stderr)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
