@@ -98,6 +98,9 @@ fn every_example_gives_the_local_result_on_a_local_cluster() {
         let cluster = run(CLUSTER, &args);
         assert_eq!(local, cluster, "{args:?}");
     }
+    // Results above spark.task.maxDirectResultSize come from the executors' block servers.
+    let small_direct = ["--conf", "spark.task.maxDirectResultSize=64", "tasklist"];
+    assert_eq!(run(CLUSTER, &small_direct), run("local[2]", &["tasklist"]));
     let sumsq = run(CLUSTER, &["sumsq"]);
     assert_eq!(sumsq["count"], 10_000_000);
     assert_eq!(sumsq["sum"], "16666786667058750000000");
