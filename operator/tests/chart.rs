@@ -4,6 +4,7 @@
 //! round trip kept every field (a dropped field is one the API does not know: a typo or a
 //! wrong nesting). This needs no network and no API server.
 
+mod round_trip;
 mod tooling;
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use round_trip::dropped_fields;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -52,26 +54,6 @@ fn render_for(kube_version: Option<&str>, sets: &[&str]) -> Vec<Value> {
         .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
         .filter(|v: &Value| !v.is_null())
         .collect()
-}
-
-fn dropped_fields(original: &Value, round_trip: &Value, path: &str, out: &mut Vec<String>) {
-    match (original, round_trip) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in a {
-                match b.get(k) {
-                    Some(w) => dropped_fields(v, w, &format!("{path}.{k}"), out),
-                    None if v.is_null() => {}
-                    None => out.push(format!("{path}.{k}")),
-                }
-            }
-        }
-        (Value::Array(a), Value::Array(b)) => {
-            for (i, (v, w)) in a.iter().zip(b).enumerate() {
-                dropped_fields(v, w, &format!("{path}[{i}]"), out);
-            }
-        }
-        _ => {}
-    }
 }
 
 /// The first path where two documents differ; numbers compare by value, since helm's

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use ember_operator::crd::SparkApplication;
 use ember_operator::crdgen::{CRD_FILES, crd_yaml};
 use kube::CustomResourceExt;
+mod round_trip;
+
+use round_trip::dropped_fields;
 use serde_json::Value;
 
 fn workspace() -> PathBuf {
@@ -142,27 +145,6 @@ fn crd_schema_is_structural_and_described() {
         "terminationTime",
     ] {
         assert!(status[field].is_object(), "status.{field} missing");
-    }
-}
-
-/// Fields in `original` that did not survive a typed round trip: unknown to the schema.
-fn dropped_fields(original: &Value, round_trip: &Value, path: &str, out: &mut Vec<String>) {
-    match (original, round_trip) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in a {
-                match b.get(k) {
-                    Some(w) => dropped_fields(v, w, &format!("{path}.{k}"), out),
-                    None if v.is_null() => {}
-                    None => out.push(format!("{path}.{k}")),
-                }
-            }
-        }
-        (Value::Array(a), Value::Array(b)) => {
-            for (i, (v, w)) in a.iter().zip(b).enumerate() {
-                dropped_fields(v, w, &format!("{path}[{i}]"), out);
-            }
-        }
-        _ => {}
     }
 }
 
