@@ -121,12 +121,6 @@ impl BlockStore {
             }
         }
     }
-
-    /// Which partitions are cached here, for locality.
-    pub fn cached_partitions(&self) -> Vec<(u64, usize)> {
-        let st = self.state.lock();
-        st.memory.keys().chain(st.on_disk.keys()).copied().collect()
-    }
 }
 
 #[cfg(test)]
