@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod files;
+pub mod group;
 pub mod lineage;
 pub mod partitioner;
 pub mod pieces;

@@ -7,6 +7,7 @@ use crate::data::{BoxIter, Data};
 use crate::error::{EmberError, FetchFailure, Result};
 use crate::lineage::{AnyNode, DecodeFn, Encode, LineageReader, LineageWriter};
 use crate::rdd::{RddNode, StorageLevel, iterate};
+use crate::shuffle::sorter::{SpillConfig, SpillStats};
 use crate::shuffle::{FetchedBlock, ShuffleWriter};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::any::Any;
@@ -49,6 +50,11 @@ pub trait ExecutorEnv: Send + Sync {
     fn broadcast_value(&self, id: u64, decode: &dyn Fn(&[u8]) -> Result<AnyValue>) -> Result<AnyValue>;
     /// Local path of a file shipped with `addFile`.
     fn file_path(&self, name: &str) -> Result<PathBuf>;
+    /// Bytes one task may hold in shuffle, aggregation and sort buffers before
+    /// spilling them to disk.
+    fn task_memory_budget(&self) -> u64;
+    /// Directory for spill files.
+    fn spill_dir(&self) -> PathBuf;
 }
 
 /// Counters of one task attempt, reported with its result.
@@ -57,6 +63,8 @@ pub struct TaskMetrics {
     shuffle_bytes_written: AtomicU64,
     shuffle_records_written: AtomicU64,
     shuffle_bytes_read: AtomicU64,
+    spill_count: AtomicU64,
+    spill_bytes: AtomicU64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +72,21 @@ pub struct TaskMetricsSnapshot {
     pub shuffle_bytes_written: u64,
     pub shuffle_records_written: u64,
     pub shuffle_bytes_read: u64,
+    /// Times a buffer passed the task's memory budget and was written to disk.
+    pub spill_count: u64,
+    /// Bytes written to spill files (compressed).
+    pub spill_bytes: u64,
+}
+
+impl TaskMetricsSnapshot {
+    /// Adds another task's counters (a job's or application's totals).
+    pub fn add(&mut self, other: &TaskMetricsSnapshot) {
+        self.shuffle_bytes_written += other.shuffle_bytes_written;
+        self.shuffle_records_written += other.shuffle_records_written;
+        self.shuffle_bytes_read += other.shuffle_bytes_read;
+        self.spill_count += other.spill_count;
+        self.spill_bytes += other.spill_bytes;
+    }
 }
 
 impl TaskMetrics {
@@ -76,11 +99,17 @@ impl TaskMetrics {
     pub fn add_shuffle_bytes_read(&self, n: u64) {
         self.shuffle_bytes_read.fetch_add(n, Ordering::Relaxed);
     }
+    pub fn add_spill(&self, stats: SpillStats) {
+        self.spill_count.fetch_add(stats.spills, Ordering::Relaxed);
+        self.spill_bytes.fetch_add(stats.bytes, Ordering::Relaxed);
+    }
     pub fn snapshot(&self) -> TaskMetricsSnapshot {
         TaskMetricsSnapshot {
             shuffle_bytes_written: self.shuffle_bytes_written.load(Ordering::Relaxed),
             shuffle_records_written: self.shuffle_records_written.load(Ordering::Relaxed),
             shuffle_bytes_read: self.shuffle_bytes_read.load(Ordering::Relaxed),
+            spill_count: self.spill_count.load(Ordering::Relaxed),
+            spill_bytes: self.spill_bytes.load(Ordering::Relaxed),
         }
     }
 }
@@ -174,6 +203,15 @@ impl TaskContext {
     }
     pub fn shuffle_compress(&self) -> bool {
         self.shuffle_compress
+    }
+
+    /// Where and within what budget this task's buffers spill.
+    pub fn spill_config(&self) -> SpillConfig {
+        SpillConfig {
+            budget: self.env.task_memory_budget(),
+            dir: self.env.spill_dir(),
+            compress: self.shuffle_compress,
+        }
     }
 
     /// Whether the driver asked this attempt to stop (Spark's `TaskContext.isInterrupted`).

@@ -20,7 +20,7 @@ use ember_core::rdd::{
     BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, RddBase, RddNode, TextFileRdd, UnionRdd,
 };
 use ember_core::shuffle::ShuffleDepBase;
-use ember_core::task::{PartitionFn, ResultStage};
+use ember_core::task::{PartitionFn, ResultStage, TaskMetricsSnapshot};
 use ember_core::text::{plan_record_splits, plan_splits, resolve_input_files};
 use ember_executor::{Executor, ExecutorConfig};
 use parking_lot::Mutex;
@@ -47,6 +47,8 @@ pub(crate) struct ContextInner {
     max_stage_attempts: u32,
     speculation: SpeculationConf,
     speculation_counters: SpeculationCounters,
+    /// Counters of every task that succeeded first for its partition.
+    task_metrics: Mutex<TaskMetricsSnapshot>,
 }
 
 /// Entry point to Ember: create one per application.
@@ -173,6 +175,7 @@ impl EmberContext {
                 max_stage_attempts,
                 speculation,
                 speculation_counters: SpeculationCounters::default(),
+                task_metrics: Mutex::new(TaskMetricsSnapshot::default()),
             }),
         })
     }
@@ -314,6 +317,12 @@ impl EmberContext {
     pub fn speculation_metrics(&self) -> SpeculationMetrics {
         self.inner.speculation_counters.snapshot()
     }
+
+    /// Totals over the tasks that produced results so far (one attempt per
+    /// partition): shuffle bytes and records written and read, spills.
+    pub fn task_metrics(&self) -> TaskMetricsSnapshot {
+        self.inner.task_metrics.lock().clone()
+    }
 }
 
 /// Broadcast bytes uploaded per process (`EmberContext::broadcast_bytes_uploaded`).
@@ -426,6 +435,7 @@ impl ContextInner {
             },
             speculation: &self.speculation,
             speculation_counters: &self.speculation_counters,
+            task_metrics: &self.task_metrics,
         };
         let base: Arc<dyn RddBase> = rdd.clone();
         let results = dag::run_job(job_id, cx, base, binary, partitions)?;

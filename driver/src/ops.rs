@@ -5,13 +5,17 @@
 use ember_core::aggregator::Aggregator;
 use ember_core::closure::{SerFn, traits::FnOnce as SerFnOnce};
 use ember_core::data::{BoxIter, Data, Key};
-use ember_core::error::{EmberError, Result};
+use ember_core::error::{EmberError, Result, raise};
+use ember_core::group::{Group, GroupByHash};
+use ember_core::partitioner::stable_hash;
 use ember_core::rdd::PartitionOp;
+use ember_core::shuffle::sorter::ExternalSorter;
 use ember_core::task::{PartitionFn, TaskContext};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
 use std::fmt::Display;
 use std::sync::Arc;
 
@@ -217,13 +221,42 @@ pub struct SortByKeyOp {
 impl<K: Data + Ord, V: Data> PartitionOp<(K, V), (K, V)> for SortByKeyOp {
     const NAME: &'static str = "sortByKey";
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, V)> {
-        let mut all: Vec<(K, V)> = input.collect();
-        if self.ascending {
-            all.sort_by(|a, b| a.0.cmp(&b.0));
-        } else {
-            all.sort_by(|a, b| b.0.cmp(&a.0));
+        let by_key = move |a: &(K, V), b: &(K, V)| if self.ascending { a.0.cmp(&b.0) } else { b.0.cmp(&a.0) };
+        external_sort(input, by_key)
+    }
+}
+
+/// The records of a partition in `cmp` order, sorted within the task's memory
+/// budget (spilling sorted runs when they do not fit).
+fn external_sort<T: Data>(input: BoxIter<T>, cmp: impl Fn(&T, &T) -> Ordering + Clone + 'static) -> BoxIter<T> {
+    let config = current_task(|ctx| ctx.spill_config());
+    let mut sorter = ExternalSorter::new(cmp, config);
+    let sorted = sorter.extend(input).and_then(|_| sorter.finish());
+    match sorted {
+        Ok((records, spilled)) => {
+            current_task(|ctx| ctx.metrics().add_spill(spilled));
+            records
         }
-        Box::new(all.into_iter())
+        Err(e) => raise(e),
+    }
+}
+
+/// Runs `f` with the task this thread runs (partition operations run inside one).
+fn current_task<R>(f: impl FnOnce(&TaskContext) -> R) -> R {
+    TaskContext::with_current(|ctx| f(ctx.expect("partition operations run inside a task")))
+}
+
+/// The reduce side of groupByKey: records ordered by key hash (sorted within
+/// the memory budget), then each key's values gathered into a `Group`, which
+/// moves to a spill file when it alone passes the budget.
+#[derive(Serialize, Deserialize)]
+pub struct GroupByKeyOp;
+impl<K: Key, V: Data> PartitionOp<(K, V), (K, Group<V>)> for GroupByKeyOp {
+    const NAME: &'static str = "groupByKey";
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, Group<V>)> {
+        let hashed: BoxIter<(u64, K, V)> = Box::new(input.map(|(k, v)| (stable_hash(&k), k, v)));
+        let by_hash = external_sort(hashed, |a: &(u64, K, V), b: &(u64, K, V)| a.0.cmp(&b.0));
+        Box::new(GroupByHash::new(by_hash, current_task(|ctx| ctx.spill_config())))
     }
 }
 
@@ -408,22 +441,6 @@ where
     }
     fn merge_combiners(&self, a: U, b: U) -> U {
         self.comb.call((a, b))
-    }
-}
-
-#[derive(Serialize, Deserialize, Clone, Copy)]
-pub struct GroupAgg;
-impl<V: Data> Aggregator<V, Vec<V>> for GroupAgg {
-    fn create_combiner(&self, v: V) -> Vec<V> {
-        vec![v]
-    }
-    fn merge_value(&self, mut c: Vec<V>, v: V) -> Vec<V> {
-        c.push(v);
-        c
-    }
-    fn merge_combiners(&self, mut a: Vec<V>, b: Vec<V>) -> Vec<V> {
-        a.extend(b);
-        a
     }
 }
 

@@ -7,6 +7,7 @@ use ember_core::aggregator::Aggregator;
 use ember_core::closure::SerFn;
 use ember_core::data::{BoxIter, Data, Key};
 use ember_core::error::{EmberError, Result};
+use ember_core::group::Group;
 use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 use ember_core::rdd::{
     CartesianRdd, CoalescedRdd, CombinedRdd, MapPartitionsRdd, PartitionOp, RddNode, ShuffledRdd, StorageLevel,
@@ -419,14 +420,16 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         self.combine_by_key_with_aggregator(ReduceAgg(f), partitions, true)
     }
 
-    /// All values of each key.
-    pub fn group_by_key(&self) -> Rdd<(K, Vec<V>)> {
+    /// All values of each key, as a `Group` (iterable; spilled to local disk
+    /// when one key's values do not fit the task's memory budget).
+    pub fn group_by_key(&self) -> Rdd<(K, Group<V>)> {
         self.group_by_key_with(self.shuffle_partitions(&[]))
     }
 
-    pub fn group_by_key_with(&self, partitions: usize) -> Rdd<(K, Vec<V>)> {
-        // Map-side combining would not shrink the data, so it is skipped (as in Spark).
-        self.combine_by_key_with_aggregator(GroupAgg, partitions, false)
+    pub fn group_by_key_with(&self, partitions: usize) -> Rdd<(K, Group<V>)> {
+        // Map-side combining would not shrink the data, so records are shuffled
+        // as they are (as in Spark) and grouped by the reducer.
+        self.partition_by(HashPartitioner::new(partitions)).with_op(GroupByKeyOp)
     }
 
     /// Per key: `create` on the first value, `merge_value` for more, `merge_combiners` across partitions.

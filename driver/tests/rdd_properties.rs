@@ -410,10 +410,10 @@ fn check_pair_ops<K: Key + Ord + Debug>(
     }
     prop_assert_eq!(as_map(ok(wide.fold_by_key(0, Fn!(|x: u64, y: u64| x + y)).collect())?)?, sums.clone());
     let grouped: BTreeMap<K, Vec<u32>> =
-        ok(ra.group_by_key().collect())?.into_iter().map(|(k, vs)| (k, sorted(vs))).collect();
+        ok(ra.group_by_key().collect())?.into_iter().map(|(k, vs)| (k, sorted(vs.into_vec()))).collect();
     prop_assert_eq!(&grouped, &ga);
     let grouped: BTreeMap<K, Vec<u32>> =
-        ok(ra.group_by_key_with(5).collect())?.into_iter().map(|(k, vs)| (k, sorted(vs))).collect();
+        ok(ra.group_by_key_with(5).collect())?.into_iter().map(|(k, vs)| (k, sorted(vs.into_vec()))).collect();
     prop_assert_eq!(&grouped, &ga);
     // combineByKey to (sum, count); aggregateByKey to (max, count).
     let combined: BTreeMap<K, (u64, u32)> = ok(ra

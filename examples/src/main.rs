@@ -5,7 +5,9 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ember_examples::RunConfig;
-use ember_examples::jobs::{broadcast, diagnostics, gen_text, join, pi, sumsq, tasklist, terasort, wordcount};
+use ember_examples::jobs::{
+    broadcast, diagnostics, gen_text, join, pi, shuffle_bench, sumsq, tasklist, terasort, wordcount,
+};
 use serde_json::Value;
 
 #[derive(Parser, Debug)]
@@ -157,6 +159,29 @@ enum Job {
         #[arg(long, value_enum, default_value = "nothing")]
         after: broadcast::After,
     },
+    /// Shuffle benchmark: reduceByKey of PAIRS pairs (i mod KEYS, i); prints checksums,
+    /// the time and the shuffle bytes written and read.
+    ReduceByKey {
+        #[arg(long, default_value_t = 20_000_000)]
+        pairs: u64,
+        #[arg(long, default_value_t = 1_000_000)]
+        keys: u64,
+        #[arg(long, default_value_t = 8)]
+        partitions: usize,
+    },
+    /// groupByKey with one hot key of VALUES values of VALUE_BYTES bytes (more than an
+    /// executor's memory); prints the group's count and checksum, whether it spilled,
+    /// and the peak RSS of the executor that grouped it.
+    GroupSkew {
+        #[arg(long, default_value_t = 2_000_000)]
+        values: u64,
+        #[arg(long, default_value_t = 100)]
+        value_bytes: usize,
+        #[arg(long, default_value_t = 1000)]
+        other_keys: u64,
+        #[arg(long, default_value_t = 16)]
+        partitions: usize,
+    },
     /// Writes a deterministic Zipf-like word corpus of exactly `bytes` bytes.
     GenText {
         #[arg(long)]
@@ -191,6 +216,10 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
         Job::Teravalidate { input } => terasort::teravalidate(&ctx()?, &input)?,
         Job::Broadcast { mb, tasks, seed, via_file, pause_file, after } => {
             broadcast::run(&ctx()?, &broadcast::BroadcastParams { mb, tasks, seed, via_file, pause_file, after })?
+        }
+        Job::ReduceByKey { pairs, keys, partitions } => shuffle_bench::reduce_by_key(&ctx()?, pairs, keys, partitions)?,
+        Job::GroupSkew { values, value_bytes, other_keys, partitions } => {
+            shuffle_bench::group_skew(&ctx()?, values, value_bytes, other_keys, partitions)?
         }
         Job::GenText { bytes, output, seed } => {
             gen_text::run(bytes, &output, seed).with_context(|| format!("cannot write {output}"))?

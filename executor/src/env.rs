@@ -16,14 +16,15 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Settings of one executor.
 #[derive(Debug, Clone)]
 pub struct ExecutorConfig {
     pub executor_id: String,
     pub cores: usize,
-    /// Budget for cached blocks and shuffle buffers, in bytes.
+    /// The executor's memory (`spark.executor.memory`), in bytes: the budget of
+    /// cached blocks and, times `spark.memory.fraction`, of running tasks' buffers.
     pub memory_bytes: u64,
     /// Base directories for shuffle files and spills (`spark.local.dir`); empty: the system temp dir.
     pub local_dirs: Vec<PathBuf>,
@@ -46,6 +47,8 @@ pub struct ExecutorServices {
     fetcher: Arc<dyn BlockFetcher>,
     broadcasts: Mutex<HashMap<u64, Once<AnyValue>>>,
     files: Mutex<HashMap<String, Once<PathBuf>>>,
+    task_memory_budget: u64,
+    next_spill_dir: AtomicUsize,
 }
 
 static NEXT_WORK_DIR: AtomicU64 = AtomicU64::new(0);
@@ -72,6 +75,7 @@ impl ExecutorServices {
             config.executor_id.clone(),
             config.advertise_address.clone(),
         )?;
+        let task_memory_budget = task_memory_budget(&config)?;
         let blocks = BlockStore::new(config.memory_bytes, work_dirs[0].join("blocks"));
         let pieces = PieceStore::new(work_dirs[0].join("pieces"))?;
         Ok(Arc::new(Self {
@@ -84,6 +88,8 @@ impl ExecutorServices {
             fetcher,
             broadcasts: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
+            task_memory_budget,
+            next_spill_dir: AtomicUsize::new(0),
         }))
     }
 
@@ -109,6 +115,17 @@ impl ExecutorServices {
             executor_id: &self.config.executor_id,
         }
     }
+}
+
+/// Each task slot's equal share of the execution memory, `spark.executor.memory`
+/// times `spark.memory.fraction` (Spark gives each of N running tasks between
+/// 1/2N and 1/N of that pool; a fixed share keeps every task's bound known).
+fn task_memory_budget(config: &ExecutorConfig) -> Result<u64> {
+    let fraction = config.conf.get_f64("spark.memory.fraction", 0.6)?;
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        return Err(EmberError::Config(format!("spark.memory.fraction must be in (0, 1], got {fraction}")));
+    }
+    Ok(((config.memory_bytes as f64 * fraction) as u64 / config.cores.max(1) as u64).max(1))
 }
 
 fn sanitize(s: &str) -> String {
@@ -212,6 +229,16 @@ impl ExecutorEnv for ExecutorServices {
         let value = decode(&bytes)?;
         *slot = Some(value.clone());
         Ok(value)
+    }
+
+    fn task_memory_budget(&self) -> u64 {
+        self.task_memory_budget
+    }
+
+    fn spill_dir(&self) -> PathBuf {
+        // Spread over the local dirs, as shuffle files are by map index.
+        let at = self.next_spill_dir.fetch_add(1, Ordering::Relaxed) % self.work_dirs.len();
+        self.work_dirs[at].join("spill")
     }
 
     fn file_path(&self, name: &str) -> Result<PathBuf> {

@@ -115,14 +115,18 @@ struct FileShuffleWriter {
 
 impl ShuffleWriter for FileShuffleWriter {
     fn write_block(&mut self, reduce_index: usize, block: &[u8]) -> Result<()> {
-        if reduce_index != self.lengths.len() {
+        let current = self.lengths.len().checked_sub(1);
+        if reduce_index >= self.num_reduce || current.is_some_and(|c| reduce_index < c) {
             return Err(EmberError::Internal(format!(
-                "shuffle blocks written out of order: {reduce_index} after {}",
-                self.lengths.len()
+                "shuffle block {reduce_index} written out of order (after {current:?}, of {})",
+                self.num_reduce
             )));
         }
+        while self.lengths.len() <= reduce_index {
+            self.lengths.push(0);
+        }
         self.out.write_all(block).map_err(|e| EmberError::io(self.tmp.display(), e))?;
-        self.lengths.push(block.len() as u64);
+        self.lengths[reduce_index] += block.len() as u64;
         Ok(())
     }
 

@@ -1,14 +1,14 @@
 //! The reduce side of a shuffle: RDDs whose partitions are read from map outputs.
 
 use super::{Dependency, RddBase, RddMeta, RddNode, into_any_node};
-use crate::aggregator::{Aggregator, fold_combiner, fold_value};
+use crate::aggregator::Aggregator;
 use crate::data::{BoxIter, Data, Key};
 use crate::error::Result;
 use crate::lineage::{AnyNode, DecodeFn, Encode, LineageReader, LineageWriter};
 use crate::partitioner::Partitioner;
+use crate::shuffle::combiner::ExternalCombiner;
 use crate::shuffle::{CombineMode, ShuffleDepBase, ShuffleDependency, read_partition};
 use crate::task::TaskContext;
-use rustc_hash::FxHashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -168,20 +168,21 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> RddBase for CombinedRdd<K, V
 
 impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> RddNode<(K, C)> for CombinedRdd<K, V, C, A> {
     fn compute(&self, split: usize, ctx: &TaskContext) -> Result<BoxIter<(K, C)>> {
-        let agg = &*self.aggregator;
-        let mut combined: FxHashMap<K, Option<C>> = FxHashMap::default();
+        let mut combined = ExternalCombiner::<K, V, C, A>::new(self.aggregator.clone(), ctx.spill_config());
         match self.mode {
             CombineMode::MapSide => {
                 for (k, c) in read_partition::<(K, C)>(ctx, self.shuffle_id, split)? {
-                    fold_combiner::<V, C, A>(agg, combined.entry(k).or_insert(None), c);
+                    combined.insert_combiner(k, c)?;
                 }
             }
             CombineMode::ReduceSide | CombineMode::None => {
                 for (k, v) in read_partition::<(K, V)>(ctx, self.shuffle_id, split)? {
-                    fold_value(agg, combined.entry(k).or_insert(None), v);
+                    combined.insert_value(k, v)?;
                 }
             }
         }
-        Ok(Box::new(combined.into_iter().map(|(k, c)| (k, c.expect("combiner present")))))
+        let (out, spilled) = combined.finish()?;
+        ctx.metrics().add_spill(spilled);
+        Ok(out)
     }
 }

@@ -2,16 +2,21 @@
 //! block per reduce partition) and the read side shared by shuffled RDDs.
 
 pub mod block;
+pub mod combiner;
+pub mod map_output_buffer;
+pub mod sorter;
+pub mod spill;
 
-use crate::aggregator::{Aggregator, fold_value};
+use crate::aggregator::Aggregator;
 use crate::data::{BoxIter, Data, Key};
 use crate::error::{EmberError, FetchFailure, Result, raise};
 use crate::lineage::{AnyNode, DecodeFn, Encode, LineageReader, LineageWriter};
 use crate::partitioner::Partitioner;
 use crate::rdd::{RddBase, RddNode, iterate};
 use crate::task::TaskContext;
-use block::{append_record, decode_block, encode_block, records};
-use rustc_hash::FxHashMap;
+use block::BlockRecords;
+use combiner::CombineBuffer;
+use map_output_buffer::MapOutputBuffer;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -38,6 +43,9 @@ pub struct FetchedBlock {
 /// Receives a map task's blocks in reduce-partition order and commits them
 /// atomically (the first committed attempt of a map task wins).
 pub trait ShuffleWriter {
+    /// Appends bytes to reduce partition `reduce_index`'s block: partitions come
+    /// in non-decreasing order, a block may arrive in several pieces, and
+    /// partitions never written are empty.
     fn write_block(&mut self, reduce_index: usize, block: &[u8]) -> Result<()>;
     fn commit(self: Box<Self>) -> Result<MapStatus>;
 }
@@ -180,33 +188,35 @@ where
     fn run_map(&self, map_index: usize, ctx: &TaskContext) -> Result<MapStatus> {
         let input = iterate(&self.parent, map_index, ctx)?;
         let n = self.partitioner.num_partitions();
-        let mut buckets: Vec<Vec<u8>> = vec![Vec::new(); n];
-        let mut records_written = 0u64;
+        let config = ctx.spill_config();
+        let budget = config.budget;
+        let mut out = MapOutputBuffer::new(n, config);
         if self.mode == CombineMode::MapSide {
-            let mut combined: FxHashMap<K, Option<C>> = FxHashMap::default();
-            for (k, v) in input {
-                fold_value(&*self.aggregator, combined.entry(k).or_insert(None), v);
+            // The combiners and the serialized output share the budget. A full
+            // map is drained into the output: the reducer merges partial combiners.
+            out.set_budget(budget / 2);
+            let mut combined: CombineBuffer<K, C> = CombineBuffer::default();
+            for (i, (k, v)) in input.enumerate() {
+                combined.insert_value(&*self.aggregator, k, v);
+                if i % 1024 == 1023 && combined.estimated_bytes() > budget / 2 {
+                    for (k, c) in combined.drain() {
+                        out.write(self.partitioner.partition(&k), &(k, c))?;
+                    }
+                }
             }
-            for (k, c) in combined {
-                let p = self.partitioner.partition(&k);
-                append_record(&mut buckets[p], &(k, c.expect("combiner present")))?;
-                records_written += 1;
+            for (k, c) in combined.drain() {
+                out.write(self.partitioner.partition(&k), &(k, c))?;
             }
         } else {
             for record in input {
-                let p = self.partitioner.partition(&record.0);
-                append_record(&mut buckets[p], &record)?;
-                records_written += 1;
+                out.write(self.partitioner.partition(&record.0), &record)?;
             }
         }
-        ctx.metrics().add_shuffle_records_written(records_written);
-        let compress = ctx.shuffle_compress();
+        ctx.metrics().add_shuffle_records_written(out.records());
         let mut writer = ctx.env().shuffle_writer(self.shuffle_id, map_index as u32, n)?;
-        for (p, raw) in buckets.into_iter().enumerate() {
-            let block = encode_block(&raw, compress);
-            ctx.metrics().add_shuffle_bytes_written(block.len() as u64);
-            writer.write_block(p, &block)?;
-        }
+        let (written, spilled) = out.write_to(&mut *writer)?;
+        ctx.metrics().add_shuffle_bytes_written(written);
+        ctx.metrics().add_spill(spilled);
         writer.commit()
     }
 }
@@ -226,15 +236,15 @@ pub fn read_partition<R: DeserializeOwned + 'static>(
             Err(failure) => raise(EmberError::FetchFailed(failure)),
         };
         metrics.add_shuffle_bytes_read(fetched.bytes.len() as u64);
-        match decode_block(&fetched.bytes) {
-            Ok(raw) => records::<R>(raw),
-            Err(message) => raise(EmberError::FetchFailed(FetchFailure {
+        let (map_index, executor_id) = (fetched.map_index, fetched.executor_id);
+        BlockRecords::<R, _>::new(fetched.bytes, move |message| {
+            EmberError::FetchFailed(FetchFailure {
                 shuffle_id,
-                map_index: fetched.map_index,
+                map_index,
                 reduce_index: reduce_index as u32,
-                executor_id: fetched.executor_id,
+                executor_id: executor_id.clone(),
                 message,
-            })),
-        }
+            })
+        })
     })))
 }

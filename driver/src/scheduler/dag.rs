@@ -14,7 +14,7 @@ use ember_core::lineage::encode_root;
 use ember_core::protocol::{TaskDescription, TaskKind, TaskOutcome, TaskValue};
 use ember_core::rdd::{Dependency, RddBase};
 use ember_core::shuffle::ShuffleDepBase;
-use ember_core::task::TaskAttempt;
+use ember_core::task::{TaskAttempt, TaskMetricsSnapshot};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -36,6 +36,8 @@ pub struct DagContext<'a> {
     pub track_shuffle: &'a dyn Fn(&Arc<dyn ShuffleDepBase>),
     pub speculation: &'a SpeculationConf,
     pub speculation_counters: &'a SpeculationCounters,
+    /// The application's task counters, added to by each partition's first success.
+    pub task_metrics: &'a parking_lot::Mutex<TaskMetricsSnapshot>,
 }
 
 enum StageKind {
@@ -467,7 +469,7 @@ impl<'a> JobRunner<'a> {
     ) -> Result<bool> {
         let stage_id = self.stages[stage].id;
         match outcome {
-            TaskOutcome::Success { value, accumulator_updates, .. } => {
+            TaskOutcome::Success { value, accumulator_updates, metrics, .. } => {
                 let first = match (value, &self.stages[stage].kind) {
                     (TaskValue::Result(bytes), StageKind::Result { .. }) => {
                         let pos = self.position[&partition];
@@ -487,6 +489,7 @@ impl<'a> JobRunner<'a> {
                 };
                 if first {
                     (self.cx.merge_accumulators)(&accumulator_updates);
+                    self.cx.task_metrics.lock().add(&metrics);
                 }
                 if first && self.is_available(stage) {
                     self.dirty = true;

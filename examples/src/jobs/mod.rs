@@ -5,6 +5,7 @@ pub mod diagnostics;
 pub mod gen_text;
 pub mod join;
 pub mod pi;
+pub mod shuffle_bench;
 pub mod sumsq;
 pub mod tasklist;
 pub mod terasort;
