@@ -39,14 +39,25 @@ pub fn code_address(offset: i64) -> usize {
 pub fn build_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
-        let exe = std::env::current_exe().ok().and_then(|p| std::fs::read(p).ok());
-        match exe {
-            Some(bytes) => {
-                let mut h = crc32fast::Hasher::new();
-                h.update(&bytes);
-                format!("{}-{:08x}-{}", env!("CARGO_PKG_VERSION"), h.finalize(), bytes.len())
+        // Streamed: a debug binary is over 100 MB, and reading it whole would
+        // set every process's peak memory.
+        let checksum = |path: std::path::PathBuf| -> std::io::Result<(u32, u64)> {
+            use std::io::Read;
+            let mut file = std::fs::File::open(path)?;
+            let (mut h, mut len, mut buf) = (crc32fast::Hasher::new(), 0u64, vec![0u8; 1 << 20]);
+            loop {
+                match file.read(&mut buf)? {
+                    0 => return Ok((h.finalize(), len)),
+                    n => {
+                        h.update(&buf[..n]);
+                        len += n as u64;
+                    }
+                }
             }
-            None => format!("{}-unknown", env!("CARGO_PKG_VERSION")),
+        };
+        match std::env::current_exe().and_then(checksum) {
+            Ok((crc, len)) => format!("{}-{crc:08x}-{len}", env!("CARGO_PKG_VERSION")),
+            Err(_) => format!("{}-unknown", env!("CARGO_PKG_VERSION")),
         }
     })
 }

@@ -14,27 +14,33 @@ const BIN: &str = env!("CARGO_BIN_EXE_ember-examples");
 /// Executor memory (local-cluster's third field), MB.
 const MEMORY_MB: u64 = 32;
 /// What an executor process holds besides its budgeted buffers: the binary and
-/// runtime (~15 MB), fetches in flight (spark.reducer.maxSizeInFlight, 8 MB
-/// here), one decoded frame per open run and the allocator's slack.
+/// runtime (~9 MB), fetched blocks not yet consumed (spark.reducer.maxSizeInFlight,
+/// 8 MB here; a block larger than that is held whole, so 64 map tasks keep the
+/// hot partition's blocks near 5 MB), one frame per open run, allocator slack.
 const OVERHEAD_MB: u64 = 48;
 
 #[test]
 fn group_by_key_of_a_key_larger_than_executor_memory_stays_within_memory() {
-    let values: u64 = 3_200_000;
+    let values: u64 = 3_400_000;
     let value_bytes: u64 = 100;
     let mut cmd = Command::new(BIN);
     cmd.arg("--master")
         .arg(format!("local-cluster[2,1,{MEMORY_MB}]"))
         .args(["--conf", "spark.reducer.maxSizeInFlight=8m"])
         .args(["group-skew", "--values", &values.to_string(), "--value-bytes", &value_bytes.to_string()])
-        .args(["--other-keys", "1000", "--partitions", "16"])
+        .args(["--other-keys", "1000", "--partitions", "64"])
         .env("EMBER_LOG", "info")
         .env_remove("EMBER_CONF");
     let (result, stderr) = Proc::spawn(cmd).result_and_stderr();
     eprintln!("{result}");
 
     let expected_checksum = (0..values)
-        .map(|i| ember_examples::jobs::shuffle_bench::value_checksum(&ember_examples::jobs::shuffle_bench::hot_value(i, value_bytes as usize)))
+        .map(|i| {
+            ember_examples::jobs::shuffle_bench::value_checksum(&ember_examples::jobs::shuffle_bench::hot_value(
+                i,
+                value_bytes as usize,
+            ))
+        })
         .fold(0u64, u64::wrapping_add);
     assert_eq!(result["keys"], 1001, "{stderr}");
     assert_eq!(result["hot_values"], values);

@@ -403,7 +403,10 @@ impl BlockFetcher for RemoteBlocks {
     }
 
     fn fetch_blocks(&self, requests: Vec<BlockRequest>, max_bytes_in_flight: u64) -> FetchResults {
-        // Permits are KiB of block data: at most `max_bytes_in_flight` requested at once.
+        // Permits are KiB of block data: at most `max_bytes_in_flight` requested
+        // or received and not yet consumed. A block's permits go back when the
+        // reader asks for the next block, so a slow reducer stops the fetches
+        // instead of piling blocks up in memory.
         let total = (max_bytes_in_flight / 1024).clamp(1, u32::MAX as u64 >> 4) as u32;
         let budget = Arc::new(tokio::sync::Semaphore::new(total as usize));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -436,12 +439,11 @@ impl BlockFetcher for RemoteBlocks {
                         }
                         Err(e) => Err(e),
                     };
-                    drop(permit);
-                    let _ = tx.send((request, bytes));
+                    let _ = tx.send((request, bytes, permit));
                 });
             }
         });
-        Box::new(rx.into_iter())
+        Box::new(FetchedInOrder { rx, consuming: None })
     }
 
     fn fetch_piece(&self, address: &str, blob: &BlobId, index: u32) -> Result<Vec<u8>> {
@@ -452,6 +454,26 @@ impl BlockFetcher for RemoteBlocks {
                 .await
                 .unwrap_or_else(|_| Err(EmberError::Internal(format!("fetching a piece from {address} timed out"))))
         })
+    }
+}
+
+type Fetched = (BlockRequest, Result<Vec<u8>>, tokio::sync::OwnedSemaphorePermit);
+
+/// Blocks as they arrive; each holds its in-flight permits until the reader
+/// asks for the next one.
+struct FetchedInOrder {
+    rx: std::sync::mpsc::Receiver<Fetched>,
+    consuming: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Iterator for FetchedInOrder {
+    type Item = (BlockRequest, Result<Vec<u8>>);
+    fn next(&mut self) -> Option<Self::Item> {
+        // Done with the previous block: its permits let the next fetch start.
+        self.consuming = None;
+        let (request, bytes, permit) = self.rx.recv().ok()?;
+        self.consuming = Some(permit);
+        Some((request, bytes))
     }
 }
 
