@@ -438,7 +438,20 @@ impl ContextInner {
             task_metrics: &self.task_metrics,
         };
         let base: Arc<dyn RddBase> = rdd.clone();
+        let started = std::time::Instant::now();
+        let before = self.task_metrics.lock().clone();
         let results = dag::run_job(job_id, cx, base, binary, partitions)?;
+        let after = self.task_metrics.lock().clone();
+        // Deltas of the application's counters: exact unless jobs run concurrently.
+        tracing::info!(
+            job_id,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            shuffle_bytes_written = after.shuffle_bytes_written - before.shuffle_bytes_written,
+            shuffle_records_written = after.shuffle_records_written - before.shuffle_records_written,
+            shuffle_bytes_read = after.shuffle_bytes_read - before.shuffle_bytes_read,
+            spill_bytes = after.spill_bytes - before.spill_bytes,
+            "job finished"
+        );
         results.iter().map(|bytes| Ok(postcard::from_bytes(bytes)?)).collect()
     }
 }
