@@ -182,6 +182,16 @@ enum Job {
         #[arg(long, default_value_t = 16)]
         partitions: usize,
     },
+    /// reduceByKey, groupByKey, sortByKey, join, cogroup and distinct over the same
+    /// generated data, each reduced to a count and an order-independent digest.
+    ShuffleCheck {
+        #[arg(long, default_value_t = 200_000)]
+        n: u64,
+        #[arg(long, default_value_t = 10_000)]
+        keys: u64,
+        #[arg(long, default_value_t = 6)]
+        partitions: usize,
+    },
     /// Writes a deterministic Zipf-like word corpus of exactly `bytes` bytes.
     GenText {
         #[arg(long)]
@@ -221,6 +231,7 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
         Job::GroupSkew { values, value_bytes, other_keys, partitions } => {
             shuffle_bench::group_skew(&ctx()?, values, value_bytes, other_keys, partitions)?
         }
+        Job::ShuffleCheck { n, keys, partitions } => shuffle_bench::shuffle_check(&ctx()?, n, keys, partitions)?,
         Job::GenText { bytes, output, seed } => {
             gen_text::run(bytes, &output, seed).with_context(|| format!("cannot write {output}"))?
         }

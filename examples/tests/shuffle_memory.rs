@@ -58,3 +58,27 @@ fn group_by_key_of_a_key_larger_than_executor_memory_stays_within_memory() {
     assert!(rss > 0, "VmHWM was read");
     assert!(rss < (MEMORY_MB + OVERHEAD_MB) << 20, "peak RSS {rss} B over {MEMORY_MB} MB + {OVERHEAD_MB} MB");
 }
+
+/// Every shuffle operation on local-cluster, with executors so small that map
+/// outputs, aggregations, sorts and groups spill, equals the sequential reference.
+#[test]
+fn shuffle_operations_on_local_cluster_equal_the_sequential_reference_while_spilling() {
+    let (n, keys) = (200_000u64, 10_000u64);
+    let expected = ember_examples::jobs::shuffle_bench::shuffle_check_reference(n, keys);
+    for conf in ["spark.memory.fraction=0.6", "spark.memory.fraction=0.005"] {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--master")
+            .arg("local-cluster[2,1,64]")
+            .args(["--conf", conf])
+            .args(["shuffle-check", "--n", &n.to_string(), "--keys", &keys.to_string()])
+            .env("EMBER_LOG", "warn")
+            .env_remove("EMBER_CONF");
+        let mut result = Proc::spawn(cmd).result();
+        let spills = result.as_object_mut().expect("object").remove("spills").and_then(|s| s.as_u64()).expect("spills");
+        assert_eq!(result, expected, "with {conf}");
+        if conf.ends_with("0.005") {
+            // 64 MB × 0.005 = 335 KB per task: every stage spills.
+            assert!(spills >= 10, "{spills} spills");
+        }
+    }
+}

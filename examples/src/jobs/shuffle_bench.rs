@@ -109,3 +109,106 @@ pub fn group_skew(
 pub fn value_checksum(v: &str) -> u64 {
     v.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
+
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x = (x ^ (x >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// Order-independent digest of pairs.
+fn digest<'a>(pairs: impl IntoIterator<Item = (u64, u64)> + 'a) -> u64 {
+    pairs.into_iter().fold(0u64, |acc, (k, v)| acc.wrapping_add(mix(k ^ mix(v))))
+}
+
+/// The key of record `i` of the left dataset of `shuffle-check`: skewed, a
+/// third of the records on key 0.
+pub fn check_key(i: u64, keys: u64) -> u64 {
+    if i.is_multiple_of(3) { 0 } else { mix(i) % keys.max(1) }
+}
+
+/// The right dataset of `shuffle-check`'s join and cogroup: keys 0..keys step 2.
+pub fn check_right(i: u64) -> (u64, u64) {
+    (i * 2, i * 7 + 1)
+}
+
+/// Every shuffle operation over the same generated data, reduced to digests
+/// that `shuffle_check_reference` computes sequentially.
+pub fn shuffle_check(sc: &EmberContext, n: u64, keys: u64, partitions: usize) -> ember::Result<Value> {
+    let left = sc.range(0, n as i64, 1, partitions)?.map(Fn!(move |i: i64| (check_key(i as u64, keys), i as u64)));
+    let right = sc.range(0, (keys / 2) as i64, 1, partitions)?.map(Fn!(|i: i64| check_right(i as u64)));
+    let reduced = left.reduce_by_key(Fn!(|a: u64, b: u64| a.wrapping_add(b))).collect()?;
+    let grouped: Vec<(u64, u64)> = left
+        .group_by_key()
+        .map(Fn!(|kv: (u64, Group<u64>)| (kv.0, kv.1.iter().fold(kv.1.len() as u64, |a, v| a.wrapping_add(mix(v))))))
+        .collect()?;
+    let sorted: Vec<(u64, u64)> = left.map(Fn!(|kv: (u64, u64)| (kv.1, kv.0))).sort_by_key(false)?.collect()?;
+    let sorted_ok = sorted.windows(2).all(|w| w[0].0 >= w[1].0);
+    let joined: Vec<(u64, (u64, u64))> = left.join(&right).collect()?;
+    let cogrouped: Vec<(u64, u64)> = left
+        .cogroup(&right)
+        .map(Fn!(|kv: (u64, (Vec<u64>, Vec<u64>))| {
+            let l = kv.1.0.iter().fold(0u64, |a, v| a.wrapping_add(mix(*v)));
+            let r = kv.1.1.iter().fold(0u64, |a, v| a.wrapping_add(mix(*v)));
+            (kv.0, l ^ r.rotate_left(17) ^ ((kv.1.0.len() as u64) << 40) ^ kv.1.1.len() as u64)
+        }))
+        .collect()?;
+    let distinct: Vec<u64> = left.map(Fn!(|kv: (u64, u64)| kv.1 % 1000 + kv.0)).distinct().collect()?;
+    Ok(json!({
+        "reduce_by_key": [reduced.len(), digest(reduced).to_string()],
+        "group_by_key": [grouped.len(), digest(grouped).to_string()],
+        "sort_by_key": [sorted.len(), digest(sorted).to_string(), sorted_ok],
+        "join": [joined.len(), digest(joined.into_iter().map(|(k, (a, b))| (k, mix(a) ^ b))).to_string()],
+        "cogroup": [cogrouped.len(), digest(cogrouped).to_string()],
+        "distinct": [distinct.len(), digest(distinct.into_iter().map(|d| (d, 0))).to_string()],
+        "spills": sc.task_metrics().spill_count,
+    }))
+}
+
+/// `shuffle_check`'s digests computed sequentially, without the engine.
+pub fn shuffle_check_reference(n: u64, keys: u64) -> Value {
+    use std::collections::{BTreeMap, BTreeSet};
+    let left: Vec<(u64, u64)> = (0..n).map(|i| (check_key(i, keys), i)).collect();
+    let right: Vec<(u64, u64)> = (0..keys / 2).map(check_right).collect();
+    let mut by_key: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for &(k, v) in &left {
+        by_key.entry(k).or_default().push(v);
+    }
+    let mut right_by_key: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for &(k, v) in &right {
+        right_by_key.entry(k).or_default().push(v);
+    }
+    let reduced: Vec<(u64, u64)> =
+        by_key.iter().map(|(k, vs)| (*k, vs.iter().fold(0u64, |a, v| a.wrapping_add(*v)))).collect();
+    let grouped: Vec<(u64, u64)> =
+        by_key.iter().map(|(k, vs)| (*k, vs.iter().fold(vs.len() as u64, |a, v| a.wrapping_add(mix(*v))))).collect();
+    let sorted: Vec<(u64, u64)> = left.iter().map(|&(k, v)| (v, k)).collect();
+    let mut joined = Vec::new();
+    for (k, vs) in &by_key {
+        for w in right_by_key.get(k).into_iter().flatten() {
+            for v in vs {
+                joined.push((*k, mix(*v) ^ w));
+            }
+        }
+    }
+    let all_keys: BTreeSet<u64> = by_key.keys().chain(right_by_key.keys()).copied().collect();
+    let empty = Vec::new();
+    let cogrouped: Vec<(u64, u64)> = all_keys
+        .iter()
+        .map(|k| {
+            let (ls, rs) = (by_key.get(k).unwrap_or(&empty), right_by_key.get(k).unwrap_or(&empty));
+            let l = ls.iter().fold(0u64, |a, v| a.wrapping_add(mix(*v)));
+            let r = rs.iter().fold(0u64, |a, v| a.wrapping_add(mix(*v)));
+            (*k, l ^ r.rotate_left(17) ^ ((ls.len() as u64) << 40) ^ rs.len() as u64)
+        })
+        .collect();
+    let distinct: BTreeSet<u64> = left.iter().map(|&(k, v)| v % 1000 + k).collect();
+    json!({
+        "reduce_by_key": [reduced.len(), digest(reduced).to_string()],
+        "group_by_key": [grouped.len(), digest(grouped).to_string()],
+        "sort_by_key": [sorted.len(), digest(sorted).to_string(), true],
+        "join": [joined.len(), digest(joined).to_string()],
+        "cogroup": [cogrouped.len(), digest(cogrouped).to_string()],
+        "distinct": [distinct.len(), digest(distinct.into_iter().map(|d| (d, 0))).to_string()],
+    })
+}
