@@ -25,6 +25,8 @@ pub struct ClusterBackend {
     /// The address executors connect to.
     pub address: SocketAddr,
     children: Mutex<Vec<(String, Child)>>,
+    /// The local dirs given to the executors this driver started.
+    child_local_dirs: Mutex<Vec<std::path::PathBuf>>,
     shutdown: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
@@ -90,6 +92,7 @@ impl ClusterBackend {
             service,
             address,
             children: Mutex::new(Vec::new()),
+            child_local_dirs: Mutex::new(Vec::new()),
             shutdown: Mutex::new(Some(shutdown_tx)),
         })
     }
@@ -138,6 +141,8 @@ impl ClusterBackend {
         let exe = std::env::current_exe().map_err(|e| EmberError::Internal(format!("cannot find this binary: {e}")))?;
         let url = self.driver_url();
         let mut children = self.children.lock();
+        *self.child_local_dirs.lock() =
+            local_dirs.split(',').map(str::trim).filter(|d| !d.is_empty()).map(Into::into).collect();
         for i in 1..=count {
             let id = i.to_string();
             let bind = bind_addresses
@@ -207,7 +212,9 @@ impl ClusterBackend {
     pub fn stop(&self) {
         self.service.registry.broadcast(driver_command::Kind::Shutdown(Default::default()));
         let deadline = Instant::now() + Duration::from_secs(5);
+        let local_dirs = self.child_local_dirs.lock().clone();
         for (id, mut child) in self.children.lock().drain(..) {
+            let pid = child.id();
             loop {
                 match child.try_wait() {
                     Ok(Some(_)) => break,
@@ -220,6 +227,8 @@ impl ClusterBackend {
                     }
                 }
             }
+            // An executor killed from outside could not remove its work dirs.
+            ember_executor::env::remove_work_dirs(&local_dirs, &id, pid);
         }
         if let Some(tx) = self.shutdown.lock().take() {
             let _ = tx.send(());

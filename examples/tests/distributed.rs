@@ -145,7 +145,9 @@ fn join_reference() -> Value {
 fn a_killed_executors_map_outputs_are_recomputed_and_the_result_is_exact() {
     let dir = tempfile::tempdir().unwrap();
     let pause = dir.path().join("go");
-    let driver = paused_join(CLUSTER, &pause, &[]);
+    let local = dir.path().join("local");
+    let local_conf = format!("spark.local.dir={}", local.display());
+    let driver = paused_join(CLUSTER, &pause, &["--conf", &local_conf]);
     driver.wait_for("paused; waiting for");
     let pids = executor_pids(&driver, 3);
     signal(pids[1], libc::SIGKILL);
@@ -156,6 +158,9 @@ fn a_killed_executors_map_outputs_are_recomputed_and_the_result_is_exact() {
     assert_eq!(result, join_reference());
     let log = stderr.lock().unwrap().join("\n");
     assert!(log.contains("map outputs lost with the executor will be recomputed"), "{log}");
+    // The killed executor's shuffle files were removed by the driver that started it.
+    let left: Vec<_> = std::fs::read_dir(&local).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "work dirs left behind: {left:?}");
 }
 
 #[test]

@@ -61,9 +61,8 @@ impl ExecutorServices {
     ) -> Result<Arc<Self>> {
         let bases = if config.local_dirs.is_empty() { vec![std::env::temp_dir()] } else { config.local_dirs.clone() };
         let unique = format!(
-            "ember-{}-{}-{}",
-            sanitize(&config.executor_id),
-            std::process::id(),
+            "{}{}",
+            work_dir_prefix(&config.executor_id, std::process::id()),
             NEXT_WORK_DIR.fetch_add(1, Ordering::Relaxed)
         );
         let work_dirs: Vec<PathBuf> = bases.iter().map(|b| b.join(&unique)).collect();
@@ -126,6 +125,29 @@ fn task_memory_budget(config: &ExecutorConfig) -> Result<u64> {
         return Err(EmberError::Config(format!("spark.memory.fraction must be in (0, 1], got {fraction}")));
     }
     Ok(((config.memory_bytes as f64 * fraction) as u64 / config.cores.max(1) as u64).max(1))
+}
+
+/// How the work directories of executor `executor_id` in process `pid` begin
+/// (under each local dir), so whoever started a process that was killed can
+/// remove what it left.
+pub fn work_dir_prefix(executor_id: &str, pid: u32) -> String {
+    format!("ember-{}-{pid}-", sanitize(executor_id))
+}
+
+/// Removes the work directories a dead executor process left under `bases`
+/// (an empty list: the system temp dir, as executors default to).
+pub fn remove_work_dirs(bases: &[PathBuf], executor_id: &str, pid: u32) {
+    let prefix = work_dir_prefix(executor_id, pid);
+    let default = [std::env::temp_dir()];
+    let bases = if bases.is_empty() { &default[..] } else { bases };
+    for base in bases {
+        let Ok(entries) = std::fs::read_dir(base) else { continue };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
 }
 
 fn sanitize(s: &str) -> String {
