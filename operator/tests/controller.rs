@@ -211,17 +211,34 @@ async fn until(world: &Arc<Mutex<World>>, changed: &Arc<Notify>, what: &str, don
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
 
+/// The operator running against the fake API server.
+struct Running {
+    world: Arc<Mutex<World>>,
+    /// Notified after every request the server answered.
+    changed: Arc<Notify>,
+    /// Shuts the operator down.
+    stop: tokio::sync::oneshot::Sender<()>,
+    operator: tokio::task::JoinHandle<Result<(), OperatorError>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Sends the shutdown signal and waits (bounded) for a clean stop.
+    async fn shut_down(self) -> Arc<Mutex<World>> {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.operator)
+            .await
+            .expect("operator stopped within 30 s after shutdown")
+            .unwrap()
+            .expect("operator ended cleanly");
+        self.server.abort();
+        self.world
+    }
+}
+
 /// A fake API server holding one application, `jobs/sumsq`, and the operator running
-/// against it until the returned sender stops it.
-fn start(
-    leader_election: Option<LeaseConfig>,
-) -> (
-    Arc<Mutex<World>>,
-    Arc<Notify>,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), OperatorError>>,
-    tokio::task::JoinHandle<()>,
-) {
+/// against it.
+fn start(leader_election: Option<LeaseConfig>) -> Running {
     let app = json!({
         "apiVersion": "ember.dev/v1alpha1", "kind": "SparkApplication",
         "metadata": {"name": "sumsq", "namespace": "jobs", "uid": "uid-1", "generation": 1, "resourceVersion": "1"},
@@ -259,20 +276,13 @@ fn start(
     let operator = tokio::spawn(run(client, config, async {
         let _ = stopped.await;
     }));
-    (world, changed, stop, operator, server)
-}
-
-async fn stopped(operator: tokio::task::JoinHandle<Result<(), OperatorError>>) {
-    tokio::time::timeout(Duration::from_secs(30), operator)
-        .await
-        .expect("operator stopped within 30 s after shutdown")
-        .unwrap()
-        .expect("operator ended cleanly");
+    Running { world, changed, stop, operator, server }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_runs_an_application_to_completion() {
-    let (world, changed, stop, operator, server) = start(None);
+    let running = start(None);
+    let (world, changed) = (running.world.clone(), running.changed.clone());
 
     until(&world, &changed, "SUBMITTED", |w| w.state() == "SUBMITTED").await;
     assert!(world.lock().unwrap().pods.contains_key("sumsq-driver"));
@@ -287,10 +297,7 @@ async fn the_controller_runs_an_application_to_completion() {
 
     world.lock().unwrap().set_driver_phase("Succeeded", Some(0));
     until(&world, &changed, "COMPLETED without executors", |w| w.state() == "COMPLETED" && w.pods.len() == 1).await;
-
-    stop.send(()).unwrap();
-    stopped(operator).await;
-    server.abort();
+    running.shut_down().await;
 }
 
 /// A leading replica that is shut down (a rollout's SIGTERM) stops its controllers and
@@ -305,15 +312,14 @@ async fn a_leader_releases_its_lease_on_shutdown() {
         lease_duration: Duration::from_secs(15),
         retry_period: Duration::from_secs(2),
     };
-    let (world, changed, stop, operator, server) = start(Some(lease));
+    let running = start(Some(lease));
+    let (world, changed) = (running.world.clone(), running.changed.clone());
     let holder =
         |w: &World| w.lease.as_ref().map(|l| l["spec"]["holderIdentity"].as_str().unwrap_or_default().to_string());
     until(&world, &changed, "leading and SUBMITTED", |w| {
         holder(w).as_deref() == Some("test") && w.state() == "SUBMITTED"
     })
     .await;
-    stop.send(()).unwrap();
-    stopped(operator).await;
+    running.shut_down().await;
     assert_eq!(holder(&world.lock().unwrap()).as_deref(), Some(""), "the Lease is released on shutdown");
-    server.abort();
 }
