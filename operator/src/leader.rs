@@ -154,22 +154,37 @@ impl LeaseLock {
     /// Waits until this replica holds the Lease, then runs `work` while renewing it.
     /// Returns when `work` ends (then the Lease is released) or with an error when the
     /// Lease is lost, in which case the caller must stop reconciling at once.
+    ///
+    /// `shutdown` only ends the wait for leadership. Once leading, `work` is expected to
+    /// stop on the same signal (the controllers' graceful shutdown): it is left to finish,
+    /// and then the Lease is released, so a standby takes over at once instead of after
+    /// the Lease expires.
     pub async fn run<F: Future<Output = ()>>(
         &self,
         work: F,
+        shutdown: impl Future<Output = ()>,
         metrics: &Metrics,
         reachable: Arc<AtomicBool>,
     ) -> Result<(), LeaderError> {
         let retry = self.config.retry_period;
-        loop {
-            match self.try_acquire_or_renew(Timestamp::now()).await {
-                Ok(true) => break,
-                Ok(false) => reachable.store(true, Ordering::Relaxed),
-                Err(err) => {
-                    warn!(error = %err, lease = %self.config.name, "cannot read the leader Lease")
+        let acquire = async {
+            loop {
+                match self.try_acquire_or_renew(Timestamp::now()).await {
+                    Ok(true) => break,
+                    Ok(false) => reachable.store(true, Ordering::Relaxed),
+                    Err(err) => {
+                        warn!(error = %err, lease = %self.config.name, "cannot read the leader Lease")
+                    }
                 }
+                tokio::time::sleep(retry).await;
             }
-            tokio::time::sleep(retry).await;
+        };
+        tokio::select! {
+            () = acquire => {}
+            () = shutdown => {
+                info!(lease = %self.config.name, "shutting down before becoming leader");
+                return Ok(());
+            }
         }
         reachable.store(true, Ordering::Relaxed);
         metrics.leader.set(1);

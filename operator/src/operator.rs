@@ -68,11 +68,10 @@ pub async fn run(
     let result = match &config.leader_election {
         Some(lease) => {
             let lock = LeaseLock::new(client, lease.clone());
-            // Stop waiting for leadership on shutdown too.
-            tokio::select! {
-                result = lock.run(controllers, &metrics, ready.clone()) => result.map_err(OperatorError::from),
-                () = shutdown.clone() => Ok(()),
-            }
+            // Not raced against `shutdown` here: the controllers stop on it by themselves,
+            // and `run` must outlive them to release the Lease (dropping it mid-way left
+            // the Lease held, and a new replica waited for it to expire).
+            lock.run(controllers, shutdown.clone(), &metrics, ready.clone()).await.map_err(OperatorError::from)
         }
         None => {
             ready.store(true, Ordering::Relaxed);

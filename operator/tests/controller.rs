@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ember_operator::operator::{OperatorConfig, run};
+use ember_operator::leader::LeaseConfig;
+use ember_operator::operator::{OperatorConfig, OperatorError, run};
 use ember_operator::state::Settings;
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use http::{Method, Request, Response};
@@ -30,11 +31,15 @@ enum Kind {
     Service,
 }
 
+const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/jobs/leases/ember-operator";
+
 #[derive(Default)]
 struct World {
     app: Value,
     pods: BTreeMap<String, Value>,
     services: BTreeMap<String, Value>,
+    /// The leader Lease `jobs/ember-operator`, when leader election is on.
+    lease: Option<Value>,
     watchers: Vec<(Kind, UnboundedSender<Chunk>)>,
     version: u64,
 }
@@ -153,6 +158,20 @@ impl World {
             (Method::POST | Method::PATCH, p) if p.starts_with("/apis/events.k8s.io/v1/namespaces/jobs/events") => {
                 respond(201, &body_json())
             }
+            (Method::GET, LEASE) => match &self.lease {
+                Some(lease) => respond(200, lease),
+                None => respond(
+                    404,
+                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                            "reason": "NotFound", "code": 404, "message": "leases \"ember-operator\" not found"}),
+                ),
+            },
+            (Method::POST, "/apis/coordination.k8s.io/v1/namespaces/jobs/leases") | (Method::PUT, LEASE) => {
+                let mut lease = body_json();
+                self.bump(&mut lease);
+                self.lease = Some(lease.clone());
+                respond(if *method == Method::POST { 201 } else { 200 }, &lease)
+            }
             other => panic!("unexpected request {other:?}?{query}"),
         }
     }
@@ -192,8 +211,34 @@ async fn until(world: &Arc<Mutex<World>>, changed: &Arc<Notify>, what: &str, don
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_controller_runs_an_application_to_completion() {
+/// The operator running against the fake API server.
+struct Running {
+    world: Arc<Mutex<World>>,
+    /// Notified after every request the server answered.
+    changed: Arc<Notify>,
+    /// Shuts the operator down.
+    stop: tokio::sync::oneshot::Sender<()>,
+    operator: tokio::task::JoinHandle<Result<(), OperatorError>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Sends the shutdown signal and waits (bounded) for a clean stop.
+    async fn shut_down(self) -> Arc<Mutex<World>> {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.operator)
+            .await
+            .expect("operator stopped within 30 s after shutdown")
+            .unwrap()
+            .expect("operator ended cleanly");
+        self.server.abort();
+        self.world
+    }
+}
+
+/// A fake API server holding one application, `jobs/sumsq`, and the operator running
+/// against it.
+fn start(leader_election: Option<LeaseConfig>) -> Running {
     let app = json!({
         "apiVersion": "ember.dev/v1alpha1", "kind": "SparkApplication",
         "metadata": {"name": "sumsq", "namespace": "jobs", "uid": "uid-1", "generation": 1, "resourceVersion": "1"},
@@ -223,7 +268,7 @@ async fn the_controller_runs_an_application_to_completion() {
     let config = OperatorConfig {
         namespaces: vec![],
         http_addr: "127.0.0.1:0".parse().unwrap(),
-        leader_election: None,
+        leader_election,
         identity: "test".into(),
         settings: Settings::default(),
     };
@@ -231,6 +276,13 @@ async fn the_controller_runs_an_application_to_completion() {
     let operator = tokio::spawn(run(client, config, async {
         let _ = stopped.await;
     }));
+    Running { world, changed, stop, operator, server }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_runs_an_application_to_completion() {
+    let running = start(None);
+    let (world, changed) = (running.world.clone(), running.changed.clone());
 
     until(&world, &changed, "SUBMITTED", |w| w.state() == "SUBMITTED").await;
     assert!(world.lock().unwrap().pods.contains_key("sumsq-driver"));
@@ -245,12 +297,29 @@ async fn the_controller_runs_an_application_to_completion() {
 
     world.lock().unwrap().set_driver_phase("Succeeded", Some(0));
     until(&world, &changed, "COMPLETED without executors", |w| w.state() == "COMPLETED" && w.pods.len() == 1).await;
+    running.shut_down().await;
+}
 
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), operator)
-        .await
-        .expect("operator stopped within 30 s after shutdown")
-        .unwrap()
-        .expect("operator ended cleanly");
-    server.abort();
+/// A leading replica that is shut down (a rollout's SIGTERM) stops its controllers and
+/// then releases the Lease, so the next replica leads at once rather than after the
+/// Lease expires. (The real API server showed a new replica waiting 14 s for it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_releases_its_lease_on_shutdown() {
+    let lease = LeaseConfig {
+        name: "ember-operator".into(),
+        namespace: "jobs".into(),
+        identity: "test".into(),
+        lease_duration: Duration::from_secs(15),
+        retry_period: Duration::from_secs(2),
+    };
+    let running = start(Some(lease));
+    let (world, changed) = (running.world.clone(), running.changed.clone());
+    let holder =
+        |w: &World| w.lease.as_ref().map(|l| l["spec"]["holderIdentity"].as_str().unwrap_or_default().to_string());
+    until(&world, &changed, "leading and SUBMITTED", |w| {
+        holder(w).as_deref() == Some("test") && w.state() == "SUBMITTED"
+    })
+    .await;
+    running.shut_down().await;
+    assert_eq!(holder(&world.lock().unwrap()).as_deref(), Some(""), "the Lease is released on shutdown");
 }

@@ -182,9 +182,10 @@ async fn the_leader_stops_working_when_another_replica_takes_the_lease() {
         }
         std::future::pending::<()>().await
     };
-    let result = tokio::time::timeout(Duration::from_secs(60), a.run(work, &metrics, reachable.clone()))
-        .await
-        .expect("leadership loss noticed within a minute of (paused) time");
+    let result =
+        tokio::time::timeout(Duration::from_secs(60), a.run(work, std::future::pending(), &metrics, reachable.clone()))
+            .await
+            .expect("leadership loss noticed within a minute of (paused) time");
     assert!(started_rx.await.is_ok(), "the work ran while leading");
     assert!(result.is_err(), "losing the Lease ends the work with an error");
     assert!(reachable.load(Ordering::Relaxed));
@@ -202,7 +203,7 @@ async fn a_standby_waits_and_the_work_ends_with_a_release() {
     let metrics = Metrics::new();
     assert!(try_lock(&a, Timestamp::now()).await);
     // b waits while a holds the Lease; a's work is short and releases on the way out.
-    let b_run = b.run(async {}, &metrics, Arc::new(AtomicBool::new(false)));
+    let b_run = b.run(async {}, std::future::pending(), &metrics, Arc::new(AtomicBool::new(false)));
     let a_release = async {
         tokio::time::sleep(Duration::from_secs(10)).await;
         a.release().await.unwrap();
@@ -213,4 +214,66 @@ async fn a_standby_waits_and_the_work_ends_with_a_release() {
     assert!(b_result.is_ok());
     // b's work ended, so b released too.
     assert_eq!(holder(&store), "");
+}
+
+/// The operator's shutdown: the controllers (the work) stop on the signal and drain,
+/// then the Lease is released, so a standby takes over without waiting for expiry.
+#[tokio::test(start_paused = true)]
+async fn shutdown_while_leading_lets_the_work_drain_then_releases() {
+    use ember_operator::metrics::Metrics;
+    use futures::FutureExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let store = Arc::new(Mutex::new(LeaseStore::default()));
+    let (a, _sa) = lock(&store, "replica-a");
+    let metrics = Metrics::new();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async {
+        let _ = stopped.await;
+    }
+    .shared();
+    let drained = Arc::new(AtomicBool::new(false));
+    let work = {
+        let (shutdown, drained) = (shutdown.clone(), drained.clone());
+        async move {
+            shutdown.await;
+            // Finishing in-flight reconciles takes a while.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            drained.store(true, Ordering::Relaxed);
+        }
+    };
+    let run = a.run(work, shutdown, &metrics, Arc::new(AtomicBool::new(false)));
+    let signal = async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(holder(&store), "replica-a", "leading before the shutdown");
+        stop.send(()).unwrap();
+    };
+    let (result, ()) = tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(run, signal) })
+        .await
+        .expect("run ended after the shutdown");
+    assert!(result.is_ok());
+    assert!(drained.load(Ordering::Relaxed), "the work finished before run returned");
+    assert_eq!(holder(&store), "", "the Lease was released");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_while_waiting_for_the_lease_stops_without_working() {
+    use ember_operator::metrics::Metrics;
+    use std::sync::atomic::AtomicBool;
+
+    let store = Arc::new(Mutex::new(LeaseStore::default()));
+    let (a, _sa) = lock(&store, "replica-a");
+    let (b, _sb) = lock(&store, "replica-b");
+    assert!(try_lock(&a, Timestamp::now()).await);
+    let metrics = Metrics::new();
+    let work = async { panic!("a standby must not work") };
+    let shutdown = tokio::time::sleep(Duration::from_secs(5));
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        b.run(work, shutdown, &metrics, Arc::new(AtomicBool::new(false))),
+    )
+    .await
+    .expect("the standby stopped on shutdown");
+    assert!(result.is_ok());
+    assert_eq!(holder(&store), "replica-a");
 }

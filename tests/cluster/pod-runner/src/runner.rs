@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +66,9 @@ struct Launch {
     argv: Vec<String>,
     env: Vec<(String, String)>,
     cwd: PathBuf,
+    /// The container's own temporary directory (`TMPDIR`), as a container has
+    /// its own /tmp: what a killed process leaves there stays in the pod's dir.
+    tmp: PathBuf,
     log: PathBuf,
     /// `terminationMessagePolicy: FallbackToLogsOnError`: the output's tail
     /// becomes the message only when the container failed. (Otherwise it
@@ -484,7 +487,8 @@ impl Runner {
                 )));
             }
             argv.extend(c.args.clone().unwrap_or_default());
-            let env = self.container_env(pod, c).await?;
+            let tmp = pod_dir.join("tmp").join(&c.name);
+            let env = self.container_env(pod, c, &tmp).await?;
             let mut unresolved = Vec::new();
             let mut rewrite = |s: &str| {
                 let (out, un) = rewrite_service_names(&volume_map.map(s), &addresses);
@@ -516,6 +520,7 @@ impl Runner {
                 argv,
                 env,
                 cwd: pod_dir.join("containers").join(&c.name),
+                tmp,
                 log: spec::log_path(&self.cfg.log_dir, &name, &c.name),
                 message_only_on_error: c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
             });
@@ -525,12 +530,18 @@ impl Runner {
 
     /// The container's environment as the kubelet would build it (the pod IP
     /// is filled in by `start`, via the `$POD_IP` placeholder below).
-    async fn container_env(&self, pod: &Pod, c: &Container) -> std::result::Result<Vec<(String, String)>, Prepare> {
+    async fn container_env(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        tmp: &Path,
+    ) -> std::result::Result<Vec<(String, String)>, Prepare> {
         let ns = &self.cfg.namespace;
         let mut env: Vec<(String, String)> = vec![
             ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
             ("HOSTNAME".into(), pod.name_any()),
             ("HOME".into(), "/root".into()),
+            ("TMPDIR".into(), tmp.display().to_string()),
         ];
         let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
             env.retain(|(ek, _)| *ek != k);
@@ -744,6 +755,7 @@ impl Runner {
 
     fn spawn_process(l: &Launch) -> Result<tokio::process::Child> {
         std::fs::create_dir_all(&l.cwd).with_context(|| format!("creating {}", l.cwd.display()))?;
+        std::fs::create_dir_all(&l.tmp).with_context(|| format!("creating {}", l.tmp.display()))?;
         if let Some(dir) = l.log.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -975,6 +987,7 @@ mod tests {
                 argv: vec!["/bin/true".into()],
                 env: vec![],
                 cwd: PathBuf::from("/tmp"),
+                tmp: PathBuf::from("/tmp"),
                 log: PathBuf::from("/tmp/x.log"),
                 message_only_on_error: false,
             },

@@ -127,7 +127,11 @@ async fn scenario(cluster: &Cluster, client: &kube::Client, pods: &Api<Pod>, run
     let t = Instant::now();
     pods.create(
         &pp,
-        &pod("exit3", json!({"app": "exit3"}), "echo hello; echo \"ip=$MY_IP $GREETING listen=$LISTEN\"; exit 3")?,
+        &pod(
+            "exit3",
+            json!({"app": "exit3"}),
+            "echo hello; test -d \"$TMPDIR\" && echo \"ip=$MY_IP $GREETING listen=$LISTEN tmp=$TMPDIR\"; exit 3",
+        )?,
     )
     .await?;
     let p = wait_phase(pods, "exit3", "Failed").await?;
@@ -143,7 +147,10 @@ async fn scenario(cluster: &Cluster, client: &kube::Client, pods: &Api<Pod>, run
     ensure!(ip.starts_with("127."), "podIP {ip}");
     let log = runner.container_log("exit3", "main");
     ensure!(
-        log.contains(&format!("ip={ip} hello from exit3 listen=ember://{ip}:7078")),
+        log.contains(&format!(
+            "ip={ip} hello from exit3 listen=ember://{ip}:7078 tmp={}",
+            runner.log_dir.join("work/exit3/tmp/main").display()
+        )),
         "downward API env in log: {log:?}"
     );
     ensure!(

@@ -1,0 +1,1264 @@
+//! End-to-end tests of the operator against a real Kubernetes 1.20 control plane
+//! (tests/cluster/, docs/CLUSTER-TESTS.md): the CRD from crds/, the chart's RBAC, the
+//! ember-operator binary authenticated as the chart's ServiceAccount (so a permission the
+//! chart lacks is a 403 from the real authorizer), and the pod runner in place of the
+//! kubelet, running the pods as processes of the workspace's ember-examples binary.
+//!
+//! One cluster and one operator serve every scenario; they run in sequence, each logged
+//! as a step. Waits are bounded (`poll_until`, watches), ports are picked free, and
+//! everything lives in one temp dir removed at the end.
+//!
+//! Set EMBER_SKIP_CLUSTER_TESTS=1 to skip. EMBER_E2E_SUMSQ_RUNS=N times sumsq N times
+//! (default 1) for docs/BENCHMARKS.md.
+
+mod tooling;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail, ensure};
+use ember_operator::builder::{CONTAINER_NAME, LABEL_APP_NAME, LABEL_ROLE, driver_pod_name, executor_pod_name};
+use ember_operator::crd::{AppState, ExecutorState, SparkApplication};
+use ember_pod_runner::harness::{Cluster, PodRunner, ProcessGuard, poll_until};
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::{Value, json};
+
+/// Namespace of the applications (the pod runner serves this one).
+const APP_NS: &str = "ember-e2e";
+/// The chart's release namespace: the operator's ServiceAccount and Lease.
+const OPERATOR_NS: &str = "ember-system";
+const RELEASE: &str = "ember";
+/// The server version the chart is rendered for (what tests/cluster builds).
+const KUBE_VERSION: &str = "1.20.2";
+/// Bound of each wait; generous, since the machine may be loaded by other builds.
+const STEP_TIMEOUT: Duration = Duration::from_secs(120);
+/// The engine's default log filter plus the DAG scheduler's debug line "submitting
+/// tasks", which times the first task.
+const TIMING_LOG_FILTER: &str = "warn,ember=info,ember_executor=info,ember_core=info,ember::scheduler::dag=debug";
+
+/// Writes a line to the real stderr: libtest captures `println!` of passing tests, and
+/// the CI log must show the steps and timings.
+fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+fn skip() -> bool {
+    if std::env::var_os("EMBER_SKIP_CLUSTER_TESTS").is_some_and(|v| v != "0") {
+        report("EMBER_SKIP_CLUSTER_TESTS set: skipping the operator end-to-end test on the real control plane");
+        return true;
+    }
+    false
+}
+
+// ---------------------------------------------------------------------------------------
+// Expected results, computed without the engine.
+
+/// Σ_{x<n} Σ_{i<50} (x+i)², expanded as 50·Σx² + 2·Σx·Σi + n·Σi² (the job sums term by
+/// term).
+fn sumsq_expected(n: u64) -> u128 {
+    let n = u128::from(n);
+    if n == 0 {
+        return 0;
+    }
+    let sum_x = n * (n - 1) / 2;
+    let sum_x2 = (n - 1) * n * (2 * n - 1) / 6;
+    let (sum_i, sum_i2) = (0..50u128).fold((0, 0), |(s, s2), i| (s + i, s2 + i * i));
+    50 * sum_x2 + 2 * sum_x * sum_i + n * sum_i2
+}
+
+/// The pi job's samples: partition p draws its share of the points from a xorshift64
+/// stream seeded from p; a point inside the quarter circle is a hit.
+fn pi_expected(samples: u64, partitions: u64) -> Value {
+    let mut inside = 0u64;
+    for p in 0..partitions {
+        let (lo, hi) = (p * samples / partitions, (p + 1) * samples / partitions);
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d ^ (p + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut unit = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for _ in lo..hi {
+            let (x, y) = (unit(), unit());
+            if x * x + y * y <= 1.0 {
+                inside += 1;
+            }
+        }
+    }
+    json!({ "samples": samples, "inside": inside, "pi": 4.0 * inside as f64 / samples as f64 })
+}
+
+/// The join job's generator mixing function (its datasets are defined through it).
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x = (x ^ (x >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// Parameters of the join job as the test runs it.
+struct JoinJob {
+    large: u64,
+    small: u64,
+    keys: u64,
+    partitions: u64,
+    seed: u64,
+}
+
+impl JoinJob {
+    const TEST: JoinJob = JoinJob { large: 200_000, small: 5_000, keys: 10_000, partitions: 8, seed: 7 };
+
+    fn arguments(&self, pause_file: &Path) -> Vec<String> {
+        let mut args = vec!["join".to_string()];
+        let values = [
+            ("--large", self.large),
+            ("--small", self.small),
+            ("--keys", self.keys),
+            ("--partitions", self.partitions),
+            ("--seed", self.seed),
+        ];
+        for (flag, value) in values {
+            args.extend([flag.to_string(), value.to_string()]);
+        }
+        args.extend(["--pause-file".to_string(), pause_file.display().to_string()]);
+        args
+    }
+
+    /// The joined rows, by a hash lookup: row i of the large side is (k, v); the small
+    /// side holds one value w for every key below `small`.
+    fn expected(&self) -> Value {
+        let (mut rows, mut checksum) = (0u64, 0u64);
+        for i in 0..self.large {
+            let (k, v) = (mix(i ^ self.seed) % self.keys, mix(i.wrapping_add(self.seed)));
+            if k < self.small {
+                let w = mix(k ^ self.seed.rotate_left(17));
+                rows += 1;
+                checksum = checksum.wrapping_add(mix(k ^ mix(v ^ mix(w))));
+            }
+        }
+        json!({ "rows": rows, "checksum": checksum.to_string() })
+    }
+}
+
+/// Writes a deterministic word corpus (several files, mixed whitespace) into `dir` and
+/// returns its word counts.
+fn write_corpus(dir: &Path) -> Result<BTreeMap<String, u64>> {
+    const WORDS: [&str; 12] =
+        ["ember", "spark", "shuffle", "driver", "executor", "pod", "lease", "stage", "task", "the", "a", "Ünïcode"];
+    std::fs::create_dir_all(dir)?;
+    let mut counts = BTreeMap::new();
+    let mut state = 0x853c_49e6_748f_ea9bu64;
+    for file in 0..3 {
+        let mut text = String::new();
+        for line in 0..2000 {
+            let words = 1 + line % 9;
+            for w in 0..words {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                // Skewed: low indices are frequent.
+                let r = (state >> 33) % 144;
+                let word = WORDS[((r * r) / (144 * 144 / 12)) as usize % WORDS.len()];
+                *counts.entry(word.to_string()).or_insert(0) += 1;
+                text.push_str(word);
+                text.push_str(if w % 4 == 3 { "\t" } else { "  " });
+            }
+            text.push('\n');
+        }
+        std::fs::write(dir.join(format!("part-{file}.txt")), text)?;
+    }
+    Ok(counts)
+}
+
+// ---------------------------------------------------------------------------------------
+// Set-up pieces.
+
+/// Paths of the binaries: this test's ember-operator, and ember-examples and
+/// ember-pod-runner next to it.
+struct Binaries {
+    dir: PathBuf,
+    operator: PathBuf,
+    pod_runner: PathBuf,
+}
+
+/// Makes sure ember-examples and ember-pod-runner next to this test's ember-operator are
+/// fresh, so that the pod runner's `--bin-dir` maps the engine image's /opt/ember/bin to
+/// the workspace's code. Other packages' binaries are not available through
+/// `CARGO_BIN_EXE_*`, so cargo is asked, with CI's own command (`cargo test --workspace`,
+/// compile only) and this test's profile and target dir: under CI, which ran that very
+/// command, it has nothing left to do, and features are unified exactly as there (a
+/// `cargo build -p ...` would unify them differently and rebuild the engine a second
+/// time). Run alone, this test compiles the workspace's tests once.
+fn build_binaries() -> Result<Binaries> {
+    let operator = PathBuf::from(env!("CARGO_BIN_EXE_ember-operator"));
+    let dir = operator.parent().context("binary directory")?.to_path_buf();
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().context("target dir")?.to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut cmd = Command::new(cargo);
+    // Without what cargo set for this test process: build scripts that watch such
+    // variables (ring's watches CARGO_MANIFEST_DIR and CARGO_PKG_*) would see them
+    // change, and this build and the next plain one would each rebuild half the tree.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        let set_by_cargo = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_"]
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+            || ["CARGO", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&key.as_str());
+        if set_by_cargo {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.current_dir(tooling::workspace())
+        .args(["test", "--workspace", "--locked", "--no-run", "--quiet", "--target-dir"])
+        .arg(&target_dir);
+    match dir.file_name().and_then(|n| n.to_str()).context("profile directory")? {
+        // `cargo test`'s default: the test profile, which builds into debug/.
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    // target/<triple>/<profile> when built for an explicit target.
+    let profile_parent = dir.parent().context("profile dir parent")?;
+    if profile_parent != target_dir {
+        cmd.arg("--target").arg(profile_parent.file_name().context("target triple")?);
+    }
+    report("e2e: checking the workspace binaries (cargo test --workspace --no-run)");
+    let status = cmd.status().context("running cargo")?;
+    ensure!(status.success(), "building the workspace failed ({status})");
+    let pod_runner = dir.join("ember-pod-runner");
+    ensure!(dir.join("ember-examples").is_file() && pod_runner.is_file(), "binaries missing in {}", dir.display());
+    Ok(Binaries { dir, operator, pod_runner })
+}
+
+/// `helm template` of the chart for the control plane's version, as JSON documents.
+fn render_chart(helm_home: &Path) -> Result<Vec<Value>> {
+    let helm = tooling::install("helm");
+    let chart = tooling::workspace().join("charts/ember-operator");
+    let out = Command::new(helm)
+        .args(["template", RELEASE])
+        .arg(&chart)
+        .args(["--namespace", OPERATOR_NS, "--kube-version", KUBE_VERSION])
+        .env("HELM_CACHE_HOME", helm_home.join("cache"))
+        .env("HELM_CONFIG_HOME", helm_home.join("config"))
+        .env("HELM_DATA_HOME", helm_home.join("data"))
+        .output()
+        .context("running helm template")?;
+    ensure!(out.status.success(), "helm template failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout)?;
+    let mut docs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value: Value = serde::Deserialize::deserialize(doc)?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+/// Where a variable of the chart's Deployment gets its value.
+enum ChartEnv {
+    Literal(String),
+    PodName,
+    PodNamespace,
+}
+
+/// How the chart's Deployment runs the operator, replayed as a local process.
+struct OperatorLaunch {
+    binary: PathBuf,
+    kubeconfig: PathBuf,
+    env: Vec<(String, ChartEnv)>,
+}
+
+impl OperatorLaunch {
+    /// The Deployment's container environment and ServiceAccount.
+    fn from_deployment(deployment: &Value) -> Result<(Vec<(String, ChartEnv)>, String)> {
+        let pod = &deployment["spec"]["template"]["spec"];
+        let sa = pod["serviceAccountName"].as_str().context("Deployment without serviceAccountName")?.to_string();
+        let mut env = Vec::new();
+        for var in pod["containers"][0]["env"].as_array().context("Deployment container without env")? {
+            let name = var["name"].as_str().context("env without name")?.to_string();
+            let source = match (var["value"].as_str(), var["valueFrom"]["fieldRef"]["fieldPath"].as_str()) {
+                (Some(v), _) => ChartEnv::Literal(v.to_string()),
+                (None, Some("metadata.name")) => ChartEnv::PodName,
+                (None, Some("metadata.namespace")) => ChartEnv::PodNamespace,
+                _ => bail!("env {name} of the chart's Deployment has a source this test cannot replay: {var}"),
+            };
+            env.push((name, source));
+        }
+        Ok((env, sa))
+    }
+
+    fn literal(&self, name: &str) -> Option<&str> {
+        self.env.iter().find_map(|(n, v)| match v {
+            ChartEnv::Literal(v) if n == name => Some(v.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Starts a replica named `identity` (its pod name) with its output in `log`.
+    fn spawn(&self, identity: &str, log: &Path) -> Result<ProcessGuard> {
+        let mut cmd = Command::new(&self.binary);
+        // Not in a pod: the kubeconfig of the ServiceAccount, not in-cluster config.
+        cmd.env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBERNETES_SERVICE_PORT")
+            .env("KUBECONFIG", &self.kubeconfig);
+        for (name, source) in &self.env {
+            let value = match source {
+                // A pod has its own network namespace; here a free port is taken instead.
+                ChartEnv::Literal(_) if name == "EMBER_OPERATOR_HTTP_ADDR" => "127.0.0.1:0",
+                ChartEnv::Literal(v) => v.as_str(),
+                ChartEnv::PodName => identity,
+                ChartEnv::PodNamespace => OPERATOR_NS,
+            };
+            cmd.env(name, value);
+        }
+        ProcessGuard::spawn(cmd, log)
+    }
+}
+
+/// A pod the test saw through its watch.
+struct PodSeen {
+    uid: String,
+    name: String,
+    app: Option<String>,
+    role: Option<String>,
+    seen: SystemTime,
+    running: Option<SystemTime>,
+}
+
+/// What the watches saw: every pod of the namespace, and when each application state
+/// first showed. Watch events carry every change, so this is finer than the API's
+/// one-second timestamps and misses no short-lived pod.
+#[derive(Default)]
+struct History {
+    pods: Vec<PodSeen>,
+    /// (application, state) in order of first appearance.
+    states: Vec<(String, String, SystemTime)>,
+    pods_synced: bool,
+    apps_synced: bool,
+}
+
+impl History {
+    fn saw_pod(&mut self, pod: &Pod) {
+        let now = SystemTime::now();
+        let uid = pod.uid().unwrap_or_default();
+        let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        if let Some(seen) = self.pods.iter_mut().find(|p| p.uid == uid) {
+            if running && seen.running.is_none() {
+                seen.running = Some(now);
+            }
+            return;
+        }
+        self.pods.push(PodSeen {
+            uid,
+            name: pod.name_any(),
+            app: pod.labels().get(LABEL_APP_NAME).cloned(),
+            role: pod.labels().get(LABEL_ROLE).cloned(),
+            seen: now,
+            running: running.then_some(now),
+        });
+    }
+
+    fn saw_app(&mut self, app: &SparkApplication) {
+        let state = app.status.as_ref().map(|s| s.application_state.state).unwrap_or_default();
+        let (name, state) = (app.name_any(), state.as_str().to_string());
+        if !self.states.iter().any(|(a, s, _)| *a == name && *s == state) {
+            self.states.push((name, state, SystemTime::now()));
+        }
+    }
+
+    fn pods_of(&self, app: &str, role: &str) -> Vec<&PodSeen> {
+        self.pods.iter().filter(|p| p.app.as_deref() == Some(app) && p.role.as_deref() == Some(role)).collect()
+    }
+
+    fn pod(&self, name: &str) -> Option<&PodSeen> {
+        self.pods.iter().find(|p| p.name == name)
+    }
+
+    /// The states an application went through, in order, without the initial "".
+    fn states_of(&self, app: &str) -> Vec<&str> {
+        self.states.iter().filter(|(a, s, _)| a == app && !s.is_empty()).map(|(_, s, _)| s.as_str()).collect()
+    }
+
+    fn state_seen(&self, app: &str, state: AppState) -> Option<SystemTime> {
+        self.states.iter().find(|(a, s, _)| a == app && s == state.as_str()).map(|(_, _, t)| *t)
+    }
+}
+
+/// Watches the application namespace's pods and applications into `history`.
+fn spawn_watchers(client: &kube::Client, history: &Arc<Mutex<History>>) -> Vec<tokio::task::JoinHandle<()>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), APP_NS);
+    let apps: Api<SparkApplication> = Api::namespaced(client.clone(), APP_NS);
+    let (h1, h2) = (history.clone(), history.clone());
+    let watch_pods = tokio::spawn(watcher(pods, watcher::Config::default()).default_backoff().for_each(move |event| {
+        let mut h = h1.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => h.saw_pod(&p),
+            Ok(watcher::Event::InitDone) => h.pods_synced = true,
+            _ => {}
+        }
+        futures::future::ready(())
+    }));
+    let watch_apps = tokio::spawn(watcher(apps, watcher::Config::default()).default_backoff().for_each(move |event| {
+        let mut h = h2.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Ok(watcher::Event::Apply(a) | watcher::Event::InitApply(a)) => h.saw_app(&a),
+            Ok(watcher::Event::InitDone) => h.apps_synced = true,
+            _ => {}
+        }
+        futures::future::ready(())
+    }));
+    vec![watch_pods, watch_apps]
+}
+
+/// Lines of a tracing log (`<RFC 3339 time>  LEVEL message fields`) containing `needle`,
+/// with their times.
+fn log_times(log: &str, needle: &str) -> Vec<Timestamp> {
+    log.lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| l.split_whitespace().next().and_then(|t| t.parse::<Timestamp>().ok()))
+        .collect()
+}
+
+fn millis_between(from: SystemTime, to: SystemTime) -> i128 {
+    match to.duration_since(from) {
+        Ok(d) => d.as_millis() as i128,
+        Err(e) => -(e.duration().as_millis() as i128),
+    }
+}
+
+fn timestamp_to_system(t: Timestamp) -> SystemTime {
+    SystemTime::from(t)
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
+/// The SparkApplication document of an example manifest in examples/k8s/.
+fn example(file: &str) -> Result<Value> {
+    let path = tooling::workspace().join("examples/k8s").join(file);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value: Value = serde::Deserialize::deserialize(doc)?;
+        if value["kind"] == "SparkApplication" {
+            return Ok(value);
+        }
+    }
+    bail!("no SparkApplication in {}", path.display())
+}
+
+/// The value after `flag` in an application's arguments.
+fn argument(app: &Value, flag: &str) -> Result<u64> {
+    let args: Vec<&str> =
+        app["spec"]["arguments"].as_array().context("arguments")?.iter().filter_map(Value::as_str).collect();
+    let i = args.iter().position(|a| *a == flag).with_context(|| format!("no {flag} in {args:?}"))?;
+    Ok(args.get(i + 1).context("flag without value")?.parse()?)
+}
+
+/// A join application that pauses between its two jobs until `pause_file` exists.
+fn paused_join(name: &str, pause_file: &Path) -> Result<Value> {
+    let mut app = example("sumsq.yaml")?;
+    app["metadata"]["name"] = json!(name);
+    app["spec"]["arguments"] = json!(JoinJob::TEST.arguments(pause_file));
+    Ok(app)
+}
+
+fn executor_state(app: &SparkApplication, pod: &str) -> Option<ExecutorState> {
+    app.status.as_ref().and_then(|s| s.executor_state.get(pod).copied())
+}
+
+// ---------------------------------------------------------------------------------------
+// The fixture: control plane, pod runner, operator, watches.
+
+struct E2e {
+    watchers: Vec<tokio::task::JoinHandle<()>>,
+    // Dropped in this order: the operator stops first (it must not act during the
+    // teardown), then the pod runner kills the pods' processes, then the control plane
+    // stops, and last the temp dir goes.
+    operator: ProcessGuard,
+    operator_replicas: u32,
+    runner: PodRunner,
+    cluster: Cluster,
+    launch: OperatorLaunch,
+    client: kube::Client,
+    apps: Api<SparkApplication>,
+    pods: Api<Pod>,
+    history: Arc<Mutex<History>>,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for E2e {
+    fn drop(&mut self) {
+        for w in &self.watchers {
+            w.abort();
+        }
+    }
+}
+
+impl E2e {
+    async fn start() -> Result<Self> {
+        let t = Instant::now();
+        let bins = build_binaries()?;
+        report(&format!("e2e: workspace binaries ready in {:.1?} ({})", t.elapsed(), bins.dir.display()));
+        let dir = tempfile::Builder::new().prefix("ember-e2e.").tempdir()?;
+        let docs = render_chart(&dir.path().join("helm"))?;
+
+        // 1. The CRD from crds/, installed before the controller manager so that its
+        //    garbage collector knows the kind (cluster.sh fails when the server refuses it).
+        let t = Instant::now();
+        let cluster = Cluster::start_with_crds(Some(&tooling::workspace().join("crds")))?;
+        let served = cluster.kubectl_ok(&["api-resources", "--api-group", "ember.dev", "-o", "name"])?;
+        ensure!(served.trim() == "sparkapplications.ember.dev", "CRD not served: {served:?}");
+        report(&format!("e2e: control plane up with the CRD in {:.1?}", t.elapsed()));
+
+        // 2. The chart's ServiceAccount and RBAC, and a kubeconfig with that account's token.
+        cluster.kubectl_ok(&["create", "namespace", OPERATOR_NS])?;
+        let rbac_kinds = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
+        let rbac: Vec<&Value> =
+            docs.iter().filter(|d| rbac_kinds.contains(&d["kind"].as_str().unwrap_or_default())).collect();
+        let kinds: BTreeSet<&str> = rbac.iter().filter_map(|d| d["kind"].as_str()).collect();
+        ensure!(kinds.len() == rbac_kinds.len(), "the chart renders {kinds:?}, expected each of {rbac_kinds:?}");
+        let rbac_file = dir.path().join("chart-rbac.yaml");
+        let mut text = String::new();
+        for doc in &rbac {
+            text.push_str("---\n");
+            text.push_str(&serde_yaml::to_string(doc)?);
+        }
+        std::fs::write(&rbac_file, text)?;
+        let applied = cluster.kubectl_ok(&["apply", "-f", rbac_file.to_str().context("path")?])?;
+        report(&format!("e2e: chart RBAC applied:\n{}", applied.trim_end()));
+        let deployment = docs.iter().find(|d| d["kind"] == "Deployment").context("the chart renders no Deployment")?;
+        let (env, sa) = OperatorLaunch::from_deployment(deployment)?;
+        let kubeconfig = cluster.service_account_kubeconfig(OPERATOR_NS, &sa)?;
+        let launch = OperatorLaunch { binary: bins.operator.clone(), kubeconfig, env };
+
+        // The applications' namespace; pods need its default ServiceAccount (admission).
+        cluster.kubectl_ok(&["create", "namespace", APP_NS])?;
+        poll_until("default ServiceAccount of the application namespace", STEP_TIMEOUT, || async {
+            let out = cluster.kubectl(&["-n", APP_NS, "get", "serviceaccount", "default", "-o", "name"])?;
+            Ok(out.status.success().then_some(()))
+        })
+        .await?;
+
+        let client = cluster.client().await?;
+        let history = Arc::new(Mutex::new(History::default()));
+        let watchers = spawn_watchers(&client, &history);
+        poll_until("watches synced", STEP_TIMEOUT, || async {
+            let h = history.lock().unwrap_or_else(|e| e.into_inner());
+            Ok((h.pods_synced && h.apps_synced).then_some(()))
+        })
+        .await?;
+
+        let runner = PodRunner::start(&bins.pod_runner, &cluster, APP_NS, &dir.path().join("pods"), Some(&bins.dir))?;
+        let operator = launch.spawn("ember-operator-e2e-1", &dir.path().join("operator-1.log"))?;
+        Ok(E2e {
+            watchers,
+            operator,
+            operator_replicas: 1,
+            runner,
+            apps: Api::namespaced(client.clone(), APP_NS),
+            pods: Api::namespaced(client.clone(), APP_NS),
+            client,
+            cluster,
+            launch,
+            history,
+            dir,
+        })
+    }
+
+    fn history(&self) -> std::sync::MutexGuard<'_, History> {
+        self.history.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn lease_name(&self) -> &str {
+        self.launch.literal("EMBER_OPERATOR_LEASE_NAME").unwrap_or("ember-operator")
+    }
+
+    async fn lease(&self) -> Result<Option<Lease>> {
+        Ok(Api::<Lease>::namespaced(self.client.clone(), OPERATOR_NS).get_opt(self.lease_name()).await?)
+    }
+
+    /// Leader election through the chart's Lease RBAC: `identity` holds the Lease.
+    async fn wait_leader(&self, identity: &str) -> Result<()> {
+        let lease_name = self.lease_name();
+        let t = Instant::now();
+        poll_until(&format!("{identity} holding Lease {lease_name}"), STEP_TIMEOUT, || async {
+            let holder = self.lease().await?.and_then(|l| l.spec).and_then(|s| s.holder_identity);
+            Ok((holder.as_deref() == Some(identity)).then_some(()))
+        })
+        .await?;
+        report(&format!("e2e: operator {identity} leads (Lease {OPERATOR_NS}/{lease_name}) after {:.1?}", t.elapsed()));
+        Ok(())
+    }
+
+    fn write_manifest(&self, app: &Value) -> Result<PathBuf> {
+        let name = app["metadata"]["name"].as_str().context("manifest without name")?;
+        let dir = self.path("manifests");
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, serde_yaml::to_string(app)?)?;
+        Ok(file)
+    }
+
+    /// `kubectl apply` of an application into the test namespace, as a user would;
+    /// returns the times just before the command and when it returned.
+    fn apply(&self, app: &Value) -> Result<(SystemTime, SystemTime)> {
+        let file = self.write_manifest(app)?;
+        let at = SystemTime::now();
+        self.cluster.kubectl_ok(&["-n", APP_NS, "apply", "-f", file.to_str().context("path")?])?;
+        Ok((at, SystemTime::now()))
+    }
+
+    async fn app(&self, name: &str) -> Result<Option<SparkApplication>> {
+        Ok(self.apps.get_opt(name).await?)
+    }
+
+    /// Waits for `want`; a different terminal state fails at once with its message.
+    async fn wait_state(&self, name: &str, want: AppState) -> Result<SparkApplication> {
+        poll_until(&format!("{name} {}", want.as_str()), STEP_TIMEOUT, || async {
+            let Some(app) = self.app(name).await? else { return Ok(None) };
+            let status = app.status.clone().unwrap_or_default();
+            let state = status.application_state.state;
+            if state == want {
+                return Ok(Some(app));
+            }
+            if state.is_terminal() {
+                bail!(
+                    "{name} ended {} instead of {}: {}\n--- driver log tail:\n{}",
+                    state.as_str(),
+                    want.as_str(),
+                    status.application_state.error_message.unwrap_or_default(),
+                    self.driver_log_tail(name, 30)
+                );
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    /// When the watch saw `app` reach `state`, waiting for the watch to catch up with
+    /// what a GET already showed.
+    async fn watched(&self, app: &str, state: AppState) -> Result<SystemTime> {
+        poll_until(&format!("the watch seeing {app} {}", state.as_str()), STEP_TIMEOUT, || async {
+            Ok(self.history().state_seen(app, state))
+        })
+        .await
+    }
+
+    /// Waits until `f` accepts the application.
+    async fn wait_app(
+        &self,
+        name: &str,
+        what: &str,
+        f: impl Fn(&SparkApplication) -> bool,
+    ) -> Result<SparkApplication> {
+        poll_until(&format!("{name}: {what}"), STEP_TIMEOUT, || async { Ok(self.app(name).await?.filter(|a| f(a))) })
+            .await
+    }
+
+    fn driver_log(&self, app: &str) -> String {
+        self.runner.container_log(&driver_pod_name(app), CONTAINER_NAME)
+    }
+
+    fn driver_log_tail(&self, app: &str, lines: usize) -> String {
+        tail(&self.driver_log(app), lines)
+    }
+
+    /// Waits for a line of the driver's log holding every one of `parts`.
+    async fn wait_driver_log(&self, app: &str, what: &str, parts: &[&str]) -> Result<()> {
+        poll_until(&format!("{app}: {what}"), STEP_TIMEOUT, || async {
+            Ok(self.driver_log(app).lines().any(|l| parts.iter().all(|p| l.contains(p))).then_some(()))
+        })
+        .await
+    }
+
+    /// The job's result: the last JSON line of the driver's output.
+    fn driver_result(&self, app: &str) -> Result<Value> {
+        let log = self.driver_log(app);
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .with_context(|| format!("no JSON result in {app}'s driver log:\n{}", self.driver_log_tail(app, 20)))?;
+        serde_json::from_str(line).with_context(|| format!("{app}'s result {line:?}"))
+    }
+
+    async fn app_pods(&self, app: &str) -> Result<Vec<Pod>> {
+        Ok(self.pods.list(&ListParams::default().labels(&format!("{LABEL_APP_NAME}={app}"))).await?.items)
+    }
+
+    /// Events the operator recorded for an application, as (reason, note).
+    fn events_of(&self, app: &str) -> Result<Vec<(String, String)>> {
+        let out = self.cluster.kubectl_ok(&["-n", APP_NS, "get", "events.v1.events.k8s.io", "-o", "json"])?;
+        let list: Value = serde_json::from_str(&out)?;
+        Ok(list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["regarding"]["name"] == app && e["regarding"]["kind"] == "SparkApplication")
+            .map(|e| {
+                (
+                    e["reason"].as_str().unwrap_or_default().to_string(),
+                    e["note"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect())
+    }
+
+    fn operator_logs(&self) -> String {
+        (1..=self.operator_replicas)
+            .map(|i| std::fs::read_to_string(self.path(&format!("operator-{i}.log"))).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("")
+    }
+
+    fn ensure_operator_running(&mut self) -> Result<()> {
+        ensure!(self.operator.is_running(), "the operator exited:\n{}", tail(&self.operator.output(), 40));
+        Ok(())
+    }
+
+    /// What helps to see why a step failed.
+    fn diagnostics(&self) {
+        report("---- e2e diagnostics");
+        if let Ok(out) = self.cluster.kubectl(&["-n", APP_NS, "get", "sparkapp,pods,svc", "-o", "wide"]) {
+            report(&format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+        }
+        if let Ok(out) = self.cluster.kubectl(&["-n", APP_NS, "get", "sparkapp", "-o", "yaml"]) {
+            report(&format!("--- applications:\n{}", tail(&String::from_utf8_lossy(&out.stdout), 120)));
+        }
+        report(&format!("--- operator log (tail):\n{}", tail(&self.operator_logs(), 60)));
+        report(&format!("--- pod runner log (tail):\n{}", tail(&self.runner.own_log(), 40)));
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+// ---------------------------------------------------------------------------------------
+// The scenarios.
+
+/// Timings of one sumsq run, in ms from `kubectl apply`.
+struct SumsqTiming {
+    kubectl_returned: i128,
+    driver_pod: i128,
+    driver_listening: i128,
+    executor_pods: i128,
+    executors_running: i128,
+    executors_registered: i128,
+    first_tasks: i128,
+    completed: i128,
+}
+
+impl E2e {
+    /// The seed job from examples/k8s/sumsq.yaml: COMPLETED with the exact sum, and how
+    /// long each step took from `kubectl apply`.
+    async fn sumsq(&self, name: &str) -> Result<SumsqTiming> {
+        let mut app = example("sumsq.yaml")?;
+        app["metadata"]["name"] = json!(name);
+        app["spec"]["driver"]["env"] = json!([{ "name": "EMBER_LOG", "value": TIMING_LOG_FILTER }]);
+        let n = argument(&app, "--n")?;
+        let instances = app["spec"]["executor"]["instances"].as_u64().context("executor.instances")? as usize;
+        let (applied, kubectl_returned) = self.apply(&app)?;
+        let done = self.wait_state(name, AppState::Completed).await?;
+        let completed = self.watched(name, AppState::Completed).await?;
+        let result = self.driver_result(name)?;
+        let expected = json!({ "count": n, "sum": sumsq_expected(n).to_string() });
+        ensure!(result == expected, "{name}: result {result}, expected {expected}");
+        let status = done.status.clone().unwrap_or_default();
+        ensure!(status.execution_attempts == 1 && status.submission_attempts == 1, "{name}: one run: {status:?}");
+
+        let log = self.driver_log(name);
+        let registered = log_times(&log, "executor registered");
+        ensure!(
+            registered.len() == instances,
+            "{name}: {} executors registered, expected {instances}",
+            registered.len()
+        );
+        let at = |t: Timestamp| millis_between(applied, timestamp_to_system(t));
+        let first = |needle: &str| -> Result<i128> {
+            log_times(&log, needle)
+                .first()
+                .map(|t| at(*t))
+                .with_context(|| format!("no {needle:?} line in {name}'s driver log"))
+        };
+        // (driver pod seen, last executor pod seen, last executor running), once the pod
+        // watch has delivered all of it.
+        let pods_seen = poll_until(&format!("the watch seeing {name}'s pods run"), STEP_TIMEOUT, || async {
+            let h = self.history();
+            let Some(driver) = h.pod(&driver_pod_name(name)) else { return Ok(None) };
+            let executors: Option<Vec<&PodSeen>> =
+                (1..=instances as i32).map(|id| h.pod(&executor_pod_name(name, id))).collect();
+            let Some(executors) = executors else { return Ok(None) };
+            let created = executors.iter().map(|p| p.seen).max();
+            let running =
+                executors.iter().map(|p| p.running).collect::<Option<Vec<_>>>().and_then(|r| r.into_iter().max());
+            Ok(created.zip(running).map(|(c, r)| (driver.seen, c, r)))
+        })
+        .await?;
+        let timing = SumsqTiming {
+            kubectl_returned: millis_between(applied, kubectl_returned),
+            driver_pod: millis_between(applied, pods_seen.0),
+            driver_listening: first("driver listening")?,
+            executor_pods: millis_between(applied, pods_seen.1),
+            executors_running: millis_between(applied, pods_seen.2),
+            executors_registered: registered.iter().map(|t| at(*t)).max().unwrap_or_default(),
+            first_tasks: first("submitting tasks")?,
+            completed: millis_between(applied, completed),
+        };
+        let h = self.history();
+        let states = h.states_of(name);
+        ensure!(states == ["SUBMITTED", "RUNNING", "COMPLETED"], "{name} went through {states:?}");
+        report(&format!("{name}: {result}"));
+        report(&format!(
+            "timing {name}: apply→driver pod created {} ms, →driver listening {} ms, →executor pods created {} ms, \
+             →executor pods running {} ms, →executors registered {} ms, →first task submitted {} ms, →COMPLETED {} ms \
+             (kubectl apply itself returned after {} ms)",
+            timing.driver_pod,
+            timing.driver_listening,
+            timing.executor_pods,
+            timing.executors_running,
+            timing.executors_registered,
+            timing.first_tasks,
+            timing.completed,
+            timing.kubectl_returned
+        ));
+        Ok(timing)
+    }
+
+    /// examples/k8s/pi.yaml as it is: the exact hit count of its sample stream.
+    async fn pi(&self) -> Result<()> {
+        let app = example("pi.yaml")?;
+        let expected = pi_expected(argument(&app, "--samples")?, argument(&app, "--partitions")?);
+        self.apply(&app)?;
+        self.wait_state("pi", AppState::Completed).await?;
+        let result = self.driver_result("pi")?;
+        ensure!(result == expected, "pi: result {result}, expected {expected}");
+        report(&format!("pi: {result}"));
+        Ok(())
+    }
+
+    /// examples/k8s/wordcount.yaml with its input in a temp dir instead of a ConfigMap
+    /// volume (the pod runner materializes emptyDir only) and an output dir: the word
+    /// totals and every word's count are exact.
+    async fn wordcount(&self) -> Result<()> {
+        let input = self.path("wordcount-input");
+        let output = self.path("wordcount-output");
+        let counts = write_corpus(&input)?;
+        let mut app = example("wordcount.yaml")?;
+        let spec = app["spec"].as_object_mut().context("spec")?;
+        spec.remove("volumes");
+        for role in ["driver", "executor"] {
+            spec[role].as_object_mut().context("role")?.remove("volumeMounts");
+        }
+        spec.insert(
+            "arguments".to_string(),
+            json!([
+                "wordcount",
+                "--input",
+                input.display().to_string(),
+                "--output",
+                output.display().to_string(),
+                "--partitions",
+                "4"
+            ]),
+        );
+        self.apply(&app)?;
+        self.wait_state("wordcount", AppState::Completed).await?;
+        let result = self.driver_result("wordcount")?;
+        let expected = json!({ "distinct": counts.len(), "total": counts.values().sum::<u64>() });
+        ensure!(result == expected, "wordcount: result {result}, expected {expected}");
+        let mut written = BTreeMap::new();
+        for entry in std::fs::read_dir(&output)? {
+            let path = entry?.path();
+            if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part-")) {
+                for line in std::fs::read_to_string(&path)?.lines() {
+                    let (word, count) = line.split_once('\t').with_context(|| format!("line {line:?}"))?;
+                    ensure!(written.insert(word.to_string(), count.parse::<u64>()?).is_none(), "{word} twice");
+                }
+            }
+        }
+        ensure!(written == counts, "wordcount: per-word counts differ: {written:?} vs {counts:?}");
+        report(&format!("wordcount: {result}, and each of the {} words' counts", counts.len()));
+        Ok(())
+    }
+
+    /// `kubectl get sparkapp` prints the CRD's columns with the status values.
+    fn printer_columns(&self, names: &[&str]) -> Result<()> {
+        let table = self.cluster.kubectl_ok(&["-n", APP_NS, "get", "sparkapp"])?;
+        report(&format!("kubectl get sparkapp:\n{}", table.trim_end()));
+        let mut lines = table.lines();
+        let header: Vec<&str> = lines.next().context("empty table")?.split_whitespace().collect();
+        ensure!(header == ["NAME", "STATE", "ATTEMPTS", "EXECUTORS", "START", "FINISH", "AGE"], "header {header:?}");
+        let rows: BTreeMap<&str, Vec<&str>> = lines
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter_map(|cols| cols.first().copied().map(|n| (n, cols)))
+            .collect();
+        let list: Value =
+            serde_json::from_str(&self.cluster.kubectl_ok(&["-n", APP_NS, "get", "sparkapp", "-o", "json"])?)?;
+        for name in names {
+            let row = rows.get(name).with_context(|| format!("no row for {name}"))?;
+            let item = list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|i| i["metadata"]["name"] == *name)
+                .with_context(|| format!("{name} not listed"))?;
+            let status = &item["status"];
+            let text = |v: &Value| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let want = [
+                name.to_string(),
+                text(&status["applicationState"]["state"]),
+                text(&status["executionAttempts"]),
+                text(&status["runningExecutors"]),
+                text(&status["lastSubmissionAttemptTime"]),
+                text(&status["terminationTime"]),
+            ];
+            ensure!(row.len() == 7 && row[..6] == want, "row {row:?}, expected {want:?} and an age");
+            ensure!(row[1] == "COMPLETED" && row[2] == "1", "{name}: {row:?}");
+        }
+        Ok(())
+    }
+
+    /// SIGKILL of an executor's process mid-job (between the join's two jobs): the
+    /// operator marks it FAILED and creates executor 3, the driver takes it in, and the
+    /// job still ends with the exact result.
+    async fn executor_killed(&self) -> Result<()> {
+        let name = "join-kill";
+        let pause = self.path("join-kill.go");
+        self.apply(&paused_join(name, &pause)?)?;
+        self.wait_driver_log(name, "first job done, paused", &["ember: paused"]).await?;
+        let victim = executor_pod_name(name, 1);
+        let replacement = executor_pod_name(name, 3);
+        let pid = self.runner.kill_pod_process(&self.cluster, APP_NS, &victim, libc::SIGKILL)?;
+        let t = Instant::now();
+        report(&format!("{name}: killed {victim} (pid {pid}) while the driver waits"));
+        let app = self
+            .wait_app(name, "executor 1 FAILED, executor 3 RUNNING", |a| {
+                executor_state(a, &victim) == Some(ExecutorState::Failed)
+                    && executor_state(a, &replacement) == Some(ExecutorState::Running)
+            })
+            .await?;
+        let status = app.status.unwrap_or_default();
+        ensure!(status.executor_failures == 1 && status.last_executor_id == 3, "{name}: {status:?}");
+        self.wait_driver_log(name, "executor 1 lost", &["executor lost", "executor_id=\"1\""]).await?;
+        self.wait_driver_log(name, "executor 3 registered", &["executor registered", "executor_id=3 "]).await?;
+        report(&format!("{name}: replacement {replacement} registered {:.1?} after the kill", t.elapsed()));
+        std::fs::write(&pause, "")?;
+        self.wait_state(name, AppState::Completed).await?;
+        let result = self.driver_result(name)?;
+        let expected = JoinJob::TEST.expected();
+        ensure!(result == expected, "{name}: result {result}, expected {expected}");
+        let recomputed = self.driver_log(name).contains("map outputs lost with the executor will be recomputed");
+        report(&format!("{name}: {result} (lost map outputs recomputed: {recomputed})"));
+        Ok(())
+    }
+
+    /// An invalid manifest: refused by the schema at admission with the server's message,
+    /// or, for what the schema cannot say (without CEL on 1.20), FAILED with the message
+    /// in the status, an InvalidSpec event, and no pods.
+    async fn invalid_manifests(&self) -> Result<()> {
+        let mut app = example("sumsq.yaml")?;
+        app["metadata"]["name"] = json!("bad-instances");
+        app["spec"]["executor"]["instances"] = json!(-1);
+        let file = self.write_manifest(&app)?;
+        let out = self.cluster.kubectl(&["-n", APP_NS, "apply", "-f", file.to_str().context("path")?])?;
+        let err = stderr_of(&out);
+        ensure!(!out.status.success(), "instances -1 was admitted");
+        ensure!(
+            err.contains("spec.executor.instances") && err.contains("greater than or equal to 0"),
+            "refusal does not name the field: {err}"
+        );
+        ensure!(self.app("bad-instances").await?.is_none(), "bad-instances exists");
+        report(&format!("bad-instances refused: {err}"));
+
+        let bad_mount: fn(&mut Value) = |app| {
+            app["spec"]["driver"]["volumeMounts"] = json!([{ "name": "missing", "mountPath": "/data" }]);
+        };
+        // The CRD's CEL rule says the same on 1.25+; 1.20 drops it, the operator does not.
+        let bad_file: fn(&mut Value) =
+            |app| app["spec"]["mainApplicationFile"] = json!("/opt/ember/bin/ember-examples");
+        let cases = [
+            (
+                "bad-mount",
+                bad_mount,
+                "invalid spec.driver.volumeMounts[0].name: no volume named \"missing\" in spec.volumes",
+            ),
+            ("bad-file", bad_file, "invalid spec.mainApplicationFile: \"/opt/ember/bin/ember-examples\" is not"),
+        ];
+        for (name, break_it, message) in cases {
+            let mut app = example("sumsq.yaml")?;
+            app["metadata"]["name"] = json!(name);
+            break_it(&mut app);
+            self.apply(&app)?;
+            let failed = self.wait_state(name, AppState::Failed).await?;
+            let error = failed.status.and_then(|s| s.application_state.error_message).unwrap_or_default();
+            ensure!(error.contains(message), "{name}: errorMessage {error:?} lacks {message:?}");
+            let events = self.events_of(name)?;
+            ensure!(
+                events.iter().any(|(reason, note)| reason == "InvalidSpec" && note.contains(message)),
+                "{name}: events {events:?}"
+            );
+            ensure!(
+                self.app_pods(name).await?.is_empty()
+                    && self.history().pods.iter().all(|p| p.app.as_deref() != Some(name)),
+                "{name} got pods"
+            );
+            report(&format!("{name}: FAILED: {error}"));
+        }
+        Ok(())
+    }
+
+    /// The operator stops (SIGTERM, as in a rollout) while an application runs and a new
+    /// replica takes over: no resubmission (the driver pod's UID stays, no second driver
+    /// or extra executor is ever created), and the new replica drives it to COMPLETED.
+    async fn operator_restart(&mut self) -> Result<()> {
+        let name = "join-restart";
+        let pause = self.path("join-restart.go");
+        self.apply(&paused_join(name, &pause)?)?;
+        self.wait_driver_log(name, "first job done, paused", &["ember: paused"]).await?;
+        let running = self
+            .wait_app(name, "2 executors running", |a| a.status.as_ref().is_some_and(|s| s.running_executors == 2))
+            .await?;
+        let driver_uid = self.pods.get(&driver_pod_name(name)).await?.uid().context("driver uid")?;
+        self.operator.terminate();
+        ensure!(!self.operator.is_running(), "the operator did not stop");
+        // Stopped by SIGTERM, the leader releases the Lease: the next replica need not
+        // wait for it to expire.
+        let lease = self.lease().await?;
+        ensure!(
+            lease.as_ref().and_then(|l| l.spec.as_ref()).and_then(|s| s.holder_identity.as_deref()).is_none(),
+            "the stopped operator still holds the Lease: {lease:?}"
+        );
+        report(&format!("{name}: operator 1 stopped (Lease released) while {name} runs"));
+        self.operator_replicas += 1;
+        let identity = format!("ember-operator-e2e-{}", self.operator_replicas);
+        self.operator =
+            self.launch.spawn(&identity, &self.path(&format!("operator-{}.log", self.operator_replicas)))?;
+        self.wait_leader(&identity).await?;
+        std::fs::write(&pause, "")?;
+        let done = self.wait_state(name, AppState::Completed).await?;
+        self.watched(name, AppState::Completed).await?;
+        ensure!(self.driver_result(name)? == JoinJob::TEST.expected(), "{name}: wrong result");
+        let driver = self.pods.get(&driver_pod_name(name)).await?;
+        ensure!(driver.uid().as_deref() == Some(driver_uid.as_str()), "{name}: the driver pod was replaced");
+        let status = done.status.unwrap_or_default();
+        let before = running.status.unwrap_or_default();
+        ensure!(
+            status.submission_attempts == 1 && status.execution_attempts == 1 && before.submission_attempts == 1,
+            "{name}: resubmitted: {status:?}"
+        );
+        {
+            let h = self.history();
+            let drivers = h.pods_of(name, "driver").len();
+            let executors = h.pods_of(name, "executor").len();
+            ensure!(drivers == 1 && executors == 2, "{name}: {drivers} driver and {executors} executor pods created");
+            let states = h.states_of(name);
+            ensure!(states == ["SUBMITTED", "RUNNING", "COMPLETED"], "{name} went through {states:?}");
+        }
+        // Operator 1 is gone, so the new replica wrote COMPLETED; it logs the change
+        // after the status write and the event.
+        let log = self.path(&format!("operator-{}.log", self.operator_replicas));
+        poll_until(&format!("{identity} logging the completion of {name}"), STEP_TIMEOUT, || async {
+            let text = std::fs::read_to_string(&log)?;
+            Ok(text.lines().any(|l| l.contains(name) && l.contains("COMPLETED")).then_some(()))
+        })
+        .await?;
+        report(&format!("{name}: completed under {identity}, same driver pod {driver_uid}, no resubmission"));
+        Ok(())
+    }
+
+    /// Deleting a running application: the garbage collector removes its driver,
+    /// executors and Service through their owner references; the runner kills the
+    /// processes.
+    async fn delete_running(&self) -> Result<()> {
+        let name = "gc";
+        // Never resumed: it is deleted while paused.
+        self.apply(&paused_join(name, &self.path("gc.never"))?)?;
+        self.wait_driver_log(name, "first job done, paused", &["ember: paused"]).await?;
+        self.wait_app(name, "2 executors running", |a| a.status.as_ref().is_some_and(|s| s.running_executors == 2))
+            .await?;
+        let pods = self.app_pods(name).await?;
+        ensure!(pods.len() == 3, "{name}: {} pods", pods.len());
+        let uid = self.app(name).await?.and_then(|a| a.uid()).context("uid")?;
+        for pod in &pods {
+            let owner = pod.owner_references().first().context("no owner reference")?;
+            ensure!(owner.uid == uid && owner.controller == Some(true), "{}: owner {owner:?}", pod.name_any());
+        }
+        let t = Instant::now();
+        self.cluster.kubectl_ok(&["-n", APP_NS, "delete", "sparkapp", name])?;
+        let services: Api<Service> = Api::namespaced(self.client.clone(), APP_NS);
+        poll_until(&format!("{name}'s pods and Service removed"), STEP_TIMEOUT, || async {
+            let svc = services.get_opt(&format!("{name}-driver-svc")).await?;
+            Ok((self.app_pods(name).await?.is_empty() && svc.is_none()).then_some(()))
+        })
+        .await?;
+        report(&format!("{name}: deleted while running; its 3 pods and Service were removed in {:.1?}", t.elapsed()));
+        Ok(())
+    }
+
+    /// timeToLiveSeconds: a finished application is deleted, and its pods with it.
+    async fn ttl(&self) -> Result<()> {
+        let name = "ttl";
+        let mut app = example("sumsq.yaml")?;
+        app["metadata"]["name"] = json!(name);
+        app["spec"]["arguments"] = json!(["sumsq", "--n", "1000", "--partitions", "4"]);
+        app["spec"]["timeToLiveSeconds"] = json!(2);
+        self.apply(&app)?;
+        self.wait_state(name, AppState::Completed).await?;
+        ensure!(self.driver_result(name)? == json!({"count": 1000, "sum": sumsq_expected(1000).to_string()}));
+        let t = Instant::now();
+        poll_until(&format!("{name} removed after its TTL"), STEP_TIMEOUT, || async {
+            Ok((self.app(name).await?.is_none() && self.app_pods(name).await?.is_empty()).then_some(()))
+        })
+        .await?;
+        report(&format!(
+            "{name}: COMPLETED, then removed with its pods {:.1?} later (timeToLiveSeconds 2)",
+            t.elapsed()
+        ));
+        Ok(())
+    }
+
+    /// Nothing the operator did was refused: no 403 in its log, and events were recorded.
+    fn operator_was_authorized(&self) -> Result<()> {
+        let logs = self.operator_logs();
+        let refused: Vec<&str> =
+            logs.lines().filter(|l| l.contains("forbidden") || l.contains("could not record event")).collect();
+        ensure!(refused.is_empty(), "the operator was refused requests:\n{}", refused.join("\n"));
+        let failed_reconciles = logs.lines().filter(|l| l.contains("reconcile failed")).count();
+        report(&format!("operator: no request refused; {failed_reconciles} reconciles failed and were retried"));
+        let events = self.events_of("sumsq")?;
+        let reasons: BTreeSet<&str> = events.iter().map(|(r, _)| r.as_str()).collect();
+        for want in ["SparkApplicationSubmitted", "SparkApplicationRunning", "SparkApplicationCompleted"] {
+            ensure!(reasons.contains(want), "no {want} event for sumsq: {reasons:?}");
+        }
+        Ok(())
+    }
+}
+
+async fn step<T>(name: &str, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    report(&format!("== {name}"));
+    let t = Instant::now();
+    let result = f.await.with_context(|| format!("step {name:?}"));
+    if result.is_ok() {
+        report(&format!("ok: {name} ({:.1?})", t.elapsed()));
+    }
+    result
+}
+
+async fn scenarios(e2e: &mut E2e) -> Result<()> {
+    step(
+        "the operator, as the chart's ServiceAccount, takes the leader Lease",
+        e2e.wait_leader("ember-operator-e2e-1"),
+    )
+    .await?;
+    let runs: usize = std::env::var("EMBER_E2E_SUMSQ_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    step("sumsq (examples/k8s/sumsq.yaml): exact sum and timings", async {
+        let mut timings = Vec::new();
+        for run in 1..=runs {
+            let name = if run == 1 { "sumsq".to_string() } else { format!("sumsq-{run}") };
+            timings.push(e2e.sumsq(&name).await?);
+        }
+        if runs > 1 {
+            let median = |f: fn(&SumsqTiming) -> i128| {
+                let mut v: Vec<i128> = timings.iter().map(f).collect();
+                v.sort();
+                v[v.len() / 2]
+            };
+            report(&format!(
+                "timing sumsq median of {runs}: →driver pod {} ms, →executors registered {} ms, →first task {} ms, →COMPLETED {} ms",
+                median(|t| t.driver_pod),
+                median(|t| t.executors_registered),
+                median(|t| t.first_tasks),
+                median(|t| t.completed)
+            ));
+        }
+        Ok(())
+    })
+    .await?;
+    step("pi (examples/k8s/pi.yaml): exact hit count", e2e.pi()).await?;
+    step("wordcount (examples/k8s/wordcount.yaml): exact counts", e2e.wordcount()).await?;
+    step("kubectl get sparkapp: printer columns", async { e2e.printer_columns(&["sumsq", "pi", "wordcount"]) }).await?;
+    step("executor killed mid-job: replaced, result exact", e2e.executor_killed()).await?;
+    step("invalid manifests: refused by the schema or FAILED with the message", e2e.invalid_manifests()).await?;
+    e2e.ensure_operator_running()?;
+    step("operator restart mid-application: no resubmission", e2e.operator_restart()).await?;
+    step("deleting a running application: garbage collection", e2e.delete_running()).await?;
+    step("timeToLiveSeconds removes a finished application", e2e.ttl()).await?;
+    e2e.ensure_operator_running()?;
+    step("the chart's RBAC covered every request", async { e2e.operator_was_authorized() }).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_runs_applications_on_a_real_control_plane() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let t = Instant::now();
+    let mut e2e = E2e::start().await?;
+    report(&format!("e2e: set-up done in {:.1?}", t.elapsed()));
+    let result = scenarios(&mut e2e).await;
+    if result.is_err() {
+        e2e.diagnostics();
+    }
+    drop(e2e);
+    report(&format!("e2e: whole test {:.1?}", t.elapsed()));
+    result
+}
+
+/// The expected-result functions themselves, on cases worked out by hand and the README's
+/// seed result.
+#[test]
+fn expected_results_agree_with_hand_computed_cases() {
+    // f(0) + f(1) = Σ_{i<50} i² + Σ_{i<50} (1+i)² = 40425 + 42925.
+    assert_eq!(sumsq_expected(1), 40425);
+    assert_eq!(sumsq_expected(2), 40425 + 42925);
+    // The README's seed result.
+    assert_eq!(sumsq_expected(10_000_000), 16_666_786_667_058_750_000_000);
+    let pi = pi_expected(100_000, 4);
+    assert!((pi["pi"].as_f64().unwrap() - std::f64::consts::PI).abs() < 0.02, "{pi}");
+    let join = JoinJob { large: 1000, small: 10, keys: 20, partitions: 2, seed: 7 };
+    // About half of the large rows have a key below 10 of 20.
+    let rows = join.expected()["rows"].as_u64().unwrap();
+    assert!((400..600).contains(&rows), "{rows}");
+    assert_eq!(
+        JoinJob::TEST.arguments(Path::new("/p")),
+        [
+            "join",
+            "--large",
+            "200000",
+            "--small",
+            "5000",
+            "--keys",
+            "10000",
+            "--partitions",
+            "8",
+            "--seed",
+            "7",
+            "--pause-file",
+            "/p"
+        ]
+    );
+}
