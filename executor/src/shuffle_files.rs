@@ -95,6 +95,15 @@ impl ShuffleFiles {
     }
 }
 
+/// Whether every block of a committed map output still passes its checksums.
+fn output_is_intact(data: &Path, offsets: &[u64]) -> bool {
+    let Ok(bytes) = fs::read(data) else { return false };
+    offsets.last().is_some_and(|&end| end == bytes.len() as u64)
+        && offsets
+            .windows(2)
+            .all(|w| ember_core::shuffle::block::decode_block(&bytes[w[0] as usize..w[1] as usize]).is_ok())
+}
+
 fn read_index(path: &Path) -> Result<Vec<u64>> {
     let bytes = fs::read(path).map_err(|e| EmberError::io(path.display(), e))?;
     if bytes.len() % 8 != 0 {
@@ -145,9 +154,14 @@ impl ShuffleWriter for FileShuffleWriter {
         };
         let _guard = files.commit_lock.lock();
         if let Ok(existing) = read_index(&index) {
-            // Another attempt committed first: keep its output, discard ours.
-            let _ = fs::remove_file(&self.tmp);
-            return Ok(status(existing.windows(2).map(|w| w[1] - w[0]).collect()));
+            if output_is_intact(&data, &existing) {
+                // Another attempt committed first: keep its output, discard ours.
+                let _ = fs::remove_file(&self.tmp);
+                return Ok(status(existing.windows(2).map(|w| w[1] - w[0]).collect()));
+            }
+            // The earlier output is damaged (a reducer reported a corrupt block and
+            // the driver reran this map task here): ours replaces it.
+            tracing::warn!(shuffle_id = self.shuffle_id, map_index = self.map_index, "replacing a corrupt map output");
         }
         let mut offsets = Vec::with_capacity(self.lengths.len() + 1);
         let mut at = 0u64;
