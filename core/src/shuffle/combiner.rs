@@ -152,10 +152,6 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> ExternalCombiner<K, V, C, A>
         Ok(())
     }
 
-    pub fn stats(&self) -> SpillStats {
-        self.stats
-    }
-
     /// Every key with its final combiner (in no particular order).
     pub fn finish(mut self) -> Result<(BoxIter<(K, C)>, SpillStats)> {
         if self.runs.is_empty() {

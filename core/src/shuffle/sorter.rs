@@ -88,10 +88,6 @@ where
         Ok(())
     }
 
-    pub fn stats(&self) -> SpillStats {
-        self.stats
-    }
-
     /// All records in order. Once anything was spilled, the rest is spilled too,
     /// so the merge holds only the runs' current frames.
     pub fn finish(mut self) -> Result<(BoxIter<T>, SpillStats)> {

@@ -179,10 +179,6 @@ impl SizeEstimate {
         let per_record = self.inline + self.sampled_bytes.checked_div(self.sampled).unwrap_or(0);
         per_record * len as u64
     }
-
-    pub fn reset(&mut self) {
-        self.seen = 0;
-    }
 }
 
 #[cfg(test)]
