@@ -95,13 +95,17 @@ impl ShuffleFiles {
     }
 }
 
-/// Whether every block of a committed map output still passes its checksums.
+/// Whether every block of a committed map output still passes its checksums
+/// (read one block at a time: an output can be far larger than memory).
 fn output_is_intact(data: &Path, offsets: &[u64]) -> bool {
-    let Ok(bytes) = fs::read(data) else { return false };
-    offsets.last().is_some_and(|&end| end == bytes.len() as u64)
-        && offsets
-            .windows(2)
-            .all(|w| ember_core::shuffle::block::decode_block(&bytes[w[0] as usize..w[1] as usize]).is_ok())
+    let Ok(mut file) = File::open(data) else { return false };
+    let mut block = Vec::new();
+    let size_matches = file.metadata().is_ok_and(|m| offsets.last() == Some(&m.len()));
+    size_matches
+        && offsets.windows(2).all(|w| {
+            block.resize((w[1] - w[0]) as usize, 0);
+            file.read_exact(&mut block).is_ok() && ember_core::shuffle::block::decode_block(&block).is_ok()
+        })
 }
 
 fn read_index(path: &Path) -> Result<Vec<u64>> {
