@@ -6,6 +6,14 @@ pub mod jobs;
 
 use ember::{Conf, EmberContext, Result};
 
+/// A 64-bit finalizer (murmur3's fmix64): the examples' deterministic pseudo-random
+/// numbers, keys and checksums.
+pub fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x = (x ^ (x >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
 /// How every job reaches its executors: `--master` and `--conf key=value` flags.
 #[derive(Debug, Clone, Default)]
 pub struct RunConfig {

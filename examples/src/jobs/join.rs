@@ -1,13 +1,8 @@
 //! Join of a large and a small pair dataset generated from a seed.
 
+use crate::mix;
 use ember::prelude::*;
 use serde_json::{Value, json};
-
-pub fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x = (x ^ (x >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
 
 /// Row i of the large side: (key, value) with keys spread over `keys`.
 pub fn large_row(i: u64, keys: u64, seed: u64) -> (u64, u64) {

@@ -1,6 +1,7 @@
 //! Shuffle benchmarks and the memory-bound check: reduceByKey over many pairs,
 //! and a groupByKey whose one hot key has more values than an executor's memory.
 
+use crate::mix;
 use ember::prelude::*;
 use ember::{Group, TaskContext};
 use serde_json::{Value, json};
@@ -110,15 +111,16 @@ pub fn value_checksum(v: &str) -> u64 {
     v.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x = (x ^ (x >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
-
 /// Order-independent digest of pairs.
 fn digest<'a>(pairs: impl IntoIterator<Item = (u64, u64)> + 'a) -> u64 {
     pairs.into_iter().fold(0u64, |acc, (k, v)| acc.wrapping_add(mix(k ^ mix(v))))
+}
+
+/// Digest of one key's cogrouped values: both sides' values and counts.
+pub fn cogroup_digest(left: &[u64], right: &[u64]) -> u64 {
+    let l = left.iter().fold(0u64, |a, v| a.wrapping_add(mix(*v)));
+    let r = right.iter().fold(0u64, |a, v| a.wrapping_add(mix(*v)));
+    l ^ r.rotate_left(17) ^ ((left.len() as u64) << 40) ^ right.len() as u64
 }
 
 /// The key of record `i` of the left dataset of `shuffle-check`: skewed, a
@@ -147,11 +149,7 @@ pub fn shuffle_check(sc: &EmberContext, n: u64, keys: u64, partitions: usize) ->
     let joined: Vec<(u64, (u64, u64))> = left.join(&right).collect()?;
     let cogrouped: Vec<(u64, u64)> = left
         .cogroup(&right)
-        .map(Fn!(|kv: (u64, (Vec<u64>, Vec<u64>))| {
-            let l = kv.1.0.iter().fold(0u64, |a, v| a.wrapping_add(mix(*v)));
-            let r = kv.1.1.iter().fold(0u64, |a, v| a.wrapping_add(mix(*v)));
-            (kv.0, l ^ r.rotate_left(17) ^ ((kv.1.0.len() as u64) << 40) ^ kv.1.1.len() as u64)
-        }))
+        .map(Fn!(|kv: (u64, (Vec<u64>, Vec<u64>))| (kv.0, cogroup_digest(&kv.1.0, &kv.1.1))))
         .collect()?;
     let distinct: Vec<u64> = left.map(Fn!(|kv: (u64, u64)| kv.1 % 1000 + kv.0)).distinct().collect()?;
     Ok(json!({
@@ -195,12 +193,7 @@ pub fn shuffle_check_reference(n: u64, keys: u64) -> Value {
     let empty = Vec::new();
     let cogrouped: Vec<(u64, u64)> = all_keys
         .iter()
-        .map(|k| {
-            let (ls, rs) = (by_key.get(k).unwrap_or(&empty), right_by_key.get(k).unwrap_or(&empty));
-            let l = ls.iter().fold(0u64, |a, v| a.wrapping_add(mix(*v)));
-            let r = rs.iter().fold(0u64, |a, v| a.wrapping_add(mix(*v)));
-            (*k, l ^ r.rotate_left(17) ^ ((ls.len() as u64) << 40) ^ rs.len() as u64)
-        })
+        .map(|k| (*k, cogroup_digest(by_key.get(k).unwrap_or(&empty), right_by_key.get(k).unwrap_or(&empty))))
         .collect();
     let distinct: BTreeSet<u64> = left.iter().map(|&(k, v)| v % 1000 + k).collect();
     json!({

@@ -2,6 +2,7 @@
 //! terasort sorts them globally by key, teravalidate checks the order and that
 //! no record was lost or changed (an order-independent checksum).
 
+use crate::mix;
 use ember::prelude::*;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -9,12 +10,6 @@ use std::path::Path;
 
 pub const RECORD_LEN: usize = 100;
 pub const KEY_LEN: usize = 10;
-
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x = (x ^ (x >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
 
 /// Record `row`: a random key, then the row id in hex and filler.
 pub fn record(row: u64) -> Vec<u8> {
