@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail, ensure};
 use ember_operator::builder::{CONTAINER_NAME, LABEL_APP_NAME, LABEL_ROLE, driver_pod_name, executor_pod_name};
 use ember_operator::crd::{AppState, ExecutorState, SparkApplication};
-use ember_pod_runner::harness::{Cluster, PodRunner, ProcessGuard, poll_until};
+use ember_pod_runner::harness::{Cluster, PodRunner, ProcessGuard, poll_until, report, skip_cluster_tests};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -45,19 +45,8 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 /// tasks", which times the first task.
 const TIMING_LOG_FILTER: &str = "warn,ember=info,ember_executor=info,ember_core=info,ember::scheduler::dag=debug";
 
-/// Writes a line to the real stderr: libtest captures `println!` of passing tests, and
-/// the CI log must show the steps and timings.
-fn report(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
 fn skip() -> bool {
-    if std::env::var_os("EMBER_SKIP_CLUSTER_TESTS").is_some_and(|v| v != "0") {
-        report("EMBER_SKIP_CLUSTER_TESTS set: skipping the operator end-to-end test on the real control plane");
-        return true;
-    }
-    false
+    skip_cluster_tests("the operator end-to-end test on the real control plane")
 }
 
 // ---------------------------------------------------------------------------------------

@@ -279,6 +279,23 @@ impl PodRunner {
     }
 }
 
+/// Writes a line to the real stderr: libtest captures `println!`/`eprintln!` of
+/// passing tests, and the CI log must show the cluster tests' steps and timings.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Whether the cluster tests are switched off (`EMBER_SKIP_CLUSTER_TESTS`, e.g.
+/// on a machine without root); says so, naming the skipped `test`.
+pub fn skip_cluster_tests(test: &str) -> bool {
+    if std::env::var_os("EMBER_SKIP_CLUSTER_TESTS").is_some_and(|v| v != "0") {
+        report(&format!("EMBER_SKIP_CLUSTER_TESTS set: skipping {test}"));
+        return true;
+    }
+    false
+}
+
 /// Polls `f` every 100 ms until it returns `Some`, failing after `timeout`.
 pub async fn poll_until<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<T>
 where

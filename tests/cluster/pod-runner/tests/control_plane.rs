@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use ember_pod_runner::harness::{Cluster, PodRunner, poll_until};
+use ember_pod_runner::harness::{Cluster, PodRunner, poll_until, report, skip_cluster_tests};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
@@ -17,19 +17,8 @@ use serde_json::json;
 const NS: &str = "pod-runner-test";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Writes a line to the real stderr: libtest captures `println!`/`eprintln!`
-/// of passing tests, and the CI log must show these lines.
-fn report(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
 fn skip() -> bool {
-    if std::env::var_os("EMBER_SKIP_CLUSTER_TESTS").is_some_and(|v| v != "0") {
-        report("EMBER_SKIP_CLUSTER_TESTS set: skipping the control-plane test");
-        return true;
-    }
-    false
+    skip_cluster_tests("the control-plane test")
 }
 
 fn pod(name: &str, labels: serde_json::Value, script: &str) -> Result<Pod> {
