@@ -55,6 +55,8 @@ pub trait ExecutorEnv: Send + Sync {
     fn task_memory_budget(&self) -> u64;
     /// Directory for spill files.
     fn spill_dir(&self) -> PathBuf;
+    /// Asks the driver's endpoint `endpoint` (see `crate::endpoint`).
+    fn ask_driver(&self, endpoint: &str, message: Vec<u8>) -> Result<Vec<u8>>;
 }
 
 /// Counters of one task attempt, reported with its result.
@@ -178,6 +180,13 @@ impl TaskContext {
     pub fn with_current<R>(f: impl FnOnce(Option<&TaskContext>) -> R) -> R {
         let ctx = CURRENT.with(|c| c.borrow().clone());
         f(ctx.as_deref())
+    }
+
+    /// Asks the driver's endpoint `endpoint` and waits for its answer (see
+    /// `crate::endpoint`). Errors: no such endpoint, the endpoint's error, or
+    /// the driver cannot be reached.
+    pub fn ask_driver(&self, endpoint: &str, message: Vec<u8>) -> Result<Vec<u8>> {
+        self.env.ask_driver(endpoint, message)
     }
 
     pub fn env(&self) -> &Arc<dyn ExecutorEnv> {

@@ -39,6 +39,7 @@ impl ClusterBackend {
         scheduler: Arc<TaskScheduler>,
         tracker: Arc<MapOutputTracker>,
         broadcasts: Arc<BroadcastManager>,
+        endpoints: Arc<ember_core::endpoint::Endpoints>,
     ) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -61,6 +62,7 @@ impl ClusterBackend {
             registry,
             conf: Arc::new(postcard::to_allocvec(conf)?),
             heartbeat_interval,
+            endpoints,
         };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let server = DriverServer::new(service.clone())

@@ -14,6 +14,7 @@ use ember_core::accumulator::{Accumulator, AccumulatorValue, MergeUpdate};
 use ember_core::broadcast::{Broadcast, BroadcastOwner, encode_value, next_broadcast_id};
 use ember_core::config::Conf;
 use ember_core::data::Data;
+use ember_core::endpoint::{EndpointHandler, Endpoints};
 use ember_core::error::{EmberError, Result};
 use ember_core::lineage::encode_root;
 use ember_core::rdd::{
@@ -49,6 +50,10 @@ pub(crate) struct ContextInner {
     speculation_counters: SpeculationCounters,
     /// Counters of every task that succeeded first for its partition.
     task_metrics: Mutex<TaskMetricsSnapshot>,
+    /// Where `Rdd::checkpoint` writes (`set_checkpoint_dir`).
+    checkpoint_dir: Mutex<Option<PathBuf>>,
+    /// Named handlers tasks may ask (`register_endpoint`).
+    endpoints: Arc<Endpoints>,
 }
 
 /// Entry point to Ember: create one per application.
@@ -84,13 +89,18 @@ impl EmberContext {
             conf.get_bytes("spark.broadcast.blockSize", 4 << 20)?,
             conf.get_bool("spark.broadcast.checksum", true)?,
         ));
+        let endpoints = Arc::new(Endpoints::default());
         let mut local_executors = Vec::new();
         let mut cluster = None;
         let registration_wait =
             conf.get_duration("spark.scheduler.maxRegisteredResourcesWaitingTime", std::time::Duration::from_secs(30))?;
         let cores = match &master {
             Master::Local { threads } => {
-                let driver = Arc::new(InProcessDriver { tracker: tracker.clone(), broadcasts: broadcasts.clone() });
+                let driver = Arc::new(InProcessDriver {
+                    tracker: tracker.clone(),
+                    broadcasts: broadcasts.clone(),
+                    endpoints: endpoints.clone(),
+                });
                 let executor = Executor::start(
                     ExecutorConfig {
                         executor_id: "driver".into(),
@@ -124,6 +134,7 @@ impl EmberContext {
                     scheduler.clone(),
                     tracker.clone(),
                     broadcasts.clone(),
+                    endpoints.clone(),
                 )?;
                 let binds: Vec<String> = conf
                     .get("ember.localCluster.bindAddresses")
@@ -146,7 +157,15 @@ impl EmberContext {
             }
             Master::Standalone { host, port } => {
                 let backend =
-                    ClusterBackend::start(&conf, host, *port, scheduler.clone(), tracker.clone(), broadcasts.clone())?;
+                    ClusterBackend::start(
+                    &conf,
+                    host,
+                    *port,
+                    scheduler.clone(),
+                    tracker.clone(),
+                    broadcasts.clone(),
+                    endpoints.clone(),
+                )?;
                 let expected = conf.get_usize("spark.executor.instances", 0)?;
                 if expected > 0 {
                     backend.wait_for_executors(expected, registration_wait, false)?;
@@ -176,6 +195,8 @@ impl EmberContext {
                 speculation,
                 speculation_counters: SpeculationCounters::default(),
                 task_metrics: Mutex::new(TaskMetricsSnapshot::default()),
+                checkpoint_dir: Mutex::new(None),
+                endpoints,
             }),
         })
     }
@@ -278,6 +299,41 @@ impl EmberContext {
         self.inner.broadcasts.add_file(name.clone(), abs.clone())?;
         ember_core::files::register_driver_file(&name, abs);
         Ok(name)
+    }
+
+    /// Sets the directory RDD checkpoints are written under (Spark's
+    /// `setCheckpointDir`): created when missing, made absolute, and it must be
+    /// readable at the same path by every executor (a shared volume on a cluster).
+    pub fn set_checkpoint_dir(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| EmberError::io(dir.display(), e))?;
+        let abs = std::fs::canonicalize(dir).map_err(|e| EmberError::io(dir.display(), e))?;
+        *self.inner.checkpoint_dir.lock() = Some(abs);
+        Ok(())
+    }
+
+    /// The directory set with [`EmberContext::set_checkpoint_dir`].
+    pub fn checkpoint_dir(&self) -> Option<PathBuf> {
+        self.inner.checkpoint_dir()
+    }
+
+    /// Registers a driver endpoint that running tasks can ask with
+    /// `TaskContext::ask_driver(name, bytes)`, in local mode and on executors
+    /// alike (Spark's driver-side `RpcEndpoint`). Replaces an endpoint of the
+    /// same name.
+    pub fn register_endpoint(&self, name: &str, handler: EndpointHandler) {
+        self.inner.endpoints.register(name, handler);
+    }
+
+    /// Removes a driver endpoint.
+    pub fn unregister_endpoint(&self, name: &str) {
+        self.inner.endpoints.unregister(name);
+    }
+
+    /// An RDD over a custom node: the extension point for libraries that add
+    /// their own sources (the streaming crate's received blocks, for example).
+    pub fn rdd_from_node<T: Data>(&self, node: Arc<dyn RddNode<T>>) -> Rdd<T> {
+        Rdd::from_node(node, self.inner.clone())
     }
 
     /// Stops the executors; later jobs fail with `Stopped`.
@@ -391,6 +447,10 @@ impl ContextInner {
 
     pub(crate) fn default_parallelism(&self) -> usize {
         self.default_parallelism
+    }
+
+    pub(crate) fn checkpoint_dir(&self) -> Option<PathBuf> {
+        self.checkpoint_dir.lock().clone()
     }
 
     fn merge_accumulators(&self, updates: &[(u64, Vec<u8>)]) {

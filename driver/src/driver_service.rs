@@ -6,13 +6,14 @@ use crate::broadcast_manager::{BroadcastEvictor, BroadcastManager};
 use crate::map_output::MapOutputTracker;
 use crate::scheduler::{ExecutorLink, TaskScheduler};
 use ember_core::closure::build_id;
+use ember_core::endpoint::Endpoints;
 use ember_core::error::EmberError;
 use ember_core::pieces::BlobId;
 use ember_core::protocol::{TaskDescription, TaskOutcome, TaskValue};
 use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::driver_server::Driver;
 use ember_core::wire::v1::{
-    self, BlobRequest, Chunk, DriverCommand, ExecutorMessage, HoldersRequest, MapOutputsRequest, Payload, PieceRequest,
+    self, AskRequest, BlobRequest, Chunk, DriverCommand, ExecutorMessage, HoldersRequest, MapOutputsRequest, Payload, PieceRequest,
     RegisterPieceRequest, ResultRequest, driver_command, executor_message,
 };
 use ember_core::wire::{MAX_MESSAGE_BYTES, chunks, from_status, to_status};
@@ -107,6 +108,8 @@ pub struct DriverService {
     /// postcard `Conf` sent to executors when they register.
     pub conf: Arc<Vec<u8>>,
     pub heartbeat_interval: Duration,
+    /// Named handlers tasks may ask (`ember_core::endpoint`).
+    pub endpoints: Arc<Endpoints>,
 }
 
 type CommandStream = Pin<Box<dyn futures::Stream<Item = Result<DriverCommand, Status>> + Send>>;
@@ -316,6 +319,17 @@ impl Driver for DriverService {
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(to_status)?;
         Ok(Response::new(chunk_stream(bytes)))
+    }
+
+    async fn ask(&self, request: Request<AskRequest>) -> Result<Response<Payload>, Status> {
+        let r = request.into_inner();
+        let endpoints = self.endpoints.clone();
+        // Handlers may block (a receiver tracker writing its log): off the async workers.
+        let data = tokio::task::spawn_blocking(move || endpoints.ask(&r.endpoint, r.message))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(to_status)?;
+        Ok(Response::new(Payload { data }))
     }
 }
 

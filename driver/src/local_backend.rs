@@ -16,6 +16,7 @@ use std::sync::Arc;
 pub struct InProcessDriver {
     pub tracker: Arc<MapOutputTracker>,
     pub broadcasts: Arc<BroadcastManager>,
+    pub endpoints: Arc<ember_core::endpoint::Endpoints>,
 }
 
 impl DriverLink for InProcessDriver {
@@ -38,6 +39,9 @@ impl DriverLink for InProcessDriver {
     }
     fn fetch_piece(&self, blob: &BlobId, index: u32) -> Result<Vec<u8>> {
         Ok((*self.broadcasts.block_master.read_piece(blob, index)?).clone())
+    }
+    fn ask(&self, endpoint: &str, message: Vec<u8>) -> Result<Vec<u8>> {
+        self.endpoints.ask(endpoint, message)
     }
 }
 

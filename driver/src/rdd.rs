@@ -10,8 +10,8 @@ use ember_core::error::{EmberError, Result};
 use ember_core::group::Group;
 use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 use ember_core::rdd::{
-    CartesianRdd, CoalescedRdd, CombinedRdd, MapPartitionsRdd, PartitionOp, RddNode, ShuffledRdd, StorageLevel,
-    UnionRdd, ZipRdd,
+    CartesianRdd, CheckpointRdd, CoalescedRdd, CombinedRdd, MapPartitionsRdd, PartitionOp, RddNode, ShuffledRdd, StorageLevel,
+    UnionRdd, WriteCheckpointFn, ZipRdd,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -58,6 +58,12 @@ impl<T: Data> Rdd<T> {
         others.iter().copied().chain([self.num_partitions()]).max().unwrap_or(1).max(1)
     }
 
+    /// This RDD's node in the graph: for libraries that wrap RDDs in their own
+    /// nodes (see [`EmberContext::rdd_from_node`]).
+    pub fn node(&self) -> Arc<dyn RddNode<T>> {
+        self.node.clone()
+    }
+
     pub fn id(&self) -> u64 {
         self.node.meta().id
     }
@@ -68,6 +74,13 @@ impl<T: Data> Rdd<T> {
 
     pub fn context(&self) -> EmberContext {
         EmberContext { inner: self.ctx.clone() }
+    }
+
+    /// Applies a shippable per-partition operation: the extension point for
+    /// libraries built on Ember (its streaming crate uses it for its own
+    /// operations, as Spark's libraries use `mapPartitionsInternal`).
+    pub fn map_partitions_op<U: Data, Op: PartitionOp<T, U>>(&self, op: Op) -> Rdd<U> {
+        self.with_op(op)
     }
 
     // ---- transformations ----
@@ -199,6 +212,30 @@ impl<T: Data> Rdd<T> {
 
     pub fn storage_level(&self) -> StorageLevel {
         self.node.meta().storage_level()
+    }
+
+    /// Writes every partition to a directory of the context's checkpoint
+    /// directory (`EmberContext::set_checkpoint_dir`) and returns an RDD that
+    /// reads them: its lineage ends there (Spark's `RDD.checkpoint`, done eagerly:
+    /// Spark marks the RDD and writes it after the next job). Persist the RDD
+    /// first to avoid computing it twice.
+    ///
+    /// Errors: no checkpoint directory set; an I/O error writing the files.
+    pub fn checkpoint(&self) -> Result<Rdd<T>> {
+        let base = self.ctx.checkpoint_dir().ok_or_else(|| {
+            EmberError::Config("checkpoint() needs a checkpoint directory: call set_checkpoint_dir first".into())
+        })?;
+        self.checkpoint_to(&base.join(format!("rdd-{}", self.id())))
+    }
+
+    /// [`Rdd::checkpoint`] into the given directory (created; it must not hold
+    /// another checkpoint). Every process must see `dir` at the same path.
+    pub fn checkpoint_to(&self, dir: &std::path::Path) -> Result<Rdd<T>> {
+        std::fs::create_dir_all(dir).map_err(|e| EmberError::io(dir.display(), e))?;
+        let dir = std::fs::canonicalize(dir).map_err(|e| EmberError::io(dir.display(), e))?;
+        self.ctx.run_job(&self.node, WriteCheckpointFn { dir: dir.display().to_string() }, None)?;
+        let node = CheckpointRdd::<T>::open(&dir, self.num_partitions())?;
+        Ok(self.derive(node))
     }
 
     // ---- actions ----

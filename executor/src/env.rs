@@ -257,6 +257,10 @@ impl ExecutorEnv for ExecutorServices {
         self.task_memory_budget
     }
 
+    fn ask_driver(&self, endpoint: &str, message: Vec<u8>) -> Result<Vec<u8>> {
+        self.driver.ask(endpoint, message)
+    }
+
     fn spill_dir(&self) -> PathBuf {
         // Spread over the local dirs, as shuffle files are by map index.
         let at = self.next_spill_dir.fetch_add(1, Ordering::Relaxed) % self.work_dirs.len();

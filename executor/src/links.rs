@@ -20,6 +20,8 @@ pub trait DriverLink: Send + Sync {
     fn report_bad_piece(&self, blob: &BlobId, index: u32, holder: &str) -> Result<()>;
     /// The driver's copy of a piece.
     fn fetch_piece(&self, blob: &BlobId, index: u32) -> Result<Vec<u8>>;
+    /// Asks a driver endpoint (`ember_core::endpoint`).
+    fn ask(&self, endpoint: &str, message: Vec<u8>) -> Result<Vec<u8>>;
 }
 
 /// One shuffle block to fetch from another executor.

@@ -16,7 +16,7 @@ use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::block_server_server::BlockServerServer;
 use ember_core::wire::v1::driver_client::DriverClient;
 use ember_core::wire::v1::{
-    self, BlobRequest, ExecutorMessage, Heartbeat, HoldersRequest, MapOutputsRequest, PieceRequest, Register,
+    self, AskRequest, BlobRequest, ExecutorMessage, Heartbeat, HoldersRequest, MapOutputsRequest, PieceRequest, Register,
     RegisterPieceRequest, ShuffleBlockRequest, TaskStatus, driver_command, executor_message,
 };
 use ember_core::wire::{MAX_MESSAGE_BYTES, from_status};
@@ -356,6 +356,13 @@ impl DriverLink for RemoteDriver {
                 .await
                 .unwrap_or_else(|_| Err(EmberError::Internal("fetching a piece from the driver timed out".into())))
         })
+    }
+
+    fn ask(&self, endpoint: &str, message: Vec<u8>) -> Result<Vec<u8>> {
+        let mut client = self.client.clone();
+        let req = AskRequest { endpoint: endpoint.into(), message };
+        let payload = self.handle.block_on(async move { client.ask(req).await }).map_err(from_status)?;
+        Ok(payload.into_inner().data)
     }
 }
 

@@ -162,6 +162,9 @@ mod tests {
                 Err(EmberError::Internal("driver unreachable".into()))
             }
         }
+        fn ask(&self, _: &str, _: Vec<u8>) -> Result<Vec<u8>> {
+            unreachable!()
+        }
     }
 
     /// Peers: "dead" is unreachable, "bad" serves corrupt bytes, "good" serves the piece.

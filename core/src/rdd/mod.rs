@@ -1,9 +1,11 @@
 //! The RDD graph: nodes, their dependencies, and how a partition is computed.
 
+mod checkpoint;
 mod narrow;
 mod shuffled;
 mod sources;
 
+pub use checkpoint::{CheckpointRdd, CutLineageRdd, FrameReader, WriteCheckpointFn, partition_file, write_frames};
 pub use narrow::{CartesianRdd, CoalescedRdd, MapPartitionsRdd, PartitionOp, UnionRdd, ZipRdd};
 pub use shuffled::{CombinedRdd, ShuffledRdd};
 pub use sources::{BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, TextFileRdd};
