@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ember_examples::RunConfig;
 use ember_examples::jobs::{
-    broadcast, diagnostics, gen_text, join, pi, shuffle_bench, sumsq, tasklist, terasort, wordcount,
+    broadcast, diagnostics, gen_text, join, pi, shuffle_bench, streaming, sumsq, tasklist, terasort, wordcount,
 };
 use serde_json::Value;
 
@@ -192,6 +192,48 @@ enum Job {
         #[arg(long, default_value_t = 6)]
         partitions: usize,
     },
+    /// The seed's streaming word count: lines from a TCP server, each batch's word
+    /// counts printed (`print`).
+    NetworkWordcount {
+        #[arg(long, default_value = "localhost")]
+        host: String,
+        #[arg(long, default_value_t = 7777)]
+        port: u16,
+        /// Batch interval in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        batch_ms: u64,
+        /// Stop gracefully after this many batches (default: run until stopped).
+        #[arg(long)]
+        batches: Option<usize>,
+    },
+    /// Running word totals across batches of lines from a TCP server
+    /// (`update_state_by_key`), printed each batch; resumes from its checkpoint.
+    StatefulWordcount {
+        #[arg(long, default_value = "localhost")]
+        host: String,
+        #[arg(long, default_value_t = 7777)]
+        port: u16,
+        #[arg(long)]
+        checkpoint: String,
+        #[arg(long, default_value_t = 1000)]
+        batch_ms: u64,
+        #[arg(long)]
+        batches: Option<usize>,
+    },
+    /// Running word totals of the files that appear in DIR, saved each batch as
+    /// `word<TAB>count` lines in OUTPUT-<time ms>/; resumes from its checkpoint.
+    FileWordcount {
+        #[arg(long)]
+        dir: String,
+        #[arg(long)]
+        checkpoint: String,
+        #[arg(long)]
+        output: String,
+        #[arg(long, default_value_t = 1000)]
+        batch_ms: u64,
+        #[arg(long)]
+        batches: Option<usize>,
+    },
     /// Writes a deterministic Zipf-like word corpus of exactly `bytes` bytes.
     GenText {
         #[arg(long)]
@@ -232,6 +274,25 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
             shuffle_bench::group_skew(&ctx()?, values, value_bytes, other_keys, partitions)?
         }
         Job::ShuffleCheck { n, keys, partitions } => shuffle_bench::shuffle_check(&ctx()?, n, keys, partitions)?,
+        Job::NetworkWordcount { host, port, batch_ms, batches } => {
+            streaming::network_wordcount(&ctx()?, &host, port, batch_ms, streaming::StopAfter { batches })?
+        }
+        Job::StatefulWordcount { host, port, checkpoint, batch_ms, batches } => streaming::stateful_wordcount(
+            &ctx()?,
+            &host,
+            port,
+            &checkpoint,
+            batch_ms,
+            streaming::StopAfter { batches },
+        )?,
+        Job::FileWordcount { dir, checkpoint, output, batch_ms, batches } => streaming::file_wordcount(
+            &ctx()?,
+            &dir,
+            &checkpoint,
+            &output,
+            batch_ms,
+            streaming::StopAfter { batches },
+        )?,
         Job::GenText { bytes, output, seed } => {
             gen_text::run(bytes, &output, seed).with_context(|| format!("cannot write {output}"))?
         }

@@ -1,0 +1,116 @@
+//! The streaming seed jobs (seed 003): word count of lines from a socket,
+//! running totals kept across batches with `update_state_by_key`, and running
+//! totals of files that appear in a directory, recovered from a checkpoint.
+
+use ember::prelude::*;
+use ember_streaming::prelude::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// When a streaming job stops: after `batches` batches when set, else when
+/// the process is told to (Ctrl-C or SIGTERM).
+#[derive(Debug, Clone, Copy)]
+pub struct StopAfter {
+    pub batches: Option<usize>,
+}
+
+/// Words of a line as the seed's tables count them: split on whitespace, with
+/// punctuation at either end removed ("vida," is "vida").
+pub fn words(line: &str) -> Vec<String> {
+    line.split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `(word, count)` of each batch.
+pub fn batch_counts(lines: &DStream<String>) -> DStream<(String, u64)> {
+    lines
+        .flat_map(Fn!(|line: String| crate::jobs::streaming::words(&line)))
+        .map(Fn!(|w: String| (w, 1u64)))
+        .reduce_by_key(Fn!(|a: u64, b: u64| a + b))
+}
+
+/// The seed's running total: new values summed onto the previous total.
+pub fn running_totals(counts: &DStream<(String, u64)>) -> DStream<(String, u64)> {
+    counts.update_state_by_key_named(
+        "wordTotals",
+        Fn!(|new: Vec<u64>, total: Option<u64>| Some(new.iter().sum::<u64>() + total.unwrap_or(0))),
+    )
+}
+
+/// Starts `ssc` and waits for the stop condition; returns how many batches ran.
+fn run_until(ssc: &StreamingContext, stop: StopAfter) -> ember::Result<usize> {
+    ssc.start()?;
+    let done_before = ssc.batch_infos().len();
+    loop {
+        if ssc.await_termination_or_timeout(Duration::from_millis(100))? {
+            break;
+        }
+        if let Some(n) = stop.batches
+            && ssc.batch_infos().len() - done_before >= n
+        {
+            ssc.stop(false, true);
+            break;
+        }
+    }
+    ssc.await_termination()?;
+    Ok(ssc.batch_infos().len() - done_before)
+}
+
+/// The seed's network word count: each batch's counts printed with `print`.
+pub fn network_wordcount(sc: &EmberContext, host: &str, port: u16, batch_ms: u64, stop: StopAfter) -> ember::Result<Value> {
+    let ssc = StreamingContext::new(sc, Duration::from_millis(batch_ms))?;
+    let lines = ssc.socket_text_stream(host, port);
+    batch_counts(&lines).pprint();
+    let batches = run_until(&ssc, stop)?;
+    Ok(json!({ "batches": batches }))
+}
+
+/// Running word totals across batches (the seed's `updateStateByKey`), printed each batch.
+pub fn stateful_wordcount(
+    sc: &EmberContext,
+    host: &str,
+    port: u16,
+    checkpoint: &str,
+    batch_ms: u64,
+    stop: StopAfter,
+) -> ember::Result<Value> {
+    let (host, checkpoint_dir) = (host.to_string(), checkpoint.to_string());
+    let ssc = StreamingContext::get_or_create(checkpoint, || {
+        let ssc = StreamingContext::new(sc, Duration::from_millis(batch_ms))?;
+        ssc.checkpoint(&checkpoint_dir)?;
+        let lines = ssc.socket_text_stream(&host, port);
+        running_totals(&batch_counts(&lines)).pprint();
+        Ok(ssc)
+    })?;
+    let batches = run_until(&ssc, stop)?;
+    Ok(json!({ "batches": batches }))
+}
+
+/// Running word totals of every file that appeared in `dir`, saved each batch
+/// as `word<TAB>count` lines in `PREFIX-<time ms>` directories; resumes from
+/// its checkpoint after a restart.
+pub fn file_wordcount(
+    sc: &EmberContext,
+    dir: &str,
+    checkpoint: &str,
+    output: &str,
+    batch_ms: u64,
+    stop: StopAfter,
+) -> ember::Result<Value> {
+    let (dir, checkpoint_dir, output) = (dir.to_string(), checkpoint.to_string(), output.to_string());
+    let ssc = StreamingContext::get_or_create(checkpoint, || {
+        let ssc = StreamingContext::new(sc, Duration::from_millis(batch_ms))?;
+        ssc.checkpoint(&checkpoint_dir)?;
+        let lines = ssc.text_file_stream_named(&dir, Some("inputFiles"))?;
+        running_totals(&batch_counts(&lines))
+            .map(Fn!(|wc: (String, u64)| format!("{}\t{}", wc.0, wc.1)))
+            .save_as_text_files(&output, "");
+        Ok(ssc)
+    })?;
+    let recovered = ssc.is_recovering();
+    let batches = run_until(&ssc, stop)?;
+    Ok(json!({ "batches": batches, "recovered": recovered }))
+}
