@@ -231,6 +231,9 @@ enum Job {
         output: String,
         #[arg(long, default_value_t = 1000)]
         batch_ms: u64,
+        /// How often the running totals are checkpointed (default: Spark's, ≥ 10 s).
+        #[arg(long)]
+        checkpoint_interval_ms: Option<u64>,
         #[arg(long)]
         batches: Option<usize>,
     },
@@ -285,14 +288,13 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
             batch_ms,
             streaming::StopAfter { batches },
         )?,
-        Job::FileWordcount { dir, checkpoint, output, batch_ms, batches } => streaming::file_wordcount(
-            &ctx()?,
-            &dir,
-            &checkpoint,
-            &output,
-            batch_ms,
-            streaming::StopAfter { batches },
-        )?,
+        Job::FileWordcount { dir, checkpoint, output, batch_ms, checkpoint_interval_ms, batches } => {
+            streaming::file_wordcount(
+                &ctx()?,
+                &streaming::FileWordcount { dir, checkpoint, output, batch_ms, checkpoint_interval_ms },
+                streaming::StopAfter { batches },
+            )?
+        }
         Job::GenText { bytes, output, seed } => {
             gen_text::run(bytes, &output, seed).with_context(|| format!("cannot write {output}"))?
         }

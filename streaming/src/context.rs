@@ -303,7 +303,10 @@ impl StreamingContext {
                     op.restore(ck)?;
                     claimed.insert(op.name().to_string());
                 }
-                None => tracing::warn!(operation = op.name(), "no state in the checkpoint for this operation: it starts empty"),
+                None => tracing::info!(
+                    operation = op.name(),
+                    "no state checkpoint for this operation yet: its state is recomputed from the recorded input"
+                ),
             }
         }
         for name in meta.states.keys().filter(|n| !claimed.contains(*n)) {

@@ -89,25 +89,32 @@ pub fn stateful_wordcount(
     Ok(json!({ "batches": batches }))
 }
 
+/// Parameters of [`file_wordcount`].
+#[derive(Debug, Clone)]
+pub struct FileWordcount {
+    pub dir: String,
+    pub checkpoint: String,
+    /// Prefix of the per-batch output directories.
+    pub output: String,
+    pub batch_ms: u64,
+    pub checkpoint_interval_ms: Option<u64>,
+}
+
 /// Running word totals of every file that appeared in `dir`, saved each batch
 /// as `word<TAB>count` lines in `PREFIX-<time ms>` directories; resumes from
 /// its checkpoint after a restart.
-pub fn file_wordcount(
-    sc: &EmberContext,
-    dir: &str,
-    checkpoint: &str,
-    output: &str,
-    batch_ms: u64,
-    stop: StopAfter,
-) -> ember::Result<Value> {
-    let (dir, checkpoint_dir, output) = (dir.to_string(), checkpoint.to_string(), output.to_string());
-    let ssc = StreamingContext::get_or_create(checkpoint, || {
-        let ssc = StreamingContext::new(sc, Duration::from_millis(batch_ms))?;
-        ssc.checkpoint(&checkpoint_dir)?;
-        let lines = ssc.text_file_stream_named(&dir, Some("inputFiles"))?;
+pub fn file_wordcount(sc: &EmberContext, params: &FileWordcount, stop: StopAfter) -> ember::Result<Value> {
+    let p = params;
+    let ssc = StreamingContext::get_or_create(&p.checkpoint, || {
+        let ssc = StreamingContext::new(sc, Duration::from_millis(p.batch_ms))?;
+        ssc.checkpoint(&p.checkpoint)?;
+        if let Some(ms) = p.checkpoint_interval_ms {
+            ssc.set_checkpoint_interval(Duration::from_millis(ms));
+        }
+        let lines = ssc.text_file_stream_named(&p.dir, Some("inputFiles"))?;
         running_totals(&batch_counts(&lines))
             .map(Fn!(|wc: (String, u64)| format!("{}\t{}", wc.0, wc.1)))
-            .save_as_text_files(&output, "");
+            .save_as_text_files(&p.output, "");
         Ok(ssc)
     })?;
     let recovered = ssc.is_recovering();

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod reference;
+
 use ember::prelude::*;
 use ember::{Data, Result};
 use ember_streaming::prelude::*;
