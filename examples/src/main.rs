@@ -217,6 +217,9 @@ enum Job {
         checkpoint: String,
         #[arg(long, default_value_t = 1000)]
         batch_ms: u64,
+        /// Also save the totals each batch as `word<TAB>count` lines in OUTPUT-<time ms>/.
+        #[arg(long)]
+        output: Option<String>,
         #[arg(long)]
         batches: Option<usize>,
     },
@@ -280,12 +283,9 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
         Job::NetworkWordcount { host, port, batch_ms, batches } => {
             streaming::network_wordcount(&ctx()?, &host, port, batch_ms, streaming::StopAfter { batches })?
         }
-        Job::StatefulWordcount { host, port, checkpoint, batch_ms, batches } => streaming::stateful_wordcount(
+        Job::StatefulWordcount { host, port, checkpoint, batch_ms, output, batches } => streaming::stateful_wordcount(
             &ctx()?,
-            &host,
-            port,
-            &checkpoint,
-            batch_ms,
+            &streaming::StatefulWordcount { host, port, checkpoint, batch_ms, output },
             streaming::StopAfter { batches },
         )?,
         Job::FileWordcount { dir, checkpoint, output, batch_ms, checkpoint_interval_ms, batches } => {

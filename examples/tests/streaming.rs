@@ -163,3 +163,145 @@ fn a_file_stream_driver_killed_mid_stream_resumes_from_its_checkpoint_exactly() 
     // A temporary directory of the batch the kill interrupted may remain until that batch runs again.
     assert!(leftovers.len() <= 1, "temporary outputs left: {leftovers:?}");
 }
+
+/// A line server like `nc -lk`: accepts connections one after the other.
+struct LineServer {
+    port: u16,
+    connections: std::sync::mpsc::Receiver<std::net::TcpStream>,
+}
+
+impl LineServer {
+    fn start() -> LineServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, connections) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                if tx.send(conn).is_err() {
+                    return;
+                }
+            }
+        });
+        LineServer { port, connections }
+    }
+
+    /// The next receiver that connects (bounded wait).
+    fn next_connection(&self, driver: &Proc) -> std::net::TcpStream {
+        self.connections
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("no receiver connected within {WAIT:?}; stderr:\n{}", driver.stderr()))
+    }
+}
+
+/// Lines of `n` words from a small vocabulary; the word counts they make.
+fn lines(seed: usize, n: usize) -> (String, BTreeMap<String, u64>) {
+    let mut text = String::new();
+    let mut counts = BTreeMap::new();
+    for i in 0..n {
+        let words: Vec<String> = (0..5).map(|j| format!("v{}", (seed * 13 + i * 7 + j * 3) % 8)).collect();
+        for w in &words {
+            *counts.entry(w.clone()).or_insert(0) += 1;
+        }
+        text.push_str(&words.join(" "));
+        text.push('\n');
+    }
+    (text, counts)
+}
+
+fn add(mut a: BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    for (w, c) in b {
+        *a.entry(w.clone()).or_insert(0) += c;
+    }
+    a
+}
+
+fn receiver_pid(line: &str) -> i32 {
+    let pid = line.split_whitespace().find_map(|f| f.strip_prefix("pid=")).expect("pid= in the receiver's log line");
+    pid.parse().unwrap()
+}
+
+fn stateful_args<'a>(port: &'a str, ckpt: &'a Path, prefix: &'a Path, batch_ms: &'a str) -> Vec<&'a str> {
+    vec![
+        "--conf",
+        "spark.streaming.receiver.writeAheadLog.enable=true",
+        "--conf",
+        "spark.streaming.blockInterval=50ms",
+        "stateful-wordcount",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        port,
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--output",
+        prefix.to_str().unwrap(),
+        "--batch-ms",
+        batch_ms,
+    ]
+}
+
+#[test]
+fn a_socket_receiver_whose_executor_dies_restarts_on_another_and_loses_nothing_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ckpt, out) = (tmp.path().join("ckpt"), tmp.path().join("out"));
+    std::fs::create_dir_all(&out).unwrap();
+    let prefix = out.join("totals");
+    let server = LineServer::start();
+    let port = server.port.to_string();
+    let mut cmd = Command::new(BIN);
+    // Three executors: the receiver holds one core, batches need another, one dies.
+    cmd.arg("--master").arg("local-cluster[3,1,256]").args(stateful_args(&port, &ckpt, &prefix, "200"));
+    cmd.env("EMBER_LOG", "info").env_remove("EMBER_CONF");
+    let driver = Proc::spawn(cmd);
+
+    let first_pid = receiver_pid(&driver.wait_for("receiver started"));
+    let mut conn = server.next_connection(&driver);
+    let (text, first) = lines(1, 40);
+    conn.write_all(text.as_bytes()).unwrap();
+    wait_for_totals(&out, &first, &driver);
+
+    // SAFETY: kill(2) on a child executor process of this test.
+    assert_eq!(unsafe { libc::kill(first_pid, libc::SIGKILL) }, 0);
+    let second_pid = loop {
+        let pid = receiver_pid(&driver.wait_for("receiver started"));
+        if pid != first_pid {
+            break pid;
+        }
+    };
+    assert_ne!(second_pid, first_pid);
+    let mut conn = server.next_connection(&driver);
+    let (text, second) = lines(2, 25);
+    conn.write_all(text.as_bytes()).unwrap();
+    wait_for_totals(&out, &add(first, &second), &driver);
+}
+
+#[test]
+fn with_the_write_ahead_log_a_killed_driver_loses_no_acknowledged_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ckpt, out) = (tmp.path().join("ckpt"), tmp.path().join("out"));
+    std::fs::create_dir_all(&out).unwrap();
+    let prefix = out.join("totals");
+    let server = LineServer::start();
+    let port = server.port.to_string();
+    // Long batches: the lines are acknowledged (logged) well before a batch takes them.
+    let args = stateful_args(&port, &ckpt, &prefix, "3000");
+    let spawn = || {
+        let mut cmd = job(&args);
+        cmd.env("EMBER_LOG", "info,ember_streaming=debug");
+        Proc::spawn(cmd)
+    };
+    let mut driver = spawn();
+    driver.wait_for("receiver started");
+    let mut conn = server.next_connection(&driver);
+    let (text, want) = lines(3, 37);
+    conn.write_all(text.as_bytes()).unwrap();
+    driver.wait_for("total_records=37");
+    driver.child.kill().unwrap();
+    driver.child.wait().unwrap();
+    drop(conn);
+
+    let restarted = spawn();
+    restarted.wait_for("receiver started");
+    let _conn = server.next_connection(&restarted);
+    wait_for_totals(&out, &want, &restarted);
+}

@@ -68,21 +68,28 @@ pub fn network_wordcount(sc: &EmberContext, host: &str, port: u16, batch_ms: u64
     Ok(json!({ "batches": batches }))
 }
 
+/// Parameters of [`stateful_wordcount`].
+#[derive(Debug, Clone)]
+pub struct StatefulWordcount {
+    pub host: String,
+    pub port: u16,
+    pub checkpoint: String,
+    pub batch_ms: u64,
+    /// Also save the totals each batch as `word<TAB>count` lines in `OUTPUT-<time ms>/`.
+    pub output: Option<String>,
+}
+
 /// Running word totals across batches (the seed's `updateStateByKey`), printed each batch.
-pub fn stateful_wordcount(
-    sc: &EmberContext,
-    host: &str,
-    port: u16,
-    checkpoint: &str,
-    batch_ms: u64,
-    stop: StopAfter,
-) -> ember::Result<Value> {
-    let (host, checkpoint_dir) = (host.to_string(), checkpoint.to_string());
-    let ssc = StreamingContext::get_or_create(checkpoint, || {
-        let ssc = StreamingContext::new(sc, Duration::from_millis(batch_ms))?;
-        ssc.checkpoint(&checkpoint_dir)?;
-        let lines = ssc.socket_text_stream(&host, port);
-        running_totals(&batch_counts(&lines)).pprint();
+pub fn stateful_wordcount(sc: &EmberContext, p: &StatefulWordcount, stop: StopAfter) -> ember::Result<Value> {
+    let ssc = StreamingContext::get_or_create(&p.checkpoint, || {
+        let ssc = StreamingContext::new(sc, Duration::from_millis(p.batch_ms))?;
+        ssc.checkpoint(&p.checkpoint)?;
+        let lines = ssc.socket_text_stream(&p.host, p.port);
+        let totals = running_totals(&batch_counts(&lines));
+        totals.pprint();
+        if let Some(output) = &p.output {
+            totals.map(Fn!(|wc: (String, u64)| format!("{}\t{}", wc.0, wc.1))).save_as_text_files(output, "");
+        }
         Ok(ssc)
     })?;
     let batches = run_until(&ssc, stop)?;

@@ -144,6 +144,12 @@ struct RunReceiver<R> {
 
 impl<R: Receiver> RunReceiver<R> {
     fn run(&self, env: Arc<dyn ExecutorEnv>) -> Result<()> {
+        tracing::info!(
+            endpoint = %self.endpoint,
+            executor_id = env.executor_id(),
+            pid = std::process::id(),
+            "receiver started"
+        );
         let shared = Arc::new(OutputShared {
             buffer: Mutex::new(Vec::new()),
             space: Condvar::new(),
@@ -231,6 +237,10 @@ struct TrackerState<T> {
     broadcasts: BTreeMap<u64, Vec<Broadcast<Vec<T>>>>,
     held_bytes: u64,
     next_seq: u64,
+    /// Records received since this driver started (restored ones included).
+    received: u64,
+    /// True once blocks were taken back from the write-ahead log.
+    restored: bool,
 }
 
 /// The driver side of one receiver stream.
@@ -281,6 +291,8 @@ impl<T: Data> ReceiverInput<T> {
         }
         state.next_seq += 1;
         state.held_bytes += bytes;
+        state.received += count;
+        tracing::debug!(stream = %self.name, seq, records = count, total_records = state.received, "block received");
         state.unallocated.push_back(Block { seq, records: Arc::new(values), bytes });
         reply(true, false)
     }
@@ -300,6 +312,21 @@ impl<T: Data> ReceiverInput<T> {
             }
         }
     }
+}
+
+/// Takes the logged blocks from `first` on as not yet allocated to a batch.
+fn load_unallocated<T: Data>(dir: &std::path::Path, first: u64, state: &mut TrackerState<T>) -> Result<()> {
+    let mut seq = first;
+    while log_file(dir, seq).exists() {
+        let (values, bytes) = read_log_block::<T>(dir, seq)?;
+        state.held_bytes += bytes;
+        state.received += values.len() as u64;
+        state.unallocated.push_back(Block { seq, records: Arc::new(values), bytes });
+        seq += 1;
+    }
+    state.next_seq = state.next_seq.max(seq);
+    state.restored = true;
+    Ok(())
 }
 
 fn log_file(dir: &std::path::Path, seq: u64) -> PathBuf {
@@ -347,6 +374,16 @@ impl<T: Data> InputSource for ReceiverInput<T> {
             })?;
             let dir = ckpt.join("receivedData").join(&self.name);
             std::fs::create_dir_all(&dir).map_err(|e| EmberError::io(dir.display(), e))?;
+            // A driver killed before its first metadata checkpoint leaves blocks
+            // no batch took: they are the first batches' data.
+            let mut state = self.state.lock();
+            if !state.restored {
+                load_unallocated(&dir, 0, &mut state)?;
+                if !state.unallocated.is_empty() {
+                    tracing::info!(stream = %self.name, blocks = state.unallocated.len(), "received blocks taken back from the write-ahead log");
+                }
+            }
+            drop(state);
             *self.wal_dir.lock() = Some(dir);
         }
         let delay = conf.get_duration("spark.streaming.receiverRestartDelay", Duration::from_secs(2))?;
@@ -414,14 +451,7 @@ impl<T: Data> InputSource for ReceiverInput<T> {
             state.allocated.insert(*time, blocks);
         }
         // Blocks acknowledged after the last allocation go to the next batches.
-        let mut seq = record.next_unallocated;
-        while log_file(&dir, seq).exists() {
-            let (values, bytes) = read_log_block::<T>(&dir, seq)?;
-            state.held_bytes += bytes;
-            state.unallocated.push_back(Block { seq, records: Arc::new(values), bytes });
-            seq += 1;
-        }
-        state.next_seq = seq;
+        load_unallocated(&dir, record.next_unallocated, &mut state)?;
         tracing::info!(
             stream = %self.name,
             batches = record.batches.len(),
@@ -555,6 +585,8 @@ impl StreamingContext {
                 broadcasts: BTreeMap::new(),
                 held_bytes: 0,
                 next_seq: 0,
+                received: 0,
+                restored: false,
             }),
             stopped: Arc::new(AtomicBool::new(false)),
             max_held_bytes,
