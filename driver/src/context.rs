@@ -156,8 +156,7 @@ impl EmberContext {
                 executors * cores
             }
             Master::Standalone { host, port } => {
-                let backend =
-                    ClusterBackend::start(
+                let backend = ClusterBackend::start(
                     &conf,
                     host,
                     *port,

@@ -13,8 +13,8 @@ use ember_core::protocol::{TaskDescription, TaskOutcome, TaskValue};
 use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::driver_server::Driver;
 use ember_core::wire::v1::{
-    self, AskRequest, BlobRequest, Chunk, DriverCommand, ExecutorMessage, HoldersRequest, MapOutputsRequest, Payload, PieceRequest,
-    RegisterPieceRequest, ResultRequest, driver_command, executor_message,
+    self, AskRequest, BlobRequest, Chunk, DriverCommand, ExecutorMessage, HoldersRequest, MapOutputsRequest, Payload,
+    PieceRequest, RegisterPieceRequest, ResultRequest, driver_command, executor_message,
 };
 use ember_core::wire::{MAX_MESSAGE_BYTES, chunks, from_status, to_status};
 use parking_lot::Mutex;

@@ -10,8 +10,8 @@ use ember_core::error::{EmberError, Result};
 use ember_core::group::Group;
 use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 use ember_core::rdd::{
-    CartesianRdd, CheckpointRdd, CoalescedRdd, CombinedRdd, MapPartitionsRdd, PartitionOp, RddNode, ShuffledRdd, StorageLevel,
-    UnionRdd, WriteCheckpointFn, ZipRdd,
+    CartesianRdd, CheckpointRdd, CoalescedRdd, CombinedRdd, MapPartitionsRdd, PartitionOp, RddNode, ShuffledRdd,
+    StorageLevel, UnionRdd, WriteCheckpointFn, ZipRdd,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;

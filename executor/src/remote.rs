@@ -16,8 +16,8 @@ use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::block_server_server::BlockServerServer;
 use ember_core::wire::v1::driver_client::DriverClient;
 use ember_core::wire::v1::{
-    self, AskRequest, BlobRequest, ExecutorMessage, Heartbeat, HoldersRequest, MapOutputsRequest, PieceRequest, Register,
-    RegisterPieceRequest, ShuffleBlockRequest, TaskStatus, driver_command, executor_message,
+    self, AskRequest, BlobRequest, ExecutorMessage, Heartbeat, HoldersRequest, MapOutputsRequest, PieceRequest,
+    Register, RegisterPieceRequest, ShuffleBlockRequest, TaskStatus, driver_command, executor_message,
 };
 use ember_core::wire::{MAX_MESSAGE_BYTES, from_status};
 use parking_lot::Mutex;

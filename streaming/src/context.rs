@@ -84,9 +84,7 @@ impl StreamingContext {
             "system" | "org.apache.spark.util.SystemClock" => {
                 Self::build(sc, batch_interval, Arc::new(SystemClock::new()), None)
             }
-            other => Err(EmberError::Config(format!(
-                "spark.streaming.clock must be system or manual, not {other:?}"
-            ))),
+            other => Err(EmberError::Config(format!("spark.streaming.clock must be system or manual, not {other:?}"))),
         }
     }
 
@@ -102,7 +100,7 @@ impl StreamingContext {
         manual: Option<ManualClock>,
     ) -> Result<Self> {
         let batch_ms = millis(batch_interval);
-        if batch_ms == 0 || batch_interval.subsec_nanos() % 1_000_000 != 0 {
+        if batch_ms == 0 || !batch_interval.subsec_nanos().is_multiple_of(1_000_000) {
             return Err(EmberError::Config(format!(
                 "batch interval must be a whole number of milliseconds, at least 1 ms (got {batch_interval:?})"
             )));
@@ -245,7 +243,9 @@ impl StreamingContext {
             let status = self.inner.status.lock();
             match status.state {
                 StreamingState::Initialized => {}
-                StreamingState::Active => return Err(EmberError::Invalid("the streaming context is already started".into())),
+                StreamingState::Active => {
+                    return Err(EmberError::Invalid("the streaming context is already started".into()));
+                }
                 StreamingState::Stopped => {
                     return Err(EmberError::Invalid("a stopped streaming context cannot be started again".into()));
                 }

@@ -23,7 +23,11 @@ via_display!(String, str, char, bool, i8, i16, i32, i64, i128, isize, u8, u16, u
 impl SparkString for f64 {
     /// Like the JVM: `1.0`, not `1`.
     fn spark_string(&self) -> String {
-        if self.is_finite() && self.fract() == 0.0 && self.abs() < 1e7 { format!("{self:.1}") } else { self.to_string() }
+        if self.is_finite() && self.fract() == 0.0 && self.abs() < 1e7 {
+            format!("{self:.1}")
+        } else {
+            self.to_string()
+        }
     }
 }
 

@@ -93,7 +93,9 @@ impl<T: Data> DStream<T> {
     fn register_output(&self, op: Arc<dyn OutputOp>) {
         let ssc = self.context();
         if ssc.state() != crate::StreamingState::Initialized {
-            ssc.inner.graph.record_error("output operations cannot be added after the streaming context started".into());
+            ssc.inner
+                .graph
+                .record_error("output operations cannot be added after the streaming context started".into());
             return;
         }
         ssc.inner.graph.add_output(op);

@@ -400,8 +400,8 @@ struct TagPreviousState<S, M, V> {
     _p: std::marker::PhantomData<fn() -> (S, M, V)>,
 }
 
-impl<K: Data, S: Data, M: Data, V: Data> PartitionOp<(K, MapWithStateRecord<S, M>), (K, crate::ops::StateIn<(S, u64), V>)>
-    for TagPreviousState<S, M, V>
+impl<K: Data, S: Data, M: Data, V: Data>
+    PartitionOp<(K, MapWithStateRecord<S, M>), (K, crate::ops::StateIn<(S, u64), V>)> for TagPreviousState<S, M, V>
 {
     const NAME: &'static str = "tagState";
     fn apply(
@@ -502,9 +502,9 @@ where
         )?;
         let sc = node.ssc.spark_context();
         let all = if parts.is_empty() { sc.empty_rdd() } else { sc.union(&parts) };
-        let records = all.combine_by_key_with_aggregator(StateAgg::<(S, u64), V>::new(), self.partitions, false).map_partitions_op(
-            MapWithStateOp { f: self.f.clone(), now_ms: time.0, timeout_ms: self.timeout_ms },
-        );
+        let records = all
+            .combine_by_key_with_aggregator(StateAgg::<(S, u64), V>::new(), self.partitions, false)
+            .map_partitions_op(MapWithStateOp { f: self.f.clone(), now_ms: time.0, timeout_ms: self.timeout_ms });
         Ok(Some(self.store.wrap(time, &records)))
     }
 }

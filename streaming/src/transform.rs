@@ -47,7 +47,11 @@ impl<U: Data> Compute<U> for Derived<U> {
 
 impl<T: Data> DStream<T> {
     /// A stream whose batch RDD is `f` of this stream's batch RDD.
-    pub(crate) fn derive<U: Data>(&self, name: &str, f: impl Fn(Rdd<T>) -> Result<Rdd<U>> + Send + Sync + 'static) -> DStream<U> {
+    pub(crate) fn derive<U: Data>(
+        &self,
+        name: &str,
+        f: impl Fn(Rdd<T>) -> Result<Rdd<U>> + Send + Sync + 'static,
+    ) -> DStream<U> {
         let parent = self.node.clone();
         DStream::from_compute(
             self.context(),
@@ -169,7 +173,11 @@ impl<T: Data> DStream<T> {
     pub fn count(&self) -> DStream<u64> {
         self.derive("count", |rdd| {
             let zero = rdd.context().parallelize(vec![((), 0u64)], 1);
-            Ok(rdd.map_partitions_op(CountPartition).union(&zero).combine_by_key_with_aggregator(SumAgg, 1, true).values())
+            Ok(rdd
+                .map_partitions_op(CountPartition)
+                .union(&zero)
+                .combine_by_key_with_aggregator(SumAgg, 1, true)
+                .values())
         })
     }
 

@@ -65,7 +65,12 @@ impl<T: Data> DStream<T> {
 
     /// Every `slide`, the records of the last `length` reduced with `f` (one
     /// record; none for an empty window).
-    pub fn reduce_by_window<F: SerFn<(T, T), Output = T> + Clone>(&self, f: F, length: Duration, slide: Duration) -> DStream<T> {
+    pub fn reduce_by_window<F: SerFn<(T, T), Output = T> + Clone>(
+        &self,
+        f: F,
+        length: Duration,
+        slide: Duration,
+    ) -> DStream<T> {
         self.reduce(f.clone()).window(length, slide).reduce(f)
     }
 
@@ -182,7 +187,11 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         let partitions = self.context().spark_context().default_parallelism();
         let reduce = f.clone();
         let counted = self.derive("reduceByKey", move |rdd| {
-            Ok(rdd.map_partitions_op(CountOne).combine_by_key_with_aggregator(CountedReduce(reduce.clone()), partitions, true))
+            Ok(rdd.map_partitions_op(CountOne).combine_by_key_with_aggregator(
+                CountedReduce(reduce.clone()),
+                partitions,
+                true,
+            ))
         });
         let ssc = self.context();
         let store = register_stateful::<(K, (V, u64))>(ssc, "reduceByKeyAndWindow", None);

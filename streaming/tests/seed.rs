@@ -76,7 +76,12 @@ fn without_reduce_by_key_the_update_sees_every_value() {
     let states = run(false);
     assert_eq!(
         states[0],
-        table(&[("buen", &[1, 1], None, 2), ("día", &[1, 1], None, 2), ("vida", &[1], None, 1), ("mundo", &[1], None, 1)])
+        table(&[
+            ("buen", &[1, 1], None, 2),
+            ("día", &[1, 1], None, 2),
+            ("vida", &[1], None, 1),
+            ("mundo", &[1], None, 1)
+        ])
     );
     assert_eq!(
         states[1],

@@ -323,8 +323,7 @@ impl<T: Data> RddBase for CutLineageRdd<T> {
 impl<T: Data> RddNode<T> for CutLineageRdd<T> {
     fn compute(&self, split: usize, ctx: &TaskContext) -> Result<BoxIter<T>> {
         if let Some((dir, partitions)) = self.checkpoint.read().expect("lock").clone() {
-            let reader =
-                CheckpointRdd::<T> { meta: RddMeta::new(), dir, partitions, _t: PhantomData };
+            let reader = CheckpointRdd::<T> { meta: RddMeta::new(), dir, partitions, _t: PhantomData };
             return reader.compute(split, ctx);
         }
         let parent = self.parent.read().expect("lock").clone();

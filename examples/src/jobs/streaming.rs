@@ -60,7 +60,13 @@ fn run_until(ssc: &StreamingContext, stop: StopAfter) -> ember::Result<usize> {
 }
 
 /// The seed's network word count: each batch's counts printed with `print`.
-pub fn network_wordcount(sc: &EmberContext, host: &str, port: u16, batch_ms: u64, stop: StopAfter) -> ember::Result<Value> {
+pub fn network_wordcount(
+    sc: &EmberContext,
+    host: &str,
+    port: u16,
+    batch_ms: u64,
+    stop: StopAfter,
+) -> ember::Result<Value> {
     let ssc = StreamingContext::new(sc, Duration::from_millis(batch_ms))?;
     let lines = ssc.socket_text_stream(host, port);
     batch_counts(&lines).pprint();

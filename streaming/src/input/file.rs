@@ -102,7 +102,8 @@ impl InputSource for FileInput {
         taken.batches = keep;
         // Files deleted from the directory can no longer be taken again.
         if let Ok(present) = std::fs::read_dir(&self.dir) {
-            let present: BTreeSet<String> = present.filter_map(|e| e.ok()).map(|e| e.path().display().to_string()).collect();
+            let present: BTreeSet<String> =
+                present.filter_map(|e| e.ok()).map(|e| e.path().display().to_string()).collect();
             let in_batches: BTreeSet<String> = taken.batches.values().flatten().cloned().collect();
             taken.seen.retain(|f| present.contains(f) || in_batches.contains(f));
         }

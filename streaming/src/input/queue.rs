@@ -109,7 +109,12 @@ impl StreamingContext {
     /// `one_at_a_time`, else everything queued; a batch with nothing queued is
     /// `default` or empty (Spark's `queueStream`). Its data cannot be recovered
     /// from a checkpoint.
-    pub fn queue_stream<T: Data>(&self, queue: RddQueue<T>, one_at_a_time: bool, default: Option<Rdd<T>>) -> DStream<T> {
+    pub fn queue_stream<T: Data>(
+        &self,
+        queue: RddQueue<T>,
+        one_at_a_time: bool,
+        default: Option<Rdd<T>>,
+    ) -> DStream<T> {
         let name = self.inner.graph.unique_name("queueStream", None);
         let input = Arc::new(QueueInput {
             name,

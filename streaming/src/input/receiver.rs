@@ -213,8 +213,10 @@ fn push_blocks<T: Data>(
 impl<R: Receiver> PartitionOp<(), ()> for RunReceiver<R> {
     const NAME: &'static str = "receiver";
     fn apply(self: Arc<Self>, _split: usize, _input: ember::BoxIter<()>) -> ember::BoxIter<()> {
-        let env = ember_core::task::TaskContext::with_current(|ctx| ctx.map(|c| c.env().clone()))
-            .unwrap_or_else(|| ember_core::error::raise(EmberError::Internal("a receiver runs only inside a task".into())));
+        let env =
+            ember_core::task::TaskContext::with_current(|ctx| ctx.map(|c| c.env().clone())).unwrap_or_else(|| {
+                ember_core::error::raise(EmberError::Internal("a receiver runs only inside a task".into()))
+            });
         if let Err(e) = self.run(env) {
             ember_core::error::raise(e);
         }
@@ -369,7 +371,8 @@ impl<T: Data> InputSource for ReceiverInput<T> {
         if conf.get_bool("spark.streaming.receiver.writeAheadLog.enable", false)? {
             let ckpt = self.ssc.checkpoint_dir().ok_or_else(|| {
                 EmberError::Config(
-                    "spark.streaming.receiver.writeAheadLog.enable needs a checkpoint directory: call checkpoint(dir)".into(),
+                    "spark.streaming.receiver.writeAheadLog.enable needs a checkpoint directory: call checkpoint(dir)"
+                        .into(),
                 )
             })?;
             let dir = ckpt.join("receivedData").join(&self.name);

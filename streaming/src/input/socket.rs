@@ -28,8 +28,10 @@ impl Receiver for SocketReceiver {
 
     fn receive(&self, out: &ReceiverOutput<String>) -> Result<()> {
         let address = format!("{}:{}", self.host, self.port);
-        let stream = TcpStream::connect(&address)
-            .map_err(|e| EmberError::Io { path: format!("tcp://{address}"), message: format!("cannot connect: {e}") })?;
+        let stream = TcpStream::connect(&address).map_err(|e| EmberError::Io {
+            path: format!("tcp://{address}"),
+            message: format!("cannot connect: {e}"),
+        })?;
         stream.set_read_timeout(Some(POLL)).map_err(|e| EmberError::io(&address, e))?;
         tracing::info!(%address, "socket receiver connected");
         let mut reader = BufReader::with_capacity(1 << 16, stream);

@@ -50,7 +50,8 @@ pub fn check_all(sc: &EmberContext, batches: &Batches, length: usize, slide: usi
     let n = batches.len();
     let ends = slide_ends(n, slide);
     let times: Vec<u64> = ends.iter().map(|e| (*e as u64 + 1) * INTERVAL).collect();
-    let (len_d, slide_d) = (Duration::from_millis(length as u64 * INTERVAL), Duration::from_millis(slide as u64 * INTERVAL));
+    let (len_d, slide_d) =
+        (Duration::from_millis(length as u64 * INTERVAL), Duration::from_millis(slide as u64 * INTERVAL));
 
     // window
     let got = by_time(run_batches(sc, batches, INTERVAL, |s| s.window(len_d, slide_d)).unwrap());
@@ -59,7 +60,8 @@ pub fn check_all(sc: &EmberContext, batches: &Batches, length: usize, slide: usi
 
     // count_by_window: one count per window, 0 when empty
     let got = by_time(run_batches(sc, batches, INTERVAL, |s| s.count_by_window(len_d, slide_d)).unwrap());
-    let want: Vec<_> = ends.iter().zip(&times).map(|(e, t)| (*t, vec![window_of(batches, *e, length).len() as u64])).collect();
+    let want: Vec<_> =
+        ends.iter().zip(&times).map(|(e, t)| (*t, vec![window_of(batches, *e, length).len() as u64])).collect();
     prop_assert_eq!(got, want, "count_by_window");
 
     // reduce_by_window: the sum, nothing for an empty window
@@ -80,7 +82,8 @@ pub fn check_all(sc: &EmberContext, batches: &Batches, length: usize, slide: usi
     prop_assert_eq!(got, want, "reduce_by_window");
 
     // reduce_by_key_and_window, without and with an inverse: the same result
-    let want: Vec<_> = ends.iter().zip(&times).map(|(e, t)| (*t, sum_by_key(&window_of(batches, *e, length)))).collect();
+    let want: Vec<_> =
+        ends.iter().zip(&times).map(|(e, t)| (*t, sum_by_key(&window_of(batches, *e, length)))).collect();
     let plain = by_time(
         run_batches(sc, batches, INTERVAL, |s| s.reduce_by_key_and_window(Fn!(|a: i64, b: i64| a + b), len_d, slide_d))
             .unwrap(),
@@ -141,4 +144,3 @@ pub fn check_all(sc: &EmberContext, batches: &Batches, length: usize, slide: usi
     prop_assert_eq!(got, want, "update_state_by_key");
     Ok(())
 }
-
