@@ -305,3 +305,37 @@ fn with_the_write_ahead_log_a_killed_driver_loses_no_acknowledged_line() {
     let _conn = server.next_connection(&restarted);
     wait_for_totals(&out, &want, &restarted);
 }
+
+#[test]
+fn sigterm_with_stop_gracefully_on_shutdown_processes_what_was_received_and_exits_cleanly() {
+    let server = LineServer::start();
+    let port = server.port.to_string();
+    let mut cmd = job(&[
+        "--conf",
+        "spark.streaming.stopGracefullyOnShutdown=true",
+        "--conf",
+        "spark.streaming.blockInterval=50ms",
+        "network-wordcount",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        // Long batches: the lines are received long before a batch would take them.
+        "--batch-ms",
+        "60000",
+    ]);
+    cmd.env("EMBER_LOG", "info,ember_streaming=debug");
+    let driver = Proc::spawn(cmd);
+    driver.wait_for("streaming context started");
+    let mut conn = server.next_connection(&driver);
+    conn.write_all(b"uno dos dos\ntres tres tres\n").unwrap();
+    driver.wait_for("total_records=2");
+    // SAFETY: kill(2) on the child process this test started.
+    assert_eq!(unsafe { libc::kill(driver.child.id() as i32, libc::SIGTERM) }, 0);
+    let (code, stdout) = driver.finish();
+    assert_eq!(code, Some(0), "stdout:\n{stdout}");
+    for line in ["(uno,1)", "(dos,2)", "(tres,3)"] {
+        assert!(stdout.lines().any(|l| l == line), "{line} not printed:\n{stdout}");
+    }
+    assert!(stdout.lines().last().unwrap().contains("\"batches\":1"), "{stdout}");
+}

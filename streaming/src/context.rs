@@ -33,6 +33,8 @@ pub enum StreamingState {
 
 pub(crate) struct Status {
     pub state: StreamingState,
+    /// A `stop` is under way (the state turns `Stopped` when it is done).
+    pub stopping: bool,
     pub error: Option<EmberError>,
     pub last_generated: Option<Time>,
     pub last_completed: Option<Time>,
@@ -117,6 +119,7 @@ impl StreamingContext {
                 recovered: Mutex::new(None),
                 status: Mutex::new(Status {
                     state: StreamingState::Initialized,
+                    stopping: false,
                     error: None,
                     last_generated: None,
                     last_completed: None,
@@ -276,6 +279,9 @@ impl StreamingContext {
                 (Vec::new(), Time(first))
             }
         };
+        if self.inner.sc.conf().get_bool("spark.streaming.stopGracefullyOnShutdown", false)? {
+            crate::shutdown::stop_gracefully_on_signal(self)?;
+        }
         for input in self.inner.graph.inputs() {
             input.start()?;
         }
@@ -333,9 +339,17 @@ impl StreamingContext {
     pub fn stop(&self, stop_spark_context: bool, graceful: bool) {
         let was_active = {
             let mut status = self.inner.status.lock();
-            let was = status.state == StreamingState::Active;
-            status.state = StreamingState::Stopped;
-            was
+            match status.state {
+                StreamingState::Active if !status.stopping => {
+                    status.stopping = true;
+                    true
+                }
+                StreamingState::Initialized => {
+                    status.state = StreamingState::Stopped;
+                    false
+                }
+                _ => false,
+            }
         };
         if was_active {
             self.inner.graceful.store(graceful, Ordering::Release);
@@ -346,6 +360,7 @@ impl StreamingContext {
             self.inner.stop_generating.store(true, Ordering::Release);
             self.inner.clock.interrupt();
             self.join_threads();
+            self.inner.status.lock().state = StreamingState::Stopped;
             tracing::info!(graceful, "streaming context stopped");
         }
         self.inner.changed.notify_all();

@@ -44,6 +44,7 @@ mod ops;
 mod output;
 mod pair;
 mod scheduler;
+mod shutdown;
 mod state;
 mod time;
 mod transform;

@@ -274,15 +274,15 @@ impl<T: Data> ReceiverInput<T> {
         let reply = |accepted: bool, stop: bool| {
             Ok(postcard::to_allocvec(&FromTracker { accepted, stop, max_rate: self.max_rate })?)
         };
-        if self.stopped.load(Ordering::Acquire) {
-            return reply(false, true);
-        }
+        // While stopping, a receiver's last blocks are still taken: a graceful
+        // stop processes them.
+        let stop = self.stopped.load(Ordering::Acquire);
         if count == 0 {
-            return reply(true, false);
+            return reply(true, stop);
         }
         let bytes = records.len() as u64;
         let mut state = self.state.lock();
-        if state.held_bytes > 0 && state.held_bytes + bytes > self.max_held_bytes {
+        if !stop && state.held_bytes > 0 && state.held_bytes + bytes > self.max_held_bytes {
             return reply(false, false);
         }
         let values: Vec<T> = postcard::from_bytes(&records)
@@ -296,7 +296,7 @@ impl<T: Data> ReceiverInput<T> {
         state.received += count;
         tracing::debug!(stream = %self.name, seq, records = count, total_records = state.received, "block received");
         state.unallocated.push_back(Block { seq, records: Arc::new(values), bytes });
-        reply(true, false)
+        reply(true, stop)
     }
 
     fn supervise(self: Arc<Self>, restart_delay: Duration) {
