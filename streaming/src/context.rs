@@ -511,6 +511,9 @@ impl StreamingContext {
                 }
             }
         }
+        for input in self.inner.graph.inputs() {
+            input.batch_completed(info);
+        }
         self.inner.graph.clear_old(time);
         let horizon = self.input_horizon(time);
         for input in self.inner.graph.inputs() {

@@ -43,4 +43,6 @@ pub(crate) trait InputSource: Send + Sync {
     }
     /// Batches before `time` will never be recomputed: their records may go.
     fn forget_before(&self, _time: Time) {}
+    /// After a batch: what the rate controller learns from it (receivers only).
+    fn batch_completed(&self, _info: &crate::BatchInfo) {}
 }

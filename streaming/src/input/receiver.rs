@@ -254,7 +254,12 @@ pub(crate) struct ReceiverInput<T: Data> {
     state: Mutex<TrackerState<T>>,
     stopped: Arc<AtomicBool>,
     max_held_bytes: u64,
+    /// `spark.streaming.receiver.maxRate` (0: none).
     max_rate: u64,
+    /// The backpressure controller, when `spark.streaming.backpressure.enabled`.
+    estimator: Option<Mutex<crate::rate::PidRateEstimator>>,
+    /// The rate backpressure allows now (records/s; 0: none yet).
+    estimated_rate: AtomicU64,
     wal_dir: Mutex<Option<PathBuf>>,
     supervisor: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -272,7 +277,7 @@ impl<T: Data> ReceiverInput<T> {
     fn handle(&self, message: Vec<u8>) -> Result<Vec<u8>> {
         let ToTracker::Block { count, records } = postcard::from_bytes(&message)?;
         let reply = |accepted: bool, stop: bool| {
-            Ok(postcard::to_allocvec(&FromTracker { accepted, stop, max_rate: self.max_rate })?)
+            Ok(postcard::to_allocvec(&FromTracker { accepted, stop, max_rate: self.rate_limit() })?)
         };
         // While stopping, a receiver's last blocks are still taken: a graceful
         // stop processes them.
@@ -297,6 +302,15 @@ impl<T: Data> ReceiverInput<T> {
         tracing::debug!(stream = %self.name, seq, records = count, total_records = state.received, "block received");
         state.unallocated.push_back(Block { seq, records: Arc::new(values), bytes });
         reply(true, stop)
+    }
+
+    /// Records per second the receiver may take: the lower of
+    /// `spark.streaming.receiver.maxRate` and the backpressure rate (0: unlimited).
+    fn rate_limit(&self) -> u64 {
+        match (self.max_rate, self.estimated_rate.load(Ordering::Relaxed)) {
+            (0, r) | (r, 0) => r,
+            (a, b) => a.min(b),
+        }
     }
 
     fn supervise(self: Arc<Self>, restart_delay: Duration) {
@@ -422,6 +436,25 @@ impl<T: Data> InputSource for ReceiverInput<T> {
 
     fn has_unallocated(&self) -> bool {
         !self.state.lock().unallocated.is_empty()
+    }
+
+    fn batch_completed(&self, info: &crate::BatchInfo) {
+        let Some(estimator) = &self.estimator else { return };
+        let records = self
+            .state
+            .lock()
+            .allocated
+            .get(&info.batch_time.0)
+            .map_or(0, |b| b.iter().map(|b| b.records.len() as u64).sum());
+        if let Some(rate) = estimator.lock().compute(
+            info.processing_end_ms,
+            records,
+            info.processing_delay_ms(),
+            info.scheduling_delay_ms(),
+        ) {
+            self.estimated_rate.store(rate.ceil() as u64, Ordering::Relaxed);
+            tracing::debug!(stream = %self.name, rate_per_s = rate, "backpressure rate");
+        }
     }
 
     fn checkpoint_state(&self) -> Option<serde_json::Value> {
@@ -559,6 +592,20 @@ impl StreamingContext {
         let max_records = read("ember.streaming.receiver.maxBufferedRecords", 1_000_000) as usize;
         let max_held_bytes = read("ember.streaming.receiver.maxBufferedBytes", 256 << 20);
         let endpoint = format!("ember.streaming.receiver.{name}");
+        let estimator = match conf.get_bool("spark.streaming.backpressure.enabled", false) {
+            Ok(false) => None,
+            Ok(true) => match crate::rate::PidRateEstimator::from_conf(&conf, self.inner.batch_ms) {
+                Ok(e) => Some(Mutex::new(e)),
+                Err(e) => {
+                    self.inner.graph.record_error(format!("spark.streaming.backpressure.pid: {e}"));
+                    None
+                }
+            },
+            Err(e) => {
+                self.inner.graph.record_error(format!("spark.streaming.backpressure.enabled: {e}"));
+                None
+            }
+        };
         let sc = self.spark_context().clone();
         let task = Arc::new(RunReceiver {
             receiver,
@@ -594,6 +641,8 @@ impl StreamingContext {
             stopped: Arc::new(AtomicBool::new(false)),
             max_held_bytes,
             max_rate,
+            estimator,
+            estimated_rate: AtomicU64::new(0),
             wal_dir: Mutex::new(None),
             supervisor: Mutex::new(None),
         });
