@@ -77,7 +77,7 @@ mod tests {
         assert_eq!(pid.compute(2000, 20_000, 1000, 0), Some(20_000.0));
         // Slower processing and a queue: below the processing rate.
         let r = pid.compute(3000, 20_000, 2000, 1000).unwrap();
-        assert!(r < 10_000.0 && r >= 100.0, "{r}");
+        assert!((100.0..10_000.0).contains(&r), "{r}");
         // Never under the minimum.
         assert_eq!(pid.compute(4000, 1, 1000, 100_000), Some(100.0));
     }
