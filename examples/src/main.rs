@@ -6,7 +6,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ember_examples::RunConfig;
 use ember_examples::jobs::{
-    broadcast, diagnostics, gen_text, join, pi, shuffle_bench, streaming, sumsq, tasklist, terasort, wordcount,
+    broadcast, diagnostics, gen_text, join, pi, shuffle_bench, stream_model, streaming, sumsq, tasklist, terasort,
+    wordcount,
 };
 use serde_json::Value;
 
@@ -240,6 +241,39 @@ enum Job {
         #[arg(long)]
         batches: Option<usize>,
     },
+    /// The seed's online trainer: refines a linear regression with every batch of
+    /// `y,x1,x2,…` lines appearing in DIR and saves it to MODEL/model.json.
+    StreamTrain {
+        #[arg(long)]
+        dir: String,
+        #[arg(long)]
+        model: String,
+        #[arg(long, default_value_t = 1000)]
+        batch_ms: u64,
+        /// Gradient descent step size.
+        #[arg(long, default_value_t = 0.8)]
+        step: f64,
+        /// Gradient steps per batch.
+        #[arg(long, default_value_t = 50)]
+        iterations: usize,
+        #[arg(long)]
+        batches: Option<usize>,
+    },
+    /// The seed's predictor: predicts y for every `x1,x2,…` line appearing in DIR
+    /// with the newest model in MODEL at each batch.
+    StreamPredict {
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        dir: String,
+        /// Save `x…,y,model version` lines in OUTPUT-<time ms>/.
+        #[arg(long)]
+        output: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        batch_ms: u64,
+        #[arg(long)]
+        batches: Option<usize>,
+    },
     /// Writes a deterministic Zipf-like word corpus of exactly `bytes` bytes.
     GenText {
         #[arg(long)]
@@ -294,6 +328,14 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
                 &streaming::FileWordcount { dir, checkpoint, output, batch_ms, checkpoint_interval_ms },
                 streaming::StopAfter { batches },
             )?
+        }
+        Job::StreamTrain { dir, model, batch_ms, step, iterations, batches } => stream_model::train(
+            &ctx()?,
+            &stream_model::TrainParams { dir, model, batch_ms, step, iterations },
+            streaming::StopAfter { batches },
+        )?,
+        Job::StreamPredict { model, dir, output, batch_ms, batches } => {
+            stream_model::predict(&ctx()?, &model, &dir, output.as_deref(), batch_ms, streaming::StopAfter { batches })?
         }
         Job::GenText { bytes, output, seed } => {
             gen_text::run(bytes, &output, seed).with_context(|| format!("cannot write {output}"))?

@@ -41,7 +41,7 @@ pub fn running_totals(counts: &DStream<(String, u64)>) -> DStream<(String, u64)>
 }
 
 /// Starts `ssc` and waits for the stop condition; returns how many batches ran.
-fn run_until(ssc: &StreamingContext, stop: StopAfter) -> ember::Result<usize> {
+pub fn run_until(ssc: &StreamingContext, stop: StopAfter) -> ember::Result<usize> {
     ssc.start()?;
     let done_before = ssc.batch_infos().len();
     loop {
