@@ -457,6 +457,19 @@ fn argument(app: &Value, flag: &str) -> Result<u64> {
     Ok(args.get(i + 1).context("flag without value")?.parse()?)
 }
 
+/// Moves streaming input file `i` into `dir` (written under a hidden name first)
+/// and adds its words to `counts`.
+fn stream_file(dir: &Path, i: usize, counts: &mut BTreeMap<String, u64>) -> Result<()> {
+    let words: Vec<String> = (0..30 + i * 5).map(|j| format!("s{}", (i * 7 + j * 11) % 13)).collect();
+    for w in &words {
+        *counts.entry(w.clone()).or_insert(0) += 1;
+    }
+    let tmp = dir.join(format!(".in-{i}"));
+    std::fs::write(&tmp, words.join(" ") + "\n")?;
+    std::fs::rename(&tmp, dir.join(format!("in-{i:02}.txt")))?;
+    Ok(())
+}
+
 /// A join application that pauses between its two jobs until `pause_file` exists.
 fn paused_join(name: &str, pause_file: &Path) -> Result<Value> {
     let mut app = example("sumsq.yaml")?;
@@ -890,6 +903,107 @@ impl E2e {
         Ok(())
     }
 
+    /// examples/k8s/streaming-wordcount.yaml (restartPolicy Always) with its data in
+    /// temp dirs instead of a PersistentVolumeClaim: files counted, the driver pod
+    /// deleted mid-stream, the operator starts a new driver that resumes from the
+    /// checkpoint, and the running totals of every file are exact.
+    async fn streaming_driver_deleted(&self) -> Result<()> {
+        let name = "streaming-wordcount";
+        let (input, ckpt, out) = (self.path("stream-in"), self.path("stream-ckpt"), self.path("stream-out"));
+        for d in [&input, &out] {
+            std::fs::create_dir_all(d)?;
+        }
+        let mut app = example("streaming-wordcount.yaml")?;
+        let spec = app["spec"].as_object_mut().context("spec")?;
+        spec.remove("volumes");
+        for role in ["driver", "executor"] {
+            spec[role].as_object_mut().context("role")?.remove("volumeMounts");
+        }
+        spec.insert(
+            "arguments".to_string(),
+            json!([
+                "file-wordcount",
+                "--dir",
+                input.display().to_string(),
+                "--checkpoint",
+                ckpt.display().to_string(),
+                "--output",
+                out.join("totals").display().to_string(),
+                "--batch-ms",
+                "200",
+                "--checkpoint-interval-ms",
+                "400"
+            ]),
+        );
+        spec.insert("restartPolicy".to_string(), json!({"type": "Always", "onFailureRetryInterval": 1}));
+        self.apply(&app)?;
+        self.wait_state(name, AppState::Running).await?;
+        self.wait_driver_log(name, "the streaming context started", &["streaming context started"]).await?;
+        let mut want = BTreeMap::new();
+        for i in 0..4 {
+            stream_file(&input, i, &mut want)?;
+            self.wait_stream_totals(name, &out, &want).await?;
+        }
+        let first = self.pods.get(&driver_pod_name(name)).await?;
+        let first_uid = first.metadata.uid.clone().context("driver uid")?;
+        self.cluster.kubectl_ok(&["-n", APP_NS, "delete", "pod", &driver_pod_name(name), "--wait=false"])?;
+        report(&format!("{name}: driver pod {} deleted mid-stream", driver_pod_name(name)));
+        let t = Instant::now();
+        poll_until(&format!("{name}: a new driver pod running"), STEP_TIMEOUT, || async {
+            let pod = self.pods.get_opt(&driver_pod_name(name)).await?;
+            Ok(pod
+                .filter(|p| p.metadata.uid.as_deref() != Some(first_uid.as_str()))
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .map(|_| ()))
+        })
+        .await?;
+        self.wait_driver_log(
+            name,
+            "the new driver resuming",
+            &["recovering the streaming context from its checkpoint"],
+        )
+        .await?;
+        report(&format!("{name}: new driver resumed from the checkpoint {:.1?} after the deletion", t.elapsed()));
+        for i in 4..7 {
+            stream_file(&input, i, &mut want)?;
+        }
+        self.wait_stream_totals(name, &out, &want).await?;
+        let attempts = self.app(name).await?.and_then(|a| a.status).map(|s| s.submission_attempts).unwrap_or(0);
+        ensure!(attempts >= 2, "{name}: expected a second submission, status says {attempts}");
+        self.cluster.kubectl_ok(&["-n", APP_NS, "delete", "sparkapp", name, "--wait=false"])?;
+        report(&format!("{name}: totals of {} words exact after the restart (submissions: {attempts})", want.len()));
+        Ok(())
+    }
+
+    /// Waits until the newest complete `totals-<ms>` directory under `out` holds `want`.
+    async fn wait_stream_totals(&self, app: &str, out: &Path, want: &BTreeMap<String, u64>) -> Result<()> {
+        poll_until(&format!("{app}: running totals of {} words", want.len()), STEP_TIMEOUT, || async {
+            let mut newest: Option<(u64, PathBuf)> = None;
+            for entry in std::fs::read_dir(out)? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(ms) = name.strip_prefix("totals-").and_then(|t| t.parse::<u64>().ok())
+                    && newest.as_ref().is_none_or(|(n, _)| ms > *n)
+                {
+                    newest = Some((ms, entry.path()));
+                }
+            }
+            let Some((_, dir)) = newest else { return Ok(None) };
+            let mut totals = BTreeMap::new();
+            for entry in std::fs::read_dir(&dir)? {
+                let path = entry?.path();
+                if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part-")) {
+                    for line in std::fs::read_to_string(&path)?.lines() {
+                        let (word, count) = line.split_once('\t').with_context(|| format!("line {line:?}"))?;
+                        totals.insert(word.to_string(), count.parse::<u64>()?);
+                    }
+                }
+            }
+            Ok((totals == *want).then_some(()))
+        })
+        .await
+    }
+
     /// `kubectl get sparkapp` prints the CRD's columns with the status values.
     fn printer_columns(&self, names: &[&str]) -> Result<()> {
         let table = self.cluster.kubectl_ok(&["-n", APP_NS, "get", "sparkapp"])?;
@@ -1190,6 +1304,11 @@ async fn scenarios(e2e: &mut E2e) -> Result<()> {
     step("wordcount (examples/k8s/wordcount.yaml): exact counts", e2e.wordcount()).await?;
     step("kubectl get sparkapp: printer columns", async { e2e.printer_columns(&["sumsq", "pi", "wordcount"]) }).await?;
     step("executor killed mid-job: replaced, result exact", e2e.executor_killed()).await?;
+    step(
+        "streaming (examples/k8s/streaming-wordcount.yaml): driver pod deleted, resumed from the checkpoint",
+        e2e.streaming_driver_deleted(),
+    )
+    .await?;
     step("invalid manifests: refused by the schema or FAILED with the message", e2e.invalid_manifests()).await?;
     e2e.ensure_operator_running()?;
     step("operator restart mid-application: no resubmission", e2e.operator_restart()).await?;
