@@ -39,6 +39,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// How long `stop` waits for a receiver's task to end.
+const RECEIVER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A source of records that runs on an executor (Spark's `Receiver`).
 /// Serializable: it is shipped to the executor with its task.
 pub trait Receiver: Serialize + DeserializeOwned + Send + Sync + 'static {
@@ -417,11 +420,21 @@ impl<T: Data> InputSource for ReceiverInput<T> {
 
     fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
-        // The receiver task learns it at its next block (at most one block interval).
+        // The receiver task learns it at its next block (at most one block
+        // interval). A receiver task that never got a core (every executor
+        // busy or gone) cannot learn it: the wait is bounded.
         if let Some(handle) = self.supervisor.lock().take()
             && handle.thread().id() != std::thread::current().id()
         {
-            let _ = handle.join();
+            let deadline = Instant::now() + RECEIVER_STOP_TIMEOUT;
+            while !handle.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if handle.is_finished() {
+                let _ = handle.join();
+            } else {
+                tracing::warn!(stream = %self.name, timeout = ?RECEIVER_STOP_TIMEOUT, "the receiver did not stop in time; going on without it");
+            }
         }
         self.ssc.spark_context().unregister_endpoint(&self.endpoint);
     }

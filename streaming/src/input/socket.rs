@@ -9,7 +9,7 @@ use crate::dstream::DStream;
 use ember_core::error::{EmberError, Result};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, ErrorKind};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 /// Lines of the TCP server at `host:port` (UTF-8; `\n` or `\r\n` ends a line;
@@ -22,16 +22,29 @@ pub struct SocketReceiver {
 
 /// How often a blocked read wakes to see whether the receiver was stopped.
 const POLL: Duration = Duration::from_millis(100);
+/// How long a connection attempt may take before the receiver fails (and is restarted).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Receiver for SocketReceiver {
     type Item = String;
 
     fn receive(&self, out: &ReceiverOutput<String>) -> Result<()> {
         let address = format!("{}:{}", self.host, self.port);
-        let stream = TcpStream::connect(&address).map_err(|e| EmberError::Io {
-            path: format!("tcp://{address}"),
-            message: format!("cannot connect: {e}"),
-        })?;
+        let unreachable = |message: String| EmberError::Io { path: format!("tcp://{address}"), message };
+        let resolved: Vec<_> =
+            address.to_socket_addrs().map_err(|e| unreachable(format!("cannot resolve: {e}")))?.collect();
+        let mut last_error = String::from("no address");
+        let mut connected = None;
+        for addr in resolved {
+            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(s) => {
+                    connected = Some(s);
+                    break;
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        let stream = connected.ok_or_else(|| unreachable(format!("cannot connect: {last_error}")))?;
         stream.set_read_timeout(Some(POLL)).map_err(|e| EmberError::io(&address, e))?;
         tracing::info!(%address, "socket receiver connected");
         let mut reader = BufReader::with_capacity(1 << 16, stream);
