@@ -240,17 +240,33 @@ fn stateful_args<'a>(port: &'a str, ckpt: &'a Path, prefix: &'a Path, batch_ms: 
     ]
 }
 
+/// Temp dirs of a stateful socket job: checkpoint, output dir, output prefix.
+struct SocketJobDirs {
+    _tmp: tempfile::TempDir,
+    ckpt: PathBuf,
+    out: PathBuf,
+    prefix: PathBuf,
+}
+
+impl SocketJobDirs {
+    fn new() -> SocketJobDirs {
+        let tmp = tempfile::tempdir().unwrap();
+        let (ckpt, out) = (tmp.path().join("ckpt"), tmp.path().join("out"));
+        std::fs::create_dir_all(&out).unwrap();
+        let prefix = out.join("totals");
+        SocketJobDirs { _tmp: tmp, ckpt, out, prefix }
+    }
+}
+
 #[test]
 fn a_socket_receiver_whose_executor_dies_restarts_on_another_and_loses_nothing_stored() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (ckpt, out) = (tmp.path().join("ckpt"), tmp.path().join("out"));
-    std::fs::create_dir_all(&out).unwrap();
-    let prefix = out.join("totals");
+    let d = SocketJobDirs::new();
+    let (ckpt, out, prefix) = (&d.ckpt, &d.out, &d.prefix);
     let server = LineServer::start();
     let port = server.port.to_string();
     let mut cmd = Command::new(BIN);
     // Three executors: the receiver holds one core, batches need another, one dies.
-    cmd.arg("--master").arg("local-cluster[3,1,256]").args(stateful_args(&port, &ckpt, &prefix, "200"));
+    cmd.arg("--master").arg("local-cluster[3,1,256]").args(stateful_args(&port, ckpt, prefix, "200"));
     cmd.env("EMBER_LOG", "info").env_remove("EMBER_CONF");
     let driver = Proc::spawn(cmd);
 
@@ -258,7 +274,7 @@ fn a_socket_receiver_whose_executor_dies_restarts_on_another_and_loses_nothing_s
     let mut conn = server.next_connection(&driver);
     let (text, first) = lines(1, 40);
     conn.write_all(text.as_bytes()).unwrap();
-    wait_for_totals(&out, &first, &driver);
+    wait_for_totals(out, &first, &driver);
 
     // SAFETY: kill(2) on a child executor process of this test.
     assert_eq!(unsafe { libc::kill(first_pid, libc::SIGKILL) }, 0);
@@ -272,19 +288,17 @@ fn a_socket_receiver_whose_executor_dies_restarts_on_another_and_loses_nothing_s
     let mut conn = server.next_connection(&driver);
     let (text, second) = lines(2, 25);
     conn.write_all(text.as_bytes()).unwrap();
-    wait_for_totals(&out, &add(first, &second), &driver);
+    wait_for_totals(out, &add(first, &second), &driver);
 }
 
 #[test]
 fn with_the_write_ahead_log_a_killed_driver_loses_no_acknowledged_line() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (ckpt, out) = (tmp.path().join("ckpt"), tmp.path().join("out"));
-    std::fs::create_dir_all(&out).unwrap();
-    let prefix = out.join("totals");
+    let d = SocketJobDirs::new();
+    let (ckpt, out, prefix) = (&d.ckpt, &d.out, &d.prefix);
     let server = LineServer::start();
     let port = server.port.to_string();
     // Long batches: the lines are acknowledged (logged) well before a batch takes them.
-    let args = stateful_args(&port, &ckpt, &prefix, "3000");
+    let args = stateful_args(&port, ckpt, prefix, "3000");
     let spawn = || {
         let mut cmd = job(&args);
         cmd.env("EMBER_LOG", "info,ember_streaming=debug");
@@ -303,7 +317,7 @@ fn with_the_write_ahead_log_a_killed_driver_loses_no_acknowledged_line() {
     let restarted = spawn();
     restarted.wait_for("receiver started");
     let _conn = server.next_connection(&restarted);
-    wait_for_totals(&out, &want, &restarted);
+    wait_for_totals(out, &want, &restarted);
 }
 
 #[test]

@@ -457,6 +457,25 @@ fn argument(app: &Value, flag: &str) -> Result<u64> {
     Ok(args.get(i + 1).context("flag without value")?.parse()?)
 }
 
+/// The `word<TAB>count` lines of a directory's part files; a word twice is an error.
+fn read_word_counts(dir: &Path) -> Result<BTreeMap<String, u64>> {
+    let mut counts = BTreeMap::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part-")) {
+            for line in std::fs::read_to_string(&path)?.lines() {
+                let (word, count) = line.split_once('\t').with_context(|| format!("line {line:?}"))?;
+                ensure!(
+                    counts.insert(word.to_string(), count.parse::<u64>()?).is_none(),
+                    "{word} twice in {}",
+                    dir.display()
+                );
+            }
+        }
+    }
+    Ok(counts)
+}
+
 /// Moves streaming input file `i` into `dir` (written under a hidden name first)
 /// and adds its words to `counts`.
 fn stream_file(dir: &Path, i: usize, counts: &mut BTreeMap<String, u64>) -> Result<()> {
@@ -888,16 +907,7 @@ impl E2e {
         let result = self.driver_result("wordcount")?;
         let expected = json!({ "distinct": counts.len(), "total": counts.values().sum::<u64>() });
         ensure!(result == expected, "wordcount: result {result}, expected {expected}");
-        let mut written = BTreeMap::new();
-        for entry in std::fs::read_dir(&output)? {
-            let path = entry?.path();
-            if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part-")) {
-                for line in std::fs::read_to_string(&path)?.lines() {
-                    let (word, count) = line.split_once('\t').with_context(|| format!("line {line:?}"))?;
-                    ensure!(written.insert(word.to_string(), count.parse::<u64>()?).is_none(), "{word} twice");
-                }
-            }
-        }
+        let written = read_word_counts(&output)?;
         ensure!(written == counts, "wordcount: per-word counts differ: {written:?} vs {counts:?}");
         report(&format!("wordcount: {result}, and each of the {} words' counts", counts.len()));
         Ok(())
@@ -989,17 +999,7 @@ impl E2e {
                 }
             }
             let Some((_, dir)) = newest else { return Ok(None) };
-            let mut totals = BTreeMap::new();
-            for entry in std::fs::read_dir(&dir)? {
-                let path = entry?.path();
-                if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part-")) {
-                    for line in std::fs::read_to_string(&path)?.lines() {
-                        let (word, count) = line.split_once('\t').with_context(|| format!("line {line:?}"))?;
-                        totals.insert(word.to_string(), count.parse::<u64>()?);
-                    }
-                }
-            }
-            Ok((totals == *want).then_some(()))
+            Ok((read_word_counts(&dir)? == *want).then_some(()))
         })
         .await
     }
