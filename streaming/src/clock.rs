@@ -31,6 +31,7 @@ pub struct SystemClock {
 }
 
 impl SystemClock {
+    /// The wall clock.
     pub fn new() -> Self {
         Self::default()
     }

@@ -62,6 +62,7 @@ pub struct FrameReader<T, R> {
 }
 
 impl<T: Data, R: Read> FrameReader<T, R> {
+    /// Reads frames from `input`; `path` names it in errors.
     pub fn new(input: R, path: impl Into<String>) -> Self {
         Self { input, path: path.into(), current: Vec::new().into_iter() }
     }
@@ -230,6 +231,7 @@ pub struct CutLineageRdd<T: Data> {
 }
 
 impl<T: Data> CutLineageRdd<T> {
+    /// Wraps `parent`, not cut yet.
     pub fn new(parent: std::sync::Arc<dyn RddNode<T>>) -> Self {
         let partitions = parent.num_partitions();
         Self {

@@ -30,6 +30,7 @@ impl<T: Data> Default for RddQueue<T> {
 }
 
 impl<T: Data> RddQueue<T> {
+    /// An empty queue.
     pub fn new() -> Self {
         Self::default()
     }
@@ -44,6 +45,7 @@ impl<T: Data> RddQueue<T> {
         self.rdds.lock().len()
     }
 
+    /// True when no RDD waits.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
