@@ -1,0 +1,450 @@
+//! The application status store (Spark's `AppStatusStore`): jobs, stages, tasks,
+//! executors and environment, kept up to date from listener-bus events. The live
+//! UI reads it while the driver runs; the history server fills one per event log.
+
+pub mod api;
+pub mod quantiles;
+
+use crate::listener::{self, Event, Listener, StageKind, TaskStatus};
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Status of a job (Spark's `JobExecutionStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum JobStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+/// Status of a stage attempt (Spark's `StageStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum StageStatus {
+    Active,
+    Complete,
+    Failed,
+    Pending,
+    Skipped,
+}
+
+/// The application itself.
+#[derive(Debug, Clone, Default)]
+pub struct AppInfo {
+    pub id: String,
+    pub name: String,
+    pub user: String,
+    pub master: String,
+    pub version: String,
+    pub start_ms: u64,
+    /// Set by a clean end (`SparkListenerApplicationEnd`).
+    pub end_ms: Option<u64>,
+    /// Time of the latest event.
+    pub last_updated_ms: u64,
+}
+
+/// Task counts of a job or stage.
+#[derive(Debug, Clone, Default)]
+pub struct TaskCounts {
+    pub active: usize,
+    pub completed: usize,
+    pub failed: usize,
+    pub killed: usize,
+}
+
+/// One job.
+#[derive(Debug, Clone)]
+pub struct JobData {
+    pub job_id: u64,
+    pub name: String,
+    pub submission_ms: u64,
+    pub completion_ms: Option<u64>,
+    pub stage_ids: Vec<u32>,
+    pub status: JobStatus,
+    pub error: Option<String>,
+    /// Tasks of the stages the job may run (skipped stages' tasks included, as Spark counts them).
+    pub num_tasks: usize,
+    pub tasks: TaskCounts,
+    /// Partitions with a successful attempt, over the job's stages.
+    pub completed_indices: usize,
+}
+
+/// One attempt of one stage.
+#[derive(Debug, Clone)]
+pub struct StageData {
+    pub info: listener::StageInfo,
+    pub job_ids: Vec<u64>,
+    pub status: StageStatus,
+    pub submission_ms: Option<u64>,
+    pub first_task_launched_ms: Option<u64>,
+    pub completion_ms: Option<u64>,
+    pub failure: Option<String>,
+    pub tasks: TaskCounts,
+    /// Partitions that have a successful attempt.
+    pub completed_indices: std::collections::BTreeSet<usize>,
+    /// Sums over ended tasks (successful or not).
+    pub totals: listener::TaskMetrics,
+    /// Attempts by task id.
+    pub task_list: BTreeMap<u64, TaskData>,
+}
+
+/// One task attempt.
+#[derive(Debug, Clone)]
+pub struct TaskData {
+    pub info: listener::TaskInfo,
+    /// None while running.
+    pub status: Option<TaskStatus>,
+    pub finish_ms: Option<u64>,
+    pub error: Option<String>,
+    pub metrics: Option<listener::TaskMetrics>,
+}
+
+impl TaskData {
+    /// Spark's task status strings: RUNNING, SUCCESS, FAILED, KILLED.
+    pub fn status_str(&self) -> &'static str {
+        match self.status {
+            None => "RUNNING",
+            Some(TaskStatus::Success) => "SUCCESS",
+            Some(TaskStatus::Failed) => "FAILED",
+            Some(TaskStatus::Killed) => "KILLED",
+        }
+    }
+}
+
+/// One executor.
+#[derive(Debug, Clone)]
+pub struct ExecutorData {
+    pub id: String,
+    pub host: String,
+    pub cores: usize,
+    pub add_ms: u64,
+    pub remove_ms: Option<u64>,
+    pub remove_reason: Option<String>,
+    pub tasks: TaskCounts,
+    /// Summed task durations (ms).
+    pub total_duration_ms: u64,
+    pub shuffle_read_bytes: u64,
+    pub shuffle_write_bytes: u64,
+    pub spill_bytes: u64,
+}
+
+/// Everything the UI shows of one application.
+#[derive(Debug, Clone, Default)]
+pub struct AppState {
+    pub app: AppInfo,
+    pub jobs: BTreeMap<u64, JobData>,
+    /// By (stage id, attempt).
+    pub stages: BTreeMap<(u32, u32), StageData>,
+    pub executors: BTreeMap<String, ExecutorData>,
+    pub spark_properties: Vec<(String, String)>,
+    pub system_properties: Vec<(String, String)>,
+    /// Events applied so far.
+    pub events: u64,
+}
+
+impl AppState {
+    /// True when the application ended cleanly.
+    pub fn completed(&self) -> bool {
+        self.app.end_ms.is_some()
+    }
+
+    /// The latest attempt of a stage.
+    pub fn latest_attempt(&self, stage_id: u32) -> Option<&StageData> {
+        self.stages.range((stage_id, 0)..=(stage_id, u32::MAX)).next_back().map(|(_, s)| s)
+    }
+
+    /// Applies one event.
+    pub fn apply(&mut self, event: &Event) {
+        self.events += 1;
+        match event {
+            Event::ApplicationStart(e) => {
+                self.app = AppInfo {
+                    id: e.app_id.clone(),
+                    name: e.app_name.clone(),
+                    user: e.user.clone(),
+                    master: e.master.clone(),
+                    version: e.version.clone(),
+                    start_ms: e.time_ms,
+                    end_ms: None,
+                    last_updated_ms: e.time_ms,
+                };
+            }
+            Event::ApplicationEnd(e) => {
+                self.app.end_ms = Some(e.time_ms);
+                self.touch(e.time_ms);
+                self.close_unfinished(e.time_ms);
+            }
+            Event::EnvironmentUpdate(e) => {
+                self.spark_properties = e.spark_properties.clone();
+                self.system_properties = e.system_properties.clone();
+            }
+            Event::JobStart(e) => {
+                self.touch(e.time_ms);
+                for s in &e.stages {
+                    let stage = self.stages.entry((s.stage_id, s.attempt)).or_insert_with(|| StageData::pending(s));
+                    if !stage.job_ids.contains(&e.job_id) {
+                        stage.job_ids.push(e.job_id);
+                    }
+                }
+                self.jobs.insert(
+                    e.job_id,
+                    JobData {
+                        job_id: e.job_id,
+                        name: e.name.clone(),
+                        submission_ms: e.time_ms,
+                        completion_ms: None,
+                        stage_ids: e.stages.iter().map(|s| s.stage_id).collect(),
+                        status: JobStatus::Running,
+                        error: None,
+                        num_tasks: e.stages.iter().map(|s| s.num_tasks).sum(),
+                        tasks: TaskCounts::default(),
+                        completed_indices: 0,
+                    },
+                );
+            }
+            Event::JobEnd(e) => {
+                self.touch(e.time_ms);
+                if let Some(job) = self.jobs.get_mut(&e.job_id) {
+                    job.completion_ms = Some(e.time_ms);
+                    job.status = if e.succeeded { JobStatus::Succeeded } else { JobStatus::Failed };
+                    job.error = e.error.clone();
+                    let stage_ids = job.stage_ids.clone();
+                    for id in stage_ids {
+                        // A stage the job never had to run (its output was there) is skipped.
+                        if let Some(stage) = self.stages.get_mut(&(id, 0))
+                            && stage.status == StageStatus::Pending
+                        {
+                            stage.status = StageStatus::Skipped;
+                        }
+                    }
+                }
+            }
+            Event::StageSubmitted(e) => {
+                self.touch(e.time_ms);
+                let stage = self
+                    .stages
+                    .entry((e.stage.stage_id, e.stage.attempt))
+                    .or_insert_with(|| StageData::pending(&e.stage));
+                stage.status = StageStatus::Active;
+                stage.submission_ms = Some(e.time_ms);
+                if !stage.job_ids.contains(&e.job_id) {
+                    stage.job_ids.push(e.job_id);
+                }
+            }
+            Event::StageCompleted(e) => {
+                self.touch(e.time_ms);
+                if let Some(stage) = self.stages.get_mut(&(e.stage_id, e.attempt)) {
+                    stage.completion_ms = Some(e.time_ms);
+                    stage.failure = e.failure.clone();
+                    stage.status = if e.failure.is_none() { StageStatus::Complete } else { StageStatus::Failed };
+                }
+            }
+            Event::TaskStart(e) => self.task_started(&e.task),
+            Event::TaskEnd(e) => self.task_ended(e),
+            Event::ExecutorAdded(e) => {
+                self.touch(e.time_ms);
+                self.executors.insert(
+                    e.executor_id.clone(),
+                    ExecutorData {
+                        id: e.executor_id.clone(),
+                        host: e.host.clone(),
+                        cores: e.cores,
+                        add_ms: e.time_ms,
+                        remove_ms: None,
+                        remove_reason: None,
+                        tasks: TaskCounts::default(),
+                        total_duration_ms: 0,
+                        shuffle_read_bytes: 0,
+                        shuffle_write_bytes: 0,
+                        spill_bytes: 0,
+                    },
+                );
+            }
+            Event::ExecutorRemoved(e) => {
+                self.touch(e.time_ms);
+                if let Some(x) = self.executors.get_mut(&e.executor_id) {
+                    x.remove_ms = Some(e.time_ms);
+                    x.remove_reason = Some(e.reason.clone());
+                }
+            }
+        }
+    }
+
+    fn touch(&mut self, time_ms: u64) {
+        self.app.last_updated_ms = self.app.last_updated_ms.max(time_ms);
+    }
+
+    fn task_started(&mut self, task: &listener::TaskInfo) {
+        self.touch(task.launch_time_ms);
+        let Some(stage) = self.stages.get_mut(&(task.stage_id, task.stage_attempt)) else { return };
+        stage.tasks.active += 1;
+        stage.first_task_launched_ms.get_or_insert(task.launch_time_ms);
+        stage.task_list.insert(
+            task.task_id,
+            TaskData { info: task.clone(), status: None, finish_ms: None, error: None, metrics: None },
+        );
+        for job_id in stage.job_ids.clone() {
+            if let Some(job) = self.jobs.get_mut(&job_id).filter(|j| j.status == JobStatus::Running) {
+                job.tasks.active += 1;
+            }
+        }
+        if let Some(x) = self.executors.get_mut(&task.executor_id) {
+            x.tasks.active += 1;
+        }
+    }
+
+    fn task_ended(&mut self, e: &listener::TaskEnd) {
+        self.touch(e.finish_time_ms);
+        let task = &e.task;
+        let Some(stage) = self.stages.get_mut(&(task.stage_id, task.stage_attempt)) else { return };
+        let was_running = stage.task_list.get(&task.task_id).is_some_and(|t| t.status.is_none());
+        stage.task_list.insert(
+            task.task_id,
+            TaskData {
+                info: task.clone(),
+                status: Some(e.status),
+                finish_ms: Some(e.finish_time_ms),
+                error: e.error.clone(),
+                metrics: Some(e.metrics.clone()),
+            },
+        );
+        let new_index = e.status == TaskStatus::Success && stage.completed_indices.insert(task.partition);
+        let counts = |c: &mut TaskCounts| {
+            if was_running {
+                c.active = c.active.saturating_sub(1);
+            }
+            match e.status {
+                TaskStatus::Success => c.completed += 1,
+                TaskStatus::Failed => c.failed += 1,
+                TaskStatus::Killed => c.killed += 1,
+            }
+        };
+        counts(&mut stage.tasks);
+        add_metrics(&mut stage.totals, &e.metrics);
+        for job_id in stage.job_ids.clone() {
+            if let Some(job) = self.jobs.get_mut(&job_id).filter(|j| j.status == JobStatus::Running) {
+                counts(&mut job.tasks);
+                job.completed_indices += new_index as usize;
+            }
+        }
+        if let Some(x) = self.executors.get_mut(&task.executor_id) {
+            counts(&mut x.tasks);
+            x.total_duration_ms += e.metrics.duration_ms;
+            x.shuffle_read_bytes += e.metrics.shuffle_read_bytes;
+            x.shuffle_write_bytes += e.metrics.shuffle_write_bytes;
+            x.spill_bytes += e.metrics.spill_bytes;
+        }
+    }
+
+    /// At a clean end nothing runs any more: a job, stage or task whose end event
+    /// never came (dropped, or the job was abandoned) is closed, so a finished
+    /// application never shows active jobs.
+    fn close_unfinished(&mut self, time_ms: u64) {
+        const WHY: &str = "the application ended before this ended";
+        for job in self.jobs.values_mut().filter(|j| j.status == JobStatus::Running) {
+            job.status = JobStatus::Unknown;
+            job.completion_ms = Some(time_ms);
+            job.error = Some(WHY.into());
+            job.tasks.active = 0;
+        }
+        for stage in self.stages.values_mut() {
+            match stage.status {
+                StageStatus::Active => {
+                    stage.status = StageStatus::Failed;
+                    stage.completion_ms = Some(time_ms);
+                    stage.failure = Some(WHY.into());
+                }
+                StageStatus::Pending => stage.status = StageStatus::Skipped,
+                _ => {}
+            }
+            stage.tasks.active = 0;
+            for t in stage.task_list.values_mut().filter(|t| t.status.is_none()) {
+                t.status = Some(TaskStatus::Killed);
+                t.finish_ms = Some(time_ms);
+                t.error = Some(WHY.into());
+            }
+        }
+        for x in self.executors.values_mut() {
+            x.tasks.active = 0;
+        }
+    }
+}
+
+fn add_metrics(sum: &mut listener::TaskMetrics, m: &listener::TaskMetrics) {
+    sum.duration_ms += m.duration_ms;
+    sum.run_ms += m.run_ms;
+    sum.scheduler_delay_ms += m.scheduler_delay_ms;
+    sum.shuffle_read_bytes += m.shuffle_read_bytes;
+    sum.shuffle_read_records += m.shuffle_read_records;
+    sum.shuffle_write_bytes += m.shuffle_write_bytes;
+    sum.shuffle_write_records += m.shuffle_write_records;
+    sum.spill_bytes += m.spill_bytes;
+    sum.spill_count += m.spill_count;
+}
+
+impl StageData {
+    fn pending(info: &listener::StageInfo) -> Self {
+        Self {
+            info: info.clone(),
+            job_ids: Vec::new(),
+            status: StageStatus::Pending,
+            submission_ms: None,
+            first_task_launched_ms: None,
+            completion_ms: None,
+            failure: None,
+            tasks: TaskCounts::default(),
+            completed_indices: Default::default(),
+            totals: Default::default(),
+            task_list: BTreeMap::new(),
+        }
+    }
+
+    /// Spark's stage kind name.
+    pub fn kind_name(&self) -> &'static str {
+        match self.info.kind {
+            StageKind::ShuffleMapStage => "ShuffleMapStage",
+            StageKind::ResultStage => "ResultStage",
+        }
+    }
+}
+
+/// A status store shared between its listener (writer) and the UI (readers).
+#[derive(Clone, Default)]
+pub struct AppStatusStore {
+    state: Arc<RwLock<AppState>>,
+}
+
+impl AppStatusStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads the current state.
+    pub fn read(&self) -> parking_lot::RwLockReadGuard<'_, AppState> {
+        self.state.read()
+    }
+
+    /// Applies one event.
+    pub fn apply(&self, event: &Event) {
+        self.state.write().apply(event);
+    }
+
+    /// The listener that keeps this store current.
+    pub fn listener(&self) -> Box<dyn Listener> {
+        Box::new(StoreListener(self.clone()))
+    }
+}
+
+struct StoreListener(AppStatusStore);
+
+impl Listener for StoreListener {
+    fn name(&self) -> &'static str {
+        "appStatus"
+    }
+    fn on_event(&mut self, event: &Event) {
+        self.0.apply(event);
+    }
+}
