@@ -448,3 +448,50 @@ impl Listener for StoreListener {
         self.0.apply(event);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listener::{ApplicationEnd, JobStart, StageInfo, StageSubmitted, TaskInfo, TaskStart};
+
+    #[test]
+    fn an_ended_application_has_no_active_jobs_even_when_job_ends_were_lost() {
+        let mut s = AppState::default();
+        let stage = StageInfo {
+            stage_id: 0,
+            attempt: 0,
+            name: "map".into(),
+            kind: StageKind::ResultStage,
+            num_tasks: 2,
+            parent_ids: vec![],
+        };
+        s.apply(&Event::JobStart(JobStart {
+            job_id: 0,
+            time_ms: 1,
+            name: "count".into(),
+            stages: vec![stage.clone()],
+        }));
+        s.apply(&Event::StageSubmitted(StageSubmitted { job_id: 0, time_ms: 1, stage }));
+        let task = TaskInfo {
+            task_id: 0,
+            stage_id: 0,
+            stage_attempt: 0,
+            partition: 0,
+            attempt: 0,
+            executor_id: "1".into(),
+            host: String::new(),
+            launch_time_ms: 2,
+            speculative: false,
+        };
+        s.apply(&Event::TaskStart(TaskStart { task }));
+        assert_eq!(s.jobs[&0].status, JobStatus::Running);
+        assert_eq!(s.jobs[&0].tasks.active, 1);
+        s.apply(&Event::ApplicationEnd(ApplicationEnd { time_ms: 9 }));
+        assert!(s.completed());
+        assert_eq!(s.jobs[&0].status, JobStatus::Unknown);
+        assert_eq!(s.jobs[&0].tasks.active, 0);
+        assert_eq!(s.stages[&(0, 0)].status, StageStatus::Failed);
+        assert_eq!(s.stages[&(0, 0)].task_list[&0].status, Some(TaskStatus::Killed));
+        assert!(s.jobs.values().all(|j| j.status != JobStatus::Running));
+    }
+}
