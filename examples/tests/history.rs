@@ -3,8 +3,6 @@
 //! line), a finished application as complete with no active jobs; new logs are
 //! picked up while the server runs.
 
-#[path = "../../driver/tests/support/http.rs"]
-mod http;
 mod support;
 
 use ember::history::HistoryServer;
@@ -12,7 +10,7 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::Proc;
+use support::{Proc, http, paused_join_args};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ember-examples");
 
@@ -47,10 +45,9 @@ fn a_driver_killed_mid_job_is_an_incomplete_application() {
     // Started on an empty directory: the application appears while it runs.
     let server = HistoryServer::start(&logs, "127.0.0.1", 0, Duration::from_millis(100)).expect("history server");
     let pause = dir.path().join("never");
-    let args = ["join", "--large", "20000", "--small", "1000", "--keys", "2000", "--partitions", "4"];
-    let mut cmd = driver(&logs, "local-cluster[2,1,256]", &args);
-    cmd.args(["--pause-file", pause.to_str().expect("utf-8")]);
-    let mut proc = Proc::spawn(cmd);
+    let args = paused_join_args(&pause);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut proc = Proc::spawn(driver(&logs, "local-cluster[2,1,256]", &args));
     proc.wait_for("paused; waiting for");
     // The first job ended before the pause; its end reaches the log and the server.
     let apps = wait_for_apps(&server, "the first job's end", |apps| {

@@ -1,29 +1,11 @@
 //! Prometheus `/metrics` of the driver and of executors, scraped during real
 //! local-cluster jobs and checked against what the jobs did.
 
-#[path = "../../driver/tests/support/http.rs"]
-mod http;
 mod support;
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
-use support::Proc;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ember-examples");
-
-fn spawn(args: &[&str]) -> Proc {
-    let mut cmd = Command::new(BIN);
-    cmd.env_remove("EMBER_CONF").args(["--master", "local-cluster[2,1,256]", "--conf", "spark.ui.port=0"]).args(args);
-    Proc::spawn(cmd)
-}
-
-fn address_in(line: &str) -> SocketAddr {
-    let rest = line.split("http://").nth(1).expect("a URL");
-    let host_port = rest.split('/').next().expect("host:port").trim();
-    let port: u16 = host_port.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
+use support::{Proc, STUCK_STRAGGLER, http, loopback_address_in as address_in, paused_join_args, spawn_with_ui};
 
 /// The executors' metrics addresses, by executor id (from their stderr lines).
 fn executor_metrics(proc: &Proc) -> Vec<(String, SocketAddr)> {
@@ -62,19 +44,7 @@ fn driver_and_executor_metrics_match_the_jobs() {
     // A finished job (the join's first, two shuffles) while the application waits.
     let dir = tempfile::tempdir().expect("tmp");
     let pause = dir.path().join("never");
-    let join = spawn(&[
-        "join",
-        "--large",
-        "20000",
-        "--small",
-        "1000",
-        "--keys",
-        "2000",
-        "--partitions",
-        "4",
-        "--pause-file",
-        pause.to_str().expect("utf-8"),
-    ]);
+    let join = spawn_with_ui(&paused_join_args(&pause));
     let ui = address_in(&join.wait_for("web UI at http://"));
     join.wait_for("paused; waiting for");
     let executors = executor_metrics(&join);
@@ -111,19 +81,7 @@ fn driver_and_executor_metrics_match_the_jobs() {
     drop(join);
 
     // A running job: executor 2 is slow, so one of its tasks runs while we scrape.
-    let running = spawn(&[
-        "straggler",
-        "--tasks",
-        "6",
-        "--records",
-        "10",
-        "--base-ms",
-        "20",
-        "--slow-executor",
-        "2",
-        "--delay-ms",
-        "600000",
-    ]);
+    let running = spawn_with_ui(&STUCK_STRAGGLER);
     let ui = address_in(&running.wait_for("web UI at http://"));
     let executors = executor_metrics(&running);
     let slow = executors.iter().find(|(id, _)| id == "2").expect("executor 2").1;

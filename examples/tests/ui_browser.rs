@@ -4,18 +4,13 @@
 //! the test says so and skips. With EMBER_UPDATE_SCREENSHOTS=1 the screenshots
 //! are also copied to docs/images/.
 
-#[path = "../../driver/tests/support/http.rs"]
-mod http;
 mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::Proc;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ember-examples");
-const CLUSTER: &str = "local-cluster[2,1,256]";
+use support::{Proc, STUCK_STRAGGLER, http, loopback_address_in, paused_join_args, spawn_with_ui};
 
 /// chromium's path, or None (with the reason printed) when it cannot be had.
 fn chromium() -> Option<PathBuf> {
@@ -92,15 +87,7 @@ impl Browser {
 
 /// The UI's loopback address from the driver's "web UI at http://0.0.0.0:PORT" line.
 fn ui_address(driver: &Proc) -> SocketAddr {
-    let line = driver.wait_for("web UI at http://");
-    let port: u16 = line.rsplit(':').next().and_then(|p| p.trim().parse().ok()).expect("port");
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn spawn(args: &[&str]) -> Proc {
-    let mut cmd = Command::new(BIN);
-    cmd.env_remove("EMBER_CONF").args(["--master", CLUSTER, "--conf", "spark.ui.port=0"]).args(args);
-    Proc::spawn(cmd)
+    loopback_address_in(&driver.wait_for("web UI at http://"))
 }
 
 fn poll_json(ui: SocketAddr, path: &str, what: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
@@ -128,19 +115,7 @@ fn the_ui_of_a_running_and_a_finished_job_in_headless_chromium() {
     let shots = tempfile::tempdir().expect("screenshots");
 
     // A running job: executor 2 is slow, so its tasks stay active while we look.
-    let running = spawn(&[
-        "straggler",
-        "--tasks",
-        "8",
-        "--records",
-        "10",
-        "--base-ms",
-        "20",
-        "--slow-executor",
-        "2",
-        "--delay-ms",
-        "600000",
-    ]);
+    let running = spawn_with_ui(&STUCK_STRAGGLER);
     let ui = ui_address(&running);
     let app = http::get_json(ui, "/api/v1/applications")[0]["id"].as_str().expect("app id").to_string();
     poll_json(ui, &format!("/api/v1/applications/{app}/jobs"), "tasks done and running", |jobs| {
@@ -159,21 +134,9 @@ fn the_ui_of_a_running_and_a_finished_job_in_headless_chromium() {
     // A finished job: the join's first job (two shuffles) is done while the driver waits.
     let dir = tempfile::tempdir().expect("tmp");
     let pause = dir.path().join("never");
-    let finished = spawn(&[
-        "--conf",
-        "spark.authenticate.secret=do-not-show",
-        "join",
-        "--large",
-        "20000",
-        "--small",
-        "1000",
-        "--keys",
-        "2000",
-        "--partitions",
-        "4",
-        "--pause-file",
-        pause.to_str().expect("utf-8"),
-    ]);
+    let mut args = vec!["--conf".to_string(), "spark.authenticate.secret=do-not-show".to_string()];
+    args.extend(paused_join_args(&pause));
+    let finished = spawn_with_ui(&args);
     let ui = ui_address(&finished);
     finished.wait_for("paused; waiting for");
     let app = http::get_json(ui, "/api/v1/applications")[0]["id"].as_str().expect("app id").to_string();
