@@ -3,6 +3,7 @@
 //! conventions: `ember_` prefix, base units (seconds, bytes), `_total` on counters.
 
 use crate::listener::{Event, Listener, TaskStatus};
+use ember_executor::metrics::ShuffleCounters;
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -28,11 +29,7 @@ pub struct DriverMetrics {
     stages: Family<Outcome, Counter>,
     tasks: Family<Outcome, Counter>,
     task_duration: Histogram,
-    shuffle_read_bytes: Counter,
-    shuffle_read_records: Counter,
-    shuffle_write_bytes: Counter,
-    shuffle_write_records: Counter,
-    spill_bytes: Counter,
+    shuffle: ShuffleCounters,
     speculative_tasks: Counter,
     jobs_active: Gauge,
     executors_alive: Gauge,
@@ -58,11 +55,7 @@ impl DriverMetrics {
             stages: Family::default(),
             tasks: Family::default(),
             task_duration: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 4.0, 10)),
-            shuffle_read_bytes: Counter::default(),
-            shuffle_read_records: Counter::default(),
-            shuffle_write_bytes: Counter::default(),
-            shuffle_write_records: Counter::default(),
-            spill_bytes: Counter::default(),
+            shuffle: ShuffleCounters::default(),
             speculative_tasks: Counter::default(),
             jobs_active: Gauge::default(),
             executors_alive: Gauge::default(),
@@ -80,27 +73,7 @@ impl DriverMetrics {
             "Duration of ended task attempts, launch to result, as the driver saw it",
             m.task_duration.clone(),
         );
-        registry.register(
-            "shuffle_read_bytes",
-            "Shuffle bytes read by ended tasks (as stored: compressed)",
-            m.shuffle_read_bytes.clone(),
-        );
-        registry.register(
-            "shuffle_read_records",
-            "Shuffle records read by ended tasks",
-            m.shuffle_read_records.clone(),
-        );
-        registry.register(
-            "shuffle_write_bytes",
-            "Shuffle bytes written by ended tasks (as stored: compressed)",
-            m.shuffle_write_bytes.clone(),
-        );
-        registry.register(
-            "shuffle_write_records",
-            "Shuffle records written by ended tasks",
-            m.shuffle_write_records.clone(),
-        );
-        registry.register("spill_bytes", "Bytes spilled to disk by ended tasks", m.spill_bytes.clone());
+        m.shuffle.register(&mut registry);
         registry.register(
             "speculative_tasks",
             "Speculative copies of slow tasks launched",
@@ -154,11 +127,11 @@ impl DriverMetrics {
                 Self::count(&self.tasks, outcome);
                 let m = &e.metrics;
                 self.task_duration.observe(m.duration_ms as f64 / 1000.0);
-                self.shuffle_read_bytes.inc_by(m.shuffle_read_bytes);
-                self.shuffle_read_records.inc_by(m.shuffle_read_records);
-                self.shuffle_write_bytes.inc_by(m.shuffle_write_bytes);
-                self.shuffle_write_records.inc_by(m.shuffle_write_records);
-                self.spill_bytes.inc_by(m.spill_bytes);
+                self.shuffle.add(
+                    (m.shuffle_read_bytes, m.shuffle_read_records),
+                    (m.shuffle_write_bytes, m.shuffle_write_records),
+                    m.spill_bytes,
+                );
             }
             Event::ExecutorAdded(_) => {
                 self.executors_alive.inc();

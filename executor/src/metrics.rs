@@ -19,6 +19,44 @@ pub struct Outcome {
     pub outcome: String,
 }
 
+/// Shuffle and spill counters of ended tasks, the same on the driver (from task
+/// events) and on executors (from their own tasks): `shuffle_read_bytes_total`,
+/// `shuffle_read_records_total`, `shuffle_write_bytes_total`,
+/// `shuffle_write_records_total`, `spill_bytes_total` (bytes as stored: compressed).
+#[derive(Clone, Default)]
+pub struct ShuffleCounters {
+    read_bytes: Counter,
+    read_records: Counter,
+    write_bytes: Counter,
+    write_records: Counter,
+    spill_bytes: Counter,
+}
+
+impl ShuffleCounters {
+    /// Registers the five counters in `registry` (under its prefix).
+    pub fn register(&self, registry: &mut Registry) {
+        let counters = [
+            ("shuffle_read_bytes", "Shuffle bytes read by ended tasks", &self.read_bytes),
+            ("shuffle_read_records", "Shuffle records read by ended tasks", &self.read_records),
+            ("shuffle_write_bytes", "Shuffle bytes written by ended tasks", &self.write_bytes),
+            ("shuffle_write_records", "Shuffle records written by ended tasks", &self.write_records),
+            ("spill_bytes", "Bytes ended tasks spilled to disk", &self.spill_bytes),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+    }
+
+    /// Adds one task's figures: shuffle read (bytes, records), written (bytes, records), spilled bytes.
+    pub fn add(&self, read: (u64, u64), write: (u64, u64), spill_bytes: u64) {
+        self.read_bytes.inc_by(read.0);
+        self.read_records.inc_by(read.1);
+        self.write_bytes.inc_by(write.0);
+        self.write_records.inc_by(write.1);
+        self.spill_bytes.inc_by(spill_bytes);
+    }
+}
+
 /// Where the scrape reads values kept elsewhere (running tasks, broadcast uploads).
 pub trait Gauges: Send + Sync {
     fn running_tasks(&self) -> usize;
@@ -30,11 +68,7 @@ pub struct ExecutorMetrics {
     registry: Registry,
     tasks: Family<Outcome, Counter>,
     run_time: Histogram,
-    shuffle_read_bytes: Counter,
-    shuffle_read_records: Counter,
-    shuffle_write_bytes: Counter,
-    shuffle_write_records: Counter,
-    spill_bytes: Counter,
+    shuffle: ShuffleCounters,
     running: Gauge,
     broadcast_uploaded: Gauge,
     gauges: Arc<dyn Gauges>,
@@ -48,11 +82,7 @@ impl ExecutorMetrics {
             registry: Registry::default(),
             tasks: Family::default(),
             run_time: Histogram::new(exponential_buckets(0.001, 4.0, 10)),
-            shuffle_read_bytes: Counter::default(),
-            shuffle_read_records: Counter::default(),
-            shuffle_write_bytes: Counter::default(),
-            shuffle_write_records: Counter::default(),
-            spill_bytes: Counter::default(),
+            shuffle: ShuffleCounters::default(),
             running: Gauge::default(),
             broadcast_uploaded: Gauge::default(),
             gauges,
@@ -60,23 +90,7 @@ impl ExecutorMetrics {
         registry.register("tasks", "Task attempts this executor ended, by outcome", m.tasks.clone());
         registry.register("tasks_running", "Task attempts running now", m.running.clone());
         registry.register("task_run_seconds", "Time ended task attempts ran here", m.run_time.clone());
-        registry.register("shuffle_read_bytes", "Shuffle bytes read by successful tasks", m.shuffle_read_bytes.clone());
-        registry.register(
-            "shuffle_read_records",
-            "Shuffle records read by successful tasks",
-            m.shuffle_read_records.clone(),
-        );
-        registry.register(
-            "shuffle_write_bytes",
-            "Shuffle bytes written by successful tasks",
-            m.shuffle_write_bytes.clone(),
-        );
-        registry.register(
-            "shuffle_write_records",
-            "Shuffle records written by successful tasks",
-            m.shuffle_write_records.clone(),
-        );
-        registry.register("spill_bytes", "Bytes spilled to disk by successful tasks", m.spill_bytes.clone());
+        m.shuffle.register(&mut registry);
         registry.register(
             "broadcast_uploaded_bytes",
             "Broadcast and file piece bytes this executor served to peers",
@@ -89,11 +103,11 @@ impl ExecutorMetrics {
     pub fn task_ended(&self, outcome: &TaskOutcome) {
         let (label, run_ms) = match outcome {
             TaskOutcome::Success { metrics, run_ms, .. } => {
-                self.shuffle_read_bytes.inc_by(metrics.shuffle_bytes_read);
-                self.shuffle_read_records.inc_by(metrics.shuffle_records_read);
-                self.shuffle_write_bytes.inc_by(metrics.shuffle_bytes_written);
-                self.shuffle_write_records.inc_by(metrics.shuffle_records_written);
-                self.spill_bytes.inc_by(metrics.spill_bytes);
+                self.shuffle.add(
+                    (metrics.shuffle_bytes_read, metrics.shuffle_records_read),
+                    (metrics.shuffle_bytes_written, metrics.shuffle_records_written),
+                    metrics.spill_bytes,
+                );
                 ("success", Some(*run_ms))
             }
             TaskOutcome::Failed { run_ms, .. } => ("failed", Some(*run_ms)),
