@@ -82,13 +82,14 @@ impl Monitoring {
         let capacity =
             conf.get_usize("spark.scheduler.listenerbus.eventqueue.capacity", listener::DEFAULT_QUEUE_CAPACITY)?;
         let mut builder = ListenerBusBuilder::new(capacity);
-        let store = ui_enabled.then(AppStatusStore::new);
+        let retention = crate::status::Retention::from_conf(conf)?;
+        let store = ui_enabled.then(|| AppStatusStore::live(retention));
         if let Some(store) = &store {
-            builder.add(store.listener());
+            builder.add("appStatus", store.listener());
         }
         let metrics = ui_enabled.then(|| Arc::new(DriverMetrics::new()));
         if let Some(m) = &metrics {
-            builder.add(m.listener());
+            builder.add("appStatus", m.listener());
         }
         let mut event_log = None;
         if conf.get_bool("spark.eventLog.enabled", false)? {
@@ -97,10 +98,10 @@ impl Monitoring {
             let compress = conf.get_bool("spark.eventLog.compress", false)?;
             let writer = crate::event_log::EventLogWriter::create(&dir, &app_id, compress).map_err(config)?;
             event_log = Some(writer.path().to_path_buf());
-            builder.add(Box::new(writer));
+            builder.add("eventLog", Box::new(writer));
         }
         if let Some(progress) = crate::progress::ConsoleProgress::from_conf(conf)? {
-            builder.add(Box::new(progress));
+            builder.add("appStatus", Box::new(progress));
         }
         let bus = Arc::new(builder.start().map_err(|e| EmberError::Internal(format!("listener bus: {e}")))?);
         let app_name = conf.get("spark.app.name").unwrap_or("ember").to_string();

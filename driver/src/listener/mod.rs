@@ -1,8 +1,11 @@
 //! The listener bus (Spark's `LiveListenerBus`): the schedulers post typed events,
-//! and every listener (status store, event log, metrics, console progress) gets
-//! them on its own bounded queue and its own thread. Posting never blocks: when a
-//! listener's queue is full the event is dropped for that listener, counted, and
-//! logged (Spark's `spark.scheduler.listenerbus.eventqueue.capacity`, 10000).
+//! and listeners (status store, event log, metrics, console progress) get them on
+//! named queues, each bounded and with its own thread; listeners of one queue are
+//! called in the order they were added (Spark's queues: `appStatus` for the
+//! store, metrics and progress bar, `eventLog` for the log, so slow disk never
+//! holds the UI up). Posting never blocks: when a queue is full the event is
+//! dropped for that queue's listeners, counted, and logged (Spark's
+//! `spark.scheduler.listenerbus.eventqueue.capacity`, 10000).
 
 pub mod events;
 
@@ -21,7 +24,7 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 /// Something that watches the application. Runs on its own thread: it may take
 /// its time, but a listener that falls more than its queue behind loses events.
 pub trait Listener: Send + 'static {
-    /// Names the listener in logs and in the dropped-events count.
+    /// Names the listener in logs.
     fn name(&self) -> &'static str;
     fn on_event(&mut self, event: &Event);
     /// The queue is empty for now (a good moment to flush buffers).
@@ -55,54 +58,60 @@ pub struct ListenerBus {
 /// Builds a bus: add listeners, then `start`.
 pub struct ListenerBusBuilder {
     capacity: usize,
-    listeners: Vec<Box<dyn Listener>>,
+    /// Queues in the order first named, with their listeners.
+    queues: Vec<(&'static str, Vec<Box<dyn Listener>>)>,
 }
 
 impl ListenerBusBuilder {
     /// `capacity`: events each listener's queue holds before it drops.
     pub fn new(capacity: usize) -> Self {
-        Self { capacity: capacity.max(1), listeners: Vec::new() }
+        Self { capacity: capacity.max(1), queues: Vec::new() }
     }
 
-    pub fn add(&mut self, listener: Box<dyn Listener>) -> &mut Self {
-        self.listeners.push(listener);
+    /// Adds `listener` to the queue named `queue` (created on first use).
+    pub fn add(&mut self, queue: &'static str, listener: Box<dyn Listener>) -> &mut Self {
+        match self.queues.iter_mut().find(|(name, _)| *name == queue) {
+            Some((_, listeners)) => listeners.push(listener),
+            None => self.queues.push((queue, vec![listener])),
+        }
         self
     }
 
-    /// Starts one thread per listener.
+    /// Starts one thread per queue.
     ///
     /// Errors: a thread that cannot be spawned.
     pub fn start(self) -> std::io::Result<ListenerBus> {
         let mut queues = Vec::new();
-        for listener in self.listeners {
+        for (name, listeners) in self.queues {
             let (sender, receiver) = bounded(self.capacity);
-            let name = listener.name();
             let thread = std::thread::Builder::new()
                 .name(format!("ember-listener-{name}"))
-                .spawn(move || run_listener(listener, receiver))?;
+                .spawn(move || run_listeners(listeners, receiver))?;
             queues.push(Queue { name, sender, dropped: AtomicU64::new(0), thread: Mutex::new(Some(thread)) });
         }
         Ok(ListenerBus { queues, stopped: AtomicBool::new(false) })
     }
 }
 
-fn run_listener(mut listener: Box<dyn Listener>, receiver: Receiver<Message>) {
+fn run_listeners(mut listeners: Vec<Box<dyn Listener>>, receiver: Receiver<Message>) {
     while let Ok(message) = receiver.recv() {
         match message {
             Message::Event(event) => {
-                listener.on_event(&event);
+                for l in &mut listeners {
+                    l.on_event(&event);
+                }
                 if receiver.is_empty() {
-                    listener.on_idle();
+                    listeners.iter_mut().for_each(|l| l.on_idle());
                 }
             }
             Message::Flush(done) => {
-                listener.on_idle();
+                listeners.iter_mut().for_each(|l| l.on_idle());
                 let _ = done.send(());
             }
             Message::Stop => break,
         }
     }
-    listener.on_stop();
+    listeners.iter_mut().for_each(|l| l.on_stop());
 }
 
 impl ListenerBus {
@@ -125,7 +134,7 @@ impl ListenerBus {
                     let dropped = q.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                     if dropped.is_power_of_two() {
                         tracing::warn!(
-                            listener = q.name,
+                            queue = q.name,
                             dropped,
                             event = event.name(),
                             "listener queue full: dropping events (raise spark.scheduler.listenerbus.eventqueue.capacity)"
@@ -137,7 +146,7 @@ impl ListenerBus {
         }
     }
 
-    /// Events dropped so far, per listener.
+    /// Events dropped so far, per queue.
     pub fn dropped_events(&self) -> Vec<(&'static str, u64)> {
         self.queues.iter().map(|q| (q.name, q.dropped.load(Ordering::Relaxed))).collect()
     }
@@ -166,16 +175,16 @@ impl ListenerBus {
         }
         for q in &self.queues {
             if q.sender.send_timeout(Message::Stop, timeout).is_err() {
-                tracing::warn!(listener = q.name, "listener did not take the stop in time; leaving its thread");
+                tracing::warn!(queue = q.name, "listener queue did not take the stop in time; leaving its thread");
                 continue;
             }
             if let Some(thread) = q.thread.lock().take() {
                 let _ = thread.join();
             }
         }
-        for (listener, dropped) in self.dropped_events() {
+        for (queue, dropped) in self.dropped_events() {
             if dropped > 0 {
-                tracing::warn!(listener, dropped, "listener bus stopped; events were dropped for this listener");
+                tracing::warn!(queue, dropped, "listener bus stopped; events were dropped on this queue");
             }
         }
     }
@@ -213,7 +222,7 @@ mod tests {
     fn delivers_in_order_and_flushes() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let mut b = ListenerBusBuilder::new(16);
-        b.add(Box::new(Recorder(seen.clone(), None)));
+        b.add("test", Box::new(Recorder(seen.clone(), None)));
         let bus = b.start().expect("bus");
         bus.post(Event::JobEnd(JobEnd { job_id: 1, time_ms: 1, succeeded: true, error: None }));
         bus.post(end(2));
@@ -229,7 +238,7 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (gate_tx, gate_rx) = bounded(100);
         let mut b = ListenerBusBuilder::new(2);
-        b.add(Box::new(Recorder(seen.clone(), Some(gate_rx))));
+        b.add("test", Box::new(Recorder(seen.clone(), Some(gate_rx))));
         let bus = b.start().expect("bus");
         // The listener holds the first event at the gate; the queue takes 2 more.
         let started = std::time::Instant::now();

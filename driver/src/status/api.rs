@@ -32,7 +32,7 @@ pub fn application(s: &AppState) -> Value {
             "startTime": spark_time(a.start_ms),
             "endTime": end.map(spark_time).unwrap_or_else(|| spark_time(0)),
             "lastUpdated": spark_time(a.last_updated_ms),
-            "duration": end.unwrap_or(a.last_updated_ms).saturating_sub(a.start_ms),
+            "duration": end.unwrap_or(s.open_end_ms()).saturating_sub(a.start_ms),
             "sparkUser": a.user,
             "completed": s.completed(),
             "appSparkVersion": a.version,

@@ -131,6 +131,38 @@ pub struct ExecutorData {
     pub spill_bytes: u64,
 }
 
+/// How much a store keeps (Spark's `spark.ui.retainedJobs`, `spark.ui.retainedStages`,
+/// `spark.ui.retainedTasks`): past these, the oldest ended jobs, ended stage
+/// attempts and ended tasks of a stage are forgotten, so a long application's
+/// store stays bounded. Quantiles are taken over the tasks kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub jobs: usize,
+    pub stages: usize,
+    /// Per stage attempt.
+    pub tasks: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { jobs: 1000, stages: 1000, tasks: 100_000 }
+    }
+}
+
+impl Retention {
+    /// From `spark.ui.retainedJobs`, `spark.ui.retainedStages`, `spark.ui.retainedTasks`.
+    ///
+    /// Errors: a setting that is not a number.
+    pub fn from_conf(conf: &ember_core::config::Conf) -> ember_core::error::Result<Self> {
+        let d = Self::default();
+        Ok(Self {
+            jobs: conf.get_usize("spark.ui.retainedJobs", d.jobs)?.max(1),
+            stages: conf.get_usize("spark.ui.retainedStages", d.stages)?.max(1),
+            tasks: conf.get_usize("spark.ui.retainedTasks", d.tasks)?.max(1),
+        })
+    }
+}
+
 /// Everything the UI shows of one application.
 #[derive(Debug, Clone, Default)]
 pub struct AppState {
@@ -143,12 +175,26 @@ pub struct AppState {
     pub system_properties: Vec<(String, String)>,
     /// Events applied so far.
     pub events: u64,
+    /// The store of the running driver (not one replayed from a log): what has
+    /// not ended yet lasts until now, not until the latest event.
+    pub live: bool,
+    pub retention: Retention,
 }
 
 impl AppState {
     /// True when the application ended cleanly.
     pub fn completed(&self) -> bool {
         self.app.end_ms.is_some()
+    }
+
+    /// The end of whatever has not ended: now for a live application, else the
+    /// time of its latest event (a crashed driver's log stops there).
+    pub fn open_end_ms(&self) -> u64 {
+        if self.live && !self.completed() {
+            listener::now_ms().max(self.app.last_updated_ms)
+        } else {
+            self.app.last_updated_ms
+        }
     }
 
     /// The latest attempt of a stage.
@@ -212,6 +258,7 @@ impl AppState {
                     job.status = if e.succeeded { JobStatus::Succeeded } else { JobStatus::Failed };
                     job.error = e.error.clone();
                     let stage_ids = job.stage_ids.clone();
+                    self.trim_jobs();
                     for id in stage_ids {
                         // A stage the job never had to run (its output was there) is skipped.
                         if let Some(stage) = self.stages.get_mut(&(id, 0))
@@ -241,6 +288,7 @@ impl AppState {
                     stage.failure = e.failure.clone();
                     stage.status = if e.failure.is_none() { StageStatus::Complete } else { StageStatus::Failed };
                 }
+                self.trim_stages();
             }
             Event::TaskStart(e) => self.task_started(&e.task),
             Event::TaskEnd(e) => self.task_ended(e),
@@ -270,6 +318,25 @@ impl AppState {
                     x.remove_reason = Some(e.reason.clone());
                 }
             }
+        }
+    }
+
+    fn trim_jobs(&mut self) {
+        let excess = self.jobs.len().saturating_sub(self.retention.jobs);
+        let old: Vec<u64> =
+            self.jobs.values().filter(|j| j.status != JobStatus::Running).take(excess).map(|j| j.job_id).collect();
+        for id in old {
+            self.jobs.remove(&id);
+        }
+    }
+
+    fn trim_stages(&mut self) {
+        let excess = self.stages.len().saturating_sub(self.retention.stages);
+        let ended =
+            |s: &StageData| matches!(s.status, StageStatus::Complete | StageStatus::Failed | StageStatus::Skipped);
+        let old: Vec<(u32, u32)> = self.stages.iter().filter(|(_, s)| ended(s)).take(excess).map(|(k, _)| *k).collect();
+        for key in old {
+            self.stages.remove(&key);
         }
     }
 
@@ -324,6 +391,15 @@ impl AppState {
         };
         counts(&mut stage.tasks);
         add_metrics(&mut stage.totals, &e.metrics);
+        if stage.task_list.len() > self.retention.tasks {
+            // Task ids grow with launch order: the first ended ones are the oldest.
+            let excess = stage.task_list.len() - self.retention.tasks;
+            let old: Vec<u64> =
+                stage.task_list.iter().filter(|(_, t)| t.status.is_some()).take(excess).map(|(id, _)| *id).collect();
+            for id in old {
+                stage.task_list.remove(&id);
+            }
+        }
         for job_id in stage.job_ids.clone() {
             if let Some(job) = self.jobs.get_mut(&job_id).filter(|j| j.status == JobStatus::Running) {
                 counts(&mut job.tasks);
@@ -422,6 +498,20 @@ impl AppStatusStore {
         Self::default()
     }
 
+    /// A store keeping what `retention` allows.
+    pub fn with_retention(retention: Retention) -> Self {
+        let store = Self::default();
+        store.state.write().retention = retention;
+        store
+    }
+
+    /// The store of the running driver (see `AppState::live`).
+    pub fn live(retention: Retention) -> Self {
+        let store = Self::with_retention(retention);
+        store.state.write().live = true;
+        store
+    }
+
     /// Reads the current state.
     pub fn read(&self) -> parking_lot::RwLockReadGuard<'_, AppState> {
         self.state.read()
@@ -493,5 +583,61 @@ mod tests {
         assert_eq!(s.stages[&(0, 0)].status, StageStatus::Failed);
         assert_eq!(s.stages[&(0, 0)].task_list[&0].status, Some(TaskStatus::Killed));
         assert!(s.jobs.values().all(|j| j.status != JobStatus::Running));
+    }
+
+    #[test]
+    fn keeps_what_retention_allows() {
+        let mut s = AppState { retention: Retention { jobs: 2, stages: 2, tasks: 3 }, ..Default::default() };
+        for job_id in 0..4u64 {
+            let stage = StageInfo {
+                stage_id: job_id as u32,
+                attempt: 0,
+                name: "map".into(),
+                kind: StageKind::ResultStage,
+                num_tasks: 5,
+                parent_ids: vec![],
+            };
+            s.apply(&Event::JobStart(JobStart {
+                job_id,
+                time_ms: 1,
+                name: "count".into(),
+                stages: vec![stage.clone()],
+            }));
+            s.apply(&Event::StageSubmitted(StageSubmitted { job_id, time_ms: 1, stage }));
+            for partition in 0..5 {
+                let task = TaskInfo {
+                    task_id: job_id * 10 + partition as u64,
+                    stage_id: job_id as u32,
+                    stage_attempt: 0,
+                    partition,
+                    attempt: 0,
+                    executor_id: "1".into(),
+                    host: String::new(),
+                    launch_time_ms: 2,
+                    speculative: false,
+                };
+                s.apply(&Event::TaskStart(TaskStart { task: task.clone() }));
+                s.apply(&Event::TaskEnd(crate::listener::TaskEnd {
+                    task,
+                    finish_time_ms: 3,
+                    status: TaskStatus::Success,
+                    error: None,
+                    metrics: Default::default(),
+                }));
+            }
+            s.apply(&Event::StageCompleted(crate::listener::StageCompleted {
+                job_id,
+                stage_id: job_id as u32,
+                attempt: 0,
+                time_ms: 4,
+                failure: None,
+            }));
+            s.apply(&Event::JobEnd(crate::listener::JobEnd { job_id, time_ms: 5, succeeded: true, error: None }));
+        }
+        assert_eq!(s.jobs.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(s.stages.keys().copied().collect::<Vec<_>>(), vec![(2, 0), (3, 0)]);
+        let stage = &s.stages[&(3, 0)];
+        assert_eq!(stage.task_list.keys().copied().collect::<Vec<_>>(), vec![32, 33, 34]);
+        assert_eq!(stage.tasks.completed, 5, "counts cover every task, kept or not");
     }
 }

@@ -95,7 +95,7 @@ fn failed_killed(t: &TaskCounts) -> String {
 /// The duration from `start` to `end`, or to the latest event while running.
 pub(crate) fn span(s: &AppState, start: Option<u64>, end: Option<u64>) -> String {
     match start {
-        Some(start) => duration_ms(end.unwrap_or(s.app.last_updated_ms.max(start)) - start),
+        Some(start) => duration_ms(end.unwrap_or(s.open_end_ms().max(start)) - start),
         None => String::new(),
     }
 }

@@ -109,7 +109,7 @@ fn timeline(s: &AppState, st: &StageData) -> Markup {
     let Some(t0) = tasks.iter().map(|t| t.info.launch_time_ms).min() else {
         return html! { p.muted { "No task has started." } };
     };
-    let end = |t: &TaskData| t.finish_ms.unwrap_or(s.app.last_updated_ms.max(t.info.launch_time_ms));
+    let end = |t: &TaskData| t.finish_ms.unwrap_or(s.open_end_ms().max(t.info.launch_time_ms));
     let t1 = tasks.iter().map(|t| end(t)).max().unwrap_or(t0).max(t0 + 1);
     let (label_w, plot_w, row_h) = (150.0, 700.0, 12.0);
     let x = |ms: u64| label_w + (ms.saturating_sub(t0)) as f64 / (t1 - t0) as f64 * plot_w;
