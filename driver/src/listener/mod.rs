@@ -11,7 +11,7 @@ pub mod events;
 
 pub use events::*;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +20,13 @@ use std::time::Duration;
 
 /// Default capacity of each listener's queue (Spark's default).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+
+/// A queue's thread naps between drains, from the shortest nap after work to the
+/// longest when idle; posting does not wake it (a wake-up per event would cost
+/// the posting task a system call), except when the queue is half full. Flush and
+/// stop wake it at once. So listeners see an event within `MAX_NAP`.
+const MIN_NAP: Duration = Duration::from_millis(1);
+const MAX_NAP: Duration = Duration::from_millis(100);
 
 /// Something that watches the application. Runs on its own thread: it may take
 /// its time, but a listener that falls more than its queue behind loses events.
@@ -43,7 +50,10 @@ enum Message {
 struct Queue {
     name: &'static str,
     sender: Sender<Message>,
+    capacity: usize,
     dropped: AtomicU64,
+    /// The queue's thread, to wake it from its nap.
+    waker: std::thread::Thread,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -87,28 +97,45 @@ impl ListenerBusBuilder {
             let thread = std::thread::Builder::new()
                 .name(format!("ember-listener-{name}"))
                 .spawn(move || run_listeners(listeners, receiver))?;
-            queues.push(Queue { name, sender, dropped: AtomicU64::new(0), thread: Mutex::new(Some(thread)) });
+            queues.push(Queue {
+                name,
+                sender,
+                capacity: self.capacity,
+                dropped: AtomicU64::new(0),
+                waker: thread.thread().clone(),
+                thread: Mutex::new(Some(thread)),
+            });
         }
         Ok(ListenerBus { queues, stopped: AtomicBool::new(false) })
     }
 }
 
 fn run_listeners(mut listeners: Vec<Box<dyn Listener>>, receiver: Receiver<Message>) {
-    while let Ok(message) = receiver.recv() {
-        match message {
-            Message::Event(event) => {
+    let mut nap = MIN_NAP;
+    // Events were handled since the listeners were last told the queue is empty.
+    let mut busy = false;
+    loop {
+        match receiver.try_recv() {
+            Ok(Message::Event(event)) => {
                 for l in &mut listeners {
                     l.on_event(&event);
                 }
-                if receiver.is_empty() {
-                    listeners.iter_mut().for_each(|l| l.on_idle());
-                }
+                busy = true;
+                nap = MIN_NAP;
             }
-            Message::Flush(done) => {
+            Ok(Message::Flush(done)) => {
                 listeners.iter_mut().for_each(|l| l.on_idle());
+                busy = false;
                 let _ = done.send(());
             }
-            Message::Stop => break,
+            Ok(Message::Stop) | Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                if std::mem::take(&mut busy) {
+                    listeners.iter_mut().for_each(|l| l.on_idle());
+                }
+                std::thread::park_timeout(nap);
+                nap = (nap * 2).min(MAX_NAP);
+            }
         }
     }
     listeners.iter_mut().for_each(|l| l.on_stop());
@@ -129,8 +156,13 @@ impl ListenerBus {
         let event = Arc::new(event);
         for q in &self.queues {
             match q.sender.try_send(Message::Event(event.clone())) {
-                Ok(()) => {}
+                Ok(()) => {
+                    if q.sender.len() >= q.capacity / 2 {
+                        q.waker.unpark();
+                    }
+                }
                 Err(TrySendError::Full(_)) => {
+                    q.waker.unpark();
                     let dropped = q.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                     if dropped.is_power_of_two() {
                         tracing::warn!(
@@ -159,9 +191,11 @@ impl ListenerBus {
         for q in &self.queues {
             let (tx, rx) = bounded(1);
             let left = deadline.saturating_duration_since(std::time::Instant::now());
+            q.waker.unpark();
             if q.sender.send_timeout(Message::Flush(tx), left).is_err() {
                 return false;
             }
+            q.waker.unpark();
             acks.push(rx);
         }
         acks.iter().all(|rx| rx.recv_deadline(deadline).is_ok())
@@ -174,7 +208,10 @@ impl ListenerBus {
             return;
         }
         for q in &self.queues {
-            if q.sender.send_timeout(Message::Stop, timeout).is_err() {
+            q.waker.unpark();
+            let sent = q.sender.send_timeout(Message::Stop, timeout);
+            q.waker.unpark();
+            if sent.is_err() {
                 tracing::warn!(queue = q.name, "listener queue did not take the stop in time; leaving its thread");
                 continue;
             }
