@@ -116,12 +116,10 @@ impl Listener for EventLogWriter {
 
     fn on_event(&mut self, event: &Event) {
         let Some(sink) = &mut self.sink else { return };
-        let mut line = match serde_json::to_vec(event) {
-            Ok(l) => l,
-            Err(e) => return self.fail(std::io::Error::other(e)),
-        };
-        line.push(b'\n');
-        if let Err(e) = sink.writer().write_all(&line) {
+        let w = sink.writer();
+        let written =
+            serde_json::to_writer(&mut *w, event).map_err(std::io::Error::other).and_then(|()| w.write_all(b"\n"));
+        if let Err(e) = written {
             return self.fail(e);
         }
         if matches!(event, Event::ApplicationEnd(_)) {

@@ -353,8 +353,8 @@ impl AppState {
             task.task_id,
             TaskData { info: task.clone(), status: None, finish_ms: None, error: None, metrics: None },
         );
-        for job_id in stage.job_ids.clone() {
-            if let Some(job) = self.jobs.get_mut(&job_id).filter(|j| j.status == JobStatus::Running) {
+        for job_id in &stage.job_ids {
+            if let Some(job) = self.jobs.get_mut(job_id).filter(|j| j.status == JobStatus::Running) {
                 job.tasks.active += 1;
             }
         }
@@ -367,17 +367,18 @@ impl AppState {
         self.touch(e.finish_time_ms);
         let task = &e.task;
         let Some(stage) = self.stages.get_mut(&(task.stage_id, task.stage_attempt)) else { return };
-        let was_running = stage.task_list.get(&task.task_id).is_some_and(|t| t.status.is_none());
-        stage.task_list.insert(
-            task.task_id,
-            TaskData {
-                info: task.clone(),
-                status: Some(e.status),
-                finish_ms: Some(e.finish_time_ms),
-                error: e.error.clone(),
-                metrics: Some(e.metrics.clone()),
-            },
-        );
+        let entry = stage.task_list.entry(task.task_id).or_insert_with(|| TaskData {
+            info: task.clone(),
+            status: None,
+            finish_ms: None,
+            error: None,
+            metrics: None,
+        });
+        let was_running = entry.status.is_none();
+        entry.status = Some(e.status);
+        entry.finish_ms = Some(e.finish_time_ms);
+        entry.error = e.error.clone();
+        entry.metrics = Some(e.metrics.clone());
         let new_index = e.status == TaskStatus::Success && stage.completed_indices.insert(task.partition);
         let counts = |c: &mut TaskCounts| {
             if was_running {
@@ -400,8 +401,8 @@ impl AppState {
                 stage.task_list.remove(&id);
             }
         }
-        for job_id in stage.job_ids.clone() {
-            if let Some(job) = self.jobs.get_mut(&job_id).filter(|j| j.status == JobStatus::Running) {
+        for job_id in &stage.job_ids {
+            if let Some(job) = self.jobs.get_mut(job_id).filter(|j| j.status == JobStatus::Running) {
                 counts(&mut job.tasks);
                 job.completed_indices += new_index as usize;
             }
