@@ -28,6 +28,8 @@ pub struct DriverMetrics {
     jobs: Family<Outcome, Counter>,
     stages: Family<Outcome, Counter>,
     tasks: Family<Outcome, Counter>,
+    /// `tasks` for success, failed, killed: looked up once, not per task.
+    task_outcomes: [Counter; 3],
     task_duration: Histogram,
     shuffle: ShuffleCounters,
     speculative_tasks: Counter,
@@ -54,6 +56,7 @@ impl DriverMetrics {
             jobs: Family::default(),
             stages: Family::default(),
             tasks: Family::default(),
+            task_outcomes: Default::default(),
             task_duration: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 4.0, 10)),
             shuffle: ShuffleCounters::default(),
             speculative_tasks: Counter::default(),
@@ -86,7 +89,9 @@ impl DriverMetrics {
             "Broadcast and file piece bytes the driver uploaded",
             m.broadcast_uploaded.clone(),
         );
-        Self { registry, ..m }
+        let task_outcomes = ["success", "failed", "killed"]
+            .map(|outcome| m.tasks.get_or_create(&Outcome { outcome: outcome.to_string() }).clone());
+        Self { registry, task_outcomes, ..m }
     }
 
     /// Where `broadcast_uploaded_bytes` reads the driver's upload total at each scrape.
@@ -120,11 +125,11 @@ impl DriverMetrics {
             }
             Event::TaskEnd(e) => {
                 let outcome = match e.status {
-                    TaskStatus::Success => "success",
-                    TaskStatus::Failed => "failed",
-                    TaskStatus::Killed => "killed",
+                    TaskStatus::Success => 0,
+                    TaskStatus::Failed => 1,
+                    TaskStatus::Killed => 2,
                 };
-                Self::count(&self.tasks, outcome);
+                self.task_outcomes[outcome].inc();
                 let m = &e.metrics;
                 self.task_duration.observe(m.duration_ms as f64 / 1000.0);
                 self.shuffle.add(

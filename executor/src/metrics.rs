@@ -67,6 +67,8 @@ pub trait Gauges: Send + Sync {
 pub struct ExecutorMetrics {
     registry: Registry,
     tasks: Family<Outcome, Counter>,
+    /// `tasks` for success, failed, killed: looked up once, not per task.
+    task_outcomes: [Counter; 3],
     run_time: Histogram,
     shuffle: ShuffleCounters,
     running: Gauge,
@@ -81,6 +83,7 @@ impl ExecutorMetrics {
         let m = Self {
             registry: Registry::default(),
             tasks: Family::default(),
+            task_outcomes: Default::default(),
             run_time: Histogram::new(exponential_buckets(0.001, 4.0, 10)),
             shuffle: ShuffleCounters::default(),
             running: Gauge::default(),
@@ -96,24 +99,26 @@ impl ExecutorMetrics {
             "Broadcast and file piece bytes this executor served to peers",
             m.broadcast_uploaded.clone(),
         );
-        Self { registry, ..m }
+        let task_outcomes = ["success", "failed", "killed"]
+            .map(|outcome| m.tasks.get_or_create(&Outcome { outcome: outcome.to_string() }).clone());
+        Self { registry, task_outcomes, ..m }
     }
 
     /// Counts an ended task attempt.
     pub fn task_ended(&self, outcome: &TaskOutcome) {
-        let (label, run_ms) = match outcome {
+        let (index, run_ms) = match outcome {
             TaskOutcome::Success { metrics, run_ms, .. } => {
                 self.shuffle.add(
                     (metrics.shuffle_bytes_read, metrics.shuffle_records_read),
                     (metrics.shuffle_bytes_written, metrics.shuffle_records_written),
                     metrics.spill_bytes,
                 );
-                ("success", Some(*run_ms))
+                (0, Some(*run_ms))
             }
-            TaskOutcome::Failed { run_ms, .. } => ("failed", Some(*run_ms)),
-            TaskOutcome::Killed { .. } => ("killed", None),
+            TaskOutcome::Failed { run_ms, .. } => (1, Some(*run_ms)),
+            TaskOutcome::Killed { .. } => (2, None),
         };
-        self.tasks.get_or_create(&Outcome { outcome: label.to_string() }).inc();
+        self.task_outcomes[index].inc();
         if let Some(ms) = run_ms {
             self.run_time.observe(ms as f64 / 1000.0);
         }
