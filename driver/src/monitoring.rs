@@ -117,6 +117,10 @@ impl Monitoring {
             spark_properties: redact(conf)?,
             system_properties: system_properties(),
         }));
+        // The UI never shows an application without its id, name and settings.
+        if !bus.flush(Duration::from_secs(5)) {
+            tracing::warn!("the listeners did not take the application's start within 5 s");
+        }
         let ui = match (&store, &metrics) {
             (Some(store), Some(metrics)) => UiServer::start_live(conf, store.clone(), metrics.clone())?,
             _ => None,
