@@ -3,22 +3,14 @@
 //! conventions: `ember_` prefix, base units (seconds, bytes), `_total` on counters.
 
 use crate::listener::{Event, Listener, TaskStatus};
-use ember_executor::metrics::ShuffleCounters;
+use ember_executor::metrics::{Outcome, ShuffleCounters, task_outcome_counters};
 use parking_lot::Mutex;
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
-
-/// The `outcome` label of jobs, stages and tasks.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Outcome {
-    /// jobs: succeeded, failed; stages: completed, failed; tasks: success, failed, killed.
-    pub outcome: String,
-}
 
 type Source = Box<dyn Fn() -> u64 + Send + Sync>;
 
@@ -89,8 +81,7 @@ impl DriverMetrics {
             "Broadcast and file piece bytes the driver uploaded",
             m.broadcast_uploaded.clone(),
         );
-        let task_outcomes = ["success", "failed", "killed"]
-            .map(|outcome| m.tasks.get_or_create(&Outcome { outcome: outcome.to_string() }).clone());
+        let task_outcomes = task_outcome_counters(&m.tasks);
         Self { registry, task_outcomes, ..m }
     }
 

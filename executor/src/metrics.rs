@@ -13,10 +13,18 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 
-/// The `outcome` label of ended tasks: success, failed, killed.
+/// The `outcome` label of ended jobs, stages and tasks (tasks: success, failed, killed).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Outcome {
     pub outcome: String,
+}
+
+/// The task counters of `family` for success, failed and killed, in that order:
+/// looked up once, so counting a task allocates no label, and all three show
+/// from the first scrape.
+pub fn task_outcome_counters(family: &Family<Outcome, Counter>) -> [Counter; 3] {
+    ["success", "failed", "killed"]
+        .map(|outcome| family.get_or_create(&Outcome { outcome: outcome.to_string() }).clone())
 }
 
 /// Shuffle and spill counters of ended tasks, the same on the driver (from task
@@ -99,8 +107,7 @@ impl ExecutorMetrics {
             "Broadcast and file piece bytes this executor served to peers",
             m.broadcast_uploaded.clone(),
         );
-        let task_outcomes = ["success", "failed", "killed"]
-            .map(|outcome| m.tasks.get_or_create(&Outcome { outcome: outcome.to_string() }).clone());
+        let task_outcomes = task_outcome_counters(&m.tasks);
         Self { registry, task_outcomes, ..m }
     }
 
