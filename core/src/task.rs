@@ -65,6 +65,7 @@ pub struct TaskMetrics {
     shuffle_bytes_written: AtomicU64,
     shuffle_records_written: AtomicU64,
     shuffle_bytes_read: AtomicU64,
+    shuffle_records_read: AtomicU64,
     spill_count: AtomicU64,
     spill_bytes: AtomicU64,
 }
@@ -74,6 +75,8 @@ pub struct TaskMetricsSnapshot {
     pub shuffle_bytes_written: u64,
     pub shuffle_records_written: u64,
     pub shuffle_bytes_read: u64,
+    /// Records deserialized from fetched shuffle blocks.
+    pub shuffle_records_read: u64,
     /// Times a buffer passed the task's memory budget and was written to disk.
     pub spill_count: u64,
     /// Bytes written to spill files (compressed).
@@ -86,6 +89,7 @@ impl TaskMetricsSnapshot {
         self.shuffle_bytes_written += other.shuffle_bytes_written;
         self.shuffle_records_written += other.shuffle_records_written;
         self.shuffle_bytes_read += other.shuffle_bytes_read;
+        self.shuffle_records_read += other.shuffle_records_read;
         self.spill_count += other.spill_count;
         self.spill_bytes += other.spill_bytes;
     }
@@ -101,6 +105,9 @@ impl TaskMetrics {
     pub fn add_shuffle_bytes_read(&self, n: u64) {
         self.shuffle_bytes_read.fetch_add(n, Ordering::Relaxed);
     }
+    pub fn add_shuffle_records_read(&self, n: u64) {
+        self.shuffle_records_read.fetch_add(n, Ordering::Relaxed);
+    }
     pub fn add_spill(&self, stats: SpillStats) {
         self.spill_count.fetch_add(stats.spills, Ordering::Relaxed);
         self.spill_bytes.fetch_add(stats.bytes, Ordering::Relaxed);
@@ -110,6 +117,7 @@ impl TaskMetrics {
             shuffle_bytes_written: self.shuffle_bytes_written.load(Ordering::Relaxed),
             shuffle_records_written: self.shuffle_records_written.load(Ordering::Relaxed),
             shuffle_bytes_read: self.shuffle_bytes_read.load(Ordering::Relaxed),
+            shuffle_records_read: self.shuffle_records_read.load(Ordering::Relaxed),
             spill_count: self.spill_count.load(Ordering::Relaxed),
             spill_bytes: self.spill_bytes.load(Ordering::Relaxed),
         }

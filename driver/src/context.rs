@@ -6,6 +6,7 @@ use crate::cluster::ClusterBackend;
 use crate::local_backend::{InProcessDriver, InProcessExecutor, NoRemoteBlocks, SchedulerSink};
 use crate::map_output::MapOutputTracker;
 use crate::master::Master;
+use crate::monitoring::Monitoring;
 use crate::rdd::Rdd;
 use crate::scheduler::TaskScheduler;
 use crate::scheduler::dag::{self, DagContext};
@@ -54,6 +55,8 @@ pub(crate) struct ContextInner {
     checkpoint_dir: Mutex<Option<PathBuf>>,
     /// Named handlers tasks may ask (`register_endpoint`).
     endpoints: Arc<Endpoints>,
+    /// Listener bus, status store, web UI, event log.
+    monitoring: Monitoring,
 }
 
 /// Entry point to Ember: create one per application.
@@ -83,13 +86,18 @@ impl EmberContext {
         let max_stage_attempts = conf.get_usize("spark.stage.maxConsecutiveAttempts", 4)?.max(1) as u32;
         let speculation = SpeculationConf::from_conf(&conf)?;
         let memory = conf.get_bytes("spark.executor.memory", 1 << 30)?;
-        let scheduler = TaskScheduler::new();
+        let monitoring = Monitoring::start(&conf, &master_url)?;
+        let scheduler = TaskScheduler::with_bus(monitoring.bus.clone());
         let tracker = Arc::new(MapOutputTracker::default());
         let broadcasts = Arc::new(BroadcastManager::new(
             conf.get_bytes("spark.broadcast.blockSize", 4 << 20)?,
             conf.get_bool("spark.broadcast.checksum", true)?,
         ));
         let endpoints = Arc::new(Endpoints::default());
+        if let Some(m) = &monitoring.metrics {
+            let uploads = broadcasts.clone();
+            m.set_broadcast_source(move || uploads.block_master.bytes_uploaded());
+        }
         let mut local_executors = Vec::new();
         let mut cluster = None;
         let registration_wait =
@@ -196,6 +204,7 @@ impl EmberContext {
                 task_metrics: Mutex::new(TaskMetricsSnapshot::default()),
                 checkpoint_dir: Mutex::new(None),
                 endpoints,
+                monitoring,
             }),
         })
     }
@@ -373,6 +382,36 @@ impl EmberContext {
         self.inner.speculation_counters.snapshot()
     }
 
+    /// The application's id (`spark.app.id`, else `app-<yyyyMMddHHmmss>-<4 hex digits>`).
+    pub fn app_id(&self) -> &str {
+        &self.inner.monitoring.app_id
+    }
+
+    /// The web UI's address, when it runs (`spark.ui.enabled`, `spark.ui.port`).
+    /// An unspecified bind address (0.0.0.0) is given as 127.0.0.1, which reaches it.
+    pub fn ui_address(&self) -> Option<std::net::SocketAddr> {
+        let mut address = self.inner.monitoring.ui_address()?;
+        if address.ip().is_unspecified() {
+            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        Some(address)
+    }
+
+    /// `http://host:port` of the web UI, when it runs.
+    pub fn ui_url(&self) -> Option<String> {
+        self.ui_address().map(|a| format!("http://{a}"))
+    }
+
+    /// The event log being written (`spark.eventLog.enabled`; its in-progress name).
+    pub fn event_log_path(&self) -> Option<&Path> {
+        self.inner.monitoring.event_log_path()
+    }
+
+    /// The application's listener bus (to wait for listeners with `flush`, or read dropped counts).
+    pub fn listener_bus(&self) -> &crate::listener::ListenerBus {
+        &self.inner.monitoring.bus
+    }
+
     /// Totals over the tasks that produced results so far (one attempt per
     /// partition): shuffle bytes and records written and read, spills.
     pub fn task_metrics(&self) -> TaskMetricsSnapshot {
@@ -407,6 +446,11 @@ impl ContextInner {
         }
         // Broadcast blocks end with the application (executors' go with their work dirs).
         self.broadcasts.block_master.clear();
+        // Listeners see every executor go before the application ends.
+        for executor_id in self.scheduler.executor_ids() {
+            self.scheduler.remove_executor(&executor_id, "the application stopped");
+        }
+        self.monitoring.stop();
         tracing::info!("context stopped");
     }
 
@@ -495,6 +539,7 @@ impl ContextInner {
             speculation: &self.speculation,
             speculation_counters: &self.speculation_counters,
             task_metrics: &self.task_metrics,
+            bus: &self.monitoring.bus,
         };
         let base: Arc<dyn RddBase> = rdd.clone();
         let started = std::time::Instant::now();

@@ -75,6 +75,8 @@ impl ExecutorRegistry {
 
 struct RemoteExecutorLink {
     commands: CommandSender,
+    /// The executor's block server (`host:port`), as the UI shows it.
+    address: String,
 }
 
 impl ExecutorLink for RemoteExecutorLink {
@@ -90,6 +92,9 @@ impl ExecutorLink for RemoteExecutorLink {
     fn kill(&self, task_id: u64) {
         let kind = driver_command::Kind::Kill(v1::KillTask { task_id });
         let _ = self.commands.send(Ok(DriverCommand { kind: Some(kind) }));
+    }
+    fn address(&self) -> String {
+        self.address.clone()
     }
 }
 
@@ -239,7 +244,11 @@ impl Driver for DriverService {
         }
         self.broadcasts.block_master.add_executor(&id, &register.block_address);
         tracing::info!(executor_id = %id, pid = register.pid, cores = register.cores, block_address = %register.block_address, "executor registered");
-        self.scheduler.add_executor(&id, register.cores as usize, Arc::new(RemoteExecutorLink { commands: tx }));
+        self.scheduler.add_executor(
+            &id,
+            register.cores as usize,
+            Arc::new(RemoteExecutorLink { commands: tx, address: register.block_address.clone() }),
+        );
         let service = self.clone();
         tokio::spawn(async move {
             let reason = loop {

@@ -6,6 +6,7 @@ use crate::block_server::{BlockService, StoredResults};
 use crate::env::ExecutorConfig;
 use crate::executor::Executor;
 use crate::links::{BlockFetcher, BlockRequest, DriverLink, FetchResults, StatusSink};
+use crate::metrics::{ExecutorMetrics, Gauges};
 use ember_core::closure::build_id;
 use ember_core::config::Conf;
 use ember_core::error::{EmberError, Result};
@@ -176,7 +177,11 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
     let driver_link = Arc::new(RemoteDriver { handle: handle.clone(), client: client.clone() });
     let fetcher = Arc::new(RemoteBlocks { handle: handle.clone(), clients: Mutex::new(HashMap::new()) });
     let max_direct = conf.get_bytes("spark.task.maxDirectResultSize", 1 << 20).unwrap_or(1 << 20);
-    let sink = Arc::new(SessionSink { out: out_tx.clone(), results: results.clone(), max_direct });
+    let metrics_port = conf.get_usize("ember.executor.metrics.port", 0).unwrap_or(0);
+    let gauges = Arc::new(ExecutorGauges(std::sync::OnceLock::new()));
+    let metrics = Arc::new(ExecutorMetrics::new(gauges.clone()));
+    let sink =
+        Arc::new(SessionSink { out: out_tx.clone(), results: results.clone(), max_direct, metrics: metrics.clone() });
     let executor = match Executor::start(
         ExecutorConfig {
             executor_id: config.executor_id.clone(),
@@ -193,6 +198,19 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
         Ok(e) => e,
         Err(e) => return fail(exit_code::START_FAILED, e.to_string()),
     };
+    let _ = gauges.0.set(executor.clone());
+    match tokio::net::TcpListener::bind((config.bind_address.as_str(), u16::try_from(metrics_port).unwrap_or(0))).await
+    {
+        Ok(l) => {
+            let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+            tracing::info!(executor_id = %id, port, "serving Prometheus metrics on /metrics");
+            eprintln!("executor {id}: metrics at http://{advertise}:{port}/metrics");
+            tokio::spawn(crate::metrics::serve(l, metrics));
+        }
+        Err(e) => {
+            tracing::warn!(executor_id = %id, port = metrics_port, error = %e, "cannot serve metrics; running without")
+        }
+    }
     let server = BlockServerServer::new(BlockService { services: executor.services().clone(), results })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -267,10 +285,24 @@ struct SessionSink {
     out: mpsc::UnboundedSender<ExecutorMessage>,
     results: Arc<StoredResults>,
     max_direct: u64,
+    metrics: Arc<ExecutorMetrics>,
+}
+
+/// What the metrics read from the executor once it has started.
+struct ExecutorGauges(std::sync::OnceLock<Arc<Executor>>);
+
+impl Gauges for ExecutorGauges {
+    fn running_tasks(&self) -> usize {
+        self.0.get().map(|e| e.running_tasks().len()).unwrap_or(0)
+    }
+    fn broadcast_bytes_uploaded(&self) -> u64 {
+        self.0.get().map(|e| e.services().pieces.bytes_uploaded()).unwrap_or(0)
+    }
 }
 
 impl StatusSink for SessionSink {
     fn task_finished(&self, task_id: u64, outcome: TaskOutcome) {
+        self.metrics.task_ended(&outcome);
         let outcome = match outcome {
             TaskOutcome::Success { value: TaskValue::Result(bytes), accumulator_updates, metrics, run_ms }
                 if bytes.len() as u64 > self.max_direct =>

@@ -237,7 +237,7 @@ pub fn read_partition<R: DeserializeOwned + 'static>(
         };
         metrics.add_shuffle_bytes_read(fetched.bytes.len() as u64);
         let (map_index, executor_id) = (fetched.map_index, fetched.executor_id);
-        BlockRecords::<R, _>::new(fetched.bytes, move |message| {
+        let records = BlockRecords::<R, _>::new(fetched.bytes, move |message| {
             EmberError::FetchFailed(FetchFailure {
                 shuffle_id,
                 map_index,
@@ -245,6 +245,31 @@ pub fn read_partition<R: DeserializeOwned + 'static>(
                 executor_id: executor_id.clone(),
                 message,
             })
-        })
+        });
+        CountRecords { inner: records, count: 0, metrics: metrics.clone() }
     })))
+}
+
+/// Counts the records a block yields and adds them to the task's metrics when
+/// the block is done with (one atomic add per block, not per record).
+struct CountRecords<I> {
+    inner: I,
+    count: u64,
+    metrics: std::sync::Arc<crate::task::TaskMetrics>,
+}
+
+impl<I: Iterator> Iterator for CountRecords<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        let item = self.inner.next();
+        self.count += item.is_some() as u64;
+        item
+    }
+}
+
+impl<I> Drop for CountRecords<I> {
+    fn drop(&mut self) {
+        self.metrics.add_shuffle_records_read(self.count);
+    }
 }

@@ -7,6 +7,7 @@
 
 use super::speculation::{RunningAttempt, SpeculationConf, SpeculationCounters, select_speculatable};
 use super::task_scheduler::{JobEvent, PendingTask, TaskScheduler};
+use crate::listener::{self, Event, ListenerBus};
 use crate::map_output::MapOutputTracker;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use ember_core::error::{EmberError, Result};
@@ -38,6 +39,8 @@ pub struct DagContext<'a> {
     pub speculation_counters: &'a SpeculationCounters,
     /// The application's task counters, added to by each partition's first success.
     pub task_metrics: &'a parking_lot::Mutex<TaskMetricsSnapshot>,
+    /// Told when the job and each of its stage attempts start and end.
+    pub bus: &'a ListenerBus,
 }
 
 enum StageKind {
@@ -121,6 +124,8 @@ pub struct JobRunner<'a> {
     finished: HashMap<usize, Vec<Duration>>,
     /// Attempts killed because the other attempt of their partition won, and when.
     losers: HashMap<u64, Instant>,
+    /// Stage attempts (stage index, attempt) announced to listeners and not yet ended.
+    active_stages: HashSet<(usize, u32)>,
 }
 
 impl<'a> JobRunner<'a> {
@@ -152,6 +157,7 @@ impl<'a> JobRunner<'a> {
             copied: HashSet::new(),
             finished: HashMap::new(),
             losers: HashMap::new(),
+            active_stages: HashSet::new(),
         };
         let parents =
             parent_shuffles(&final_rdd).into_iter().map(|dep| runner.map_stage(dep)).collect::<Result<Vec<_>>>()?;
@@ -230,9 +236,22 @@ impl<'a> JobRunner<'a> {
                 continue;
             }
             let desc = self.new_attempt(stage, partition);
-            tasks.push(PendingTask { desc, events: self.events_sender.clone(), exclude_executor: None });
+            tasks.push(PendingTask {
+                desc,
+                events: self.events_sender.clone(),
+                exclude_executor: None,
+                speculative: false,
+            });
         }
         if !tasks.is_empty() {
+            let attempt = self.stages[stage].attempt;
+            if self.active_stages.insert((stage, attempt)) {
+                self.cx.bus.post(Event::StageSubmitted(listener::StageSubmitted {
+                    job_id: self.job_id,
+                    time_ms: listener::now_ms(),
+                    stage: self.stage_info(stage),
+                }));
+            }
             tracing::debug!(
                 job_id = self.job_id,
                 stage_id = self.stages[stage].id,
@@ -368,6 +387,7 @@ impl<'a> JobRunner<'a> {
             desc,
             events: self.events_sender.clone(),
             exclude_executor: Some(original.executor_id.clone()),
+            speculative: true,
         });
     }
 
@@ -401,6 +421,35 @@ impl<'a> JobRunner<'a> {
                 loser_executor = %loser_executor,
                 "speculation: first attempt finished; killing the other"
             );
+        }
+    }
+
+    /// The listeners' view of a stage.
+    fn stage_info(&self, stage: usize) -> listener::StageInfo {
+        let st = &self.stages[stage];
+        listener::StageInfo {
+            stage_id: st.id,
+            attempt: st.attempt,
+            name: st.rdd_name.to_string(),
+            kind: match st.kind {
+                StageKind::Result { .. } => listener::StageKind::ResultStage,
+                StageKind::ShuffleMap { .. } => listener::StageKind::ShuffleMapStage,
+            },
+            num_tasks: st.num_tasks,
+            parent_ids: st.parents.iter().map(|&p| self.stages[p].id).collect(),
+        }
+    }
+
+    /// Tells listeners that an announced stage attempt ended (`failure`: why it did not complete).
+    fn end_stage(&mut self, stage: usize, attempt: u32, failure: Option<String>) {
+        if self.active_stages.remove(&(stage, attempt)) {
+            self.cx.bus.post(Event::StageCompleted(listener::StageCompleted {
+                job_id: self.job_id,
+                stage_id: self.stages[stage].id,
+                attempt,
+                time_ms: listener::now_ms(),
+                failure,
+            }));
         }
     }
 
@@ -496,6 +545,7 @@ impl<'a> JobRunner<'a> {
                     self.stages[stage].failed_attempts = 0;
                     let st = &self.stages[stage];
                     tracing::info!(job_id = self.job_id, stage_id = st.id, rdd = st.rdd_name, "stage completed");
+                    self.end_stage(stage, st.attempt, None);
                 }
                 return Ok(first);
             }
@@ -511,6 +561,9 @@ impl<'a> JobRunner<'a> {
                         failure.map_index as usize,
                         &failure.executor_id,
                     );
+                }
+                if stage_attempt == self.stages[stage].attempt {
+                    self.end_stage(stage, stage_attempt, Some(format!("shuffle fetch failed: {failure}")));
                 }
                 let st = &mut self.stages[stage];
                 if stage_attempt == st.attempt {
@@ -556,9 +609,28 @@ pub fn run_job(
     let span = tracing::info_span!("job", job_id, rdd = final_rdd.op_name(), partitions = partitions.len());
     let _enter = span.enter();
     let (tx, rx) = unbounded();
+    let name = final_rdd.op_name();
     let mut runner = JobRunner::new(job_id, cx, final_rdd, result_binary, partitions, tx.clone())?;
+    if runner.cx.bus.is_active() {
+        let stages = (0..runner.stages.len()).map(|i| runner.stage_info(i)).collect();
+        let time_ms = listener::now_ms();
+        runner.cx.bus.post(Event::JobStart(listener::JobStart { job_id, time_ms, name: name.to_string(), stages }));
+    }
     runner.cx.scheduler.listen(tx);
     let outcome = runner.run(&rx);
+    let error = outcome.as_ref().err().map(|e| e.to_string());
+    let mut still_active: Vec<(usize, u32)> = runner.active_stages.iter().copied().collect();
+    still_active.sort_unstable();
+    for (stage, attempt) in still_active {
+        let why = error.clone().unwrap_or_else(|| "the job no longer needs it".into());
+        runner.end_stage(stage, attempt, Some(why));
+    }
+    runner.cx.bus.post(Event::JobEnd(listener::JobEnd {
+        job_id,
+        time_ms: listener::now_ms(),
+        succeeded: outcome.is_ok(),
+        error,
+    }));
     // Whatever happened, nothing of this job keeps running.
     runner.cx.scheduler.cancel_pending(job_id);
     for task_id in runner.outstanding.keys() {

@@ -2,8 +2,10 @@
 //! tasks FIFO (speculative copies first, never on the executor they must avoid),
 //! and routes every outcome back to the job that submitted it.
 
+use crate::listener::{self, Event, ListenerBus};
 use crossbeam_channel::Sender;
 use ember_core::protocol::{TaskDescription, TaskOutcome};
+use ember_core::task::TaskAttempt;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -13,6 +15,10 @@ use std::time::{Duration, Instant};
 pub trait ExecutorLink: Send + Sync {
     fn launch(&self, task: TaskDescription);
     fn kill(&self, task_id: u64);
+    /// The executor's address as the UI shows it (`host:port`; empty in-process).
+    fn address(&self) -> String {
+        String::new()
+    }
 }
 
 /// What a job hears about its tasks.
@@ -41,6 +47,8 @@ pub struct PendingTask {
     pub events: Sender<JobEvent>,
     /// Never launch on this executor (a speculative copy avoids its original's).
     pub exclude_executor: Option<String>,
+    /// A speculative copy of a slow attempt (reported to listeners).
+    pub speculative: bool,
 }
 
 impl PendingTask {
@@ -59,6 +67,8 @@ struct RunningTask {
     executor_id: String,
     events: Sender<JobEvent>,
     started: Instant,
+    /// What listeners were told at launch, for the end event.
+    info: Option<listener::TaskInfo>,
 }
 
 #[derive(Default)]
@@ -76,6 +86,8 @@ struct State {
 #[derive(Default)]
 pub struct TaskScheduler {
     state: Mutex<State>,
+    /// Told of every executor added or removed and every task started or ended.
+    bus: Arc<ListenerBus>,
 }
 
 impl TaskScheduler {
@@ -83,13 +95,26 @@ impl TaskScheduler {
         Arc::new(Self::default())
     }
 
+    /// A scheduler that posts executor and task events on `bus`.
+    pub fn with_bus(bus: Arc<ListenerBus>) -> Arc<Self> {
+        Arc::new(Self { state: Mutex::default(), bus })
+    }
+
     pub fn add_executor(&self, executor_id: &str, cores: usize, link: Arc<dyn ExecutorLink>) {
         let mut st = self.state.lock();
         if !st.executors.contains_key(executor_id) {
             st.order.push(executor_id.to_string());
         }
+        if self.bus.is_active() {
+            self.bus.post(Event::ExecutorAdded(listener::ExecutorAdded {
+                executor_id: executor_id.to_string(),
+                host: link.address(),
+                cores: cores.max(1),
+                time_ms: listener::now_ms(),
+            }));
+        }
         st.executors.insert(executor_id.to_string(), ExecutorSlot { cores: cores.max(1), running: 0, link });
-        Self::launch_ready(&mut st);
+        self.launch_ready(&mut st);
     }
 
     pub fn executor_count(&self) -> usize {
@@ -112,7 +137,7 @@ impl TaskScheduler {
     pub fn submit(&self, tasks: Vec<PendingTask>) {
         let mut st = self.state.lock();
         st.pending.extend(tasks);
-        Self::launch_ready(&mut st);
+        self.launch_ready(&mut st);
     }
 
     /// Queues a speculative copy ahead of the ordinary pending tasks: it stands for
@@ -120,7 +145,7 @@ impl TaskScheduler {
     pub fn submit_speculative(&self, task: PendingTask) {
         let mut st = self.state.lock();
         st.pending.push_front(task);
-        Self::launch_ready(&mut st);
+        self.launch_ready(&mut st);
     }
 
     /// Where a launched task runs and for how long it has (None: pending or ended).
@@ -136,9 +161,12 @@ impl TaskScheduler {
                 e.running = e.running.saturating_sub(1);
             }
             let duration = run.started.elapsed();
+            if let Some(info) = run.info {
+                self.bus.post(Event::TaskEnd(task_end(info, &outcome, duration)));
+            }
             let _ = run.events.send(JobEvent::TaskEnded { task_id, executor_id: run.executor_id, outcome, duration });
         }
-        Self::launch_ready(&mut st);
+        self.launch_ready(&mut st);
     }
 
     /// Kills a task: a pending one is dropped without running (and without an
@@ -173,6 +201,12 @@ impl TaskScheduler {
             st.running.iter().filter(|(_, r)| r.executor_id == executor_id).map(|(id, _)| *id).collect();
         for task_id in lost {
             if let Some(run) = st.running.remove(&task_id) {
+                if let Some(info) = run.info {
+                    let error = format!("executor {executor_id} lost: {reason}");
+                    let outcome =
+                        TaskOutcome::Failed { error: ember_core::error::EmberError::Internal(error), run_ms: 0 };
+                    self.bus.post(Event::TaskEnd(task_end(info, &outcome, run.started.elapsed())));
+                }
                 let _ = run.events.send(JobEvent::TaskLost {
                     task_id,
                     executor_id: executor_id.to_string(),
@@ -181,10 +215,15 @@ impl TaskScheduler {
             }
         }
         st.listeners.retain(|l| l.send(JobEvent::ExecutorLost { executor_id: executor_id.to_string() }).is_ok());
-        Self::launch_ready(&mut st);
+        self.bus.post(Event::ExecutorRemoved(listener::ExecutorRemoved {
+            executor_id: executor_id.to_string(),
+            reason: reason.to_string(),
+            time_ms: listener::now_ms(),
+        }));
+        self.launch_ready(&mut st);
     }
 
-    fn launch_ready(st: &mut State) {
+    fn launch_ready(&self, st: &mut State) {
         while !st.pending.is_empty() {
             let n = st.order.len();
             if n == 0 {
@@ -207,11 +246,62 @@ impl TaskScheduler {
             let exec = st.executors.get_mut(&executor_id).expect("listed executor");
             exec.running += 1;
             let link = exec.link.clone();
+            let info = self
+                .bus
+                .is_active()
+                .then(|| task_info(task.desc.attempt, &executor_id, link.address(), task.speculative));
+            if let Some(info) = &info {
+                self.bus.post(Event::TaskStart(listener::TaskStart { task: info.clone() }));
+            }
             st.running.insert(
                 task.desc.attempt.task_id,
-                RunningTask { executor_id, events: task.events, started: Instant::now() },
+                RunningTask { executor_id, events: task.events, started: Instant::now(), info },
             );
             link.launch(task.desc);
         }
+    }
+}
+
+fn task_info(attempt: TaskAttempt, executor_id: &str, host: String, speculative: bool) -> listener::TaskInfo {
+    listener::TaskInfo {
+        task_id: attempt.task_id,
+        stage_id: attempt.stage_id,
+        stage_attempt: attempt.stage_attempt,
+        partition: attempt.partition,
+        attempt: attempt.attempt,
+        executor_id: executor_id.to_string(),
+        host,
+        launch_time_ms: listener::now_ms(),
+        speculative,
+    }
+}
+
+/// The listener event of an ended attempt: its status, error and metrics.
+fn task_end(task: listener::TaskInfo, outcome: &TaskOutcome, duration: Duration) -> listener::TaskEnd {
+    let duration_ms = duration.as_millis() as u64;
+    let (status, error, run_ms, m) = match outcome {
+        TaskOutcome::Success { metrics, run_ms, .. } => (listener::TaskStatus::Success, None, *run_ms, metrics.clone()),
+        TaskOutcome::Failed { error, run_ms } => {
+            (listener::TaskStatus::Failed, Some(error.to_string()), *run_ms, Default::default())
+        }
+        TaskOutcome::Killed { reason } => (listener::TaskStatus::Killed, Some(reason.clone()), 0, Default::default()),
+    };
+    let run_ms = run_ms.min(duration_ms);
+    listener::TaskEnd {
+        finish_time_ms: task.launch_time_ms + duration_ms,
+        task,
+        status,
+        error,
+        metrics: listener::TaskMetrics {
+            duration_ms,
+            run_ms,
+            scheduler_delay_ms: duration_ms - run_ms,
+            shuffle_read_bytes: m.shuffle_bytes_read,
+            shuffle_read_records: m.shuffle_records_read,
+            shuffle_write_bytes: m.shuffle_bytes_written,
+            shuffle_write_records: m.shuffle_records_written,
+            spill_bytes: m.spill_bytes,
+            spill_count: m.spill_count,
+        },
     }
 }

@@ -97,3 +97,35 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+
+#[path = "../../../driver/tests/support/http.rs"]
+pub mod http;
+
+/// A join whose first job (two shuffles, 4 partitions) runs before it waits for
+/// `pause` (give a path that never appears to hold the application open).
+pub fn paused_join_args(pause: &std::path::Path) -> Vec<String> {
+    let args = ["join", "--large", "20000", "--small", "1000", "--keys", "2000", "--partitions", "4", "--pause-file"];
+    let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    v.push(pause.to_str().expect("utf-8 path").to_string());
+    v
+}
+
+/// A straggler job on 2 executors whose executor 2 holds its task for 10 minutes:
+/// a job that stays running while a test looks at it.
+pub const STUCK_STRAGGLER: [&str; 11] =
+    ["straggler", "--tasks", "6", "--records", "10", "--base-ms", "20", "--slow-executor", "2", "--delay-ms", "600000"];
+
+/// `ember-examples` on `local-cluster[2,1,256]` with its web UI on any free port.
+pub fn spawn_with_ui<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ember-examples"));
+    cmd.env_remove("EMBER_CONF").args(["--master", "local-cluster[2,1,256]", "--conf", "spark.ui.port=0"]).args(args);
+    Proc::spawn(cmd)
+}
+
+/// The loopback address of the URL in a log line (`… http://0.0.0.0:PORT/…`).
+pub fn loopback_address_in(line: &str) -> std::net::SocketAddr {
+    let rest = line.split("http://").nth(1).expect("a URL");
+    let host_port = rest.split('/').next().expect("host:port").trim();
+    let port: u16 = host_port.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
+}

@@ -1,0 +1,55 @@
+//! `ember`: Ember's command-line tools. For now, the history server:
+//! `ember history-server --dir DIR` serves the web UI and REST API of every
+//! application whose event log is in DIR.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "ember", version, about = "Ember's command-line tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serves the UI and REST API of the applications whose event logs are in a directory.
+    HistoryServer {
+        /// The event log directory (Spark's spark.history.fs.logDirectory).
+        #[arg(long, env = "EMBER_HISTORY_LOG_DIR")]
+        dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, env = "EMBER_HISTORY_HOST", default_value = "0.0.0.0")]
+        host: String,
+        /// Port to listen on (Spark's spark.history.ui.port; 0: any free port).
+        #[arg(long, env = "EMBER_HISTORY_PORT", default_value_t = 18080)]
+        port: u16,
+        /// How often to look for new and changed logs (spark.history.fs.update.interval).
+        #[arg(long, env = "EMBER_HISTORY_UPDATE_INTERVAL", default_value = "10s")]
+        update_interval: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    ember::logging::init();
+    match Cli::parse().command {
+        Command::HistoryServer { dir, host, port, update_interval } => {
+            let interval = ember_core_duration(&update_interval)?;
+            let server = ember::history::HistoryServer::start(&dir, &host, port, interval)
+                .with_context(|| format!("starting the history server on {}", dir.display()))?;
+            eprintln!("ember: history server at http://{} reading {}", server.address(), dir.display());
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+}
+
+fn ember_core_duration(text: &str) -> anyhow::Result<std::time::Duration> {
+    ember::Conf::new()
+        .set("interval", text)
+        .get_duration("interval", std::time::Duration::from_secs(10))
+        .with_context(|| format!("bad --update-interval {text:?}"))
+}

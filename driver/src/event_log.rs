@@ -1,0 +1,268 @@
+//! The event log (Spark's `EventLoggingListener`): with `spark.eventLog.enabled`,
+//! every bus event is written as one JSON line to `spark.eventLog.dir/<app id>`,
+//! lz4-compressed (`<app id>.lz4`, lz4 frame format) with `spark.eventLog.compress`.
+//! The file is named `….inprogress` until the application ends cleanly; it is
+//! flushed whenever the writer has caught up with the bus, so a driver killed
+//! mid-job leaves a readable in-progress log. `read_log` reads one back, to its
+//! last complete line.
+
+use crate::listener::{Event, Listener};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Suffix of a log whose application has not ended (Spark's).
+pub const IN_PROGRESS: &str = ".inprogress";
+/// Suffix of a compressed log.
+pub const LZ4: &str = ".lz4";
+
+/// Errors of the event log.
+#[derive(Debug, thiserror::Error)]
+pub enum EventLogError {
+    #[error("event log {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("event log {path}, line {line}: {message}")]
+    Parse { path: String, line: usize, message: String },
+}
+
+fn io(path: &Path, source: std::io::Error) -> EventLogError {
+    EventLogError::Io { path: path.display().to_string(), source }
+}
+
+enum Sink {
+    Plain(BufWriter<File>),
+    Lz4(lz4_flex::frame::FrameEncoder<BufWriter<File>>),
+}
+
+impl Sink {
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::Plain(w) => w,
+            Sink::Lz4(w) => w,
+        }
+    }
+}
+
+/// Writes the event log; a bus listener.
+pub struct EventLogWriter {
+    sink: Option<Sink>,
+    path: PathBuf,
+    final_path: PathBuf,
+    /// A write error stops the log (logged once) rather than the application.
+    failed: bool,
+}
+
+impl EventLogWriter {
+    /// Creates `dir/<app_id>[.lz4].inprogress` (and `dir` when missing).
+    ///
+    /// Errors: the directory or file cannot be created.
+    pub fn create(dir: &Path, app_id: &str, compress: bool) -> Result<Self, EventLogError> {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let name = if compress { format!("{app_id}{LZ4}") } else { app_id.to_string() };
+        let final_path = dir.join(&name);
+        let path = dir.join(format!("{name}{IN_PROGRESS}"));
+        let file = File::create(&path).map_err(|e| io(&path, e))?;
+        let buffered = BufWriter::with_capacity(64 << 10, file);
+        let sink =
+            if compress { Sink::Lz4(lz4_flex::frame::FrameEncoder::new(buffered)) } else { Sink::Plain(buffered) };
+        tracing::info!(path = %path.display(), "writing the event log");
+        Ok(Self { sink: Some(sink), path, final_path, failed: false })
+    }
+
+    /// Where the log is being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn fail(&mut self, e: std::io::Error) {
+        if !self.failed {
+            tracing::error!(path = %self.path.display(), error = %e, "cannot write the event log; it stops here");
+        }
+        self.failed = true;
+        self.sink = None;
+    }
+
+    fn flush(&mut self) {
+        let flushed = match &mut self.sink {
+            None => Ok(()),
+            Some(Sink::Plain(w)) => w.flush(),
+            // The encoder's flush only hands its block to the buffer below it.
+            Some(Sink::Lz4(w)) => w.flush().and_then(|()| w.get_mut().flush()),
+        };
+        if let Err(e) = flushed {
+            self.fail(e);
+        }
+    }
+
+    /// Ends the log cleanly: finishes the file and drops `.inprogress` from its name.
+    fn finish(&mut self) {
+        let Some(sink) = self.sink.take() else { return };
+        let done = match sink {
+            Sink::Plain(mut w) => w.flush(),
+            Sink::Lz4(w) => w.finish().map_err(std::io::Error::other).and_then(|mut w| w.flush()),
+        };
+        let done = done.and_then(|()| std::fs::rename(&self.path, &self.final_path));
+        match done {
+            Ok(()) => tracing::info!(path = %self.final_path.display(), "event log complete"),
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+impl Listener for EventLogWriter {
+    fn name(&self) -> &'static str {
+        "eventLog"
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        let Some(sink) = &mut self.sink else { return };
+        let w = sink.writer();
+        let written =
+            serde_json::to_writer(&mut *w, event).map_err(std::io::Error::other).and_then(|()| w.write_all(b"\n"));
+        if let Err(e) = written {
+            return self.fail(e);
+        }
+        if matches!(event, Event::ApplicationEnd(_)) {
+            self.finish();
+        }
+    }
+
+    fn on_idle(&mut self) {
+        self.flush();
+    }
+
+    fn on_stop(&mut self) {
+        // Stopped without a clean end: the log stays in progress, flushed.
+        self.flush();
+    }
+}
+
+/// What a log file's name says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogName {
+    pub app_id: String,
+    pub compressed: bool,
+    pub in_progress: bool,
+}
+
+/// Parses an event log's file name; None for files that are not event logs.
+pub fn parse_log_name(name: &str) -> Option<LogName> {
+    if name.starts_with('.') {
+        return None;
+    }
+    let (rest, in_progress) = match name.strip_suffix(IN_PROGRESS) {
+        Some(r) => (r, true),
+        None => (name, false),
+    };
+    let (app_id, compressed) = match rest.strip_suffix(LZ4) {
+        Some(r) => (r, true),
+        None => (rest, false),
+    };
+    (!app_id.is_empty()).then(|| LogName { app_id: app_id.to_string(), compressed, in_progress })
+}
+
+/// Reads an event log to its last complete line: a trailing partial line (the
+/// writer was killed mid-write) is left out, a malformed complete line is an error.
+///
+/// Errors: the file cannot be read or a complete line is not an event.
+pub fn read_log(path: &Path) -> Result<Vec<Event>, EventLogError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let compressed = parse_log_name(name).is_some_and(|n| n.compressed);
+    let file = File::open(path).map_err(|e| io(path, e))?;
+    let mut bytes = Vec::new();
+    if compressed {
+        // A frame cut short by a crash decodes up to its last whole block.
+        let mut decoder = lz4_flex::frame::FrameDecoder::new(BufReader::new(file));
+        let mut buf = [0u8; 64 << 10];
+        loop {
+            match decoder.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    } else {
+        BufReader::new(file).read_to_end(&mut bytes).map_err(|e| io(path, e))?;
+    }
+    let complete = match bytes.iter().rposition(|b| *b == b'\n') {
+        Some(last) => &bytes[..=last],
+        None => &[][..],
+    };
+    let mut events = Vec::new();
+    for (i, line) in complete.lines().enumerate() {
+        let line = line.map_err(|e| io(path, e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event = serde_json::from_str(&line).map_err(|e| EventLogError::Parse {
+            path: path.display().to_string(),
+            line: i + 1,
+            message: e.to_string(),
+        })?;
+        events.push(event);
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listener::{ApplicationEnd, ApplicationStart, JobEnd};
+
+    fn start() -> Event {
+        Event::ApplicationStart(ApplicationStart {
+            app_id: "app-1".into(),
+            app_name: "t".into(),
+            time_ms: 1,
+            user: "u".into(),
+            master: "local[1]".into(),
+            version: "0".into(),
+        })
+    }
+
+    fn job_end() -> Event {
+        Event::JobEnd(JobEnd { job_id: 0, time_ms: 2, succeeded: true, error: None })
+    }
+
+    #[test]
+    fn names() {
+        let n = parse_log_name("app-1.lz4.inprogress").expect("log");
+        assert_eq!((n.app_id.as_str(), n.compressed, n.in_progress), ("app-1", true, true));
+        let n = parse_log_name("app-2").expect("log");
+        assert_eq!((n.app_id.as_str(), n.compressed, n.in_progress), ("app-2", false, false));
+        assert_eq!(parse_log_name(".hidden"), None);
+    }
+
+    #[test]
+    fn in_progress_until_the_end_readable_meanwhile_plain_and_compressed() {
+        for compress in [false, true] {
+            let dir = tempfile::tempdir().expect("tmp");
+            let mut w = EventLogWriter::create(dir.path(), "app-1", compress).expect("create");
+            let live = w.path().to_path_buf();
+            w.on_event(&start());
+            w.on_event(&job_end());
+            w.on_idle();
+            assert!(live.to_string_lossy().ends_with(IN_PROGRESS));
+            assert_eq!(read_log(&live).expect("read while running"), vec![start(), job_end()]);
+            let end = Event::ApplicationEnd(ApplicationEnd { time_ms: 3 });
+            w.on_event(&end);
+            assert!(!live.exists());
+            let done = dir.path().join(if compress { "app-1.lz4" } else { "app-1" });
+            assert_eq!(read_log(&done).expect("read"), vec![start(), job_end(), end]);
+        }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_left_out() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("app-9.inprogress");
+        let mut text = serde_json::to_string(&start()).expect("json");
+        text.push('\n');
+        text.push_str(r#"{"Event":"SparkListenerJobEn"#);
+        std::fs::write(&path, text).expect("write");
+        assert_eq!(read_log(&path).expect("read"), vec![start()]);
+        std::fs::write(&path, "not json\n").expect("write");
+        assert!(matches!(read_log(&path), Err(EventLogError::Parse { line: 1, .. })));
+    }
+}

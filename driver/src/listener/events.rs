@@ -1,0 +1,238 @@
+//! The events of the listener bus: what happened to the application, its jobs,
+//! stages, tasks and executors. They serialize as one JSON object each, tagged
+//! with Spark's event names (`"Event": "SparkListenerJobStart"`), which is the
+//! event log's line format (Spark's `JsonProtocol`; field names are Ember's own,
+//! camelCase). Times are milliseconds since the Unix epoch.
+
+use serde::{Deserialize, Serialize};
+
+/// One event on the bus (Spark's `SparkListenerEvent`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "Event")]
+pub enum Event {
+    #[serde(rename = "SparkListenerApplicationStart")]
+    ApplicationStart(ApplicationStart),
+    #[serde(rename = "SparkListenerApplicationEnd")]
+    ApplicationEnd(ApplicationEnd),
+    #[serde(rename = "SparkListenerEnvironmentUpdate")]
+    EnvironmentUpdate(EnvironmentUpdate),
+    #[serde(rename = "SparkListenerJobStart")]
+    JobStart(JobStart),
+    #[serde(rename = "SparkListenerJobEnd")]
+    JobEnd(JobEnd),
+    #[serde(rename = "SparkListenerStageSubmitted")]
+    StageSubmitted(StageSubmitted),
+    #[serde(rename = "SparkListenerStageCompleted")]
+    StageCompleted(StageCompleted),
+    #[serde(rename = "SparkListenerTaskStart")]
+    TaskStart(TaskStart),
+    #[serde(rename = "SparkListenerTaskEnd")]
+    TaskEnd(TaskEnd),
+    #[serde(rename = "SparkListenerExecutorAdded")]
+    ExecutorAdded(ExecutorAdded),
+    #[serde(rename = "SparkListenerExecutorRemoved")]
+    ExecutorRemoved(ExecutorRemoved),
+}
+
+impl Event {
+    /// Spark's name of the event (the `Event` field of its JSON line).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::ApplicationStart(_) => "SparkListenerApplicationStart",
+            Event::ApplicationEnd(_) => "SparkListenerApplicationEnd",
+            Event::EnvironmentUpdate(_) => "SparkListenerEnvironmentUpdate",
+            Event::JobStart(_) => "SparkListenerJobStart",
+            Event::JobEnd(_) => "SparkListenerJobEnd",
+            Event::StageSubmitted(_) => "SparkListenerStageSubmitted",
+            Event::StageCompleted(_) => "SparkListenerStageCompleted",
+            Event::TaskStart(_) => "SparkListenerTaskStart",
+            Event::TaskEnd(_) => "SparkListenerTaskEnd",
+            Event::ExecutorAdded(_) => "SparkListenerExecutorAdded",
+            Event::ExecutorRemoved(_) => "SparkListenerExecutorRemoved",
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// The context started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationStart {
+    pub app_id: String,
+    pub app_name: String,
+    pub time_ms: u64,
+    /// The OS user running the driver (Spark's `sparkUser`).
+    pub user: String,
+    pub master: String,
+    /// Ember's version (Spark's `appSparkVersion`).
+    pub version: String,
+}
+
+/// The context stopped cleanly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationEnd {
+    pub time_ms: u64,
+}
+
+/// The application's settings, secrets already redacted (`spark.redaction.regex`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentUpdate {
+    /// Every `Conf` setting, sorted by key.
+    pub spark_properties: Vec<(String, String)>,
+    /// The driver process: OS, architecture, process id, working directory.
+    pub system_properties: Vec<(String, String)>,
+}
+
+/// Kind of a stage (Spark's `ShuffleMapStage` / `ResultStage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StageKind {
+    ShuffleMapStage,
+    ResultStage,
+}
+
+/// A stage as a job plans it (Spark's `StageInfo`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageInfo {
+    pub stage_id: u32,
+    pub attempt: u32,
+    /// The operation of the stage's last RDD (`map`, `reduceByKey`, …).
+    pub name: String,
+    pub kind: StageKind,
+    pub num_tasks: usize,
+    pub parent_ids: Vec<u32>,
+}
+
+/// A job was submitted: all the stages it may run, parents before children.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStart {
+    pub job_id: u64,
+    pub time_ms: u64,
+    /// The operation of the job's final RDD.
+    pub name: String,
+    pub stages: Vec<StageInfo>,
+}
+
+/// A job ended; `error` says why when it failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobEnd {
+    pub job_id: u64,
+    pub time_ms: u64,
+    pub succeeded: bool,
+    pub error: Option<String>,
+}
+
+/// An attempt of a stage launched its first tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageSubmitted {
+    pub job_id: u64,
+    pub time_ms: u64,
+    pub stage: StageInfo,
+}
+
+/// An attempt of a stage ended: complete, or failed with `failure`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageCompleted {
+    pub job_id: u64,
+    pub stage_id: u32,
+    pub attempt: u32,
+    pub time_ms: u64,
+    pub failure: Option<String>,
+}
+
+/// Identity of a task attempt and where it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskInfo {
+    pub task_id: u64,
+    pub stage_id: u32,
+    pub stage_attempt: u32,
+    /// The partition the task computes (Spark's task `index`).
+    pub partition: usize,
+    /// Attempt number of this partition within the stage attempt (0 first).
+    pub attempt: u32,
+    pub executor_id: String,
+    /// The executor's address (`host:port` of its block server; empty in local mode).
+    pub host: String,
+    pub launch_time_ms: u64,
+    /// A speculative copy of a slow attempt.
+    pub speculative: bool,
+}
+
+/// A task attempt was launched on an executor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStart {
+    pub task: TaskInfo,
+}
+
+/// How a task attempt ended (Spark's task `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TaskStatus {
+    Success,
+    Failed,
+    Killed,
+}
+
+/// Per-task metrics of an ended attempt. Durations in milliseconds, sizes in
+/// bytes (shuffle bytes as stored: serialized and compressed).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskMetrics {
+    /// From launch to the outcome's arrival, as the driver saw it.
+    pub duration_ms: u64,
+    /// Time the executor spent running the task.
+    pub run_ms: u64,
+    /// `duration - run`: queueing, shipping the task and its result (Spark's scheduler delay).
+    pub scheduler_delay_ms: u64,
+    pub shuffle_read_bytes: u64,
+    pub shuffle_read_records: u64,
+    pub shuffle_write_bytes: u64,
+    pub shuffle_write_records: u64,
+    /// Bytes written to spill files (Spark's `diskBytesSpilled`).
+    pub spill_bytes: u64,
+    /// Times a buffer went past its budget and was spilled.
+    pub spill_count: u64,
+}
+
+/// A task attempt ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskEnd {
+    pub task: TaskInfo,
+    pub finish_time_ms: u64,
+    pub status: TaskStatus,
+    /// Why it failed or was killed.
+    pub error: Option<String>,
+    pub metrics: TaskMetrics,
+}
+
+/// An executor registered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutorAdded {
+    pub executor_id: String,
+    pub host: String,
+    pub cores: usize,
+    pub time_ms: u64,
+}
+
+/// An executor was lost or stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutorRemoved {
+    pub executor_id: String,
+    pub reason: String,
+    pub time_ms: u64,
+}
