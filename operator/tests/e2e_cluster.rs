@@ -449,6 +449,20 @@ fn example(file: &str) -> Result<Value> {
     bail!("no SparkApplication in {}", path.display())
 }
 
+/// An example manifest's application with its volumes and mounts removed (the pod
+/// runner materializes emptyDir only; pods see the host's files) and `arguments`
+/// pointing at host paths.
+fn example_on_host(file: &str, arguments: Value) -> Result<Value> {
+    let mut app = example(file)?;
+    let spec = app["spec"].as_object_mut().context("spec")?;
+    spec.remove("volumes");
+    for role in ["driver", "executor"] {
+        spec[role].as_object_mut().context("role")?.remove("volumeMounts");
+    }
+    spec.insert("arguments".to_string(), arguments);
+    Ok(app)
+}
+
 /// The value after `flag` in an application's arguments.
 fn argument(app: &Value, flag: &str) -> Result<u64> {
     let args: Vec<&str> =
@@ -884,14 +898,8 @@ impl E2e {
         let input = self.path("wordcount-input");
         let output = self.path("wordcount-output");
         let counts = write_corpus(&input)?;
-        let mut app = example("wordcount.yaml")?;
-        let spec = app["spec"].as_object_mut().context("spec")?;
-        spec.remove("volumes");
-        for role in ["driver", "executor"] {
-            spec[role].as_object_mut().context("role")?.remove("volumeMounts");
-        }
-        spec.insert(
-            "arguments".to_string(),
+        let app = example_on_host(
+            "wordcount.yaml",
             json!([
                 "wordcount",
                 "--input",
@@ -901,7 +909,7 @@ impl E2e {
                 "--partitions",
                 "4"
             ]),
-        );
+        )?;
         self.apply(&app)?;
         self.wait_state("wordcount", AppState::Completed).await?;
         let result = self.driver_result("wordcount")?;
@@ -923,14 +931,8 @@ impl E2e {
         for d in [&input, &out] {
             std::fs::create_dir_all(d)?;
         }
-        let mut app = example("streaming-wordcount.yaml")?;
-        let spec = app["spec"].as_object_mut().context("spec")?;
-        spec.remove("volumes");
-        for role in ["driver", "executor"] {
-            spec[role].as_object_mut().context("role")?.remove("volumeMounts");
-        }
-        spec.insert(
-            "arguments".to_string(),
+        let mut app = example_on_host(
+            "streaming-wordcount.yaml",
             json!([
                 "file-wordcount",
                 "--dir",
@@ -944,8 +946,8 @@ impl E2e {
                 "--checkpoint-interval-ms",
                 "400"
             ]),
-        );
-        spec.insert("restartPolicy".to_string(), json!({"type": "Always", "onFailureRetryInterval": 1}));
+        )?;
+        app["spec"]["restartPolicy"] = json!({"type": "Always", "onFailureRetryInterval": 1});
         self.apply(&app)?;
         self.wait_state(name, AppState::Running).await?;
         self.wait_driver_log(name, "the streaming context started", &["streaming context started"]).await?;
