@@ -4,29 +4,26 @@
 
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of time for the batch timer.
 pub trait Clock: Send + Sync {
     /// Milliseconds now.
     fn now_ms(&self) -> u64;
-    /// Blocks until the clock reads at least `target_ms`, or until
-    /// [`Clock::interrupt`] is called; returns the time then.
-    fn wait_until(&self, target_ms: u64) -> u64;
-    /// Wakes every `wait_until` (the timer is stopping).
+    /// Blocks until the clock reads at least `target_ms` or `cancelled` is
+    /// set; returns the time then. Whoever sets `cancelled` must call
+    /// [`Clock::interrupt`] afterwards: `cancelled` is checked under the
+    /// clock's lock, so that wake-up is never lost.
+    fn wait_until(&self, target_ms: u64, cancelled: &AtomicBool) -> u64;
+    /// Wakes every `wait_until` to look at its `cancelled` flag again.
     fn interrupt(&self);
-}
-
-#[derive(Default)]
-struct Waiters {
-    /// Bumped by every interrupt: a waiter that sees it change returns.
-    interrupts: u64,
 }
 
 /// Wall-clock time (milliseconds since the Unix epoch).
 #[derive(Default)]
 pub struct SystemClock {
-    waiters: Mutex<Waiters>,
+    lock: Mutex<()>,
     wake: Condvar,
 }
 
@@ -42,20 +39,19 @@ impl Clock for SystemClock {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
 
-    fn wait_until(&self, target_ms: u64) -> u64 {
-        let mut w = self.waiters.lock();
-        let seen = w.interrupts;
+    fn wait_until(&self, target_ms: u64, cancelled: &AtomicBool) -> u64 {
+        let mut guard = self.lock.lock();
         loop {
             let now = self.now_ms();
-            if now >= target_ms || w.interrupts != seen {
+            if now >= target_ms || cancelled.load(Ordering::SeqCst) {
                 return now;
             }
-            self.wake.wait_for(&mut w, Duration::from_millis(target_ms - now));
+            self.wake.wait_for(&mut guard, Duration::from_millis(target_ms - now));
         }
     }
 
     fn interrupt(&self) {
-        self.waiters.lock().interrupts += 1;
+        let _guard = self.lock.lock();
         self.wake.notify_all();
     }
 }
@@ -68,7 +64,7 @@ pub struct ManualClock {
 
 #[derive(Default)]
 struct ManualInner {
-    state: Mutex<(u64, Waiters)>,
+    time: Mutex<u64>,
     changed: Condvar,
 }
 
@@ -76,41 +72,40 @@ impl ManualClock {
     /// A clock reading `start_ms`.
     pub fn new(start_ms: u64) -> Self {
         let clock = Self::default();
-        clock.inner.state.lock().0 = start_ms;
+        *clock.inner.time.lock() = start_ms;
         clock
     }
 
     /// Moves the clock forward by `ms` milliseconds.
     pub fn advance(&self, ms: u64) {
-        self.inner.state.lock().0 += ms;
+        *self.inner.time.lock() += ms;
         self.inner.changed.notify_all();
     }
 
     /// Sets the clock to `ms` (never backwards: an earlier time is ignored).
     pub fn set(&self, ms: u64) {
-        let mut s = self.inner.state.lock();
-        s.0 = s.0.max(ms);
-        drop(s);
+        let mut t = self.inner.time.lock();
+        *t = (*t).max(ms);
+        drop(t);
         self.inner.changed.notify_all();
     }
 }
 
 impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
-        self.inner.state.lock().0
+        *self.inner.time.lock()
     }
 
-    fn wait_until(&self, target_ms: u64) -> u64 {
-        let mut s = self.inner.state.lock();
-        let seen = s.1.interrupts;
-        while s.0 < target_ms && s.1.interrupts == seen {
-            self.inner.changed.wait(&mut s);
+    fn wait_until(&self, target_ms: u64, cancelled: &AtomicBool) -> u64 {
+        let mut t = self.inner.time.lock();
+        while *t < target_ms && !cancelled.load(Ordering::SeqCst) {
+            self.inner.changed.wait(&mut t);
         }
-        s.0
+        *t
     }
 
     fn interrupt(&self) {
-        self.inner.state.lock().1.interrupts += 1;
+        let _t = self.inner.time.lock();
         self.inner.changed.notify_all();
     }
 }
@@ -124,7 +119,7 @@ mod tests {
         let clock = ManualClock::new(0);
         let waiter = {
             let clock = clock.clone();
-            std::thread::spawn(move || clock.wait_until(1000))
+            std::thread::spawn(move || clock.wait_until(1000, &AtomicBool::new(false)))
         };
         clock.advance(400);
         clock.advance(700);
@@ -132,17 +127,18 @@ mod tests {
     }
 
     #[test]
-    fn an_interrupt_releases_a_waiter_early() {
+    fn a_cancel_releases_a_waiter_whenever_it_comes() {
+        // Cancelled before the wait starts, and while it waits: both return.
         let clock = ManualClock::new(5);
+        let cancelled = Arc::new(AtomicBool::new(true));
+        assert_eq!(clock.wait_until(u64::MAX, &cancelled), 5);
+        cancelled.store(false, Ordering::SeqCst);
         let waiter = {
-            let clock = clock.clone();
-            std::thread::spawn(move || clock.wait_until(u64::MAX))
+            let (clock, cancelled) = (clock.clone(), cancelled.clone());
+            std::thread::spawn(move || clock.wait_until(u64::MAX, &cancelled))
         };
-        // The waiter may not have started waiting yet: interrupt until it returns.
-        while !waiter.is_finished() {
-            clock.interrupt();
-            std::thread::yield_now();
-        }
+        cancelled.store(true, Ordering::SeqCst);
+        clock.interrupt();
         assert_eq!(waiter.join().unwrap(), 5);
     }
 
@@ -150,6 +146,6 @@ mod tests {
     fn system_clock_returns_at_its_target() {
         let clock = SystemClock::new();
         let target = clock.now_ms() + 20;
-        assert!(clock.wait_until(target) >= target);
+        assert!(clock.wait_until(target, &AtomicBool::new(false)) >= target);
     }
 }

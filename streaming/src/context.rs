@@ -443,6 +443,11 @@ impl StreamingContext {
 
     // ---- used by the scheduler ----
 
+    /// Set when batch generation must stop (the timer's wait checks it).
+    pub(crate) fn stop_flag(&self) -> &AtomicBool {
+        &self.inner.stop_generating
+    }
+
     pub(crate) fn generation_stopped(&self) -> bool {
         self.inner.stop_generating.load(Ordering::Acquire)
     }

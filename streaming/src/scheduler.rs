@@ -86,7 +86,7 @@ fn generator_loop(ssc: StreamingContext, first: Time, tx: mpsc::Sender<Batch>) {
     let interval = ssc.inner.batch_ms;
     let mut time = first;
     loop {
-        ssc.inner.clock.wait_until(time.0);
+        ssc.inner.clock.wait_until(time.0, ssc.stop_flag());
         if ssc.generation_stopped() {
             break;
         }
