@@ -23,7 +23,7 @@ pub struct BatchInfo {
     pub processing_end_ms: u64,
     /// Output operations that ran a job in this batch.
     pub output_operations: usize,
-    /// Records received for this batch by receiver and queue inputs (0 for file streams).
+    /// Records receiver inputs assigned to this batch (queue and file streams are not counted).
     pub input_records: u64,
 }
 
