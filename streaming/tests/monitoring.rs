@@ -14,7 +14,13 @@ use std::time::Duration;
 
 #[test]
 fn batches_show_on_the_streaming_page_the_rest_api_and_metrics() {
-    let conf = Conf::new().master("local[2]").app_name("streaming-ui").set("spark.ui.port", "0");
+    let events = tempfile::tempdir().unwrap();
+    let conf = Conf::new()
+        .master("local[2]")
+        .app_name("streaming-ui")
+        .set("spark.ui.port", "0")
+        .set("spark.eventLog.enabled", "true")
+        .set("spark.eventLog.dir", events.path().display().to_string());
     let sc = EmberContext::new(conf).unwrap();
     let batches = vec![vec![1u64, 2, 3], vec![], vec![4, 5]];
     let out = run_batches(&sc, &batches, 500, |s| s.map(Fn!(|x: u64| x * 10))).unwrap();
@@ -49,4 +55,17 @@ fn batches_show_on_the_streaming_page_the_rest_api_and_metrics() {
     assert!(metrics.lines().any(|l| l == "ember_streaming_batches_total 3"), "{metrics}");
     assert!(metrics.lines().any(|l| l == "ember_streaming_batches_active 0"), "{metrics}");
     assert!(metrics.lines().any(|l| l == "ember_streaming_processing_time_seconds_count 3"), "{metrics}");
+
+    // The event log has the batches too, so the history server shows them.
+    sc.stop();
+    let logged = ember::event_log::read_log(&events.path().join(&app_id)).expect("event log");
+    let count = |name: &str| logged.iter().filter(|e| e.name() == name).count();
+    assert_eq!(count("StreamingListenerBatchSubmitted"), 3);
+    assert_eq!(count("StreamingListenerBatchStarted"), 3);
+    assert_eq!(count("StreamingListenerBatchCompleted"), 3);
+    let mut replayed = ember::status::AppState::default();
+    for e in &logged {
+        replayed.apply(e);
+    }
+    assert_eq!(replayed.streaming.completed, 3);
 }
