@@ -78,6 +78,29 @@ impl<T: Data> ReceiverOutput<T> {
         Ok(())
     }
 
+    /// Stores many records at once (Spark's `store(ArrayBuffer)`): the same as
+    /// storing each in turn, with one lock per batch of records instead of one
+    /// per record. Blocks while the receiver is over its rate or its buffer is full.
+    /// Errors: the receiver was stopped (records not yet stored are dropped).
+    pub fn store_many(&self, records: Vec<T>) -> Result<()> {
+        if self.shared.max_rate.load(Ordering::Relaxed) != 0 {
+            return records.into_iter().try_for_each(|r| self.store(r));
+        }
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
+            let mut buffer = self.shared.buffer.lock();
+            while buffer.len() >= self.shared.max_records {
+                if self.is_stopped() {
+                    return Err(EmberError::Stopped);
+                }
+                self.shared.space.wait_for(&mut buffer, Duration::from_millis(100));
+            }
+            let room = self.shared.max_records - buffer.len();
+            buffer.extend(records.by_ref().take(room));
+        }
+        Ok(())
+    }
+
     /// True once the context stops this receiver: `receive` should return.
     pub fn is_stopped(&self) -> bool {
         self.shared.stopped.load(Ordering::Acquire)
@@ -95,6 +118,29 @@ impl<T: Data> ReceiverOutput<T> {
             }
             std::thread::sleep(wait.min(Duration::from_millis(100)));
         }
+    }
+}
+
+/// An output not attached to any task, and what was stored into it (unit tests of receivers).
+#[cfg(test)]
+pub(crate) fn detached_output<T: Data>(max_records: usize) -> ReceiverOutput<T> {
+    ReceiverOutput {
+        shared: Arc::new(OutputShared {
+            buffer: Mutex::new(Vec::new()),
+            space: Condvar::new(),
+            stopped: AtomicBool::new(false),
+            max_records,
+            max_rate: AtomicU64::new(0),
+            bucket: Mutex::new(TokenBucket::new(Instant::now())),
+        }),
+    }
+}
+
+#[cfg(test)]
+impl<T: Data> ReceiverOutput<T> {
+    /// Takes what was stored so far.
+    pub(crate) fn take_stored(&self) -> Vec<T> {
+        std::mem::take(&mut *self.shared.buffer.lock())
     }
 }
 

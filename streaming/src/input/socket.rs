@@ -48,32 +48,51 @@ impl Receiver for SocketReceiver {
         stream.set_read_timeout(Some(POLL)).map_err(|e| EmberError::io(&address, e))?;
         tracing::info!(%address, "socket receiver connected");
         let mut reader = BufReader::with_capacity(1 << 16, stream);
-        let mut line = Vec::new();
+        // A line split between two reads waits here for its end.
+        let mut partial = Vec::new();
         while !out.is_stopped() {
-            // A timed-out read keeps what it read in `line`; the next call goes on.
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) => {
-                    if !line.is_empty() {
-                        out.store(String::from_utf8_lossy(&line).into_owned())?;
-                    }
-                    tracing::info!(%address, "the server closed the connection");
-                    return Ok(());
+            let buf = match reader.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                    continue;
                 }
-                Ok(_) if line.last() == Some(&b'\n') => {
-                    line.pop();
-                    if line.last() == Some(&b'\r') {
-                        line.pop();
-                    }
-                    out.store(String::from_utf8_lossy(&line).into_owned())?;
-                    line.clear();
-                }
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
                 Err(e) => return Err(EmberError::io(format!("tcp://{address}"), e)),
+            };
+            if buf.is_empty() {
+                if !partial.is_empty() {
+                    out.store(line_text(&partial))?;
+                }
+                tracing::info!(%address, "the server closed the connection");
+                return Ok(());
+            }
+            // Every complete line of what arrived is stored with one call.
+            let mut lines = Vec::new();
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', buf) {
+                if partial.is_empty() {
+                    lines.push(line_text(&buf[start..end]));
+                } else {
+                    partial.extend_from_slice(&buf[start..end]);
+                    lines.push(line_text(&partial));
+                    partial.clear();
+                }
+                start = end + 1;
+            }
+            partial.extend_from_slice(&buf[start..]);
+            let consumed = buf.len();
+            reader.consume(consumed);
+            if !lines.is_empty() {
+                out.store_many(lines)?;
             }
         }
         Ok(())
     }
+}
+
+/// A line without its `\n` and a `\r` before it, as UTF-8 (invalid bytes replaced).
+fn line_text(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    String::from_utf8_lossy(line).into_owned()
 }
 
 impl StreamingContext {
@@ -82,5 +101,29 @@ impl StreamingContext {
     /// write-ahead log and memory bounds).
     pub fn socket_text_stream(&self, host: &str, port: u16) -> DStream<String> {
         self.receiver_stream(SocketReceiver { host: host.to_string(), port })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn reads_lines_however_they_are_split_across_reads() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let writer = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            // Each write may arrive as its own read: lines and `\r\n` cut at every place.
+            for piece in [&b"uno\r"[..], b"\ndo", b"s\ntres\n\xff\n", b"", b"\nlast"] {
+                conn.write_all(piece).unwrap();
+                conn.flush().unwrap();
+            }
+        });
+        let out = super::super::receiver::detached_output::<String>(1000);
+        SocketReceiver { host: "127.0.0.1".into(), port }.receive(&out).unwrap();
+        writer.join().unwrap();
+        assert_eq!(out.take_stored(), ["uno", "dos", "tres", "\u{fffd}", "", "last"]);
     }
 }
