@@ -43,6 +43,7 @@ async fn first_submission_creates_service_and_driver_only() {
         [
             format!("GET {PODS}"),
             "PATCH /api/v1/namespaces/jobs/services/sumsq-driver-svc".to_string(),
+            "PATCH /api/v1/namespaces/jobs/services/sumsq-ui-svc".to_string(),
             format!("PATCH {PODS}/sumsq-driver"),
             format!("PATCH {STATUS}"),
             format!("POST {EVENTS}"),
@@ -55,7 +56,15 @@ async fn first_submission_creates_service_and_driver_only() {
     assert_eq!(status.execution_attempts, 0);
     assert_eq!(status.observed_generation, Some(1));
     assert_eq!(status.driver_info.pod_name.as_deref(), Some("sumsq-driver"));
-    assert_eq!(status.driver_info.web_ui_service_name.as_deref(), Some("sumsq-driver-svc"));
+    // The UI Service (kubeflow's `<app>-ui-svc`), at the cluster IP the API server gave it.
+    assert_eq!(status.driver_info.web_ui_service_name.as_deref(), Some("sumsq-ui-svc"));
+    assert_eq!(status.driver_info.web_ui_port, Some(4040));
+    let ui = h.cluster.lock().unwrap().services["sumsq-ui-svc"].clone();
+    let ip = ui.spec.as_ref().unwrap().cluster_ip.clone().unwrap();
+    assert_eq!(status.driver_info.web_ui_address, Some(format!("{ip}:4040")));
+    let ui_spec = ui.spec.unwrap();
+    assert_eq!(ui_spec.selector.unwrap()["spark-role"], "driver");
+    assert_eq!(ui_spec.ports.unwrap()[0].name.as_deref(), Some("spark-driver-ui-port"));
     assert_eq!(status.conditions[0].type_, "Submitted");
     assert_eq!(h.event_reasons(), ["SparkApplicationSubmitted"]);
     // Requeued at the driver start timeout so a stuck driver is noticed without events.
