@@ -213,7 +213,7 @@ mod tests {
             "60",
         ])
         .unwrap();
-        let config = args.into_config()?;
+        let config = args.into_config().unwrap();
         assert_eq!(config.namespaces, ["team-a", "team-b"]);
         assert_eq!(config.http_addr.port(), 9090);
         assert_eq!(config.leader_election, None);

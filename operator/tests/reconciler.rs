@@ -367,7 +367,8 @@ async fn api_requests_per_submission_are_constant_apart_from_executor_pods() {
         let (_, end) = h.reconcile_counting().await;
         let executor_applies = start.iter().filter(|r| r.contains("/pods/sumsq-exec-")).count();
         assert_eq!(executor_applies, instances as usize);
-        assert_eq!(submit.len(), 5);
+        // The pod list, the headless and UI Services, the driver pod, the status, the event.
+        assert_eq!(submit.len(), 6, "{submit:?}");
         assert_eq!(start.len() - executor_applies, 3, "{start:?}");
         assert_eq!(end.len(), 4, "{end:?}");
         rows.push((instances, submit.len(), start.len(), steady.len(), end.len()));
