@@ -122,7 +122,8 @@ fn crd_schema_is_structural_and_described() {
     );
     assert_eq!(ui["serviceType"]["enum"], serde_json::json!(["ClusterIP", "NodePort", "LoadBalancer"]));
     let driver_info = &schema["properties"]["status"]["properties"]["driverInfo"]["properties"];
-    for field in ["podName", "webUIServiceName", "webUIPort", "webUIAddress", "webUIIngressName", "webUIIngressAddress"] {
+    for field in ["podName", "webUIServiceName", "webUIPort", "webUIAddress", "webUIIngressName", "webUIIngressAddress"]
+    {
         let description = driver_info[field]["description"].as_str().unwrap_or("");
         assert!(!description.is_empty(), "status.driverInfo.{field} has no description");
     }
