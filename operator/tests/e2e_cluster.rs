@@ -1386,7 +1386,21 @@ impl E2e {
         );
         let body = http_get(&format!("{address}:{port}"), "/api/v1/applications")?;
         let apps: Value = serde_json::from_str(&body).with_context(|| format!("the UI's REST answer {body:?}"))?;
-        ensure!(apps[0]["name"] == name, "the UI at {address}:{port} is another application's: {apps}");
+        // The job names itself (spark.app.name "ember-examples"); this application's
+        // driver is recognized by its settings: the UI port picked for it, as given in
+        // sparkConf, and the operator's executor count.
+        let id = apps[0]["id"].as_str().with_context(|| format!("no application in {apps}"))?;
+        let env: Value = serde_json::from_str(&http_get(
+            &format!("{address}:{port}"),
+            &format!("/api/v1/applications/{id}/environment"),
+        )?)?;
+        let props = env["sparkProperties"].as_array().cloned().unwrap_or_default();
+        for (key, want) in [("spark.ui.port", ui_port.to_string()), ("spark.executor.instances", "2".to_string())] {
+            ensure!(
+                props.contains(&json!([key, want])),
+                "the UI at {address}:{port} is another application's: {key} is not {want} in {props:?}"
+            );
+        }
         let metrics = http_get(&format!("{address}:{port}"), "/metrics")?;
         ensure!(metrics.contains("ember_jobs_total"), "the driver's /metrics lacks ember_jobs_total");
         // For the record: what the API server's service proxy says here (see above).
