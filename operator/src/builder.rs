@@ -27,8 +27,6 @@ pub const MANAGED_BY: &str = "ember-operator";
 
 /// Port of the driver's gRPC service (the `ember://0.0.0.0:PORT` master).
 pub const DRIVER_RPC_PORT: i32 = 7078;
-/// Port of the driver's web UI.
-pub const DRIVER_UI_PORT: i32 = 4040;
 /// Name of the engine container in every pod.
 pub const CONTAINER_NAME: &str = "ember";
 
@@ -81,7 +79,9 @@ pub fn executor_selector(app_name: &str) -> String {
     format!("{LABEL_APP_NAME}={app_name},{LABEL_ROLE}=executor")
 }
 
-fn owner_reference(app: &SparkApplication) -> OwnerReference {
+/// The controller owner reference to the application that every object the operator
+/// creates carries.
+pub fn owner_reference(app: &SparkApplication) -> OwnerReference {
     // Controller owner reference: deleting the application deletes its pods and Service,
     // and the Controller maps pod and Service events back to the application.
     app.controller_owner_ref(&()).unwrap_or_else(|| OwnerReference {
@@ -92,6 +92,14 @@ fn owner_reference(app: &SparkApplication) -> OwnerReference {
         controller: Some(true),
         block_owner_deletion: Some(true),
     })
+}
+
+/// Labels selecting an application's driver pod (kubeflow's keys).
+pub fn driver_selector_labels(app_name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_APP_NAME.to_string(), app_name.to_string()),
+        (LABEL_ROLE.to_string(), Role::Driver.as_str().to_string()),
+    ])
 }
 
 fn base_labels(app_name: &str, role: Role) -> BTreeMap<String, String> {
@@ -123,9 +131,13 @@ fn resources(res: &RoleResources) -> ResourceRequirements {
 }
 
 /// The `EMBER_CONF` JSON: the application's `sparkConf` plus the settings the operator
-/// derives from the spec (which win over `sparkConf`, as the pods are sized from them).
+/// derives from the spec (which win over `sparkConf`, as the pods are sized from them),
+/// and the executors' metrics port when `sparkConf` leaves it to the operator.
 pub fn ember_conf(app: &SparkApplication, valid: &ValidSpec) -> String {
     let mut conf: BTreeMap<String, String> = app.spec.spark_conf.clone();
+    if let Some(port) = valid.ui.executor_metrics_conf {
+        conf.insert("ember.executor.metrics.port".into(), port.to_string());
+    }
     conf.insert("spark.app.name".into(), app.name_any());
     conf.insert("spark.executor.instances".into(), app.spec.executor.instances.to_string());
     conf.insert("spark.executor.cores".into(), valid.executor.cores.to_string());
@@ -143,10 +155,15 @@ struct PodParts<'a> {
     role_env: Vec<EnvVar>,
     ports: Option<Vec<ContainerPort>>,
     extra_labels: BTreeMap<String, String>,
+    /// Port of the pod's Prometheus `/metrics`, when known.
+    metrics_port: Option<i32>,
+    /// Add the scrape annotations for `metrics_port`.
+    scrape: bool,
 }
 
 fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
-    let PodParts { name, role, settings, resources: res, command, role_env, ports, extra_labels } = parts;
+    let PodParts { name, role, settings, resources: res, command, role_env, ports, extra_labels, metrics_port, scrape } =
+        parts;
     let app_name = app.name_any();
     // User labels first, so the operator's own labels (which selectors rely on) win.
     let mut labels = settings.labels.clone();
@@ -155,6 +172,12 @@ fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
     // User env first; validation already refused user values for the contract's variables.
     let mut container_env = settings.env.clone();
     container_env.extend(role_env);
+    // Scrape annotations first, so a user's own `prometheus.io/*` annotations win.
+    let mut annotations = match metrics_port {
+        Some(port) if scrape => crate::ui::scrape_annotations(port),
+        _ => BTreeMap::new(),
+    };
+    annotations.extend(settings.annotations.clone());
 
     let mounted: Vec<&str> = settings.volume_mounts.iter().map(|m| m.name.as_str()).collect();
     // Only the volumes this role mounts: an unused volume (say, a PVC only executors use)
@@ -187,7 +210,7 @@ fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
             name: Some(name),
             namespace: app.namespace(),
             labels: Some(labels),
-            annotations: (!settings.annotations.is_empty()).then(|| settings.annotations.clone()),
+            annotations: (!annotations.is_empty()).then_some(annotations),
             owner_references: Some(vec![owner_reference(app)]),
             ..Default::default()
         },
@@ -210,6 +233,10 @@ fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
     }
 }
 
+fn container_port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort { name: Some(name.into()), container_port: port, protocol: Some("TCP".into()), ..Default::default() }
+}
+
 /// The driver pod: the job binary with `arguments`, in the driver role.
 pub fn driver_pod(app: &SparkApplication, valid: &ValidSpec) -> Pod {
     let app_name = app.name_any();
@@ -220,20 +247,12 @@ pub fn driver_pod(app: &SparkApplication, valid: &ValidSpec) -> Pod {
         env("EMBER_MASTER", format!("ember://0.0.0.0:{DRIVER_RPC_PORT}")),
         env("EMBER_CONF", ember_conf(app, valid)),
     ];
-    let ports = vec![
-        ContainerPort {
-            name: Some("driver-rpc".into()),
-            container_port: DRIVER_RPC_PORT,
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        },
-        ContainerPort {
-            name: Some("ui".into()),
-            container_port: DRIVER_UI_PORT,
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        },
-    ];
+    let mut ports = vec![container_port("driver-rpc", DRIVER_RPC_PORT)];
+    // The UI's port also serves the driver's Prometheus /metrics.
+    let ui_port = valid.ui.ui_port.filter(|p| *p != 0);
+    if let Some(port) = ui_port {
+        ports.push(container_port(crate::ui::DRIVER_UI_PORT_NAME, port));
+    }
     pod(
         app,
         PodParts {
@@ -245,6 +264,8 @@ pub fn driver_pod(app: &SparkApplication, valid: &ValidSpec) -> Pod {
             role_env,
             ports: Some(ports),
             extra_labels: BTreeMap::new(),
+            metrics_port: ui_port,
+            scrape: valid.ui.scrape_annotations,
         },
     )
 }
@@ -280,14 +301,20 @@ pub fn executor_pod(app: &SparkApplication, valid: &ValidSpec, id: i32) -> Pod {
             resources: &valid.executor,
             command: vec![valid.binary_path.clone()],
             role_env,
-            ports: None,
+            ports: valid
+                .ui
+                .executor_metrics_port
+                .map(|port| vec![container_port(crate::ui::EXECUTOR_METRICS_PORT_NAME, port)]),
             extra_labels: BTreeMap::from([(LABEL_EXECUTOR_ID.to_string(), id.to_string())]),
+            metrics_port: valid.ui.executor_metrics_port,
+            scrape: valid.ui.scrape_annotations,
         },
     )
 }
 
-/// The headless Service executors reach the driver through (gRPC and web UI).
-pub fn driver_service(app: &SparkApplication) -> Service {
+/// The headless Service executors reach the driver through (gRPC, and the web UI's port
+/// when the UI is on, as in Spark's own driver Service).
+pub fn driver_service(app: &SparkApplication, valid: &ValidSpec) -> Service {
     let app_name = app.name_any();
     let port = |name: &str, port: i32| ServicePort {
         name: Some(name.to_string()),
@@ -296,10 +323,7 @@ pub fn driver_service(app: &SparkApplication) -> Service {
         protocol: Some("TCP".into()),
         ..Default::default()
     };
-    let selector = BTreeMap::from([
-        (LABEL_APP_NAME.to_string(), app_name.clone()),
-        (LABEL_ROLE.to_string(), Role::Driver.as_str().to_string()),
-    ]);
+    let selector = driver_selector_labels(&app_name);
     let mut labels = selector.clone();
     labels.insert(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string());
     Service {
@@ -315,7 +339,11 @@ pub fn driver_service(app: &SparkApplication) -> Service {
             selector: Some(selector),
             // The driver has no readiness probe; executors must resolve it as soon as it runs.
             publish_not_ready_addresses: Some(true),
-            ports: Some(vec![port("driver-rpc", DRIVER_RPC_PORT), port("ui", DRIVER_UI_PORT)]),
+            ports: Some(
+                std::iter::once(port("driver-rpc", DRIVER_RPC_PORT))
+                    .chain(valid.ui.ui_port.filter(|p| *p != 0).map(|p| port(crate::ui::DRIVER_UI_PORT_NAME, p)))
+                    .collect(),
+            ),
             ..Default::default()
         }),
         status: None,
@@ -424,7 +452,8 @@ mod tests {
 
     #[test]
     fn driver_service_is_headless_and_selects_the_driver() {
-        let svc = driver_service(&app());
+        let app = app();
+        let svc = driver_service(&app, &validate(&app).unwrap());
         assert_eq!(svc.metadata.name.as_deref(), Some("sumsq-driver-svc"));
         let spec = svc.spec.unwrap();
         assert_eq!(spec.cluster_ip.as_deref(), Some("None"));
@@ -433,5 +462,60 @@ mod tests {
         assert_eq!(selector[LABEL_ROLE], "driver");
         let ports: Vec<_> = spec.ports.unwrap().into_iter().map(|p| p.port).collect();
         assert_eq!(ports, [7078, 4040]);
+    }
+
+    #[test]
+    fn pods_carry_scrape_annotations_and_metrics_ports() {
+        let mut app = app();
+        app.spec.spark_conf.insert("spark.ui.port".into(), "4050".into());
+        app.spec.driver.pod.annotations.insert("prometheus.io/path".into(), "/custom".into());
+        let valid = validate(&app).unwrap();
+        let driver = driver_pod(&app, &valid);
+        let annotations = driver.metadata.annotations.clone().unwrap();
+        assert_eq!(annotations["prometheus.io/scrape"], "true");
+        assert_eq!(annotations["prometheus.io/port"], "4050", "the UI's port serves the driver's /metrics");
+        assert_eq!(annotations["prometheus.io/path"], "/custom", "the user's annotation wins");
+        let ports: Vec<_> = driver.spec.unwrap().containers[0]
+            .ports
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.name.unwrap(), p.container_port))
+            .collect();
+        assert_eq!(ports, [("driver-rpc".into(), 7078), ("ui".into(), 4050)]);
+        let env = env_of(&driver_pod(&app, &valid));
+        let conf: BTreeMap<String, String> = serde_json::from_str(&value(&env, "EMBER_CONF")).unwrap();
+        assert_eq!(conf["ember.executor.metrics.port"], "8090", "the operator fixes the executors' metrics port");
+
+        let exec = executor_pod(&app, &valid, 1);
+        let annotations = exec.metadata.annotations.clone().unwrap();
+        assert_eq!(
+            (annotations["prometheus.io/port"].as_str(), annotations["prometheus.io/path"].as_str()),
+            ("8090", "/metrics")
+        );
+        let port = &exec.spec.unwrap().containers[0].ports.clone().unwrap()[0];
+        assert_eq!((port.name.as_deref(), port.container_port), (Some("metrics"), 8090));
+
+        // The UI off: no UI port anywhere, no driver scrape annotations; a user's executor
+        // metrics port is kept and announced.
+        app.spec.spark_conf.insert("spark.ui.enabled".into(), "false".into());
+        app.spec.spark_conf.insert("ember.executor.metrics.port".into(), "9100".into());
+        app.spec.driver.pod.annotations.clear();
+        let valid = validate(&app).unwrap();
+        let driver = driver_pod(&app, &valid);
+        assert_eq!(driver.metadata.annotations, None);
+        assert_eq!(driver.spec.unwrap().containers[0].ports.clone().unwrap().len(), 1);
+        let svc_ports = driver_service(&app, &valid).spec.unwrap().ports.unwrap();
+        assert_eq!(svc_ports.iter().map(|p| p.port).collect::<Vec<_>>(), [7078]);
+        let env = env_of(&driver_pod(&app, &valid));
+        let conf: BTreeMap<String, String> = serde_json::from_str(&value(&env, "EMBER_CONF")).unwrap();
+        assert_eq!(conf["ember.executor.metrics.port"], "9100");
+        let exec = executor_pod(&app, &valid, 1);
+        assert_eq!(exec.metadata.annotations.unwrap()["prometheus.io/port"], "9100");
+
+        // Annotations off (the operator's --metrics-pod-annotations=false).
+        let settings = crate::ui::UiSettings { scrape_annotations: false, ..Default::default() };
+        let valid = crate::spec::validate_with(&app, &settings).unwrap();
+        assert_eq!(executor_pod(&app, &valid, 1).metadata.annotations, None);
     }
 }

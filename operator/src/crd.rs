@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, EnvVar, Toleration, Volume, VolumeMount};
+use k8s_openapi::api::networking::v1::IngressTLS;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -101,6 +102,124 @@ pub struct SparkApplicationSpec {
     /// set back to false, which submits the application again.
     #[serde(default)]
     pub suspend: bool,
+
+    /// The Service (and, with the operator's `--ingress-url-format`, the Ingress) in front
+    /// of the driver's web UI (kubeflow spark-operator's `sparkUIOptions`). The Service
+    /// `<name>-ui-svc` is created whenever the UI is on (`spark.ui.enabled`, default true);
+    /// these settings adjust it.
+    #[serde(rename = "sparkUIOptions", default, skip_serializing_if = "Option::is_none")]
+    pub spark_ui_options: Option<SparkUIConfiguration>,
+
+    /// More Services, each with an optional Ingress, in front of other ports of the driver
+    /// (kubeflow spark-operator's `driverIngressOptions`): each entry makes a Service
+    /// `<name>-driver-<servicePort>` targeting the same port on the driver, and with
+    /// `ingressURLFormat` an Ingress `<name>-ing-<servicePort>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub driver_ingress_options: Vec<DriverIngressConfiguration>,
+}
+
+/// Kubernetes Service types the operator can create for the driver (a selector-less
+/// `ExternalName` Service cannot reach a pod).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ServiceType {
+    /// A virtual IP reachable inside the cluster.
+    #[default]
+    ClusterIP,
+    /// A ClusterIP Service also open on a port of every node.
+    NodePort,
+    /// A NodePort Service also behind the cloud provider's load balancer.
+    LoadBalancer,
+}
+
+impl ServiceType {
+    /// The value Kubernetes expects in a Service's `spec.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIP => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// The driver web UI's Service and Ingress (kubeflow spark-operator's `SparkUIConfiguration`).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SparkUIConfiguration {
+    /// Port of the UI Service, 1-65535. The Service forwards it to the driver's UI port
+    /// (`spark.ui.port` in `sparkConf`, default 4040), its target port. Default: the UI
+    /// port itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub service_port: Option<i32>,
+
+    /// Name of the Service's port (a DNS label: at most 63 lowercase letters, digits and
+    /// '-'). Sidecar proxies such as Istio's Envoy read the protocol from it (`http-ui`).
+    /// Default `spark-driver-ui-port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_port_name: Option<String>,
+
+    /// Type of the UI Service. Default `ClusterIP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<ServiceType>,
+
+    /// Annotations added to the UI Service.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_annotations: BTreeMap<String, String>,
+
+    /// Labels added to the UI Service, besides the ones the operator sets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_labels: BTreeMap<String, String>,
+
+    /// Annotations of the UI Ingress (e.g. `kubernetes.io/ingress.class: nginx`); replace
+    /// the operator's `--ingress-annotations` when set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ingress_annotations: BTreeMap<String, String>,
+
+    /// TLS settings of the UI Ingress (hosts and the Secret with their certificate);
+    /// replace the operator's `--ingress-tls` when set.
+    #[serde(rename = "ingressTLS", default, skip_serializing_if = "Vec::is_empty")]
+    pub ingress_tls: Vec<IngressTLS>,
+}
+
+/// A Service, and optionally an Ingress, in front of one port of the driver (kubeflow
+/// spark-operator's `DriverIngressConfiguration`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriverIngressConfiguration {
+    /// Port of the Service, 1-65535, and the port of the driver it targets.
+    #[schemars(range(min = 1, max = 65535))]
+    pub service_port: i32,
+
+    /// Name of the Service's port (a DNS label). Default `driver-ing-<servicePort>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_port_name: Option<String>,
+
+    /// Type of the Service. Default `ClusterIP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<ServiceType>,
+
+    /// Annotations added to the Service.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_annotations: BTreeMap<String, String>,
+
+    /// Labels added to the Service, besides the ones the operator sets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_labels: BTreeMap<String, String>,
+
+    /// URL of the Ingress, `[http[s]://]host[/path]`, where `{{$appName}}` and
+    /// `{{$appNamespace}}` are replaced by the application's name and namespace, e.g.
+    /// `{{$appName}}.ingress.example.com`. Unset: no Ingress.
+    #[serde(rename = "ingressURLFormat", default, skip_serializing_if = "Option::is_none")]
+    pub ingress_url_format: Option<String>,
+
+    /// Annotations of the Ingress; replace the operator's `--ingress-annotations` when set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ingress_annotations: BTreeMap<String, String>,
+
+    /// TLS settings of the Ingress; replace the operator's `--ingress-tls` when set.
+    #[serde(rename = "ingressTLS", default, skip_serializing_if = "Vec::is_empty")]
+    pub ingress_tls: Vec<IngressTLS>,
 }
 
 /// Language of the application.
@@ -473,13 +592,24 @@ pub struct DriverInfo {
     /// Name of the driver pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_name: Option<String>,
-    /// Name of the headless Service in front of the driver (gRPC and web UI).
+    /// Name of the Service in front of the driver's web UI (`<name>-ui-svc`); unset when
+    /// the UI is off (`spark.ui.enabled=false`) or the operator runs with
+    /// `--enable-ui-service=false`.
     #[serde(default, rename = "webUIServiceName", skip_serializing_if = "Option::is_none")]
     pub web_ui_service_name: Option<String>,
-    /// Port of the driver's web UI on that Service.
+    /// Port of the web UI on that Service (`sparkUIOptions.servicePort`, else the UI port).
     #[serde(default, rename = "webUIPort", skip_serializing_if = "Option::is_none")]
     pub web_ui_port: Option<i32>,
-    /// In-cluster address of the driver's web UI (`host:port`).
+    /// In-cluster address of the web UI: the Service's cluster IP and port (`ip:port`), set
+    /// once the API server has allocated the IP.
     #[serde(default, rename = "webUIAddress", skip_serializing_if = "Option::is_none")]
     pub web_ui_address: Option<String>,
+    /// Name of the Ingress in front of the UI Service (`<name>-ui-ingress`), when the
+    /// operator runs with `--ingress-url-format`.
+    #[serde(default, rename = "webUIIngressName", skip_serializing_if = "Option::is_none")]
+    pub web_ui_ingress_name: Option<String>,
+    /// URL of the web UI through that Ingress: the URL format with the application filled
+    /// in (`http://` when the format names no scheme).
+    #[serde(default, rename = "webUIIngressAddress", skip_serializing_if = "Option::is_none")]
+    pub web_ui_ingress_address: Option<String>,
 }

@@ -7,7 +7,8 @@
 //! - [`reconciler`]: observes the cluster, runs the state machine, carries out actions;
 //! - [`leader`]: leader election on a coordination.k8s.io Lease;
 //! - [`metrics`] and [`http`]: Prometheus metrics and the health endpoints;
-//! - [`telemetry`]: tracing setup with optional OTLP export.
+//! - [`telemetry`]: tracing setup with optional OTLP export;
+//! - [`ui`]: the driver's UI Service and Ingresses, `driverIngressOptions`, scrape settings.
 
 pub mod builder;
 pub mod crd;
@@ -20,3 +21,4 @@ pub mod reconciler;
 pub mod spec;
 pub mod state;
 pub mod telemetry;
+pub mod ui;

@@ -10,6 +10,7 @@ use ember_operator::leader::LeaseConfig;
 use ember_operator::operator::{self, OperatorConfig};
 use ember_operator::state::Settings;
 use ember_operator::telemetry::{self, LogFormat};
+use ember_operator::ui::UiSettings;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
@@ -68,13 +69,72 @@ struct Args {
     /// Log format.
     #[arg(long, env = "EMBER_OPERATOR_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: Format,
+
+    /// Create a Service in front of each application's web UI (kubeflow's
+    /// --enable-ui-service).
+    #[arg(long, env = "EMBER_OPERATOR_ENABLE_UI_SERVICE", default_value_t = true, action = clap::ArgAction::Set)]
+    enable_ui_service: bool,
+
+    /// URL of an Ingress in front of each application's web UI, `[http[s]://]host[/path]`
+    /// with `{{$appName}}` and `{{$appNamespace}}` filled in, e.g.
+    /// `{{$appName}}.ingress.example.com`; empty: no Ingress (kubeflow's --ingress-url-format).
+    #[arg(long, env = "EMBER_OPERATOR_INGRESS_URL_FORMAT", default_value = "", value_parser = parse_url_format)]
+    ingress_url_format: String,
+
+    /// `spec.ingressClassName` of the Ingresses the operator creates; empty: unset.
+    #[arg(long, env = "EMBER_OPERATOR_INGRESS_CLASS_NAME", default_value = "")]
+    ingress_class_name: String,
+
+    /// Annotations of Ingresses whose application sets none, as a JSON object,
+    /// e.g. `{"cert-manager.io/cluster-issuer":"letsencrypt"}`.
+    #[arg(long, env = "EMBER_OPERATOR_INGRESS_ANNOTATIONS", default_value = "")]
+    ingress_annotations: String,
+
+    /// TLS of Ingresses whose application sets none, as a JSON list of IngressTLS,
+    /// e.g. `[{"hosts":["*.example.com"],"secretName":"example-tls"}]`.
+    #[arg(long, env = "EMBER_OPERATOR_INGRESS_TLS", default_value = "")]
+    ingress_tls: String,
+
+    /// Add prometheus.io/scrape, prometheus.io/port and prometheus.io/path annotations to
+    /// driver and executor pods.
+    #[arg(long, env = "EMBER_OPERATOR_METRICS_POD_ANNOTATIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    metrics_pod_annotations: bool,
+
+    /// `ember.executor.metrics.port` for executors whose application does not set it, so
+    /// that their /metrics can be scraped; 0: leave it unset (any free port).
+    #[arg(long, env = "EMBER_OPERATOR_EXECUTOR_METRICS_PORT", default_value_t = ember_operator::ui::DEFAULT_EXECUTOR_METRICS_PORT)]
+    executor_metrics_port: u16,
+}
+
+/// Checks an ingress URL format by filling it in for a sample application.
+fn parse_url_format(format: &str) -> Result<String, String> {
+    if !format.is_empty() {
+        ember_operator::ui::ingress_url(format, "app", "namespace")?;
+    }
+    Ok(format.to_string())
+}
+
+fn parse_json<T: serde::de::DeserializeOwned + Default>(flag: &str, text: &str) -> anyhow::Result<T> {
+    if text.trim().is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_str(text).with_context(|| format!("--{flag} is not valid JSON of the expected shape: {text}"))
 }
 
 impl Args {
-    fn into_config(self) -> OperatorConfig {
+    fn into_config(self) -> anyhow::Result<OperatorConfig> {
+        let ui = UiSettings {
+            enable_ui_service: self.enable_ui_service,
+            ingress_url_format: (!self.ingress_url_format.is_empty()).then_some(self.ingress_url_format),
+            ingress_class_name: (!self.ingress_class_name.is_empty()).then_some(self.ingress_class_name),
+            ingress_annotations: parse_json("ingress-annotations", &self.ingress_annotations)?,
+            ingress_tls: parse_json("ingress-tls", &self.ingress_tls)?,
+            scrape_annotations: self.metrics_pod_annotations,
+            executor_metrics_port: self.executor_metrics_port,
+        };
         let identity =
             self.identity.or_else(|| std::env::var("HOSTNAME").ok()).unwrap_or_else(|| "ember-operator".to_string());
-        OperatorConfig {
+        Ok(OperatorConfig {
             namespaces: self.namespaces.into_iter().filter(|n| !n.is_empty()).collect(),
             http_addr: self.http_addr,
             leader_election: self.leader_election.then(|| LeaseConfig {
@@ -88,8 +148,9 @@ impl Args {
             settings: Settings {
                 driver_start_timeout: Duration::from_secs(self.driver_start_timeout_secs),
                 max_executor_failures: self.max_executor_failures,
+                ui,
             },
-        }
+        })
     }
 }
 
@@ -116,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
         Format::Json => LogFormat::Json,
     };
     let provider = telemetry::init(format, args.otlp_endpoint.as_deref())?;
-    let config = args.into_config();
+    let config = args.into_config()?;
     tracing::info!(?config, "starting ember-operator");
     let client = kube::Client::try_default().await.context("connecting to the Kubernetes API server")?;
     let result = operator::run(client, config, shutdown_signal()).await;
@@ -152,11 +213,48 @@ mod tests {
             "60",
         ])
         .unwrap();
-        let config = args.into_config();
+        let config = args.into_config().unwrap();
         assert_eq!(config.namespaces, ["team-a", "team-b"]);
         assert_eq!(config.http_addr.port(), 9090);
         assert_eq!(config.leader_election, None);
         assert_eq!(config.identity, "op-0");
         assert_eq!(config.settings.driver_start_timeout, Duration::from_secs(60));
+        assert_eq!(config.settings.ui, UiSettings::default());
+    }
+
+    #[test]
+    fn ui_flags_map_to_the_settings() {
+        let args = Args::try_parse_from([
+            "ember-operator",
+            "--enable-ui-service",
+            "false",
+            "--ingress-url-format",
+            "{{$appName}}.ingress.example.com",
+            "--ingress-class-name",
+            "nginx",
+            "--ingress-annotations",
+            r#"{"cert-manager.io/cluster-issuer":"letsencrypt"}"#,
+            "--ingress-tls",
+            r#"[{"hosts":["*.ingress.example.com"],"secretName":"wildcard"}]"#,
+            "--metrics-pod-annotations",
+            "false",
+            "--executor-metrics-port",
+            "9100",
+        ])
+        .unwrap();
+        let ui = args.into_config().unwrap().settings.ui;
+        assert!(!ui.enable_ui_service && !ui.scrape_annotations);
+        assert_eq!(ui.ingress_url_format.as_deref(), Some("{{$appName}}.ingress.example.com"));
+        assert_eq!(ui.ingress_class_name.as_deref(), Some("nginx"));
+        assert_eq!(ui.ingress_annotations["cert-manager.io/cluster-issuer"], "letsencrypt");
+        assert_eq!(ui.ingress_tls[0].secret_name.as_deref(), Some("wildcard"));
+        assert_eq!(ui.executor_metrics_port, 9100);
+
+        let err = Args::try_parse_from(["ember-operator", "--ingress-url-format", "{{$appId}}.example.com"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown placeholder {{$appId}}"), "{err}");
+        let bad_json = Args::try_parse_from(["ember-operator", "--ingress-tls", "{"]).unwrap().into_config();
+        assert!(bad_json.unwrap_err().to_string().contains("--ingress-tls is not valid JSON"));
     }
 }

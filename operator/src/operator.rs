@@ -14,7 +14,7 @@ use crate::reconciler::{self, Context};
 use crate::state::Settings;
 
 /// Everything the operator process is configured with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OperatorConfig {
     /// Namespaces to watch; empty watches all.
     pub namespaces: Vec<String>,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action as ControllerAction, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -21,6 +22,7 @@ use crate::crd::{SparkApplication, SparkApplicationStatus};
 use crate::metrics::Metrics;
 use crate::spec;
 use crate::state::{self, Action, Decision, Observed, PodPhase, PodView, Settings, Termination};
+use crate::ui;
 
 /// Field manager name for server-side apply.
 pub const FIELD_MANAGER: &str = "ember-operator";
@@ -209,7 +211,7 @@ async fn reconcile_inner(
         pods.list(&ListParams::default().labels(&builder::app_selector(&name))).await.map_err(kube_err("list_pods"))?;
     let (driver, executors) = observe_pods(&listed.items);
 
-    let valid = spec::validate(&app);
+    let valid = spec::validate_with(&app, &ctx.settings.ui);
     let now = ctx.clock.now();
     let observed = Observed {
         name: &name,
@@ -217,6 +219,7 @@ async fn reconcile_inner(
         generation: app.metadata.generation,
         spec: &app.spec,
         spec_check: valid.as_ref().map(|_| ()).map_err(Clone::clone),
+        web_ui: valid.as_ref().ok().and_then(|v| v.ui.web_ui.clone()),
         status: &status,
         driver,
         executors,
@@ -230,17 +233,20 @@ async fn reconcile_inner(
     if let Ok(valid) = &valid {
         for action in decision.actions.clone() {
             match action {
-                Action::Submit => {
-                    if let Err(err) = submit(ctx, &app, valid, &namespace).await {
-                        match err {
-                            Error::Kube { source, .. } if is_submission_rejection(&source) => {
-                                warn!(error = %source, "submission rejected by the API server");
-                                decision = state::submission_failed(&app.spec, decision, source.to_string(), now);
-                            }
-                            other => return Err(other),
+                Action::Submit => match submit(ctx, &app, valid, &namespace).await {
+                    Ok(ui_service) => {
+                        if let Some(service) = ui_service {
+                            state::record_web_ui_service(&mut decision.status, &service);
                         }
                     }
-                }
+                    Err(err) => match err {
+                        Error::Kube { source, .. } if is_submission_rejection(&source) => {
+                            warn!(error = %source, "submission rejected by the API server");
+                            decision = state::submission_failed(&app.spec, decision, source.to_string(), now);
+                        }
+                        other => return Err(other),
+                    },
+                },
                 Action::CreateExecutor(id) => {
                     let pod = builder::executor_pod(&app, valid, id);
                     ctx.metrics.api_request("apply_pod");
@@ -303,20 +309,49 @@ async fn reconcile_inner(
     })
 }
 
-async fn submit(ctx: &Context, app: &SparkApplication, valid: &spec::ValidSpec, namespace: &str) -> Result<(), Error> {
+/// Applies the driver's Services and Ingresses, then the driver pod; returns the UI
+/// Service as the API server stored it (with its cluster IP), when there is one.
+async fn submit(
+    ctx: &Context,
+    app: &SparkApplication,
+    valid: &spec::ValidSpec,
+    namespace: &str,
+) -> Result<Option<Service>, Error> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
-    let service = builder::driver_service(app);
+    let ingresses: Api<Ingress> = Api::namespaced(ctx.client.clone(), namespace);
+    let service = builder::driver_service(app, valid);
     ctx.metrics.api_request("apply_service");
     services
         .patch(&service.name_any(), &params, &Patch::Apply(&service))
         .await
         .map_err(kube_err("apply_driver_service"))?;
+    let mut ui_service = None;
+    let exposures =
+        valid.ui.web_ui.iter().map(|e| (e, true)).chain(valid.ui.driver_ingresses.iter().map(|e| (e, false)));
+    for (exposure, is_ui) in exposures {
+        let service = ui::driver_exposure_service(app, exposure);
+        ctx.metrics.api_request("apply_service");
+        let applied = services
+            .patch(&exposure.service_name, &params, &Patch::Apply(&service))
+            .await
+            .map_err(kube_err(if is_ui { "apply_ui_service" } else { "apply_driver_ingress_service" }))?;
+        if is_ui {
+            ui_service = Some(applied);
+        }
+        if let Some(ingress) = ui::driver_exposure_ingress(app, exposure) {
+            ctx.metrics.api_request("apply_ingress");
+            ingresses
+                .patch(&ingress.name_any(), &params, &Patch::Apply(&ingress))
+                .await
+                .map_err(kube_err("apply_ingress"))?;
+        }
+    }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let pod = builder::driver_pod(app, valid);
     ctx.metrics.api_request("apply_pod");
     pods.patch(&pod.name_any(), &params, &Patch::Apply(&pod)).await.map_err(kube_err("apply_driver_pod"))?;
-    Ok(())
+    Ok(ui_service)
 }
 
 async fn write_status(
@@ -389,17 +424,27 @@ pub async fn run(
     let owned = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
     let mut controllers = Vec::new();
     for scope in scopes {
-        let (apps, pods, services): (Api<SparkApplication>, Api<Pod>, Api<Service>) = match &scope {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
-        };
+        let (apps, pods, services, ingresses): (Api<SparkApplication>, Api<Pod>, Api<Service>, Api<Ingress>) =
+            match &scope {
+                Some(ns) => (
+                    Api::namespaced(client.clone(), ns),
+                    Api::namespaced(client.clone(), ns),
+                    Api::namespaced(client.clone(), ns),
+                    Api::namespaced(client.clone(), ns),
+                ),
+                None => (
+                    Api::all(client.clone()),
+                    Api::all(client.clone()),
+                    Api::all(client.clone()),
+                    Api::all(client.clone()),
+                ),
+            };
+        // Owned objects' changes (a driver pod ending, a deleted Service or Ingress) map
+        // back to their application through the controller owner reference.
         let controller = Controller::new(apps, watcher::Config::default().any_semantic())
             .owns(pods, owned.clone())
             .owns(services, owned.clone())
+            .owns(ingresses, owned.clone())
             .graceful_shutdown_on(shutdown.clone());
         stores.lock().unwrap_or_else(|e| e.into_inner()).push(controller.store());
         info!(namespace = scope.as_deref().unwrap_or("<all>"), "starting controller");

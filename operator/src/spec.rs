@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::crd::{PodSettings, SparkApplication};
+use crate::ui::{UiPlan, UiSettings};
 
 /// Longest application name: `<name>-driver-svc` must fit a 63-character Service name.
 pub const MAX_APP_NAME_LEN: usize = 63 - "-driver-svc".len();
@@ -38,7 +39,8 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// An error of `field` (a JSON path such as `spec.executor.memory`).
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         SpecError { field: field.into(), reason: reason.into() }
     }
 }
@@ -64,7 +66,7 @@ impl RoleResources {
 }
 
 /// A `SparkApplication` that passed every check, with its parsed values.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ValidSpec {
     /// Absolute path of the job binary inside the image.
     pub binary_path: String,
@@ -72,6 +74,8 @@ pub struct ValidSpec {
     pub driver: RoleResources,
     /// Executor resources.
     pub executor: RoleResources,
+    /// The UI port, the Services and Ingresses in front of the driver, and metrics ports.
+    pub ui: UiPlan,
 }
 
 /// Parses a memory amount in Spark's notation (`512m`, `2g`, `1024k`, a bare number meaning
@@ -168,8 +172,15 @@ fn role_resources(
     Ok(RoleResources { cores, core_limit: settings.core_limit.clone(), memory_mib, overhead_mib })
 }
 
-/// Checks the application and resolves its resources.
+/// Checks the application and resolves its resources, with the operator's default UI
+/// settings (see [`validate_with`]).
 pub fn validate(app: &SparkApplication) -> Result<ValidSpec, SpecError> {
+    validate_with(app, &UiSettings::default())
+}
+
+/// Checks the application and resolves its resources and what the operator exposes of
+/// its driver under the operator's `ui` settings ([`crate::ui::plan`]).
+pub fn validate_with(app: &SparkApplication, ui: &UiSettings) -> Result<ValidSpec, SpecError> {
     let name = app.metadata.name.as_deref().unwrap_or_default();
     if name.len() > MAX_APP_NAME_LEN {
         return Err(SpecError::new(
@@ -234,7 +245,8 @@ pub fn validate(app: &SparkApplication) -> Result<ValidSpec, SpecError> {
     }
     let driver = role_resources(&spec.driver.pod, "driver", &volume_names)?;
     let executor = role_resources(&spec.executor.pod, "executor", &volume_names)?;
-    Ok(ValidSpec { binary_path, driver, executor })
+    let ui = crate::ui::plan(app, ui)?;
+    Ok(ValidSpec { binary_path, driver, executor, ui })
 }
 
 #[cfg(test)]

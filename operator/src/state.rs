@@ -9,11 +9,14 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::builder::{DRIVER_UI_PORT, driver_pod_name, driver_service_name, executor_pod_name};
+use k8s_openapi::api::core::v1::Service;
+
+use crate::builder::{driver_pod_name, executor_pod_name};
 use crate::crd::{
-    AppCondition, AppState, ExecutorState, RestartPolicyType, SparkApplicationSpec, SparkApplicationStatus,
+    AppCondition, AppState, DriverInfo, ExecutorState, RestartPolicyType, SparkApplicationSpec, SparkApplicationStatus,
 };
 use crate::spec::SpecError;
+use crate::ui::DriverExposure;
 
 /// Default seconds before a rerun (kubeflow's default retry interval is 5 s as well).
 pub const DEFAULT_RETRY_INTERVAL_SECS: i64 = 5;
@@ -24,19 +27,25 @@ pub const RESYNC: Duration = Duration::from_secs(300);
 /// Requeue interval while waiting for deleted pods to disappear before a rerun.
 pub const SHORT_REQUEUE: Duration = Duration::from_secs(5);
 
-/// Operator-wide settings the state machine needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Operator-wide settings of the state machine and the reconciler.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// How long a submitted driver pod may stay pending (unschedulable, pulling an image,
     /// ...) before the run fails.
     pub driver_start_timeout: Duration,
     /// Failed executors replaced per run; past this, failed executors are not replaced.
     pub max_executor_failures: i32,
+    /// The UI Service, Ingresses and metrics scraping.
+    pub ui: crate::ui::UiSettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { driver_start_timeout: Duration::from_secs(300), max_executor_failures: 10 }
+        Settings {
+            driver_start_timeout: Duration::from_secs(300),
+            max_executor_failures: 10,
+            ui: crate::ui::UiSettings::default(),
+        }
     }
 }
 
@@ -95,6 +104,9 @@ pub struct Observed<'a> {
     pub spec: &'a SparkApplicationSpec,
     /// Result of [`crate::spec::validate`].
     pub spec_check: Result<(), SpecError>,
+    /// The UI Service (and Ingress) a submission creates, from the valid spec
+    /// ([`crate::ui::UiPlan::web_ui`]); None when the UI or its Service is off.
+    pub web_ui: Option<DriverExposure>,
     /// The current status.
     pub status: &'a SparkApplicationStatus,
     /// The driver pod, if it exists.
@@ -108,7 +120,8 @@ pub struct Observed<'a> {
 /// A change to the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Apply the driver Service and the driver pod.
+    /// Apply the driver's Services (headless, UI, `driverIngressOptions`), their Ingresses
+    /// and the driver pod.
     Submit,
     /// Apply executor pod `id`.
     CreateExecutor(i32),
@@ -256,11 +269,17 @@ impl<'a> Draft<'a> {
         self.status.last_submission_attempt_time = Some(time(self.obs.now));
         self.status.termination_time = None;
         self.status.rerun_time = None;
-        self.status.driver_info = crate::crd::DriverInfo {
+        let ui = self.obs.web_ui.as_ref();
+        let ingress = ui.and_then(|u| u.ingress.as_ref());
+        self.status.driver_info = DriverInfo {
             pod_name: Some(driver_pod_name(name)),
-            web_ui_service_name: Some(driver_service_name(name)),
-            web_ui_port: Some(DRIVER_UI_PORT),
-            web_ui_address: Some(format!("{}.{}.svc:{DRIVER_UI_PORT}", driver_service_name(name), self.obs.namespace)),
+            web_ui_service_name: ui.map(|u| u.service_name.clone()),
+            web_ui_port: ui.map(|u| u.port),
+            // Known once the API server has allocated the Service's cluster IP: see
+            // [`record_web_ui_service`].
+            web_ui_address: None,
+            web_ui_ingress_name: ingress.map(|i| i.name.clone()),
+            web_ui_ingress_address: ingress.map(|i| i.url.to_string()),
         };
         self.actions.push(Action::Submit);
         self.transition(
@@ -650,6 +669,21 @@ fn manage_executors(draft: &mut Draft<'_>, settings: &Settings) {
     draft.requeue(RESYNC);
 }
 
+/// Records the UI Service as the API server returned it from the submission's apply:
+/// `webUIAddress` becomes its cluster IP and `webUIPort`, `ip:port` (`[ip]:port` for
+/// IPv6), as kubeflow reports it. A Service other than the status' UI Service, or one
+/// without a cluster IP (headless, or none allocated), leaves the status as it is.
+pub fn record_web_ui_service(status: &mut SparkApplicationStatus, service: &Service) {
+    let info = &mut status.driver_info;
+    if info.web_ui_service_name.is_none() || service.metadata.name != info.web_ui_service_name {
+        return;
+    }
+    let ip = service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()).filter(|ip| !ip.is_empty() && *ip != "None");
+    if let (Some(ip), Some(port)) = (ip, info.web_ui_port) {
+        info.web_ui_address = Some(if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") });
+    }
+}
+
 /// The submission (driver pod or Service) was rejected by the API server: retry if the
 /// restart policy allows, else SUBMISSION_FAILED. Applied to a [`Decision`] that submitted.
 pub fn submission_failed(
@@ -977,7 +1011,7 @@ mod tests {
 
     #[test]
     fn transitions() {
-        let settings = Settings { driver_start_timeout: Duration::from_secs(300), max_executor_failures: 10 };
+        let settings = Settings::default();
         for c in cases() {
             let obs = Observed {
                 name: "app",
@@ -989,6 +1023,7 @@ mod tests {
                 } else {
                     Err(SpecError { field: "spec.executor.memory".into(), reason: "bad".into() })
                 },
+                web_ui: None,
                 status: &c.status,
                 driver: c.driver.clone(),
                 executors: c.executors.clone(),
@@ -1032,6 +1067,7 @@ mod tests {
             generation: Some(1),
             spec: &s,
             spec_check: Ok(()),
+            web_ui: None,
             status: &fresh,
             driver: None,
             executors: BTreeMap::new(),
@@ -1045,5 +1081,64 @@ mod tests {
         let again = submission_failed(&s, Decision { status: d.status.clone(), ..d }, "forbidden".into(), t0());
         assert_eq!(again.status.application_state.state, AppState::SubmissionFailed);
         assert!(again.status.application_state.error_message.unwrap().contains("forbidden"));
+    }
+
+    #[test]
+    fn submission_points_driver_info_at_the_ui_service_and_ingress() {
+        let spec: SparkApplicationSpec = serde_json::from_value(serde_json::json!({
+            "image": "img", "mainApplicationFile": "local:///bin/job",
+            "sparkConf": {"spark.ui.port": "4050"}, "sparkUIOptions": {"servicePort": 80}
+        }))
+        .unwrap();
+        let mut app = crate::crd::SparkApplication::new("app", spec.clone());
+        app.metadata.namespace = Some("ns".into());
+        let settings = crate::ui::UiSettings {
+            ingress_url_format: Some("{{$appName}}.{{$appNamespace}}.example.com".into()),
+            ..Default::default()
+        };
+        let plan = crate::ui::plan(&app, &settings).unwrap();
+        let fresh = SparkApplicationStatus::default();
+        let obs = Observed {
+            name: "app",
+            namespace: "ns",
+            generation: Some(1),
+            spec: &spec,
+            spec_check: Ok(()),
+            web_ui: plan.web_ui.clone(),
+            status: &fresh,
+            driver: None,
+            executors: BTreeMap::new(),
+            now: t0(),
+        };
+        let mut d = decide(&obs, &Settings::default());
+        assert_eq!(d.actions, [Action::Submit]);
+        let info = d.status.driver_info.clone();
+        assert_eq!(info.pod_name.as_deref(), Some("app-driver"));
+        assert_eq!(info.web_ui_service_name.as_deref(), Some("app-ui-svc"));
+        assert_eq!(info.web_ui_port, Some(80), "the Service's port, not the driver's 4050");
+        assert_eq!(info.web_ui_address, None, "no cluster IP before the Service is applied");
+        assert_eq!(info.web_ui_ingress_name.as_deref(), Some("app-ui-ingress"));
+        assert_eq!(info.web_ui_ingress_address.as_deref(), Some("http://app.ns.example.com"));
+
+        // The Service as the API server returned it: its cluster IP makes the address.
+        let service = |name: &str, ip: &str| -> Service {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "spec": {"clusterIP": ip}})).unwrap()
+        };
+        record_web_ui_service(&mut d.status, &service("app-driver-svc", "10.0.0.9"));
+        assert_eq!(d.status.driver_info.web_ui_address, None, "another Service");
+        record_web_ui_service(&mut d.status, &service("app-ui-svc", "None"));
+        assert_eq!(d.status.driver_info.web_ui_address, None, "headless");
+        record_web_ui_service(&mut d.status, &service("app-ui-svc", "10.0.0.7"));
+        assert_eq!(d.status.driver_info.web_ui_address.as_deref(), Some("10.0.0.7:80"));
+        record_web_ui_service(&mut d.status, &service("app-ui-svc", "fd00::7"));
+        assert_eq!(d.status.driver_info.web_ui_address.as_deref(), Some("[fd00::7]:80"));
+
+        // With the UI off there is no UI Service, and nothing points at one.
+        let obs = Observed { web_ui: None, ..obs };
+        let mut d = decide(&obs, &Settings::default());
+        let info = d.status.driver_info.clone();
+        assert_eq!((info.web_ui_service_name, info.web_ui_port, info.web_ui_ingress_name), (None, None, None));
+        record_web_ui_service(&mut d.status, &service("app-ui-svc", "10.0.0.7"));
+        assert_eq!(d.status.driver_info.web_ui_address, None);
     }
 }

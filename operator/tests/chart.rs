@@ -39,16 +39,23 @@ fn render(sets: &[&str]) -> Vec<Value> {
 
 /// Renders the chart, optionally for a given Kubernetes version.
 fn render_for(kube_version: Option<&str>, sets: &[&str]) -> Vec<Value> {
-    let chart = chart();
-    let mut args = vec!["template", "ember", chart.to_str().unwrap(), "--namespace", "ember-system"];
+    let mut args = Vec::new();
     if let Some(version) = kube_version {
         args.extend(["--kube-version", version]);
     }
     for set in sets {
         args.extend(["--set", set]);
     }
+    render_args(&args)
+}
+
+/// Renders the chart with more `helm template` arguments (`--api-versions`, `-f`).
+fn render_args(extra: &[&str]) -> Vec<Value> {
+    let chart = chart();
+    let mut args = vec!["template", "ember", chart.to_str().unwrap(), "--namespace", "ember-system"];
+    args.extend(extra);
     let output = helm(&args);
-    assert!(output.status.success(), "helm template {sets:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "helm template {extra:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8(output.stdout).unwrap();
     serde_yaml::Deserializer::from_str(&text)
         .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
@@ -94,8 +101,40 @@ fn validate(doc: &Value) -> Result<(), String> {
         ("rbac.authorization.k8s.io/v1", "Role") => check_typed::<Role>(doc),
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => check_typed::<RoleBinding>(doc),
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => check_typed::<CustomResourceDefinition>(doc),
+        ("monitoring.coreos.com/v1", "PodMonitor") => check_pod_monitor(doc),
         _ => Err(format!("unexpected object {api_version} {kind}")),
     }
+}
+
+/// k8s-openapi has no PodMonitor type: its fields are checked against the names of the
+/// Prometheus operator's monitoring.coreos.com/v1 schema that the template uses.
+fn check_pod_monitor(doc: &Value) -> Result<(), String> {
+    fn only(object: &Value, allowed: &[&str], at: &str) -> Result<(), String> {
+        let map = object.as_object().ok_or(format!("{at} is not an object"))?;
+        match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(k) => Err(format!("{at}.{k} is not a field of PodMonitor")),
+            None => Ok(()),
+        }
+    }
+    only(doc, &["apiVersion", "kind", "metadata", "spec"], "")?;
+    let spec = &doc["spec"];
+    only(spec, &["selector", "namespaceSelector", "podMetricsEndpoints"], "spec")?;
+    only(&spec["selector"], &["matchLabels", "matchExpressions"], "spec.selector")?;
+    only(&spec["namespaceSelector"], &["any", "matchNames"], "spec.namespaceSelector")?;
+    let endpoints = spec["podMetricsEndpoints"].as_array().ok_or("spec.podMetricsEndpoints is not a list")?;
+    for (i, e) in endpoints.iter().enumerate() {
+        let at = format!("spec.podMetricsEndpoints[{i}]");
+        only(e, &["port", "path", "interval", "scrapeTimeout", "relabelings"], &at)?;
+        if !e["port"].is_string() {
+            return Err(format!("{at}.port is not a port name"));
+        }
+        for r in e["relabelings"].as_array().into_iter().flatten() {
+            only(r, &["sourceLabels", "targetLabel"], &format!("{at}.relabelings[]"))?;
+        }
+    }
+    let _: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+        serde_json::from_value(spec["selector"].clone()).map_err(|e| format!("spec.selector: {e}"))?;
+    Ok(())
 }
 
 fn validate_all(docs: &[Value]) {
@@ -160,8 +199,16 @@ fn default_render_is_valid_and_least_privilege() {
                 rule["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
             for resource in resources {
                 assert!(
-                    ["sparkapplications", "sparkapplications/status", "pods", "services", "events", "leases"]
-                        .contains(&resource),
+                    [
+                        "sparkapplications",
+                        "sparkapplications/status",
+                        "pods",
+                        "services",
+                        "ingresses",
+                        "events",
+                        "leases"
+                    ]
+                    .contains(&resource),
                     "unexpected resource {resource}"
                 );
             }
@@ -228,4 +275,123 @@ fn kubernetes_1_20_gets_the_crd_without_cel_rules() {
     let recent = render(&[]);
     let recent_crd = recent.iter().find(|d| d["kind"] == "CustomResourceDefinition").unwrap();
     assert!(serde_json::to_string(recent_crd).unwrap().contains("x-kubernetes-validations"));
+}
+
+fn env_of(docs: &[Value]) -> std::collections::BTreeMap<String, String> {
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["value"].as_str()?.to_string())))
+        .collect()
+}
+
+#[test]
+fn ui_and_scrape_values_reach_the_operator() {
+    // Defaults: UI Services on, no Ingress, scrape annotations on, executors on 8090.
+    let env = env_of(&render(&[]));
+    assert_eq!(env["EMBER_OPERATOR_ENABLE_UI_SERVICE"], "true");
+    assert_eq!(env["EMBER_OPERATOR_INGRESS_URL_FORMAT"], "");
+    assert_eq!(env["EMBER_OPERATOR_METRICS_POD_ANNOTATIONS"], "true");
+    assert_eq!(env["EMBER_OPERATOR_EXECUTOR_METRICS_PORT"], "8090");
+    assert_eq!(env["EMBER_OPERATOR_INGRESS_TLS"], "[]");
+
+    // The ingress URL format holds {{...}}, which --set would read as a list: a values file.
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        r#"
+sparkUI:
+  ingressURLFormat: "{{$appName}}.ingress.example.com"
+  ingressClassName: nginx
+  ingressAnnotations: {cert-manager.io/cluster-issuer: letsencrypt}
+  ingressTLS: [{hosts: ["*.ingress.example.com"], secretName: wildcard}]
+applicationMetrics:
+  podAnnotations: false
+  executorPort: 9100
+"#,
+    )
+    .unwrap();
+    let docs = render_args(&["-f", values.to_str().unwrap()]);
+    validate_all(&docs);
+    let env = env_of(&docs);
+    assert_eq!(env["EMBER_OPERATOR_INGRESS_URL_FORMAT"], "{{$appName}}.ingress.example.com");
+    assert_eq!(env["EMBER_OPERATOR_INGRESS_CLASS_NAME"], "nginx");
+    let annotations: Value = serde_json::from_str(&env["EMBER_OPERATOR_INGRESS_ANNOTATIONS"]).unwrap();
+    assert_eq!(annotations["cert-manager.io/cluster-issuer"], "letsencrypt");
+    let tls: Vec<k8s_openapi::api::networking::v1::IngressTLS> =
+        serde_json::from_str(&env["EMBER_OPERATOR_INGRESS_TLS"]).unwrap();
+    assert_eq!(tls[0].secret_name.as_deref(), Some("wildcard"));
+    assert_eq!(env["EMBER_OPERATOR_METRICS_POD_ANNOTATIONS"], "false");
+    assert_eq!(env["EMBER_OPERATOR_EXECUTOR_METRICS_PORT"], "9100");
+    // The operator may apply and watch Ingresses.
+    let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+    let ingress_rule = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resources"] == serde_json::json!(["ingresses"]))
+        .expect("a rule for ingresses");
+    assert_eq!(ingress_rule["apiGroups"], serde_json::json!(["networking.k8s.io"]));
+    for verb in ["get", "list", "watch", "create", "patch"] {
+        assert!(ingress_rule["verbs"].as_array().unwrap().contains(&Value::from(verb)), "{verb}");
+    }
+}
+
+#[test]
+fn pod_monitor_only_when_enabled_and_the_prometheus_operator_is_there() {
+    let pod_monitors = |docs: &[Value]| docs.iter().filter(|d| d["kind"] == "PodMonitor").cloned().collect::<Vec<_>>();
+    let has_crd = ["--api-versions", "monitoring.coreos.com/v1/PodMonitor"];
+    // Off by default, even where the kind exists.
+    assert!(pod_monitors(&render_args(&has_crd)).is_empty());
+    // Enabled, but the cluster has no Prometheus operator: nothing it would refuse.
+    assert!(pod_monitors(&render(&["applicationMetrics.podMonitor.enabled=true"])).is_empty());
+    // Enabled and served.
+    let docs = render_args(&[
+        "--api-versions",
+        "monitoring.coreos.com/v1/PodMonitor",
+        "--set",
+        "applicationMetrics.podMonitor.enabled=true",
+        "--set",
+        "applicationMetrics.podMonitor.labels.release=prometheus",
+    ]);
+    validate_all(&docs);
+    let [pm] = &pod_monitors(&docs)[..] else { panic!("one PodMonitor expected") };
+    assert_eq!(pm["metadata"]["namespace"], "ember-system");
+    assert_eq!(pm["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(pm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/managed-by"], "ember-operator");
+    assert_eq!(pm["spec"]["namespaceSelector"]["any"], true);
+    let endpoints: Vec<(String, String, String)> = pm["spec"]["podMetricsEndpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["port"].as_str().unwrap().into(),
+                e["path"].as_str().unwrap().into(),
+                e["interval"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    // The container port names the operator gives the driver's UI and executors' metrics.
+    assert_eq!(
+        endpoints,
+        [
+            (ember_operator::ui::DRIVER_UI_PORT_NAME.into(), "/metrics".into(), "30s".into()),
+            (ember_operator::ui::EXECUTOR_METRICS_PORT_NAME.into(), "/metrics".into(), "30s".into()),
+        ]
+    );
+    // With watched namespaces, only those.
+    let docs = render_args(&[
+        "--api-versions",
+        "monitoring.coreos.com/v1/PodMonitor",
+        "--set",
+        "applicationMetrics.podMonitor.enabled=true",
+        "--set",
+        "watchNamespaces={team-a}",
+    ]);
+    let [pm] = &pod_monitors(&docs)[..] else { panic!("one PodMonitor expected") };
+    assert_eq!(pm["spec"]["namespaceSelector"], serde_json::json!({"matchNames": ["team-a"]}));
 }

@@ -29,6 +29,7 @@ enum Kind {
     App,
     Pod,
     Service,
+    Ingress,
 }
 
 const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/jobs/leases/ember-operator";
@@ -72,6 +73,7 @@ impl World {
             Kind::App => "SparkApplicationList",
             Kind::Pod => "PodList",
             Kind::Service => "ServiceList",
+            Kind::Ingress => "IngressList",
         };
         respond(
             200,
@@ -86,6 +88,7 @@ impl World {
             "/apis/ember.dev/v1alpha1/sparkapplications" => Some(Kind::App),
             "/api/v1/pods" => Some(Kind::Pod),
             "/api/v1/services" => Some(Kind::Service),
+            "/apis/networking.k8s.io/v1/ingresses" => Some(Kind::Ingress),
             _ => None,
         };
         if let (Some(kind), &Method::GET) = (kind, method) {
@@ -98,6 +101,8 @@ impl World {
                 Kind::App => vec![self.app.clone()],
                 Kind::Pod => self.pods.values().cloned().collect(),
                 Kind::Service => self.services.values().cloned().collect(),
+                // No application here asks for an Ingress; the watch must still be served.
+                Kind::Ingress => vec![],
             };
             return self.list(kind, items);
         }
@@ -287,6 +292,7 @@ async fn the_controller_runs_an_application_to_completion() {
     until(&world, &changed, "SUBMITTED", |w| w.state() == "SUBMITTED").await;
     assert!(world.lock().unwrap().pods.contains_key("sumsq-driver"));
     assert!(world.lock().unwrap().services.contains_key("sumsq-driver-svc"));
+    assert!(world.lock().unwrap().services.contains_key("sumsq-ui-svc"));
 
     // The kubelet starts the driver: the pod watch event leads to the executors.
     world.lock().unwrap().set_driver_phase("Running", None);

@@ -97,9 +97,35 @@ fn crd_schema_is_structural_and_described() {
         "restartPolicy",
         "timeToLiveSeconds",
         "suspend",
+        "sparkUIOptions",
+        "driverIngressOptions",
     ] {
         let description = spec["properties"][field]["description"].as_str().unwrap_or("");
         assert!(!description.is_empty(), "spec.{field} has no description");
+    }
+    // kubeflow's names for the UI Service and the driver's Ingresses, each described.
+    let ui = &spec["properties"]["sparkUIOptions"]["properties"];
+    let ingress = &spec["properties"]["driverIngressOptions"]["items"]["properties"];
+    let shared = ["servicePort", "servicePortName", "serviceType", "serviceAnnotations", "serviceLabels"];
+    let ingress_fields = ["ingressAnnotations", "ingressTLS"];
+    for field in shared.iter().chain(&ingress_fields) {
+        for (what, props) in [("sparkUIOptions", ui), ("driverIngressOptions[]", ingress)] {
+            let description = props[*field]["description"].as_str().unwrap_or("");
+            assert!(!description.is_empty(), "spec.{what}.{field} has no description");
+        }
+    }
+    assert!(!ingress["ingressURLFormat"]["description"].as_str().unwrap_or("").is_empty());
+    assert_eq!(
+        spec["properties"]["driverIngressOptions"]["items"]["required"],
+        serde_json::json!(["servicePort"]),
+        "servicePort is required, as in kubeflow"
+    );
+    assert_eq!(ui["serviceType"]["enum"], serde_json::json!(["ClusterIP", "NodePort", "LoadBalancer"]));
+    let driver_info = &schema["properties"]["status"]["properties"]["driverInfo"]["properties"];
+    for field in ["podName", "webUIServiceName", "webUIPort", "webUIAddress", "webUIIngressName", "webUIIngressAddress"]
+    {
+        let description = driver_info[field]["description"].as_str().unwrap_or("");
+        assert!(!description.is_empty(), "status.driverInfo.{field} has no description");
     }
     let executor = &spec["properties"]["executor"]["properties"];
     for field in [

@@ -27,6 +27,8 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -501,6 +503,27 @@ fn stream_file(dir: &Path, i: usize, counts: &mut BTreeMap<String, u64>) -> Resu
     std::fs::write(&tmp, words.join(" ") + "\n")?;
     std::fs::rename(&tmp, dir.join(format!("in-{i:02}.txt")))?;
     Ok(())
+}
+
+/// A port free on every address now (bound to port 0 and released), for a process
+/// that must be told its port in advance.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind(("0.0.0.0", 0))?.local_addr()?.port())
+}
+
+/// `GET path` from `address` (HTTP/1.0, 10 s bound); the body of a 200 answer.
+fn http_get(address: &str, path: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = address.parse().with_context(|| format!("address {address}"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .with_context(|| format!("connecting to {address}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).with_context(|| format!("reading {address}{path}"))?;
+    let (head, body) = answer.split_once("\r\n\r\n").with_context(|| format!("no HTTP answer: {answer:?}"))?;
+    ensure!(head.starts_with("HTTP/1.") && head.split(' ').nth(1) == Some("200"), "GET {address}{path}: {head}");
+    Ok(body.to_string())
 }
 
 /// A join application that pauses between its two jobs until `pause_file` exists.
@@ -1199,27 +1222,222 @@ impl E2e {
     /// processes.
     async fn delete_running(&self) -> Result<()> {
         let name = "gc";
-        // Never resumed: it is deleted while paused.
-        self.apply(&paused_join(name, &self.path("gc.never"))?)?;
+        // Never resumed: it is deleted while paused. Its driver's web UI is exposed by a
+        // UI Service on port 80 and a driverIngressOptions Service + Ingress.
+        let mut app = paused_join(name, &self.path("gc.never"))?;
+        // The UI listens on a port picked free, on the driver pod's own address: the pod
+        // runner turns 0.0.0.0 in the configuration into the pod IP (as for the RPC
+        // master), so a process of the machine already on 4040 cannot answer for it.
+        let ui_port = free_port()?;
+        app["spec"]["sparkConf"]["spark.ui.port"] = json!(ui_port.to_string());
+        app["spec"]["sparkConf"]["spark.driver.bindAddress"] = json!("0.0.0.0");
+        app["spec"]["sparkUIOptions"] =
+            json!({"servicePort": 80, "servicePortName": "http-ui", "serviceLabels": {"team": "e2e"}});
+        app["spec"]["driverIngressOptions"] = json!([{
+            "servicePort": ui_port,
+            "ingressURLFormat": "{{$appName}}.{{$appNamespace}}.ingress.example.com/ui",
+        }]);
+        self.apply(&app)?;
         self.wait_driver_log(name, "first job done, paused", &["ember: paused"]).await?;
         self.wait_app(name, "2 executors running", |a| a.status.as_ref().is_some_and(|s| s.running_executors == 2))
             .await?;
+        self.web_ui_service(name, ui_port).await?;
         let pods = self.app_pods(name).await?;
         ensure!(pods.len() == 3, "{name}: {} pods", pods.len());
         let uid = self.app(name).await?.and_then(|a| a.uid()).context("uid")?;
         for pod in &pods {
             let owner = pod.owner_references().first().context("no owner reference")?;
             ensure!(owner.uid == uid && owner.controller == Some(true), "{}: owner {owner:?}", pod.name_any());
+            // Scrape annotations: the driver's /metrics is on its UI port, the executors'
+            // on the port the operator gave them (the chart's applicationMetrics.executorPort).
+            let want_port = if pod.labels().get(LABEL_ROLE).map(String::as_str) == Some("driver") {
+                ui_port.to_string()
+            } else {
+                ember_operator::ui::DEFAULT_EXECUTOR_METRICS_PORT.to_string()
+            };
+            let annotations = pod.annotations();
+            ensure!(
+                annotations.get("prometheus.io/scrape").map(String::as_str) == Some("true")
+                    && annotations.get("prometheus.io/port") == Some(&want_port)
+                    && annotations.get("prometheus.io/path").map(String::as_str) == Some("/metrics"),
+                "{}: annotations {annotations:?}, expected port {want_port}",
+                pod.name_any()
+            );
         }
         let t = Instant::now();
         self.cluster.kubectl_ok(&["-n", APP_NS, "delete", "sparkapp", name])?;
         let services: Api<Service> = Api::namespaced(self.client.clone(), APP_NS);
-        poll_until(&format!("{name}'s pods and Service removed"), STEP_TIMEOUT, || async {
-            let svc = services.get_opt(&format!("{name}-driver-svc")).await?;
-            Ok((self.app_pods(name).await?.is_empty() && svc.is_none()).then_some(()))
+        let ingresses: Api<Ingress> = Api::namespaced(self.client.clone(), APP_NS);
+        let owned_services =
+            [format!("{name}-driver-svc"), format!("{name}-ui-svc"), format!("{name}-driver-{ui_port}")];
+        poll_until(&format!("{name}'s pods, Services and Ingress removed"), STEP_TIMEOUT, || async {
+            for svc in &owned_services {
+                if services.get_opt(svc).await?.is_some() {
+                    return Ok(None);
+                }
+            }
+            let ingress = ingresses.get_opt(&format!("{name}-ing-{ui_port}")).await?;
+            Ok((self.app_pods(name).await?.is_empty() && ingress.is_none()).then_some(()))
         })
         .await?;
-        report(&format!("{name}: deleted while running; its 3 pods and Service were removed in {:.1?}", t.elapsed()));
+        report(&format!(
+            "{name}: deleted while running; its 3 pods, 3 Services and Ingress were removed in {:.1?}",
+            t.elapsed()
+        ));
+        Ok(())
+    }
+
+    /// The driver's UI Service (issue 16): it selects the driver pod and targets the UI's
+    /// port, `status.driverInfo` points at it, and the UI answers through it.
+    ///
+    /// How "answers through it" is shown without kube-proxy: the API server's service
+    /// proxy (`/api/v1/namespaces/NS/services/NAME:PORT/proxy/`) reads the Service's
+    /// Endpoints object, and Kubernetes refuses loopback addresses in Endpoints (the
+    /// endpoints controller's writes fail validation: "may not be in the loopback range
+    /// (127.0.0.0/8)"); the pod proxy refuses loopback pod IPs too. The pod runner's pod
+    /// IPs are loopback addresses (127.1.0.x). EndpointSlices have no such rule, so the
+    /// control plane's own EndpointSlice controller resolves the Service (its selector,
+    /// its target port) to the driver pod's address and port, which is exactly what
+    /// kube-proxy would program; the test then does kube-proxy's part and connects there,
+    /// and checks that it is this application's UI that answers (its REST API names it).
+    async fn web_ui_service(&self, name: &str, ui_port: u16) -> Result<()> {
+        let t = Instant::now();
+        let svc_name = format!("{name}-ui-svc");
+        self.wait_driver_log(name, "web UI started", &["ember: web UI at http://", &format!(":{ui_port}")]).await?;
+        let services: Api<Service> = Api::namespaced(self.client.clone(), APP_NS);
+        let svc = services.get(&svc_name).await.with_context(|| format!("no UI Service {svc_name}"))?;
+        let spec = svc.spec.clone().context("Service without spec")?;
+        ensure!(spec.type_.as_deref() == Some("ClusterIP"), "{svc_name}: type {:?}", spec.type_);
+        let cluster_ip = spec.cluster_ip.clone().filter(|ip| !ip.is_empty() && ip != "None");
+        let cluster_ip = cluster_ip.with_context(|| format!("{svc_name} has no cluster IP: {spec:?}"))?;
+        let selector = spec.selector.clone().unwrap_or_default();
+        ensure!(
+            selector
+                == BTreeMap::from([
+                    (LABEL_APP_NAME.to_string(), name.to_string()),
+                    (LABEL_ROLE.to_string(), "driver".to_string())
+                ]),
+            "{svc_name}: selector {selector:?}"
+        );
+        let ports = spec.ports.clone().unwrap_or_default();
+        ensure!(ports.len() == 1, "{svc_name}: ports {ports:?}");
+        ensure!(
+            ports[0].name.as_deref() == Some("http-ui")
+                && ports[0].port == 80
+                && ports[0].target_port == Some(IntOrString::Int(i32::from(ui_port))),
+            "{svc_name}: port {:?}, expected http-ui 80 → {ui_port}",
+            ports[0]
+        );
+        ensure!(svc.labels().get("team").map(String::as_str) == Some("e2e"), "{svc_name}: labels {:?}", svc.labels());
+        let uid = self.app(name).await?.and_then(|a| a.uid()).context("uid")?;
+        let owner = svc.owner_references().first().context("UI Service without owner")?;
+        ensure!(owner.uid == uid && owner.controller == Some(true), "{svc_name}: owner {owner:?}");
+
+        let info = self.app(name).await?.and_then(|a| a.status).context("no status")?.driver_info;
+        ensure!(info.web_ui_service_name.as_deref() == Some(svc_name.as_str()), "driverInfo {info:?}");
+        ensure!(info.web_ui_port == Some(80), "driverInfo {info:?}");
+        ensure!(
+            info.web_ui_address == Some(format!("{cluster_ip}:80")),
+            "driverInfo {info:?}, cluster IP {cluster_ip}"
+        );
+
+        // The control plane resolves the Service to the driver's address and UI port.
+        let driver_ip = self
+            .app_pods(name)
+            .await?
+            .into_iter()
+            .find(|p| p.name_any() == driver_pod_name(name))
+            .and_then(|p| p.status?.pod_ip)
+            .context("driver pod without IP")?;
+        let (address, port) =
+            poll_until(&format!("{svc_name}'s EndpointSlice lists the driver"), STEP_TIMEOUT, || async {
+                let out = self.cluster.kubectl_ok(&[
+                    "-n",
+                    APP_NS,
+                    "get",
+                    "endpointslices",
+                    "-l",
+                    &format!("kubernetes.io/service-name={svc_name}"),
+                    "-o",
+                    "json",
+                ])?;
+                let list: Value = serde_json::from_str(&out)?;
+                for slice in list["items"].as_array().into_iter().flatten() {
+                    let port = slice["ports"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|p| p["name"] == "http-ui")
+                        .and_then(|p| p["port"].as_u64());
+                    for endpoint in slice["endpoints"].as_array().into_iter().flatten() {
+                        if endpoint["targetRef"]["name"] == driver_pod_name(name)
+                            && let (Some(address), Some(port)) = (endpoint["addresses"][0].as_str(), port)
+                        {
+                            return Ok(Some((address.to_string(), port)));
+                        }
+                    }
+                }
+                Ok(None)
+            })
+            .await?;
+        ensure!(
+            address == driver_ip && port == u64::from(ui_port),
+            "endpoint {address}:{port}, driver {driver_ip}:{ui_port}"
+        );
+        let body = http_get(&format!("{address}:{port}"), "/api/v1/applications")?;
+        let apps: Value = serde_json::from_str(&body).with_context(|| format!("the UI's REST answer {body:?}"))?;
+        // The job names itself (spark.app.name "ember-examples"); this application's
+        // driver is recognized by its settings: the UI port picked for it, as given in
+        // sparkConf, and the operator's executor count.
+        let id = apps[0]["id"].as_str().with_context(|| format!("no application in {apps}"))?;
+        let env: Value = serde_json::from_str(&http_get(
+            &format!("{address}:{port}"),
+            &format!("/api/v1/applications/{id}/environment"),
+        )?)?;
+        let props = env["sparkProperties"].as_array().cloned().unwrap_or_default();
+        for (key, want) in [("spark.ui.port", ui_port.to_string()), ("spark.executor.instances", "2".to_string())] {
+            ensure!(
+                props.contains(&json!([key, want])),
+                "the UI at {address}:{port} is another application's: {key} is not {want} in {props:?}"
+            );
+        }
+        let metrics = http_get(&format!("{address}:{port}"), "/metrics")?;
+        ensure!(metrics.contains("ember_jobs_total"), "the driver's /metrics lacks ember_jobs_total");
+        // For the record: what the API server's service proxy says here (see above).
+        let proxied = self.cluster.kubectl(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/{APP_NS}/services/{svc_name}:80/proxy/api/v1/applications"),
+        ])?;
+        let proxy_said = String::from_utf8_lossy(&proxied.stderr).lines().next().unwrap_or_default().to_string();
+
+        // The driverIngressOptions entry: a Service on the same port, and a valid Ingress
+        // (the real API server's validation, the chart's RBAC) routing its path to it.
+        let extra = services.get(&format!("{name}-driver-{ui_port}")).await?;
+        let extra_port = extra.spec.and_then(|s| s.ports).unwrap_or_default();
+        ensure!(
+            extra_port.len() == 1 && extra_port[0].port == i32::from(ui_port),
+            "{name}-driver-{ui_port}: {extra_port:?}"
+        );
+        let ingresses: Api<Ingress> = Api::namespaced(self.client.clone(), APP_NS);
+        let ingress = ingresses.get(&format!("{name}-ing-{ui_port}")).await?;
+        let rule =
+            ingress.spec.and_then(|s| s.rules).and_then(|r| r.into_iter().next()).context("Ingress without rule")?;
+        ensure!(
+            rule.host.as_deref() == Some(&*format!("{name}.{APP_NS}.ingress.example.com")),
+            "Ingress rule {rule:?}"
+        );
+        let path = rule.http.and_then(|h| h.paths.into_iter().next()).context("Ingress without path")?;
+        ensure!(
+            path.backend.service.map(|s| s.name) == Some(format!("{name}-driver-{ui_port}")),
+            "Ingress backend {:?}",
+            path.path
+        );
+        report(&format!(
+            "{name}: UI Service {svc_name} {cluster_ip}:80 → driver {address}:{port} answered (REST and /metrics) \
+             {:.1?} after the driver paused; the API server's service proxy: {proxy_said}",
+            t.elapsed()
+        ));
         Ok(())
     }
 
@@ -1314,7 +1532,8 @@ async fn scenarios(e2e: &mut E2e) -> Result<()> {
     step("invalid manifests: refused by the schema or FAILED with the message", e2e.invalid_manifests()).await?;
     e2e.ensure_operator_running()?;
     step("operator restart mid-application: no resubmission", e2e.operator_restart()).await?;
-    step("deleting a running application: garbage collection", e2e.delete_running()).await?;
+    step("the driver's UI Service answers; deleting a running application: garbage collection", e2e.delete_running())
+        .await?;
     step("timeToLiveSeconds removes a finished application", e2e.ttl()).await?;
     e2e.ensure_operator_running()?;
     step("the chart's RBAC covered every request", async { e2e.operator_was_authorized() }).await?;

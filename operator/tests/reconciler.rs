@@ -43,6 +43,7 @@ async fn first_submission_creates_service_and_driver_only() {
         [
             format!("GET {PODS}"),
             "PATCH /api/v1/namespaces/jobs/services/sumsq-driver-svc".to_string(),
+            "PATCH /api/v1/namespaces/jobs/services/sumsq-ui-svc".to_string(),
             format!("PATCH {PODS}/sumsq-driver"),
             format!("PATCH {STATUS}"),
             format!("POST {EVENTS}"),
@@ -55,7 +56,15 @@ async fn first_submission_creates_service_and_driver_only() {
     assert_eq!(status.execution_attempts, 0);
     assert_eq!(status.observed_generation, Some(1));
     assert_eq!(status.driver_info.pod_name.as_deref(), Some("sumsq-driver"));
-    assert_eq!(status.driver_info.web_ui_service_name.as_deref(), Some("sumsq-driver-svc"));
+    // The UI Service (kubeflow's `<app>-ui-svc`), at the cluster IP the API server gave it.
+    assert_eq!(status.driver_info.web_ui_service_name.as_deref(), Some("sumsq-ui-svc"));
+    assert_eq!(status.driver_info.web_ui_port, Some(4040));
+    let ui = h.cluster.lock().unwrap().services["sumsq-ui-svc"].clone();
+    let ip = ui.spec.as_ref().unwrap().cluster_ip.clone().unwrap();
+    assert_eq!(status.driver_info.web_ui_address, Some(format!("{ip}:4040")));
+    let ui_spec = ui.spec.unwrap();
+    assert_eq!(ui_spec.selector.unwrap()["spark-role"], "driver");
+    assert_eq!(ui_spec.ports.unwrap()[0].name.as_deref(), Some("spark-driver-ui-port"));
     assert_eq!(status.conditions[0].type_, "Submitted");
     assert_eq!(h.event_reasons(), ["SparkApplicationSubmitted"]);
     // Requeued at the driver start timeout so a stuck driver is noticed without events.
@@ -358,7 +367,8 @@ async fn api_requests_per_submission_are_constant_apart_from_executor_pods() {
         let (_, end) = h.reconcile_counting().await;
         let executor_applies = start.iter().filter(|r| r.contains("/pods/sumsq-exec-")).count();
         assert_eq!(executor_applies, instances as usize);
-        assert_eq!(submit.len(), 5);
+        // The pod list, the headless and UI Services, the driver pod, the status, the event.
+        assert_eq!(submit.len(), 6, "{submit:?}");
         assert_eq!(start.len() - executor_applies, 3, "{start:?}");
         assert_eq!(end.len(), 4, "{end:?}");
         rows.push((instances, submit.len(), start.len(), steady.len(), end.len()));

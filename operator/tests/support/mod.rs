@@ -159,8 +159,16 @@ impl Cluster {
         if let Some(name) = path.strip_prefix(&services_prefix)
             && *method == Method::PATCH
         {
-            let svc: Service = serde_json::from_value(body_json()).unwrap();
+            let mut svc: Service = serde_json::from_value(body_json()).unwrap();
             assert_eq!(svc.name_any(), name);
+            // The API server allocates a cluster IP to a Service that is not headless, and
+            // keeps it across applies.
+            let kept = self.services.get(name).and_then(|s| s.spec.as_ref()?.cluster_ip.clone());
+            let spec = svc.spec.get_or_insert_with(Default::default);
+            if spec.cluster_ip.is_none() {
+                let n = self.services.len() + 1;
+                spec.cluster_ip = Some(kept.unwrap_or_else(|| format!("10.96.0.{n}")));
+            }
             self.services.insert(name.to_string(), svc.clone());
             return json_response(200, &serde_json::to_value(&svc).unwrap());
         }
@@ -235,7 +243,11 @@ impl Harness {
         let now = Arc::new(Mutex::new(t0()));
         let mut ctx = Context::new(
             client,
-            Settings { driver_start_timeout: Duration::from_secs(120), max_executor_failures: 3 },
+            Settings {
+                driver_start_timeout: Duration::from_secs(120),
+                max_executor_failures: 3,
+                ..Settings::default()
+            },
             Arc::new(Metrics::new()),
             Some("test".into()),
         );
