@@ -50,6 +50,8 @@ pub const EXECUTOR_LOG_URLS: &str = "ExecutorLogUrls";
 /// `("stderr", "http://10.0.0.5:39417/logs/stderr")`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExecutorLogUrls {
+    /// The executor serving them.
     pub executor_id: String,
+    /// (log name, URL) pairs.
     pub urls: Vec<(String, String)>,
 }

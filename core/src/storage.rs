@@ -14,8 +14,11 @@ pub const BLOCK_MANAGER_MASTER: &str = "BlockManagerMaster";
 /// executor no longer holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockUpdate {
+    /// The executor holding (or no longer holding) the block.
     pub executor_id: String,
+    /// The cached RDD.
     pub rdd_id: u64,
+    /// The partition of the RDD the block holds.
     pub partition: usize,
     /// Bytes in memory (deserialized values: an estimate), 0 when not in memory.
     pub memory_size: u64,

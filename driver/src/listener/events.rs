@@ -130,6 +130,7 @@ pub struct StageInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RddInfo {
+    /// The RDD's id.
     pub id: u64,
     /// The operation that made it (`map`, `reduceByKey`, …).
     pub name: String,
@@ -271,6 +272,7 @@ pub struct ExecutorRemoved {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BlockUpdated {
+    /// The executor whose block changed.
     pub executor_id: String,
     /// Spark's block id, `rdd_<rddId>_<partition>`.
     pub block_id: String,
