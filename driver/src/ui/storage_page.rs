@@ -68,7 +68,7 @@ pub fn rdd_page(s: &AppState, base: &str, rdd: &RddStorage, refresh: bool) -> Re
                 @for (id, (memory, disk, blocks)) in &by_executor {
                     tr {
                         td { (id) }
-                        td { @let a = address(*id); @if a.is_empty() { span.muted { "in-process" } } @else { (a) } }
+                        td { @let a = address(id); @if a.is_empty() { span.muted { "in-process" } } @else { (a) } }
                         td.num { (blocks) }
                         td.num { (bytes(*memory)) }
                         td.num { (bytes(*disk)) }
