@@ -42,6 +42,15 @@ pub enum Event {
     /// executor's registration, in `SparkListenerExecutorAdded`).
     #[serde(rename = "EmberListenerExecutorLogUrls")]
     ExecutorLogUrls(ExecutorLogUrls),
+    /// A streaming batch was generated and queued (Spark's `StreamingListenerBatchSubmitted`).
+    #[serde(rename = "StreamingListenerBatchSubmitted")]
+    StreamingBatchSubmitted(StreamingBatch),
+    /// A streaming batch's jobs began (Spark's `StreamingListenerBatchStarted`).
+    #[serde(rename = "StreamingListenerBatchStarted")]
+    StreamingBatchStarted(StreamingBatch),
+    /// A streaming batch's jobs ended (Spark's `StreamingListenerBatchCompleted`).
+    #[serde(rename = "StreamingListenerBatchCompleted")]
+    StreamingBatchCompleted(StreamingBatch),
 }
 
 impl Event {
@@ -63,6 +72,9 @@ impl Event {
             Event::UnpersistRdd(_) => "SparkListenerUnpersistRDD",
             Event::ExecutorMetricsUpdate(_) => "SparkListenerExecutorMetricsUpdate",
             Event::ExecutorLogUrls(_) => "EmberListenerExecutorLogUrls",
+            Event::StreamingBatchSubmitted(_) => "StreamingListenerBatchSubmitted",
+            Event::StreamingBatchStarted(_) => "StreamingListenerBatchStarted",
+            Event::StreamingBatchCompleted(_) => "StreamingListenerBatchCompleted",
         }
     }
 }
@@ -317,4 +329,42 @@ pub struct ExecutorLogUrls {
     pub executor_id: String,
     pub log_urls: std::collections::BTreeMap<String, String>,
     pub time_ms: u64,
+}
+
+/// One streaming batch (Spark's streaming `BatchInfo`). Times are milliseconds
+/// on the streaming context's clock (the wall clock unless a test set
+/// `spark.streaming.clock=manual`); the processing times are unset until the
+/// batch reaches that point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamingBatch {
+    /// The batch's time: a multiple of the batch interval (Spark's `batchTime`).
+    pub batch_time_ms: u64,
+    /// The context's batch interval.
+    pub batch_duration_ms: u64,
+    /// Records its receiver inputs took (Spark's `numRecords`; queue and file streams are not counted).
+    pub input_records: u64,
+    /// When it was generated and queued.
+    pub submission_time_ms: u64,
+    pub processing_start_time_ms: Option<u64>,
+    pub processing_end_time_ms: Option<u64>,
+    /// Output operations that run a job in it.
+    pub output_operations: u64,
+    /// Why it failed, when it did.
+    pub failure: Option<String>,
+}
+
+impl StreamingBatch {
+    /// Time it waited for earlier batches: processing start − submission.
+    pub fn scheduling_delay_ms(&self) -> Option<u64> {
+        Some(self.processing_start_time_ms?.saturating_sub(self.submission_time_ms))
+    }
+    /// Time its jobs took: processing end − start.
+    pub fn processing_time_ms(&self) -> Option<u64> {
+        Some(self.processing_end_time_ms?.saturating_sub(self.processing_start_time_ms?))
+    }
+    /// From the batch's time to the end of its jobs.
+    pub fn total_delay_ms(&self) -> Option<u64> {
+        Some(self.processing_end_time_ms?.saturating_sub(self.batch_time_ms))
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod quantiles;
+pub mod streaming;
 
 use crate::listener::{self, Event, Listener, StageKind, TaskStatus};
 use parking_lot::RwLock;
@@ -206,16 +207,19 @@ pub struct Retention {
     pub stages: usize,
     /// Per stage attempt.
     pub tasks: usize,
+    /// Completed streaming batches.
+    pub batches: usize,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Self { jobs: 1000, stages: 1000, tasks: 100_000 }
+        Self { jobs: 1000, stages: 1000, tasks: 100_000, batches: 1000 }
     }
 }
 
 impl Retention {
-    /// From `spark.ui.retainedJobs`, `spark.ui.retainedStages`, `spark.ui.retainedTasks`.
+    /// From `spark.ui.retainedJobs`, `spark.ui.retainedStages`, `spark.ui.retainedTasks`
+    /// and `spark.streaming.ui.retainedBatches`.
     ///
     /// Errors: a setting that is not a number.
     pub fn from_conf(conf: &ember_core::config::Conf) -> ember_core::error::Result<Self> {
@@ -224,6 +228,7 @@ impl Retention {
             jobs: conf.get_usize("spark.ui.retainedJobs", d.jobs)?.max(1),
             stages: conf.get_usize("spark.ui.retainedStages", d.stages)?.max(1),
             tasks: conf.get_usize("spark.ui.retainedTasks", d.tasks)?.max(1),
+            batches: conf.get_usize("spark.streaming.ui.retainedBatches", d.batches)?.max(1),
         })
     }
 }
@@ -240,6 +245,8 @@ pub struct AppState {
     pub rdds: BTreeMap<u64, RddStorage>,
     pub spark_properties: Vec<(String, String)>,
     pub system_properties: Vec<(String, String)>,
+    /// Streaming batches, for a streaming application.
+    pub streaming: streaming::StreamingData,
     /// Events applied so far.
     pub events: u64,
     /// The store of the running driver (not one replayed from a log): what has
@@ -435,6 +442,9 @@ impl AppState {
                 if let Some(x) = self.executors.get_mut(&e.executor_id) {
                     x.log_urls = e.log_urls.clone();
                 }
+            }
+            Event::StreamingBatchSubmitted(b) | Event::StreamingBatchStarted(b) | Event::StreamingBatchCompleted(b) => {
+                self.streaming.update(b, self.retention.batches);
             }
         }
     }
@@ -774,7 +784,8 @@ mod tests {
 
     #[test]
     fn keeps_what_retention_allows() {
-        let mut s = AppState { retention: Retention { jobs: 2, stages: 2, tasks: 3 }, ..Default::default() };
+        let mut s =
+            AppState { retention: Retention { jobs: 2, stages: 2, tasks: 3, batches: 2 }, ..Default::default() };
         for job_id in 0..4u64 {
             let stage = StageInfo {
                 stage_id: job_id as u32,

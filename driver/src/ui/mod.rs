@@ -10,6 +10,7 @@ pub mod pages;
 pub mod rest;
 pub mod stage_page;
 pub mod storage_page;
+mod streaming_page;
 
 use crate::metrics::DriverMetrics;
 use crate::status::AppStatusStore;
