@@ -40,3 +40,18 @@ impl Endpoints {
         handler(message)
     }
 }
+
+/// The driver endpoint an executor tells where its logs can be read (postcard
+/// [`ExecutorLogUrls`]; answer: empty). Spark's executors send these `logUrls`
+/// when they register; Ember's know their HTTP address only after registering.
+pub const EXECUTOR_LOG_URLS: &str = "ExecutorLogUrls";
+
+/// Where one executor serves its logs: (log name, URL), e.g.
+/// `("stderr", "http://10.0.0.5:39417/logs/stderr")`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExecutorLogUrls {
+    /// The executor serving them.
+    pub executor_id: String,
+    /// (log name, URL) pairs.
+    pub urls: Vec<(String, String)>,
+}

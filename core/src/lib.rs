@@ -19,7 +19,9 @@ pub mod pieces;
 pub mod protocol;
 pub mod rdd;
 pub mod shuffle;
+pub mod storage;
 pub mod task;
+pub mod telemetry;
 pub mod text;
 pub mod wire;
 

@@ -22,6 +22,9 @@ pub struct TaskDescription {
     pub kind: TaskKind,
     /// The stage's serialized root and lineage; decoded once per executor and stage attempt.
     pub stage_binary: Arc<Vec<u8>>,
+    /// The W3C `traceparent` of the stage attempt's span, when traces are exported
+    /// (see `crate::telemetry`): the task's span on the executor is its child.
+    pub trace_parent: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

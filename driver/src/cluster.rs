@@ -3,6 +3,7 @@
 
 use crate::broadcast_manager::BroadcastManager;
 use crate::driver_service::{DriverService, ExecutorRegistry};
+use crate::listener::{self, Event, ListenerBus};
 use crate::map_output::MapOutputTracker;
 use crate::scheduler::TaskScheduler;
 use ember_core::config::Conf;
@@ -13,6 +14,7 @@ use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::driver_command;
 use ember_core::wire::v1::driver_server::DriverServer;
 use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -28,6 +30,45 @@ pub struct ClusterBackend {
     /// The local dirs given to the executors this driver started.
     child_local_dirs: Mutex<Vec<std::path::PathBuf>>,
     shutdown: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// Broadcast bytes each executor had uploaded when last asked.
+    uploads: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+/// Asks every executor at `addresses` (id, block-server address) for the
+/// broadcast bytes it uploaded; those that do not answer within 5 s are left out.
+async fn ask_upload_stats(addresses: Vec<(String, String)>) -> Vec<(String, u64)> {
+    let asks = addresses.into_iter().map(|(id, address)| async move {
+        let ask = async {
+            let mut client = BlockServerClient::connect(format!("http://{address}")).await.ok()?;
+            let reply = client.upload_stats(StatsRequest {}).await.ok()?;
+            Some(reply.into_inner().broadcast_bytes_uploaded)
+        };
+        tokio::time::timeout(Duration::from_secs(5), ask).await.ok().flatten().map(|b| (id, b))
+    });
+    let mut out: Vec<(String, u64)> = futures::future::join_all(asks).await.into_iter().flatten().collect();
+    out.sort();
+    out
+}
+
+/// Asks the executors' upload figures and posts those that changed since `last`
+/// as `SparkListenerExecutorMetricsUpdate`.
+async fn post_upload_stats(
+    registry: &ExecutorRegistry,
+    bus: &ListenerBus,
+    last: &Mutex<HashMap<String, u64>>,
+) -> Vec<(String, u64)> {
+    let stats = ask_upload_stats(registry.addresses()).await;
+    let time_ms = listener::now_ms();
+    for (executor_id, bytes) in &stats {
+        if last.lock().insert(executor_id.clone(), *bytes) != Some(*bytes) {
+            bus.post(Event::ExecutorMetricsUpdate(listener::ExecutorMetricsUpdate {
+                executor_id: executor_id.clone(),
+                broadcast_bytes_uploaded: *bytes,
+                time_ms,
+            }));
+        }
+    }
+    stats
 }
 
 impl ClusterBackend {
@@ -87,6 +128,19 @@ impl ClusterBackend {
                 reaper.reap_silent(timeout);
             }
         });
+        let uploads: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+        let bus = service.scheduler.bus().clone();
+        if bus.is_active() {
+            // Spark's executor metrics come with heartbeats; these are asked as often.
+            let (registry, last) = (service.registry.clone(), uploads.clone());
+            runtime.spawn(async move {
+                let mut tick = tokio::time::interval(heartbeat_interval.max(Duration::from_millis(50)));
+                loop {
+                    tick.tick().await;
+                    post_upload_stats(&registry, &bus, &last).await;
+                }
+            });
+        }
         tracing::info!(%address, "driver listening");
         eprintln!("ember: driver listening on {address}");
         Ok(Self {
@@ -96,6 +150,7 @@ impl ClusterBackend {
             children: Mutex::new(Vec::new()),
             child_local_dirs: Mutex::new(Vec::new()),
             shutdown: Mutex::new(Some(shutdown_tx)),
+            uploads,
         })
     }
 
@@ -108,19 +163,7 @@ impl ClusterBackend {
         let addresses = self.service.registry.addresses();
         let runtime = self.runtime.lock();
         let Some(rt) = runtime.as_ref() else { return Vec::new() };
-        let mut out = rt.block_on(async move {
-            let asks = addresses.into_iter().map(|(id, address)| async move {
-                let ask = async {
-                    let mut client = BlockServerClient::connect(format!("http://{address}")).await.ok()?;
-                    let reply = client.upload_stats(StatsRequest {}).await.ok()?;
-                    Some(reply.into_inner().broadcast_bytes_uploaded)
-                };
-                tokio::time::timeout(Duration::from_secs(5), ask).await.ok().flatten().map(|b| (id, b))
-            });
-            futures::future::join_all(asks).await.into_iter().flatten().collect::<Vec<_>>()
-        });
-        out.sort();
-        out
+        rt.block_on(ask_upload_stats(addresses))
     }
 
     /// The URL executors use to reach this driver.
@@ -212,6 +255,13 @@ impl ClusterBackend {
 
     /// Tells every executor to exit, waits for the ones this driver started, and stops the server.
     pub fn stop(&self) {
+        // The executors' last figures, for the UI and the event log.
+        let bus = self.service.scheduler.bus();
+        if bus.is_active()
+            && let Some(rt) = self.runtime.lock().as_ref()
+        {
+            rt.block_on(post_upload_stats(&self.service.registry, bus, &self.uploads));
+        }
         self.service.registry.broadcast(driver_command::Kind::Shutdown(Default::default()));
         let deadline = Instant::now() + Duration::from_secs(5);
         let local_dirs = self.child_local_dirs.lock().clone();

@@ -3,6 +3,7 @@
 
 use crate::broadcast_manager::BroadcastManager;
 use crate::cluster::ClusterBackend;
+use crate::listener::{self, Event, ListenerBus};
 use crate::local_backend::{InProcessDriver, InProcessExecutor, NoRemoteBlocks, SchedulerSink};
 use crate::map_output::MapOutputTracker;
 use crate::master::Master;
@@ -15,13 +16,14 @@ use ember_core::accumulator::{Accumulator, AccumulatorValue, MergeUpdate};
 use ember_core::broadcast::{Broadcast, BroadcastOwner, encode_value, next_broadcast_id};
 use ember_core::config::Conf;
 use ember_core::data::Data;
-use ember_core::endpoint::{EndpointHandler, Endpoints};
+use ember_core::endpoint::{EXECUTOR_LOG_URLS, EndpointHandler, Endpoints, ExecutorLogUrls};
 use ember_core::error::{EmberError, Result};
 use ember_core::lineage::encode_root;
 use ember_core::rdd::{
     BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, RddBase, RddNode, TextFileRdd, UnionRdd,
 };
 use ember_core::shuffle::ShuffleDepBase;
+use ember_core::storage::{BLOCK_MANAGER_MASTER, BlockUpdate};
 use ember_core::task::{PartitionFn, ResultStage, TaskMetricsSnapshot};
 use ember_core::text::{plan_record_splits, plan_splits, resolve_input_files};
 use ember_executor::{Executor, ExecutorConfig};
@@ -57,6 +59,9 @@ pub(crate) struct ContextInner {
     endpoints: Arc<Endpoints>,
     /// Listener bus, status store, web UI, event log.
     monitoring: Monitoring,
+    /// The application's span, parent of every job's (traces exported only;
+    /// see `ember_core::telemetry`). Taken, so ended, when the context stops.
+    trace: Mutex<Option<tracing::Span>>,
 }
 
 /// Entry point to Ember: create one per application.
@@ -94,6 +99,8 @@ impl EmberContext {
             conf.get_bool("spark.broadcast.checksum", true)?,
         ));
         let endpoints = Arc::new(Endpoints::default());
+        endpoints.register(BLOCK_MANAGER_MASTER, block_updates_to(monitoring.bus.clone()));
+        endpoints.register(EXECUTOR_LOG_URLS, log_urls_to(monitoring.bus.clone()));
         if let Some(m) = &monitoring.metrics {
             let uploads = broadcasts.clone();
             m.set_broadcast_source(move || uploads.block_master.bytes_uploaded());
@@ -183,6 +190,16 @@ impl EmberContext {
         };
         let default_parallelism = conf.get_usize("spark.default.parallelism", cores.max(2))?.max(1);
         tracing::info!(master = %master_url, app = conf.get("spark.app.name").unwrap_or("ember"), "context started");
+        let trace = ember_core::telemetry::enabled().then(|| {
+            tracing::info_span!(
+                target: ember_core::telemetry::TARGET,
+                parent: None,
+                "application",
+                app_id = %monitoring.app_id,
+                app_name = conf.get("spark.app.name").unwrap_or("ember"),
+                master = %master_url,
+            )
+        });
         Ok(Self {
             inner: Arc::new(ContextInner {
                 conf,
@@ -205,6 +222,7 @@ impl EmberContext {
                 checkpoint_dir: Mutex::new(None),
                 endpoints,
                 monitoring,
+                trace: Mutex::new(trace),
             }),
         })
     }
@@ -454,6 +472,44 @@ impl BroadcastUploads {
     }
 }
 
+/// The driver's `BlockManagerMaster` endpoint: executors' cached-block changes
+/// (postcard `Vec<BlockUpdate>`) become `SparkListenerBlockUpdated` events.
+fn block_updates_to(bus: Arc<ListenerBus>) -> EndpointHandler {
+    Arc::new(move |message| {
+        let updates: Vec<BlockUpdate> = postcard::from_bytes(&message)?;
+        if bus.is_active() {
+            let time_ms = listener::now_ms();
+            for u in updates {
+                bus.post(Event::BlockUpdated(listener::BlockUpdated {
+                    block_id: u.block_name(),
+                    storage_level: u.level_description(),
+                    executor_id: u.executor_id,
+                    rdd_id: u.rdd_id,
+                    partition: u.partition,
+                    memory_size: u.memory_size,
+                    disk_size: u.disk_size,
+                    time_ms,
+                }));
+            }
+        }
+        Ok(Vec::new())
+    })
+}
+
+/// The driver's `ExecutorLogUrls` endpoint: where an executor serves its logs
+/// (postcard `ExecutorLogUrls`) becomes an `EmberListenerExecutorLogUrls` event.
+fn log_urls_to(bus: Arc<ListenerBus>) -> EndpointHandler {
+    Arc::new(move |message| {
+        let urls: ExecutorLogUrls = postcard::from_bytes(&message)?;
+        bus.post(Event::ExecutorLogUrls(listener::ExecutorLogUrls {
+            executor_id: urls.executor_id,
+            log_urls: urls.urls.into_iter().collect(),
+            time_ms: listener::now_ms(),
+        }));
+        Ok(Vec::new())
+    })
+}
+
 impl ContextInner {
     fn stop(&self) {
         if self.stopped.swap(true, Ordering::AcqRel) {
@@ -472,6 +528,12 @@ impl ContextInner {
             self.scheduler.remove_executor(&executor_id, "the application stopped");
         }
         self.monitoring.stop();
+        // The application's span ends here; what is batched goes out now (bounded).
+        let application = self.trace.lock().take();
+        if let Some(span) = application {
+            drop(span);
+            ember_core::telemetry::flush();
+        }
         tracing::info!("context stopped");
     }
 
@@ -500,6 +562,11 @@ impl ContextInner {
 
     /// Frees every cached partition of an RDD on every executor.
     pub(crate) fn remove_rdd_blocks(&self, rdd_id: u64) {
+        if self.monitoring.bus.is_active() {
+            self.monitoring
+                .bus
+                .post(Event::UnpersistRdd(listener::UnpersistRdd { rdd_id, time_ms: listener::now_ms() }));
+        }
         for e in self.local_executors.lock().iter() {
             e.services().blocks.remove_rdd(rdd_id);
         }
@@ -547,6 +614,7 @@ impl ContextInner {
         let binary = encode_root(&ResultStage::new(rdd.clone(), func))?;
         let job_id = self.next_job_id.fetch_add(1, Ordering::Relaxed);
         let merge = |u: &[(u64, Vec<u8>)]| self.merge_accumulators(u);
+        let trace = self.trace.lock().clone().unwrap_or_else(tracing::Span::none);
         let cx = DagContext {
             scheduler: &self.scheduler,
             tracker: &self.tracker,
@@ -561,6 +629,7 @@ impl ContextInner {
             speculation_counters: &self.speculation_counters,
             task_metrics: &self.task_metrics,
             bus: &self.monitoring.bus,
+            trace: &trace,
         };
         let base: Arc<dyn RddBase> = rdd.clone();
         let started = std::time::Instant::now();

@@ -185,6 +185,13 @@ pub fn read_log(path: &Path) -> Result<Vec<Event>, EventLogError> {
     } else {
         BufReader::new(file).read_to_end(&mut bytes).map_err(|e| io(path, e))?;
     }
+    Ok(parse_complete_lines(path, &bytes, 1)?.0)
+}
+
+/// The events of the complete lines of `bytes` (a trailing partial line is left
+/// for later) and how many bytes those lines took; `first_line` numbers the
+/// first line in errors.
+fn parse_complete_lines(path: &Path, bytes: &[u8], first_line: usize) -> Result<(Vec<Event>, u64), EventLogError> {
     let complete = match bytes.iter().rposition(|b| *b == b'\n') {
         Some(last) => &bytes[..=last],
         None => &[][..],
@@ -197,12 +204,29 @@ pub fn read_log(path: &Path) -> Result<Vec<Event>, EventLogError> {
         }
         let event = serde_json::from_str(&line).map_err(|e| EventLogError::Parse {
             path: path.display().to_string(),
-            line: i + 1,
+            line: first_line + i,
             message: e.to_string(),
         })?;
         events.push(event);
     }
-    Ok(events)
+    Ok((events, complete.len() as u64))
+}
+
+/// An uncompressed log's appended part: the events of the complete lines from
+/// byte `offset` on, and the offset just past the last of them (where the next
+/// read starts; a partial last line is read again then). `first_line` is the
+/// line number at `offset`, for errors. Compressed logs cannot be read from the
+/// middle: use [`read_log`].
+///
+/// Errors: the file cannot be read or a complete line is not an event.
+pub fn read_appended(path: &Path, offset: u64, first_line: usize) -> Result<(Vec<Event>, u64), EventLogError> {
+    use std::io::Seek;
+    let mut file = File::open(path).map_err(|e| io(path, e))?;
+    file.seek(std::io::SeekFrom::Start(offset)).map_err(|e| io(path, e))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(|e| io(path, e))?;
+    let (events, consumed) = parse_complete_lines(path, &bytes, first_line)?;
+    Ok((events, offset + consumed))
 }
 
 #[cfg(test)]
@@ -251,6 +275,22 @@ mod tests {
             let done = dir.path().join(if compress { "app-1.lz4" } else { "app-1" });
             assert_eq!(read_log(&done).expect("read"), vec![start(), job_end(), end]);
         }
+    }
+
+    #[test]
+    fn appended_lines_are_read_from_where_the_last_read_stopped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("app-3.inprogress");
+        let line = |e: &Event| serde_json::to_string(e).expect("json") + "\n";
+        let (first, second) = (line(&start()), line(&job_end()));
+        std::fs::write(&path, format!("{first}{}", &second[..10])).expect("write");
+        let (events, offset) = read_appended(&path, 0, 1).expect("read");
+        assert_eq!((events, offset), (vec![start()], first.len() as u64), "the torn line waits");
+        std::fs::write(&path, format!("{first}{second}")).expect("write");
+        let (events, offset) = read_appended(&path, offset, 2).expect("read");
+        assert_eq!((events, offset), (vec![job_end()], (first.len() + second.len()) as u64));
+        std::fs::write(&path, format!("{first}{second}not json\n")).expect("write");
+        assert!(matches!(read_appended(&path, offset, 3), Err(EventLogError::Parse { line: 3, .. })));
     }
 
     #[test]

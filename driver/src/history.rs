@@ -2,8 +2,11 @@
 //! reads every event log of a directory (`spark.history.fs.logDirectory`) into a
 //! status store and serves the same pages and REST API as a live driver. The
 //! directory is scanned again every update interval (Spark's
-//! `spark.history.fs.update.interval`, 10 s) and a log that changed is replayed,
-//! so running applications advance and new ones appear. An application whose
+//! `spark.history.fs.update.interval`, 10 s): new logs appear, and of a log that
+//! grew only the appended lines are read and applied (Spark's `FsHistoryProvider`
+//! reads in-progress logs incrementally too), so a long running application costs
+//! a scan what it wrote since the last one. A compressed log, or one that shrank or
+//! was replaced, is replayed whole. An application whose
 //! log is still `.inprogress` is listed as incomplete: running, or its driver
 //! died without a clean stop.
 
@@ -12,8 +15,10 @@ use crate::status::AppStatusStore;
 use crate::ui::{AppSource, Mode, UiServer};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// Errors of the history server.
@@ -31,6 +36,10 @@ struct Entry {
     path: PathBuf,
     len: u64,
     modified: Option<SystemTime>,
+    /// The file (inode): renaming `….inprogress` to its final name keeps it.
+    inode: u64,
+    /// Uncompressed logs: bytes of complete lines applied so far, and their events.
+    read: Option<(u64, usize)>,
     store: AppStatusStore,
 }
 
@@ -38,11 +47,19 @@ struct Entry {
 pub struct HistoryProvider {
     dir: PathBuf,
     apps: RwLock<HashMap<String, Entry>>,
+    /// Bytes of event logs read so far, by every scan.
+    bytes_read: AtomicU64,
 }
 
 impl HistoryProvider {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), apps: RwLock::new(HashMap::new()) }
+        Self { dir: dir.into(), apps: RwLock::new(HashMap::new()), bytes_read: AtomicU64::new(0) }
+    }
+
+    /// Bytes of event logs the scans have read so far (compressed bytes for
+    /// compressed logs): a grown log adds what was appended, not its whole size.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
     }
 
     /// The directory read.
@@ -75,14 +92,48 @@ impl HistoryProvider {
         apps.retain(|id, _| found.contains_key(id));
         for (app_id, (path, _, meta)) in found {
             let modified = meta.modified().ok();
-            let unchanged =
-                apps.get(&app_id).is_some_and(|e| e.path == path && e.len == meta.len() && e.modified == modified);
-            if unchanged {
-                continue;
+            let (len, inode) = (meta.len(), meta.ino());
+            if let Some(e) = apps.get_mut(&app_id) {
+                if e.path == path && e.len == len && e.modified == modified {
+                    continue;
+                }
+                // The same file grown (perhaps renamed at the application's end).
+                if let Some((offset, events)) = e.read.filter(|(offset, _)| e.inode == inode && *offset <= len) {
+                    match event_log::read_appended(&path, offset, events + 1) {
+                        Ok((appended, end)) => {
+                            self.bytes_read.fetch_add(len - offset, Ordering::Relaxed);
+                            for event in &appended {
+                                e.store.apply(event);
+                            }
+                            (e.path, e.len, e.modified) = (path, len, modified);
+                            e.read = Some((end, events + appended.len()));
+                            read += 1;
+                        }
+                        Err(err) => tracing::warn!(error = %err, "cannot read what was appended to an event log"),
+                    }
+                    continue;
+                }
             }
-            match replay(&path) {
-                Ok(store) => {
-                    apps.insert(app_id, Entry { path, len: meta.len(), modified, store });
+            let compressed = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(event_log::parse_log_name)
+                .is_none_or(|n| n.compressed);
+            let replayed = if compressed {
+                replay(&path).map(|store| (store, None))
+            } else {
+                event_log::read_appended(&path, 0, 1).map(|(events, end)| {
+                    let store = AppStatusStore::new();
+                    for event in &events {
+                        store.apply(event);
+                    }
+                    (store, Some((end, events.len())))
+                })
+            };
+            match replayed {
+                Ok((store, read_to)) => {
+                    self.bytes_read.fetch_add(len, Ordering::Relaxed);
+                    apps.insert(app_id, Entry { path, len, modified, inode, read: read_to, store });
                     read += 1;
                 }
                 Err(e) => tracing::warn!(error = %e, "skipping an event log that cannot be read"),
@@ -181,5 +232,68 @@ impl HistoryServer {
 impl Drop for HistoryServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listener::{ApplicationEnd, ApplicationStart, Event, JobEnd, JobStart};
+    use std::io::Write;
+
+    fn line(e: &Event) -> String {
+        serde_json::to_string(e).expect("json") + "\n"
+    }
+
+    #[test]
+    fn a_grown_log_is_read_from_where_the_last_scan_stopped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let live = dir.path().join("app-7.inprogress");
+        let start = line(&Event::ApplicationStart(ApplicationStart {
+            app_id: "app-7".into(),
+            app_name: "grow".into(),
+            time_ms: 1,
+            user: "u".into(),
+            master: "local[1]".into(),
+            version: "0".into(),
+        }));
+        std::fs::write(&live, &start).expect("write");
+        let provider = HistoryProvider::new(dir.path());
+        assert_eq!(provider.scan().expect("scan"), 1);
+        assert_eq!(provider.bytes_read(), start.len() as u64);
+        assert_eq!(provider.scan().expect("scan"), 0, "an unchanged log is not read");
+
+        let job = line(&Event::JobStart(JobStart { job_id: 0, time_ms: 2, name: "count".into(), stages: vec![] }));
+        let end_job = line(&Event::JobEnd(JobEnd { job_id: 0, time_ms: 3, succeeded: true, error: None }));
+        let torn = &end_job[..12];
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&live)
+            .expect("open")
+            .write_all(format!("{job}{torn}").as_bytes())
+            .expect("append");
+        assert_eq!(provider.scan().expect("scan"), 1);
+        assert_eq!(provider.bytes_read(), (start.len() + job.len() + torn.len()) as u64, "only the appended bytes");
+        let store = provider.get("app-7").expect("app");
+        assert_eq!(store.read().events, 2, "the torn line is not applied yet");
+        assert!(store.read().jobs[&0].completion_ms.is_none());
+
+        // The application ends: the rest of the line and the end, then the rename.
+        let end = line(&Event::ApplicationEnd(ApplicationEnd { time_ms: 4 }));
+        let rest = format!("{}{end}", &end_job[12..]);
+        std::fs::OpenOptions::new().append(true).open(&live).expect("open").write_all(rest.as_bytes()).expect("append");
+        std::fs::rename(&live, dir.path().join("app-7")).expect("rename");
+        let before = provider.bytes_read();
+        assert_eq!(provider.scan().expect("scan"), 1);
+        assert_eq!(
+            provider.bytes_read() - before,
+            (torn.len() + rest.len()) as u64,
+            "the torn line is read again, once"
+        );
+        let store = provider.get("app-7").expect("app");
+        let s = store.read();
+        assert_eq!(s.events, 4);
+        assert!(s.completed());
+        assert_eq!(s.jobs[&0].completion_ms, Some(3));
     }
 }

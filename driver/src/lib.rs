@@ -90,6 +90,10 @@ pub mod prelude {
 /// see docs/ENVIRONMENT.md), it serves tasks instead and never runs `job`.
 pub fn entry<R>(job: impl FnOnce() -> R) -> R {
     if is_executor_process() {
+        // Before anything is logged: the Executors page shows this tail.
+        if let Err(e) = ember_executor::logs::capture_stderr() {
+            eprintln!("executor: not keeping a log tail: {e}");
+        }
         logging::init();
         ember_executor::remote::exit_with_parent();
         let code = match ember_executor::remote::RemoteExecutorConfig::from_env() {
@@ -99,6 +103,10 @@ pub fn entry<R>(job: impl FnOnce() -> R) -> R {
                 ember_executor::remote::exit_code::START_FAILED
             }
         };
+        // The task spans still batched go out before the process does (bounded:
+        // the driver waits 5 s for its executors to exit).
+        ember_core::telemetry::shutdown(std::time::Duration::from_secs(2));
+        ember_executor::logs::finish();
         std::process::exit(code);
     }
     job()

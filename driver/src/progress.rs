@@ -170,6 +170,7 @@ mod tests {
                 kind: StageKind::ResultStage,
                 num_tasks: 50,
                 parent_ids: vec![],
+                rdds: vec![],
             },
         }));
         let s = p.stages.get_mut(&(3, 0)).expect("stage");

@@ -8,7 +8,10 @@ use ember::prelude::*;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-const ALL_EVENTS: [&str; 11] = [
+/// Every event a local-mode application posts (`SparkListenerExecutorMetricsUpdate`
+/// and `EmberListenerExecutorLogUrls` come from executor processes: see
+/// examples/tests/executors_page.rs).
+const ALL_EVENTS: [&str; 13] = [
     "SparkListenerApplicationStart",
     "SparkListenerApplicationEnd",
     "SparkListenerEnvironmentUpdate",
@@ -20,6 +23,8 @@ const ALL_EVENTS: [&str; 11] = [
     "SparkListenerTaskEnd",
     "SparkListenerExecutorAdded",
     "SparkListenerExecutorRemoved",
+    "SparkListenerBlockUpdated",
+    "SparkListenerUnpersistRDD",
 ];
 
 fn names(events: &[Event]) -> BTreeSet<&'static str> {
@@ -97,6 +102,9 @@ fn the_log_is_readable_while_the_job_runs_and_complete_after_a_clean_stop() {
 
     std::fs::write(&gate, b"").expect("open the gate");
     assert_eq!(job.join().expect("job thread"), 7);
+    let cached = sc.range(0, 100, 1, 2).expect("range").cache();
+    assert_eq!(cached.count().expect("cached job"), 100);
+    cached.unpersist();
     let app_id = sc.app_id().to_string();
     sc.stop();
     assert!(!live.exists(), "the in-progress name goes at a clean stop");
@@ -105,7 +113,17 @@ fn the_log_is_readable_while_the_job_runs_and_complete_after_a_clean_stop() {
     assert_eq!(events.first().map(Event::name), Some("SparkListenerApplicationStart"));
     assert_eq!(events.last().map(Event::name), Some("SparkListenerApplicationEnd"));
     let task_ends = events.iter().filter(|e| matches!(e, Event::TaskEnd(_))).count();
-    assert_eq!(task_ends, 4 + 2, "4 map tasks and 2 reduce tasks");
+    assert_eq!(task_ends, 4 + 2 + 2, "4 map tasks and 2 reduce tasks, then 2 tasks caching");
+    let blocks: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BlockUpdated(b) if b.memory_size > 0 => Some(b.block_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let id = cached.id();
+    assert_eq!(blocks.len(), 2, "{blocks:?}");
+    assert!(blocks.contains(&format!("rdd_{id}_0").as_str()) && blocks.contains(&format!("rdd_{id}_1").as_str()));
 }
 
 #[test]

@@ -269,3 +269,72 @@ fn a_taken_port_moves_the_ui_to_the_next_and_the_ui_can_be_turned_off() {
     assert_eq!(off.ui_url(), None);
     assert_eq!(two_stage_job(&off).len(), 30);
 }
+
+#[test]
+fn storage_shows_cached_rdds_and_where_their_partitions_are_with_sparks_field_names() {
+    let sc = context(&[]);
+    let memory = sc.range(0, 4000, 1, 4).expect("range").map(Fn!(|x: i64| x * 2)).persist(StorageLevel::MemoryOnly);
+    assert_eq!(memory.count().expect("count"), 4000);
+    let disk = sc.range(0, 1000, 1, 2).expect("range").map(Fn!(|x: i64| x + 1)).persist(StorageLevel::DiskOnly);
+    assert_eq!(disk.count().expect("count"), 1000);
+    let not_cached = sc.range(0, 10, 1, 2).expect("range");
+    assert_eq!(not_cached.count().expect("count"), 10);
+    assert!(sc.listener_bus().flush(Duration::from_secs(10)), "listeners caught up");
+    let ui = sc.ui_address().expect("UI on");
+    let base = format!("/api/v1/applications/{}/storage/rdd", sc.app_id());
+
+    let list = get_json(ui, &base);
+    let list = list.as_array().expect("array");
+    assert_eq!(list.len(), 2, "the two cached RDDs: {list:?}");
+    let by_id = |id: u64| list.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("rdd {id} in {list:?}"));
+    let m = by_id(memory.id());
+    assert_eq!(
+        keys(m),
+        ["diskUsed", "id", "memoryUsed", "name", "numCachedPartitions", "numPartitions", "storageLevel"],
+        "the list leaves dataDistribution and partitions out, as Spark's does"
+    );
+    assert_eq!(m["name"], "map");
+    assert_eq!(m["numPartitions"], 4);
+    assert_eq!(m["numCachedPartitions"], 4);
+    assert_eq!(m["storageLevel"], "Memory Deserialized 1x Replicated");
+    assert!(m["memoryUsed"].as_u64().expect("memoryUsed") > 0);
+    assert_eq!(m["diskUsed"], 0);
+    let d = by_id(disk.id());
+    assert_eq!(d["storageLevel"], "Disk Serialized 1x Replicated");
+    assert_eq!((d["numPartitions"].as_u64(), d["numCachedPartitions"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(d["memoryUsed"], 0);
+    assert!(d["diskUsed"].as_u64().expect("diskUsed") > 0);
+
+    let one = get_json(ui, &format!("{base}/{}", memory.id()));
+    has_all(&one, &["id", "name", "numPartitions", "numCachedPartitions", "storageLevel", "memoryUsed", "diskUsed"]);
+    let distribution = one["dataDistribution"].as_array().expect("dataDistribution");
+    assert_eq!(distribution.len(), 1, "local mode: one executor");
+    has_all(&distribution[0], &["address", "memoryUsed", "diskUsed"]);
+    assert_eq!(distribution[0]["memoryUsed"], m["memoryUsed"]);
+    let partitions = one["partitions"].as_array().expect("partitions");
+    assert_eq!(partitions.len(), 4);
+    for (i, p) in partitions.iter().enumerate() {
+        has_all(p, &["blockName", "storageLevel", "memoryUsed", "diskUsed", "executors"]);
+        assert_eq!(p["blockName"], format!("rdd_{}_{i}", memory.id()));
+        assert_eq!(p["storageLevel"], "Memory Deserialized 1x Replicated");
+        assert_eq!(p["executors"], serde_json::json!(["driver"]));
+    }
+    let total: u64 = partitions.iter().map(|p| p["memoryUsed"].as_u64().unwrap()).sum();
+    assert_eq!(Some(total), m["memoryUsed"].as_u64());
+    let (status, _) = get(ui, &format!("{base}/{}", not_cached.id())).expect("get");
+    assert_eq!(status, 404, "an RDD that is not cached");
+
+    let (status, page) = get(ui, "/storage/").expect("storage page");
+    assert_eq!(status, 200);
+    assert!(page.contains("Memory Deserialized 1x Replicated") && page.contains("Disk Serialized 1x Replicated"));
+    assert!(page.contains(&format!("/storage/rdd/?id={}", memory.id())), "{page}");
+    let (status, page) = get(ui, &format!("/storage/rdd/?id={}", memory.id())).expect("rdd page");
+    assert_eq!(status, 200);
+    assert!(page.contains(&format!("rdd_{}_3", memory.id())) && page.contains("Data Distribution on 1 Executors"));
+
+    memory.unpersist();
+    assert!(sc.listener_bus().flush(Duration::from_secs(10)), "listeners caught up");
+    let list = get_json(ui, &base);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "unpersisted: {list}");
+    assert_eq!(list[0]["id"], disk.id());
+}

@@ -116,6 +116,19 @@ enum Job {
         #[arg(long, default_value_t = 1)]
         fail_partition: usize,
     },
+    /// Caches an RDD of `records` numbers in `partitions` partitions (memory, or with
+    /// --disk on disk), counts it twice (the second count reads the cache), and
+    /// optionally waits for a file with it still cached (to look at the Storage page).
+    CacheCheck {
+        #[arg(long, default_value_t = 4)]
+        partitions: usize,
+        #[arg(long, default_value_t = 10_000)]
+        records: u64,
+        #[arg(long)]
+        disk: bool,
+        #[arg(long)]
+        pause_file: Option<String>,
+    },
     /// Measures start-up until all executors registered, and per-task scheduling overhead.
     SchedulerBench {
         #[arg(long, default_value_t = 10_000)]
@@ -298,6 +311,9 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
             join::run(&ctx()?, &join::JoinParams { large, small, keys, partitions, seed, pause_file })?
         }
         Job::Faulty { partitions, fail_partition } => diagnostics::faulty(&ctx()?, partitions, fail_partition)?,
+        Job::CacheCheck { partitions, records, disk, pause_file } => {
+            diagnostics::cache_check(&ctx()?, partitions, records, disk, pause_file.as_deref())?
+        }
         Job::SchedulerBench { tasks } => diagnostics::scheduler_bench(&config, tasks)?,
         Job::Straggler { tasks, records, base_ms, slow_executor, delay_ms, output } => diagnostics::straggler(
             &ctx()?,

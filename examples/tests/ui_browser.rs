@@ -169,7 +169,16 @@ fn the_ui_of_a_running_and_a_finished_job_in_headless_chromium() {
                 "Event Timeline".into(),
             ],
         ),
-        ("executors", format!("{base}/executors/"), vec!["Active executors: </b>2".into(), "Shuffle Write".into()]),
+        (
+            "executors",
+            format!("{base}/executors/"),
+            vec![
+                "Active executors: </b>2".into(),
+                "Shuffle Write".into(),
+                "Broadcast Uploaded".into(),
+                "/logs/stderr?bytes=102400\">stderr</a>".into(),
+            ],
+        ),
         (
             "environment",
             format!("{base}/environment/"),

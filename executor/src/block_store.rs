@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-type BlockKey = (u64, usize);
+/// A cached partition: (RDD id, partition).
+pub type BlockKey = (u64, usize);
 
 struct Entry {
     block: CachedPartition,
@@ -53,7 +54,10 @@ impl BlockStore {
         std::fs::read(&path).ok().map(|b| CachedPartition::Bytes(Arc::new(b)))
     }
 
-    pub fn put(&self, rdd_id: u64, split: usize, level: StorageLevel, block: CachedPartition) {
+    /// Stores a partition, evicting least recently used ones to make room; returns
+    /// the blocks whose status changed (this one, and those evicted or moved to disk)
+    /// for the driver to hear of (see [`BlockStore::status`]).
+    pub fn put(&self, rdd_id: u64, split: usize, level: StorageLevel, block: CachedPartition) -> Vec<BlockKey> {
         let key = (rdd_id, split);
         let size = match &block {
             CachedPartition::Values { size, .. } => *size,
@@ -63,7 +67,7 @@ impl BlockStore {
             if let CachedPartition::Bytes(bytes) = &block {
                 self.write_disk(key, bytes);
             }
-            return;
+            return vec![key];
         }
         let mut st = self.state.lock();
         let mut spilled = Vec::new();
@@ -84,6 +88,8 @@ impl BlockStore {
             spilled.push((key, block));
         }
         drop(st);
+        let mut changed = vec![key];
+        changed.extend(spilled.iter().map(|(k, _)| *k).filter(|k| *k != key));
         for (k, b) in spilled {
             match b {
                 CachedPartition::Values { to_bytes: Some(to_bytes), .. } => {
@@ -96,6 +102,22 @@ impl BlockStore {
                 }
             }
         }
+        changed
+    }
+
+    /// Where a partition is now: (bytes in memory, bytes on disk, in memory as
+    /// values rather than serialized bytes); (0, 0, false) when not stored.
+    pub fn status(&self, rdd_id: u64, split: usize) -> (u64, u64, bool) {
+        let st = self.state.lock();
+        let (memory, deserialized) = st
+            .memory
+            .get(&(rdd_id, split))
+            .map(|e| (e.size, matches!(e.block, CachedPartition::Values { .. })))
+            .unwrap_or((0, false));
+        let path = st.on_disk.get(&(rdd_id, split)).cloned();
+        drop(st);
+        let disk = path.and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len()).unwrap_or(0);
+        (memory, disk, deserialized)
     }
 
     fn write_disk(&self, key: BlockKey, bytes: &[u8]) {
@@ -152,5 +174,21 @@ mod tests {
         assert!(matches!(store.get(1, 0), Some(CachedPartition::Bytes(_))));
         store.remove_rdd(1);
         assert!(store.get(1, 0).is_none());
+    }
+
+    #[test]
+    fn a_put_reports_every_block_it_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::new(100, dir.path().to_path_buf());
+        assert_eq!(store.put(1, 0, StorageLevel::MemoryAndDisk, values(60, true)), vec![(1, 0)]);
+        assert_eq!(store.status(1, 0), (60, 0, true));
+        assert_eq!(store.put(2, 0, StorageLevel::MemoryOnly, values(30, false)), vec![(2, 0)]);
+        // 1 is least recently used: it goes to disk, and 2 stays.
+        assert_eq!(store.put(3, 0, StorageLevel::MemoryOnly, values(50, false)), vec![(3, 0), (1, 0)]);
+        assert_eq!(store.status(1, 0), (0, 60, false));
+        assert_eq!(store.status(2, 0), (30, 0, true));
+        // 2 (memory only) is dropped to make room.
+        assert_eq!(store.put(4, 0, StorageLevel::MemoryOnly, values(50, false)), vec![(4, 0), (2, 0)]);
+        assert_eq!(store.status(2, 0), (0, 0, false));
     }
 }

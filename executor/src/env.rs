@@ -12,6 +12,7 @@ use ember_core::error::{EmberError, FetchFailure, Result};
 use ember_core::pieces::BlobId;
 use ember_core::rdd::StorageLevel;
 use ember_core::shuffle::{FetchedBlock, ShuffleWriter};
+use ember_core::storage::{BLOCK_MANAGER_MASTER, BlockUpdate};
 use ember_core::task::{AnyValue, CachedPartition, ExecutorEnv};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -105,6 +106,32 @@ impl ExecutorServices {
 
     pub fn work_dirs(&self) -> &[PathBuf] {
         &self.work_dirs
+    }
+
+    /// Tells the driver where the given cached partitions are now (Spark's
+    /// `reportBlockStatus`); a driver that cannot be told only misses a Storage
+    /// page entry, so failures are logged, not raised.
+    fn report_blocks(&self, blocks: Vec<crate::block_store::BlockKey>) {
+        let updates: Vec<BlockUpdate> = blocks
+            .into_iter()
+            .map(|(rdd_id, partition)| {
+                let (memory_size, disk_size, deserialized) = self.blocks.status(rdd_id, partition);
+                BlockUpdate {
+                    executor_id: self.config.executor_id.clone(),
+                    rdd_id,
+                    partition,
+                    memory_size,
+                    disk_size,
+                    deserialized,
+                }
+            })
+            .collect();
+        let sent = postcard::to_allocvec(&updates)
+            .map_err(EmberError::from)
+            .and_then(|message| self.driver.ask(BLOCK_MANAGER_MASTER, message));
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "could not report cached blocks to the driver");
+        }
     }
 
     /// Forgets a broadcast value and its pieces (unpersist/destroy).
@@ -234,7 +261,8 @@ impl ExecutorEnv for ExecutorServices {
     }
 
     fn put_cached_partition(&self, rdd_id: u64, split: usize, level: StorageLevel, block: CachedPartition) {
-        self.blocks.put(rdd_id, split, level, block)
+        let changed = self.blocks.put(rdd_id, split, level, block);
+        self.report_blocks(changed);
     }
 
     fn broadcast_value(&self, id: u64, decode: &dyn Fn(&[u8]) -> Result<AnyValue>) -> Result<AnyValue> {

@@ -6,6 +6,7 @@ pub mod block_store;
 pub mod env;
 pub mod executor;
 pub mod links;
+pub mod logs;
 pub mod metrics;
 pub mod piece_store;
 pub mod remote;

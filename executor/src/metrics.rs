@@ -141,16 +141,44 @@ impl ExecutorMetrics {
     }
 }
 
-/// Serves `/metrics` on `listener` until the runtime ends.
+/// `/logs/stderr?bytes=N`: the last N bytes (default 100 KiB, at most 1 MiB) of
+/// this executor's stderr as text (see `crate::logs`); the header
+/// `X-Ember-Log-Total-Bytes` says how much was written in all. 404 when stderr is
+/// not captured, 400 for a malformed `bytes`.
+fn log_tail(uri: &axum::http::Uri) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let wanted = uri.query().unwrap_or_default().split('&').find_map(|p| p.strip_prefix("bytes="));
+    let n = match wanted.map(str::parse::<usize>) {
+        None => crate::logs::DEFAULT_TAIL_BYTES,
+        Some(Ok(n)) => n.min(crate::logs::LOG_TAIL_BYTES),
+        Some(Err(_)) => return (StatusCode::BAD_REQUEST, "bytes must be a number of bytes\n").into_response(),
+    };
+    match crate::logs::tail(n) {
+        Some((bytes, total)) => (
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
+                (header::HeaderName::from_static("x-ember-log-total-bytes"), total.to_string()),
+            ],
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "this executor does not keep its log\n").into_response(),
+    }
+}
+
+/// Serves `/metrics` and `/logs/stderr` on `listener` until the runtime ends.
 pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<ExecutorMetrics>) {
     use axum::http::header;
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let metrics = metrics.clone();
-            async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.encode()) }
-        }),
-    );
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.encode()) }
+            }),
+        )
+        .route("/logs/stderr", axum::routing::get(|uri: axum::http::Uri| async move { log_tail(&uri) }));
     if let Err(e) = axum::serve(listener, app).await {
         tracing::warn!(error = %e, "executor metrics server stopped");
     }

@@ -207,6 +207,13 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
             tracing::info!(executor_id = %id, port, "serving Prometheus metrics on /metrics");
             eprintln!("executor {id}: metrics at http://{advertise}:{port}/metrics");
             tokio::spawn(crate::metrics::serve(l, metrics));
+            if crate::logs::tail(0).is_some() {
+                tokio::spawn(tell_log_urls(
+                    client.clone(),
+                    id.clone(),
+                    format!("http://{advertise}:{port}/logs/stderr"),
+                ));
+            }
         }
         Err(e) => {
             tracing::warn!(executor_id = %id, port = metrics_port, error = %e, "cannot serve metrics; running without")
@@ -270,6 +277,20 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
         let _ = std::fs::remove_dir_all(d);
     }
     code
+}
+
+/// Tells the driver where this executor's stderr tail is served (its Executors
+/// page links to it); a driver that does not hear it only lacks the link.
+async fn tell_log_urls(mut client: DriverClient<Channel>, executor_id: String, stderr: String) {
+    use ember_core::endpoint::{EXECUTOR_LOG_URLS, ExecutorLogUrls};
+    let urls = ExecutorLogUrls { executor_id, urls: vec![("stderr".into(), stderr)] };
+    let Ok(message) = postcard::to_allocvec(&urls) else { return };
+    let ask = client.ask(AskRequest { endpoint: EXECUTOR_LOG_URLS.into(), message });
+    match tokio::time::timeout(Duration::from_secs(30), ask).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(status)) => tracing::debug!(error = %status.message(), "the driver did not take the log URLs"),
+        Err(_) => tracing::debug!("telling the driver the log URLs timed out"),
+    }
 }
 
 /// The address of this host's interface that routes to the driver.

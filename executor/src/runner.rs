@@ -8,6 +8,7 @@ use ember_core::lineage::decode_root;
 use ember_core::protocol::{TaskDescription, TaskKind, TaskOutcome, TaskValue};
 use ember_core::shuffle::ShuffleMapFn;
 use ember_core::task::{ExecutorEnv, ResultTaskFn, TaskContext};
+use ember_core::telemetry;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -74,13 +75,7 @@ pub fn run_task(
     let env: Arc<dyn ExecutorEnv> = services.clone();
     let ctx = Rc::new(TaskContext::with_kill_flag(env, desc.attempt, killed));
     let _current = TaskContext::enter(ctx.clone());
-    let span = tracing::debug_span!(
-        "task",
-        task_id = desc.attempt.task_id,
-        stage = desc.attempt.stage_id,
-        partition = desc.attempt.partition,
-        attempt = desc.attempt.attempt
-    );
+    let span = task_span(services, desc);
     let _enter = span.enter();
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<TaskValue> {
         match stages.root(desc)? {
@@ -94,6 +89,38 @@ pub fn run_task(
         Ok((value, accumulator_updates)) => {
             TaskOutcome::Success { value, accumulator_updates, metrics: ctx.metrics().snapshot(), run_ms }
         }
-        Err(error) => TaskOutcome::Failed { error, run_ms },
+        Err(error) => {
+            if telemetry::enabled() {
+                span.record("otel.status_code", "ERROR");
+                span.record("otel.status_message", error.to_string());
+            }
+            TaskOutcome::Failed { error, run_ms }
+        }
     }
+}
+
+/// The span of one task attempt. With traces exported and a `trace_parent` in the
+/// launch, a `task` span of `telemetry::TARGET` under the driver's stage span
+/// (attributes: `job_id`, `stage_id`, `stage_attempt`, `task_id`, `partition`,
+/// `attempt`, `executor_id`); otherwise the debug-level span the logs had.
+fn task_span(services: &ExecutorServices, desc: &TaskDescription) -> tracing::Span {
+    let a = &desc.attempt;
+    if let Some(parent) = desc.trace_parent.as_deref().filter(|_| telemetry::enabled()) {
+        let span = tracing::info_span!(
+            target: telemetry::TARGET,
+            "task",
+            job_id = desc.job_id,
+            stage_id = a.stage_id,
+            stage_attempt = a.stage_attempt,
+            task_id = a.task_id,
+            partition = a.partition,
+            attempt = a.attempt,
+            executor_id = %services.config().executor_id,
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty,
+        );
+        telemetry::set_parent(&span, parent);
+        return span;
+    }
+    tracing::debug_span!("task", task_id = a.task_id, stage = a.stage_id, partition = a.partition, attempt = a.attempt)
 }

@@ -43,6 +43,18 @@ impl StorageLevel {
             StorageLevel::DiskOnly => 4,
         }
     }
+    /// Spark's `StorageLevel.description` (`Memory Deserialized 1x Replicated`,
+    /// `Disk Memory Deserialized 1x Replicated`, …; `None` for an unpersisted RDD),
+    /// as the Storage page and Spark's REST API show it.
+    pub fn description(self) -> &'static str {
+        match self {
+            StorageLevel::None => "None",
+            StorageLevel::MemoryOnly => "Memory Deserialized 1x Replicated",
+            StorageLevel::MemoryOnlySer => "Memory Serialized 1x Replicated",
+            StorageLevel::MemoryAndDisk => "Disk Memory Deserialized 1x Replicated",
+            StorageLevel::DiskOnly => "Disk Serialized 1x Replicated",
+        }
+    }
     fn from_u8(v: u8) -> Self {
         match v {
             1 => StorageLevel::MemoryOnly,

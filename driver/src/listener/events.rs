@@ -32,6 +32,16 @@ pub enum Event {
     ExecutorAdded(ExecutorAdded),
     #[serde(rename = "SparkListenerExecutorRemoved")]
     ExecutorRemoved(ExecutorRemoved),
+    #[serde(rename = "SparkListenerBlockUpdated")]
+    BlockUpdated(BlockUpdated),
+    #[serde(rename = "SparkListenerUnpersistRDD")]
+    UnpersistRdd(UnpersistRdd),
+    #[serde(rename = "SparkListenerExecutorMetricsUpdate")]
+    ExecutorMetricsUpdate(ExecutorMetricsUpdate),
+    /// Ember's own: where an executor serves its logs (Spark sends them with the
+    /// executor's registration, in `SparkListenerExecutorAdded`).
+    #[serde(rename = "EmberListenerExecutorLogUrls")]
+    ExecutorLogUrls(ExecutorLogUrls),
     /// A streaming batch was generated and queued (Spark's `StreamingListenerBatchSubmitted`).
     #[serde(rename = "StreamingListenerBatchSubmitted")]
     StreamingBatchSubmitted(StreamingBatch),
@@ -58,6 +68,10 @@ impl Event {
             Event::TaskEnd(_) => "SparkListenerTaskEnd",
             Event::ExecutorAdded(_) => "SparkListenerExecutorAdded",
             Event::ExecutorRemoved(_) => "SparkListenerExecutorRemoved",
+            Event::BlockUpdated(_) => "SparkListenerBlockUpdated",
+            Event::UnpersistRdd(_) => "SparkListenerUnpersistRDD",
+            Event::ExecutorMetricsUpdate(_) => "SparkListenerExecutorMetricsUpdate",
+            Event::ExecutorLogUrls(_) => "EmberListenerExecutorLogUrls",
             Event::StreamingBatchSubmitted(_) => "StreamingListenerBatchSubmitted",
             Event::StreamingBatchStarted(_) => "StreamingListenerBatchStarted",
             Event::StreamingBatchCompleted(_) => "StreamingListenerBatchCompleted",
@@ -119,6 +133,22 @@ pub struct StageInfo {
     pub kind: StageKind,
     pub num_tasks: usize,
     pub parent_ids: Vec<u32>,
+    /// The persisted RDDs the stage computes (Spark's `rddInfos`, cached ones only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rdds: Vec<RddInfo>,
+}
+
+/// A persisted RDD as a stage plans it (Spark's `RDDInfo`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RddInfo {
+    /// The RDD's id.
+    pub id: u64,
+    /// The operation that made it (`map`, `reduceByKey`, …).
+    pub name: String,
+    pub num_partitions: usize,
+    /// Spark's description of its storage level (`Memory Deserialized 1x Replicated`, …).
+    pub storage_level: String,
 }
 
 /// A job was submitted: all the stages it may run, parents before children.
@@ -246,6 +276,58 @@ pub struct ExecutorAdded {
 pub struct ExecutorRemoved {
     pub executor_id: String,
     pub reason: String,
+    pub time_ms: u64,
+}
+
+/// A cached partition changed on an executor: stored, moved to disk, or dropped
+/// (both sizes 0). Spark's `SparkListenerBlockUpdated` for `rdd_<rddId>_<partition>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockUpdated {
+    /// The executor whose block changed.
+    pub executor_id: String,
+    /// Spark's block id, `rdd_<rddId>_<partition>`.
+    pub block_id: String,
+    pub rdd_id: u64,
+    pub partition: usize,
+    /// Spark's description of where the block is (`Memory Deserialized 1x Replicated`,
+    /// `Disk Serialized 1x Replicated`, …; `None` once dropped).
+    pub storage_level: String,
+    /// Bytes in memory (deserialized values: an estimate).
+    pub memory_size: u64,
+    /// Bytes on the executor's disk.
+    pub disk_size: u64,
+    pub time_ms: u64,
+}
+
+/// An RDD was unpersisted: none of its partitions is cached any more.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnpersistRdd {
+    pub rdd_id: u64,
+    pub time_ms: u64,
+}
+
+/// An executor's figures as the driver last asked them (Spark's
+/// `SparkListenerExecutorMetricsUpdate`; Ember's are asked over the executor's
+/// block server every `spark.executor.heartbeatInterval` and when the
+/// application stops, and posted when they changed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutorMetricsUpdate {
+    pub executor_id: String,
+    /// Bytes of broadcast and file pieces the executor served to others so far.
+    pub broadcast_bytes_uploaded: u64,
+    pub time_ms: u64,
+}
+
+/// Where an executor serves its logs: log name (`stderr`) → URL (its
+/// `/logs/stderr`, the tail of its stderr).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutorLogUrls {
+    pub executor_id: String,
+    pub log_urls: std::collections::BTreeMap<String, String>,
     pub time_ms: u64,
 }
 

@@ -16,6 +16,7 @@ use ember_core::protocol::{TaskDescription, TaskKind, TaskOutcome, TaskValue};
 use ember_core::rdd::{Dependency, RddBase};
 use ember_core::shuffle::ShuffleDepBase;
 use ember_core::task::{TaskAttempt, TaskMetricsSnapshot};
+use ember_core::telemetry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -41,6 +42,9 @@ pub struct DagContext<'a> {
     pub task_metrics: &'a parking_lot::Mutex<TaskMetricsSnapshot>,
     /// Told when the job and each of its stage attempts start and end.
     pub bus: &'a ListenerBus,
+    /// The application's span, parent of the job's when traces are exported
+    /// (`ember_core::telemetry`; `Span::none()` otherwise).
+    pub trace: &'a tracing::Span,
 }
 
 enum StageKind {
@@ -58,6 +62,8 @@ struct Stage {
     rdd_name: &'static str,
     /// Tasks of the stage (the quantile of speculation is taken of it).
     num_tasks: usize,
+    /// The stage's last RDD (its persisted RDDs are announced to listeners).
+    rdd: Arc<dyn RddBase>,
 }
 
 impl Stage {
@@ -90,6 +96,35 @@ fn parent_shuffles(rdd: &Arc<dyn RddBase>) -> Vec<Arc<dyn ShuffleDepBase>> {
             }
         }
     }
+    out
+}
+
+/// The persisted RDDs a stage computes: `rdd` and its ancestors through narrow
+/// dependencies (Spark's `StageInfo.rddInfos`, cached ones only), by id.
+fn persisted_rdds(rdd: &Arc<dyn RddBase>) -> Vec<listener::RddInfo> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut stack = vec![rdd.clone()];
+    while let Some(r) = stack.pop() {
+        if !seen.insert(r.meta().id) {
+            continue;
+        }
+        let level = r.meta().storage_level();
+        if level != ember_core::rdd::StorageLevel::None {
+            out.push(listener::RddInfo {
+                id: r.meta().id,
+                name: r.op_name().to_string(),
+                num_partitions: r.num_partitions(),
+                storage_level: level.description().to_string(),
+            });
+        }
+        for dep in r.dependencies() {
+            if let Dependency::Narrow(p) = dep {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort_by_key(|r| r.id);
     out
 }
 
@@ -126,6 +161,11 @@ pub struct JobRunner<'a> {
     losers: HashMap<u64, Instant>,
     /// Stage attempts (stage index, attempt) announced to listeners and not yet ended.
     active_stages: HashSet<(usize, u32)>,
+    /// The job's span (traces exported only), parent of its stage attempts' spans.
+    job_span: tracing::Span,
+    /// Spans of the stage attempts that launched tasks, with the `traceparent`
+    /// their tasks carry (traces exported only).
+    stage_spans: HashMap<(usize, u32), (tracing::Span, Option<String>)>,
 }
 
 impl<'a> JobRunner<'a> {
@@ -158,6 +198,8 @@ impl<'a> JobRunner<'a> {
             finished: HashMap::new(),
             losers: HashMap::new(),
             active_stages: HashSet::new(),
+            job_span: tracing::Span::none(),
+            stage_spans: HashMap::new(),
         };
         let parents =
             parent_shuffles(&final_rdd).into_iter().map(|dep| runner.map_stage(dep)).collect::<Result<Vec<_>>>()?;
@@ -172,6 +214,7 @@ impl<'a> JobRunner<'a> {
             failed_attempts: 0,
             rdd_name: final_rdd.op_name(),
             num_tasks,
+            rdd: final_rdd.clone(),
         });
         Ok(runner)
     }
@@ -196,6 +239,7 @@ impl<'a> JobRunner<'a> {
             failed_attempts: 0,
             rdd_name: parent_rdd.op_name(),
             num_tasks: parent_rdd.num_partitions(),
+            rdd: parent_rdd.clone(),
         });
         self.stage_of_shuffle.insert(dep.shuffle_id(), index);
         Ok(index)
@@ -273,16 +317,48 @@ impl<'a> JobRunner<'a> {
             StageKind::ShuffleMap { .. } => TaskKind::ShuffleMap,
         };
         let task_id = NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed);
+        let (stage_id, stage_attempt, stage_binary) = (st.id, st.attempt, st.binary.clone());
+        let trace_parent = if telemetry::enabled() { self.stage_trace_parent(stage) } else { None };
         let desc = TaskDescription {
             job_id: self.job_id,
-            attempt: TaskAttempt { task_id, stage_id: st.id, stage_attempt: st.attempt, partition, attempt },
+            attempt: TaskAttempt { task_id, stage_id, stage_attempt, partition, attempt },
             kind,
-            stage_binary: st.binary.clone(),
+            stage_binary,
+            trace_parent,
         };
         self.running.entry((stage, partition)).or_default().push(task_id);
-        self.outstanding.insert(task_id, (stage, partition, st.attempt));
+        self.outstanding.insert(task_id, (stage, partition, stage_attempt));
         self.attempt_no.insert(task_id, attempt);
         desc
+    }
+
+    /// The `traceparent` of the current attempt of `stage`, whose span starts with
+    /// its first task (traces exported only).
+    fn stage_trace_parent(&mut self, stage: usize) -> Option<String> {
+        let st = &self.stages[stage];
+        let key = (stage, st.attempt);
+        if let Some((_, parent)) = self.stage_spans.get(&key) {
+            return parent.clone();
+        }
+        let span = tracing::info_span!(
+            target: telemetry::TARGET,
+            parent: &self.job_span,
+            "stage",
+            job_id = self.job_id,
+            stage_id = st.id,
+            stage_attempt = st.attempt,
+            rdd = st.rdd_name,
+            kind = match st.kind {
+                StageKind::Result { .. } => "ResultStage",
+                StageKind::ShuffleMap { .. } => "ShuffleMapStage",
+            },
+            num_tasks = st.num_tasks,
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty,
+        );
+        let parent = telemetry::traceparent(&span);
+        self.stage_spans.insert(key, (span, parent.clone()));
+        parent
     }
 
     /// Forgets an attempt that ended or was abandoned.
@@ -437,11 +513,18 @@ impl<'a> JobRunner<'a> {
             },
             num_tasks: st.num_tasks,
             parent_ids: st.parents.iter().map(|&p| self.stages[p].id).collect(),
+            rdds: persisted_rdds(&st.rdd),
         }
     }
 
     /// Tells listeners that an announced stage attempt ended (`failure`: why it did not complete).
     fn end_stage(&mut self, stage: usize, attempt: u32, failure: Option<String>) {
+        if let Some((span, _)) = self.stage_spans.remove(&(stage, attempt))
+            && let Some(why) = &failure
+        {
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_message", why.as_str());
+        }
         if self.active_stages.remove(&(stage, attempt)) {
             self.cx.bus.post(Event::StageCompleted(listener::StageCompleted {
                 job_id: self.job_id,
@@ -606,11 +689,25 @@ pub fn run_job(
     result_binary: Vec<u8>,
     partitions: Vec<usize>,
 ) -> Result<Vec<Vec<u8>>> {
-    let span = tracing::info_span!("job", job_id, rdd = final_rdd.op_name(), partitions = partitions.len());
+    let span = if telemetry::enabled() {
+        tracing::info_span!(
+            target: telemetry::TARGET,
+            parent: cx.trace,
+            "job",
+            job_id,
+            rdd = final_rdd.op_name(),
+            partitions = partitions.len(),
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty,
+        )
+    } else {
+        tracing::info_span!("job", job_id, rdd = final_rdd.op_name(), partitions = partitions.len())
+    };
     let _enter = span.enter();
     let (tx, rx) = unbounded();
     let name = final_rdd.op_name();
     let mut runner = JobRunner::new(job_id, cx, final_rdd, result_binary, partitions, tx.clone())?;
+    runner.job_span = span.clone();
     if runner.cx.bus.is_active() {
         let stages = (0..runner.stages.len()).map(|i| runner.stage_info(i)).collect();
         let time_ms = listener::now_ms();
@@ -619,6 +716,10 @@ pub fn run_job(
     runner.cx.scheduler.listen(tx);
     let outcome = runner.run(&rx);
     let error = outcome.as_ref().err().map(|e| e.to_string());
+    if let Some(e) = error.as_deref().filter(|_| telemetry::enabled()) {
+        span.record("otel.status_code", "ERROR");
+        span.record("otel.status_message", e);
+    }
     let mut still_active: Vec<(usize, u32)> = runner.active_stages.iter().copied().collect();
     still_active.sort_unstable();
     for (stage, attempt) in still_active {

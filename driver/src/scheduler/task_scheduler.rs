@@ -100,6 +100,11 @@ impl TaskScheduler {
         Arc::new(Self { state: Mutex::default(), bus })
     }
 
+    /// The bus executor and task events go to.
+    pub fn bus(&self) -> &Arc<ListenerBus> {
+        &self.bus
+    }
+
     pub fn add_executor(&self, executor_id: &str, cores: usize, link: Arc<dyn ExecutorLink>) {
         let mut st = self.state.lock();
         if !st.executors.contains_key(executor_id) {

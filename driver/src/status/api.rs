@@ -4,7 +4,7 @@
 //! field Ember has no figure for is left out rather than filled with zero.
 
 use super::quantiles::quantiles;
-use super::{AppState, ExecutorData, JobData, StageData, StageStatus, TaskData};
+use super::{AppState, ExecutorData, JobData, RddStorage, StageData, StageStatus, TaskData};
 use crate::listener::TaskStatus;
 use serde_json::{Value, json};
 
@@ -189,7 +189,8 @@ pub fn task_summary(st: &StageData, qs: &[f64]) -> Option<Value> {
     Some(v)
 }
 
-/// `/executors` (Spark's `ExecutorSummary`).
+/// `/executors` (Spark's `ExecutorSummary`; `executorLogs` maps `stderr` to the URL
+/// of the executor's log tail; `broadcastBytesUploaded` is Ember's own).
 pub fn executor(x: &ExecutorData) -> Value {
     let mut v = json!({
         "id": x.id,
@@ -205,6 +206,8 @@ pub fn executor(x: &ExecutorData) -> Value {
         "totalShuffleRead": x.shuffle_read_bytes,
         "totalShuffleWrite": x.shuffle_write_bytes,
         "addTime": spark_time(x.add_ms),
+        "broadcastBytesUploaded": x.broadcast_bytes_uploaded,
+        "executorLogs": x.log_urls,
     });
     if let Some(r) = x.remove_ms {
         v["removeTime"] = json!(spark_time(r));
@@ -222,4 +225,49 @@ pub fn environment(s: &AppState) -> Value {
         "sparkProperties": s.spark_properties,
         "systemProperties": s.system_properties,
     })
+}
+
+/// `/storage/rdd` and `/storage/rdd/{rddId}` (Spark's `RDDStorageInfo`): with
+/// `details`, `dataDistribution` (per executor: `address`, `memoryUsed`,
+/// `diskUsed`) and `partitions` (`blockName`, `storageLevel`, `memoryUsed`,
+/// `diskUsed`, `executors`), which Spark's list leaves out too.
+pub fn rdd_storage(s: &AppState, rdd: &RddStorage, details: bool) -> Value {
+    let mut v = json!({
+        "id": rdd.id,
+        "name": rdd.name,
+        "numPartitions": rdd.num_partitions,
+        "numCachedPartitions": rdd.num_cached_partitions(),
+        "storageLevel": rdd.storage_level,
+        "memoryUsed": rdd.memory_used(),
+        "diskUsed": rdd.disk_used(),
+    });
+    if details {
+        let address = |id: &str| s.executors.get(id).map(|x| x.host.clone()).filter(|h| !h.is_empty());
+        v["dataDistribution"] = rdd
+            .by_executor()
+            .into_iter()
+            .map(|(id, (memory, disk, _))| {
+                json!({
+                    "address": address(id).unwrap_or_else(|| id.to_string()),
+                    "memoryUsed": memory,
+                    "diskUsed": disk,
+                })
+            })
+            .collect();
+        v["partitions"] = rdd
+            .blocks
+            .iter()
+            .map(|(partition, holders)| {
+                let level = holders.values().next().map(|b| b.storage_level.clone()).unwrap_or_default();
+                json!({
+                    "blockName": format!("rdd_{}_{partition}", rdd.id),
+                    "storageLevel": level,
+                    "memoryUsed": holders.values().map(|b| b.memory_size).sum::<u64>(),
+                    "diskUsed": holders.values().map(|b| b.disk_size).sum::<u64>(),
+                    "executors": holders.keys().collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+    }
+    v
 }

@@ -130,6 +130,71 @@ pub struct ExecutorData {
     pub shuffle_read_bytes: u64,
     pub shuffle_write_bytes: u64,
     pub spill_bytes: u64,
+    /// Broadcast and file piece bytes it served to others (as last asked).
+    pub broadcast_bytes_uploaded: u64,
+    /// Where it serves its logs: name (`stderr`) → URL.
+    pub log_urls: BTreeMap<String, String>,
+}
+
+/// A persisted RDD and its cached partitions (what Spark's Storage page shows).
+#[derive(Debug, Clone, Default)]
+pub struct RddStorage {
+    pub id: u64,
+    /// The operation that made it (`map`, …); `rdd` until a stage told.
+    pub name: String,
+    /// Partitions of the RDD (0 until a stage told).
+    pub num_partitions: usize,
+    /// Spark's description of the RDD's storage level.
+    pub storage_level: String,
+    /// Cached blocks: partition → executor id → block.
+    pub blocks: BTreeMap<usize, BTreeMap<String, BlockData>>,
+}
+
+/// One cached partition on one executor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockData {
+    /// Spark's description of where it is (`Memory Deserialized 1x Replicated`, …).
+    pub storage_level: String,
+    /// Bytes in memory.
+    pub memory_size: u64,
+    /// Bytes on disk.
+    pub disk_size: u64,
+}
+
+impl RddStorage {
+    /// Partitions cached on at least one executor.
+    pub fn num_cached_partitions(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Bytes in memory over all blocks.
+    pub fn memory_used(&self) -> u64 {
+        self.blocks.values().flat_map(|b| b.values()).map(|b| b.memory_size).sum()
+    }
+
+    /// Bytes on disk over all blocks.
+    pub fn disk_used(&self) -> u64 {
+        self.blocks.values().flat_map(|b| b.values()).map(|b| b.disk_size).sum()
+    }
+
+    /// Per executor holding blocks: (memory bytes, disk bytes, blocks).
+    pub fn by_executor(&self) -> BTreeMap<&str, (u64, u64, usize)> {
+        let mut out: BTreeMap<&str, (u64, u64, usize)> = BTreeMap::new();
+        for (executor, b) in self.blocks.values().flat_map(|b| b.iter()) {
+            let e = out.entry(executor.as_str()).or_default();
+            e.0 += b.memory_size;
+            e.1 += b.disk_size;
+            e.2 += 1;
+        }
+        out
+    }
+
+    fn remove_executor(&mut self, executor_id: &str) {
+        self.blocks.retain(|_, holders| {
+            holders.remove(executor_id);
+            !holders.is_empty()
+        });
+    }
 }
 
 /// How much a store keeps (Spark's `spark.ui.retainedJobs`, `spark.ui.retainedStages`,
@@ -176,6 +241,8 @@ pub struct AppState {
     /// By (stage id, attempt).
     pub stages: BTreeMap<(u32, u32), StageData>,
     pub executors: BTreeMap<String, ExecutorData>,
+    /// Persisted RDDs by id (the Storage page; listed once a partition is cached).
+    pub rdds: BTreeMap<u64, RddStorage>,
     pub spark_properties: Vec<(String, String)>,
     pub system_properties: Vec<(String, String)>,
     /// Streaming batches, for a streaming application.
@@ -237,6 +304,9 @@ impl AppState {
             Event::JobStart(e) => {
                 self.touch(e.time_ms);
                 for s in &e.stages {
+                    self.learn_rdds(&s.rdds);
+                }
+                for s in &e.stages {
                     let stage = self.stages.entry((s.stage_id, s.attempt)).or_insert_with(|| StageData::pending(s));
                     if !stage.job_ids.contains(&e.job_id) {
                         stage.job_ids.push(e.job_id);
@@ -278,6 +348,7 @@ impl AppState {
             }
             Event::StageSubmitted(e) => {
                 self.touch(e.time_ms);
+                self.learn_rdds(&e.stage.rdds);
                 let stage = self
                     .stages
                     .entry((e.stage.stage_id, e.stage.attempt))
@@ -315,6 +386,8 @@ impl AppState {
                         shuffle_read_bytes: 0,
                         shuffle_write_bytes: 0,
                         spill_bytes: 0,
+                        broadcast_bytes_uploaded: 0,
+                        log_urls: BTreeMap::new(),
                     },
                 );
             }
@@ -324,11 +397,72 @@ impl AppState {
                     x.remove_ms = Some(e.time_ms);
                     x.remove_reason = Some(e.reason.clone());
                 }
+                // Its cached blocks went with it.
+                for rdd in self.rdds.values_mut() {
+                    rdd.remove_executor(&e.executor_id);
+                }
+            }
+            Event::BlockUpdated(e) => {
+                self.touch(e.time_ms);
+                let rdd = self.rdds.entry(e.rdd_id).or_insert_with(|| RddStorage {
+                    id: e.rdd_id,
+                    name: "rdd".into(),
+                    storage_level: e.storage_level.clone(),
+                    ..Default::default()
+                });
+                if e.memory_size == 0 && e.disk_size == 0 {
+                    if let Some(holders) = rdd.blocks.get_mut(&e.partition) {
+                        holders.remove(&e.executor_id);
+                        if holders.is_empty() {
+                            rdd.blocks.remove(&e.partition);
+                        }
+                    }
+                } else {
+                    rdd.blocks.entry(e.partition).or_default().insert(
+                        e.executor_id.clone(),
+                        BlockData {
+                            storage_level: e.storage_level.clone(),
+                            memory_size: e.memory_size,
+                            disk_size: e.disk_size,
+                        },
+                    );
+                }
+            }
+            Event::UnpersistRdd(e) => {
+                self.touch(e.time_ms);
+                self.rdds.remove(&e.rdd_id);
+            }
+            Event::ExecutorMetricsUpdate(e) => {
+                self.touch(e.time_ms);
+                if let Some(x) = self.executors.get_mut(&e.executor_id) {
+                    x.broadcast_bytes_uploaded = e.broadcast_bytes_uploaded;
+                }
+            }
+            Event::ExecutorLogUrls(e) => {
+                if let Some(x) = self.executors.get_mut(&e.executor_id) {
+                    x.log_urls = e.log_urls.clone();
+                }
             }
             Event::StreamingBatchSubmitted(b) | Event::StreamingBatchStarted(b) | Event::StreamingBatchCompleted(b) => {
                 self.streaming.update(b, self.retention.batches);
             }
         }
+    }
+
+    /// Names, sizes and levels of persisted RDDs, as stages announce them.
+    fn learn_rdds(&mut self, rdds: &[listener::RddInfo]) {
+        for info in rdds {
+            let rdd = self.rdds.entry(info.id).or_insert_with(|| RddStorage { id: info.id, ..Default::default() });
+            rdd.name = info.name.clone();
+            rdd.num_partitions = info.num_partitions;
+            rdd.storage_level = info.storage_level.clone();
+        }
+    }
+
+    /// Persisted RDDs with at least one cached partition (Spark's Storage page and
+    /// `/storage/rdd`), by id.
+    pub fn cached_rdds(&self) -> impl Iterator<Item = &RddStorage> {
+        self.rdds.values().filter(|r| r.num_cached_partitions() > 0)
     }
 
     fn trim_jobs(&mut self) {
@@ -565,6 +699,7 @@ mod tests {
             kind: StageKind::ResultStage,
             num_tasks: 2,
             parent_ids: vec![],
+            rdds: vec![],
         };
         s.apply(&Event::JobStart(JobStart {
             job_id: 0,
@@ -597,6 +732,57 @@ mod tests {
     }
 
     #[test]
+    fn storage_follows_block_updates_executor_loss_and_unpersist() {
+        let mut s = AppState::default();
+        let rdd = crate::listener::RddInfo {
+            id: 7,
+            name: "map".into(),
+            num_partitions: 3,
+            storage_level: "Disk Memory Deserialized 1x Replicated".into(),
+        };
+        let stage = StageInfo {
+            stage_id: 0,
+            attempt: 0,
+            name: "map".into(),
+            kind: StageKind::ResultStage,
+            num_tasks: 3,
+            parent_ids: vec![],
+            rdds: vec![rdd],
+        };
+        s.apply(&Event::StageSubmitted(StageSubmitted { job_id: 0, time_ms: 1, stage }));
+        assert_eq!(s.cached_rdds().count(), 0, "listed once a partition is cached");
+        let block = |executor: &str, partition, memory_size, disk_size| {
+            Event::BlockUpdated(crate::listener::BlockUpdated {
+                executor_id: executor.into(),
+                block_id: format!("rdd_7_{partition}"),
+                rdd_id: 7,
+                partition,
+                storage_level: "Memory Deserialized 1x Replicated".into(),
+                memory_size,
+                disk_size,
+                time_ms: 2,
+            })
+        };
+        s.apply(&block("1", 0, 100, 0));
+        s.apply(&block("2", 1, 50, 0));
+        s.apply(&block("2", 2, 0, 30));
+        let r = s.cached_rdds().next().expect("cached");
+        assert_eq!((r.name.as_str(), r.num_partitions, r.num_cached_partitions()), ("map", 3, 3));
+        assert_eq!((r.memory_used(), r.disk_used()), (150, 30));
+        assert_eq!(r.by_executor()["2"], (50, 30, 2));
+        s.apply(&block("2", 2, 0, 0));
+        assert_eq!(s.rdds[&7].num_cached_partitions(), 2, "a dropped block is gone");
+        s.apply(&Event::ExecutorRemoved(crate::listener::ExecutorRemoved {
+            executor_id: "2".into(),
+            reason: "lost".into(),
+            time_ms: 3,
+        }));
+        assert_eq!(s.rdds[&7].blocks.keys().copied().collect::<Vec<_>>(), vec![0], "its blocks went with it");
+        s.apply(&Event::UnpersistRdd(crate::listener::UnpersistRdd { rdd_id: 7, time_ms: 4 }));
+        assert_eq!(s.cached_rdds().count(), 0);
+    }
+
+    #[test]
     fn keeps_what_retention_allows() {
         let mut s =
             AppState { retention: Retention { jobs: 2, stages: 2, tasks: 3, batches: 2 }, ..Default::default() };
@@ -608,6 +794,7 @@ mod tests {
                 kind: StageKind::ResultStage,
                 num_tasks: 5,
                 parent_ids: vec![],
+                rdds: vec![],
             };
             s.apply(&Event::JobStart(JobStart {
                 job_id,

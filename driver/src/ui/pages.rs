@@ -1,4 +1,4 @@
-//! The HTML pages, with Spark's names: Jobs, Stages, Executors, Environment, a
+//! The HTML pages, with Spark's names: Jobs, Stages, Storage, Environment, Executors, a
 //! job's page (with the DAG of its stages), a stage's page (summary quantiles,
 //! event timeline, tasks), and the history server's application list. Rendered
 //! on the server with maud; no JavaScript; a running application's pages reload
@@ -36,8 +36,13 @@ ul.summary li{margin:2px 0}
 
 /// A whole page: navigation, title, body; `refresh` reloads it every 2 s.
 pub(crate) fn layout(s: &AppState, base: &str, tab: &str, title: &str, refresh: bool, body: Markup) -> Response {
-    let mut tabs =
-        vec![("jobs", "Jobs"), ("stages", "Stages"), ("executors", "Executors"), ("environment", "Environment")];
+    let mut tabs = vec![
+        ("jobs", "Jobs"),
+        ("stages", "Stages"),
+        ("storage", "Storage"),
+        ("environment", "Environment"),
+        ("executors", "Executors"),
+    ];
     if s.streaming.is_streaming() {
         tabs.push(("streaming", "Streaming"));
     }
@@ -130,6 +135,11 @@ pub fn app_page(
                 None => respond(StatusCode::NOT_FOUND, "text/plain", "no such stage attempt\n".into()),
             }
         }
+        ["storage"] => super::storage_page::storage_page(&s, base, refresh),
+        ["storage", "rdd"] => match id("id").and_then(|i| s.cached_rdds().find(|r| r.id == i)) {
+            Some(rdd) => super::storage_page::rdd_page(&s, base, rdd, refresh),
+            None => respond(StatusCode::NOT_FOUND, "text/plain", "no such cached RDD\n".into()),
+        },
         ["executors"] => executors_page(&s, base, refresh),
         ["environment"] => environment_page(&s, base, refresh),
         ["streaming"] => super::streaming_page::streaming_page(&s, base, refresh),
@@ -222,7 +232,8 @@ fn executors_page(s: &AppState, base: &str, refresh: bool) -> Response {
             thead { tr {
                 th { "Executor ID" } th { "Address" } th { "Status" } th { "Cores" } th { "Active Tasks" }
                 th { "Failed Tasks" } th { "Complete Tasks" } th { "Total Tasks" } th { "Task Time" }
-                th { "Shuffle Read" } th { "Shuffle Write" } th { "Spill (Disk)" } th { "Added" } th { "Removed" }
+                th { "Shuffle Read" } th { "Shuffle Write" } th { "Spill (Disk)" } th { "Broadcast Uploaded" }
+                th { "Logs" } th { "Added" } th { "Removed" }
             } }
             tbody {
                 @for x in s.executors.values() {
@@ -240,6 +251,10 @@ fn executors_page(s: &AppState, base: &str, refresh: bool) -> Response {
                         td.num { (bytes(x.shuffle_read_bytes)) }
                         td.num { (bytes(x.shuffle_write_bytes)) }
                         td.num { (bytes(x.spill_bytes)) }
+                        td.num { (bytes(x.broadcast_bytes_uploaded)) }
+                        td { @for (name, url) in &x.log_urls {
+                            a href={ (url) "?bytes=" (LOG_PAGE_BYTES) } { (name) } " "
+                        } }
                         td { (time(x.add_ms)) }
                         td { @if let Some(r) = x.remove_ms { (time(r)) } }
                     }
@@ -249,6 +264,9 @@ fn executors_page(s: &AppState, base: &str, refresh: bool) -> Response {
     };
     layout(s, base, "executors", "Executors", refresh, body)
 }
+
+/// Bytes of an executor's log its Executors-page link asks for (Spark's log page default).
+const LOG_PAGE_BYTES: usize = 100 << 10;
 
 fn pairs_table(pairs: &[(String, String)]) -> Markup {
     html! {

@@ -12,6 +12,7 @@
 //! | `/applications/{app}/stages/{stage}/{attempt}/taskList[?offset=0&length=20]` | tasks by id |
 //! | `/applications/{app}/executors`, `/allexecutors` | active / all executors |
 //! | `/applications/{app}/environment` | settings |
+//! | `/applications/{app}/storage/rdd`, `/storage/rdd/{rddId}` | cached RDDs, one with where its partitions are |
 //! | `/applications/{app}/streaming/statistics`, `/streaming/batches[?status=queued\|processing\|completed]`, `/streaming/batches/{batch}` | streaming batches |
 
 use super::{AppSource, respond};
@@ -148,6 +149,12 @@ fn app_request(s: &AppState, path: &[&str], query: &HashMap<String, String>) -> 
         }
         ["allexecutors"] => json(&Value::Array(s.executors.values().map(api::executor).collect())),
         ["environment"] => json(&api::environment(s)),
+        ["storage", "rdd"] => json(&Value::Array(s.cached_rdds().map(|r| api::rdd_storage(s, r, false)).collect())),
+        ["storage", "rdd", id] => {
+            let id: u64 = parse("rdd id", id)?;
+            let rdd = s.cached_rdds().find(|r| r.id == id).ok_or_else(|| missing(format!("rdd {id}")))?;
+            json(&api::rdd_storage(s, rdd, true))
+        }
         ["streaming", ..] if !s.streaming.is_streaming() => return Err(missing("streaming statistics".into())),
         ["streaming", "statistics"] => json(&streaming::statistics_json(&s.streaming, s.app.start_ms)),
         ["streaming", "batches"] => {

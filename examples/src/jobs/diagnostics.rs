@@ -133,3 +133,23 @@ pub fn straggler(sc: &EmberContext, p: &StragglerParams) -> ember::Result<Value>
         },
     }))
 }
+
+/// Caches `records` numbers (×3) in `partitions` partitions at MEMORY_ONLY (or
+/// DISK_ONLY with `disk`), counts them twice, and with `pause_file` waits for that
+/// file while they stay cached. Prints the RDD's id and both counts.
+pub fn cache_check(
+    sc: &EmberContext,
+    partitions: usize,
+    records: u64,
+    disk: bool,
+    pause_file: Option<&str>,
+) -> ember::Result<Value> {
+    let level = if disk { StorageLevel::DiskOnly } else { StorageLevel::MemoryOnly };
+    let rdd = sc.range(0, records as i64, 1, partitions)?.map(Fn!(|x: i64| x * 3)).persist(level);
+    let first = rdd.count()?;
+    let second = rdd.count()?;
+    if let Some(path) = pause_file {
+        crate::wait_for_file(path, Duration::from_secs(600))?;
+    }
+    Ok(json!({ "rdd_id": rdd.id(), "first": first, "second": second, "level": format!("{level:?}") }))
+}
