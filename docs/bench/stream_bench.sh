@@ -12,6 +12,7 @@
 # Ember: $EMBER (default /work/target-bench/release/ember-examples) stateful-wordcount
 # --report. Spark: spark-submit of the jar docs/bench/spark_streaming.sh builds
 # ($BUILD/stateful-wordcount.jar), driver memory $SPARK_DRIVER_MEMORY (default 4g).
+# CONF="k=v k2=v2" adds settings to both engines (e.g. spark.streaming.blockInterval=50ms).
 # PORT defaults to 9911. EMBER_PERF=1 records the Ember process with `perf record -g`
 # into OUTDIR/perf.data.
 set -euo pipefail
@@ -23,6 +24,8 @@ BUILD=${BUILD:-/tmp/spark-streaming-bench}
 rm -rf "$out"
 mkdir -p "$out"
 batches=$(( (seconds * 1000 + 10000 + batch_ms - 1) / batch_ms ))
+conf=(--conf spark.ui.enabled=false)
+for kv in ${CONF:-}; do conf+=(--conf "$kv"); done
 
 (while true; do uptime; sleep 5; done) >"$out/load.txt" &
 loadpid=$!
@@ -33,7 +36,7 @@ sleep 0.5
 
 case "$engine" in
   ember)
-    cmd=("$EMBER" --master 'local[2]' --conf spark.ui.enabled=false stateful-wordcount
+    cmd=("$EMBER" --master 'local[2]' "${conf[@]}" stateful-wordcount
       --host 127.0.0.1 --port "$PORT" --checkpoint "$out/ck" --batch-ms "$batch_ms"
       --batches "$batches" --report)
     if [[ "${EMBER_PERF:-0}" == 1 ]]; then
@@ -42,7 +45,7 @@ case "$engine" in
     ;;
   spark)
     home=$(python3 -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')
-    cmd=("$home/bin/spark-submit" --master 'local[2]' --conf spark.ui.enabled=false
+    cmd=("$home/bin/spark-submit" --master 'local[2]' "${conf[@]}"
       --driver-memory "${SPARK_DRIVER_MEMORY:-4g}" --class StatefulWordCount
       "$BUILD/stateful-wordcount.jar" 127.0.0.1 "$PORT" "$batch_ms" "$out/ck" "$batches")
     ;;
