@@ -48,6 +48,9 @@ pub enum EmberError {
     Broadcast { id: u64, reason: String },
     #[error("file {name:?}: {reason}")]
     File { name: String, reason: String },
+    /// A block a streaming receiver stored (Spark's `StreamBlockId`, `input-…`).
+    #[error("stream block {id}: {reason}")]
+    StreamBlock { id: String, reason: String },
     #[error("executor {executor_id} lost: {reason}")]
     ExecutorLost { executor_id: String, reason: String },
     #[error("task killed: {0}")]

@@ -11,6 +11,7 @@ pub mod data;
 pub mod endpoint;
 pub mod error;
 pub mod files;
+pub mod framed;
 pub mod group;
 pub mod lineage;
 pub mod partitioner;

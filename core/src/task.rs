@@ -57,6 +57,17 @@ pub trait ExecutorEnv: Send + Sync {
     fn spill_dir(&self) -> PathBuf;
     /// Asks the driver's endpoint `endpoint` (see `crate::endpoint`).
     fn ask_driver(&self, endpoint: &str, message: Vec<u8>) -> Result<Vec<u8>>;
+    /// Stores a block a streaming receiver cut (Spark's `StreamBlockId` at
+    /// `MEMORY_AND_DISK_SER_2`: serialized records, `block_id` a plain name) on
+    /// this executor and, when `replica` gives another executor's block
+    /// address, a copy there. Returns whether the copy was made (a replica that
+    /// cannot be reached is logged and gives `false`).
+    /// Errors: this executor cannot store it.
+    fn put_stream_block(&self, block_id: &str, bytes: Arc<Vec<u8>>, replica: Option<&str>) -> Result<bool>;
+    /// A stored stream block: from this executor when it holds it, else from the
+    /// first of `holders` (block addresses) that serves it.
+    /// Errors: no holder has it (each holder's failure is in the message), or a copy is corrupt.
+    fn stream_block(&self, block_id: &str, holders: &[String]) -> Result<Arc<Vec<u8>>>;
 }
 
 /// Counters of one task attempt, reported with its result.

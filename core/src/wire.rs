@@ -17,7 +17,10 @@ pub fn to_status(err: EmberError) -> tonic::Status {
     use tonic::Code;
     let code = match &err {
         EmberError::Config(_) | EmberError::Invalid(_) | EmberError::Master { .. } => Code::InvalidArgument,
-        EmberError::InputPath { .. } | EmberError::File { .. } | EmberError::Broadcast { .. } => Code::NotFound,
+        EmberError::InputPath { .. }
+        | EmberError::File { .. }
+        | EmberError::Broadcast { .. }
+        | EmberError::StreamBlock { .. } => Code::NotFound,
         EmberError::Stopped => Code::Unavailable,
         EmberError::FetchFailed(_) | EmberError::ExecutorLost { .. } => Code::Unavailable,
         _ => Code::Internal,

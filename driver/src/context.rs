@@ -338,6 +338,27 @@ impl EmberContext {
         self.inner.endpoints.unregister(name);
     }
 
+    /// The executors that can hold blocks for others, as `(executor id, block
+    /// server address)`; empty in local mode, whose one executor needs no peers.
+    pub fn executor_block_addresses(&self) -> Vec<(String, String)> {
+        self.inner.cluster.as_ref().map(|c| c.registry().addresses()).unwrap_or_default()
+    }
+
+    /// Frees received stream blocks (see `ember_core::task::ExecutorEnv::put_stream_block`)
+    /// on every executor. Blocks an executor does not hold are ignored.
+    pub fn remove_stream_blocks(&self, block_ids: Vec<String>) {
+        if block_ids.is_empty() {
+            return;
+        }
+        for e in self.inner.local_executors.lock().iter() {
+            e.services().stream_blocks.remove(&block_ids);
+        }
+        if let Some(cluster) = &self.inner.cluster {
+            use ember_core::wire::v1::{RemoveStreamBlocks, driver_command::Kind};
+            cluster.registry().broadcast(Kind::RemoveStreamBlocks(RemoveStreamBlocks { block_ids }));
+        }
+    }
+
     /// An RDD over a custom node: the extension point for libraries that add
     /// their own sources (the streaming crate's received blocks, for example).
     pub fn rdd_from_node<T: Data>(&self, node: Arc<dyn RddNode<T>>) -> Rdd<T> {

@@ -292,6 +292,33 @@ fn a_socket_receiver_whose_executor_dies_restarts_on_another_and_loses_nothing_s
 }
 
 #[test]
+fn a_received_block_outlives_its_receivers_executor_on_its_replica_without_the_write_ahead_log() {
+    let d = SocketJobDirs::new();
+    let (ckpt, out, prefix) = (&d.ckpt, &d.out, &d.prefix);
+    let server = LineServer::start();
+    let port = server.port.to_string();
+    let mut args = stateful_args(&port, ckpt, prefix, "4000");
+    assert_eq!(args[1], "spark.streaming.receiver.writeAheadLog.enable=true");
+    args[1] = "spark.streaming.receiver.writeAheadLog.enable=false";
+    let mut cmd = Command::new(BIN);
+    // Three executors: the receiver's (killed), its replica's, and one more.
+    cmd.arg("--master").arg("local-cluster[3,1,256]").args(args);
+    cmd.env("EMBER_LOG", "info,ember_streaming=debug").env_remove("EMBER_CONF");
+    let driver = Proc::spawn(cmd);
+    let started = driver.wait_for("receiver started");
+    assert!(started.contains("replica=Some"), "no replica chosen: {started}");
+    let mut conn = server.next_connection(&driver);
+    let (text, want) = lines(4, 30);
+    conn.write_all(text.as_bytes()).unwrap();
+    // Long batches: every line is in a block, stored twice, before a batch takes it.
+    let received = driver.wait_for("total_records=30");
+    assert!(received.contains("holders=2"), "the block was not replicated: {received}");
+    // SAFETY: kill(2) on a child executor process of this test.
+    assert_eq!(unsafe { libc::kill(receiver_pid(&started), libc::SIGKILL) }, 0);
+    wait_for_totals(out, &want, &driver);
+}
+
+#[test]
 fn with_the_write_ahead_log_a_killed_driver_loses_no_acknowledged_line() {
     let d = SocketJobDirs::new();
     let (ckpt, out, prefix) = (&d.ckpt, &d.out, &d.prefix);

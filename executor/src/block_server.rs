@@ -5,7 +5,10 @@ use crate::env::ExecutorServices;
 use ember_core::error::EmberError;
 use ember_core::pieces::BlobId;
 use ember_core::wire::v1::block_server_server::BlockServer;
-use ember_core::wire::v1::{Chunk, PieceRequest, ResultRequest, ShuffleBlockRequest, StatsRequest, UploadStatsReply};
+use ember_core::wire::v1::{
+    Chunk, Payload, PieceRequest, ResultRequest, ShuffleBlockRequest, StatsRequest, StreamBlockRequest,
+    StreamBlockUpload, UploadStatsReply,
+};
 use ember_core::wire::{chunks, to_status};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -44,6 +47,7 @@ impl BlockServer for BlockService {
     type FetchShuffleBlockStream = ChunkStream;
     type FetchResultStream = ChunkStream;
     type FetchPieceStream = ChunkStream;
+    type FetchStreamBlockStream = ChunkStream;
 
     async fn fetch_shuffle_block(
         &self,
@@ -81,5 +85,42 @@ impl BlockServer for BlockService {
 
     async fn upload_stats(&self, _request: Request<StatsRequest>) -> Result<Response<UploadStatsReply>, Status> {
         Ok(Response::new(UploadStatsReply { broadcast_bytes_uploaded: self.services.pieces.bytes_uploaded() }))
+    }
+
+    async fn fetch_stream_block(
+        &self,
+        request: Request<StreamBlockRequest>,
+    ) -> Result<Response<Self::FetchStreamBlockStream>, Status> {
+        let id = request.into_inner().block_id;
+        let services = self.services.clone();
+        let found = tokio::task::spawn_blocking(move || services.stream_blocks.get(&id).map(|b| (id, b)))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(to_status)?;
+        match found {
+            (_, Some(bytes)) => Ok(Response::new(stream(bytes))),
+            (id, None) => Err(to_status(EmberError::StreamBlock { id, reason: "not held by this executor".into() })),
+        }
+    }
+
+    async fn replicate_stream_block(
+        &self,
+        request: Request<tonic::Streaming<StreamBlockUpload>>,
+    ) -> Result<Response<Payload>, Status> {
+        let mut uploads = request.into_inner();
+        let mut id = String::new();
+        let mut bytes = Vec::new();
+        while let Some(upload) = uploads.message().await? {
+            if id.is_empty() {
+                id = upload.block_id;
+            }
+            bytes.extend_from_slice(&upload.data);
+        }
+        let services = self.services.clone();
+        tokio::task::spawn_blocking(move || services.stream_blocks.put(&id, Arc::new(bytes)))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(to_status)?;
+        Ok(Response::new(Payload { data: Vec::new() }))
     }
 }

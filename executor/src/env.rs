@@ -5,6 +5,7 @@ use crate::block_store::BlockStore;
 use crate::links::{BlockFetcher, BlockRequest, DriverLink};
 use crate::piece_store::PieceStore;
 use crate::shuffle_files::ShuffleFiles;
+use crate::stream_blocks::StreamBlocks;
 use crate::torrent::Torrent;
 use ember_core::config::Conf;
 use ember_core::error::{EmberError, FetchFailure, Result};
@@ -43,6 +44,8 @@ pub struct ExecutorServices {
     pub blocks: BlockStore,
     /// Broadcast and file pieces this executor holds and serves.
     pub pieces: PieceStore,
+    /// Blocks cut by streaming receivers, held here as their first copy or replica.
+    pub stream_blocks: StreamBlocks,
     driver: Arc<dyn DriverLink>,
     fetcher: Arc<dyn BlockFetcher>,
     broadcasts: Mutex<HashMap<u64, Once<AnyValue>>>,
@@ -77,12 +80,16 @@ impl ExecutorServices {
         let task_memory_budget = task_memory_budget(&config)?;
         let blocks = BlockStore::new(config.memory_bytes, work_dirs[0].join("blocks"));
         let pieces = PieceStore::new(work_dirs[0].join("pieces"))?;
+        // Received blocks share the storage memory with cached partitions in
+        // Spark; here they get a quarter of the executor's memory, then disk.
+        let stream_blocks = StreamBlocks::new(config.memory_bytes / 4, work_dirs[0].join("stream"));
         Ok(Arc::new(Self {
             config,
             work_dirs,
             shuffle,
             blocks,
             pieces,
+            stream_blocks,
             driver,
             fetcher,
             broadcasts: Mutex::new(HashMap::new()),
@@ -259,6 +266,39 @@ impl ExecutorEnv for ExecutorServices {
 
     fn ask_driver(&self, endpoint: &str, message: Vec<u8>) -> Result<Vec<u8>> {
         self.driver.ask(endpoint, message)
+    }
+
+    fn put_stream_block(&self, block_id: &str, bytes: Arc<Vec<u8>>, replica: Option<&str>) -> Result<bool> {
+        self.stream_blocks.put(block_id, bytes.clone())?;
+        let Some(address) = replica else { return Ok(false) };
+        match self.fetcher.replicate_stream_block(address, block_id, bytes) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                tracing::warn!(block_id, replica = address, error = %e, "could not replicate a received block; it has one copy");
+                Ok(false)
+            }
+        }
+    }
+
+    fn stream_block(&self, block_id: &str, holders: &[String]) -> Result<Arc<Vec<u8>>> {
+        if let Some(bytes) = self.stream_blocks.get(block_id)? {
+            return Ok(bytes);
+        }
+        let mut failures = Vec::new();
+        for address in holders.iter().filter(|a| **a != self.config.advertise_address) {
+            match self.fetcher.fetch_stream_block(address, block_id) {
+                Ok(bytes) => return Ok(Arc::new(bytes)),
+                Err(e) => failures.push(format!("{address}: {e}")),
+            }
+        }
+        Err(EmberError::StreamBlock {
+            id: block_id.to_string(),
+            reason: if failures.is_empty() {
+                "not held by this executor, and no other holder is known".to_string()
+            } else {
+                format!("not held by this executor, and no holder served it ({})", failures.join("; "))
+            },
+        })
     }
 
     fn spill_dir(&self) -> PathBuf {

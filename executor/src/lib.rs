@@ -11,6 +11,7 @@ pub mod piece_store;
 pub mod remote;
 pub mod runner;
 pub mod shuffle_files;
+pub mod stream_blocks;
 pub mod torrent;
 
 pub use env::{ExecutorConfig, ExecutorServices};

@@ -1,10 +1,11 @@
 //! What an executor needs from outside itself, as traits: local mode implements
 //! them in-process, distributed mode over gRPC.
 
-use ember_core::error::Result;
+use ember_core::error::{EmberError, Result};
 use ember_core::pieces::{BlobId, BlobMeta, PieceSource};
 use ember_core::protocol::TaskOutcome;
 use ember_core::shuffle::MapStatus;
+use std::sync::Arc;
 
 /// Requests an executor makes to its driver (and its block master).
 pub trait DriverLink: Send + Sync {
@@ -47,6 +48,17 @@ pub trait BlockFetcher: Send + Sync {
     fn fetch_block(&self, status: &MapStatus, shuffle_id: u32, map_index: u32, reduce_index: u32) -> Result<Vec<u8>>;
     /// A broadcast or file piece from the executor whose block server is at `address`.
     fn fetch_piece(&self, address: &str, blob: &BlobId, index: u32) -> Result<Vec<u8>>;
+
+    /// A received stream block held by the executor whose block server is at `address`.
+    /// Errors: that executor is unreachable or does not hold it.
+    fn fetch_stream_block(&self, address: &str, block_id: &str) -> Result<Vec<u8>> {
+        Err(EmberError::Internal(format!("stream block {block_id} is on {address}, which this mode cannot reach")))
+    }
+
+    /// Stores a copy of a received stream block on the executor at `address`.
+    fn replicate_stream_block(&self, address: &str, block_id: &str, _bytes: Arc<Vec<u8>>) -> Result<()> {
+        Err(EmberError::Internal(format!("cannot replicate stream block {block_id} to {address} in this mode")))
+    }
 
     /// Fetches many blocks; implementations may fetch concurrently, with at most
     /// `max_bytes_in_flight` bytes requested at once (a larger block goes alone).

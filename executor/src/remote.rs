@@ -18,7 +18,8 @@ use ember_core::wire::v1::block_server_server::BlockServerServer;
 use ember_core::wire::v1::driver_client::DriverClient;
 use ember_core::wire::v1::{
     self, AskRequest, BlobRequest, ExecutorMessage, Heartbeat, HoldersRequest, MapOutputsRequest, PieceRequest,
-    Register, RegisterPieceRequest, ShuffleBlockRequest, TaskStatus, driver_command, executor_message,
+    Register, RegisterPieceRequest, ShuffleBlockRequest, StreamBlockRequest, StreamBlockUpload, TaskStatus,
+    driver_command, executor_message,
 };
 use ember_core::wire::{MAX_MESSAGE_BYTES, from_status};
 use parking_lot::Mutex;
@@ -250,6 +251,9 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
                 Some(driver_command::Kind::RemoveRdd(r)) => executor.services().blocks.remove_rdd(r.rdd_id),
                 Some(driver_command::Kind::RemoveShuffle(s)) => {
                     executor.services().shuffle.remove_shuffle(s.shuffle_id)
+                }
+                Some(driver_command::Kind::RemoveStreamBlocks(r)) => {
+                    executor.services().stream_blocks.remove(&r.block_ids)
                 }
                 Some(driver_command::Kind::Shutdown(_)) => break exit_code::SHUTDOWN,
                 Some(driver_command::Kind::Registered(_)) | None => {}
@@ -494,7 +498,42 @@ impl BlockFetcher for RemoteBlocks {
                 .unwrap_or_else(|_| Err(EmberError::Internal(format!("fetching a piece from {address} timed out"))))
         })
     }
+
+    fn fetch_stream_block(&self, address: &str, block_id: &str) -> Result<Vec<u8>> {
+        let mut client = self.client(address)?;
+        let req = StreamBlockRequest { block_id: block_id.to_string() };
+        self.handle.block_on(async move {
+            tokio::time::timeout(STREAM_BLOCK_TIMEOUT, async {
+                collect_chunks(client.fetch_stream_block(req).await).await
+            })
+            .await
+            .unwrap_or_else(|_| Err(EmberError::Internal(format!("fetching a stream block from {address} timed out"))))
+        })
+    }
+
+    fn replicate_stream_block(&self, address: &str, block_id: &str, bytes: Arc<Vec<u8>>) -> Result<()> {
+        let mut client = self.client(address)?;
+        // `chunks` gives at least one chunk, so even an empty block names itself.
+        let mut first = Some(block_id.to_string());
+        let uploads: Vec<StreamBlockUpload> = ember_core::wire::chunks(bytes)
+            .map(|c| StreamBlockUpload { block_id: first.take().unwrap_or_default(), data: c.data })
+            .collect();
+        self.handle.block_on(async move {
+            match tokio::time::timeout(
+                STREAM_BLOCK_TIMEOUT,
+                client.replicate_stream_block(futures::stream::iter(uploads)),
+            )
+            .await
+            {
+                Ok(reply) => reply.map(|_| ()).map_err(from_status),
+                Err(_) => Err(EmberError::Internal(format!("replicating a stream block to {address} timed out"))),
+            }
+        })
+    }
 }
+
+/// Bound on moving one received stream block between executors.
+const STREAM_BLOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 type Fetched = (BlockRequest, Result<Vec<u8>>, tokio::sync::OwnedSemaphorePermit);
 

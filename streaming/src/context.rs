@@ -501,7 +501,8 @@ impl StreamingContext {
             status.last_generated = Some(status.last_generated.map_or(time, |t| t.max(time)));
         }
         self.write_checkpoint()?;
-        Ok(Batch { time, jobs, submission_ms: self.inner.clock.now_ms(), input_records })
+        let outputs = jobs.len();
+        Ok(Batch { time, jobs, submission_ms: self.inner.clock.now_ms(), input_records, outputs })
     }
 
     /// After a batch's jobs: state checkpoints, forgetting old RDDs, metadata.

@@ -7,6 +7,7 @@
 use crate::context::StreamingContext;
 use crate::graph::BatchJob;
 use crate::time::Time;
+use ember::listener::{Event, StreamingBatch};
 use ember_core::error::Result;
 use serde::Serialize;
 use std::sync::mpsc;
@@ -48,6 +49,8 @@ pub(crate) struct Batch {
     pub jobs: Vec<BatchJob>,
     pub submission_ms: u64,
     pub input_records: u64,
+    /// Output operations that run a job (`jobs.len()` when generated).
+    pub outputs: usize,
 }
 
 /// The two threads of a started context.
@@ -92,6 +95,7 @@ fn generator_loop(ssc: StreamingContext, first: Time, tx: mpsc::Sender<Batch>) {
         }
         match ssc.generate_batch(time) {
             Ok(batch) => {
+                post(&ssc, Event::StreamingBatchSubmitted, &batch, None, None);
                 if tx.send(batch).is_err() {
                     break;
                 }
@@ -108,12 +112,38 @@ fn generator_loop(ssc: StreamingContext, first: Time, tx: mpsc::Sender<Batch>) {
         && ssc.has_unallocated_input()
         && let Ok(batch) = ssc.generate_batch(time)
     {
+        post(&ssc, Event::StreamingBatchSubmitted, &batch, None, None);
         let _ = tx.send(batch);
     }
 }
 
+/// Tells the listener bus (UI, metrics, event log) about a batch; `processing`
+/// is its (start, end) when it got that far.
+fn post(
+    ssc: &StreamingContext,
+    event: fn(StreamingBatch) -> Event,
+    batch: &Batch,
+    processing: Option<(u64, Option<u64>)>,
+    failure: Option<String>,
+) {
+    let bus = ssc.spark_context().listener_bus();
+    if !bus.is_active() {
+        return;
+    }
+    bus.post(event(StreamingBatch {
+        batch_time_ms: batch.time.0,
+        batch_duration_ms: ssc.inner.batch_ms,
+        input_records: batch.input_records,
+        submission_time_ms: batch.submission_ms,
+        processing_start_time_ms: processing.map(|p| p.0),
+        processing_end_time_ms: processing.and_then(|p| p.1),
+        output_operations: batch.outputs as u64,
+        failure,
+    }));
+}
+
 fn runner_loop(ssc: StreamingContext, rx: mpsc::Receiver<Batch>) {
-    while let Ok(batch) = rx.recv() {
+    while let Ok(mut batch) = rx.recv() {
         if ssc.queued_batches_dropped() {
             tracing::info!(batch_time = %batch.time, "stopping: batch not run");
             continue;
@@ -123,13 +153,17 @@ fn runner_loop(ssc: StreamingContext, rx: mpsc::Receiver<Batch>) {
         let span = tracing::info_span!("batch", batch_time = time.0);
         let _enter = span.enter();
         let outputs = batch.jobs.len();
-        for job in batch.jobs {
+        post(&ssc, Event::StreamingBatchStarted, &batch, Some((start, None)), None);
+        for job in std::mem::take(&mut batch.jobs) {
             if let Err(e) = job() {
+                let end = ssc.inner.clock.now_ms();
+                post(&ssc, Event::StreamingBatchCompleted, &batch, Some((start, Some(end))), Some(e.to_string()));
                 ssc.fail(format!("running batch {time}"), e);
                 return;
             }
         }
         let end = ssc.inner.clock.now_ms();
+        post(&ssc, Event::StreamingBatchCompleted, &batch, Some((start, Some(end))), None);
         let info = BatchInfo {
             batch_time: time,
             submission_ms: batch.submission_ms,

@@ -32,6 +32,15 @@ pub enum Event {
     ExecutorAdded(ExecutorAdded),
     #[serde(rename = "SparkListenerExecutorRemoved")]
     ExecutorRemoved(ExecutorRemoved),
+    /// A streaming batch was generated and queued (Spark's `StreamingListenerBatchSubmitted`).
+    #[serde(rename = "StreamingListenerBatchSubmitted")]
+    StreamingBatchSubmitted(StreamingBatch),
+    /// A streaming batch's jobs began (Spark's `StreamingListenerBatchStarted`).
+    #[serde(rename = "StreamingListenerBatchStarted")]
+    StreamingBatchStarted(StreamingBatch),
+    /// A streaming batch's jobs ended (Spark's `StreamingListenerBatchCompleted`).
+    #[serde(rename = "StreamingListenerBatchCompleted")]
+    StreamingBatchCompleted(StreamingBatch),
 }
 
 impl Event {
@@ -49,6 +58,9 @@ impl Event {
             Event::TaskEnd(_) => "SparkListenerTaskEnd",
             Event::ExecutorAdded(_) => "SparkListenerExecutorAdded",
             Event::ExecutorRemoved(_) => "SparkListenerExecutorRemoved",
+            Event::StreamingBatchSubmitted(_) => "StreamingListenerBatchSubmitted",
+            Event::StreamingBatchStarted(_) => "StreamingListenerBatchStarted",
+            Event::StreamingBatchCompleted(_) => "StreamingListenerBatchCompleted",
         }
     }
 }
@@ -235,4 +247,42 @@ pub struct ExecutorRemoved {
     pub executor_id: String,
     pub reason: String,
     pub time_ms: u64,
+}
+
+/// One streaming batch (Spark's streaming `BatchInfo`). Times are milliseconds
+/// on the streaming context's clock (the wall clock unless a test set
+/// `spark.streaming.clock=manual`); the processing times are unset until the
+/// batch reaches that point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamingBatch {
+    /// The batch's time: a multiple of the batch interval (Spark's `batchTime`).
+    pub batch_time_ms: u64,
+    /// The context's batch interval.
+    pub batch_duration_ms: u64,
+    /// Records its receiver inputs took (Spark's `numRecords`; queue and file streams are not counted).
+    pub input_records: u64,
+    /// When it was generated and queued.
+    pub submission_time_ms: u64,
+    pub processing_start_time_ms: Option<u64>,
+    pub processing_end_time_ms: Option<u64>,
+    /// Output operations that run a job in it.
+    pub output_operations: u64,
+    /// Why it failed, when it did.
+    pub failure: Option<String>,
+}
+
+impl StreamingBatch {
+    /// Time it waited for earlier batches: processing start − submission.
+    pub fn scheduling_delay_ms(&self) -> Option<u64> {
+        Some(self.processing_start_time_ms?.saturating_sub(self.submission_time_ms))
+    }
+    /// Time its jobs took: processing end − start.
+    pub fn processing_time_ms(&self) -> Option<u64> {
+        Some(self.processing_end_time_ms?.saturating_sub(self.processing_start_time_ms?))
+    }
+    /// From the batch's time to the end of its jobs.
+    pub fn total_delay_ms(&self) -> Option<u64> {
+        Some(self.processing_end_time_ms?.saturating_sub(self.batch_time_ms))
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod quantiles;
+pub mod streaming;
 
 use crate::listener::{self, Event, Listener, StageKind, TaskStatus};
 use parking_lot::RwLock;
@@ -141,16 +142,19 @@ pub struct Retention {
     pub stages: usize,
     /// Per stage attempt.
     pub tasks: usize,
+    /// Completed streaming batches.
+    pub batches: usize,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Self { jobs: 1000, stages: 1000, tasks: 100_000 }
+        Self { jobs: 1000, stages: 1000, tasks: 100_000, batches: 1000 }
     }
 }
 
 impl Retention {
-    /// From `spark.ui.retainedJobs`, `spark.ui.retainedStages`, `spark.ui.retainedTasks`.
+    /// From `spark.ui.retainedJobs`, `spark.ui.retainedStages`, `spark.ui.retainedTasks`
+    /// and `spark.streaming.ui.retainedBatches`.
     ///
     /// Errors: a setting that is not a number.
     pub fn from_conf(conf: &ember_core::config::Conf) -> ember_core::error::Result<Self> {
@@ -159,6 +163,7 @@ impl Retention {
             jobs: conf.get_usize("spark.ui.retainedJobs", d.jobs)?.max(1),
             stages: conf.get_usize("spark.ui.retainedStages", d.stages)?.max(1),
             tasks: conf.get_usize("spark.ui.retainedTasks", d.tasks)?.max(1),
+            batches: conf.get_usize("spark.streaming.ui.retainedBatches", d.batches)?.max(1),
         })
     }
 }
@@ -173,6 +178,8 @@ pub struct AppState {
     pub executors: BTreeMap<String, ExecutorData>,
     pub spark_properties: Vec<(String, String)>,
     pub system_properties: Vec<(String, String)>,
+    /// Streaming batches, for a streaming application.
+    pub streaming: streaming::StreamingData,
     /// Events applied so far.
     pub events: u64,
     /// The store of the running driver (not one replayed from a log): what has
@@ -317,6 +324,9 @@ impl AppState {
                     x.remove_ms = Some(e.time_ms);
                     x.remove_reason = Some(e.reason.clone());
                 }
+            }
+            Event::StreamingBatchSubmitted(b) | Event::StreamingBatchStarted(b) | Event::StreamingBatchCompleted(b) => {
+                self.streaming.update(b, self.retention.batches);
             }
         }
     }
@@ -588,7 +598,8 @@ mod tests {
 
     #[test]
     fn keeps_what_retention_allows() {
-        let mut s = AppState { retention: Retention { jobs: 2, stages: 2, tasks: 3 }, ..Default::default() };
+        let mut s =
+            AppState { retention: Retention { jobs: 2, stages: 2, tasks: 3, batches: 2 }, ..Default::default() };
         for job_id in 0..4u64 {
             let stage = StageInfo {
                 stage_id: job_id as u32,

@@ -9,6 +9,7 @@ pub mod format;
 pub mod pages;
 pub mod rest;
 pub mod stage_page;
+mod streaming_page;
 
 use crate::metrics::DriverMetrics;
 use crate::status::AppStatusStore;

@@ -36,7 +36,11 @@ ul.summary li{margin:2px 0}
 
 /// A whole page: navigation, title, body; `refresh` reloads it every 2 s.
 pub(crate) fn layout(s: &AppState, base: &str, tab: &str, title: &str, refresh: bool, body: Markup) -> Response {
-    let tabs = [("jobs", "Jobs"), ("stages", "Stages"), ("executors", "Executors"), ("environment", "Environment")];
+    let mut tabs =
+        vec![("jobs", "Jobs"), ("stages", "Stages"), ("executors", "Executors"), ("environment", "Environment")];
+    if s.streaming.is_streaming() {
+        tabs.push(("streaming", "Streaming"));
+    }
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -128,6 +132,7 @@ pub fn app_page(
         }
         ["executors"] => executors_page(&s, base, refresh),
         ["environment"] => environment_page(&s, base, refresh),
+        ["streaming"] => super::streaming_page::streaming_page(&s, base, refresh),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "no such page\n".into()),
     }
 }

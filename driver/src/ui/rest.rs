@@ -12,10 +12,11 @@
 //! | `/applications/{app}/stages/{stage}/{attempt}/taskList[?offset=0&length=20]` | tasks by id |
 //! | `/applications/{app}/executors`, `/allexecutors` | active / all executors |
 //! | `/applications/{app}/environment` | settings |
+//! | `/applications/{app}/streaming/statistics`, `/streaming/batches[?status=queued\|processing\|completed]`, `/streaming/batches/{batch}` | streaming batches |
 
 use super::{AppSource, respond};
 use crate::status::quantiles::parse_quantiles;
-use crate::status::{AppState, StageData, api};
+use crate::status::{AppState, StageData, api, streaming};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
@@ -147,6 +148,25 @@ fn app_request(s: &AppState, path: &[&str], query: &HashMap<String, String>) -> 
         }
         ["allexecutors"] => json(&Value::Array(s.executors.values().map(api::executor).collect())),
         ["environment"] => json(&api::environment(s)),
+        ["streaming", ..] if !s.streaming.is_streaming() => return Err(missing("streaming statistics".into())),
+        ["streaming", "statistics"] => json(&streaming::statistics_json(&s.streaming, s.app.start_ms)),
+        ["streaming", "batches"] => {
+            let wanted = query.get("status").map(|w| w.to_ascii_uppercase());
+            let list: Vec<Value> = s
+                .streaming
+                .batches
+                .values()
+                .rev()
+                .map(streaming::batch_json)
+                .filter(|b| wanted.as_deref().is_none_or(|w| b["status"] == w))
+                .collect();
+            json(&Value::Array(list))
+        }
+        ["streaming", "batches", id] => {
+            let id: u64 = parse("batch id", id)?;
+            let batch = s.streaming.batches.get(&id).ok_or_else(|| missing(format!("batch {id}")))?;
+            json(&streaming::batch_json(batch))
+        }
         _ => return Err(missing("endpoint".into())),
     })
 }

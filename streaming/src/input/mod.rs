@@ -4,7 +4,9 @@
 
 mod file;
 mod queue;
+mod received_blocks;
 mod receiver;
+mod receiver_tracker;
 mod socket;
 
 pub use queue::RddQueue;
