@@ -236,6 +236,11 @@ enum Job {
         output: Option<String>,
         #[arg(long)]
         batches: Option<usize>,
+        /// Benchmark report: a `BATCH` line per batch once its totals are computed
+        /// (time, lines, wall clock, checksum) and a `STAT` line per completed batch
+        /// (scheduling and processing delays); see docs/bench/stream_latency.py.
+        #[arg(long)]
+        report: bool,
     },
     /// Running word totals of the files that appear in DIR, saved each batch as
     /// `word<TAB>count` lines in OUTPUT-<time ms>/; resumes from its checkpoint.
@@ -333,11 +338,13 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
         Job::NetworkWordcount { host, port, batch_ms, batches } => {
             streaming::network_wordcount(&ctx()?, &host, port, batch_ms, streaming::StopAfter { batches })?
         }
-        Job::StatefulWordcount { host, port, checkpoint, batch_ms, output, batches } => streaming::stateful_wordcount(
-            &ctx()?,
-            &streaming::StatefulWordcount { host, port, checkpoint, batch_ms, output },
-            streaming::StopAfter { batches },
-        )?,
+        Job::StatefulWordcount { host, port, checkpoint, batch_ms, output, batches, report } => {
+            streaming::stateful_wordcount(
+                &ctx()?,
+                &streaming::StatefulWordcount { host, port, checkpoint, batch_ms, output, report },
+                streaming::StopAfter { batches },
+            )?
+        }
         Job::FileWordcount { dir, checkpoint, output, batch_ms, checkpoint_interval_ms, batches } => {
             streaming::file_wordcount(
                 &ctx()?,

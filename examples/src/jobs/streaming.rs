@@ -42,12 +42,23 @@ pub fn running_totals(counts: &DStream<(String, u64)>) -> DStream<(String, u64)>
 
 /// Starts `ssc` and waits for the stop condition; returns how many batches ran.
 pub fn run_until(ssc: &StreamingContext, stop: StopAfter) -> ember::Result<usize> {
+    run_until_polling(ssc, stop, |_| {})
+}
+
+/// [`run_until`], calling `poll` with the context about every 100 ms while it runs
+/// and once more after it stopped.
+pub fn run_until_polling(
+    ssc: &StreamingContext,
+    stop: StopAfter,
+    mut poll: impl FnMut(&StreamingContext),
+) -> ember::Result<usize> {
     ssc.start()?;
     let done_before = ssc.batch_infos().len();
     loop {
         if ssc.await_termination_or_timeout(Duration::from_millis(100))? {
             break;
         }
+        poll(ssc);
         if let Some(n) = stop.batches
             && ssc.batch_infos().len() - done_before >= n
         {
@@ -56,6 +67,7 @@ pub fn run_until(ssc: &StreamingContext, stop: StopAfter) -> ember::Result<usize
         }
     }
     ssc.await_termination()?;
+    poll(ssc);
     Ok(ssc.batch_infos().len() - done_before)
 }
 
@@ -83,6 +95,62 @@ pub struct StatefulWordcount {
     pub batch_ms: u64,
     /// Also save the totals each batch as `word<TAB>count` lines in `OUTPUT-<time ms>/`.
     pub output: Option<String>,
+    /// Benchmark report (docs/bench/stream_latency.py reads it): a `BATCH` line per
+    /// batch once its totals are computed and a `STAT` line per completed batch.
+    pub report: bool,
+}
+
+/// Word index of the benchmark generator's words (`w<i>`, docs/bench/stream_load.py).
+fn load_word_index(word: &str) -> Option<u64> {
+    word.strip_prefix('w')?.parse().ok()
+}
+
+/// The benchmark's output of the totals of each batch: one pass over the state
+/// computes the total word count and the generator's checksum (sum over words
+/// `w<i>` of count × (i + 1)), then prints, once that is done,
+/// `BATCH time_ms=<batch time> lines=<lines in the batch> cum_lines=<lines so far>
+/// done_ms=<wall clock ms> words=<total words> checksum=<checksum>`.
+/// Every generated line has ten words, so lines so far = words / 10.
+fn report_totals(totals: &DStream<(String, u64)>) {
+    let previous = std::sync::atomic::AtomicU64::new(0);
+    totals.foreach_rdd(move |rdd, time| {
+        let (words, checksum) = rdd.aggregate(
+            (0u64, 0u64),
+            Fn!(|acc: (u64, u64), wc: (String, u64)| {
+                let weight = crate::jobs::streaming::load_word_index(&wc.0).map_or(0, |i| i + 1);
+                (acc.0 + wc.1, acc.1 + wc.1 * weight)
+            }),
+            |a: (u64, u64), b: (u64, u64)| (a.0 + b.0, a.1 + b.1),
+        )?;
+        let done_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let cum_lines = words / 10;
+        let before = previous.swap(cum_lines, std::sync::atomic::Ordering::Relaxed);
+        let lines = cum_lines.saturating_sub(before);
+        println!(
+            "BATCH time_ms={} lines={lines} cum_lines={cum_lines} done_ms={done_ms} words={words} checksum={checksum}",
+            time.0
+        );
+        Ok(())
+    });
+}
+
+/// Prints `STAT time_ms=<batch time> records=<received> sched_ms=<scheduling delay>
+/// proc_ms=<processing time> total_ms=<total delay>` for each batch completed since
+/// the last call (`last` is the newest batch time printed).
+fn report_batch_infos(ssc: &StreamingContext, last: &mut u64) {
+    for info in ssc.batch_infos() {
+        if info.batch_time.0 > *last {
+            *last = info.batch_time.0;
+            println!(
+                "STAT time_ms={} records={} sched_ms={} proc_ms={} total_ms={}",
+                info.batch_time.0,
+                info.input_records,
+                info.scheduling_delay_ms(),
+                info.processing_delay_ms(),
+                info.total_delay_ms()
+            );
+        }
+    }
 }
 
 /// Running word totals across batches (the seed's `updateStateByKey`), printed each batch.
@@ -93,12 +161,20 @@ pub fn stateful_wordcount(sc: &EmberContext, p: &StatefulWordcount, stop: StopAf
         let lines = ssc.socket_text_stream(&p.host, p.port);
         let totals = running_totals(&batch_counts(&lines));
         totals.pprint();
+        if p.report {
+            report_totals(&totals);
+        }
         if let Some(output) = &p.output {
             totals.map(Fn!(|wc: (String, u64)| format!("{}\t{}", wc.0, wc.1))).save_as_text_files(output, "");
         }
         Ok(ssc)
     })?;
-    let batches = run_until(&ssc, stop)?;
+    let mut last = 0;
+    let batches = run_until_polling(&ssc, stop, |ssc| {
+        if p.report {
+            report_batch_infos(ssc, &mut last);
+        }
+    })?;
     Ok(json!({ "batches": batches }))
 }
 
