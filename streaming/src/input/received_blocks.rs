@@ -7,7 +7,7 @@ use ember_core::data::Data;
 use ember_core::error::{EmberError, Result};
 use ember_core::rdd::PartitionOp;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Names one received block: `input-<stream>-<epoch>-<n>` (Spark's
@@ -87,7 +87,7 @@ impl<T: Data> ReadBlocks<T> {
             Err(held) => match &source.wal {
                 Some(path) => {
                     tracing::info!(block = %source.name, error = %held, "reading a received block from the write-ahead log");
-                    Arc::new(read_logged(path)?)
+                    Arc::new(ember_core::framed::read_framed(path)?)
                 }
                 None => {
                     return Err(EmberError::StreamBlock {
@@ -106,11 +106,6 @@ impl<T: Data> ReadBlocks<T> {
             reason: format!("cannot decode its records: {e}"),
         })
     }
-}
-
-/// A block from the write-ahead log.
-pub(crate) fn read_logged(path: &Path) -> Result<Vec<u8>> {
-    ember_core::framed::read_framed(path)
 }
 
 impl<T: Data> PartitionOp<usize, T> for ReadBlocks<T> {

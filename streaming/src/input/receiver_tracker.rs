@@ -15,7 +15,7 @@
 //! logged blocks newer than that to the next batches.
 
 use super::InputSource;
-use super::received_blocks::{BlockSource, ReadBlocks, StreamBlockId, read_logged, record_count};
+use super::received_blocks::{BlockSource, ReadBlocks, StreamBlockId, record_count};
 use super::receiver::{FromTracker, Receiver, RunReceiver, ToTracker};
 use crate::context::StreamingContext;
 use crate::dstream::{Compute, DStream, DStreamBase, Node};
@@ -202,43 +202,33 @@ impl ReceiverInput {
     }
 }
 
-/// The logged blocks of `stream` in `dir` after `after` (all when `None`), in arrival order.
-fn logged_blocks(dir: &Path, stream: &str, after: Option<&StreamBlockId>) -> Result<Vec<BlockInfo>> {
+/// The ids of the blocks of `stream` logged in `dir`, in arrival order.
+fn logged_ids(dir: &Path, stream: &str) -> Result<Vec<StreamBlockId>> {
     let entries = std::fs::read_dir(dir).map_err(|e| EmberError::io(dir.display(), e))?;
-    let mut ids: Vec<StreamBlockId> = entries
-        .flatten()
-        .filter_map(|e| StreamBlockId::parse(stream, &e.file_name().to_string_lossy()))
-        .filter(|id| after.is_none_or(|a| id > a))
-        .collect();
+    let mut ids: Vec<StreamBlockId> =
+        entries.flatten().filter_map(|e| StreamBlockId::parse(stream, &e.file_name().to_string_lossy())).collect();
     ids.sort();
-    ids.into_iter().map(|id| logged_block(dir, id)).collect()
+    Ok(ids)
 }
 
 fn logged_block(dir: &Path, id: StreamBlockId) -> Result<BlockInfo> {
-    let bytes = read_logged(&dir.join(id.name()))?;
+    let bytes = ember_core::framed::read_framed(&dir.join(id.name()))?;
     Ok(BlockInfo { records: record_count(&bytes), bytes: bytes.len() as u64, id, holders: Vec::new() })
-}
-
-/// The largest epoch of the blocks logged in `dir` (`None`: none logged).
-fn last_logged_epoch(dir: &Path, stream: &str) -> Option<u64> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter_map(|e| StreamBlockId::parse(stream, &e.file_name().to_string_lossy()))
-        .map(|id| id.epoch)
-        .max()
 }
 
 impl ReceiverInput {
     /// Takes the logged blocks after `after` as not yet given to any batch.
     fn load_unallocated(&self, dir: &Path, state: &mut TrackerState, after: Option<&StreamBlockId>) -> Result<()> {
-        for block in logged_blocks(dir, &self.name, after)? {
+        let ids = logged_ids(dir, &self.name)?;
+        // Ids sort by epoch first: the last one has the newest.
+        if let Some(last) = ids.last() {
+            state.next_epoch = state.next_epoch.max(last.epoch + 1);
+        }
+        for id in ids.into_iter().filter(|id| after.is_none_or(|a| id > a)) {
+            let block = logged_block(dir, id)?;
             state.held_bytes += block.bytes;
             state.received += block.records;
             state.unallocated.push_back(block);
-        }
-        if let Some(epoch) = last_logged_epoch(dir, &self.name) {
-            state.next_epoch = state.next_epoch.max(epoch + 1);
         }
         state.restored = true;
         Ok(())
