@@ -47,6 +47,22 @@ impl StreamingData {
         self.batches.values().rev().filter(|b| b.processing_end_time_ms.is_some())
     }
 
+    /// Records per second over the kept completed batches: their records over
+    /// the time they span (`None` before the first completed batch).
+    pub fn average_input_rate(&self) -> Option<f64> {
+        let newest = self.completed_batches().next()?;
+        let oldest = self.completed_batches().last()?;
+        let span_ms = newest.batch_time_ms - oldest.batch_time_ms + self.batch_duration_ms;
+        let records: u64 = self.completed_batches().map(|b| b.input_records).sum();
+        Some(records as f64 * 1000.0 / span_ms.max(1) as f64)
+    }
+
+    /// Average and maximum of a delay over the kept completed batches that have it (ms).
+    pub fn delay_average_max(&self, delay: fn(&StreamingBatch) -> Option<u64>) -> Option<(u64, u64)> {
+        let v: Vec<u64> = self.completed_batches().filter_map(delay).collect();
+        Some((v.iter().sum::<u64>() / v.len().max(1) as u64, *v.iter().max()?))
+    }
+
     /// Batches waiting or running, oldest first.
     pub fn active_batches(&self) -> impl Iterator<Item = &StreamingBatch> {
         self.batches.values().filter(|b| b.processing_end_time_ms.is_none())
@@ -56,27 +72,16 @@ impl StreamingData {
 /// Spark's `/streaming/statistics` (its `StreamingStatistics` field names;
 /// averages over the kept completed batches, in milliseconds and records/s).
 pub fn statistics_json(st: &StreamingData, start_ms: u64) -> serde_json::Value {
-    let done: Vec<&StreamingBatch> = st.completed_batches().collect();
-    let avg = |f: fn(&StreamingBatch) -> Option<u64>| {
-        let v: Vec<u64> = done.iter().filter_map(|b| f(b)).collect();
-        if v.is_empty() { serde_json::Value::Null } else { (v.iter().sum::<u64>() / v.len() as u64).into() }
-    };
-    let rate = match (done.last(), done.first()) {
-        (Some(oldest), Some(newest)) if st.batch_duration_ms > 0 => {
-            let span_ms = newest.batch_time_ms - oldest.batch_time_ms + st.batch_duration_ms;
-            serde_json::json!(done.iter().map(|b| b.input_records).sum::<u64>() as f64 * 1000.0 / span_ms as f64)
-        }
-        _ => serde_json::Value::Null,
-    };
+    let avg = |delay: fn(&StreamingBatch) -> Option<u64>| st.delay_average_max(delay).map(|(avg, _)| avg);
     serde_json::json!({
         "startTime": super::api::spark_time(start_ms),
         "batchDuration": st.batch_duration_ms,
         "numTotalCompletedBatches": st.completed,
-        "numRetainedCompletedBatches": done.len(),
+        "numRetainedCompletedBatches": st.completed_batches().count(),
         "numActiveBatches": st.active_batches().count(),
         "numProcessedRecords": st.completed_records,
         "numReceivedRecords": st.completed_records + st.active_batches().map(|b| b.input_records).sum::<u64>(),
-        "avgInputRate": rate,
+        "avgInputRate": st.average_input_rate(),
         "avgSchedulingDelay": avg(StreamingBatch::scheduling_delay_ms),
         "avgProcessingTime": avg(StreamingBatch::processing_time_ms),
         "avgTotalDelay": avg(StreamingBatch::total_delay_ms),

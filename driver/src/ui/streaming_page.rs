@@ -9,15 +9,6 @@ use crate::status::AppState;
 use axum::response::Response;
 use maud::{Markup, html};
 
-/// Average and maximum of the known values, formatted as durations.
-fn avg_max(values: impl Iterator<Item = Option<u64>>) -> (String, String) {
-    let v: Vec<u64> = values.flatten().collect();
-    match v.iter().max() {
-        Some(max) => (duration_ms(v.iter().sum::<u64>() / v.len() as u64), duration_ms(*max)),
-        None => ("-".into(), "-".into()),
-    }
-}
-
 fn or_dash(ms: Option<u64>) -> String {
     ms.map(duration_ms).unwrap_or_else(|| "-".into())
 }
@@ -58,18 +49,14 @@ pub(crate) fn streaming_page(s: &AppState, base: &str, refresh: bool) -> Respons
     let st = &s.streaming;
     let completed: Vec<&StreamingBatch> = st.completed_batches().collect();
     let active: Vec<&StreamingBatch> = st.active_batches().collect();
-    // Input rate over the kept completed batches: their records over the time they span.
-    let rate = match (completed.last(), completed.first()) {
-        (Some(oldest), Some(newest)) if st.batch_duration_ms > 0 => {
-            let span_ms = newest.batch_time_ms - oldest.batch_time_ms + st.batch_duration_ms;
-            let records: u64 = completed.iter().map(|b| b.input_records).sum();
-            format!("{:.1} records/s", records as f64 * 1000.0 / span_ms as f64)
-        }
-        _ => "-".into(),
+    let rate = st.average_input_rate().map_or_else(|| "-".into(), |r| format!("{r:.1} records/s"));
+    let avg_max = |delay| match st.delay_average_max(delay) {
+        Some((avg, max)) => (duration_ms(avg), duration_ms(max)),
+        None => ("-".into(), "-".into()),
     };
-    let (sched_avg, sched_max) = avg_max(completed.iter().map(|b| b.scheduling_delay_ms()));
-    let (proc_avg, proc_max) = avg_max(completed.iter().map(|b| b.processing_time_ms()));
-    let (total_avg, total_max) = avg_max(completed.iter().map(|b| b.total_delay_ms()));
+    let (sched_avg, sched_max) = avg_max(StreamingBatch::scheduling_delay_ms);
+    let (proc_avg, proc_max) = avg_max(StreamingBatch::processing_time_ms);
+    let (total_avg, total_max) = avg_max(StreamingBatch::total_delay_ms);
     let body = html! {
         @if !st.is_streaming() {
             p.muted { "This application has run no streaming batch." }
