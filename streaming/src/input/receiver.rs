@@ -61,6 +61,20 @@ struct OutputShared<T> {
     bucket: Mutex<TokenBucket>,
 }
 
+impl<T> OutputShared<T> {
+    /// An empty buffer of at most `max_records`, stored at `max_rate` per second (0: unlimited).
+    fn new(max_records: usize, max_rate: u64) -> Self {
+        Self {
+            buffer: Mutex::new(Vec::new()),
+            space: Condvar::new(),
+            stopped: AtomicBool::new(false),
+            max_records,
+            max_rate: AtomicU64::new(max_rate),
+            bucket: Mutex::new(TokenBucket::new(Instant::now())),
+        }
+    }
+}
+
 impl<T: Data> ReceiverOutput<T> {
     /// Stores one record: it goes into the next block. Blocks while the
     /// receiver is over its rate or its buffer is full.
@@ -124,16 +138,7 @@ impl<T: Data> ReceiverOutput<T> {
 /// An output not attached to any task, and what was stored into it (unit tests of receivers).
 #[cfg(test)]
 pub(crate) fn detached_output<T: Data>(max_records: usize) -> ReceiverOutput<T> {
-    ReceiverOutput {
-        shared: Arc::new(OutputShared {
-            buffer: Mutex::new(Vec::new()),
-            space: Condvar::new(),
-            stopped: AtomicBool::new(false),
-            max_records,
-            max_rate: AtomicU64::new(0),
-            bucket: Mutex::new(TokenBucket::new(Instant::now())),
-        }),
-    }
+    ReceiverOutput { shared: Arc::new(OutputShared::new(max_records, 0)) }
 }
 
 #[cfg(test)]
@@ -227,14 +232,8 @@ impl<R: Receiver> RunReceiver<R> {
             replica = ?registered.replica.as_ref().map(|r| &r.0),
             "receiver started"
         );
-        let shared = Arc::new(OutputShared {
-            buffer: Mutex::new(Vec::new()),
-            space: Condvar::new(),
-            stopped: AtomicBool::new(false),
-            max_records: self.max_buffered_records.max(1),
-            max_rate: AtomicU64::new(if registered.max_rate > 0 { registered.max_rate } else { self.max_rate }),
-            bucket: Mutex::new(TokenBucket::new(Instant::now())),
-        });
+        let max_rate = if registered.max_rate > 0 { registered.max_rate } else { self.max_rate };
+        let shared = Arc::new(OutputShared::new(self.max_buffered_records.max(1), max_rate));
         let pusher = {
             let pusher = BlockPusher {
                 shared: shared.clone(),
