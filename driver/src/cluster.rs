@@ -11,7 +11,6 @@ use ember_core::error::{EmberError, Result};
 use ember_core::wire::MAX_MESSAGE_BYTES;
 use ember_core::wire::v1::StatsRequest;
 use ember_core::wire::v1::block_server_client::BlockServerClient;
-use ember_core::wire::v1::driver_command;
 use ember_core::wire::v1::driver_server::DriverServer;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -262,7 +261,12 @@ impl ClusterBackend {
         {
             rt.block_on(post_upload_stats(&self.service.registry, bus, &self.uploads));
         }
-        self.service.registry.broadcast(driver_command::Kind::Shutdown(Default::default()));
+        // Executors this driver did not start (pods, standalone processes) must hear
+        // the order before the server goes, or they take the driver for lost.
+        let lingering = self.service.registry.shut_down_all(Duration::from_secs(5));
+        if lingering > 0 {
+            tracing::warn!(executors = lingering, "executors still connected 5 s after the shutdown order");
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
         let local_dirs = self.child_local_dirs.lock().clone();
         for (id, mut child) in self.children.lock().drain(..) {

@@ -45,6 +45,11 @@ pub struct ExecutorEntry {
 pub struct ExecutorRegistry {
     executors: Mutex<HashMap<String, ExecutorEntry>>,
     next_session: std::sync::atomic::AtomicU64,
+    /// Signalled whenever an executor leaves the registry.
+    left: parking_lot::Condvar,
+    /// Set once the driver told every executor to shut down: sessions ending
+    /// after that are expected, not losses.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl ExecutorRegistry {
@@ -70,6 +75,23 @@ impl ExecutorRegistry {
         for e in self.executors.lock().values() {
             Self::send(e, kind.clone());
         }
+    }
+
+    /// Tells every executor to exit (Spark's `StopExecutor`) and waits up to
+    /// `timeout` for their sessions to end, so that each exits with code 0 having
+    /// heard the order rather than 1 on finding the driver gone. Returns how many
+    /// were still connected at the deadline.
+    pub fn shut_down_all(&self, timeout: Duration) -> usize {
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.broadcast(driver_command::Kind::Shutdown(Default::default()));
+        let deadline = Instant::now() + timeout;
+        let mut executors = self.executors.lock();
+        while !executors.is_empty() {
+            if self.left.wait_until(&mut executors, deadline).timed_out() {
+                break;
+            }
+        }
+        executors.len()
     }
 }
 
@@ -128,11 +150,16 @@ impl DriverService {
             match executors.get(executor_id) {
                 Some(e) if session.is_none_or(|s| s == e.session) => {
                     executors.remove(executor_id);
+                    self.registry.left.notify_all();
                 }
                 _ => return,
             }
         }
-        tracing::warn!(executor_id, reason, "executor lost");
+        if self.registry.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            tracing::info!(executor_id, reason, "executor exited after the shutdown order");
+        } else {
+            tracing::warn!(executor_id, reason, "executor lost");
+        }
         self.broadcasts.block_master.remove_executor(executor_id);
         let removed = self.tracker.remove_executor(executor_id);
         if removed > 0 {

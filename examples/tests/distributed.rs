@@ -124,10 +124,17 @@ fn executors_join_an_ember_master_started_by_hand() {
     let args = ["--conf", "spark.executor.instances=2", "wordcount", "--input", text.to_str().unwrap()];
     let driver = Proc::spawn(job("ember://127.0.0.1:0", &args));
     let url = driver_url(&driver.wait_for("driver listening on"));
-    let _e1 = Proc::spawn(executor_command(Path::new(BIN), &url, "a", "127.0.0.2"));
-    let _e2 = Proc::spawn(executor_command(Path::new(BIN), &url, "b", "127.0.0.3"));
+    let e1 = Proc::spawn(executor_command(Path::new(BIN), &url, "a", "127.0.0.2"));
+    let e2 = Proc::spawn(executor_command(Path::new(BIN), &url, "b", "127.0.0.3"));
     let result = driver.result();
     assert_eq!(result, run("local[2]", &["wordcount", "--input", text.to_str().unwrap()]));
+    // The driver waits for its executors to hear the shutdown order before it exits,
+    // so they end cleanly (a pod Succeeded, not Failed and replaced by the operator).
+    for executor in [e1, e2] {
+        let seen = executor.seen.clone();
+        let (code, _) = executor.finish();
+        assert_eq!(code, Some(0), "executor exit code; stderr:\n{}", seen.lock().unwrap().join("\n"));
+    }
 }
 
 fn paused_join(master: &str, pause: &Path, extra: &[&str]) -> Proc {
