@@ -176,15 +176,25 @@ pub struct HistoryServer {
 
 impl HistoryServer {
     /// Reads `dir` once, then serves it on `host:port` (0: any free port) and
-    /// rescans it every `update_interval`.
+    /// rescans it every `update_interval`. Links start with `proxy_base` (Spark's
+    /// `spark.ui.proxyBase`; `""` when served at `/`).
     ///
-    /// Errors: the directory cannot be listed, the address cannot be bound.
-    pub fn start(dir: &Path, host: &str, port: u16, update_interval: Duration) -> Result<Self, HistoryError> {
+    /// Errors: the directory cannot be listed, the address cannot be bound, the
+    /// proxy base is not an absolute path.
+    pub fn start(
+        dir: &Path,
+        host: &str,
+        port: u16,
+        update_interval: Duration,
+        proxy_base: &str,
+    ) -> Result<Self, HistoryError> {
+        let proxy_base =
+            crate::ui::normalize_proxy_base(proxy_base).map_err(|e| HistoryError::Start(e.to_string()))?;
         let provider = Arc::new(HistoryProvider::new(dir));
         let read = provider.scan()?;
         let listener = std::net::TcpListener::bind((host, port))
             .map_err(|source| HistoryError::Bind { address: format!("{host}:{port}"), source })?;
-        let ui = UiServer::serve(listener, provider.clone(), None, Mode::History)
+        let ui = UiServer::serve(listener, provider.clone(), None, Mode::History, &proxy_base)
             .map_err(|e| HistoryError::Start(e.to_string()))?;
         tracing::info!(dir = %dir.display(), address = %ui.address(), logs = read, "history server started");
         let stop = Arc::new((Mutex::new(false), parking_lot::Condvar::new()));

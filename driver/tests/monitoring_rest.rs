@@ -8,7 +8,7 @@ mod support {
 use ember::prelude::*;
 use serde_json::Value;
 use std::time::Duration;
-use support::http::{get, get_json};
+use support::http::{fetch, get, get_json};
 
 fn context(extra: &[(&str, &str)]) -> EmberContext {
     let mut conf = Conf::new().master("local[2]").app_name("rest-test").set("spark.ui.port", "0");
@@ -246,6 +246,43 @@ fn rest_api_uses_sparks_field_names_and_quantiles_match_the_task_list() {
         assert!(metrics.lines().any(|l| l == line), "missing {line:?} in\n{metrics}");
     }
     sc.stop();
+}
+
+#[test]
+fn behind_a_reverse_proxy_every_link_and_redirect_carries_the_proxy_base() {
+    let sc = context(&[("spark.ui.proxyBase", "/spark/ns/app-1/")]);
+    assert_eq!(two_stage_job(&sc).len(), 30);
+    assert!(sc.listener_bus().flush(Duration::from_secs(10)), "listeners caught up");
+    let ui = sc.ui_address().expect("UI on");
+    // The proxy strips the base: the UI still answers at `/`, and sends the browser
+    // back through the proxy.
+    let (status, head, _) = fetch(ui, "/").expect("GET /");
+    assert_eq!(status, 302, "{head}");
+    assert!(head.to_ascii_lowercase().contains("location: /spark/ns/app-1/jobs/"), "{head}");
+    // Job and stage ids are unique in the process, not per context.
+    let jobs = get_json(ui, &format!("/api/v1/applications/{}/jobs", sc.app_id()));
+    let (job, stage) = (&jobs[0]["jobId"], &jobs[0]["stageIds"][0]);
+    let (job_page, stage_page) = (format!("/jobs/job/?id={job}"), format!("/stages/stage/?id={stage}&attempt=0"));
+    let pages = ["/jobs/", &job_page, "/stages/", &stage_page, "/storage/", "/executors/", "/environment/"];
+    for page in pages {
+        let (status, body) = get(ui, page).expect("GET");
+        assert_eq!(status, 200, "{page}: {body}");
+        let paths: Vec<&str> = body
+            .split("href=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|href| href.starts_with('/'))
+            .collect();
+        assert!(paths.contains(&"/spark/ns/app-1/jobs/"), "{page} links to the Jobs tab through the proxy: {paths:?}");
+        for href in paths {
+            assert!(href.starts_with("/spark/ns/app-1/"), "{page} links to {href}, outside the proxy base");
+        }
+    }
+    sc.stop();
+
+    let bad = Conf::new().master("local[1]").set("spark.ui.port", "0").set("spark.ui.proxyBase", "spark/app");
+    let err = EmberContext::new(bad).err().expect("a relative proxy base is refused");
+    assert!(err.to_string().contains("spark.ui.proxyBase"), "{err}");
 }
 
 #[test]

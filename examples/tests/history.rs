@@ -43,7 +43,7 @@ fn a_driver_killed_mid_job_is_an_incomplete_application() {
     let logs = dir.path().join("events");
     std::fs::create_dir_all(&logs).expect("dir");
     // Started on an empty directory: the application appears while it runs.
-    let server = HistoryServer::start(&logs, "127.0.0.1", 0, Duration::from_millis(100)).expect("history server");
+    let server = HistoryServer::start(&logs, "127.0.0.1", 0, Duration::from_millis(100), "").expect("history server");
     let pause = dir.path().join("never");
     let args = paused_join_args(&pause);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -65,7 +65,7 @@ fn a_driver_killed_mid_job_is_an_incomplete_application() {
 
     // A fresh server reads the dead driver's log from scratch.
     drop(server);
-    let server = HistoryServer::start(&logs, "127.0.0.1", 0, Duration::from_secs(10)).expect("restart");
+    let server = HistoryServer::start(&logs, "127.0.0.1", 0, Duration::from_secs(10), "").expect("restart");
     let addr = server.address();
     let apps = http::get_json(addr, "/api/v1/applications");
     assert_eq!(apps.as_array().expect("list").len(), 1);
@@ -90,7 +90,7 @@ fn a_finished_application_is_complete_with_no_active_jobs() {
     let logs = dir.path().join("events");
     let proc = Proc::spawn(driver(&logs, "local[2]", &["sumsq", "--n", "20000", "--partitions", "4"]));
     assert_eq!(proc.result()["count"], 20000);
-    let server = HistoryServer::start(&logs, "127.0.0.1", 0, Duration::from_secs(10)).expect("history server");
+    let server = HistoryServer::start(&logs, "127.0.0.1", 0, Duration::from_secs(10), "").expect("history server");
     let addr = server.address();
     let apps = http::get_json(addr, "/api/v1/applications?status=completed");
     assert_eq!(apps.as_array().expect("list").len(), 1, "{apps}");

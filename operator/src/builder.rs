@@ -132,11 +132,15 @@ fn resources(res: &RoleResources) -> ResourceRequirements {
 
 /// The `EMBER_CONF` JSON: the application's `sparkConf` plus the settings the operator
 /// derives from the spec (which win over `sparkConf`, as the pods are sized from them),
-/// and the executors' metrics port when `sparkConf` leaves it to the operator.
+/// and the executors' metrics port and the UI's proxy base when `sparkConf` leaves them
+/// to the operator.
 pub fn ember_conf(app: &SparkApplication, valid: &ValidSpec) -> String {
     let mut conf: BTreeMap<String, String> = app.spec.spark_conf.clone();
     if let Some(port) = valid.ui.executor_metrics_conf {
         conf.insert("ember.executor.metrics.port".into(), port.to_string());
+    }
+    if let Some(base) = &valid.ui.proxy_base_conf {
+        conf.insert("spark.ui.proxyBase".into(), base.clone());
     }
     conf.insert("spark.app.name".into(), app.name_any());
     conf.insert("spark.executor.instances".into(), app.spec.executor.instances.to_string());

@@ -247,6 +247,11 @@ pub struct UiPlan {
     pub executor_metrics_conf: Option<i32>,
     /// Add scrape annotations to the pods.
     pub scrape_annotations: bool,
+    /// `spark.ui.proxyBase` to add to the driver's configuration: the path of the UI
+    /// Ingress' URL, which the Ingress strips, so that the pages' links go back
+    /// through it (as kubeflow sets it). None for a host-only URL, or when `sparkConf`
+    /// sets it.
+    pub proxy_base_conf: Option<String>,
 }
 
 fn conf_bool(conf: &BTreeMap<String, String>, key: &str, default: bool) -> Result<bool, SpecError> {
@@ -391,6 +396,11 @@ pub fn plan(app: &SparkApplication, settings: &UiSettings) -> Result<UiPlan, Spe
             (Some(port), Some(port))
         }
     };
+    let proxy_base_conf = web_ui
+        .as_ref()
+        .and_then(|ui| ui.ingress.as_ref())
+        .map(|ingress| ingress.url.path.clone())
+        .filter(|path| !path.is_empty() && !conf.contains_key("spark.ui.proxyBase"));
     Ok(UiPlan {
         ui_port,
         web_ui,
@@ -398,6 +408,7 @@ pub fn plan(app: &SparkApplication, settings: &UiSettings) -> Result<UiPlan, Spe
         executor_metrics_port,
         executor_metrics_conf,
         scrape_annotations: settings.scrape_annotations,
+        proxy_base_conf,
     })
 }
 
@@ -599,7 +610,9 @@ mod tests {
         };
         let app = app(serde_json::json!({"sparkUIOptions": {
             "ingressTLS": [{"hosts": ["spark.example.com"], "secretName": "tls"}]}}));
-        let ui = plan(&app, &settings).unwrap().web_ui.unwrap();
+        let full = plan(&app, &settings).unwrap();
+        assert_eq!(full.proxy_base_conf.as_deref(), Some("/jobs/pi"), "the pages link back through the Ingress");
+        let ui = full.web_ui.unwrap();
         let ingress = driver_exposure_ingress(&app, &ui).unwrap();
         assert_eq!(ingress.metadata.name.as_deref(), Some("pi-ui-ingress"));
         let annotations = ingress.metadata.annotations.clone().unwrap();
@@ -619,7 +632,9 @@ mod tests {
         // A host-only URL routes every path, unrewritten; the application's annotations win.
         let settings = UiSettings { ingress_url_format: Some("{{$appName}}.example.com".into()), ..settings };
         let app = crate::ui::tests::app(serde_json::json!({"sparkUIOptions": {"ingressAnnotations": {"mine": "yes"}}}));
-        let ui = plan(&app, &settings).unwrap().web_ui.unwrap();
+        let host_only = plan(&app, &settings).unwrap();
+        assert_eq!(host_only.proxy_base_conf, None, "served at /: no proxy base");
+        let ui = host_only.web_ui.unwrap();
         let ingress = driver_exposure_ingress(&app, &ui).unwrap();
         assert_eq!(ingress.metadata.annotations.unwrap(), BTreeMap::from([("mine".into(), "yes".into())]));
         let path = &ingress.spec.unwrap().rules.unwrap()[0].http.clone().unwrap().paths[0];

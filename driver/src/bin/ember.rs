@@ -29,15 +29,19 @@ enum Command {
         /// How often to look for new and changed logs (spark.history.fs.update.interval).
         #[arg(long, env = "EMBER_HISTORY_UPDATE_INTERVAL", default_value = "10s")]
         update_interval: String,
+        /// Path prefix of every link, when a reverse proxy serves the UI under a path
+        /// (Spark's spark.ui.proxyBase), e.g. /spark-history.
+        #[arg(long, env = "EMBER_HISTORY_PROXY_BASE", default_value = "")]
+        proxy_base: String,
     },
 }
 
 fn main() -> anyhow::Result<()> {
     ember::logging::init();
     match Cli::parse().command {
-        Command::HistoryServer { dir, host, port, update_interval } => {
+        Command::HistoryServer { dir, host, port, update_interval, proxy_base } => {
             let interval = ember_core_duration(&update_interval)?;
-            let server = ember::history::HistoryServer::start(&dir, &host, port, interval)
+            let server = ember::history::HistoryServer::start(&dir, &host, port, interval, &proxy_base)
                 .with_context(|| format!("starting the history server on {}", dir.display()))?;
             eprintln!("ember: history server at http://{} reading {}", server.address(), dir.display());
             loop {

@@ -89,7 +89,9 @@ pub struct StageData {
     /// Sums over ended tasks (successful or not).
     pub totals: listener::TaskMetrics,
     /// Attempts by task id.
-    pub task_list: BTreeMap<u64, TaskData>,
+    /// Boxed: a B-tree node then holds pointers, not tasks, so inserting a task
+    /// (once per task launch, on the listener thread) stays cheap.
+    pub task_list: BTreeMap<u64, Box<TaskData>>,
 }
 
 /// One task attempt.
@@ -495,7 +497,7 @@ impl AppState {
         stage.first_task_launched_ms.get_or_insert(task.launch_time_ms);
         stage.task_list.insert(
             task.task_id,
-            TaskData { info: task.clone(), status: None, finish_ms: None, error: None, metrics: None },
+            Box::new(TaskData { info: task.clone(), status: None, finish_ms: None, error: None, metrics: None }),
         );
         for job_id in &stage.job_ids {
             if let Some(job) = self.jobs.get_mut(job_id).filter(|j| j.status == JobStatus::Running) {
@@ -511,12 +513,8 @@ impl AppState {
         self.touch(e.finish_time_ms);
         let task = &e.task;
         let Some(stage) = self.stages.get_mut(&(task.stage_id, task.stage_attempt)) else { return };
-        let entry = stage.task_list.entry(task.task_id).or_insert_with(|| TaskData {
-            info: task.clone(),
-            status: None,
-            finish_ms: None,
-            error: None,
-            metrics: None,
+        let entry = stage.task_list.entry(task.task_id).or_insert_with(|| {
+            Box::new(TaskData { info: task.clone(), status: None, finish_ms: None, error: None, metrics: None })
         });
         let was_running = entry.status.is_none();
         entry.status = Some(e.status);

@@ -59,6 +59,42 @@ struct Ui {
     apps: Arc<dyn AppSource>,
     metrics: Option<Arc<DriverMetrics>>,
     mode: Mode,
+    /// Prefix of every link and redirect (see [`proxy_base`]); empty when served at `/`.
+    proxy_base: Arc<str>,
+}
+
+/// The UI's path prefix behind a reverse proxy (Spark's `spark.ui.proxyBase`, or the
+/// `APPLICATION_WEB_PROXY_BASE` environment variable as in Spark): the proxy strips
+/// it before the request reaches the UI, and the UI puts it in front of every link
+/// and redirect so that pages served at `https://host/ns/app/` link to
+/// `/ns/app/jobs/`. Returned with a leading `/` and no trailing one; empty for none.
+///
+/// Errors: a value that is not an absolute path (`/a/b`), or holds characters a
+/// URL path cannot carry unescaped (quotes, `<`, `>`, `?`, `#`, whitespace).
+pub fn proxy_base(conf: &Conf) -> Result<String> {
+    let from_env = std::env::var("APPLICATION_WEB_PROXY_BASE").ok();
+    match conf.get("spark.ui.proxyBase").map(str::to_string).or(from_env) {
+        Some(raw) => normalize_proxy_base(&raw),
+        None => Ok(String::new()),
+    }
+}
+
+/// `raw` as a proxy base: leading `/`, no trailing one; empty for none.
+///
+/// Errors: see [`proxy_base`].
+pub fn normalize_proxy_base(raw: &str) -> Result<String> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    if !trimmed.starts_with('/')
+        || trimmed.chars().any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '?' | '#' | '\\'))
+    {
+        return Err(EmberError::Config(format!(
+            "the UI proxy base {raw:?} (spark.ui.proxyBase) must be an absolute URL path such as /spark/my-app"
+        )));
+    }
+    Ok(trimmed.to_string())
 }
 
 /// A response with a content type.
@@ -114,13 +150,15 @@ async fn dispatch(State(ui): State<Ui>, uri: Uri) -> Response {
             Some(m) => respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", m.encode()),
             None => not_found("metrics"),
         },
-        [] if ui.mode == Mode::History => pages::history_index(&ui.apps.list()),
+        [] if ui.mode == Mode::History => pages::history_index(&ui.apps.list(), &ui.proxy_base),
         ["history", app_id, page @ ..] if ui.mode == Mode::History => match ui.apps.get(app_id) {
-            Some(store) => pages::app_page(&store, &format!("/history/{app_id}"), page, &query, false),
+            Some(store) => {
+                pages::app_page(&store, &format!("{}/history/{app_id}", ui.proxy_base), page, &query, false)
+            }
             None => not_found(&format!("application {app_id}")),
         },
         page if ui.mode == Mode::Live => match ui.apps.list().into_iter().next() {
-            Some(store) => pages::app_page(&store, "", page, &query, true),
+            Some(store) => pages::app_page(&store, &ui.proxy_base, page, &query, true),
             None => not_found("application"),
         },
         _ => not_found("page"),
@@ -158,11 +196,14 @@ impl UiServer {
     /// The driver's UI on `spark.ui.port` (default 4040, next free port when
     /// taken; 0: any free port), bound to `spark.driver.bindAddress` (0.0.0.0).
     ///
+    /// Links carry `spark.ui.proxyBase` (see [`proxy_base`]).
+    ///
     /// None, with a warning, when no port is free: the application runs without
     /// its UI rather than not at all.
     ///
     /// Errors: a malformed setting, or the server cannot start.
     pub fn start_live(conf: &Conf, store: AppStatusStore, metrics: Arc<DriverMetrics>) -> Result<Option<Self>> {
+        let base = proxy_base(conf)?;
         let port = conf.get_usize("spark.ui.port", 4040)?;
         let port =
             u16::try_from(port).map_err(|_| EmberError::Config(format!("spark.ui.port {port} is not a port")))?;
@@ -175,13 +216,14 @@ impl UiServer {
                 return Ok(None);
             }
         };
-        let server = Self::serve(listener, Arc::new(LiveApp(store)), Some(metrics), Mode::Live)?;
-        tracing::info!(address = %server.address, "web UI started");
+        let server = Self::serve(listener, Arc::new(LiveApp(store)), Some(metrics), Mode::Live, &base)?;
+        tracing::info!(address = %server.address, proxy_base = %base, "web UI started");
         eprintln!("ember: web UI at http://{}", server.address);
         Ok(Some(server))
     }
 
-    /// Serves `apps` on an already bound listener, on a thread of its own.
+    /// Serves `apps` on an already bound listener, on a thread of its own; links
+    /// and redirects start with `proxy_base` (`""` or a [`proxy_base`] value).
     ///
     /// Errors: the server's runtime or thread cannot start.
     pub fn serve(
@@ -189,6 +231,7 @@ impl UiServer {
         apps: Arc<dyn AppSource>,
         metrics: Option<Arc<DriverMetrics>>,
         mode: Mode,
+        proxy_base: &str,
     ) -> Result<Self> {
         let internal = |e: std::io::Error| EmberError::Internal(format!("web UI: {e}"));
         let address = listener.local_addr().map_err(internal)?;
@@ -200,7 +243,7 @@ impl UiServer {
             .build()
             .map_err(internal)?;
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let app = Router::new().fallback(dispatch).with_state(Ui { apps, metrics, mode });
+        let app = Router::new().fallback(dispatch).with_state(Ui { apps, metrics, mode, proxy_base: proxy_base.into() });
         let thread = std::thread::Builder::new()
             .name("ember-ui".into())
             .spawn(move || {

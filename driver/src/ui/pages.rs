@@ -295,8 +295,9 @@ fn environment_page(s: &AppState, base: &str, refresh: bool) -> Response {
     layout(s, base, "environment", "Environment", refresh, body)
 }
 
-/// The history server's front page: complete and incomplete applications apart.
-pub fn history_index(apps: &[AppStatusStore]) -> Response {
+/// The history server's front page: complete and incomplete applications apart;
+/// links start with `base` (the proxy base, or empty).
+pub fn history_index(apps: &[AppStatusStore], base: &str) -> Response {
     let states: Vec<_> = apps.iter().map(|a| a.read()).collect();
     let (complete, incomplete): (Vec<_>, Vec<_>) = states.iter().partition(|s| s.completed());
     let table = |list: &[&parking_lot::RwLockReadGuard<'_, AppState>], complete: bool| {
@@ -310,7 +311,7 @@ pub fn history_index(apps: &[AppStatusStore]) -> Response {
                 tbody {
                     @for s in list {
                         tr {
-                            td { a href={ "/history/" (s.app.id) "/jobs/" } { (s.app.id) } }
+                            td { a href={ (base) "/history/" (s.app.id) "/jobs/" } { (s.app.id) } }
                             td { (s.app.name) }
                             td { (time(s.app.start_ms)) }
                             td { (time(s.app.end_ms.unwrap_or(s.app.last_updated_ms))) }

@@ -140,7 +140,7 @@ fn app_request(s: &AppState, path: &[&str], query: &HashMap<String, String>) -> 
             let stage = stage_or_missing(s, id, attempt)?;
             let offset: usize = parse("offset", query.get("offset").map(String::as_str).unwrap_or("0"))?;
             let length: usize = parse("length", query.get("length").map(String::as_str).unwrap_or("20"))?;
-            let tasks: Vec<Value> = stage.task_list.values().skip(offset).take(length).map(api::task).collect();
+            let tasks: Vec<Value> = stage.task_list.values().skip(offset).take(length).map(|t| api::task(t)).collect();
             json(&Value::Array(tasks))
         }
         ["executors"] => {

@@ -102,7 +102,7 @@ fn summary_table(ok: &[&TaskMetrics]) -> Markup {
 
 /// An SVG row per task (launch to end; scheduler delay light, run time dark).
 fn timeline(s: &AppState, st: &StageData) -> Markup {
-    let mut tasks: Vec<&TaskData> = st.task_list.values().collect();
+    let mut tasks: Vec<&TaskData> = st.task_list.values().map(|t| &**t).collect();
     tasks.sort_by_key(|t| (t.info.launch_time_ms, t.info.task_id));
     let hidden = tasks.len().saturating_sub(TIMELINE_MAX_TASKS);
     tasks.truncate(TIMELINE_MAX_TASKS);

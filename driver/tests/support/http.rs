@@ -7,6 +7,12 @@ use std::time::Duration;
 
 /// GETs `path` from `address`; returns the status code and the body.
 pub fn get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    fetch(address, path).map(|(status, _, body)| (status, body))
+}
+
+/// GETs `path` from `address`; returns the status code, the head (status line and
+/// headers) and the body.
+pub fn fetch(address: SocketAddr, path: &str) -> std::io::Result<(u16, String, String)> {
     let timeout = Duration::from_secs(10);
     let mut stream = TcpStream::connect_timeout(&address, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
@@ -18,7 +24,7 @@ pub fn get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    Ok((status, if chunked { dechunk(body) } else { body.to_string() }))
+    Ok((status, head.to_string(), if chunked { dechunk(body) } else { body.to_string() }))
 }
 
 fn dechunk(mut body: &str) -> String {
