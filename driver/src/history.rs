@@ -188,8 +188,7 @@ impl HistoryServer {
         update_interval: Duration,
         proxy_base: &str,
     ) -> Result<Self, HistoryError> {
-        let proxy_base =
-            crate::ui::normalize_proxy_base(proxy_base).map_err(|e| HistoryError::Start(e.to_string()))?;
+        let proxy_base = crate::ui::normalize_proxy_base(proxy_base).map_err(|e| HistoryError::Start(e.to_string()))?;
         let provider = Arc::new(HistoryProvider::new(dir));
         let read = provider.scan()?;
         let listener = std::net::TcpListener::bind((host, port))

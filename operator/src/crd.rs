@@ -612,4 +612,9 @@ pub struct DriverInfo {
     /// in (`http://` when the format names no scheme).
     #[serde(default, rename = "webUIIngressAddress", skip_serializing_if = "Option::is_none")]
     pub web_ui_ingress_address: Option<String>,
+    /// The driver's port the web UI was found listening on once the driver ran:
+    /// `spark.ui.port`, or a later port when that one was taken in the driver pod (the
+    /// UI Service is then re-targeted at it). Unset until found.
+    #[serde(default, rename = "webUITargetPort", skip_serializing_if = "Option::is_none")]
+    pub web_ui_target_port: Option<i32>,
 }

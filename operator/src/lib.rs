@@ -22,3 +22,4 @@ pub mod spec;
 pub mod state;
 pub mod telemetry;
 pub mod ui;
+pub mod ui_port;

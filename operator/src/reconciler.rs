@@ -22,7 +22,7 @@ use crate::crd::{SparkApplication, SparkApplicationStatus};
 use crate::metrics::Metrics;
 use crate::spec;
 use crate::state::{self, Action, Decision, Observed, PodPhase, PodView, Settings, Termination};
-use crate::ui;
+use crate::{ui, ui_port};
 
 /// Field manager name for server-side apply.
 pub const FIELD_MANAGER: &str = "ember-operator";
@@ -259,6 +259,51 @@ async fn reconcile_inner(
                     .map_err(kube_err("apply_executor_pod"))?;
                 }
                 _ => {}
+            }
+        }
+    }
+
+    // Once the driver runs: where its UI really listens (crate::ui_port).
+    if let Ok(valid) = &valid {
+        let driver_ip = listed
+            .items
+            .iter()
+            .find(|p| p.labels().get(LABEL_ROLE).map(String::as_str) == Some("driver"))
+            .and_then(|p| p.status.as_ref()?.pod_ip.as_deref());
+        let web_ui = valid.ui.web_ui.as_ref();
+        let probe = ui_port::probe_needed(
+            &decision.status,
+            web_ui,
+            observed.driver.as_ref(),
+            driver_ip,
+            &app.spec.spark_conf,
+            now,
+        );
+        if let (Some(probe), Some(web_ui)) = (probe, web_ui) {
+            match ui_port::find_ui_port(&probe, ui_port::PROBE_TIMEOUT).await {
+                Some(port) => {
+                    info!(port, "driver web UI found");
+                    if let Some((moved, note)) = ui_port::record_ui_port(&mut decision.status, web_ui, port) {
+                        let service = ui::driver_exposure_service(&app, &moved);
+                        ctx.metrics.api_request("apply_service");
+                        let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
+                        let applied = services
+                            .patch(
+                                &moved.service_name,
+                                &PatchParams::apply(FIELD_MANAGER).force(),
+                                &Patch::Apply(&service),
+                            )
+                            .await
+                            .map_err(kube_err("apply_ui_service"))?;
+                        state::record_web_ui_service(&mut decision.status, &applied);
+                        decision.notes.push(note);
+                    }
+                }
+                None => {
+                    let again =
+                        decision.requeue_after.map_or(ui_port::PROBE_INTERVAL, |d| d.min(ui_port::PROBE_INTERVAL));
+                    decision.requeue_after = Some(again);
+                }
             }
         }
     }

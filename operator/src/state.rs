@@ -280,6 +280,8 @@ impl<'a> Draft<'a> {
             web_ui_address: None,
             web_ui_ingress_name: ingress.map(|i| i.name.clone()),
             web_ui_ingress_address: ingress.map(|i| i.url.to_string()),
+            // Found once the driver runs: see [`crate::ui_port`].
+            web_ui_target_port: None,
         };
         self.actions.push(Action::Submit);
         self.transition(

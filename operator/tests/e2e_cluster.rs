@@ -505,10 +505,16 @@ fn stream_file(dir: &Path, i: usize, counts: &mut BTreeMap<String, u64>) -> Resu
     Ok(())
 }
 
-/// A port free on every address now (bound to port 0 and released), for a process
-/// that must be told its port in advance.
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind(("0.0.0.0", 0))?.local_addr()?.port())
+/// A port held on every address (the listener returned) whose next port is free now.
+fn held_port_before_a_free_one() -> Result<(u16, std::net::TcpListener)> {
+    for _ in 0..100 {
+        let held = std::net::TcpListener::bind(("0.0.0.0", 0))?;
+        let port = held.local_addr()?.port();
+        if port < u16::MAX && std::net::TcpListener::bind(("0.0.0.0", port + 1)).is_ok() {
+            return Ok((port, held));
+        }
+    }
+    anyhow::bail!("no free port pair found in 100 tries")
 }
 
 /// `GET path` from `address` (HTTP/1.0, 10 s bound); the body of a 200 answer.
@@ -1225,10 +1231,13 @@ impl E2e {
         // Never resumed: it is deleted while paused. Its driver's web UI is exposed by a
         // UI Service on port 80 and a driverIngressOptions Service + Ingress.
         let mut app = paused_join(name, &self.path("gc.never"))?;
-        // The UI listens on a port picked free, on the driver pod's own address: the pod
-        // runner turns 0.0.0.0 in the configuration into the pod IP (as for the RPC
+        // The UI is planned on a port picked free, on the driver pod's own address: the
+        // pod runner turns 0.0.0.0 in the configuration into the pod IP (as for the RPC
         // master), so a process of the machine already on 4040 cannot answer for it.
-        let ui_port = free_port()?;
+        // The test holds that port on every address, as another process in the driver's
+        // pod would: the driver's UI takes the next one, and the operator must find it
+        // there and re-target the UI Service (crate ui_port).
+        let (ui_port, held) = held_port_before_a_free_one()?;
         app["spec"]["sparkConf"]["spark.ui.port"] = json!(ui_port.to_string());
         app["spec"]["sparkConf"]["spark.driver.bindAddress"] = json!("0.0.0.0");
         app["spec"]["sparkUIOptions"] =
@@ -1241,7 +1250,8 @@ impl E2e {
         self.wait_driver_log(name, "first job done, paused", &["ember: paused"]).await?;
         self.wait_app(name, "2 executors running", |a| a.status.as_ref().is_some_and(|s| s.running_executors == 2))
             .await?;
-        self.web_ui_service(name, ui_port).await?;
+        self.web_ui_service(name, ui_port, ui_port + 1).await?;
+        drop(held);
         let pods = self.app_pods(name).await?;
         ensure!(pods.len() == 3, "{name}: {} pods", pods.len());
         let uid = self.app(name).await?.and_then(|a| a.uid()).context("uid")?;
@@ -1288,7 +1298,10 @@ impl E2e {
     }
 
     /// The driver's UI Service (issue 16): it selects the driver pod and targets the UI's
-    /// port, `status.driverInfo` points at it, and the UI answers through it.
+    /// port, `status.driverInfo` points at it, and the UI answers through it. `planned`
+    /// is `spark.ui.port`; the UI listens on `actual` (the next port, `planned` being
+    /// taken), which the operator finds, records in `webUITargetPort` and re-targets the
+    /// Service at, with a `SparkUIPortMoved` event.
     ///
     /// How "answers through it" is shown without kube-proxy: the API server's service
     /// proxy (`/api/v1/namespaces/NS/services/NAME:PORT/proxy/`) reads the Service's
@@ -1300,10 +1313,22 @@ impl E2e {
     /// its target port) to the driver pod's address and port, which is exactly what
     /// kube-proxy would program; the test then does kube-proxy's part and connects there,
     /// and checks that it is this application's UI that answers (its REST API names it).
-    async fn web_ui_service(&self, name: &str, ui_port: u16) -> Result<()> {
-        let t = Instant::now();
+    async fn web_ui_service(&self, name: &str, planned: u16, actual: u16) -> Result<()> {
+        let (ui_port, t) = (planned, Instant::now());
         let svc_name = format!("{name}-ui-svc");
-        self.wait_driver_log(name, "web UI started", &["ember: web UI at http://", &format!(":{ui_port}")]).await?;
+        self.wait_driver_log(name, "web UI started", &["ember: web UI at http://", &format!(":{actual}")]).await?;
+        let found = self
+            .wait_app(name, "the operator found the driver's UI port", |a| {
+                a.status.as_ref().is_some_and(|s| s.driver_info.web_ui_target_port.is_some())
+            })
+            .await?;
+        let found = found.status.and_then(|s| s.driver_info.web_ui_target_port);
+        ensure!(found == Some(i32::from(actual)), "webUITargetPort {found:?}, the UI is on {actual}");
+        let events = self.events_of(name)?;
+        ensure!(
+            events.iter().any(|(reason, note)| reason == "SparkUIPortMoved" && note.contains(&actual.to_string())),
+            "no SparkUIPortMoved event: {events:?}"
+        );
         let services: Api<Service> = Api::namespaced(self.client.clone(), APP_NS);
         let svc = services.get(&svc_name).await.with_context(|| format!("no UI Service {svc_name}"))?;
         let spec = svc.spec.clone().context("Service without spec")?;
@@ -1324,8 +1349,8 @@ impl E2e {
         ensure!(
             ports[0].name.as_deref() == Some("http-ui")
                 && ports[0].port == 80
-                && ports[0].target_port == Some(IntOrString::Int(i32::from(ui_port))),
-            "{svc_name}: port {:?}, expected http-ui 80 → {ui_port}",
+                && ports[0].target_port == Some(IntOrString::Int(i32::from(actual))),
+            "{svc_name}: port {:?}, expected http-ui 80 → {actual} (re-targeted from {planned})",
             ports[0]
         );
         ensure!(svc.labels().get("team").map(String::as_str) == Some("e2e"), "{svc_name}: labels {:?}", svc.labels());
@@ -1370,8 +1395,11 @@ impl E2e {
                         .find(|p| p["name"] == "http-ui")
                         .and_then(|p| p["port"].as_u64());
                     for endpoint in slice["endpoints"].as_array().into_iter().flatten() {
+                        // The slice may still carry the planned port until the
+                        // controller sees the re-targeted Service.
                         if endpoint["targetRef"]["name"] == driver_pod_name(name)
                             && let (Some(address), Some(port)) = (endpoint["addresses"][0].as_str(), port)
+                            && port == u64::from(actual)
                         {
                             return Ok(Some((address.to_string(), port)));
                         }
@@ -1381,8 +1409,8 @@ impl E2e {
             })
             .await?;
         ensure!(
-            address == driver_ip && port == u64::from(ui_port),
-            "endpoint {address}:{port}, driver {driver_ip}:{ui_port}"
+            address == driver_ip && port == u64::from(actual),
+            "endpoint {address}:{port}, driver {driver_ip}:{actual}"
         );
         let body = http_get(&format!("{address}:{port}"), "/api/v1/applications")?;
         let apps: Value = serde_json::from_str(&body).with_context(|| format!("the UI's REST answer {body:?}"))?;
@@ -1434,8 +1462,9 @@ impl E2e {
             path.path
         );
         report(&format!(
-            "{name}: UI Service {svc_name} {cluster_ip}:80 → driver {address}:{port} answered (REST and /metrics) \
-             {:.1?} after the driver paused; the API server's service proxy: {proxy_said}",
+            "{name}: UI Service {svc_name} {cluster_ip}:80 → driver {address}:{port} (spark.ui.port {planned} was \
+             taken; found and re-targeted) answered (REST and /metrics) {:.1?} after the driver paused; the API \
+             server's service proxy: {proxy_said}",
             t.elapsed()
         ));
         Ok(())

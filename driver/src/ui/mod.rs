@@ -152,9 +152,7 @@ async fn dispatch(State(ui): State<Ui>, uri: Uri) -> Response {
         },
         [] if ui.mode == Mode::History => pages::history_index(&ui.apps.list(), &ui.proxy_base),
         ["history", app_id, page @ ..] if ui.mode == Mode::History => match ui.apps.get(app_id) {
-            Some(store) => {
-                pages::app_page(&store, &format!("{}/history/{app_id}", ui.proxy_base), page, &query, false)
-            }
+            Some(store) => pages::app_page(&store, &format!("{}/history/{app_id}", ui.proxy_base), page, &query, false),
             None => not_found(&format!("application {app_id}")),
         },
         page if ui.mode == Mode::Live => match ui.apps.list().into_iter().next() {
@@ -243,7 +241,8 @@ impl UiServer {
             .build()
             .map_err(internal)?;
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let app = Router::new().fallback(dispatch).with_state(Ui { apps, metrics, mode, proxy_base: proxy_base.into() });
+        let app =
+            Router::new().fallback(dispatch).with_state(Ui { apps, metrics, mode, proxy_base: proxy_base.into() });
         let thread = std::thread::Builder::new()
             .name("ember-ui".into())
             .spawn(move || {
