@@ -7,6 +7,7 @@ use crate::checkpoint::{self, CheckpointMeta};
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::graph::Graph;
 use crate::scheduler::{self, Batch, BatchInfo, Threads};
+use crate::state_checkpointer::StateCheckpointer;
 use crate::time::{Time, millis};
 use ember::EmberContext;
 use ember_core::error::{EmberError, Result};
@@ -57,8 +58,11 @@ pub(crate) struct Inner {
     graceful: AtomicBool,
     drop_queued: AtomicBool,
     threads: Mutex<Option<Threads>>,
-    /// Serializes metadata checkpoint writes (the timer and the runner both write).
+    /// Serializes metadata checkpoint writes (the timer, the runner and the state
+    /// checkpoint writer all write).
     checkpoint_writes: Mutex<()>,
+    /// Writes state checkpoints off the runner thread.
+    state_checkpointer: StateCheckpointer,
 }
 
 /// The entry point of a streaming job. Cheap to clone: clones share one context.
@@ -132,6 +136,7 @@ impl StreamingContext {
                 drop_queued: AtomicBool::new(false),
                 threads: Mutex::new(None),
                 checkpoint_writes: Mutex::new(()),
+                state_checkpointer: StateCheckpointer::default(),
             }),
         })
     }
@@ -360,6 +365,8 @@ impl StreamingContext {
             self.inner.stop_generating.store(true, Ordering::Release);
             self.inner.clock.interrupt();
             self.join_threads();
+            // The last state checkpoint asked for is written before the stop returns.
+            self.inner.state_checkpointer.finish();
             self.inner.status.lock().state = StreamingState::Stopped;
             tracing::info!(graceful, "streaming context stopped");
         }
@@ -480,6 +487,7 @@ impl StreamingContext {
         for input in self.inner.graph.inputs() {
             input.stop();
         }
+        self.inner.state_checkpointer.finish();
         self.inner.changed.notify_all();
     }
 
@@ -511,10 +519,8 @@ impl StreamingContext {
         if let Some(dir) = self.checkpoint_dir() {
             let zero = self.inner.graph.zero_ms();
             let interval = self.checkpoint_interval_ms();
-            if (time.0 - zero).is_multiple_of(interval) {
-                for op in self.inner.graph.stateful() {
-                    op.checkpoint(time, &dir)?;
-                }
+            if (time.0 - zero).is_multiple_of(interval) && !self.inner.graph.stateful().is_empty() {
+                self.inner.state_checkpointer.request(self, time, dir)?;
             }
         }
         for input in self.inner.graph.inputs() {
@@ -548,6 +554,15 @@ impl StreamingContext {
             horizon = horizon.min(op.last_checkpoint().map_or(zero, |c| Time(c.time_ms)));
         }
         horizon
+    }
+
+    /// Writes the state of every stateful operation at batch `time` under `dir`, then
+    /// the metadata checkpoint that names it (on the state checkpoint writer's thread).
+    pub(crate) fn write_state_checkpoint(&self, time: Time, dir: &std::path::Path) -> Result<()> {
+        for op in self.inner.graph.stateful() {
+            op.checkpoint(time, dir)?;
+        }
+        self.write_checkpoint()
     }
 
     /// Writes the metadata checkpoint (when a checkpoint directory is set).

@@ -47,6 +47,7 @@ mod rate;
 mod scheduler;
 mod shutdown;
 mod state;
+mod state_checkpointer;
 mod time;
 mod transform;
 mod window;

@@ -131,6 +131,25 @@ fn get_or_create_restores_state_by_name_and_refuses_a_changed_state_type() {
 }
 
 #[test]
+fn a_state_checkpoint_that_cannot_be_written_stops_the_context_with_its_error() {
+    let sc = sc();
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the state checkpoints' directory goes: the write of batch 1000's
+    // state (on the state checkpoint writer's thread) fails.
+    std::fs::write(dir.path().join("state"), b"not a directory").unwrap();
+    let clock = ManualClock::new(0);
+    let queue = RddQueue::new();
+    queue.push(sc.parallelize(vec![("x".to_string(), 2u64)], 1));
+    let ssc = totals_job(&sc, &clock, dir.path(), &queue).unwrap();
+    ssc.start().unwrap();
+    clock.advance(1000);
+    let err = ssc.await_termination_or_timeout(WAIT).expect_err("stopped by the failed write").to_string();
+    assert!(err.contains(&dir.path().join("state").display().to_string()), "{err}");
+    assert_eq!(ssc.state(), StreamingState::Stopped);
+    ssc.stop(false, false);
+}
+
+#[test]
 fn invalid_graphs_are_refused_by_start_with_the_reason() {
     let sc = sc();
     let ssc = StreamingContext::with_manual_clock(&sc, SECOND, ManualClock::new(0)).unwrap();
