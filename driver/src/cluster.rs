@@ -70,6 +70,16 @@ async fn post_upload_stats(
     stats
 }
 
+/// mimalloc settings of `local-cluster` executor processes (unless the driver's
+/// environment sets them): freed memory goes back to the system at once
+/// (`purge_delay` 0, default 10 ms) and arenas are committed as used, not whole
+/// (`arena_eager_commit` 0). With the defaults an executor grouping a key ten times its
+/// memory peaked at 85 MB of RSS against 59 MB with glibc; with these, 46 MB, at no
+/// measurable cost in speed (docs/BENCHMARKS.md). mimalloc reads them from the
+/// environment when it starts, which is before `main`.
+pub const EXECUTOR_ALLOCATOR_ENV: [(&str, &str); 2] =
+    [("MIMALLOC_PURGE_DELAY", "0"), ("MIMALLOC_ARENA_EAGER_COMMIT", "0")];
+
 impl ClusterBackend {
     /// Starts the driver's server on `host:port` (port 0: any free port).
     pub fn start(
@@ -199,7 +209,13 @@ impl ClusterBackend {
                 .try_clone_to_owned()
                 .map(Stdio::from)
                 .unwrap_or_else(|_| Stdio::null());
-            let child = Command::new(&exe)
+            let mut command = Command::new(&exe);
+            for (key, value) in EXECUTOR_ALLOCATOR_ENV {
+                if std::env::var_os(key).is_none() {
+                    command.env(key, value);
+                }
+            }
+            let child = command
                 .env("EMBER_ROLE", "executor")
                 .env("EMBER_DRIVER_URL", &url)
                 .env("EMBER_EXECUTOR_ID", &id)
