@@ -4,11 +4,18 @@
 //! fields and its parents; a node reached twice (a diamond in the graph) is written
 //! once and referred to by index afterwards. Decoders are monomorphized per node
 //! type, so the reader gets back fully typed nodes.
+//!
+//! Depth: [`encode_root`] first writes the stage's whole narrow ancestry in
+//! post-order, walked with an explicit stack, so that when a node writes its
+//! parents they are already back-references. Writing and reading therefore nest
+//! at most [`MAX_NESTING`] levels whatever the lineage's depth (an iterative job
+//! of 20,000 chained `map`s encodes like a short one), and a hostile buffer that
+//! nests deeper is refused instead of overflowing the reader's stack.
 
 use crate::closure::{code_address, code_offset};
 use crate::data::Data;
 use crate::error::{EmberError, Result};
-use crate::rdd::RddNode;
+use crate::rdd::{Dependency, RddBase, RddNode};
 use serde::{Serialize, de::DeserializeOwned};
 use std::any::Any;
 use std::collections::HashMap;
@@ -27,6 +34,11 @@ pub trait Encode {
 
 const TAG_NEW: u8 = 1;
 const TAG_SEEN: u8 = 2;
+
+/// How deeply node records may nest in a lineage buffer: a stage root, the RDD
+/// it writes, and that RDD's parents, which [`encode_root`] has always written
+/// before. A reader refuses anything deeper as corrupt.
+pub const MAX_NESTING: usize = 8;
 
 #[derive(Default)]
 pub struct LineageWriter {
@@ -74,6 +86,35 @@ impl LineageWriter {
         self.write_new(node).map(|_| ())
     }
 
+    /// Writes `rdd` and its narrow ancestors, each after its parents, without
+    /// recursion: an explicit stack walks the graph, so any depth fits. A shuffle
+    /// dependency ends the walk (the map side is another stage's binary).
+    pub fn write_ancestry(&mut self, rdd: &Arc<dyn RddBase>) -> Result<()> {
+        // (node, parents already pushed)
+        let mut stack: Vec<(Arc<dyn RddBase>, bool)> = vec![(rdd.clone(), false)];
+        while let Some((node, expanded)) = stack.pop() {
+            let id = node.meta().id;
+            if self.seen.contains_key(&id) {
+                continue;
+            }
+            if expanded {
+                let index = self.write_new(node.as_encode())?;
+                self.seen.insert(id, index);
+                continue;
+            }
+            stack.push((node.clone(), true));
+            // Reversed so that parents are written in their declared order.
+            for dep in node.dependencies().into_iter().rev() {
+                if let Dependency::Narrow(parent) = dep
+                    && !self.seen.contains_key(&parent.meta().id)
+                {
+                    stack.push((parent, false));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn finish(self) -> Vec<u8> {
         self.buf
     }
@@ -82,11 +123,17 @@ impl LineageWriter {
 pub struct LineageReader<'a> {
     buf: &'a [u8],
     decoded: Vec<AnyNode>,
+    nesting: usize,
 }
 
 impl<'a> LineageReader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Self { buf, decoded: Vec::new() }
+        Self { buf, decoded: Vec::new(), nesting: 0 }
+    }
+
+    /// Whether every byte has been read.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
     }
 
     pub fn read<V: DeserializeOwned>(&mut self) -> Result<V> {
@@ -107,12 +154,18 @@ impl<'a> LineageReader<'a> {
                     .ok_or_else(|| EmberError::Codec(format!("dangling lineage reference {index}")))
             }
             TAG_NEW => {
+                if self.nesting >= MAX_NESTING {
+                    return Err(EmberError::Codec(format!("lineage nests deeper than {MAX_NESTING} records")));
+                }
                 let offset: i64 = self.read()?;
                 // SAFETY: the offset was produced by `code_offset` of a `DecodeFn` in
                 // an identical binary (build ids are checked before any task is
                 // accepted), so the address is that same function in this process.
                 let decode: DecodeFn = unsafe { std::mem::transmute::<usize, DecodeFn>(code_address(offset)) };
-                let node = decode(self)?;
+                self.nesting += 1;
+                let node = decode(self);
+                self.nesting -= 1;
+                let node = node?;
                 self.decoded.push(node.clone());
                 Ok(node)
             }
@@ -137,13 +190,30 @@ impl<'a> LineageReader<'a> {
 }
 
 /// Writes a stage root into a fresh buffer: the bytes executors receive.
-pub fn encode_root(root: &dyn Encode) -> Result<Vec<u8>> {
+///
+/// `rdd` is the RDD the root computes (a result stage's RDD, a shuffle map
+/// stage's parent); its ancestry is written first, see the module docs.
+pub fn encode_root(root: &dyn Encode, rdd: &Arc<dyn RddBase>) -> Result<Vec<u8>> {
     let mut w = LineageWriter::new();
+    w.write_ancestry(rdd)?;
     w.write_root(root)?;
     Ok(w.finish())
 }
 
-/// Decodes a stage root written by [`encode_root`].
+/// Decodes a stage root written by [`encode_root`]: the ancestry records, then
+/// the root, which is the last record of the buffer.
+///
+/// Errors: [`EmberError::Codec`] for a truncated, trailing or too deeply nested
+/// buffer, or a last record that is not an `R`.
 pub fn decode_root<R: Clone + 'static>(bytes: &[u8]) -> Result<R> {
-    LineageReader::new(bytes).read_root()
+    let mut reader = LineageReader::new(bytes);
+    loop {
+        let node = reader.read_any()?;
+        if reader.is_empty() {
+            return node
+                .downcast_ref::<R>()
+                .cloned()
+                .ok_or_else(|| EmberError::Codec(format!("stage root is not a {}", std::any::type_name::<R>())));
+        }
+    }
 }

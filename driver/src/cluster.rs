@@ -4,6 +4,7 @@
 use crate::broadcast_manager::BroadcastManager;
 use crate::driver_service::{DriverService, ExecutorRegistry};
 use crate::listener::{self, Event, ListenerBus};
+use crate::local_worker::{DEFAULT_MAX_EXECUTOR_RETRIES, LaunchSpec, LocalWorker};
 use crate::map_output::MapOutputTracker;
 use crate::scheduler::TaskScheduler;
 use ember_core::config::Conf;
@@ -15,17 +16,16 @@ use ember_core::wire::v1::driver_server::DriverServer;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub struct ClusterBackend {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     service: DriverService,
     /// The address executors connect to.
     pub address: SocketAddr,
-    children: Mutex<Vec<(String, Child)>>,
+    /// Starts, watches and relaunches the executors of `local-cluster`.
+    worker: Arc<LocalWorker>,
     /// The local dirs given to the executors this driver started.
     child_local_dirs: Mutex<Vec<std::path::PathBuf>>,
     shutdown: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
@@ -104,6 +104,8 @@ impl ClusterBackend {
         let heartbeat_interval = conf.get_duration("spark.executor.heartbeatInterval", Duration::from_secs(10))?;
         let timeout = conf.get_duration("spark.network.timeout", Duration::from_secs(120))?;
         let registry = Arc::new(ExecutorRegistry::default());
+        let max_retries = conf.get_usize("spark.deploy.maxExecutorRetries", DEFAULT_MAX_EXECUTOR_RETRIES)?;
+        let worker = LocalWorker::new(max_retries);
         broadcasts.add_evictor(registry.clone());
         let service = DriverService {
             scheduler,
@@ -113,16 +115,20 @@ impl ClusterBackend {
             conf: Arc::new(postcard::to_allocvec(conf)?),
             heartbeat_interval,
             endpoints,
+            worker: worker.clone(),
         };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let server = DriverServer::new(service.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         runtime.spawn(async move {
-            let serve = tonic::transport::Server::builder()
-                .tcp_nodelay(true)
-                .add_service(server)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            // `Server::tcp_nodelay` only applies to listeners tonic binds itself;
+            // this one is ours, so Nagle is turned off on its incoming stream.
+            // Left on, every task description larger than a TCP segment waited
+            // for the executor's delayed ACK: about 20 ms a task.
+            let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            let serve =
+                tonic::transport::Server::builder().add_service(server).serve_with_incoming_shutdown(incoming, async {
                     let _ = shutdown_rx.await;
                 });
             if let Err(e) = serve.await {
@@ -156,7 +162,7 @@ impl ClusterBackend {
             runtime: Mutex::new(Some(runtime)),
             service,
             address,
-            children: Mutex::new(Vec::new()),
+            worker,
             child_local_dirs: Mutex::new(Vec::new()),
             shutdown: Mutex::new(Some(shutdown_tx)),
             uploads,
@@ -182,8 +188,9 @@ impl ClusterBackend {
         format!("http://{ip}:{}", self.address.port())
     }
 
-    /// Starts `count` executor processes of this very binary (`local-cluster`).
-    /// Executor i binds the i-th address of `bind_addresses` (round robin).
+    /// Starts `count` executor processes of this very binary (`local-cluster`),
+    /// watched and relaunched by the [`LocalWorker`]. Executor i binds the i-th
+    /// address of `bind_addresses` (round robin).
     pub fn launch_local_executors(
         &self,
         count: usize,
@@ -193,46 +200,23 @@ impl ClusterBackend {
         local_dirs: &str,
     ) -> Result<()> {
         let exe = std::env::current_exe().map_err(|e| EmberError::Internal(format!("cannot find this binary: {e}")))?;
-        let url = self.driver_url();
-        let mut children = self.children.lock();
         *self.child_local_dirs.lock() =
             local_dirs.split(',').map(str::trim).filter(|d| !d.is_empty()).map(Into::into).collect();
-        for i in 1..=count {
-            let id = i.to_string();
-            let bind = bind_addresses
-                .get((i - 1) % bind_addresses.len().max(1))
-                .cloned()
-                .unwrap_or_else(|| "127.0.0.1".into());
-            // Executors' stdout goes to the driver's stderr: the driver's stdout is the job's output.
-            let stdout = std::io::stderr().lock();
-            let stdout = std::os::fd::AsFd::as_fd(&stdout)
-                .try_clone_to_owned()
-                .map(Stdio::from)
-                .unwrap_or_else(|_| Stdio::null());
-            let mut command = Command::new(&exe);
-            for (key, value) in EXECUTOR_ALLOCATOR_ENV {
-                if std::env::var_os(key).is_none() {
-                    command.env(key, value);
-                }
-            }
-            let child = command
-                .env("EMBER_ROLE", "executor")
-                .env("EMBER_DRIVER_URL", &url)
-                .env("EMBER_EXECUTOR_ID", &id)
-                .env("EMBER_EXECUTOR_CORES", cores.to_string())
-                .env("EMBER_EXECUTOR_MEMORY_MB", memory_mb.to_string())
-                .env("EMBER_BIND_ADDRESS", &bind)
-                .env("EMBER_PARENT_PID", std::process::id().to_string())
-                .env("EMBER_LOCAL_DIRS", local_dirs)
-                .env_remove("EMBER_MASTER")
-                .stdin(Stdio::null())
-                .stdout(stdout)
-                .spawn()
-                .map_err(|e| EmberError::Internal(format!("cannot start executor {id} ({}): {e}", exe.display())))?;
-            tracing::info!(executor_id = %id, pid = child.id(), bind = %bind, "executor process started");
-            children.push((id, child));
-        }
-        Ok(())
+        let env = EXECUTOR_ALLOCATOR_ENV
+            .iter()
+            .filter(|(key, _)| std::env::var_os(key).is_none())
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        let spec = LaunchSpec {
+            exe,
+            driver_url: self.driver_url(),
+            cores,
+            memory_mb,
+            bind_addresses: bind_addresses.to_vec(),
+            local_dirs: local_dirs.to_string(),
+            env,
+        };
+        self.worker.launch(spec, count)
     }
 
     /// Waits until `count` executors registered, or `timeout`. With `required`,
@@ -244,15 +228,11 @@ impl ClusterBackend {
             if registered >= count {
                 return Ok(());
             }
-            for (id, child) in self.children.lock().iter_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(EmberError::ExecutorLost {
-                        executor_id: id.clone(),
-                        reason: format!(
-                            "the executor process exited while starting ({status}); does this binary's main call ember::entry?"
-                        ),
-                    });
-                }
+            if let Some((id, exit)) = self.worker.exited_ids().into_iter().next() {
+                return Err(EmberError::ExecutorLost {
+                    executor_id: id,
+                    reason: format!("{exit} while starting; does this binary's main call ember::entry?"),
+                });
             }
             if Instant::now() >= deadline {
                 if required {
@@ -279,26 +259,13 @@ impl ClusterBackend {
         }
         // Executors this driver did not start (pods, standalone processes) must hear
         // the order before the server goes, or they take the driver for lost.
+        self.worker.stop_relaunching();
         let lingering = self.service.registry.shut_down_all(Duration::from_secs(5));
         if lingering > 0 {
             tracing::warn!(executors = lingering, "executors still connected 5 s after the shutdown order");
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
         let local_dirs = self.child_local_dirs.lock().clone();
-        for (id, mut child) in self.children.lock().drain(..) {
-            let pid = child.id();
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-                    _ => {
-                        tracing::warn!(executor_id = %id, "executor did not exit in time; killing it");
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                }
-            }
+        for (id, pid) in self.worker.stop(Duration::from_secs(5)) {
             // An executor killed from outside could not remove its work dirs.
             ember_executor::env::remove_work_dirs(&local_dirs, &id, pid);
         }

@@ -49,6 +49,8 @@ pub(crate) struct ContextInner {
     default_parallelism: usize,
     max_task_failures: u32,
     max_stage_attempts: u32,
+    /// `spark.scheduler.excludeOnFailure.unschedulableTaskSetTimeout`.
+    unschedulable_timeout: std::time::Duration,
     speculation: SpeculationConf,
     speculation_counters: SpeculationCounters,
     /// Counters of every task that succeeded first for its partition.
@@ -89,6 +91,10 @@ impl EmberContext {
         let master = Master::parse(&master_url)?;
         let max_task_failures = conf.get_usize("spark.task.maxFailures", 4)?.max(1) as u32;
         let max_stage_attempts = conf.get_usize("spark.stage.maxConsecutiveAttempts", 4)?.max(1) as u32;
+        let unschedulable_timeout = conf.get_duration(
+            "spark.scheduler.excludeOnFailure.unschedulableTaskSetTimeout",
+            dag::DEFAULT_UNSCHEDULABLE_TIMEOUT,
+        )?;
         let speculation = SpeculationConf::from_conf(&conf)?;
         let memory = conf.get_bytes("spark.executor.memory", 1 << 30)?;
         let monitoring = Monitoring::start(&conf, &master_url)?;
@@ -216,6 +222,7 @@ impl EmberContext {
                 default_parallelism,
                 max_task_failures,
                 max_stage_attempts,
+                unschedulable_timeout,
                 speculation,
                 speculation_counters: SpeculationCounters::default(),
                 task_metrics: Mutex::new(TaskMetricsSnapshot::default()),
@@ -611,7 +618,8 @@ impl ContextInner {
             return Ok(Vec::new());
         }
         self.clean_unreferenced_shuffles();
-        let binary = encode_root(&ResultStage::new(rdd.clone(), func))?;
+        let rdd_base: Arc<dyn ember_core::rdd::RddBase> = rdd.clone();
+        let binary = encode_root(&ResultStage::new(rdd.clone(), func), &rdd_base)?;
         let job_id = self.next_job_id.fetch_add(1, Ordering::Relaxed);
         let merge = |u: &[(u64, Vec<u8>)]| self.merge_accumulators(u);
         let trace = self.trace.lock().clone().unwrap_or_else(tracing::Span::none);
@@ -620,6 +628,7 @@ impl ContextInner {
             tracker: &self.tracker,
             max_task_failures: self.max_task_failures,
             max_stage_attempts: self.max_stage_attempts,
+            unschedulable_timeout: self.unschedulable_timeout,
             stopped: &self.stopped,
             merge_accumulators: &merge,
             track_shuffle: &|dep: &Arc<dyn ShuffleDepBase>| {

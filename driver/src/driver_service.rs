@@ -3,6 +3,7 @@
 //! from the driver (map output locations, broadcast values, files).
 
 use crate::broadcast_manager::{BroadcastEvictor, BroadcastManager};
+use crate::local_worker::LocalWorker;
 use crate::map_output::MapOutputTracker;
 use crate::scheduler::{ExecutorLink, TaskScheduler};
 use ember_core::closure::build_id;
@@ -137,6 +138,9 @@ pub struct DriverService {
     pub heartbeat_interval: Duration,
     /// Named handlers tasks may ask (`ember_core::endpoint`).
     pub endpoints: Arc<Endpoints>,
+    /// The executor processes this driver started (`local-cluster`): says how
+    /// a lost one ended, and hears of registrations.
+    pub worker: Arc<LocalWorker>,
 }
 
 type CommandStream = Pin<Box<dyn futures::Stream<Item = Result<DriverCommand, Status>> + Send>>;
@@ -256,6 +260,12 @@ impl Driver for DriverService {
                 heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u64,
             });
             let _ = tx.send(Ok(DriverCommand { kind: Some(registered) }));
+            // Registered after the shutdown order went out (a relaunched executor
+            // starting while the context stops): it gets the order at once.
+            if self.registry.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                let shutdown = driver_command::Kind::Shutdown(Default::default());
+                let _ = tx.send(Ok(DriverCommand { kind: Some(shutdown) }));
+            }
             executors.insert(
                 id.clone(),
                 ExecutorEntry {
@@ -271,6 +281,7 @@ impl Driver for DriverService {
         }
         self.broadcasts.block_master.add_executor(&id, &register.block_address);
         tracing::info!(executor_id = %id, pid = register.pid, cores = register.cores, block_address = %register.block_address, "executor registered");
+        self.worker.registered(&id);
         self.scheduler.add_executor(
             &id,
             register.cores as usize,
@@ -297,7 +308,13 @@ impl Driver for DriverService {
                     Err(status) => break format!("connection lost: {}", status.message()),
                 }
             };
-            service.executor_lost(&id, Some(session), &reason);
+            // How the process ended, when this driver started it (the wait for
+            // its exit status blocks, so not on the runtime's threads).
+            let _ = tokio::task::spawn_blocking(move || {
+                let reason = service.worker.explain_loss(&id, &reason);
+                service.executor_lost(&id, Some(session), &reason);
+            })
+            .await;
         });
         Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
     }

@@ -63,6 +63,7 @@ pub mod event_log;
 pub mod history;
 pub mod listener;
 pub mod local_backend;
+pub mod local_worker;
 pub mod logging;
 pub mod map_output;
 pub mod master;

@@ -6,8 +6,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ember_examples::RunConfig;
 use ember_examples::jobs::{
-    broadcast, diagnostics, gen_text, join, pi, shuffle_bench, stream_model, streaming, sumsq, tasklist, terasort,
-    wordcount,
+    broadcast, diagnostics, gen_text, join, pi, robustness, shuffle_bench, stream_model, streaming, sumsq, tasklist,
+    terasort, wordcount,
 };
 use serde_json::Value;
 
@@ -108,6 +108,23 @@ enum Job {
     Teravalidate {
         #[arg(long)]
         input: String,
+    },
+    /// `depth` chained maps and a chain of `unions` unions, counted on the
+    /// executors: lineage as deep as iterative jobs build.
+    DeepLineage {
+        #[arg(long, default_value_t = 20_000)]
+        depth: usize,
+        #[arg(long, default_value_t = 2_000)]
+        unions: usize,
+    },
+    /// A job whose task on one partition takes its executor process down every
+    /// time (abort, segfault, stack overflow or exit), to see the job fail
+    /// after `spark.task.maxFailures` executor losses.
+    ExecutorKiller {
+        #[arg(long, value_enum, default_value_t = robustness::Crash::Abort)]
+        crash: robustness::Crash,
+        #[arg(long, default_value_t = 1)]
+        partition: usize,
     },
     /// A job whose tasks on one partition always panic (to see retries and the job's error).
     Faulty {
@@ -315,6 +332,8 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
         Job::Join { large, small, keys, partitions, seed, pause_file } => {
             join::run(&ctx()?, &join::JoinParams { large, small, keys, partitions, seed, pause_file })?
         }
+        Job::DeepLineage { depth, unions } => robustness::deep_lineage(&ctx()?, depth, unions)?,
+        Job::ExecutorKiller { crash, partition } => robustness::executor_killer(&ctx()?, crash, partition)?,
         Job::Faulty { partitions, fail_partition } => diagnostics::faulty(&ctx()?, partitions, fail_partition)?,
         Job::CacheCheck { partitions, records, disk, pause_file } => {
             diagnostics::cache_check(&ctx()?, partitions, records, disk, pause_file.as_deref())?

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
 /// How an executor process is started (from `EMBER_*` variables, see docs/ENVIRONMENT.md).
@@ -222,9 +222,10 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
     let server = BlockServerServer::new(BlockService { services: executor.services().clone(), results })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    tokio::spawn(
-        tonic::transport::Server::builder().add_service(server).serve_with_incoming(TcpListenerStream::new(listener)),
-    );
+    // Nagle off, as on the driver's server (`Server::tcp_nodelay` does not reach
+    // a listener bound by us): block and result replies go out at once.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tokio::spawn(tonic::transport::Server::builder().add_service(server).serve_with_incoming(incoming));
     tracing::info!(executor_id = %config.executor_id, %block_address, "executor registered");
     let interval = Duration::from_millis(registered.heartbeat_interval_ms.max(100));
     let beat = {

@@ -2,11 +2,13 @@
 
 mod checkpoint;
 mod narrow;
+mod parent;
 mod shuffled;
 mod sources;
 
 pub use checkpoint::{CheckpointRdd, CutLineageRdd, FrameReader, WriteCheckpointFn, partition_file, write_frames};
 pub use narrow::{CartesianRdd, CoalescedRdd, MapPartitionsRdd, PartitionOp, UnionRdd, ZipRdd};
+pub use parent::Parent;
 pub use shuffled::{CombinedRdd, ShuffledRdd};
 pub use sources::{BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, TextFileRdd};
 

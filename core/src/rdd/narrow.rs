@@ -1,7 +1,7 @@
 //! Narrow transformations: each output partition depends on a few parent
 //! partitions, computed in the same task.
 
-use super::{Dependency, RddBase, RddMeta, RddNode, into_any_node, iterate, locate_split};
+use super::{Dependency, Parent, RddBase, RddMeta, RddNode, into_any_node, iterate, locate_split};
 use crate::data::{BoxIter, Data};
 use crate::error::{EmberError, Result, raise};
 use crate::lineage::{AnyNode, DecodeFn, Encode, LineageReader, LineageWriter};
@@ -19,20 +19,30 @@ pub trait PartitionOp<T, U>: Serialize + DeserializeOwned + Send + Sync + 'stati
 
 pub struct MapPartitionsRdd<T: Data, U, Op> {
     meta: RddMeta,
-    parent: Arc<dyn RddNode<T>>,
+    parent: Parent<T>,
+    /// The parent's partition count, kept so that asking it costs no walk of the lineage.
+    partitions: usize,
     op: Arc<Op>,
     _u: PhantomData<fn() -> U>,
 }
 
 impl<T: Data, U: Data, Op: PartitionOp<T, U>> MapPartitionsRdd<T, U, Op> {
     pub fn new(parent: Arc<dyn RddNode<T>>, op: Op) -> Self {
-        Self { meta: RddMeta::new(), parent, op: Arc::new(op), _u: PhantomData }
+        let partitions = parent.num_partitions();
+        Self { meta: RddMeta::new(), parent: Parent::new(parent), partitions, op: Arc::new(op), _u: PhantomData }
     }
     fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
         let meta = r.read()?;
         let op: Op = r.read()?;
         let parent = r.read_rdd::<T>()?;
-        Ok(into_any_node::<U>(Self { meta, parent, op: Arc::new(op), _u: PhantomData }))
+        let partitions = parent.num_partitions();
+        Ok(into_any_node::<U>(Self {
+            meta,
+            parent: Parent::new(parent),
+            partitions,
+            op: Arc::new(op),
+            _u: PhantomData,
+        }))
     }
 }
 
@@ -52,10 +62,10 @@ impl<T: Data, U: Data, Op: PartitionOp<T, U>> RddBase for MapPartitionsRdd<T, U,
         &self.meta
     }
     fn num_partitions(&self) -> usize {
-        self.parent.num_partitions()
+        self.partitions
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        vec![Dependency::Narrow(self.parent.clone())]
+        vec![Dependency::Narrow(self.parent.arc())]
     }
     fn op_name(&self) -> &'static str {
         Op::NAME
@@ -75,18 +85,26 @@ impl<T: Data, U: Data, Op: PartitionOp<T, U>> RddNode<U> for MapPartitionsRdd<T,
 /// `union`: the parents' partitions one after the other.
 pub struct UnionRdd<T: Data> {
     meta: RddMeta,
-    parents: Vec<Arc<dyn RddNode<T>>>,
+    parents: Vec<Parent<T>>,
+    /// Each parent's partition count (Spark's `UnionRDD` computes its partitions
+    /// once too): a chain of unions then answers `num_partitions` and locates a
+    /// split without walking its ancestry.
+    counts: Vec<usize>,
 }
 
 impl<T: Data> UnionRdd<T> {
     pub fn new(parents: Vec<Arc<dyn RddNode<T>>>) -> Self {
-        Self { meta: RddMeta::new(), parents }
+        Self::with_meta(RddMeta::new(), parents)
+    }
+    fn with_meta(meta: RddMeta, parents: Vec<Arc<dyn RddNode<T>>>) -> Self {
+        let counts = parents.iter().map(|p| p.num_partitions()).collect();
+        Self { meta, parents: parents.into_iter().map(Parent::new).collect(), counts }
     }
     fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
         let meta = r.read()?;
         let n: usize = r.read()?;
         let parents = (0..n).map(|_| r.read_rdd::<T>()).collect::<Result<_>>()?;
-        Ok(into_any_node::<T>(Self { meta, parents }))
+        Ok(into_any_node::<T>(Self::with_meta(meta, parents)))
     }
 }
 
@@ -106,10 +124,10 @@ impl<T: Data> RddBase for UnionRdd<T> {
         &self.meta
     }
     fn num_partitions(&self) -> usize {
-        self.parents.iter().map(|p| p.num_partitions()).sum()
+        self.counts.iter().sum()
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        self.parents.iter().map(|p| Dependency::Narrow(p.clone())).collect()
+        self.parents.iter().map(|p| Dependency::Narrow(p.arc())).collect()
     }
     fn op_name(&self) -> &'static str {
         "union"
@@ -121,7 +139,7 @@ impl<T: Data> RddBase for UnionRdd<T> {
 
 impl<T: Data> RddNode<T> for UnionRdd<T> {
     fn compute(&self, split: usize, ctx: &TaskContext) -> Result<BoxIter<T>> {
-        let (parent, inner) = locate_split(self.parents.iter().map(|p| p.num_partitions()), split)?;
+        let (parent, inner) = locate_split(self.counts.iter().copied(), split)?;
         iterate(&self.parents[parent], inner, ctx)
     }
 }
@@ -129,7 +147,7 @@ impl<T: Data> RddNode<T> for UnionRdd<T> {
 /// `coalesce` without shuffle: each output partition reads a group of parent partitions.
 pub struct CoalescedRdd<T: Data> {
     meta: RddMeta,
-    parent: Arc<dyn RddNode<T>>,
+    parent: Parent<T>,
     groups: Vec<Vec<usize>>,
 }
 
@@ -139,13 +157,13 @@ impl<T: Data> CoalescedRdd<T> {
         let k = partitions.clamp(1, n.max(1));
         // Contiguous groups keep ordering (Spark's coalesce does the same without locality).
         let groups = (0..k).map(|g| (g * n / k..(g + 1) * n / k).collect()).collect();
-        Self { meta: RddMeta::new(), parent, groups }
+        Self { meta: RddMeta::new(), parent: Parent::new(parent), groups }
     }
     fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
         let meta = r.read()?;
         let groups = r.read()?;
         let parent = r.read_rdd::<T>()?;
-        Ok(into_any_node::<T>(Self { meta, parent, groups }))
+        Ok(into_any_node::<T>(Self { meta, parent: Parent::new(parent), groups }))
     }
 }
 
@@ -168,7 +186,7 @@ impl<T: Data> RddBase for CoalescedRdd<T> {
         self.groups.len()
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        vec![Dependency::Narrow(self.parent.clone())]
+        vec![Dependency::Narrow(self.parent.arc())]
     }
     fn op_name(&self) -> &'static str {
         "coalesce"
@@ -188,19 +206,19 @@ impl<T: Data> RddNode<T> for CoalescedRdd<T> {
 /// `cartesian`: partition (i, j) pairs every element of a's i with every element of b's j.
 pub struct CartesianRdd<T: Data, U: Data> {
     meta: RddMeta,
-    a: Arc<dyn RddNode<T>>,
-    b: Arc<dyn RddNode<U>>,
+    a: Parent<T>,
+    b: Parent<U>,
 }
 
 impl<T: Data, U: Data> CartesianRdd<T, U> {
     pub fn new(a: Arc<dyn RddNode<T>>, b: Arc<dyn RddNode<U>>) -> Self {
-        Self { meta: RddMeta::new(), a, b }
+        Self { meta: RddMeta::new(), a: Parent::new(a), b: Parent::new(b) }
     }
     fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
         let meta = r.read()?;
         let a = r.read_rdd::<T>()?;
         let b = r.read_rdd::<U>()?;
-        Ok(into_any_node::<(T, U)>(Self { meta, a, b }))
+        Ok(into_any_node::<(T, U)>(Self { meta, a: Parent::new(a), b: Parent::new(b) }))
     }
 }
 
@@ -223,7 +241,7 @@ impl<T: Data, U: Data> RddBase for CartesianRdd<T, U> {
         self.a.num_partitions() * self.b.num_partitions()
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        vec![Dependency::Narrow(self.a.clone()), Dependency::Narrow(self.b.clone())]
+        vec![Dependency::Narrow(self.a.arc()), Dependency::Narrow(self.b.arc())]
     }
     fn op_name(&self) -> &'static str {
         "cartesian"
@@ -248,8 +266,8 @@ impl<T: Data, U: Data> RddNode<(T, U)> for CartesianRdd<T, U> {
 /// `zip`: element i of partition p of a with element i of partition p of b.
 pub struct ZipRdd<T: Data, U: Data> {
     meta: RddMeta,
-    a: Arc<dyn RddNode<T>>,
-    b: Arc<dyn RddNode<U>>,
+    a: Parent<T>,
+    b: Parent<U>,
 }
 
 impl<T: Data, U: Data> ZipRdd<T, U> {
@@ -261,13 +279,13 @@ impl<T: Data, U: Data> ZipRdd<T, U> {
                 b.num_partitions()
             )));
         }
-        Ok(Self { meta: RddMeta::new(), a, b })
+        Ok(Self { meta: RddMeta::new(), a: Parent::new(a), b: Parent::new(b) })
     }
     fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
         let meta = r.read()?;
         let a = r.read_rdd::<T>()?;
         let b = r.read_rdd::<U>()?;
-        Ok(into_any_node::<(T, U)>(Self { meta, a, b }))
+        Ok(into_any_node::<(T, U)>(Self { meta, a: Parent::new(a), b: Parent::new(b) }))
     }
 }
 
@@ -290,7 +308,7 @@ impl<T: Data, U: Data> RddBase for ZipRdd<T, U> {
         self.a.num_partitions()
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        vec![Dependency::Narrow(self.a.clone()), Dependency::Narrow(self.b.clone())]
+        vec![Dependency::Narrow(self.a.arc()), Dependency::Narrow(self.b.arc())]
     }
     fn op_name(&self) -> &'static str {
         "zip"

@@ -26,11 +26,17 @@ static NEXT_STAGE_ID: AtomicU32 = AtomicU32::new(0);
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(0);
 
 /// What the DAG scheduler needs from the context.
+/// Spark's default for `spark.scheduler.excludeOnFailure.unschedulableTaskSetTimeout`.
+pub const DEFAULT_UNSCHEDULABLE_TIMEOUT: Duration = Duration::from_secs(120);
+
 pub struct DagContext<'a> {
     pub scheduler: &'a Arc<TaskScheduler>,
     pub tracker: &'a Arc<MapOutputTracker>,
     pub max_task_failures: u32,
     pub max_stage_attempts: u32,
+    /// How long a job waits with no executor at all before it fails
+    /// (`spark.scheduler.excludeOnFailure.unschedulableTaskSetTimeout`).
+    pub unschedulable_timeout: Duration,
     pub stopped: &'a AtomicBool,
     /// Merges a successful task's accumulator updates (once per partition).
     pub merge_accumulators: &'a dyn Fn(&[(u64, Vec<u8>)]),
@@ -228,7 +234,7 @@ impl<'a> JobRunner<'a> {
             parent_shuffles(&parent_rdd).into_iter().map(|d| self.map_stage(d)).collect::<Result<Vec<_>>>()?;
         self.cx.tracker.register_shuffle(dep.shuffle_id(), parent_rdd.num_partitions());
         (self.cx.track_shuffle)(&dep);
-        let binary = Arc::new(encode_root(dep.as_encode())?);
+        let binary = Arc::new(encode_root(dep.as_encode(), &parent_rdd)?);
         let index = self.stages.len();
         self.stages.push(Stage {
             id: NEXT_STAGE_ID.fetch_add(1, Ordering::Relaxed),
@@ -300,6 +306,7 @@ impl<'a> JobRunner<'a> {
                 job_id = self.job_id,
                 stage_id = self.stages[stage].id,
                 tasks = tasks.len(),
+                binary_bytes = self.stages[stage].binary.len(),
                 "submitting tasks"
             );
             self.cx.scheduler.submit(tasks);
@@ -379,6 +386,8 @@ impl<'a> JobRunner<'a> {
         let speculation = self.cx.speculation.enabled;
         let wait = if speculation { self.cx.speculation.interval } else { Duration::from_millis(500) };
         let mut last_check = Instant::now();
+        // Since when the application has had no executor to run this job's tasks on.
+        let mut no_executors_since: Option<Instant> = None;
         loop {
             // Only events that can make new tasks runnable trigger a scan of the
             // stages: re-scanning after every success would cost O(tasks²) per job.
@@ -388,7 +397,21 @@ impl<'a> JobRunner<'a> {
             if self.results_missing == 0 {
                 return Ok(self.results.iter_mut().map(|r| r.take().expect("complete")).collect());
             }
-            let timeout = if speculation { wait.saturating_sub(last_check.elapsed()) } else { wait };
+            let mut timeout = if speculation { wait.saturating_sub(last_check.elapsed()) } else { wait };
+            if self.cx.scheduler.executor_count() == 0 {
+                let since = *no_executors_since.get_or_insert_with(Instant::now);
+                let waited = since.elapsed();
+                if waited >= self.cx.unschedulable_timeout {
+                    return Err(self.abort(format!(
+                        "no executor to run its tasks on for {:.1} s (every executor was lost and none came back; spark.scheduler.excludeOnFailure.unschedulableTaskSetTimeout is {:.1} s)",
+                        waited.as_secs_f64(),
+                        self.cx.unschedulable_timeout.as_secs_f64()
+                    )));
+                }
+                timeout = timeout.min(self.cx.unschedulable_timeout - waited);
+            } else {
+                no_executors_since = None;
+            }
             match rx.recv_timeout(timeout) {
                 Ok(event) => self.handle(event)?,
                 Err(RecvTimeoutError::Timeout) => {}
@@ -551,10 +574,23 @@ impl<'a> JobRunner<'a> {
                 tracing::warn!(job_id = self.job_id, executor_id, lost_map_outputs = removed, "executor lost");
             }
             JobEvent::TaskLost { task_id, executor_id, reason } => {
-                if self.forget(task_id).is_some() {
-                    tracing::info!(task_id, executor_id, %reason, "task lost with its executor; re-running it");
-                }
                 self.losers.remove(&task_id);
+                let attempt = self.attempt_no.get(&task_id).copied().unwrap_or(0);
+                if let Some((stage, partition, _)) = self.forget(task_id) {
+                    // Spark's ExecutorLostFailure: the loss counts toward the task's
+                    // failures (`exitCausedByApp`), so a task that keeps taking its
+                    // executor down fails the job instead of killing executors forever.
+                    let count = self.failures.entry((stage, partition)).or_insert(0);
+                    *count += 1;
+                    let count = *count;
+                    let (stage_id, name) = (self.stages[stage].id, self.stages[stage].rdd_name);
+                    tracing::warn!(job_id = self.job_id, stage_id, partition, task_id, executor_id, failures = count, %reason, "task lost with its executor");
+                    if count >= self.cx.max_task_failures {
+                        return Err(self.abort(format!(
+                            "task for partition {partition} of stage {stage_id} ({name}) failed {count} times; most recent failure: ExecutorLostFailure of attempt {attempt} (task {task_id}): executor {executor_id} was lost while running it: {reason}"
+                        )));
+                    }
+                }
             }
             JobEvent::TaskEnded { task_id, executor_id, outcome, duration } => {
                 let attempt = self.attempt_no.get(&task_id).copied().unwrap_or(0);

@@ -5,6 +5,7 @@ pub mod diagnostics;
 pub mod gen_text;
 pub mod join;
 pub mod pi;
+pub mod robustness;
 pub mod shuffle_bench;
 pub mod stream_model;
 pub mod streaming;
