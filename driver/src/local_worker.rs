@@ -195,6 +195,7 @@ impl LocalWorker {
     /// The executor's stderr closed: it exited. Records how and relaunches it.
     fn child_exited(self: &Arc<Self>, id: &str) {
         let Some(mut child) = self.state.lock().running.remove(id) else { return };
+        let pid = child.id();
         let status = match child.wait() {
             Ok(status) => status,
             Err(e) => {
@@ -204,6 +205,13 @@ impl LocalWorker {
         };
         let relaunch = {
             let mut st = self.state.lock();
+            // A killed executor could not remove its work dirs; its shuffle
+            // files are lost with it anyway (map outputs are recomputed).
+            if let Some(spec) = &st.spec {
+                let dirs: Vec<PathBuf> =
+                    spec.local_dirs.split(',').map(str::trim).filter(|d| !d.is_empty()).map(Into::into).collect();
+                ember_executor::env::remove_work_dirs(&dirs, id, pid);
+            }
             let log_tail = st.tails.remove(id).map(|t| last_lines(&t.lock(), LOG_TAIL_LINES)).unwrap_or_default();
             let exit = ExecutorExit { status, log_tail };
             if !st.stopping {
@@ -284,8 +292,9 @@ impl LocalWorker {
         self.state.lock().stopping = true;
     }
 
-    /// Stops relaunching; waits up to `timeout` for the executors to exit (they
-    /// were told to), kills the rest, and returns the ids of all it started.
+    /// Stops relaunching; waits up to `timeout` for the executors still running
+    /// to exit (they were told to), kills the rest, and returns their ids and
+    /// pids (executors that exited before had their work dirs removed then).
     pub fn stop(&self, timeout: Duration) -> Vec<(String, u32)> {
         let deadline = Instant::now() + timeout;
         let mut children: Vec<(String, Child)> = {
