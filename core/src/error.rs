@@ -55,6 +55,9 @@ pub enum EmberError {
     ExecutorLost { executor_id: String, reason: String },
     #[error("task killed: {0}")]
     TaskKilled(String),
+    /// A remote call that did not answer in time (`setting` bounds it).
+    #[error("{what} did not answer within {:.1} s ({setting})", *after_ms as f64 / 1e3)]
+    Timeout { what: String, after_ms: u64, setting: String },
     #[error("the context is stopped")]
     Stopped,
     #[error("{0}")]

@@ -114,6 +114,7 @@ impl ClusterBackend {
             registry,
             conf: Arc::new(postcard::to_allocvec(conf)?),
             heartbeat_interval,
+            network_timeout: timeout,
             endpoints,
             worker: worker.clone(),
         };

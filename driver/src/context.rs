@@ -51,6 +51,8 @@ pub(crate) struct ContextInner {
     max_stage_attempts: u32,
     /// `spark.scheduler.excludeOnFailure.unschedulableTaskSetTimeout`.
     unschedulable_timeout: std::time::Duration,
+    /// `spark.excludeOnFailure.enabled`.
+    exclude_on_failure: bool,
     speculation: SpeculationConf,
     speculation_counters: SpeculationCounters,
     /// Counters of every task that succeeded first for its partition.
@@ -91,6 +93,7 @@ impl EmberContext {
         let master = Master::parse(&master_url)?;
         let max_task_failures = conf.get_usize("spark.task.maxFailures", 4)?.max(1) as u32;
         let max_stage_attempts = conf.get_usize("spark.stage.maxConsecutiveAttempts", 4)?.max(1) as u32;
+        let exclude_on_failure = conf.get_bool("spark.excludeOnFailure.enabled", true)?;
         let unschedulable_timeout = conf.get_duration(
             "spark.scheduler.excludeOnFailure.unschedulableTaskSetTimeout",
             dag::DEFAULT_UNSCHEDULABLE_TIMEOUT,
@@ -223,6 +226,7 @@ impl EmberContext {
                 max_task_failures,
                 max_stage_attempts,
                 unschedulable_timeout,
+                exclude_on_failure,
                 speculation,
                 speculation_counters: SpeculationCounters::default(),
                 task_metrics: Mutex::new(TaskMetricsSnapshot::default()),
@@ -629,6 +633,7 @@ impl ContextInner {
             max_task_failures: self.max_task_failures,
             max_stage_attempts: self.max_stage_attempts,
             unschedulable_timeout: self.unschedulable_timeout,
+            exclude_on_failure: self.exclude_on_failure,
             stopped: &self.stopped,
             merge_accumulators: &merge,
             track_shuffle: &|dep: &Arc<dyn ShuffleDepBase>| {

@@ -136,6 +136,8 @@ pub struct DriverService {
     /// postcard `Conf` sent to executors when they register.
     pub conf: Arc<Vec<u8>>,
     pub heartbeat_interval: Duration,
+    /// Bound on fetching a task's stored result (`spark.network.timeout`).
+    pub network_timeout: Duration,
     /// Named handlers tasks may ask (`ember_core::endpoint`).
     pub endpoints: Arc<Endpoints>,
     /// The executor processes this driver started (`local-cluster`): says how
@@ -190,7 +192,7 @@ impl DriverService {
     async fn handle_status(&self, executor_id: &str, block_address: &str, status: v1::TaskStatus) {
         let outcome = match postcard::from_bytes::<TaskOutcome>(&status.outcome) {
             Ok(TaskOutcome::Success { value: TaskValue::Stored { size }, accumulator_updates, metrics, run_ms }) => {
-                match fetch_result(block_address, status.task_id).await {
+                match fetch_result(block_address, status.task_id, self.network_timeout).await {
                     Ok(bytes) if bytes.len() as u64 == size => {
                         TaskOutcome::Success { value: TaskValue::Result(bytes), accumulator_updates, metrics, run_ms }
                     }
@@ -211,17 +213,28 @@ impl DriverService {
     }
 }
 
-async fn fetch_result(block_address: &str, task_id: u64) -> Result<Vec<u8>, EmberError> {
-    let mut client = BlockServerClient::connect(format!("http://{block_address}"))
-        .await
-        .map_err(|e| EmberError::Internal(format!("cannot reach {block_address}: {e}")))?
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let mut stream = client.fetch_result(ResultRequest { task_id }).await.map_err(from_status)?.into_inner();
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.message().await.map_err(from_status)? {
-        out.extend_from_slice(&chunk.data);
-    }
-    Ok(out)
+/// Fetches a task result the executor kept (larger than
+/// `spark.task.maxDirectResultSize`), within `timeout`.
+async fn fetch_result(block_address: &str, task_id: u64, timeout: Duration) -> Result<Vec<u8>, EmberError> {
+    let fetch = async {
+        let mut client = BlockServerClient::connect(format!("http://{block_address}"))
+            .await
+            .map_err(|e| EmberError::Internal(format!("cannot reach {block_address}: {e}")))?
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let mut stream = client.fetch_result(ResultRequest { task_id }).await.map_err(from_status)?.into_inner();
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.message().await.map_err(from_status)? {
+            out.extend_from_slice(&chunk.data);
+        }
+        Ok(out)
+    };
+    tokio::time::timeout(timeout, fetch).await.unwrap_or_else(|_| {
+        Err(EmberError::Timeout {
+            what: format!("the block server at {block_address} (result of task {task_id})"),
+            after_ms: timeout.as_millis() as u64,
+            setting: "spark.network.timeout".into(),
+        })
+    })
 }
 
 fn chunk_stream(data: Arc<Vec<u8>>) -> ChunkStream {

@@ -105,6 +105,8 @@ pub struct LaunchSpec {
 struct State {
     spec: Option<LaunchSpec>,
     running: HashMap<String, Child>,
+    /// Seen to end, exit status not read yet.
+    ending: std::collections::HashSet<String>,
     exits: HashMap<String, ExecutorExit>,
     tails: HashMap<String, Arc<Mutex<VecDeque<u8>>>>,
     pumps: Vec<JoinHandle<()>>,
@@ -194,17 +196,29 @@ impl LocalWorker {
 
     /// The executor's stderr closed: it exited. Records how and relaunches it.
     fn child_exited(self: &Arc<Self>, id: &str) {
-        let Some(mut child) = self.state.lock().running.remove(id) else { return };
+        let Some(mut child) = ({
+            let mut st = self.state.lock();
+            let child = st.running.remove(id);
+            if child.is_some() {
+                st.ending.insert(id.to_string());
+            }
+            child
+        }) else {
+            return;
+        };
         let pid = child.id();
         let status = match child.wait() {
             Ok(status) => status,
             Err(e) => {
                 tracing::warn!(executor_id = id, error = %e, "cannot read an executor's exit status");
+                self.state.lock().ending.remove(id);
+                self.exited.notify_all();
                 return;
             }
         };
         let relaunch = {
             let mut st = self.state.lock();
+            st.ending.remove(id);
             // A killed executor could not remove its work dirs; its shuffle
             // files are lost with it anyway (map outputs are recomputed).
             if let Some(spec) = &st.spec {
@@ -249,7 +263,7 @@ impl LocalWorker {
     /// Whether this worker started `executor_id`.
     pub fn started(&self, executor_id: &str) -> bool {
         let st = self.state.lock();
-        st.running.contains_key(executor_id) || st.exits.contains_key(executor_id)
+        st.running.contains_key(executor_id) || st.ending.contains(executor_id) || st.exits.contains_key(executor_id)
     }
 
     /// How `executor_id` ended, waiting up to `wait` for it to end (None: not
@@ -261,7 +275,7 @@ impl LocalWorker {
             if let Some(exit) = st.exits.get(executor_id) {
                 return Some(exit.clone());
             }
-            if !st.running.contains_key(executor_id) {
+            if !st.running.contains_key(executor_id) && !st.ending.contains(executor_id) {
                 return None;
             }
             if self.exited.wait_until(&mut st, deadline).timed_out() {

@@ -250,6 +250,14 @@ fn a_task_failing_four_times_fails_the_job_with_its_error() {
     assert!(error.contains("failed 4 times"), "{error}");
     assert!(error.contains("partition 1"), "{error}");
     assert!(error.contains("deliberate failure in partition 1"), "{error}");
+    // Each retry avoided the executor its previous attempt failed on.
+    let failed_on: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("task failed"))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("executor_id=")))
+        .collect();
+    assert_eq!(failed_on.len(), 4, "{log}");
+    assert!(failed_on.windows(2).all(|w| w[0] != w[1]), "retries ran where they had failed: {failed_on:?}");
 }
 
 #[test]

@@ -175,8 +175,11 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
     };
     let conf: Conf = postcard::from_bytes(&registered.conf).unwrap_or_default();
     let results = Arc::new(StoredResults::default());
-    let driver_link = Arc::new(RemoteDriver { handle: handle.clone(), client: client.clone() });
-    let fetcher = Arc::new(RemoteBlocks { handle: handle.clone(), clients: Mutex::new(HashMap::new()) });
+    let driver_link =
+        Arc::new(RemoteDriver { handle: handle.clone(), client: client.clone(), ask_timeout: ask_timeout(&conf) });
+    let fetch_timeout =
+        conf.get_duration("spark.network.timeout", Duration::from_secs(120)).unwrap_or(Duration::from_secs(120));
+    let fetcher = Arc::new(RemoteBlocks { handle: handle.clone(), clients: Mutex::new(HashMap::new()), fetch_timeout });
     let max_direct = conf.get_bytes("spark.task.maxDirectResultSize", 1 << 20).unwrap_or(1 << 20);
     let metrics_port = conf.get_usize("ember.executor.metrics.port", 0).unwrap_or(0);
     let gauges = Arc::new(ExecutorGauges(std::sync::OnceLock::new()));
@@ -363,46 +366,70 @@ async fn collect_chunks(
 struct RemoteDriver {
     handle: Handle,
     client: DriverClient<Channel>,
+    /// Bound on each call (`spark.rpc.askTimeout`).
+    ask_timeout: Duration,
+}
+
+impl RemoteDriver {
+    /// Runs one call to the driver, bounded by `spark.rpc.askTimeout`.
+    fn call<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T> {
+        let timeout = self.ask_timeout;
+        self.handle
+            .block_on(async move { tokio::time::timeout(timeout, call).await })
+            .map_err(|_| EmberError::Timeout {
+                what: format!("the driver ({what})"),
+                after_ms: timeout.as_millis() as u64,
+                setting: "spark.rpc.askTimeout".into(),
+            })?
+            .map(tonic::Response::into_inner)
+            .map_err(from_status)
+    }
+}
+
+/// `spark.rpc.askTimeout`, by default `spark.network.timeout` (120 s), as in Spark.
+pub fn ask_timeout(conf: &Conf) -> Duration {
+    let network =
+        conf.get_duration("spark.network.timeout", Duration::from_secs(120)).unwrap_or(Duration::from_secs(120));
+    conf.get_duration("spark.rpc.askTimeout", network).unwrap_or(network)
 }
 
 impl DriverLink for RemoteDriver {
     fn map_outputs(&self, shuffle_id: u32) -> Result<Vec<Option<MapStatus>>> {
         let mut client = self.client.clone();
         let payload = self
-            .handle
-            .block_on(async move { client.map_outputs(MapOutputsRequest { shuffle_id }).await })
-            .map_err(from_status)?
-            .into_inner();
+            .call("map output locations", async move { client.map_outputs(MapOutputsRequest { shuffle_id }).await })?;
         Ok(postcard::from_bytes(&payload.data)?)
     }
 
     fn blob_meta(&self, blob: &BlobId) -> Result<BlobMeta> {
         let mut client = self.client.clone();
         let blob = postcard::to_allocvec(blob)?;
-        let payload =
-            self.handle.block_on(async move { client.blob_meta(BlobRequest { blob }).await }).map_err(from_status)?;
-        Ok(postcard::from_bytes(&payload.into_inner().data)?)
+        let payload = self.call("broadcast metadata", async move { client.blob_meta(BlobRequest { blob }).await })?;
+        Ok(postcard::from_bytes(&payload.data)?)
     }
 
     fn piece_holders(&self, blob: &BlobId, index: u32, executor_id: &str, wait: bool) -> Result<PieceSource> {
         let mut client = self.client.clone();
         let req = HoldersRequest { blob: postcard::to_allocvec(blob)?, index, executor_id: executor_id.into(), wait };
-        let payload =
-            self.handle.block_on(async move { client.piece_holders(req).await }).map_err(from_status)?.into_inner();
+        let payload = self.call("broadcast piece holders", async move { client.piece_holders(req).await })?;
         Ok(postcard::from_bytes(&payload.data)?)
     }
 
     fn register_piece(&self, blob: &BlobId, index: u32, executor_id: &str) -> Result<()> {
         let mut client = self.client.clone();
         let req = RegisterPieceRequest { blob: postcard::to_allocvec(blob)?, index, executor_id: executor_id.into() };
-        self.handle.block_on(async move { client.register_piece(req).await }).map_err(from_status)?;
+        self.call("registering a broadcast piece", async move { client.register_piece(req).await })?;
         Ok(())
     }
 
     fn report_bad_piece(&self, blob: &BlobId, index: u32, holder: &str) -> Result<()> {
         let mut client = self.client.clone();
         let req = RegisterPieceRequest { blob: postcard::to_allocvec(blob)?, index, executor_id: holder.into() };
-        self.handle.block_on(async move { client.report_bad_piece(req).await }).map_err(from_status)?;
+        self.call("reporting a bad broadcast piece", async move { client.report_bad_piece(req).await })?;
         Ok(())
     }
 
@@ -419,8 +446,7 @@ impl DriverLink for RemoteDriver {
     fn ask(&self, endpoint: &str, message: Vec<u8>) -> Result<Vec<u8>> {
         let mut client = self.client.clone();
         let req = AskRequest { endpoint: endpoint.into(), message };
-        let payload = self.handle.block_on(async move { client.ask(req).await }).map_err(from_status)?;
-        Ok(payload.into_inner().data)
+        Ok(self.call(endpoint, async move { client.ask(req).await })?.data)
     }
 }
 
@@ -430,6 +456,18 @@ const PIECE_TIMEOUT: Duration = Duration::from_secs(60);
 struct RemoteBlocks {
     handle: Handle,
     clients: Mutex<HashMap<String, BlockServerClient<Channel>>>,
+    /// Bound on one shuffle block fetch (`spark.network.timeout`).
+    fetch_timeout: Duration,
+}
+
+impl RemoteBlocks {
+    fn fetch_timed_out(&self, address: &str) -> EmberError {
+        EmberError::Timeout {
+            what: format!("the block server at {address} (shuffle block fetch)"),
+            after_ms: self.fetch_timeout.as_millis() as u64,
+            setting: "spark.network.timeout".into(),
+        }
+    }
 }
 
 impl RemoteBlocks {
@@ -455,15 +493,13 @@ impl BlockFetcher for RemoteBlocks {
     fn fetch_block(&self, status: &MapStatus, shuffle_id: u32, map_index: u32, reduce_index: u32) -> Result<Vec<u8>> {
         let mut client = self.client(&status.address)?;
         let req = ShuffleBlockRequest { shuffle_id, map_index, reduce_index };
+        let timeout = self.fetch_timeout;
         let fetched = self.handle.block_on(async move {
-            tokio::time::timeout(Duration::from_secs(120), async {
-                collect_chunks(client.fetch_shuffle_block(req).await).await
-            })
-            .await
+            tokio::time::timeout(timeout, async { collect_chunks(client.fetch_shuffle_block(req).await).await }).await
         });
         match fetched {
             Ok(r) => r,
-            Err(_) => Err(EmberError::Internal(format!("fetching from {} timed out", status.address))),
+            Err(_) => Err(self.fetch_timed_out(&status.address)),
         }
     }
 
@@ -478,10 +514,12 @@ impl BlockFetcher for RemoteBlocks {
         let mut jobs = Vec::with_capacity(requests.len());
         for request in requests {
             let client = self.client(&request.status.address);
-            jobs.push((request, client));
+            let timed_out = self.fetch_timed_out(&request.status.address);
+            jobs.push((request, client, timed_out));
         }
+        let timeout = self.fetch_timeout;
         self.handle.spawn(async move {
-            for (request, client) in jobs {
+            for (request, client, timed_out) in jobs {
                 let permits = ((request.size() / 1024) as u32).clamp(1, total);
                 let Ok(permit) = budget.clone().acquire_many_owned(permits).await else { break };
                 let tx = tx.clone();
@@ -494,12 +532,9 @@ impl BlockFetcher for RemoteBlocks {
                                 reduce_index: request.reduce_index,
                             };
                             let fetch = async { collect_chunks(client.fetch_shuffle_block(req).await).await };
-                            match tokio::time::timeout(Duration::from_secs(120), fetch).await {
+                            match tokio::time::timeout(timeout, fetch).await {
                                 Ok(r) => r,
-                                Err(_) => Err(EmberError::Internal(format!(
-                                    "fetching from {} timed out",
-                                    request.status.address
-                                ))),
+                                Err(_) => Err(timed_out),
                             }
                         }
                         Err(e) => Err(e),

@@ -37,6 +37,9 @@ pub struct DagContext<'a> {
     /// How long a job waits with no executor at all before it fails
     /// (`spark.scheduler.excludeOnFailure.unschedulableTaskSetTimeout`).
     pub unschedulable_timeout: Duration,
+    /// Whether a task's retry avoids the executor its last attempt failed on
+    /// (`spark.excludeOnFailure.enabled`).
+    pub exclude_on_failure: bool,
     pub stopped: &'a AtomicBool,
     /// Merges a successful task's accumulator updates (once per partition).
     pub merge_accumulators: &'a dyn Fn(&[(u64, Vec<u8>)]),
@@ -149,6 +152,8 @@ pub struct JobRunner<'a> {
     /// speculative copy races its original.
     running: HashMap<(usize, usize), Vec<u64>>,
     failures: HashMap<(usize, usize), u32>,
+    /// The executor each (stage, partition)'s last failed attempt ran on.
+    failed_on: HashMap<(usize, usize), String>,
     attempts: HashMap<(usize, usize), u32>,
     events_sender: Sender<JobEvent>,
     /// Result partitions still without a result.
@@ -194,6 +199,7 @@ impl<'a> JobRunner<'a> {
             outstanding: HashMap::new(),
             running: HashMap::new(),
             failures: HashMap::new(),
+            failed_on: HashMap::new(),
             attempts: HashMap::new(),
             events_sender,
             results_missing: partitions.len(),
@@ -289,7 +295,11 @@ impl<'a> JobRunner<'a> {
             tasks.push(PendingTask {
                 desc,
                 events: self.events_sender.clone(),
-                exclude_executor: None,
+                exclude_executor: if self.cx.exclude_on_failure {
+                    self.failed_on.get(&(stage, partition)).cloned()
+                } else {
+                    None
+                },
                 speculative: false,
             });
         }
@@ -583,6 +593,7 @@ impl<'a> JobRunner<'a> {
                     let count = self.failures.entry((stage, partition)).or_insert(0);
                     *count += 1;
                     let count = *count;
+                    self.failed_on.insert((stage, partition), executor_id.clone());
                     let (stage_id, name) = (self.stages[stage].id, self.stages[stage].rdd_name);
                     tracing::warn!(job_id = self.job_id, stage_id, partition, task_id, executor_id, failures = count, %reason, "task lost with its executor");
                     if count >= self.cx.max_task_failures {
@@ -700,6 +711,7 @@ impl<'a> JobRunner<'a> {
                 let count = self.failures.entry((stage, partition)).or_insert(0);
                 *count += 1;
                 let count = *count;
+                self.failed_on.insert((stage, partition), executor_id.to_string());
                 tracing::warn!(job_id = self.job_id, stage_id, partition, task_id, executor_id, failures = count, %error, "task failed");
                 if count >= self.cx.max_task_failures {
                     let name = self.stages[stage].rdd_name;

@@ -45,7 +45,8 @@ pub enum JobEvent {
 pub struct PendingTask {
     pub desc: TaskDescription,
     pub events: Sender<JobEvent>,
-    /// Never launch on this executor (a speculative copy avoids its original's).
+    /// Do not launch on this executor while another one exists (a speculative
+    /// copy avoids its original's; a retry, the executor it failed on).
     pub exclude_executor: Option<String>,
     /// A speculative copy of a slow attempt (reported to listeners).
     pub speculative: bool,
@@ -242,7 +243,9 @@ impl TaskScheduler {
                 if e.running >= e.cores {
                     return None;
                 }
-                st.pending.iter().position(|t| t.may_run_on(executor_id)).map(|pos| (i, pos))
+                // With one executor left, exclusions cannot be honoured: run there
+                // rather than wait for an executor that may never come.
+                st.pending.iter().position(|t| n == 1 || t.may_run_on(executor_id)).map(|pos| (i, pos))
             });
             let Some((i, pos)) = pick else { return };
             st.next_executor = (i + 1) % n;
