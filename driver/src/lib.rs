@@ -88,7 +88,6 @@ pub use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner
 pub use ember_core::rdd::StorageLevel;
 pub use ember_core::task::{TaskContext, TaskMetricsSnapshot};
 pub use master::Master;
-pub use ops::Either;
 pub use rdd::Rdd;
 pub use scheduler::SpeculationMetrics;
 pub use serde_closure::{Fn, FnMut, FnOnce};

@@ -37,6 +37,7 @@ impl<T: Data, U: Data, F: SerFn<(T,), Output = U>> PartitionOp<T, U> for MapOp<F
 pub struct FilterOp<F>(pub F);
 impl<T: Data, F: for<'a> SerFn<(&'a T,), Output = bool>> PartitionOp<T, T> for FilterOp<F> {
     const NAME: &'static str = "filter";
+    const PRESERVES_PARTITIONING: bool = true;
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<T> {
         Box::new(input.filter(move |x| self.0.call((x,))))
     }
@@ -153,6 +154,7 @@ impl<T: Data, K: Data, F: for<'a> SerFn<(&'a T,), Output = K>> PartitionOp<T, (K
 pub struct MapValuesOp<F>(pub F);
 impl<K: Data, V: Data, U: Data, F: SerFn<(V,), Output = U>> PartitionOp<(K, V), (K, U)> for MapValuesOp<F> {
     const NAME: &'static str = "mapValues";
+    const PRESERVES_PARTITIONING: bool = true;
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, U)> {
         Box::new(input.map(move |(k, v)| (k, self.0.call((v,)))))
     }
@@ -167,6 +169,7 @@ where
     <Out<F, V> as IntoIterator>::IntoIter: 'static,
 {
     const NAME: &'static str = "flatMapValues";
+    const PRESERVES_PARTITIONING: bool = true;
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, U)> {
         Box::new(input.flat_map(move |(k, v)| self.0.call((v,)).into_iter().map(move |u| (k.clone(), u))))
     }
@@ -253,6 +256,7 @@ fn current_task<R>(f: impl FnOnce(&TaskContext) -> R) -> R {
 pub struct GroupByKeyOp;
 impl<K: Key, V: Data> PartitionOp<(K, V), (K, Group<V>)> for GroupByKeyOp {
     const NAME: &'static str = "groupByKey";
+    const PRESERVES_PARTITIONING: bool = true;
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, Group<V>)> {
         let hashed: BoxIter<(u64, K, V)> = Box::new(input.map(|(k, v)| (stable_hash(&k), k, v)));
         let by_hash = external_sort(hashed, |a: &(u64, K, V), b: &(u64, K, V)| a.0.cmp(&b.0));
@@ -289,30 +293,6 @@ impl ember_core::partitioner::Partitioner<u32> for ExactPartitioner {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Either<L, R> {
-    Left(L),
-    Right(R),
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct TagLeftOp;
-impl<K: Data, V: Data, W: Data> PartitionOp<(K, V), (K, Either<V, W>)> for TagLeftOp {
-    const NAME: &'static str = "cogroup";
-    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, Either<V, W>)> {
-        Box::new(input.map(|(k, v)| (k, Either::Left(v))))
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct TagRightOp;
-impl<K: Data, V: Data, W: Data> PartitionOp<(K, W), (K, Either<V, W>)> for TagRightOp {
-    const NAME: &'static str = "cogroup";
-    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, W)>) -> BoxIter<(K, Either<V, W>)> {
-        Box::new(input.map(|(k, w)| (k, Either::Right(w))))
-    }
-}
-
 type Grouped<K, V, W> = (K, (Vec<V>, Vec<W>));
 
 /// Which pairs a join keeps from the two groups of one key.
@@ -330,6 +310,7 @@ pub struct JoinOp {
 }
 impl<K: Data, V: Data, W: Data> PartitionOp<Grouped<K, V, W>, (K, (Option<V>, Option<W>))> for JoinOp {
     const NAME: &'static str = "join";
+    const PRESERVES_PARTITIONING: bool = true;
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<Grouped<K, V, W>>) -> BoxIter<(K, (Option<V>, Option<W>))> {
         let kind = self.kind;
         Box::new(input.flat_map(move |(k, (vs, ws))| {
@@ -360,6 +341,7 @@ impl<K: Data, V: Data, W: Data> PartitionOp<Grouped<K, V, W>, (K, (Option<V>, Op
 pub struct SubtractOp;
 impl<K: Data, V: Data, W: Data> PartitionOp<Grouped<K, V, W>, (K, V)> for SubtractOp {
     const NAME: &'static str = "subtractByKey";
+    const PRESERVES_PARTITIONING: bool = true;
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<Grouped<K, V, W>>) -> BoxIter<(K, V)> {
         Box::new(
             input
@@ -441,26 +423,6 @@ where
     }
     fn merge_combiners(&self, a: U, b: U) -> U {
         self.comb.call((a, b))
-    }
-}
-
-#[derive(Serialize, Deserialize, Clone, Copy)]
-pub struct CoGroupAgg;
-impl<V: Data, W: Data> Aggregator<Either<V, W>, (Vec<V>, Vec<W>)> for CoGroupAgg {
-    fn create_combiner(&self, v: Either<V, W>) -> (Vec<V>, Vec<W>) {
-        self.merge_value((Vec::new(), Vec::new()), v)
-    }
-    fn merge_value(&self, mut c: (Vec<V>, Vec<W>), v: Either<V, W>) -> (Vec<V>, Vec<W>) {
-        match v {
-            Either::Left(v) => c.0.push(v),
-            Either::Right(w) => c.1.push(w),
-        }
-        c
-    }
-    fn merge_combiners(&self, mut a: (Vec<V>, Vec<W>), b: (Vec<V>, Vec<W>)) -> (Vec<V>, Vec<W>) {
-        a.0.extend(b.0);
-        a.1.extend(b.1);
-        a
     }
 }
 
@@ -709,6 +671,7 @@ pub struct JoinShapeOp {
 
 impl<K: Data, V: Data, W: Data> PartitionOp<(K, (Option<V>, Option<W>)), (K, (V, W))> for JoinShapeOp {
     const NAME: &'static str = "join";
+    const PRESERVES_PARTITIONING: bool = true;
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, (Option<V>, Option<W>))>) -> BoxIter<(K, (V, W))> {
         Box::new(input.filter_map(|(k, (v, w))| Some((k, (v?, w?)))))
     }
@@ -718,6 +681,7 @@ impl<K: Data, V: Data, W: Data> PartitionOp<(K, (Option<V>, Option<W>)), (K, (V,
 pub struct LeftShapeOp;
 impl<K: Data, V: Data, W: Data> PartitionOp<(K, (Option<V>, Option<W>)), (K, (V, Option<W>))> for LeftShapeOp {
     const NAME: &'static str = "leftOuterJoin";
+    const PRESERVES_PARTITIONING: bool = true;
     fn apply(
         self: Arc<Self>,
         _split: usize,
@@ -731,6 +695,7 @@ impl<K: Data, V: Data, W: Data> PartitionOp<(K, (Option<V>, Option<W>)), (K, (V,
 pub struct RightShapeOp;
 impl<K: Data, V: Data, W: Data> PartitionOp<(K, (Option<V>, Option<W>)), (K, (Option<V>, W))> for RightShapeOp {
     const NAME: &'static str = "rightOuterJoin";
+    const PRESERVES_PARTITIONING: bool = true;
     fn apply(
         self: Arc<Self>,
         _split: usize,

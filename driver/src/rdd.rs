@@ -10,8 +10,8 @@ use ember_core::error::{EmberError, Result};
 use ember_core::group::Group;
 use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 use ember_core::rdd::{
-    CartesianRdd, CheckpointRdd, CoalescedRdd, CombinedRdd, MapPartitionsRdd, PartitionOp, RddNode, ShuffledRdd,
-    StorageLevel, UnionRdd, WriteCheckpointFn, ZipRdd,
+    CartesianRdd, CheckpointRdd, CoPartitionedRdd, CoalescedRdd, CombinedRdd, LocallyCombinedRdd, MapPartitionsRdd,
+    PartitionOp, RddNode, ShuffledRdd, StorageLevel, UnionRdd, WriteCheckpointFn, ZipRdd,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -22,11 +22,14 @@ use std::sync::Arc;
 pub struct Rdd<T: Data> {
     pub(crate) node: Arc<dyn RddNode<T>>,
     pub(crate) ctx: Arc<ContextInner>,
+    /// How the pairs are known to be partitioned by key (Spark's
+    /// `RDD.partitioner`); only hash partitioning is tracked.
+    partitioner: Option<HashPartitioner>,
 }
 
 impl<T: Data> Clone for Rdd<T> {
     fn clone(&self) -> Self {
-        Self { node: self.node.clone(), ctx: self.ctx.clone() }
+        Self { node: self.node.clone(), ctx: self.ctx.clone(), partitioner: self.partitioner }
     }
 }
 
@@ -38,15 +41,35 @@ impl<T: Data> std::fmt::Debug for Rdd<T> {
 
 impl<T: Data> Rdd<T> {
     pub(crate) fn from_node(node: Arc<dyn RddNode<T>>, ctx: Arc<ContextInner>) -> Self {
-        Self { node, ctx }
+        Self { node, ctx, partitioner: None }
     }
 
     fn derive<U: Data>(&self, node: impl RddNode<U>) -> Rdd<U> {
-        Rdd { node: Arc::new(node), ctx: self.ctx.clone() }
+        Rdd { node: Arc::new(node), ctx: self.ctx.clone(), partitioner: None }
     }
 
+    /// `op` over each partition; the partitioner stays when the op keeps keys.
     fn with_op<U: Data, Op: PartitionOp<T, U>>(&self, op: Op) -> Rdd<U> {
-        self.derive(MapPartitionsRdd::new(self.node.clone(), op))
+        let mut rdd = self.derive(MapPartitionsRdd::new(self.node.clone(), op));
+        if Op::PRESERVES_PARTITIONING {
+            rdd.partitioner = self.partitioner;
+        }
+        rdd
+    }
+
+    /// How this RDD's pairs are partitioned by key, when known (Spark's
+    /// `RDD.partitioner`): set by `partition_by` with a [`HashPartitioner`],
+    /// `reduce_by_key`, `group_by_key`, `combine_by_key`, `cogroup` and joins,
+    /// kept by `filter`, `map_values`, `flat_map_values` and `persist`, dropped
+    /// by `map` and every operation that may change keys. Operations that need
+    /// this partitioning do not shuffle an RDD that already has it.
+    pub fn partitioner(&self) -> Option<HashPartitioner> {
+        self.partitioner
+    }
+
+    fn with_partitioner(mut self, partitioner: Option<HashPartitioner>) -> Self {
+        self.partitioner = partitioner;
+        self
     }
 
     /// Partitions for a shuffle when none is given: `spark.default.parallelism`
@@ -445,7 +468,15 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         partitions: usize,
         map_side_combine: bool,
     ) -> Rdd<(K, C)> {
-        self.derive(CombinedRdd::new(self.node.clone(), HashPartitioner::new(partitions), aggregator, map_side_combine))
+        let partitioner = HashPartitioner::new(partitions);
+        if self.partitioner == Some(partitioner) {
+            // Already partitioned this way: combine within partitions (narrow).
+            return self
+                .derive(LocallyCombinedRdd::new(self.node.clone(), aggregator))
+                .with_partitioner(Some(partitioner));
+        }
+        self.derive(CombinedRdd::new(self.node.clone(), partitioner, aggregator, map_side_combine))
+            .with_partitioner(Some(partitioner))
     }
 
     /// Merges the values of each key with `f` (combining in map tasks first).
@@ -510,9 +541,14 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         self.combine_by_key_with_aggregator(AggregateAgg { zero, seq: f.clone(), comb: f }, partitions, true)
     }
 
-    /// Redistributes the pairs with `partitioner`.
+    /// Redistributes the pairs with `partitioner`; an RDD already partitioned by
+    /// an equal [`HashPartitioner`] is returned as it is (no shuffle), as in Spark.
     pub fn partition_by<P: Partitioner<K>>(&self, partitioner: P) -> Rdd<(K, V)> {
-        self.derive(ShuffledRdd::new(self.node.clone(), partitioner))
+        let hash = (&partitioner as &dyn std::any::Any).downcast_ref::<HashPartitioner>().copied();
+        if hash.is_some() && hash == self.partitioner {
+            return self.clone();
+        }
+        self.derive(ShuffledRdd::new(self.node.clone(), partitioner)).with_partitioner(hash)
     }
 
     /// Sorted by key, range-partitioned (runs a sampling job to pick the ranges).
@@ -546,13 +582,29 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
 
     /// For each key, its values here and its values in `other`.
     pub fn cogroup<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Vec<V>, Vec<W>))> {
-        self.cogroup_with(other, self.shuffle_partitions(&[other.num_partitions()]))
+        self.cogroup_with(other, self.default_partitions(other))
     }
 
+    /// The partitions of a binary operation given none (Spark's
+    /// `Partitioner.defaultPartitioner`): an existing partitioner of either side
+    /// (the larger), so that side is not shuffled; else [`Self::shuffle_partitions`].
+    fn default_partitions<W: Data>(&self, other: &Rdd<(K, W)>) -> usize {
+        match self.partitioner.into_iter().chain(other.partitioner).map(|p| p.partitions).max() {
+            Some(n) => n,
+            None => self.shuffle_partitions(&[other.num_partitions()]),
+        }
+    }
+
+    /// `cogroup` into `partitions` hash partitions: each side is shuffled unless
+    /// it is already partitioned that way, then partition i of both is grouped
+    /// with no further shuffle.
     pub fn cogroup_with<W: Data>(&self, other: &Rdd<(K, W)>, partitions: usize) -> Rdd<(K, (Vec<V>, Vec<W>))> {
-        let left: Rdd<(K, Either<V, W>)> = self.with_op(TagLeftOp);
-        let right: Rdd<(K, Either<V, W>)> = other.with_op(TagRightOp);
-        left.union(&right).combine_by_key_with_aggregator(CoGroupAgg, partitions, false)
+        let partitioner = HashPartitioner::new(partitions);
+        let left = self.partition_by(partitioner);
+        let right = other.partition_by(partitioner);
+        let grouped = CoPartitionedRdd::new(left.node.clone(), right.node.clone())
+            .expect("both sides were partitioned into the same partitions");
+        self.derive(grouped).with_partitioner(Some(partitioner))
     }
 
     fn outer_join<W: Data>(
@@ -566,7 +618,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
 
     /// Pairs of values for keys present on both sides.
     pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
-        self.join_with(other, self.shuffle_partitions(&[other.num_partitions()]))
+        self.join_with(other, self.default_partitions(other))
     }
 
     pub fn join_with<W: Data>(&self, other: &Rdd<(K, W)>, partitions: usize) -> Rdd<(K, (V, W))> {
@@ -574,23 +626,23 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
-        let n = self.shuffle_partitions(&[other.num_partitions()]);
+        let n = self.default_partitions(other);
         self.outer_join(other, JoinKind::LeftOuter, n).with_op(LeftShapeOp)
     }
 
     pub fn right_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, W))> {
-        let n = self.shuffle_partitions(&[other.num_partitions()]);
+        let n = self.default_partitions(other);
         self.outer_join(other, JoinKind::RightOuter, n).with_op(RightShapeOp)
     }
 
     pub fn full_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, Option<W>))> {
-        let n = self.shuffle_partitions(&[other.num_partitions()]);
+        let n = self.default_partitions(other);
         self.outer_join(other, JoinKind::FullOuter, n)
     }
 
     /// Pairs whose key is absent from `other`.
     pub fn subtract_by_key<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, V)> {
-        let n = self.shuffle_partitions(&[other.num_partitions()]);
+        let n = self.default_partitions(other);
         self.cogroup_with(other, n).with_op(SubtractOp)
     }
 

@@ -1,12 +1,14 @@
 //! The RDD graph: nodes, their dependencies, and how a partition is computed.
 
 mod checkpoint;
+mod co_partitioned;
 mod narrow;
 mod parent;
 mod shuffled;
 mod sources;
 
 pub use checkpoint::{CheckpointRdd, CutLineageRdd, FrameReader, WriteCheckpointFn, partition_file, write_frames};
+pub use co_partitioned::{CoPartitionedRdd, LocallyCombinedRdd};
 pub use narrow::{CartesianRdd, CoalescedRdd, MapPartitionsRdd, PartitionOp, UnionRdd, ZipRdd};
 pub use parent::Parent;
 pub use shuffled::{CombinedRdd, ShuffledRdd};

@@ -14,6 +14,10 @@ use std::sync::Arc;
 /// mapPartitions and their relatives.
 pub trait PartitionOp<T, U>: Serialize + DeserializeOwned + Send + Sync + 'static {
     const NAME: &'static str;
+    /// Whether every output record keeps its input record's key (so the
+    /// input's partitioner still holds: `filter`, `mapValues`; not `map`), as
+    /// Spark's `mapPartitions(…, preservesPartitioning = true)`.
+    const PRESERVES_PARTITIONING: bool = false;
     fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<U>;
 }
 
