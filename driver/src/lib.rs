@@ -70,6 +70,7 @@ pub mod master;
 pub mod metrics;
 pub mod monitoring;
 pub mod ops;
+pub mod partitioning;
 pub mod progress;
 pub mod rdd;
 pub mod scheduler;

@@ -223,6 +223,7 @@ pub struct SortByKeyOp {
 }
 impl<K: Data + Ord, V: Data> PartitionOp<(K, V), (K, V)> for SortByKeyOp {
     const NAME: &'static str = "sortByKey";
+    const PRESERVES_PARTITIONING: bool = true;
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, V)> {
         let by_key = move |a: &(K, V), b: &(K, V)| if self.ascending { a.0.cmp(&b.0) } else { b.0.cmp(&a.0) };
         external_sort(input, by_key)

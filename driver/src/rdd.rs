@@ -3,6 +3,7 @@
 
 use crate::context::{ContextInner, EmberContext};
 use crate::ops::*;
+use crate::partitioning::Partitioning;
 use ember_core::aggregator::Aggregator;
 use ember_core::closure::SerFn;
 use ember_core::data::{BoxIter, Data, Key};
@@ -22,14 +23,13 @@ use std::sync::Arc;
 pub struct Rdd<T: Data> {
     pub(crate) node: Arc<dyn RddNode<T>>,
     pub(crate) ctx: Arc<ContextInner>,
-    /// How the pairs are known to be partitioned by key (Spark's
-    /// `RDD.partitioner`); only hash partitioning is tracked.
-    partitioner: Option<HashPartitioner>,
+    /// How the pairs are known to be partitioned by key (Spark's `RDD.partitioner`).
+    partitioner: Option<Partitioning>,
 }
 
 impl<T: Data> Clone for Rdd<T> {
     fn clone(&self) -> Self {
-        Self { node: self.node.clone(), ctx: self.ctx.clone(), partitioner: self.partitioner }
+        Self { node: self.node.clone(), ctx: self.ctx.clone(), partitioner: self.partitioner.clone() }
     }
 }
 
@@ -52,22 +52,23 @@ impl<T: Data> Rdd<T> {
     fn with_op<U: Data, Op: PartitionOp<T, U>>(&self, op: Op) -> Rdd<U> {
         let mut rdd = self.derive(MapPartitionsRdd::new(self.node.clone(), op));
         if Op::PRESERVES_PARTITIONING {
-            rdd.partitioner = self.partitioner;
+            rdd.partitioner = self.partitioner.clone();
         }
         rdd
     }
 
     /// How this RDD's pairs are partitioned by key, when known (Spark's
-    /// `RDD.partitioner`): set by `partition_by` with a [`HashPartitioner`],
-    /// `reduce_by_key`, `group_by_key`, `combine_by_key`, `cogroup` and joins,
-    /// kept by `filter`, `map_values`, `flat_map_values` and `persist`, dropped
-    /// by `map` and every operation that may change keys. Operations that need
-    /// this partitioning do not shuffle an RDD that already has it.
-    pub fn partitioner(&self) -> Option<HashPartitioner> {
-        self.partitioner
+    /// `RDD.partitioner`): set by `partition_by`, `reduce_by_key`,
+    /// `group_by_key`, `combine_by_key`, `sort_by_key` (its range partitioner),
+    /// `cogroup` and joins; kept by `filter`, `map_values`, `flat_map_values`
+    /// and `persist`; dropped by `map` and every operation that may change keys.
+    /// Operations that need this partitioning do not shuffle an RDD that
+    /// already has it.
+    pub fn partitioner(&self) -> Option<Partitioning> {
+        self.partitioner.clone()
     }
 
-    fn with_partitioner(mut self, partitioner: Option<HashPartitioner>) -> Self {
+    fn with_partitioner(mut self, partitioner: Option<Partitioning>) -> Self {
         self.partitioner = partitioner;
         self
     }
@@ -469,14 +470,13 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         map_side_combine: bool,
     ) -> Rdd<(K, C)> {
         let partitioner = HashPartitioner::new(partitions);
-        if self.partitioner == Some(partitioner) {
+        let target = Partitioning::hash(partitions);
+        if self.partitioner.as_ref() == Some(&target) {
             // Already partitioned this way: combine within partitions (narrow).
-            return self
-                .derive(LocallyCombinedRdd::new(self.node.clone(), aggregator))
-                .with_partitioner(Some(partitioner));
+            return self.derive(LocallyCombinedRdd::new(self.node.clone(), aggregator)).with_partitioner(Some(target));
         }
         self.derive(CombinedRdd::new(self.node.clone(), partitioner, aggregator, map_side_combine))
-            .with_partitioner(Some(partitioner))
+            .with_partitioner(Some(target))
     }
 
     /// Merges the values of each key with `f` (combining in map tasks first).
@@ -542,13 +542,23 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// Redistributes the pairs with `partitioner`; an RDD already partitioned by
-    /// an equal [`HashPartitioner`] is returned as it is (no shuffle), as in Spark.
+    /// an equal partitioner is returned as it is (no shuffle), as in Spark.
     pub fn partition_by<P: Partitioner<K>>(&self, partitioner: P) -> Rdd<(K, V)> {
-        let hash = (&partitioner as &dyn std::any::Any).downcast_ref::<HashPartitioner>().copied();
-        if hash.is_some() && hash == self.partitioner {
+        let partitioning = Partitioning::of::<K, P>(&partitioner);
+        if partitioning.is_some() && partitioning == self.partitioner {
             return self.clone();
         }
-        self.derive(ShuffledRdd::new(self.node.clone(), partitioner)).with_partitioner(hash)
+        self.derive(ShuffledRdd::new(self.node.clone(), partitioner)).with_partitioner(partitioning)
+    }
+
+    /// This RDD partitioned as `target` says: itself when it already is; None
+    /// when it is not and `target` is not hash partitioning (a range or custom
+    /// partitioner, which needs more of `K` than a by-key operation has).
+    fn partitioned_like(&self, target: &Partitioning) -> Option<Rdd<(K, V)>> {
+        if self.partitioner.as_ref() == Some(target) {
+            return Some(self.clone());
+        }
+        target.partitioner::<HashPartitioner>().map(|hash| self.partition_by(hash))
     }
 
     /// Sorted by key, range-partitioned (runs a sampling job to pick the ranges).
@@ -582,68 +592,79 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
 
     /// For each key, its values here and its values in `other`.
     pub fn cogroup<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Vec<V>, Vec<W>))> {
-        self.cogroup_with(other, self.default_partitions(other))
+        self.cogroup_into(other, self.default_partitioner(other))
     }
 
-    /// The partitions of a binary operation given none (Spark's
+    /// The partitioning of a binary operation given no partition count (Spark's
     /// `Partitioner.defaultPartitioner`): an existing partitioner of either side
-    /// (the larger), so that side is not shuffled; else [`Self::shuffle_partitions`].
-    fn default_partitions<W: Data>(&self, other: &Rdd<(K, W)>) -> usize {
-        match self.partitioner.into_iter().chain(other.partitioner).map(|p| p.partitions).max() {
-            Some(n) => n,
-            None => self.shuffle_partitions(&[other.num_partitions()]),
+    /// (the one with more partitions), so that side is not shuffled; else hash
+    /// partitioning into [`Self::shuffle_partitions`].
+    fn default_partitioner<W: Data>(&self, other: &Rdd<(K, W)>) -> Partitioning {
+        let existing = self.partitioner.iter().chain(other.partitioner.iter()).max_by_key(|p| p.num_partitions());
+        match existing {
+            Some(p) => p.clone(),
+            None => Partitioning::hash(self.shuffle_partitions(&[other.num_partitions()])),
         }
     }
 
-    /// `cogroup` into `partitions` hash partitions: each side is shuffled unless
-    /// it is already partitioned that way, then partition i of both is grouped
-    /// with no further shuffle.
+    /// `cogroup` into `partitions` hash partitions.
     pub fn cogroup_with<W: Data>(&self, other: &Rdd<(K, W)>, partitions: usize) -> Rdd<(K, (Vec<V>, Vec<W>))> {
-        let partitioner = HashPartitioner::new(partitions);
-        let left = self.partition_by(partitioner);
-        let right = other.partition_by(partitioner);
+        self.cogroup_into(other, Partitioning::hash(partitions))
+    }
+
+    /// `cogroup` partitioned as `target`: each side is shuffled unless it is
+    /// already partitioned that way, then partition i of both is grouped with
+    /// no further shuffle.
+    fn cogroup_into<W: Data>(&self, other: &Rdd<(K, W)>, target: Partitioning) -> Rdd<(K, (Vec<V>, Vec<W>))> {
+        let sides = self.partitioned_like(&target).zip(other.partitioned_like(&target));
+        let Some((left, right)) = sides else {
+            // A partitioner of a type that cannot be rebuilt here: hash instead.
+            return self.cogroup_with(other, target.num_partitions());
+        };
         let grouped = CoPartitionedRdd::new(left.node.clone(), right.node.clone())
             .expect("both sides were partitioned into the same partitions");
-        self.derive(grouped).with_partitioner(Some(partitioner))
+        self.derive(grouped).with_partitioner(Some(target))
     }
 
     fn outer_join<W: Data>(
         &self,
         other: &Rdd<(K, W)>,
         kind: JoinKind,
-        partitions: usize,
+        target: Partitioning,
     ) -> Rdd<(K, (Option<V>, Option<W>))> {
-        self.cogroup_with(other, partitions).with_op(JoinOp { kind })
+        self.cogroup_into(other, target).with_op(JoinOp { kind })
     }
 
     /// Pairs of values for keys present on both sides.
     pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
-        self.join_with(other, self.default_partitions(other))
+        self.outer_join(other, JoinKind::Inner, self.default_partitioner(other))
+            .with_op(JoinShapeOp { kind: JoinKind::Inner })
     }
 
     pub fn join_with<W: Data>(&self, other: &Rdd<(K, W)>, partitions: usize) -> Rdd<(K, (V, W))> {
-        self.outer_join(other, JoinKind::Inner, partitions).with_op(JoinShapeOp { kind: JoinKind::Inner })
+        self.outer_join(other, JoinKind::Inner, Partitioning::hash(partitions))
+            .with_op(JoinShapeOp { kind: JoinKind::Inner })
     }
 
     pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
-        let n = self.default_partitions(other);
+        let n = self.default_partitioner(other);
         self.outer_join(other, JoinKind::LeftOuter, n).with_op(LeftShapeOp)
     }
 
     pub fn right_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, W))> {
-        let n = self.default_partitions(other);
+        let n = self.default_partitioner(other);
         self.outer_join(other, JoinKind::RightOuter, n).with_op(RightShapeOp)
     }
 
     pub fn full_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, Option<W>))> {
-        let n = self.default_partitions(other);
+        let n = self.default_partitioner(other);
         self.outer_join(other, JoinKind::FullOuter, n)
     }
 
     /// Pairs whose key is absent from `other`.
     pub fn subtract_by_key<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, V)> {
-        let n = self.default_partitions(other);
-        self.cogroup_with(other, n).with_op(SubtractOp)
+        let n = self.default_partitioner(other);
+        self.cogroup_into(other, n).with_op(SubtractOp)
     }
 
     /// How many pairs each key has.
