@@ -115,17 +115,21 @@ struct State {
     stopping: bool,
 }
 
+type LaunchJob = Box<dyn FnOnce() + Send>;
+
 /// The executors this driver started, see the module docs.
 pub struct LocalWorker {
     state: Mutex<State>,
     exited: Condvar,
     max_retries: usize,
+    /// The thread every executor process is started from (see [`Self::on_launcher`]).
+    launcher: Mutex<Option<std::sync::mpsc::Sender<LaunchJob>>>,
 }
 
 impl LocalWorker {
     /// A worker that relaunches up to `max_retries` failed executors in a row.
     pub fn new(max_retries: usize) -> Arc<Self> {
-        Arc::new(Self { state: Mutex::default(), exited: Condvar::new(), max_retries })
+        Arc::new(Self { state: Mutex::default(), exited: Condvar::new(), max_retries, launcher: Mutex::new(None) })
     }
 
     /// Starts `count` executors (ids `1..=count`) as `spec` says.
@@ -139,7 +143,44 @@ impl LocalWorker {
         Ok(())
     }
 
+    /// Runs `f` on the worker's launcher thread and returns its result.
+    ///
+    /// Executors ask the kernel to kill them when their parent goes
+    /// (`PR_SET_PDEATHSIG`), and Linux ties that to the *thread* that forked
+    /// them: an executor started from a thread that then ends (the stderr pump
+    /// that relaunches a lost executor, a short-lived thread that created the
+    /// context) is killed at once. So every executor is started from this one
+    /// thread, which lives until [`Self::stop`].
+    fn on_launcher<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let gone = || EmberError::Internal("the executor launcher thread is gone".into());
+        let mut launcher = self.launcher.lock();
+        if launcher.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<LaunchJob>();
+            std::thread::Builder::new()
+                .name("ember-launcher".into())
+                .spawn(move || {
+                    for job in rx {
+                        job();
+                    }
+                })
+                .map_err(|e| EmberError::Internal(format!("cannot start the executor launcher thread: {e}")))?;
+            *launcher = Some(tx);
+        }
+        let (reply_tx, reply_rx) = std::sync::mpsc::channel();
+        let job: LaunchJob = Box::new(move || {
+            let _ = reply_tx.send(f());
+        });
+        launcher.as_ref().ok_or_else(gone)?.send(job).map_err(|_| gone())?;
+        drop(launcher);
+        reply_rx.recv().map_err(|_| gone())
+    }
+
     fn launch_one(self: &Arc<Self>) -> Result<String> {
+        let worker = self.clone();
+        self.on_launcher(move || worker.launch_one_here())?
+    }
+
+    fn launch_one_here(self: &Arc<Self>) -> Result<String> {
         let mut st = self.state.lock();
         if st.stopping {
             return Err(EmberError::Stopped);
@@ -339,6 +380,8 @@ impl LocalWorker {
         for pump in pumps {
             let _ = pump.join();
         }
+        // No executor is left to outlive the launcher thread.
+        self.launcher.lock().take();
         ended
     }
 }

@@ -95,6 +95,11 @@ fn executors_killed_one_by_one_are_replaced_and_the_result_is_exact() {
     assert_eq!(result, reference);
     assert!(log.contains("map outputs lost with the executor will be recomputed"), "{log}");
     assert!(log.contains("the executor process was killed by signal 9"), "{log}");
+    // The replacements lived until the end (a relaunched executor once died with
+    // the thread that had started it: PR_SET_PDEATHSIG follows the thread).
+    for id in ["3", "4"] {
+        assert!(!log.contains(&format!("executor process ended executor_id=\"{id}\"")), "{id}: {log}");
+    }
 }
 
 #[test]
