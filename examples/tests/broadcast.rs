@@ -9,14 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::Proc;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ember-examples");
 const CLUSTER: &str = "local-cluster[8,1,512]";
 const ADDRESSES: &str =
     "ember.localCluster.bindAddresses=127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9";
 
 fn job(master: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--master").arg(master).args(args).env("EMBER_LOG", "info").env_remove("EMBER_CONF");
+    let mut cmd = support::job(master, args);
     if master.starts_with("local-cluster") {
         cmd.args(["--conf", ADDRESSES]);
     }

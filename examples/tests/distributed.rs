@@ -7,16 +7,10 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::Proc;
+use support::{Proc, job};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ember-examples");
 const CLUSTER: &str = "local-cluster[3,1,256]";
-
-fn job(master: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--master").arg(master).args(args).env("EMBER_LOG", "info").env_remove("EMBER_CONF");
-    cmd
-}
 
 fn run(master: &str, args: &[&str]) -> Value {
     Proc::spawn(job(master, args)).result()

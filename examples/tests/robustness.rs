@@ -5,18 +5,10 @@
 mod support;
 
 use serde_json::Value;
-use std::process::Command;
 use std::time::{Duration, Instant};
-use support::Proc;
+use support::{Proc, job};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ember-examples");
 const CLUSTER: &str = "local-cluster[2,1,256]";
-
-fn job(master: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--master").arg(master).args(args).env("EMBER_LOG", "info").env_remove("EMBER_CONF");
-    cmd
-}
 
 /// Executor pids from the driver's "executor registered" log lines.
 fn executor_pids(log: &str) -> Vec<i32> {

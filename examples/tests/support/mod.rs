@@ -98,6 +98,13 @@ impl Drop for Proc {
     }
 }
 
+/// `ember-examples --master MASTER ARGS…` with info-level logs and no `EMBER_CONF`.
+pub fn job(master: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ember-examples"));
+    cmd.arg("--master").arg(master).args(args).env("EMBER_LOG", "info").env_remove("EMBER_CONF");
+    cmd
+}
+
 #[path = "../../../driver/tests/support/http.rs"]
 pub mod http;
 
