@@ -250,6 +250,13 @@ impl ExecutorEnv for ExecutorServices {
             (r, bytes)
         });
         let fetched = local.chain(remote.into_iter().flatten()).map(move |(r, bytes)| match bytes {
+            // The map output's sizes are exact: a block cut at a frame boundary
+            // would decode as fewer records, so its length is checked too.
+            Ok(bytes) if bytes.len() as u64 != r.size() => Err(failure(
+                r.map_index,
+                &r.status.executor_id,
+                format!("block is {} bytes, its map output says {}: the block is corrupt", bytes.len(), r.size()),
+            )),
             Ok(bytes) => Ok(FetchedBlock { map_index: r.map_index, executor_id: r.status.executor_id, bytes }),
             Err(e) => Err(failure(r.map_index, &r.status.executor_id, e.to_string())),
         });

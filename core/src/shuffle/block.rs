@@ -56,10 +56,25 @@ fn decode_payload(expected_crc: u32, codec: u8, payload: &[u8]) -> std::result::
     }
     match codec {
         CODEC_NONE => Ok(payload.to_vec()),
-        CODEC_LZ4 => lz4_flex::decompress_size_prepended(payload).map_err(|e| format!("lz4: {e}")),
+        CODEC_LZ4 => {
+            // The decoder allocates the size the frame claims: bound it by what
+            // lz4 can reach from this payload (at most 255 bytes out per byte in),
+            // so a hostile or corrupt frame cannot ask for gigabytes.
+            let claimed = payload.get(..4).map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+            if claimed > payload.len().saturating_mul(LZ4_MAX_RATIO) {
+                return Err(format!(
+                    "lz4 frame claims {claimed} bytes from {} compressed: the block is corrupt",
+                    payload.len()
+                ));
+            }
+            lz4_flex::decompress_size_prepended(payload).map_err(|e| format!("lz4: {e}"))
+        }
         other => Err(format!("unknown codec {other}")),
     }
 }
+
+/// lz4's largest expansion: a sequence's bytes out per byte in.
+const LZ4_MAX_RATIO: usize = 255;
 
 fn parse_header(h: &[u8]) -> (usize, u32, u8) {
     let len = u32::from_le_bytes(h[..4].try_into().expect("4 bytes")) as usize;
@@ -106,8 +121,13 @@ pub fn read_frame(input: &mut impl Read) -> std::result::Result<Option<Vec<u8>>,
         }
     }
     let (len, crc, codec) = parse_header(&header);
-    let mut payload = vec![0u8; len];
-    input.read_exact(&mut payload).map_err(|e| format!("truncated frame of {len} bytes: {e}"))?;
+    // Grown as bytes arrive, not sized by the header: a corrupt length cannot
+    // allocate more than the file holds.
+    let mut payload = Vec::with_capacity(len.min(FRAME_BYTES * 2));
+    input.take(len as u64).read_to_end(&mut payload).map_err(|e| format!("frame of {len} bytes: {e}"))?;
+    if payload.len() != len {
+        return Err(format!("truncated frame: {} of {len} bytes", payload.len()));
+    }
     decode_payload(crc, codec, &payload).map(Some)
 }
 
@@ -250,5 +270,101 @@ mod tests {
             frames += 1;
         }
         assert_eq!(frames, 5);
+    }
+
+    /// A frame around `payload` with a checksum that matches, so decoding gets
+    /// past the checksum to the codec (what a hostile peer can send).
+    fn frame_with_valid_crc(codec: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&checksum(codec, payload).to_le_bytes());
+        out.push(codec);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn an_lz4_frame_claiming_gigabytes_is_refused_before_allocating() {
+        let mut payload = u32::MAX.to_le_bytes().to_vec();
+        payload.extend_from_slice(&[0x1f, 1, 2, 3]);
+        let err = decode_block(&frame_with_valid_crc(CODEC_LZ4, &payload)).unwrap_err();
+        assert!(err.contains("claims 4294967295 bytes"), "{err}");
+        // The same through the stream reader (spill files).
+        let frame = frame_with_valid_crc(CODEC_LZ4, &payload);
+        assert!(read_frame(&mut &frame[..]).unwrap_err().contains("claims"));
+        // A header claiming 4 GiB of payload in a 20-byte stream is truncated, not allocated.
+        let mut header = frame[..FRAME_HEADER].to_vec();
+        header[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        header.extend_from_slice(&[0u8; 11]);
+        assert!(read_frame(&mut &header[..]).unwrap_err().contains("truncated frame: 11 of 4294967295"));
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn valid_block() -> Vec<u8> {
+            let mut block = Vec::new();
+            for f in 0..3u64 {
+                let mut raw = Vec::new();
+                for i in 0..50u64 {
+                    append_record(&mut raw, &(format!("key-{f}-{i}"), i)).unwrap();
+                }
+                append_frame(&mut block, &raw, f != 1);
+            }
+            block
+        }
+
+        proptest! {
+            // Shuffle blocks come from other executors, spill files from disk:
+            // whatever the bytes, decoding is an error or records, never a panic.
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn random_bytes_are_errors_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+                let _ = decode_block(&bytes);
+                let mut stream = &bytes[..];
+                while let Ok(Some(_)) = read_frame(&mut stream) {}
+            }
+
+            #[test]
+            fn random_payloads_behind_valid_checksums_are_errors_not_panics(
+                codec in 0u8..3,
+                payload in proptest::collection::vec(any::<u8>(), 0..1024),
+            ) {
+                let frame = frame_with_valid_crc(codec, &payload);
+                let _ = decode_block(&frame);
+                let _ = read_frame(&mut &frame[..]);
+            }
+
+            #[test]
+            fn truncated_and_flipped_blocks_are_detected(cut in 0usize..4096, flip in 0usize..4096, bit in 0u8..8) {
+                let block = valid_block();
+                // Frame boundaries: a cut there leaves whole frames (a shorter,
+                // valid block: the reader checks a fetched block's length against
+                // its map status); a cut anywhere else is an error.
+                let mut boundaries = vec![0];
+                while *boundaries.last().unwrap() < block.len() {
+                    let (_, next) = frame_at(&block, *boundaries.last().unwrap()).unwrap();
+                    boundaries.push(next);
+                }
+                let cut = cut % block.len();
+                prop_assert_eq!(decode_block(&block[..cut]).is_ok(), boundaries.contains(&cut));
+                let mut bad = block.clone();
+                let at = flip % bad.len();
+                bad[at] ^= 1 << bit;
+                prop_assert!(decode_block(&bad).is_err());
+                let mut stream = &bad[..];
+                let mut failed = false;
+                loop {
+                    match read_frame(&mut stream) {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(_) => { failed = true; break; }
+                    }
+                }
+                prop_assert!(failed);
+            }
+        }
     }
 }
