@@ -177,8 +177,7 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
     let results = Arc::new(StoredResults::default());
     let driver_link =
         Arc::new(RemoteDriver { handle: handle.clone(), client: client.clone(), ask_timeout: ask_timeout(&conf) });
-    let fetch_timeout =
-        conf.get_duration("spark.network.timeout", Duration::from_secs(120)).unwrap_or(Duration::from_secs(120));
+    let fetch_timeout = network_timeout(&conf);
     let fetcher = Arc::new(RemoteBlocks { handle: handle.clone(), clients: Mutex::new(HashMap::new()), fetch_timeout });
     let max_direct = conf.get_bytes("spark.task.maxDirectResultSize", 1 << 20).unwrap_or(1 << 20);
     let metrics_port = conf.get_usize("ember.executor.metrics.port", 0).unwrap_or(0);
@@ -390,10 +389,15 @@ impl RemoteDriver {
     }
 }
 
+/// `spark.network.timeout` (default 120 s, as in Spark): the bound on one block fetch.
+pub fn network_timeout(conf: &Conf) -> Duration {
+    const DEFAULT: Duration = Duration::from_secs(120);
+    conf.get_duration("spark.network.timeout", DEFAULT).unwrap_or(DEFAULT)
+}
+
 /// `spark.rpc.askTimeout`, by default `spark.network.timeout` (120 s), as in Spark.
 pub fn ask_timeout(conf: &Conf) -> Duration {
-    let network =
-        conf.get_duration("spark.network.timeout", Duration::from_secs(120)).unwrap_or(Duration::from_secs(120));
+    let network = network_timeout(conf);
     conf.get_duration("spark.rpc.askTimeout", network).unwrap_or(network)
 }
 
