@@ -27,7 +27,6 @@ pub struct ClusterBackend {
     /// Starts, watches and relaunches the executors of `local-cluster`.
     worker: Arc<LocalWorker>,
     /// The local dirs given to the executors this driver started.
-    child_local_dirs: Mutex<Vec<std::path::PathBuf>>,
     shutdown: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     /// Broadcast bytes each executor had uploaded when last asked.
     uploads: Arc<Mutex<HashMap<String, u64>>>,
@@ -164,7 +163,6 @@ impl ClusterBackend {
             service,
             address,
             worker,
-            child_local_dirs: Mutex::new(Vec::new()),
             shutdown: Mutex::new(Some(shutdown_tx)),
             uploads,
         })
@@ -198,11 +196,9 @@ impl ClusterBackend {
         cores: usize,
         memory_mb: u64,
         bind_addresses: &[String],
-        local_dirs: &str,
+        local_dirs: &[std::path::PathBuf],
     ) -> Result<()> {
         let exe = std::env::current_exe().map_err(|e| EmberError::Internal(format!("cannot find this binary: {e}")))?;
-        *self.child_local_dirs.lock() =
-            local_dirs.split(',').map(str::trim).filter(|d| !d.is_empty()).map(Into::into).collect();
         let env = EXECUTOR_ALLOCATOR_ENV
             .iter()
             .filter(|(key, _)| std::env::var_os(key).is_none())
@@ -214,7 +210,7 @@ impl ClusterBackend {
             cores,
             memory_mb,
             bind_addresses: bind_addresses.to_vec(),
-            local_dirs: local_dirs.to_string(),
+            local_dirs: local_dirs.to_vec(),
             env,
         };
         self.worker.launch(spec, count)
@@ -265,11 +261,7 @@ impl ClusterBackend {
         if lingering > 0 {
             tracing::warn!(executors = lingering, "executors still connected 5 s after the shutdown order");
         }
-        let local_dirs = self.child_local_dirs.lock().clone();
-        for (id, pid) in self.worker.stop(Duration::from_secs(5)) {
-            // An executor killed from outside could not remove its work dirs.
-            ember_executor::env::remove_work_dirs(&local_dirs, &id, pid);
-        }
+        self.worker.stop(Duration::from_secs(5));
         if let Some(tx) = self.shutdown.lock().take() {
             let _ = tx.send(());
         }

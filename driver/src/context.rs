@@ -167,8 +167,7 @@ impl EmberContext {
                     .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty())
                     .collect();
-                let dirs: Vec<String> = local_dirs(&conf).iter().map(|d| d.display().to_string()).collect();
-                let dirs = dirs.join(",");
+                let dirs = local_dirs(&conf);
                 let started = backend
                     .launch_local_executors(*executors, *cores, *memory_mb, &binds, &dirs)
                     .and_then(|()| backend.wait_for_executors(*executors, registration_wait, true));

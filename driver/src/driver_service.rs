@@ -294,7 +294,7 @@ impl Driver for DriverService {
         }
         self.broadcasts.block_master.add_executor(&id, &register.block_address);
         tracing::info!(executor_id = %id, pid = register.pid, cores = register.cores, block_address = %register.block_address, "executor registered");
-        self.worker.registered(&id);
+        self.worker.registered();
         self.scheduler.add_executor(
             &id,
             register.cores as usize,

@@ -95,8 +95,9 @@ pub struct LaunchSpec {
     pub memory_mb: u64,
     /// Executor i binds the i-th of these (round robin).
     pub bind_addresses: Vec<String>,
-    /// `spark.local.dir`, comma-separated.
-    pub local_dirs: String,
+    /// `spark.local.dir`: where executors make their work dirs (and where the
+    /// worker removes those of executors that could not).
+    pub local_dirs: Vec<PathBuf>,
     /// Extra environment (the allocator settings).
     pub env: Vec<(String, String)>,
 }
@@ -210,7 +211,7 @@ impl LocalWorker {
             .env("EMBER_EXECUTOR_MEMORY_MB", spec.memory_mb.to_string())
             .env("EMBER_BIND_ADDRESS", &bind)
             .env("EMBER_PARENT_PID", std::process::id().to_string())
-            .env("EMBER_LOCAL_DIRS", &spec.local_dirs)
+            .env("EMBER_LOCAL_DIRS", join_dirs(&spec.local_dirs))
             .env_remove("EMBER_MASTER")
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -263,9 +264,7 @@ impl LocalWorker {
             // A killed executor could not remove its work dirs; its shuffle
             // files are lost with it anyway (map outputs are recomputed).
             if let Some(spec) = &st.spec {
-                let dirs: Vec<PathBuf> =
-                    spec.local_dirs.split(',').map(str::trim).filter(|d| !d.is_empty()).map(Into::into).collect();
-                ember_executor::env::remove_work_dirs(&dirs, id, pid);
+                ember_executor::env::remove_work_dirs(&spec.local_dirs, id, pid);
             }
             let log_tail = st.tails.remove(id).map(|t| last_lines(&t.lock(), LOG_TAIL_LINES)).unwrap_or_default();
             let exit = ExecutorExit { status, log_tail };
@@ -297,7 +296,7 @@ impl LocalWorker {
     }
 
     /// An executor registered with the driver: failures are no longer back to back.
-    pub fn registered(&self, _executor_id: &str) {
+    pub fn registered(&self) {
         self.state.lock().failures_in_a_row = 0;
     }
 
@@ -337,7 +336,8 @@ impl LocalWorker {
         }
     }
 
-    /// Executors that exited before registering, with how: a start-up failure.
+    /// Every executor of ours that exited, with how. Called while the
+    /// executors start, any of them is a start-up failure.
     pub fn exited_ids(&self) -> Vec<(String, ExecutorExit)> {
         self.state.lock().exits.iter().map(|(id, e)| (id.clone(), e.clone())).collect()
     }
@@ -348,16 +348,17 @@ impl LocalWorker {
     }
 
     /// Stops relaunching; waits up to `timeout` for the executors still running
-    /// to exit (they were told to), kills the rest, and returns their ids and
-    /// pids (executors that exited before had their work dirs removed then).
-    pub fn stop(&self, timeout: Duration) -> Vec<(String, u32)> {
+    /// to exit (they were told to), kills the rest, and removes the work dirs
+    /// of those that could not (executors that exited before had theirs
+    /// removed then).
+    pub fn stop(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         let mut children: Vec<(String, Child)> = {
             let mut st = self.state.lock();
             st.stopping = true;
             st.running.drain().collect()
         };
-        let mut ended = Vec::new();
+        let local_dirs = self.state.lock().spec.as_ref().map(|s| s.local_dirs.clone()).unwrap_or_default();
         for (id, child) in &mut children {
             let pid = child.id();
             loop {
@@ -372,7 +373,8 @@ impl LocalWorker {
                     }
                 }
             }
-            ended.push((id.clone(), pid));
+            // An executor killed from outside could not remove its work dirs.
+            ember_executor::env::remove_work_dirs(&local_dirs, id, pid);
         }
         // The stderr pumps end at EOF, now that every process is gone; waiting for
         // them keeps the executors' last lines in the driver's stderr.
@@ -382,8 +384,12 @@ impl LocalWorker {
         }
         // No executor is left to outlive the launcher thread.
         self.launcher.lock().take();
-        ended
     }
+}
+
+/// `dirs` as `EMBER_LOCAL_DIRS` spells them: comma-separated.
+fn join_dirs(dirs: &[PathBuf]) -> String {
+    dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",")
 }
 
 /// Copies `stderr` to this process's stderr until EOF, keeping its tail.
