@@ -119,19 +119,19 @@ impl<K: Key, V: Data, W: Data> RddBase for CoPartitionedRdd<K, V, W> {
 
 impl<K: Key, V: Data, W: Data> RddNode<(K, (Vec<V>, Vec<W>))> for CoPartitionedRdd<K, V, W> {
     fn compute(&self, split: usize, ctx: &TaskContext) -> Result<BoxIter<(K, (Vec<V>, Vec<W>))>> {
-        let mut groups = ExternalCombiner::<K, Side<V, W>, (Vec<V>, Vec<W>), CoGroupSides>::new(
+        ExternalCombiner::<K, Side<V, W>, (Vec<V>, Vec<W>), CoGroupSides>::in_task(
             Arc::new(CoGroupSides),
-            ctx.spill_config(),
-        );
-        for (k, v) in iterate(&self.left, split, ctx)? {
-            groups.insert_value(k, Side::Left(v))?;
-        }
-        for (k, w) in iterate(&self.right, split, ctx)? {
-            groups.insert_value(k, Side::Right(w))?;
-        }
-        let (out, spilled) = groups.finish()?;
-        ctx.metrics().add_spill(spilled);
-        Ok(out)
+            ctx,
+            |groups| {
+                for (k, v) in iterate(&self.left, split, ctx)? {
+                    groups.insert_value(k, Side::Left(v))?;
+                }
+                for (k, w) in iterate(&self.right, split, ctx)? {
+                    groups.insert_value(k, Side::Right(w))?;
+                }
+                Ok(())
+            },
+        )
     }
 }
 
@@ -194,12 +194,11 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> RddBase for LocallyCombinedR
 
 impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> RddNode<(K, C)> for LocallyCombinedRdd<K, V, C, A> {
     fn compute(&self, split: usize, ctx: &TaskContext) -> Result<BoxIter<(K, C)>> {
-        let mut combined = ExternalCombiner::<K, V, C, A>::new(self.aggregator.clone(), ctx.spill_config());
-        for (k, v) in iterate(&self.parent, split, ctx)? {
-            combined.insert_value(k, v)?;
-        }
-        let (out, spilled) = combined.finish()?;
-        ctx.metrics().add_spill(spilled);
-        Ok(out)
+        ExternalCombiner::<K, V, C, A>::in_task(self.aggregator.clone(), ctx, |combined| {
+            for (k, v) in iterate(&self.parent, split, ctx)? {
+                combined.insert_value(k, v)?;
+            }
+            Ok(())
+        })
     }
 }

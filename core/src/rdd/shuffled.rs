@@ -168,21 +168,20 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> RddBase for CombinedRdd<K, V
 
 impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> RddNode<(K, C)> for CombinedRdd<K, V, C, A> {
     fn compute(&self, split: usize, ctx: &TaskContext) -> Result<BoxIter<(K, C)>> {
-        let mut combined = ExternalCombiner::<K, V, C, A>::new(self.aggregator.clone(), ctx.spill_config());
-        match self.mode {
-            CombineMode::MapSide => {
-                for (k, c) in read_partition::<(K, C)>(ctx, self.shuffle_id, split)? {
-                    combined.insert_combiner(k, c)?;
+        ExternalCombiner::<K, V, C, A>::in_task(self.aggregator.clone(), ctx, |combined| {
+            match self.mode {
+                CombineMode::MapSide => {
+                    for (k, c) in read_partition::<(K, C)>(ctx, self.shuffle_id, split)? {
+                        combined.insert_combiner(k, c)?;
+                    }
+                }
+                CombineMode::ReduceSide | CombineMode::None => {
+                    for (k, v) in read_partition::<(K, V)>(ctx, self.shuffle_id, split)? {
+                        combined.insert_value(k, v)?;
+                    }
                 }
             }
-            CombineMode::ReduceSide | CombineMode::None => {
-                for (k, v) in read_partition::<(K, V)>(ctx, self.shuffle_id, split)? {
-                    combined.insert_value(k, v)?;
-                }
-            }
-        }
-        let (out, spilled) = combined.finish()?;
-        ctx.metrics().add_spill(spilled);
-        Ok(out)
+            Ok(())
+        })
     }
 }

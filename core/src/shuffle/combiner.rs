@@ -13,6 +13,7 @@ use crate::aggregator::{Aggregator, fold_combiner, fold_value};
 use crate::data::{BoxIter, Data, Key};
 use crate::error::Result;
 use crate::shuffle::block::record_size;
+use crate::task::TaskContext;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::hash::BuildHasher;
 use std::marker::PhantomData;
@@ -150,6 +151,21 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> ExternalCombiner<K, V, C, A>
         self.stats.bytes += run.bytes();
         self.runs.push(run);
         Ok(())
+    }
+
+    /// Combines what `fill` inserts within the task `ctx`: spilling under
+    /// the task's budget to its spill dirs, with the spill counted in the
+    /// task's metrics. Returns every key with its final combiner.
+    pub fn in_task(
+        agg: Arc<A>,
+        ctx: &TaskContext,
+        fill: impl FnOnce(&mut Self) -> Result<()>,
+    ) -> Result<BoxIter<(K, C)>> {
+        let mut combiner = Self::new(agg, ctx.spill_config());
+        fill(&mut combiner)?;
+        let (out, spilled) = combiner.finish()?;
+        ctx.metrics().add_spill(spilled);
+        Ok(out)
     }
 
     /// Every key with its final combiner (in no particular order).
