@@ -8,6 +8,7 @@ pub mod broadcast;
 pub mod closure;
 pub mod config;
 pub mod data;
+pub mod decoders;
 pub mod endpoint;
 pub mod error;
 pub mod files;

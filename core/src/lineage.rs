@@ -14,6 +14,7 @@
 
 use crate::closure::{code_address, code_offset};
 use crate::data::Data;
+use crate::decoders;
 use crate::error::{EmberError, Result};
 use crate::rdd::{Dependency, RddBase, RddNode};
 use serde::{Serialize, de::DeserializeOwned};
@@ -28,6 +29,8 @@ pub type DecodeFn = fn(&mut LineageReader<'_>) -> Result<AnyNode>;
 
 /// Something that can be written into a lineage and decoded on another process.
 pub trait Encode {
+    /// This node type's decoder, named through
+    /// [`registered_decoder!`](crate::decoders) so that readers accept it.
     fn decoder(&self) -> DecodeFn;
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()>;
 }
@@ -158,10 +161,15 @@ impl<'a> LineageReader<'a> {
                     return Err(EmberError::Codec(format!("lineage nests deeper than {MAX_NESTING} records")));
                 }
                 let offset: i64 = self.read()?;
-                // SAFETY: the offset was produced by `code_offset` of a `DecodeFn` in
-                // an identical binary (build ids are checked before any task is
-                // accepted), so the address is that same function in this process.
-                let decode: DecodeFn = unsafe { std::mem::transmute::<usize, DecodeFn>(code_address(offset)) };
+                let address = code_address(offset);
+                if !decoders::is_registered(address) {
+                    return Err(EmberError::Codec(format!(
+                        "lineage names code at offset {offset} that is not a decoder of this binary; refused"
+                    )));
+                }
+                // SAFETY: `address` is in the registry of decoders, which holds only
+                // the addresses of `DecodeFn`s of this binary.
+                let decode: DecodeFn = unsafe { std::mem::transmute::<usize, DecodeFn>(address) };
                 self.nesting += 1;
                 let node = decode(self);
                 self.nesting -= 1;
@@ -214,6 +222,86 @@ pub fn decode_root<R: Clone + 'static>(bytes: &[u8]) -> Result<R> {
                 .downcast_ref::<R>()
                 .cloned()
                 .ok_or_else(|| EmberError::Codec(format!("stage root is not a {}", std::any::type_name::<R>())));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::closure::code_anchor;
+    use crate::data::BoxIter;
+    use crate::rdd::RangeRdd;
+    use crate::task::{PartitionFn, ResultStage, ResultTaskFn, TaskContext};
+    use proptest::prelude::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize)]
+    struct Count;
+    impl PartitionFn<i64, u64> for Count {
+        fn apply(&self, _ctx: &TaskContext, input: BoxIter<i64>) -> Result<u64> {
+            Ok(input.count() as u64)
+        }
+    }
+
+    /// A result stage counting a range: two records, the range then the root.
+    fn stage_binary() -> Vec<u8> {
+        let range: Arc<dyn RddNode<i64>> = Arc::new(RangeRdd::new(0, 100, 1, 4));
+        let base: Arc<dyn RddBase> = range.clone();
+        encode_root(&ResultStage::new(range, Count), &base).unwrap()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Arc<dyn ResultTaskFn>> {
+        decode_root::<Arc<dyn ResultTaskFn>>(bytes)
+    }
+
+    #[test]
+    fn every_decoder_a_stage_names_is_in_the_registry() {
+        let range = RangeRdd::new(0, 100, 1, 4);
+        assert!(decoders::is_registered(range.decoder() as usize));
+        assert!(decoders::registered_count() >= 2, "{} decoders", decoders::registered_count());
+        decode(&stage_binary()).expect("a stage binary of this build decodes");
+    }
+
+    #[test]
+    fn a_code_offset_that_is_no_decoder_is_refused_not_called() {
+        let mut bytes = stage_binary();
+        // The first record names the range's decoder right after its tag;
+        // point it at a function of this binary that is no decoder.
+        let (_, rest) = postcard::take_from_bytes::<i64>(&bytes[1..]).unwrap();
+        let offset_len = bytes.len() - 1 - rest.len();
+        let hostile = postcard::to_allocvec(&code_offset(code_anchor as fn() -> usize as usize)).unwrap();
+        bytes.splice(1..1 + offset_len, hostile);
+        let err = decode(&bytes).err().expect("refused");
+        assert!(err.to_string().contains("not a decoder of this binary"), "{err}");
+        // An address in no function at all.
+        let mut bytes = stage_binary();
+        bytes.splice(1..1 + offset_len, postcard::to_allocvec(&(1i64 << 40)).unwrap());
+        assert!(decode(&bytes).is_err());
+    }
+
+    proptest! {
+        // A task description comes from the network: whatever its bytes,
+        // decoding is a root or an error, never a panic, a hang or a jump to
+        // code that is not a decoder.
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn random_task_descriptions_are_errors_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn truncated_and_flipped_task_descriptions_are_errors_not_panics(
+            cut in 0usize..64, flip in 0usize..64, bit in 0u8..8,
+        ) {
+            let bytes = stage_binary();
+            let cut = cut.min(bytes.len());
+            prop_assert!(cut == bytes.len() || decode(&bytes[..cut]).is_err());
+            let mut flipped = bytes.clone();
+            let at = flip % flipped.len();
+            flipped[at] ^= 1 << bit;
+            let _ = decode(&flipped);
         }
     }
 }

@@ -362,7 +362,7 @@ impl<T: Data, R: Data, F: PartitionFn<T, R>> ResultStage<T, R, F> {
 
 impl<T: Data, R: Data, F: PartitionFn<T, R>> Encode for ResultStage<T, R, F> {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.func)?;

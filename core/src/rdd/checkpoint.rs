@@ -182,7 +182,7 @@ impl<T: Data> CheckpointRdd<T> {
 
 impl<T: Data> Encode for CheckpointRdd<T> {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.meta)?;
@@ -287,7 +287,7 @@ impl<T: Data> CutLineageRdd<T> {
 
 impl<T: Data> Encode for CutLineageRdd<T> {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.meta)?;

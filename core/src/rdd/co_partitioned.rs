@@ -90,7 +90,7 @@ impl<K: Key, V: Data, W: Data> CoPartitionedRdd<K, V, W> {
 
 impl<K: Key, V: Data, W: Data> Encode for CoPartitionedRdd<K, V, W> {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.meta)?;
@@ -165,7 +165,7 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> LocallyCombinedRdd<K, V, C, 
 
 impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> Encode for LocallyCombinedRdd<K, V, C, A> {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.meta)?;

@@ -52,7 +52,7 @@ impl<T: Data, U: Data, Op: PartitionOp<T, U>> MapPartitionsRdd<T, U, Op> {
 
 impl<T: Data, U: Data, Op: PartitionOp<T, U>> Encode for MapPartitionsRdd<T, U, Op> {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.meta)?;
@@ -114,7 +114,7 @@ impl<T: Data> UnionRdd<T> {
 
 impl<T: Data> Encode for UnionRdd<T> {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.meta)?;
@@ -173,7 +173,7 @@ impl<T: Data> CoalescedRdd<T> {
 
 impl<T: Data> Encode for CoalescedRdd<T> {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.meta)?;
@@ -228,7 +228,7 @@ impl<T: Data, U: Data> CartesianRdd<T, U> {
 
 impl<T: Data, U: Data> Encode for CartesianRdd<T, U> {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.meta)?;
@@ -295,7 +295,7 @@ impl<T: Data, U: Data> ZipRdd<T, U> {
 
 impl<T: Data, U: Data> Encode for ZipRdd<T, U> {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.meta)?;

@@ -49,7 +49,7 @@ impl<K: Key, V: Data> ShuffledRdd<K, V> {
 
 impl<K: Key, V: Data> Encode for ShuffledRdd<K, V> {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.meta)?;
@@ -137,7 +137,7 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> CombinedRdd<K, V, C, A> {
 
 impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> Encode for CombinedRdd<K, V, C, A> {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.meta)?;

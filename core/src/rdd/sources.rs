@@ -39,7 +39,7 @@ impl<T: Data> ParallelCollectionRdd<T> {
 
 impl<T: Data> Encode for ParallelCollectionRdd<T> {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.meta)?;
@@ -106,7 +106,7 @@ impl RangeRdd {
 
 impl Encode for RangeRdd {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(self)
@@ -162,7 +162,7 @@ impl TextFileRdd {
 
 impl Encode for TextFileRdd {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.meta)?;
@@ -217,7 +217,7 @@ impl<T: Data> Default for EmptyRdd<T> {
 
 impl<T: Data> Encode for EmptyRdd<T> {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.meta)
@@ -270,7 +270,7 @@ impl BinaryRecordsRdd {
 
 impl Encode for BinaryRecordsRdd {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.meta)?;

@@ -144,7 +144,7 @@ where
     P: Partitioner<K>,
 {
     fn decoder(&self) -> DecodeFn {
-        Self::decode
+        crate::decoders::registered_decoder!(Self::decode)
     }
     fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
         w.write(&self.shuffle_id)?;
