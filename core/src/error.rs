@@ -60,6 +60,9 @@ pub enum EmberError {
     Timeout { what: String, after_ms: u64, setting: String },
     #[error("the context is stopped")]
     Stopped,
+    /// A call refused by `spark.authenticate` (no, malformed or wrong credentials).
+    #[error("not authenticated: {0}")]
+    Unauthenticated(String),
     #[error("{0}")]
     Invalid(String),
     #[error("internal error: {0}")]

@@ -19,6 +19,7 @@ pub mod partitioner;
 pub mod pieces;
 pub mod protocol;
 pub mod rdd;
+pub mod security;
 pub mod shuffle;
 pub mod storage;
 pub mod task;

@@ -22,6 +22,7 @@ pub fn to_status(err: EmberError) -> tonic::Status {
         | EmberError::Broadcast { .. }
         | EmberError::StreamBlock { .. } => Code::NotFound,
         EmberError::Stopped => Code::Unavailable,
+        EmberError::Unauthenticated(_) => Code::Unauthenticated,
         EmberError::FetchFailed(_) | EmberError::ExecutorLost { .. } => Code::Unavailable,
         _ => Code::Internal,
     };

@@ -2,6 +2,7 @@
 //! itself (`local-cluster`) or that join it (`ember://`), and a clean stop.
 
 use crate::broadcast_manager::BroadcastManager;
+use crate::driver_service::block_client;
 use crate::driver_service::{DriverService, ExecutorRegistry};
 use crate::listener::{self, Event, ListenerBus};
 use crate::local_worker::{DEFAULT_MAX_EXECUTOR_RETRIES, LaunchSpec, LocalWorker};
@@ -9,9 +10,9 @@ use crate::map_output::MapOutputTracker;
 use crate::scheduler::TaskScheduler;
 use ember_core::config::Conf;
 use ember_core::error::{EmberError, Result};
+use ember_core::security::{AppSecret, ClientAuth, ServerAuth};
 use ember_core::wire::MAX_MESSAGE_BYTES;
 use ember_core::wire::v1::StatsRequest;
-use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::driver_server::DriverServer;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -26,7 +27,8 @@ pub struct ClusterBackend {
     pub address: SocketAddr,
     /// Starts, watches and relaunches the executors of `local-cluster`.
     worker: Arc<LocalWorker>,
-    /// The local dirs given to the executors this driver started.
+    /// The application's secret (`spark.authenticate`), given to the executors it starts.
+    secret: Option<AppSecret>,
     shutdown: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     /// Broadcast bytes each executor had uploaded when last asked.
     uploads: Arc<Mutex<HashMap<String, u64>>>,
@@ -34,10 +36,10 @@ pub struct ClusterBackend {
 
 /// Asks every executor at `addresses` (id, block-server address) for the
 /// broadcast bytes it uploaded; those that do not answer within 5 s are left out.
-async fn ask_upload_stats(addresses: Vec<(String, String)>) -> Vec<(String, u64)> {
+async fn ask_upload_stats(addresses: Vec<(String, String)>, auth: &ClientAuth) -> Vec<(String, u64)> {
     let asks = addresses.into_iter().map(|(id, address)| async move {
         let ask = async {
-            let mut client = BlockServerClient::connect(format!("http://{address}")).await.ok()?;
+            let mut client = block_client(&address, auth.clone()).await.ok()?;
             let reply = client.upload_stats(StatsRequest {}).await.ok()?;
             Some(reply.into_inner().broadcast_bytes_uploaded)
         };
@@ -52,10 +54,11 @@ async fn ask_upload_stats(addresses: Vec<(String, String)>) -> Vec<(String, u64)
 /// as `SparkListenerExecutorMetricsUpdate`.
 async fn post_upload_stats(
     registry: &ExecutorRegistry,
+    auth: &ClientAuth,
     bus: &ListenerBus,
     last: &Mutex<HashMap<String, u64>>,
 ) -> Vec<(String, u64)> {
-    let stats = ask_upload_stats(registry.addresses()).await;
+    let stats = ask_upload_stats(registry.addresses(), auth).await;
     let time_ms = listener::now_ms();
     for (executor_id, bytes) in &stats {
         if last.lock().insert(executor_id.clone(), *bytes) != Some(*bytes) {
@@ -79,12 +82,23 @@ async fn post_upload_stats(
 pub const EXECUTOR_ALLOCATOR_ENV: [(&str, &str); 2] =
     [("MIMALLOC_PURGE_DELAY", "0"), ("MIMALLOC_ARENA_EAGER_COMMIT", "0")];
 
+/// Where and how the driver's server listens.
+pub struct Listen<'a> {
+    /// The interface, e.g. `0.0.0.0`.
+    pub host: &'a str,
+    /// The port; 0: any free port.
+    pub port: u16,
+    /// The application's secret (`spark.authenticate`): every call to the
+    /// server must prove knowledge of it, and the driver's own calls to block
+    /// servers do.
+    pub secret: Option<AppSecret>,
+}
+
 impl ClusterBackend {
-    /// Starts the driver's server on `host:port` (port 0: any free port).
+    /// Starts the driver's server as `listen` says.
     pub fn start(
         conf: &Conf,
-        host: &str,
-        port: u16,
+        listen: Listen<'_>,
         scheduler: Arc<TaskScheduler>,
         tracker: Arc<MapOutputTracker>,
         broadcasts: Arc<BroadcastManager>,
@@ -96,12 +110,13 @@ impl ClusterBackend {
             .enable_all()
             .build()
             .map_err(|e| EmberError::Internal(format!("cannot start the driver runtime: {e}")))?;
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind((host, port)))
-            .map_err(|e| EmberError::Config(format!("the driver cannot listen on {host}:{port}: {e}")))?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind((listen.host, listen.port))).map_err(|e| {
+            EmberError::Config(format!("the driver cannot listen on {}:{}: {e}", listen.host, listen.port))
+        })?;
         let address = listener.local_addr().map_err(|e| EmberError::Internal(e.to_string()))?;
         let heartbeat_interval = conf.get_duration("spark.executor.heartbeatInterval", Duration::from_secs(10))?;
         let timeout = conf.get_duration("spark.network.timeout", Duration::from_secs(120))?;
+        let secret = listen.secret;
         let registry = Arc::new(ExecutorRegistry::default());
         let max_retries = conf.get_usize("spark.deploy.maxExecutorRetries", DEFAULT_MAX_EXECUTOR_RETRIES)?;
         let worker = LocalWorker::new(max_retries);
@@ -116,11 +131,15 @@ impl ClusterBackend {
             network_timeout: timeout,
             endpoints,
             worker: worker.clone(),
+            client_auth: ClientAuth::new(secret.clone()),
         };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = DriverServer::new(service.clone())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let server = tonic::service::interceptor::InterceptedService::new(
+            DriverServer::new(service.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            ServerAuth::new(secret.clone(), "driver"),
+        );
         runtime.spawn(async move {
             // `Server::tcp_nodelay` only applies to listeners tonic binds itself;
             // this one is ours, so Nagle is turned off on its incoming stream.
@@ -147,12 +166,12 @@ impl ClusterBackend {
         let bus = service.scheduler.bus().clone();
         if bus.is_active() {
             // Spark's executor metrics come with heartbeats; these are asked as often.
-            let (registry, last) = (service.registry.clone(), uploads.clone());
+            let (registry, last, auth) = (service.registry.clone(), uploads.clone(), service.client_auth.clone());
             runtime.spawn(async move {
                 let mut tick = tokio::time::interval(heartbeat_interval.max(Duration::from_millis(50)));
                 loop {
                     tick.tick().await;
-                    post_upload_stats(&registry, &bus, &last).await;
+                    post_upload_stats(&registry, &auth, &bus, &last).await;
                 }
             });
         }
@@ -163,6 +182,7 @@ impl ClusterBackend {
             service,
             address,
             worker,
+            secret,
             shutdown: Mutex::new(Some(shutdown_tx)),
             uploads,
         })
@@ -177,7 +197,7 @@ impl ClusterBackend {
         let addresses = self.service.registry.addresses();
         let runtime = self.runtime.lock();
         let Some(rt) = runtime.as_ref() else { return Vec::new() };
-        rt.block_on(ask_upload_stats(addresses))
+        rt.block_on(ask_upload_stats(addresses, &self.service.client_auth))
     }
 
     /// The URL executors use to reach this driver.
@@ -199,11 +219,16 @@ impl ClusterBackend {
         local_dirs: &[std::path::PathBuf],
     ) -> Result<()> {
         let exe = std::env::current_exe().map_err(|e| EmberError::Internal(format!("cannot find this binary: {e}")))?;
-        let env = EXECUTOR_ALLOCATOR_ENV
+        let mut env: Vec<(String, String)> = EXECUTOR_ALLOCATOR_ENV
             .iter()
             .filter(|(key, _)| std::env::var_os(key).is_none())
             .map(|(key, value)| (key.to_string(), value.to_string()))
             .collect();
+        // In the environment, not the command line: /proc/PID/environ is
+        // readable by this user only.
+        if let Some(secret) = &self.secret {
+            env.push((ember_core::security::SECRET_ENV.to_string(), secret.expose().to_string()));
+        }
         let spec = LaunchSpec {
             exe,
             driver_url: self.driver_url(),
@@ -252,7 +277,7 @@ impl ClusterBackend {
         if bus.is_active()
             && let Some(rt) = self.runtime.lock().as_ref()
         {
-            rt.block_on(post_upload_stats(&self.service.registry, bus, &self.uploads));
+            rt.block_on(post_upload_stats(&self.service.registry, &self.service.client_auth, bus, &self.uploads));
         }
         // Executors this driver did not start (pods, standalone processes) must hear
         // the order before the server goes, or they take the driver for lost.

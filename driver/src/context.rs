@@ -2,7 +2,7 @@
 //! RDDs from data and files, broadcast variables and accumulators, and runs jobs.
 
 use crate::broadcast_manager::BroadcastManager;
-use crate::cluster::ClusterBackend;
+use crate::cluster::{ClusterBackend, Listen};
 use crate::listener::{self, Event, ListenerBus};
 use crate::local_backend::{InProcessDriver, InProcessExecutor, NoRemoteBlocks, SchedulerSink};
 use crate::map_output::MapOutputTracker;
@@ -22,6 +22,7 @@ use ember_core::lineage::encode_root;
 use ember_core::rdd::{
     BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, RddBase, RddNode, TextFileRdd, UnionRdd,
 };
+use ember_core::security;
 use ember_core::shuffle::ShuffleDepBase;
 use ember_core::storage::{BLOCK_MANAGER_MASTER, BlockUpdate};
 use ember_core::task::{PartitionFn, ResultStage, TaskMetricsSnapshot};
@@ -151,10 +152,15 @@ impl EmberContext {
                         "this process was started as an executor (EMBER_ROLE=executor) but its main does not call ember::entry".into(),
                     ));
                 }
+                // A secret per application when none is given: this driver
+                // starts every executor and hands it over.
+                let secret = match security::secret_from_conf(&conf)? {
+                    None if security::authenticate_enabled(&conf)? => Some(security::generate_secret()?),
+                    given => given,
+                };
                 let backend = ClusterBackend::start(
                     &conf,
-                    "127.0.0.1",
-                    0,
+                    Listen { host: "127.0.0.1", port: 0, secret },
                     scheduler.clone(),
                     tracker.clone(),
                     broadcasts.clone(),
@@ -179,10 +185,18 @@ impl EmberContext {
                 executors * cores
             }
             Master::Standalone { host, port } => {
+                let secret = security::secret_from_conf(&conf)?;
+                if secret.is_none() && security::authenticate_enabled(&conf)? {
+                    return Err(EmberError::Config(
+                        "spark.authenticate=true on an ember:// master needs spark.authenticate.secret or \
+                         spark.authenticate.secret.file: executors started elsewhere must be given the same \
+                         secret (EMBER_AUTH_SECRET or EMBER_AUTH_SECRET_FILE)"
+                            .into(),
+                    ));
+                }
                 let backend = ClusterBackend::start(
                     &conf,
-                    host,
-                    *port,
+                    Listen { host, port: *port, secret },
                     scheduler.clone(),
                     tracker.clone(),
                     broadcasts.clone(),

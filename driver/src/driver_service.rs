@@ -11,6 +11,7 @@ use ember_core::endpoint::Endpoints;
 use ember_core::error::EmberError;
 use ember_core::pieces::BlobId;
 use ember_core::protocol::{TaskDescription, TaskOutcome, TaskValue};
+use ember_core::security::{ClientAuth, SignedChannel};
 use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::driver_server::Driver;
 use ember_core::wire::v1::{
@@ -143,6 +144,22 @@ pub struct DriverService {
     /// The executor processes this driver started (`local-cluster`): says how
     /// a lost one ended, and hears of registrations.
     pub worker: Arc<LocalWorker>,
+    /// Signs the driver's calls to block servers (`spark.authenticate`).
+    pub client_auth: ClientAuth,
+}
+
+/// A client of the block server at `address` (`host:port`), its calls signed by `auth`.
+/// Errors: the server cannot be reached.
+pub async fn block_client(address: &str, auth: ClientAuth) -> Result<BlockServerClient<SignedChannel>, EmberError> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| EmberError::Internal(format!("bad block address {address}: {e}")))?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| EmberError::Internal(format!("cannot reach {address}: {e}")))?;
+    Ok(BlockServerClient::with_interceptor(channel, auth)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }
 
 type CommandStream = Pin<Box<dyn futures::Stream<Item = Result<DriverCommand, Status>> + Send>>;
@@ -192,7 +209,7 @@ impl DriverService {
     async fn handle_status(&self, executor_id: &str, block_address: &str, status: v1::TaskStatus) {
         let outcome = match postcard::from_bytes::<TaskOutcome>(&status.outcome) {
             Ok(TaskOutcome::Success { value: TaskValue::Stored { size }, accumulator_updates, metrics, run_ms }) => {
-                match fetch_result(block_address, status.task_id, self.network_timeout).await {
+                match fetch_result(block_address, status.task_id, self.network_timeout, &self.client_auth).await {
                     Ok(bytes) if bytes.len() as u64 == size => {
                         TaskOutcome::Success { value: TaskValue::Result(bytes), accumulator_updates, metrics, run_ms }
                     }
@@ -215,12 +232,14 @@ impl DriverService {
 
 /// Fetches a task result the executor kept (larger than
 /// `spark.task.maxDirectResultSize`), within `timeout`.
-async fn fetch_result(block_address: &str, task_id: u64, timeout: Duration) -> Result<Vec<u8>, EmberError> {
+async fn fetch_result(
+    block_address: &str,
+    task_id: u64,
+    timeout: Duration,
+    auth: &ClientAuth,
+) -> Result<Vec<u8>, EmberError> {
     let fetch = async {
-        let mut client = BlockServerClient::connect(format!("http://{block_address}"))
-            .await
-            .map_err(|e| EmberError::Internal(format!("cannot reach {block_address}: {e}")))?
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let mut client = block_client(block_address, auth.clone()).await?;
         let mut stream = client.fetch_result(ResultRequest { task_id }).await.map_err(from_status)?.into_inner();
         let mut out = Vec::new();
         while let Some(chunk) = stream.message().await.map_err(from_status)? {

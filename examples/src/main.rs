@@ -6,8 +6,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ember_examples::RunConfig;
 use ember_examples::jobs::{
-    broadcast, diagnostics, gen_text, join, pi, robustness, shuffle_bench, stream_model, streaming, sumsq, tasklist,
-    terasort, wordcount,
+    broadcast, diagnostics, gen_text, join, pi, robustness, security, shuffle_bench, stream_model, streaming, sumsq,
+    tasklist, terasort, wordcount,
 };
 use serde_json::Value;
 
@@ -125,6 +125,30 @@ enum Job {
         crash: robustness::Crash,
         #[arg(long, default_value_t = 1)]
         partition: usize,
+    },
+    /// A broadcast lookup table read by a reduceByKey's map side; pauses after the
+    /// first count with its shuffle blocks and broadcast pieces served.
+    LookupTable {
+        #[arg(long, default_value_t = 100_000)]
+        records: u64,
+        #[arg(long, default_value_t = 100_000)]
+        table: u64,
+        #[arg(long)]
+        pause_file: String,
+    },
+    /// Calls a running application as an executor would (register, map outputs,
+    /// shuffle block, broadcast piece), signing with EMBER_AUTH_SECRET if set.
+    AuthProbe {
+        /// The driver's host:port.
+        #[arg(long)]
+        driver: String,
+        /// A block server's host:port (default: where map output 0 is, asked of the driver).
+        #[arg(long)]
+        block_server: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        shuffle: u32,
+        #[arg(long, default_value_t = 0)]
+        broadcast: u64,
     },
     /// A job whose tasks on one partition always panic (to see retries and the job's error).
     Faulty {
@@ -334,6 +358,12 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
         }
         Job::DeepLineage { depth, unions } => robustness::deep_lineage(&ctx()?, depth, unions)?,
         Job::ExecutorKiller { crash, partition } => robustness::executor_killer(&ctx()?, crash, partition)?,
+        Job::LookupTable { records, table, pause_file } => {
+            security::lookup_table(&ctx()?, records, table, &pause_file)?
+        }
+        Job::AuthProbe { driver, block_server, shuffle, broadcast } => {
+            security::auth_probe(&driver, block_server.as_deref(), shuffle, broadcast)?
+        }
         Job::Faulty { partitions, fail_partition } => diagnostics::faulty(&ctx()?, partitions, fail_partition)?,
         Job::CacheCheck { partitions, records, disk, pause_file } => {
             diagnostics::cache_check(&ctx()?, partitions, records, disk, pause_file.as_deref())?

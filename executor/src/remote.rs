@@ -12,6 +12,7 @@ use ember_core::config::Conf;
 use ember_core::error::{EmberError, Result};
 use ember_core::pieces::{BlobId, BlobMeta, PieceSource};
 use ember_core::protocol::{TaskDescription, TaskOutcome, TaskValue};
+use ember_core::security::{AppSecret, ClientAuth, ServerAuth, SignedChannel};
 use ember_core::shuffle::MapStatus;
 use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::block_server_server::BlockServerServer;
@@ -31,7 +32,8 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Endpoint;
 
 /// How an executor process is started (from `EMBER_*` variables, see docs/ENVIRONMENT.md).
 #[derive(Debug, Clone)]
@@ -45,6 +47,9 @@ pub struct RemoteExecutorConfig {
     pub local_dirs: Vec<PathBuf>,
     /// How long to keep trying to reach the driver at start.
     pub connect_timeout: Duration,
+    /// The application's secret (`EMBER_AUTH_SECRET` or `EMBER_AUTH_SECRET_FILE`):
+    /// signs every call and is required of every caller of the block server.
+    pub secret: Option<AppSecret>,
 }
 
 /// Exit codes of an executor process.
@@ -55,7 +60,7 @@ pub mod exit_code {
     pub const DRIVER_LOST: i32 = 1;
     /// Could not start (bad configuration, driver unreachable).
     pub const START_FAILED: i32 = 2;
-    /// Refused by the driver (a different build).
+    /// Refused by the driver (a different build, or a wrong or missing secret).
     pub const REFUSED: i32 = 3;
 }
 
@@ -80,6 +85,7 @@ impl RemoteExecutorConfig {
                 .map(|v| v.split(',').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
                 .unwrap_or_default(),
             connect_timeout: Duration::from_secs(parse("EMBER_CONNECT_TIMEOUT_SECS", 60)?),
+            secret: ember_core::security::secret_from_env()?,
         })
     }
 }
@@ -99,7 +105,7 @@ pub fn run(config: RemoteExecutorConfig) -> i32 {
     code
 }
 
-async fn connect(url: &str, timeout: Duration) -> Result<DriverClient<Channel>> {
+async fn connect(url: &str, timeout: Duration, auth: ClientAuth) -> Result<DriverClient<SignedChannel>> {
     let endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| EmberError::Config(format!("EMBER_DRIVER_URL {url:?}: {e}")))?
         .connect_timeout(Duration::from_secs(5))
@@ -109,7 +115,7 @@ async fn connect(url: &str, timeout: Duration) -> Result<DriverClient<Channel>> 
     loop {
         match endpoint.connect().await {
             Ok(channel) => {
-                return Ok(DriverClient::new(channel)
+                return Ok(DriverClient::with_interceptor(channel, auth)
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES));
             }
@@ -140,7 +146,8 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
         Err(e) => return fail(exit_code::START_FAILED, format!("cannot bind {}: {e}", config.bind_address)),
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let mut client = match connect(&config.driver_url, config.connect_timeout).await {
+    let auth = ClientAuth::new(config.secret.clone());
+    let mut client = match connect(&config.driver_url, config.connect_timeout, auth.clone()).await {
         Ok(c) => c,
         Err(e) => return fail(exit_code::START_FAILED, e.to_string()),
     };
@@ -164,7 +171,7 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
     let _ = out_tx.send(ExecutorMessage { kind: Some(executor_message::Kind::Register(register)) });
     let mut inbound = match client.session(UnboundedReceiverStream::new(out_rx)).await {
         Ok(r) => r.into_inner(),
-        Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+        Err(status) if matches!(status.code(), tonic::Code::FailedPrecondition | tonic::Code::Unauthenticated) => {
             return fail(exit_code::REFUSED, format!("refused by the driver: {}", status.message()));
         }
         Err(status) => return fail(exit_code::START_FAILED, format!("cannot open a session: {}", status.message())),
@@ -178,7 +185,8 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
     let driver_link =
         Arc::new(RemoteDriver { handle: handle.clone(), client: client.clone(), ask_timeout: ask_timeout(&conf) });
     let fetch_timeout = network_timeout(&conf);
-    let fetcher = Arc::new(RemoteBlocks { handle: handle.clone(), clients: Mutex::new(HashMap::new()), fetch_timeout });
+    let fetcher =
+        Arc::new(RemoteBlocks { handle: handle.clone(), clients: Mutex::new(HashMap::new()), fetch_timeout, auth });
     let max_direct = conf.get_bytes("spark.task.maxDirectResultSize", 1 << 20).unwrap_or(1 << 20);
     let metrics_port = conf.get_usize("ember.executor.metrics.port", 0).unwrap_or(0);
     let gauges = Arc::new(ExecutorGauges(std::sync::OnceLock::new()));
@@ -221,9 +229,12 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
             tracing::warn!(executor_id = %id, port = metrics_port, error = %e, "cannot serve metrics; running without")
         }
     }
-    let server = BlockServerServer::new(BlockService { services: executor.services().clone(), results })
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let server = InterceptedService::new(
+        BlockServerServer::new(BlockService { services: executor.services().clone(), results })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        ServerAuth::new(config.secret.clone(), "block server"),
+    );
     // Nagle off, as on the driver's server (`Server::tcp_nodelay` does not reach
     // a listener bound by us): block and result replies go out at once.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -284,7 +295,7 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
 
 /// Tells the driver where this executor's stderr tail is served (its Executors
 /// page links to it); a driver that does not hear it only lacks the link.
-async fn tell_log_urls(mut client: DriverClient<Channel>, executor_id: String, stderr: String) {
+async fn tell_log_urls(mut client: DriverClient<SignedChannel>, executor_id: String, stderr: String) {
     use ember_core::endpoint::{EXECUTOR_LOG_URLS, ExecutorLogUrls};
     let urls = ExecutorLogUrls { executor_id, urls: vec![("stderr".into(), stderr)] };
     let Ok(message) = postcard::to_allocvec(&urls) else { return };
@@ -364,7 +375,7 @@ async fn collect_chunks(
 
 struct RemoteDriver {
     handle: Handle,
-    client: DriverClient<Channel>,
+    client: DriverClient<SignedChannel>,
     /// Bound on each call (`spark.rpc.askTimeout`).
     ask_timeout: Duration,
 }
@@ -459,9 +470,11 @@ const PIECE_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct RemoteBlocks {
     handle: Handle,
-    clients: Mutex<HashMap<String, BlockServerClient<Channel>>>,
+    clients: Mutex<HashMap<String, BlockServerClient<SignedChannel>>>,
     /// Bound on one shuffle block fetch (`spark.network.timeout`).
     fetch_timeout: Duration,
+    /// Signs calls to other executors' block servers.
+    auth: ClientAuth,
 }
 
 impl RemoteBlocks {
@@ -475,7 +488,7 @@ impl RemoteBlocks {
 }
 
 impl RemoteBlocks {
-    fn client(&self, address: &str) -> Result<BlockServerClient<Channel>> {
+    fn client(&self, address: &str) -> Result<BlockServerClient<SignedChannel>> {
         if let Some(c) = self.clients.lock().get(address) {
             return Ok(c.clone());
         }
@@ -485,7 +498,7 @@ impl RemoteBlocks {
             .tcp_nodelay(true);
         // Channels are created inside the runtime that drives them (task threads are plain threads).
         let _runtime = self.handle.enter();
-        let client = BlockServerClient::new(endpoint.connect_lazy())
+        let client = BlockServerClient::with_interceptor(endpoint.connect_lazy(), self.auth.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         self.clients.lock().insert(address.to_string(), client.clone());

@@ -6,6 +6,7 @@ pub mod gen_text;
 pub mod join;
 pub mod pi;
 pub mod robustness;
+pub mod security;
 pub mod shuffle_bench;
 pub mod stream_model;
 pub mod streaming;
