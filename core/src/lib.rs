@@ -25,6 +25,7 @@ pub mod storage;
 pub mod task;
 pub mod telemetry;
 pub mod text;
+pub mod tls;
 pub mod wire;
 
 pub use serde_closure;

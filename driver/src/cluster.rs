@@ -11,6 +11,7 @@ use crate::scheduler::TaskScheduler;
 use ember_core::config::Conf;
 use ember_core::error::{EmberError, Result};
 use ember_core::security::{AppSecret, ClientAuth, ServerAuth};
+use ember_core::tls::RpcTls;
 use ember_core::wire::MAX_MESSAGE_BYTES;
 use ember_core::wire::v1::StatsRequest;
 use ember_core::wire::v1::driver_server::DriverServer;
@@ -29,6 +30,8 @@ pub struct ClusterBackend {
     worker: Arc<LocalWorker>,
     /// The application's secret (`spark.authenticate`), given to the executors it starts.
     secret: Option<AppSecret>,
+    /// TLS settings, given to the executors it starts.
+    tls: Option<RpcTls>,
     shutdown: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     /// Broadcast bytes each executor had uploaded when last asked.
     uploads: Arc<Mutex<HashMap<String, u64>>>,
@@ -36,10 +39,14 @@ pub struct ClusterBackend {
 
 /// Asks every executor at `addresses` (id, block-server address) for the
 /// broadcast bytes it uploaded; those that do not answer within 5 s are left out.
-async fn ask_upload_stats(addresses: Vec<(String, String)>, auth: &ClientAuth) -> Vec<(String, u64)> {
+async fn ask_upload_stats(
+    addresses: Vec<(String, String)>,
+    auth: &ClientAuth,
+    tls: &Option<RpcTls>,
+) -> Vec<(String, u64)> {
     let asks = addresses.into_iter().map(|(id, address)| async move {
         let ask = async {
-            let mut client = block_client(&address, auth.clone()).await.ok()?;
+            let mut client = block_client(&address, auth.clone(), tls.as_ref()).await.ok()?;
             let reply = client.upload_stats(StatsRequest {}).await.ok()?;
             Some(reply.into_inner().broadcast_bytes_uploaded)
         };
@@ -55,10 +62,11 @@ async fn ask_upload_stats(addresses: Vec<(String, String)>, auth: &ClientAuth) -
 async fn post_upload_stats(
     registry: &ExecutorRegistry,
     auth: &ClientAuth,
+    tls: &Option<RpcTls>,
     bus: &ListenerBus,
     last: &Mutex<HashMap<String, u64>>,
 ) -> Vec<(String, u64)> {
-    let stats = ask_upload_stats(registry.addresses(), auth).await;
+    let stats = ask_upload_stats(registry.addresses(), auth, tls).await;
     let time_ms = listener::now_ms();
     for (executor_id, bytes) in &stats {
         if last.lock().insert(executor_id.clone(), *bytes) != Some(*bytes) {
@@ -92,6 +100,9 @@ pub struct Listen<'a> {
     /// server must prove knowledge of it, and the driver's own calls to block
     /// servers do.
     pub secret: Option<AppSecret>,
+    /// TLS (`spark.ssl.rpc.*`) of the server, of the driver's calls to block
+    /// servers, and given to the executors it starts.
+    pub tls: Option<RpcTls>,
 }
 
 impl ClusterBackend {
@@ -116,7 +127,7 @@ impl ClusterBackend {
         let address = listener.local_addr().map_err(|e| EmberError::Internal(e.to_string()))?;
         let heartbeat_interval = conf.get_duration("spark.executor.heartbeatInterval", Duration::from_secs(10))?;
         let timeout = conf.get_duration("spark.network.timeout", Duration::from_secs(120))?;
-        let secret = listen.secret;
+        let (secret, tls) = (listen.secret, listen.tls);
         let registry = Arc::new(ExecutorRegistry::default());
         let max_retries = conf.get_usize("spark.deploy.maxExecutorRetries", DEFAULT_MAX_EXECUTOR_RETRIES)?;
         let worker = LocalWorker::new(max_retries);
@@ -132,8 +143,15 @@ impl ClusterBackend {
             endpoints,
             worker: worker.clone(),
             client_auth: ClientAuth::new(secret.clone()),
+            client_tls: tls.clone(),
         };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &tls {
+            builder = builder
+                .tls_config(tls.server_config())
+                .map_err(|e| EmberError::Config(format!("TLS settings of the driver's server: {e}")))?;
+        }
         let server = tonic::service::interceptor::InterceptedService::new(
             DriverServer::new(service.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -146,10 +164,9 @@ impl ClusterBackend {
             // Left on, every task description larger than a TCP segment waited
             // for the executor's delayed ACK: about 20 ms a task.
             let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            let serve =
-                tonic::transport::Server::builder().add_service(server).serve_with_incoming_shutdown(incoming, async {
-                    let _ = shutdown_rx.await;
-                });
+            let serve = builder.add_service(server).serve_with_incoming_shutdown(incoming, async {
+                let _ = shutdown_rx.await;
+            });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "driver server failed");
             }
@@ -166,12 +183,13 @@ impl ClusterBackend {
         let bus = service.scheduler.bus().clone();
         if bus.is_active() {
             // Spark's executor metrics come with heartbeats; these are asked as often.
-            let (registry, last, auth) = (service.registry.clone(), uploads.clone(), service.client_auth.clone());
+            let (registry, last) = (service.registry.clone(), uploads.clone());
+            let (auth, tls) = (service.client_auth.clone(), service.client_tls.clone());
             runtime.spawn(async move {
                 let mut tick = tokio::time::interval(heartbeat_interval.max(Duration::from_millis(50)));
                 loop {
                     tick.tick().await;
-                    post_upload_stats(&registry, &auth, &bus, &last).await;
+                    post_upload_stats(&registry, &auth, &tls, &bus, &last).await;
                 }
             });
         }
@@ -183,6 +201,7 @@ impl ClusterBackend {
             address,
             worker,
             secret,
+            tls,
             shutdown: Mutex::new(Some(shutdown_tx)),
             uploads,
         })
@@ -197,7 +216,7 @@ impl ClusterBackend {
         let addresses = self.service.registry.addresses();
         let runtime = self.runtime.lock();
         let Some(rt) = runtime.as_ref() else { return Vec::new() };
-        rt.block_on(ask_upload_stats(addresses, &self.service.client_auth))
+        rt.block_on(ask_upload_stats(addresses, &self.service.client_auth, &self.service.client_tls))
     }
 
     /// The URL executors use to reach this driver.
@@ -228,6 +247,9 @@ impl ClusterBackend {
         // readable by this user only.
         if let Some(secret) = &self.secret {
             env.push((ember_core::security::SECRET_ENV.to_string(), secret.expose().to_string()));
+        }
+        if let Some(tls) = &self.tls {
+            env.extend(tls.files().to_env());
         }
         let spec = LaunchSpec {
             exe,
@@ -277,7 +299,14 @@ impl ClusterBackend {
         if bus.is_active()
             && let Some(rt) = self.runtime.lock().as_ref()
         {
-            rt.block_on(post_upload_stats(&self.service.registry, &self.service.client_auth, bus, &self.uploads));
+            let service = &self.service;
+            rt.block_on(post_upload_stats(
+                &service.registry,
+                &service.client_auth,
+                &service.client_tls,
+                bus,
+                &self.uploads,
+            ));
         }
         // Executors this driver did not start (pods, standalone processes) must hear
         // the order before the server goes, or they take the driver for lost.

@@ -75,6 +75,11 @@ pub struct EmberContext {
     pub(crate) inner: Arc<ContextInner>,
 }
 
+/// The driver's TLS (`spark.ssl.rpc.*`), loaded; `None` when off.
+fn rpc_tls(conf: &Conf) -> Result<Option<ember_core::tls::RpcTls>> {
+    ember_core::tls::TlsFiles::from_conf(conf)?.map(ember_core::tls::RpcTls::load).transpose()
+}
+
 fn local_dirs(conf: &Conf) -> Vec<PathBuf> {
     let from_env = std::env::var("EMBER_LOCAL_DIRS").ok();
     let spec = conf.get("spark.local.dir").map(str::to_string).or(from_env).unwrap_or_default();
@@ -160,7 +165,7 @@ impl EmberContext {
                 };
                 let backend = ClusterBackend::start(
                     &conf,
-                    Listen { host: "127.0.0.1", port: 0, secret },
+                    Listen { host: "127.0.0.1", port: 0, secret, tls: rpc_tls(&conf)? },
                     scheduler.clone(),
                     tracker.clone(),
                     broadcasts.clone(),
@@ -196,7 +201,7 @@ impl EmberContext {
                 }
                 let backend = ClusterBackend::start(
                     &conf,
-                    Listen { host, port: *port, secret },
+                    Listen { host, port: *port, secret, tls: rpc_tls(&conf)? },
                     scheduler.clone(),
                     tracker.clone(),
                     broadcasts.clone(),

@@ -12,6 +12,7 @@ use ember_core::error::EmberError;
 use ember_core::pieces::BlobId;
 use ember_core::protocol::{TaskDescription, TaskOutcome, TaskValue};
 use ember_core::security::{ClientAuth, SignedChannel};
+use ember_core::tls::RpcTls;
 use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::driver_server::Driver;
 use ember_core::wire::v1::{
@@ -146,13 +147,19 @@ pub struct DriverService {
     pub worker: Arc<LocalWorker>,
     /// Signs the driver's calls to block servers (`spark.authenticate`).
     pub client_auth: ClientAuth,
+    /// TLS of the driver's calls to block servers (`spark.ssl.rpc.*`).
+    pub client_tls: Option<RpcTls>,
 }
 
-/// A client of the block server at `address` (`host:port`), its calls signed by `auth`.
+/// A client of the block server at `address` (`host:port`), its calls signed
+/// by `auth`, over TLS when `tls` is given.
 /// Errors: the server cannot be reached.
-pub async fn block_client(address: &str, auth: ClientAuth) -> Result<BlockServerClient<SignedChannel>, EmberError> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-        .map_err(|e| EmberError::Internal(format!("bad block address {address}: {e}")))?
+pub async fn block_client(
+    address: &str,
+    auth: ClientAuth,
+    tls: Option<&RpcTls>,
+) -> Result<BlockServerClient<SignedChannel>, EmberError> {
+    let channel = ember_core::tls::endpoint(address, tls)?
         .tcp_nodelay(true)
         .connect()
         .await
@@ -209,7 +216,8 @@ impl DriverService {
     async fn handle_status(&self, executor_id: &str, block_address: &str, status: v1::TaskStatus) {
         let outcome = match postcard::from_bytes::<TaskOutcome>(&status.outcome) {
             Ok(TaskOutcome::Success { value: TaskValue::Stored { size }, accumulator_updates, metrics, run_ms }) => {
-                match fetch_result(block_address, status.task_id, self.network_timeout, &self.client_auth).await {
+                let (auth, tls) = (&self.client_auth, self.client_tls.as_ref());
+                match fetch_result(block_address, status.task_id, self.network_timeout, auth, tls).await {
                     Ok(bytes) if bytes.len() as u64 == size => {
                         TaskOutcome::Success { value: TaskValue::Result(bytes), accumulator_updates, metrics, run_ms }
                     }
@@ -237,9 +245,10 @@ async fn fetch_result(
     task_id: u64,
     timeout: Duration,
     auth: &ClientAuth,
+    tls: Option<&RpcTls>,
 ) -> Result<Vec<u8>, EmberError> {
     let fetch = async {
-        let mut client = block_client(block_address, auth.clone()).await?;
+        let mut client = block_client(block_address, auth.clone(), tls).await?;
         let mut stream = client.fetch_result(ResultRequest { task_id }).await.map_err(from_status)?.into_inner();
         let mut out = Vec::new();
         while let Some(chunk) = stream.message().await.map_err(from_status)? {

@@ -14,6 +14,7 @@ use ember_core::pieces::{BlobId, BlobMeta, PieceSource};
 use ember_core::protocol::{TaskDescription, TaskOutcome, TaskValue};
 use ember_core::security::{AppSecret, ClientAuth, ServerAuth, SignedChannel};
 use ember_core::shuffle::MapStatus;
+use ember_core::tls::{RpcTls, TlsFiles};
 use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::block_server_server::BlockServerServer;
 use ember_core::wire::v1::driver_client::DriverClient;
@@ -33,7 +34,6 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Endpoint;
 
 /// How an executor process is started (from `EMBER_*` variables, see docs/ENVIRONMENT.md).
 #[derive(Debug, Clone)]
@@ -50,6 +50,8 @@ pub struct RemoteExecutorConfig {
     /// The application's secret (`EMBER_AUTH_SECRET` or `EMBER_AUTH_SECRET_FILE`):
     /// signs every call and is required of every caller of the block server.
     pub secret: Option<AppSecret>,
+    /// TLS (`EMBER_SSL_RPC_*`): to the driver, to block servers and on its own.
+    pub tls: Option<RpcTls>,
 }
 
 /// Exit codes of an executor process.
@@ -86,6 +88,7 @@ impl RemoteExecutorConfig {
                 .unwrap_or_default(),
             connect_timeout: Duration::from_secs(parse("EMBER_CONNECT_TIMEOUT_SECS", 60)?),
             secret: ember_core::security::secret_from_env()?,
+            tls: TlsFiles::from_env()?.map(RpcTls::load).transpose()?,
         })
     }
 }
@@ -105,9 +108,14 @@ pub fn run(config: RemoteExecutorConfig) -> i32 {
     code
 }
 
-async fn connect(url: &str, timeout: Duration, auth: ClientAuth) -> Result<DriverClient<SignedChannel>> {
-    let endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| EmberError::Config(format!("EMBER_DRIVER_URL {url:?}: {e}")))?
+async fn connect(
+    url: &str,
+    timeout: Duration,
+    auth: ClientAuth,
+    tls: Option<&RpcTls>,
+) -> Result<DriverClient<SignedChannel>> {
+    let endpoint = ember_core::tls::endpoint(url, tls)
+        .map_err(|e| EmberError::Config(format!("EMBER_DRIVER_URL: {e}")))?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true);
     let deadline = Instant::now() + timeout;
@@ -147,7 +155,8 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let auth = ClientAuth::new(config.secret.clone());
-    let mut client = match connect(&config.driver_url, config.connect_timeout, auth.clone()).await {
+    let mut client = match connect(&config.driver_url, config.connect_timeout, auth.clone(), config.tls.as_ref()).await
+    {
         Ok(c) => c,
         Err(e) => return fail(exit_code::START_FAILED, e.to_string()),
     };
@@ -185,8 +194,13 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
     let driver_link =
         Arc::new(RemoteDriver { handle: handle.clone(), client: client.clone(), ask_timeout: ask_timeout(&conf) });
     let fetch_timeout = network_timeout(&conf);
-    let fetcher =
-        Arc::new(RemoteBlocks { handle: handle.clone(), clients: Mutex::new(HashMap::new()), fetch_timeout, auth });
+    let fetcher = Arc::new(RemoteBlocks {
+        handle: handle.clone(),
+        clients: Mutex::new(HashMap::new()),
+        fetch_timeout,
+        auth,
+        tls: config.tls.clone(),
+    });
     let max_direct = conf.get_bytes("spark.task.maxDirectResultSize", 1 << 20).unwrap_or(1 << 20);
     let metrics_port = conf.get_usize("ember.executor.metrics.port", 0).unwrap_or(0);
     let gauges = Arc::new(ExecutorGauges(std::sync::OnceLock::new()));
@@ -238,7 +252,14 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
     // Nagle off, as on the driver's server (`Server::tcp_nodelay` does not reach
     // a listener bound by us): block and result replies go out at once.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tokio::spawn(tonic::transport::Server::builder().add_service(server).serve_with_incoming(incoming));
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = match builder.tls_config(tls.server_config()) {
+            Ok(b) => b,
+            Err(e) => return fail(exit_code::START_FAILED, format!("TLS settings of the block server: {e}")),
+        };
+    }
+    tokio::spawn(builder.add_service(server).serve_with_incoming(incoming));
     tracing::info!(executor_id = %config.executor_id, %block_address, "executor registered");
     let interval = Duration::from_millis(registered.heartbeat_interval_ms.max(100));
     let beat = {
@@ -475,6 +496,8 @@ struct RemoteBlocks {
     fetch_timeout: Duration,
     /// Signs calls to other executors' block servers.
     auth: ClientAuth,
+    /// TLS to other executors' block servers.
+    tls: Option<RpcTls>,
 }
 
 impl RemoteBlocks {
@@ -492,8 +515,7 @@ impl RemoteBlocks {
         if let Some(c) = self.clients.lock().get(address) {
             return Ok(c.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| EmberError::Internal(format!("bad block address {address}: {e}")))?
+        let endpoint = ember_core::tls::endpoint(address, self.tls.as_ref())?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
         // Channels are created inside the runtime that drives them (task threads are plain threads).
