@@ -165,11 +165,24 @@ struct PodParts<'a> {
     metrics_port: Option<i32>,
     /// Add the scrape annotations for `metrics_port`.
     scrape: bool,
+    /// Mount the application's `spark.authenticate` secret ([`crate::auth`]).
+    authenticate: bool,
 }
 
 fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
-    let PodParts { name, role, settings, resources: res, command, role_env, ports, extra_labels, metrics_port, scrape } =
-        parts;
+    let PodParts {
+        name,
+        role,
+        settings,
+        resources: res,
+        command,
+        role_env,
+        ports,
+        extra_labels,
+        metrics_port,
+        scrape,
+        authenticate,
+    } = parts;
     let app_name = app.name_any();
     // User labels first, so the operator's own labels (which selectors rely on) win.
     let mut labels = settings.labels.clone();
@@ -178,6 +191,7 @@ fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
     // User env first; validation already refused user values for the contract's variables.
     let mut container_env = settings.env.clone();
     container_env.extend(role_env);
+    let mut volume_mounts = settings.volume_mounts.clone();
     // Scrape annotations first, so a user's own `prometheus.io/*` annotations win.
     let mut annotations = match metrics_port {
         Some(port) if scrape => crate::ui::scrape_annotations(port),
@@ -188,8 +202,14 @@ fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
     let mounted: Vec<&str> = settings.volume_mounts.iter().map(|m| m.name.as_str()).collect();
     // Only the volumes this role mounts: an unused volume (say, a PVC only executors use)
     // must not hold up scheduling of the other role's pods.
-    let volumes: Vec<Volume> =
+    let mut volumes: Vec<Volume> =
         app.spec.volumes.iter().filter(|v| mounted.contains(&v.name.as_str())).cloned().collect();
+    if authenticate {
+        let (volume, mount, env) = crate::auth::pod_parts(&app_name);
+        volumes.push(volume);
+        volume_mounts.push(mount);
+        container_env.push(env);
+    }
 
     let container = Container {
         name: CONTAINER_NAME.to_string(),
@@ -199,7 +219,7 @@ fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
         env: Some(container_env),
         ports,
         resources: Some(resources(res)),
-        volume_mounts: (!settings.volume_mounts.is_empty()).then(|| settings.volume_mounts.clone()),
+        volume_mounts: (!volume_mounts.is_empty()).then_some(volume_mounts),
         // When the job fails without writing a termination message, the end of its log
         // becomes the message, which the operator copies into status.errorMessage.
         termination_message_policy: Some("FallbackToLogsOnError".to_string()),
@@ -272,6 +292,7 @@ pub fn driver_pod(app: &SparkApplication, valid: &ValidSpec) -> Pod {
             extra_labels: BTreeMap::new(),
             metrics_port: ui_port,
             scrape: valid.ui.scrape_annotations,
+            authenticate: valid.authenticate,
         },
     )
 }
@@ -328,6 +349,7 @@ pub fn executor_pod(app: &SparkApplication, valid: &ValidSpec, id: i32) -> Pod {
             extra_labels: BTreeMap::from([(LABEL_EXECUTOR_ID.to_string(), id.to_string())]),
             metrics_port: valid.ui.executor_metrics_port,
             scrape: valid.ui.scrape_annotations,
+            authenticate: valid.authenticate,
         },
     )
 }

@@ -8,8 +8,10 @@
 //! - [`leader`]: leader election on a coordination.k8s.io Lease;
 //! - [`metrics`] and [`http`]: Prometheus metrics and the health endpoints;
 //! - [`telemetry`]: tracing setup with optional OTLP export;
-//! - [`ui`]: the driver's UI Service and Ingresses, `driverIngressOptions`, scrape settings.
+//! - [`ui`]: the driver's UI Service and Ingresses, `driverIngressOptions`, scrape settings;
+//! - [`auth`]: `spark.authenticate`: a Secret per application, mounted into its pods only.
 
+pub mod auth;
 pub mod builder;
 pub mod crd;
 pub mod crdgen;

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action as ControllerAction, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
@@ -392,11 +392,27 @@ async fn submit(
                 .map_err(kube_err("apply_ingress"))?;
         }
     }
+    if valid.authenticate {
+        create_auth_secret(ctx, app, namespace).await?;
+    }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let pod = builder::driver_pod(app, valid);
     ctx.metrics.api_request("apply_pod");
     pods.patch(&pod.name_any(), &params, &Patch::Apply(&pod)).await.map_err(kube_err("apply_driver_pod"))?;
     Ok(ui_service)
+}
+
+/// Creates the application's `spark.authenticate` Secret unless it exists
+/// ([`crate::auth`]): a resubmitted driver keeps the secret its executors have.
+async fn create_auth_secret(ctx: &Context, app: &SparkApplication, namespace: &str) -> Result<(), Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let secret = crate::auth::auth_secret(app, &crate::auth::generate_secret());
+    ctx.metrics.api_request("create_secret");
+    match secrets.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(kube_err("create_auth_secret")(e)),
+    }
 }
 
 async fn write_status(

@@ -17,7 +17,7 @@ pub const DEFAULT_MEMORY_MIB: u64 = 1024;
 pub const MIN_MEMORY_OVERHEAD_MIB: u64 = 384;
 
 /// Variables of the pod contract that the operator sets; a user's `env` may not set them.
-pub const RESERVED_ENV: [&str; 8] = [
+pub const RESERVED_ENV: [&str; 10] = [
     "EMBER_ROLE",
     "EMBER_MASTER",
     "EMBER_CONF",
@@ -26,6 +26,8 @@ pub const RESERVED_ENV: [&str; 8] = [
     "EMBER_EXECUTOR_CORES",
     "EMBER_EXECUTOR_MEMORY_MB",
     "EMBER_ADVERTISE_ADDRESS",
+    "EMBER_AUTH_SECRET",
+    "EMBER_AUTH_SECRET_FILE",
 ];
 
 /// An invalid field of a `SparkApplication`.
@@ -76,6 +78,8 @@ pub struct ValidSpec {
     pub executor: RoleResources,
     /// The UI port, the Services and Ingresses in front of the driver, and metrics ports.
     pub ui: UiPlan,
+    /// `spark.authenticate=true`: the pods mount the application's secret ([`crate::auth`]).
+    pub authenticate: bool,
 }
 
 /// Parses a memory amount in Spark's notation (`512m`, `2g`, `1024k`, a bare number meaning
@@ -234,8 +238,15 @@ pub fn validate_with(app: &SparkApplication, ui: &UiSettings) -> Result<ValidSpe
             ));
         }
     }
+    let authenticate = authenticate(&spec.spark_conf)?;
     let mut volume_names = BTreeSet::new();
     for (i, volume) in spec.volumes.iter().enumerate() {
+        if volume.name == crate::auth::VOLUME_NAME {
+            return Err(SpecError::new(
+                format!("spec.volumes[{i}].name"),
+                format!("{:?} is the operator's own volume (the spark.authenticate secret)", volume.name),
+            ));
+        }
         if !volume_names.insert(volume.name.as_str()) {
             return Err(SpecError::new(
                 format!("spec.volumes[{i}].name"),
@@ -246,7 +257,31 @@ pub fn validate_with(app: &SparkApplication, ui: &UiSettings) -> Result<ValidSpe
     let driver = role_resources(&spec.driver.pod, "driver", &volume_names)?;
     let executor = role_resources(&spec.executor.pod, "executor", &volume_names)?;
     let ui = crate::ui::plan(app, ui)?;
-    Ok(ValidSpec { binary_path, driver, executor, ui })
+    Ok(ValidSpec { binary_path, driver, executor, ui, authenticate })
+}
+
+/// Whether `sparkConf` turns `spark.authenticate` on. Errors: a value that is
+/// not a boolean, or a secret given in `sparkConf`, where anyone who can read
+/// the pod would read it (the operator makes and mounts one per application).
+fn authenticate(conf: &std::collections::BTreeMap<String, String>) -> Result<bool, SpecError> {
+    for key in ["spark.authenticate.secret", "spark.authenticate.secret.file"] {
+        if conf.contains_key(key) {
+            return Err(SpecError::new(
+                format!("spec.sparkConf[{key:?}]"),
+                "leave the secret out: with spark.authenticate=true the operator generates one per application \
+                 and mounts it from a Secret into that application's pods only",
+            ));
+        }
+    }
+    match conf.get(crate::auth::AUTHENTICATE_CONF).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if v == "true" => Ok(true),
+        Some(v) if v == "false" => Ok(false),
+        Some(v) => Err(SpecError::new(
+            format!("spec.sparkConf[{:?}]", crate::auth::AUTHENTICATE_CONF),
+            format!("{v:?} is not true or false"),
+        )),
+    }
 }
 
 #[cfg(test)]

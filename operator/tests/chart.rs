@@ -189,7 +189,7 @@ fn default_render_is_valid_and_least_privilege() {
     }
     assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
 
-    // No wildcards, no secrets, nothing beyond what the reconciler uses.
+    // No wildcards, no reading of secrets, nothing beyond what the reconciler uses.
     for doc in docs.iter().filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role") {
         for rule in doc["rules"].as_array().unwrap() {
             for key in ["verbs", "resources", "apiGroups"] {
@@ -197,6 +197,10 @@ fn default_render_is_valid_and_least_privilege() {
             }
             let resources: Vec<&str> =
                 rule["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+            if resources.contains(&"secrets") {
+                assert_eq!(resources, ["secrets"], "{rule}");
+                assert_eq!(rule["verbs"], serde_json::json!(["create"]), "secrets may only be created: {rule}");
+            }
             for resource in resources {
                 assert!(
                     [
@@ -206,7 +210,8 @@ fn default_render_is_valid_and_least_privilege() {
                         "services",
                         "ingresses",
                         "events",
-                        "leases"
+                        "leases",
+                        "secrets"
                     ]
                     .contains(&resource),
                     "unexpected resource {resource}"

@@ -327,6 +327,8 @@ struct PodSeen {
     role: Option<String>,
     seen: SystemTime,
     running: Option<SystemTime>,
+    /// The Secrets the pod mounts as volumes.
+    secret_volumes: Vec<String>,
 }
 
 /// What the watches saw: every pod of the namespace, and when each application state
@@ -359,6 +361,12 @@ impl History {
             role: pod.labels().get(LABEL_ROLE).cloned(),
             seen: now,
             running: running.then_some(now),
+            secret_volumes: pod
+                .spec
+                .iter()
+                .flat_map(|s| s.volumes.iter().flatten())
+                .filter_map(|v| v.secret.as_ref()?.secret_name.clone())
+                .collect(),
         });
     }
 
@@ -909,6 +917,56 @@ impl E2e {
     }
 
     /// examples/k8s/pi.yaml as it is: the exact hit count of its sample stream.
+    /// examples/k8s/pi.yaml renamed `pi-auth`, with `spark.authenticate=true`:
+    /// exact result (every executor registered and fetched with the secret),
+    /// the Secret made by the operator and owned by the application, mounted
+    /// into every pod of that application and no other pod, and nowhere in a
+    /// pod's environment.
+    async fn pi_authenticated(&self) -> Result<()> {
+        let name = "pi-auth";
+        let mut app = example("pi.yaml")?;
+        app["metadata"]["name"] = json!(name);
+        app["spec"]["sparkConf"]["spark.authenticate"] = json!("true");
+        let expected = pi_expected(argument(&app, "--samples")?, argument(&app, "--partitions")?);
+        self.apply(&app)?;
+        self.wait_state(name, AppState::Completed).await?;
+        let result = self.driver_result(name)?;
+        ensure!(result == expected, "{name}: result {result}, expected {expected}");
+
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(self.client.clone(), APP_NS);
+        let secret_name = format!("{name}-auth");
+        let secret = secrets.get(&secret_name).await.with_context(|| format!("the Secret {secret_name}"))?;
+        let owner = secret.owner_references().first().map(|o| (o.kind.clone(), o.name.clone()));
+        ensure!(owner == Some(("SparkApplication".into(), name.into())), "{secret_name} is owned by {owner:?}");
+        let value = secret.data.as_ref().and_then(|d| d.get("secret")).map(|b| b.0.clone()).unwrap_or_default();
+        ensure!(value.len() == 64, "{secret_name} holds {} bytes, not a 64-character secret", value.len());
+        let value = String::from_utf8(value)?;
+
+        let (drivers, executors) = {
+            let h = self.history();
+            for pod in &h.pods {
+                let mounts = pod.secret_volumes.contains(&secret_name);
+                let ours = pod.app.as_deref() == Some(name);
+                ensure!(mounts == ours, "pod {} (application {:?}) mounts {:?}", pod.name, pod.app, pod.secret_volumes);
+            }
+            (h.pods_of(name, "driver").len(), h.pods_of(name, "executor").len())
+        };
+        ensure!(drivers == 1 && executors >= 2, "{name}: {drivers} driver and {executors} executor pods seen");
+        for pod in self.app_pods(name).await? {
+            let env = serde_json::to_string(&pod.spec.as_ref().map(|s| &s.containers))?;
+            ensure!(!env.contains(&value), "pod {} carries the secret in its spec", pod.name_any());
+        }
+        ensure!(
+            !self.driver_log(name).contains("refused an unauthenticated call"),
+            "{name}'s driver refused a call:\n{}",
+            self.driver_log_tail(name, 20)
+        );
+        report(&format!(
+            "{name}: {result}; {drivers} driver and {executors} executor pods mount {secret_name}, no other pod"
+        ));
+        Ok(())
+    }
+
     async fn pi(&self) -> Result<()> {
         let app = example("pi.yaml")?;
         let expected = pi_expected(argument(&app, "--samples")?, argument(&app, "--partitions")?);
@@ -1550,6 +1608,11 @@ async fn scenarios(e2e: &mut E2e) -> Result<()> {
     })
     .await?;
     step("pi (examples/k8s/pi.yaml): exact hit count", e2e.pi()).await?;
+    step(
+        "pi with spark.authenticate: exact, the secret mounted into that application's pods only",
+        e2e.pi_authenticated(),
+    )
+    .await?;
     step("wordcount (examples/k8s/wordcount.yaml): exact counts", e2e.wordcount()).await?;
     step("kubectl get sparkapp: printer columns", async { e2e.printer_columns(&["sumsq", "pi", "wordcount"]) }).await?;
     step("executor killed mid-job: replaced, result exact", e2e.executor_killed()).await?;

@@ -48,6 +48,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   resources: ["ingresses"]
   # the UI Ingress (--ingress-url-format) and driverIngressOptions Ingresses
   verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  # create only: the spark.authenticate Secret of an application (<app>-auth);
+  # the operator can read no Secret
+  verbs: ["create"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -465,7 +465,12 @@ impl Runner {
         let pod_dir = self.cfg.work_dir.join(&name);
         let mut volume_map = self.cfg.path_map.clone();
         for v in spec.volumes.iter().flatten() {
-            if v.empty_dir.is_none() {
+            if let Some(source) = &v.secret {
+                // As the kubelet does: the Secret's keys become files of the
+                // volume's mode, and the pod waits while the Secret is missing.
+                let dir = pod_dir.join("volumes").join(&v.name);
+                self.write_secret_volume(source, &dir).await?;
+            } else if v.empty_dir.is_none() {
                 continue;
             }
             for c in &spec.containers {
@@ -526,6 +531,33 @@ impl Runner {
             });
         }
         Ok(launches)
+    }
+
+    /// Writes the keys of the Secret `source` names as files under `dir`, with
+    /// the volume's `defaultMode` (0644 by default, as the kubelet).
+    async fn write_secret_volume(
+        &self,
+        source: &k8s_openapi::api::core::v1::SecretVolumeSource,
+        dir: &Path,
+    ) -> std::result::Result<(), Prepare> {
+        use std::os::unix::fs::PermissionsExt;
+        let name = source.secret_name.clone().unwrap_or_default();
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.cfg.namespace);
+        let secret = match secrets.get_opt(&name).await {
+            Ok(Some(s)) => s,
+            Ok(None) if source.optional.unwrap_or(false) => return Ok(()),
+            Ok(None) => return Err(Prepare::Defer(format!("secret {name} not found"))),
+            Err(e) => return Err(Prepare::Defer(e.to_string())),
+        };
+        let mode = source.default_mode.unwrap_or(0o644) as u32;
+        let io = |e: std::io::Error| Prepare::Fail(format!("secret volume {}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        for (key, value) in secret.data.unwrap_or_default() {
+            let path = dir.join(&key);
+            std::fs::write(&path, &value.0).map_err(io)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+        }
+        Ok(())
     }
 
     /// The container's environment as the kubelet would build it (the pod IP
