@@ -134,10 +134,50 @@ pub fn decode_value<T: Data>(bytes: &[u8]) -> Result<T> {
     match bytes.split_first() {
         Some((&RAW, rest)) => Ok(postcard::from_bytes(rest)?),
         Some((&LZ4, rest)) => {
-            let raw =
-                lz4_flex::decompress_size_prepended(rest).map_err(|e| EmberError::Codec(format!("broadcast: {e}")))?;
+            let raw = crate::lz4::decompress_bounded(rest).map_err(|e| EmberError::Codec(format!("broadcast: {e}")))?;
             Ok(postcard::from_bytes(&raw)?)
         }
         _ => Err(EmberError::Codec("broadcast value has no codec byte".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // A broadcast value is assembled from pieces fetched from other
+        // processes: whatever the bytes, decoding is a value or an error,
+        // never a panic or an allocation sized by a corrupt length.
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn random_bytes_are_errors_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
+            let _ = decode_value::<Vec<u64>>(&bytes);
+            let _ = decode_value::<(String, Vec<(u32, String)>)>(&bytes);
+        }
+
+        #[test]
+        fn truncated_and_flipped_values_are_errors_not_panics(
+            compress in any::<bool>(), cut in 0usize..2048, flip in 0usize..2048, bit in 0u8..8,
+        ) {
+            let value: Vec<(u64, String)> = (0..100).map(|i| (i, format!("value {i}"))).collect();
+            let encoded = encode_value(&value, compress).unwrap();
+            prop_assert_eq!(&decode_value::<Vec<(u64, String)>>(&encoded).unwrap(), &value);
+            let _ = decode_value::<Vec<(u64, String)>>(&encoded[..cut.min(encoded.len())]);
+            let mut flipped = encoded.clone();
+            let at = flip % flipped.len();
+            flipped[at] ^= 1 << bit;
+            let _ = decode_value::<Vec<(u64, String)>>(&flipped);
+        }
+    }
+
+    #[test]
+    fn a_compressed_value_claiming_gigabytes_is_refused() {
+        let mut encoded = encode_value(&vec![1u64; 1000], true).unwrap();
+        encoded[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        let err = decode_value::<Vec<u64>>(&encoded).unwrap_err().to_string();
+        assert!(err.contains("claims"), "{err}");
     }
 }

@@ -15,6 +15,7 @@ pub mod files;
 pub mod framed;
 pub mod group;
 pub mod lineage;
+pub mod lz4;
 pub mod partitioner;
 pub mod pieces;
 pub mod protocol;

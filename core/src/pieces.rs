@@ -63,8 +63,8 @@ impl BlobMeta {
 
     /// Byte range of piece `index` within the blob.
     pub fn piece_range(&self, index: usize) -> Range<usize> {
-        let start = (index as u64 * self.piece_size).min(self.total_bytes);
-        let end = (start + self.piece_size).min(self.total_bytes);
+        let start = (index as u64).saturating_mul(self.piece_size).min(self.total_bytes);
+        let end = start.saturating_add(self.piece_size).min(self.total_bytes);
         start as usize..end as usize
     }
 
@@ -78,9 +78,10 @@ impl BlobMeta {
             return Err(format!("piece {index} has {} bytes, expected {expected}", bytes.len()));
         }
         if let Some(sums) = &self.checksums {
+            let expected = sums.get(index).ok_or_else(|| format!("no checksum for piece {index}"))?;
             let sum = checksum(bytes);
-            if sums[index] != sum {
-                return Err(format!("piece {index} has crc32 {sum:08x}, expected {:08x}", sums[index]));
+            if *expected != sum {
+                return Err(format!("piece {index} has crc32 {sum:08x}, expected {expected:08x}"));
             }
         }
         Ok(())
@@ -135,8 +136,30 @@ mod tests {
         bad[5] ^= 1;
         assert!(meta.verify(1, &bad).unwrap_err().contains("crc32"));
         assert!(meta.verify(2, &pieces[1]).unwrap_err().contains("bytes"));
+        let short = BlobMeta { checksums: Some(vec![]), ..meta.clone() };
+        assert!(short.verify(0, &pieces[0]).unwrap_err().contains("no checksum"), "a short list is an error");
         let (empty, pieces) = cut(&[], 4096, true, true);
         assert_eq!((empty.num_pieces(), pieces.len(), pieces[0].len()), (1, 1, 0));
         assert_ne!(BlobId::File("a".into()).storage_name(), BlobId::File("b".into()).storage_name());
+    }
+
+    proptest::proptest! {
+        // Piece metadata comes from the driver and pieces from other
+        // executors: whatever they hold, checking a piece is an answer, never
+        // a panic (short checksum lists, sizes near u64::MAX included).
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_metadata_and_piece_is_checked_without_panicking(
+            total_bytes in proptest::prelude::any::<u64>(),
+            piece_size in proptest::prelude::any::<u64>(),
+            checksums in proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u32>(), 0..4)),
+            index in 0usize..8,
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let meta = BlobMeta { total_bytes, piece_size, checksums, compressed: false };
+            let _ = meta.num_pieces();
+            let _ = meta.verify(index, &bytes);
+        }
     }
 }

@@ -56,25 +56,10 @@ fn decode_payload(expected_crc: u32, codec: u8, payload: &[u8]) -> std::result::
     }
     match codec {
         CODEC_NONE => Ok(payload.to_vec()),
-        CODEC_LZ4 => {
-            // The decoder allocates the size the frame claims: bound it by what
-            // lz4 can reach from this payload (at most 255 bytes out per byte in),
-            // so a hostile or corrupt frame cannot ask for gigabytes.
-            let claimed = payload.get(..4).map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
-            if claimed > payload.len().saturating_mul(LZ4_MAX_RATIO) {
-                return Err(format!(
-                    "lz4 frame claims {claimed} bytes from {} compressed: the block is corrupt",
-                    payload.len()
-                ));
-            }
-            lz4_flex::decompress_size_prepended(payload).map_err(|e| format!("lz4: {e}"))
-        }
+        CODEC_LZ4 => crate::lz4::decompress_bounded(payload).map_err(|e| format!("{e}: the block is corrupt")),
         other => Err(format!("unknown codec {other}")),
     }
 }
-
-/// lz4's largest expansion: a sequence's bytes out per byte in.
-const LZ4_MAX_RATIO: usize = 255;
 
 fn parse_header(h: &[u8]) -> (usize, u32, u8) {
     let len = u32::from_le_bytes(h[..4].try_into().expect("4 bytes")) as usize;
