@@ -4,7 +4,9 @@
 //! yet finished, where each stateful operation's last state checkpoint is, and
 //! each input's record of what it took (a file stream's files). Files are
 //! written to a temporary name and renamed, so a reader never sees half a file;
-//! the newest that parses wins, and the ten newest are kept.
+//! each carries the crc32 of its metadata, so a damaged file (a flipped byte
+//! that still parses) is refused instead of recovering wrong times or paths.
+//! The newest file that parses and checks wins, and the ten newest are kept.
 
 use ember_core::error::{EmberError, Result};
 use serde::{Deserialize, Serialize};
@@ -12,8 +14,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Version of the metadata layout.
-pub const FORMAT: u32 = 1;
+/// Version of the metadata layout (2: with the checksum envelope).
+pub const FORMAT: u32 = 2;
 /// Metadata files kept in the directory.
 const KEPT: usize = 10;
 const PREFIX: &str = "checkpoint-";
@@ -21,6 +23,7 @@ const SUFFIX: &str = ".json";
 
 /// One metadata checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CheckpointMeta {
     pub format: u32,
     pub batch_interval_ms: u64,
@@ -38,6 +41,7 @@ pub struct CheckpointMeta {
 
 /// Where one stateful operation's state was last written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StateCheckpoint {
     /// Rust type of the state's records, `(K, S)`: a job whose state type
     /// changed is refused instead of misreading the files.
@@ -71,6 +75,28 @@ fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(files)
 }
 
+/// A metadata file: the metadata and the crc32 of its compact JSON.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    meta: CheckpointMeta,
+    crc32: u32,
+}
+
+fn meta_checksum(meta: &CheckpointMeta) -> std::result::Result<u32, String> {
+    serde_json::to_vec(meta).map(|json| crc32fast::hash(&json)).map_err(|e| e.to_string())
+}
+
+/// Parses a metadata file. Errors: not JSON, unknown fields, a checksum mismatch.
+fn parse(bytes: &[u8]) -> std::result::Result<CheckpointMeta, String> {
+    let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let actual = meta_checksum(&envelope.meta)?;
+    if actual != envelope.crc32 {
+        return Err(format!("checksum mismatch (file says {:08x}, content has {actual:08x})", envelope.crc32));
+    }
+    Ok(envelope.meta)
+}
+
 /// The newest readable metadata in `dir`; `None` when there is none (a new job).
 /// A newer file that does not parse is skipped with a warning.
 ///
@@ -82,9 +108,7 @@ pub fn read_latest(dir: &Path) -> Result<Option<CheckpointMeta>> {
     }
     let mut last_error = String::new();
     for (_, path) in files.iter().rev() {
-        let parsed = std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| serde_json::from_slice::<CheckpointMeta>(&bytes).map_err(|e| e.to_string()));
+        let parsed = std::fs::read(path).map_err(|e| e.to_string()).and_then(|bytes| parse(&bytes));
         match parsed {
             Ok(meta) if meta.format == FORMAT => return Ok(Some(meta)),
             Ok(meta) => last_error = format!("{}: format {} (this build reads {FORMAT})", path.display(), meta.format),
@@ -102,7 +126,9 @@ pub fn write(dir: &Path, meta: &CheckpointMeta) -> Result<()> {
     let seq = files.last().map_or(0, |(s, _)| s + 1);
     let path = dir.join(format!("{PREFIX}{seq:012}{SUFFIX}"));
     let tmp = dir.join(format!(".{PREFIX}{seq:012}{SUFFIX}.tmp"));
-    let bytes = serde_json::to_vec_pretty(meta).map_err(|e| EmberError::Codec(e.to_string()))?;
+    let crc32 = meta_checksum(meta).map_err(EmberError::Codec)?;
+    let envelope = Envelope { meta: meta.clone(), crc32 };
+    let bytes = serde_json::to_vec_pretty(&envelope).map_err(|e| EmberError::Codec(e.to_string()))?;
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(&bytes)?;
@@ -145,7 +171,7 @@ mod tests {
         assert_eq!(list(dir.path()).unwrap().len(), KEPT);
         // A torn newest file is skipped.
         let newest = list(dir.path()).unwrap().last().unwrap().1.clone();
-        std::fs::write(&newest, b"{\"format\": 1, \"batch_in").unwrap();
+        std::fs::write(&newest, b"{\"meta\": {\"format\": 2, \"batch_in").unwrap();
         assert_eq!(read_latest(dir.path()).unwrap(), Some(meta(14_000)));
     }
 
@@ -155,5 +181,32 @@ mod tests {
         std::fs::write(dir.path().join("checkpoint-000000000001.json"), b"garbage").unwrap();
         let err = read_latest(dir.path()).unwrap_err().to_string();
         assert!(err.contains(&dir.path().display().to_string()), "{err}");
+    }
+
+    proptest::proptest! {
+        // Checkpoint files come from disk after a crash: whatever a newest
+        // file holds (torn, flipped, random), recovery takes the newest
+        // readable one or says none is readable; it never panics.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_newest_file_recovers_the_previous_one_or_is_an_error(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            cut in 0usize..600,
+            flip in 0usize..600,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            write(dir.path(), &meta(1000)).unwrap();
+            let good = serde_json::to_vec_pretty(&Envelope { meta: meta(2000), crc32: meta_checksum(&meta(2000)).unwrap() }).unwrap();
+            let mut newest = good[..cut.min(good.len())].to_vec();
+            if let Some(b) = newest.get_mut(flip) {
+                *b ^= 0x20;
+            }
+            for damaged in [newest, bytes] {
+                std::fs::write(dir.path().join("checkpoint-000000000009.json"), &damaged).unwrap();
+                let recovered = read_latest(dir.path()).unwrap().unwrap();
+                proptest::prop_assert!(recovered == meta(1000) || recovered == meta(2000));
+            }
+        }
     }
 }
