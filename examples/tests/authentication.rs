@@ -5,6 +5,7 @@
 mod support;
 
 use serde_json::Value;
+use std::path::Path;
 use std::process::Command;
 use support::Proc;
 
@@ -26,6 +27,22 @@ fn probe(driver: &str, block_server: Option<&str>, broadcast: &str, secret: Opti
     Proc::spawn(cmd).result()
 }
 
+/// `lookup-table` on `master` with authentication on and its pause file at
+/// `pause`, started; returns it with its driver's `host:port`.
+fn start_app(master: &str, pause: &Path) -> (Proc, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ember-examples"));
+    cmd.env_remove("EMBER_CONF").env_remove("EMBER_AUTH_SECRET").env("EMBER_LOG", "info");
+    cmd.args(["--master", master]);
+    cmd.args(["--conf", "spark.authenticate=true", "--conf", &format!("spark.authenticate.secret={SECRET}")]);
+    // Several pieces, so that the executors fetch them from each other.
+    cmd.args(["--conf", "spark.broadcast.blockSize=64k"]);
+    cmd.args(["lookup-table", "--pause-file", pause.to_str().unwrap()]);
+    let app = Proc::spawn(cmd);
+    let listening = app.wait_for("driver listening on");
+    let driver = listening.rsplit(' ').next().unwrap().trim().to_string();
+    (app, driver)
+}
+
 fn field<'a>(v: &'a Value, name: &str) -> &'a str {
     v[name].as_str().unwrap_or_else(|| panic!("no {name} in {v}"))
 }
@@ -34,16 +51,7 @@ fn field<'a>(v: &'a Value, name: &str) -> &'a str {
 fn with_spark_authenticate_a_job_runs_and_a_process_without_the_secret_can_neither_register_nor_fetch() {
     let dir = tempfile::tempdir().unwrap();
     let pause = dir.path().join("go");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ember-examples"));
-    cmd.env_remove("EMBER_CONF").env_remove("EMBER_AUTH_SECRET").env("EMBER_LOG", "info");
-    cmd.args(["--master", "local-cluster[2,1,256]"]);
-    cmd.args(["--conf", "spark.authenticate=true", "--conf", &format!("spark.authenticate.secret={SECRET}")]);
-    // Several pieces, so that the executors fetch them from each other.
-    cmd.args(["--conf", "spark.broadcast.blockSize=64k"]);
-    cmd.args(["lookup-table", "--pause-file", pause.to_str().unwrap()]);
-    let app = Proc::spawn(cmd);
-    let listening = app.wait_for("driver listening on");
-    let driver = listening.rsplit(' ').next().unwrap().trim().to_string();
+    let (app, driver) = start_app("local-cluster[2,1,256]", &pause);
     let ids = app.wait_for("ember: broadcast ");
     let broadcast = ids.split("broadcast ").nth(1).unwrap().split(',').next().unwrap().trim().to_string();
 
@@ -81,14 +89,7 @@ fn an_executor_with_a_wrong_secret_is_refused_and_says_so() {
     // process of the same binary given the wrong secret: it exits as refused.
     let dir = tempfile::tempdir().unwrap();
     let pause = dir.path().join("go");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ember-examples"));
-    cmd.env_remove("EMBER_CONF").env_remove("EMBER_AUTH_SECRET").env("EMBER_LOG", "info");
-    cmd.args(["--master", "ember://127.0.0.1:0"]);
-    cmd.args(["--conf", "spark.authenticate=true", "--conf", &format!("spark.authenticate.secret={SECRET}")]);
-    cmd.args(["lookup-table", "--pause-file", pause.to_str().unwrap()]);
-    let app = Proc::spawn(cmd);
-    let listening = app.wait_for("driver listening on");
-    let driver = listening.rsplit(' ').next().unwrap().trim().to_string();
+    let (app, driver) = start_app("ember://127.0.0.1:0", &pause);
 
     let executor = |secret: &str, id: &str| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ember-examples"));
