@@ -29,9 +29,10 @@ pub fn code_offset(addr: usize) -> i64 {
     addr as i64 - (code_anchor as fn() -> usize as usize as i64)
 }
 
-/// Address of the function at `offset` from [`code_anchor`] in this process.
-pub fn code_address(offset: i64) -> usize {
-    ((code_anchor as fn() -> usize as usize as i64) + offset) as usize
+/// Address of the function at `offset` from [`code_anchor`] in this process;
+/// `None` for an offset that leads out of the address space (a corrupt one).
+pub fn code_address(offset: i64) -> Option<usize> {
+    (code_anchor as fn() -> usize as usize as i64).checked_add(offset).and_then(|a| usize::try_from(a).ok())
 }
 
 /// Identity of this build: executors must run exactly the driver's binary, or

@@ -64,6 +64,12 @@ impl Conf {
         self.entries.contains_key(key)
     }
 
+    /// This configuration without `key`.
+    pub fn without(mut self, key: &str) -> Self {
+        self.entries.remove(key);
+        self
+    }
+
     pub fn entries(&self) -> impl Iterator<Item = (&String, &String)> {
         self.entries.iter()
     }

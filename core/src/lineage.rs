@@ -161,7 +161,7 @@ impl<'a> LineageReader<'a> {
                     return Err(EmberError::Codec(format!("lineage nests deeper than {MAX_NESTING} records")));
                 }
                 let offset: i64 = self.read()?;
-                let address = code_address(offset);
+                let address = code_address(offset).unwrap_or(0);
                 if !decoders::is_registered(address) {
                     return Err(EmberError::Codec(format!(
                         "lineage names code at offset {offset} that is not a decoder of this binary; refused"
@@ -274,10 +274,12 @@ mod tests {
         bytes.splice(1..1 + offset_len, hostile);
         let err = decode(&bytes).err().expect("refused");
         assert!(err.to_string().contains("not a decoder of this binary"), "{err}");
-        // An address in no function at all.
-        let mut bytes = stage_binary();
-        bytes.splice(1..1 + offset_len, postcard::to_allocvec(&(1i64 << 40)).unwrap());
-        assert!(decode(&bytes).is_err());
+        // An address in no function at all, and offsets off the address space.
+        for far in [1i64 << 40, i64::MAX, i64::MIN] {
+            let mut bytes = stage_binary();
+            bytes.splice(1..1 + offset_len, postcard::to_allocvec(&far).unwrap());
+            assert!(decode(&bytes).is_err(), "{far}");
+        }
     }
 
     proptest! {

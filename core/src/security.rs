@@ -37,6 +37,9 @@ use tonic::service::Interceptor;
 /// The gRPC metadata key carrying a call's credentials.
 pub const AUTH_METADATA: &str = "x-ember-auth";
 
+/// The setting holding the secret (Spark's); never sent to executors.
+pub const SECRET_CONF: &str = "spark.authenticate.secret";
+
 /// The environment variable an executor reads its secret from.
 pub const SECRET_ENV: &str = "EMBER_AUTH_SECRET";
 
@@ -86,7 +89,10 @@ impl AppSecret {
         let text = std::fs::read_to_string(path).map_err(|e| {
             EmberError::Config(format!("cannot read the authentication secret file {}: {e}", path.display()))
         })?;
-        Self::new(&text).map_err(|e| EmberError::Config(format!("{}: {e}", path.display())))
+        Self::new(&text).map_err(|e| match e {
+            EmberError::Config(reason) => EmberError::Config(format!("{}: {reason}", path.display())),
+            other => other,
+        })
     }
 
     /// The secret's text, to pass to a process this one starts.
@@ -140,7 +146,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || text.len() > 128 {
+    if !text.len().is_multiple_of(2) || text.len() > 128 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
@@ -170,7 +176,7 @@ pub fn secret_from_conf(conf: &Conf) -> Result<Option<AppSecret>> {
     if !authenticate_enabled(conf)? {
         return Ok(None);
     }
-    match (conf.get("spark.authenticate.secret"), conf.get("spark.authenticate.secret.file")) {
+    match (conf.get(SECRET_CONF), conf.get("spark.authenticate.secret.file")) {
         (Some(_), Some(_)) => Err(EmberError::Config(
             "set one of spark.authenticate.secret and spark.authenticate.secret.file, not both".into(),
         )),
@@ -202,6 +208,7 @@ pub type SignedChannel = tonic::service::interceptor::InterceptedService<tonic::
 pub struct ClientAuth(Option<AppSecret>);
 
 impl ClientAuth {
+    /// Signs with `secret`; `None`: calls go unsigned.
     pub fn new(secret: Option<AppSecret>) -> Self {
         Self(secret)
     }
@@ -227,13 +234,10 @@ pub struct ServerAuth {
 }
 
 impl ServerAuth {
+    /// Requires `secret` of every call (`None`: accepts all); `server` names
+    /// this server in the warnings about refused calls.
     pub fn new(secret: Option<AppSecret>, server: &'static str) -> Self {
         Self { secret, server }
-    }
-
-    /// Whether calls must authenticate.
-    pub fn required(&self) -> bool {
-        self.secret.is_some()
     }
 }
 

@@ -34,8 +34,11 @@ pub const SERVER_NAME_ENV: &str = "EMBER_SSL_RPC_SERVER_NAME";
 /// Where a process's TLS material is, as given (paths are read by [`RpcTls::load`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
+    /// PEM certificate chain of this process.
     pub cert_chain: PathBuf,
+    /// PEM private key of that certificate.
     pub private_key: PathBuf,
+    /// PEM certificates of the CAs that sign peers' certificates.
     pub trust_store: PathBuf,
     /// The name servers' certificates are checked against (default: the host connected to).
     pub server_name: Option<String>,
@@ -93,7 +96,7 @@ impl TlsFiles {
 }
 
 /// Loaded TLS material of a process: what its servers and clients use.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RpcTls {
     files: TlsFiles,
     identity: Identity,
@@ -107,6 +110,13 @@ fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>> {
         return Err(EmberError::Config(format!("the TLS {what} {} holds no PEM block", path.display())));
     }
     Ok(bytes)
+}
+
+impl std::fmt::Debug for RpcTls {
+    /// The file names only: the identity holds the private key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcTls").field("files", &self.files).finish_non_exhaustive()
+    }
 }
 
 impl RpcTls {

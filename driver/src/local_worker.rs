@@ -86,8 +86,19 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
+/// The variables of `spark.authenticate` and TLS, which executors get from the
+/// driver's settings only.
+const SECURITY_ENV: [&str; 6] = [
+    ember_core::security::SECRET_ENV,
+    ember_core::security::SECRET_FILE_ENV,
+    ember_core::tls::CERT_CHAIN_ENV,
+    ember_core::tls::PRIVATE_KEY_ENV,
+    ember_core::tls::TRUST_STORE_ENV,
+    ember_core::tls::SERVER_NAME_ENV,
+];
+
 /// What every executor the worker starts gets.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LaunchSpec {
     pub exe: PathBuf,
     pub driver_url: String,
@@ -98,8 +109,24 @@ pub struct LaunchSpec {
     /// `spark.local.dir`: where executors make their work dirs (and where the
     /// worker removes those of executors that could not).
     pub local_dirs: Vec<PathBuf>,
-    /// Extra environment (the allocator settings).
+    /// Extra environment: the allocator settings, the application's secret
+    /// and TLS files.
     pub env: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for LaunchSpec {
+    /// Everything but the environment's values, which may hold the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchSpec")
+            .field("exe", &self.exe)
+            .field("driver_url", &self.driver_url)
+            .field("cores", &self.cores)
+            .field("memory_mb", &self.memory_mb)
+            .field("bind_addresses", &self.bind_addresses)
+            .field("local_dirs", &self.local_dirs)
+            .field("env", &self.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 #[derive(Default)]
@@ -200,6 +227,12 @@ impl LocalWorker {
         let stdout =
             std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned().map(Stdio::from).unwrap_or_else(|_| Stdio::null());
         let mut command = Command::new(&spec.exe);
+        // Security settings come from this driver only (`spec.env`), never
+        // from the driver's own environment: a stray variable would turn
+        // checks on that the driver does not pass, or name two secrets.
+        for key in SECURITY_ENV {
+            command.env_remove(key);
+        }
         for (key, value) in &spec.env {
             command.env(key, value);
         }

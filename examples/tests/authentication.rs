@@ -61,6 +61,7 @@ fn with_spark_authenticate_a_job_runs_and_a_process_without_the_secret_can_neith
         assert!(field(&right, name).starts_with("ok "), "{name} with the right secret: {right}");
     }
     let block_server = field(&right, "block_server").to_string();
+    assert!(field(&right, "register").contains("secret in the conf sent: false"), "{right}");
 
     // A wrong secret and none: every call refused, on the driver and the block server.
     for secret in [Some("not-the-secret-but-long-enough-too"), None] {

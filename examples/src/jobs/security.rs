@@ -8,7 +8,7 @@ use ember_core::pieces::BlobId;
 use ember_core::security::{ClientAuth, SignedChannel, secret_from_env};
 use ember_core::wire::v1::{
     self, MapOutputsRequest, PieceRequest, Register, ShuffleBlockRequest, block_server_client::BlockServerClient,
-    driver_client::DriverClient, executor_message,
+    driver_client::DriverClient, driver_command, executor_message,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -70,7 +70,9 @@ async fn channel(url: String) -> anyhow::Result<tonic::transport::Channel> {
 /// 0, fetches piece 0 of broadcast `broadcast` from that block server and from
 /// the driver, and registers as an executor of this very build.
 ///
-/// Output: one field a call, each `ok …`, `refused: …` or `error …`:
+/// Output: one field a call, each `ok …`, `refused: …` or `error …` (a
+/// registration answered says whether the settings the driver sent hold the
+/// secret):
 /// `{"map_outputs", "block_server", "shuffle_block", "piece_from_executor",
 /// "piece_from_driver", "register"}`.
 pub fn auth_probe(driver: &str, block_server: Option<&str>, shuffle: u32, broadcast: u64) -> anyhow::Result<Value> {
@@ -114,7 +116,14 @@ pub fn auth_probe(driver: &str, block_server: Option<&str>, shuffle: u32, broadc
         let register = match session {
             Ok(response) => {
                 let mut inbound = response.into_inner();
-                outcome(inbound.message().await, |first| format!("{:?}", first.map(|c| c.kind.is_some())))
+                outcome(inbound.message().await, |first| match first.and_then(|c| c.kind) {
+                    Some(driver_command::Kind::Registered(r)) => {
+                        let conf: ember_core::config::Conf = postcard::from_bytes(&r.conf).unwrap_or_default();
+                        let leaked = conf.get(ember_core::security::SECRET_CONF).is_some();
+                        format!("registered; secret in the conf sent: {leaked}")
+                    }
+                    other => format!("unexpected first reply {other:?}"),
+                })
             }
             Err(status) => outcome::<()>(Err(status), |_| String::new()),
         };
