@@ -2,13 +2,17 @@
 //! owned by the application and mounted into that application's pods only.
 //!
 //! When an application's `sparkConf` sets `spark.authenticate=true`, the
-//! reconciler creates the Secret `<app>-auth` before the driver pod (create
-//! only: an existing one is kept, so a resubmitted driver and its executors
-//! keep agreeing; the operator has no right to read Secrets at all). Every pod
-//! of the application mounts it read-only at [`MOUNT_PATH`] and reads it through
+//! reconciler creates the Secret `<app>-auth-<uid>` before the driver pod
+//! (create only: an existing one is kept, so a resubmitted driver and its
+//! executors keep agreeing; the operator has no right to read Secrets). The
+//! name carries the first 8 characters of the application's UID, so an
+//! application deleted and created again under its name never picks up the
+//! old one's Secret while garbage collection removes it. Every pod of the
+//! application mounts it read-only at [`MOUNT_PATH`] and reads it through
 //! `EMBER_AUTH_SECRET_FILE` (docs/SECURITY.md). The secret never appears in a
 //! pod spec, an environment variable or `sparkConf`, and the Secret goes when
-//! the application is deleted (owner reference).
+//! the application is deleted (owner reference). The namespace is the trust
+//! boundary: whoever may create pods or Secrets there can read or plant one.
 
 use std::collections::BTreeMap;
 
@@ -31,9 +35,10 @@ pub const MOUNT_PATH: &str = "/etc/ember/auth";
 /// The Secret's key holding the secret (a file of that name under [`MOUNT_PATH`]).
 pub const SECRET_KEY: &str = "secret";
 
-/// Name of the Secret holding `app_name`'s secret.
-pub fn secret_name(app_name: &str) -> String {
-    format!("{app_name}-auth")
+/// Name of the Secret holding the secret of `app` (`<name>-auth-<uid[..8]>`).
+pub fn secret_name(app: &SparkApplication) -> String {
+    let uid = app.metadata.uid.as_deref().unwrap_or_default();
+    format!("{}-auth-{}", app.name_any(), &uid[..uid.len().min(8)])
 }
 
 /// The Secret holding `secret` (the text every process of the application
@@ -42,7 +47,7 @@ pub fn auth_secret(app: &SparkApplication, secret: &str) -> Secret {
     let app_name = app.name_any();
     Secret {
         metadata: ObjectMeta {
-            name: Some(secret_name(&app_name)),
+            name: Some(secret_name(app)),
             namespace: app.namespace(),
             labels: Some(BTreeMap::from([
                 (crate::builder::LABEL_APP_NAME.to_string(), app_name.clone()),
@@ -65,14 +70,15 @@ pub fn generate_secret() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The volume, its mount and the variable that give a pod of `app_name` the secret.
-pub fn pod_parts(app_name: &str) -> (Volume, VolumeMount, EnvVar) {
+/// The volume, its mount and the variable that give a pod of `app` the secret.
+pub fn pod_parts(app: &SparkApplication) -> (Volume, VolumeMount, EnvVar) {
     let volume = Volume {
         name: VOLUME_NAME.into(),
         secret: Some(SecretVolumeSource {
-            secret_name: Some(secret_name(app_name)),
-            // Readable by the pod's user only.
-            default_mode: Some(0o400),
+            secret_name: Some(secret_name(app)),
+            // Read-only, and readable whatever user the image runs as (the
+            // kubelet makes the files root's; the volume is the pod's own).
+            default_mode: Some(0o444),
             ..Default::default()
         }),
         ..Default::default()
@@ -136,7 +142,7 @@ mod tests {
         assert!(valid.authenticate);
         let file = Some("/etc/ember/auth/secret".to_string());
         for pod in [driver_pod(&secure, &valid), executor_pod(&secure, &valid, 1), executor_pod(&secure, &valid, 2)] {
-            assert_eq!(mounted_secrets(&pod), (vec!["secure-auth".to_string()], file.clone()));
+            assert_eq!(mounted_secrets(&pod), (vec!["secure-auth-uid-secu".to_string()], file.clone()));
             let conf = pod.spec.as_ref().unwrap().containers[0].env.iter().flatten().find(|e| e.name == "EMBER_CONF");
             assert!(conf.is_none_or(|e| !e.value.as_deref().unwrap_or_default().contains("secret")));
         }
@@ -151,7 +157,7 @@ mod tests {
         }
 
         let secret = auth_secret(&secure, "s3cret");
-        assert_eq!(secret.metadata.name.as_deref(), Some("secure-auth"));
+        assert_eq!(secret.metadata.name.as_deref(), Some("secure-auth-uid-secu"));
         assert_eq!(secret.metadata.owner_references.unwrap()[0].uid, "uid-secure");
         assert_eq!(secret.data.unwrap()[SECRET_KEY].0, b"s3cret");
     }
@@ -159,7 +165,7 @@ mod tests {
     #[test]
     fn secrets_in_spark_conf_bad_booleans_and_the_reserved_volume_name_are_refused() {
         for (conf, field) in [
-            (serde_json::json!({"spark.authenticate": "yes"}), "spec.sparkConf[\"spark.authenticate\"]"),
+            (serde_json::json!({"spark.authenticate": "maybe"}), "spec.sparkConf[\"spark.authenticate\"]"),
             (
                 serde_json::json!({"spark.authenticate": "true", "spark.authenticate.secret": "x"}),
                 "spec.sparkConf[\"spark.authenticate.secret\"]",

@@ -205,7 +205,7 @@ fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
     let mut volumes: Vec<Volume> =
         app.spec.volumes.iter().filter(|v| mounted.contains(&v.name.as_str())).cloned().collect();
     if authenticate {
-        let (volume, mount, env) = crate::auth::pod_parts(&app_name);
+        let (volume, mount, env) = crate::auth::pod_parts(app);
         volumes.push(volume);
         volume_mounts.push(mount);
         container_env.push(env);

@@ -273,13 +273,14 @@ fn authenticate(conf: &std::collections::BTreeMap<String, String>) -> Result<boo
             ));
         }
     }
-    match conf.get(crate::auth::AUTHENTICATE_CONF).map(|v| v.trim().to_ascii_lowercase()) {
+    // As the engine reads booleans (`Conf::get_bool`), so that the two agree.
+    match conf.get(crate::auth::AUTHENTICATE_CONF).map(|v| v.to_ascii_lowercase()) {
         None => Ok(false),
-        Some(v) if v == "true" => Ok(true),
-        Some(v) if v == "false" => Ok(false),
+        Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => Ok(true),
+        Some(v) if ["false", "0", "no"].contains(&v.as_str()) => Ok(false),
         Some(v) => Err(SpecError::new(
             format!("spec.sparkConf[{:?}]", crate::auth::AUTHENTICATE_CONF),
-            format!("{v:?} is not true or false"),
+            format!("{v:?} is not a boolean (true or false)"),
         )),
     }
 }

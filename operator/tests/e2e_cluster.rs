@@ -934,7 +934,8 @@ impl E2e {
         ensure!(result == expected, "{name}: result {result}, expected {expected}");
 
         let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(self.client.clone(), APP_NS);
-        let secret_name = format!("{name}-auth");
+        let uid = self.app(name).await?.and_then(|a| a.metadata.uid).context("the application's uid")?;
+        let secret_name = format!("{name}-auth-{}", &uid[..8]);
         let secret = secrets.get(&secret_name).await.with_context(|| format!("the Secret {secret_name}"))?;
         let owner = secret.owner_references().first().map(|o| (o.kind.clone(), o.name.clone()));
         ensure!(owner == Some(("SparkApplication".into(), name.into())), "{secret_name} is owned by {owner:?}");
