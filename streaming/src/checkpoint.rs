@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 
 /// Version of the metadata layout (2: with the checksum envelope).
 pub const FORMAT: u32 = 2;
+/// The layout before the checksum, still read so that a job recovers from a
+/// checkpoint an earlier build wrote.
+const LEGACY_FORMAT: u32 = 1;
 /// Metadata files kept in the directory.
 const KEPT: usize = 10;
 const PREFIX: &str = "checkpoint-";
@@ -88,8 +91,15 @@ fn meta_checksum(meta: &CheckpointMeta) -> std::result::Result<u32, String> {
 }
 
 /// Parses a metadata file. Errors: not JSON, unknown fields, a checksum mismatch.
+/// A bare format-1 file (written before the checksum) is read as it is.
 fn parse(bytes: &[u8]) -> std::result::Result<CheckpointMeta, String> {
-    let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let envelope: Envelope = match serde_json::from_slice(bytes) {
+        Ok(envelope) => envelope,
+        Err(e) => match serde_json::from_slice::<CheckpointMeta>(bytes) {
+            Ok(legacy) if legacy.format == LEGACY_FORMAT => return Ok(legacy),
+            _ => return Err(e.to_string()),
+        },
+    };
     let actual = meta_checksum(&envelope.meta)?;
     if actual != envelope.crc32 {
         return Err(format!("checksum mismatch (file says {:08x}, content has {actual:08x})", envelope.crc32));
@@ -110,7 +120,7 @@ pub fn read_latest(dir: &Path) -> Result<Option<CheckpointMeta>> {
     for (_, path) in files.iter().rev() {
         let parsed = std::fs::read(path).map_err(|e| e.to_string()).and_then(|bytes| parse(&bytes));
         match parsed {
-            Ok(meta) if meta.format == FORMAT => return Ok(Some(meta)),
+            Ok(meta) if meta.format == FORMAT || meta.format == LEGACY_FORMAT => return Ok(Some(meta)),
             Ok(meta) => last_error = format!("{}: format {} (this build reads {FORMAT})", path.display(), meta.format),
             Err(e) => last_error = format!("{}: {e}", path.display()),
         }
@@ -173,6 +183,14 @@ mod tests {
         let newest = list(dir.path()).unwrap().last().unwrap().1.clone();
         std::fs::write(&newest, b"{\"meta\": {\"format\": 2, \"batch_in").unwrap();
         assert_eq!(read_latest(dir.path()).unwrap(), Some(meta(14_000)));
+    }
+
+    #[test]
+    fn a_checkpoint_of_the_format_before_the_checksum_still_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = CheckpointMeta { format: LEGACY_FORMAT, ..meta(3000) };
+        std::fs::write(dir.path().join("checkpoint-000000000001.json"), serde_json::to_vec(&legacy).unwrap()).unwrap();
+        assert_eq!(read_latest(dir.path()).unwrap(), Some(legacy));
     }
 
     #[test]
