@@ -200,6 +200,86 @@ pub fn secret_from_env() -> Result<Option<AppSecret>> {
     }
 }
 
+/// What secures one process's RPC: the application's secret and TLS. Every
+/// server and client of the driver, the executors and the block servers is
+/// made through one of these, so none can miss either.
+#[derive(Clone, Debug, Default)]
+pub struct RpcSecurity {
+    /// `spark.authenticate`'s secret; `None`: calls go unsigned and unchecked.
+    pub secret: Option<AppSecret>,
+    /// `spark.ssl.rpc`; `None`: plaintext.
+    pub tls: Option<crate::tls::RpcTls>,
+}
+
+impl RpcSecurity {
+    /// An executor's, from `EMBER_AUTH_SECRET(_FILE)` and `EMBER_SSL_RPC_*`.
+    /// Errors: a secret or TLS file that cannot be read.
+    pub fn from_env() -> Result<Self> {
+        let tls = crate::tls::TlsFiles::from_env()?.map(crate::tls::RpcTls::load).transpose()?;
+        Ok(Self { secret: secret_from_env()?, tls })
+    }
+
+    /// The variables that give a process this one starts the same security.
+    pub fn child_env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let Some(secret) = &self.secret {
+            env.push((SECRET_ENV.to_string(), secret.expose().to_string()));
+        }
+        if let Some(tls) = &self.tls {
+            env.extend(tls.files().to_env());
+        }
+        env
+    }
+
+    /// An endpoint for `target` (`host:port` or a URL), over TLS when on.
+    /// Errors: as [`crate::tls::endpoint`].
+    pub fn endpoint(&self, target: &str) -> Result<tonic::transport::Endpoint> {
+        crate::tls::endpoint(target, self.tls.as_ref())
+    }
+
+    /// A builder of the server `name`, over TLS when on.
+    /// Errors: TLS settings rustls refuses.
+    pub fn server(&self, name: &str) -> Result<tonic::transport::Server> {
+        let builder = tonic::transport::Server::builder();
+        match &self.tls {
+            None => Ok(builder),
+            Some(tls) => builder
+                .tls_config(tls.server_config())
+                .map_err(|e| EmberError::Config(format!("TLS settings of the {name}: {e}"))),
+        }
+    }
+
+    /// Checks every call to the server `name` (see [`ServerAuth`]).
+    pub fn server_auth(&self, name: &'static str) -> ServerAuth {
+        ServerAuth::new(self.secret.clone(), name)
+    }
+
+    /// A block server client on `channel`, its calls signed, messages up to
+    /// [`crate::wire::MAX_MESSAGE_BYTES`].
+    pub fn block_client(
+        &self,
+        channel: tonic::transport::Channel,
+    ) -> crate::wire::v1::block_server_client::BlockServerClient<SignedChannel> {
+        crate::wire::v1::block_server_client::BlockServerClient::with_interceptor(
+            channel,
+            ClientAuth::new(self.secret.clone()),
+        )
+        .max_decoding_message_size(crate::wire::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(crate::wire::MAX_MESSAGE_BYTES)
+    }
+
+    /// A driver client on `channel`, its calls signed, messages up to
+    /// [`crate::wire::MAX_MESSAGE_BYTES`].
+    pub fn driver_client(
+        &self,
+        channel: tonic::transport::Channel,
+    ) -> crate::wire::v1::driver_client::DriverClient<SignedChannel> {
+        crate::wire::v1::driver_client::DriverClient::with_interceptor(channel, ClientAuth::new(self.secret.clone()))
+            .max_decoding_message_size(crate::wire::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::wire::MAX_MESSAGE_BYTES)
+    }
+}
+
 /// A channel whose calls are signed by [`ClientAuth`]: what every Ember client uses.
 pub type SignedChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ClientAuth>;
 

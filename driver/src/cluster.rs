@@ -10,8 +10,7 @@ use crate::map_output::MapOutputTracker;
 use crate::scheduler::TaskScheduler;
 use ember_core::config::Conf;
 use ember_core::error::{EmberError, Result};
-use ember_core::security::{AppSecret, ClientAuth, ServerAuth};
-use ember_core::tls::RpcTls;
+use ember_core::security::RpcSecurity;
 use ember_core::wire::MAX_MESSAGE_BYTES;
 use ember_core::wire::v1::StatsRequest;
 use ember_core::wire::v1::driver_server::DriverServer;
@@ -28,10 +27,6 @@ pub struct ClusterBackend {
     pub address: SocketAddr,
     /// Starts, watches and relaunches the executors of `local-cluster`.
     worker: Arc<LocalWorker>,
-    /// The application's secret (`spark.authenticate`), given to the executors it starts.
-    secret: Option<AppSecret>,
-    /// TLS settings, given to the executors it starts.
-    tls: Option<RpcTls>,
     shutdown: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     /// Broadcast bytes each executor had uploaded when last asked.
     uploads: Arc<Mutex<HashMap<String, u64>>>,
@@ -39,14 +34,10 @@ pub struct ClusterBackend {
 
 /// Asks every executor at `addresses` (id, block-server address) for the
 /// broadcast bytes it uploaded; those that do not answer within 5 s are left out.
-async fn ask_upload_stats(
-    addresses: Vec<(String, String)>,
-    auth: &ClientAuth,
-    tls: &Option<RpcTls>,
-) -> Vec<(String, u64)> {
+async fn ask_upload_stats(addresses: Vec<(String, String)>, security: &RpcSecurity) -> Vec<(String, u64)> {
     let asks = addresses.into_iter().map(|(id, address)| async move {
         let ask = async {
-            let mut client = block_client(&address, auth.clone(), tls.as_ref()).await.ok()?;
+            let mut client = block_client(&address, security).await.ok()?;
             let reply = client.upload_stats(StatsRequest {}).await.ok()?;
             Some(reply.into_inner().broadcast_bytes_uploaded)
         };
@@ -61,12 +52,11 @@ async fn ask_upload_stats(
 /// as `SparkListenerExecutorMetricsUpdate`.
 async fn post_upload_stats(
     registry: &ExecutorRegistry,
-    auth: &ClientAuth,
-    tls: &Option<RpcTls>,
+    security: &RpcSecurity,
     bus: &ListenerBus,
     last: &Mutex<HashMap<String, u64>>,
 ) -> Vec<(String, u64)> {
-    let stats = ask_upload_stats(registry.addresses(), auth, tls).await;
+    let stats = ask_upload_stats(registry.addresses(), security).await;
     let time_ms = listener::now_ms();
     for (executor_id, bytes) in &stats {
         if last.lock().insert(executor_id.clone(), *bytes) != Some(*bytes) {
@@ -96,13 +86,10 @@ pub struct Listen<'a> {
     pub host: &'a str,
     /// The port; 0: any free port.
     pub port: u16,
-    /// The application's secret (`spark.authenticate`): every call to the
-    /// server must prove knowledge of it, and the driver's own calls to block
-    /// servers do.
-    pub secret: Option<AppSecret>,
-    /// TLS (`spark.ssl.rpc.*`) of the server, of the driver's calls to block
-    /// servers, and given to the executors it starts.
-    pub tls: Option<RpcTls>,
+    /// The application's secret and TLS: required of every call to the
+    /// server, used by the driver's own calls to block servers, and given to
+    /// the executors it starts.
+    pub security: RpcSecurity,
 }
 
 impl ClusterBackend {
@@ -127,7 +114,6 @@ impl ClusterBackend {
         let address = listener.local_addr().map_err(|e| EmberError::Internal(e.to_string()))?;
         let heartbeat_interval = conf.get_duration("spark.executor.heartbeatInterval", Duration::from_secs(10))?;
         let timeout = conf.get_duration("spark.network.timeout", Duration::from_secs(120))?;
-        let (secret, tls) = (listen.secret, listen.tls);
         let registry = Arc::new(ExecutorRegistry::default());
         let max_retries = conf.get_usize("spark.deploy.maxExecutorRetries", DEFAULT_MAX_EXECUTOR_RETRIES)?;
         let worker = LocalWorker::new(max_retries);
@@ -144,21 +130,15 @@ impl ClusterBackend {
             network_timeout: timeout,
             endpoints,
             worker: worker.clone(),
-            client_auth: ClientAuth::new(secret.clone()),
-            client_tls: tls.clone(),
+            security: listen.security,
         };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = &tls {
-            builder = builder
-                .tls_config(tls.server_config())
-                .map_err(|e| EmberError::Config(format!("TLS settings of the driver's server: {e}")))?;
-        }
+        let mut builder = service.security.server("driver's server")?;
         let server = tonic::service::interceptor::InterceptedService::new(
             DriverServer::new(service.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            ServerAuth::new(secret.clone(), "driver"),
+            service.security.server_auth("driver"),
         );
         runtime.spawn(async move {
             // `Server::tcp_nodelay` only applies to listeners tonic binds itself;
@@ -186,12 +166,12 @@ impl ClusterBackend {
         if bus.is_active() {
             // Spark's executor metrics come with heartbeats; these are asked as often.
             let (registry, last) = (service.registry.clone(), uploads.clone());
-            let (auth, tls) = (service.client_auth.clone(), service.client_tls.clone());
+            let security = service.security.clone();
             runtime.spawn(async move {
                 let mut tick = tokio::time::interval(heartbeat_interval.max(Duration::from_millis(50)));
                 loop {
                     tick.tick().await;
-                    post_upload_stats(&registry, &auth, &tls, &bus, &last).await;
+                    post_upload_stats(&registry, &security, &bus, &last).await;
                 }
             });
         }
@@ -202,8 +182,6 @@ impl ClusterBackend {
             service,
             address,
             worker,
-            secret,
-            tls,
             shutdown: Mutex::new(Some(shutdown_tx)),
             uploads,
         })
@@ -218,7 +196,7 @@ impl ClusterBackend {
         let addresses = self.service.registry.addresses();
         let runtime = self.runtime.lock();
         let Some(rt) = runtime.as_ref() else { return Vec::new() };
-        rt.block_on(ask_upload_stats(addresses, &self.service.client_auth, &self.service.client_tls))
+        rt.block_on(ask_upload_stats(addresses, &self.service.security))
     }
 
     /// The URL executors use to reach this driver.
@@ -247,12 +225,7 @@ impl ClusterBackend {
             .collect();
         // In the environment, not the command line: /proc/PID/environ is
         // readable by this user only.
-        if let Some(secret) = &self.secret {
-            env.push((ember_core::security::SECRET_ENV.to_string(), secret.expose().to_string()));
-        }
-        if let Some(tls) = &self.tls {
-            env.extend(tls.files().to_env());
-        }
+        env.extend(self.service.security.child_env());
         let spec = LaunchSpec {
             exe,
             driver_url: self.driver_url(),
@@ -301,14 +274,7 @@ impl ClusterBackend {
         if bus.is_active()
             && let Some(rt) = self.runtime.lock().as_ref()
         {
-            let service = &self.service;
-            rt.block_on(post_upload_stats(
-                &service.registry,
-                &service.client_auth,
-                &service.client_tls,
-                bus,
-                &self.uploads,
-            ));
+            rt.block_on(post_upload_stats(&self.service.registry, &self.service.security, bus, &self.uploads));
         }
         // Executors this driver did not start (pods, standalone processes) must hear
         // the order before the server goes, or they take the driver for lost.

@@ -22,7 +22,7 @@ use ember_core::lineage::encode_root;
 use ember_core::rdd::{
     BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, RddBase, RddNode, TextFileRdd, UnionRdd,
 };
-use ember_core::security;
+use ember_core::security::{self, RpcSecurity};
 use ember_core::shuffle::ShuffleDepBase;
 use ember_core::storage::{BLOCK_MANAGER_MASTER, BlockUpdate};
 use ember_core::task::{PartitionFn, ResultStage, TaskMetricsSnapshot};
@@ -165,7 +165,7 @@ impl EmberContext {
                 };
                 let backend = ClusterBackend::start(
                     &conf,
-                    Listen { host: "127.0.0.1", port: 0, secret, tls: rpc_tls(&conf)? },
+                    Listen { host: "127.0.0.1", port: 0, security: RpcSecurity { secret, tls: rpc_tls(&conf)? } },
                     scheduler.clone(),
                     tracker.clone(),
                     broadcasts.clone(),
@@ -201,7 +201,7 @@ impl EmberContext {
                 }
                 let backend = ClusterBackend::start(
                     &conf,
-                    Listen { host, port: *port, secret, tls: rpc_tls(&conf)? },
+                    Listen { host, port: *port, security: RpcSecurity { secret, tls: rpc_tls(&conf)? } },
                     scheduler.clone(),
                     tracker.clone(),
                     broadcasts.clone(),

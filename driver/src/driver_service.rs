@@ -11,15 +11,14 @@ use ember_core::endpoint::Endpoints;
 use ember_core::error::EmberError;
 use ember_core::pieces::BlobId;
 use ember_core::protocol::{TaskDescription, TaskOutcome, TaskValue};
-use ember_core::security::{ClientAuth, SignedChannel};
-use ember_core::tls::RpcTls;
+use ember_core::security::{RpcSecurity, SignedChannel};
 use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::driver_server::Driver;
 use ember_core::wire::v1::{
     self, AskRequest, BlobRequest, Chunk, DriverCommand, ExecutorMessage, HoldersRequest, MapOutputsRequest, Payload,
     PieceRequest, RegisterPieceRequest, ResultRequest, driver_command, executor_message,
 };
-use ember_core::wire::{MAX_MESSAGE_BYTES, chunks, from_status, to_status};
+use ember_core::wire::{chunks, from_status, to_status};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -145,28 +144,24 @@ pub struct DriverService {
     /// The executor processes this driver started (`local-cluster`): says how
     /// a lost one ended, and hears of registrations.
     pub worker: Arc<LocalWorker>,
-    /// Signs the driver's calls to block servers (`spark.authenticate`).
-    pub client_auth: ClientAuth,
-    /// TLS of the driver's calls to block servers (`spark.ssl.rpc.*`).
-    pub client_tls: Option<RpcTls>,
+    /// The application's secret and TLS, of the server and of the driver's
+    /// calls to block servers.
+    pub security: RpcSecurity,
 }
 
-/// A client of the block server at `address` (`host:port`), its calls signed
-/// by `auth`, over TLS when `tls` is given.
-/// Errors: the server cannot be reached.
+/// A client of the block server at `address` (`host:port`), secured as
+/// `security` says. Errors: the server cannot be reached.
 pub async fn block_client(
     address: &str,
-    auth: ClientAuth,
-    tls: Option<&RpcTls>,
+    security: &RpcSecurity,
 ) -> Result<BlockServerClient<SignedChannel>, EmberError> {
-    let channel = ember_core::tls::endpoint(address, tls)?
+    let channel = security
+        .endpoint(address)?
         .tcp_nodelay(true)
         .connect()
         .await
         .map_err(|e| EmberError::Internal(format!("cannot reach {address}: {e}")))?;
-    Ok(BlockServerClient::with_interceptor(channel, auth)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    Ok(security.block_client(channel))
 }
 
 type CommandStream = Pin<Box<dyn futures::Stream<Item = Result<DriverCommand, Status>> + Send>>;
@@ -216,8 +211,7 @@ impl DriverService {
     async fn handle_status(&self, executor_id: &str, block_address: &str, status: v1::TaskStatus) {
         let outcome = match postcard::from_bytes::<TaskOutcome>(&status.outcome) {
             Ok(TaskOutcome::Success { value: TaskValue::Stored { size }, accumulator_updates, metrics, run_ms }) => {
-                let (auth, tls) = (&self.client_auth, self.client_tls.as_ref());
-                match fetch_result(block_address, status.task_id, self.network_timeout, auth, tls).await {
+                match fetch_result(block_address, status.task_id, self.network_timeout, &self.security).await {
                     Ok(bytes) if bytes.len() as u64 == size => {
                         TaskOutcome::Success { value: TaskValue::Result(bytes), accumulator_updates, metrics, run_ms }
                     }
@@ -244,11 +238,10 @@ async fn fetch_result(
     block_address: &str,
     task_id: u64,
     timeout: Duration,
-    auth: &ClientAuth,
-    tls: Option<&RpcTls>,
+    security: &RpcSecurity,
 ) -> Result<Vec<u8>, EmberError> {
     let fetch = async {
-        let mut client = block_client(block_address, auth.clone(), tls).await?;
+        let mut client = block_client(block_address, security).await?;
         let mut stream = client.fetch_result(ResultRequest { task_id }).await.map_err(from_status)?.into_inner();
         let mut out = Vec::new();
         while let Some(chunk) = stream.message().await.map_err(from_status)? {

@@ -12,9 +12,8 @@ use ember_core::config::Conf;
 use ember_core::error::{EmberError, Result};
 use ember_core::pieces::{BlobId, BlobMeta, PieceSource};
 use ember_core::protocol::{TaskDescription, TaskOutcome, TaskValue};
-use ember_core::security::{AppSecret, ClientAuth, ServerAuth, SignedChannel};
+use ember_core::security::{RpcSecurity, SignedChannel};
 use ember_core::shuffle::MapStatus;
-use ember_core::tls::{RpcTls, TlsFiles};
 use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::block_server_server::BlockServerServer;
 use ember_core::wire::v1::driver_client::DriverClient;
@@ -47,11 +46,10 @@ pub struct RemoteExecutorConfig {
     pub local_dirs: Vec<PathBuf>,
     /// How long to keep trying to reach the driver at start.
     pub connect_timeout: Duration,
-    /// The application's secret (`EMBER_AUTH_SECRET` or `EMBER_AUTH_SECRET_FILE`):
-    /// signs every call and is required of every caller of the block server.
-    pub secret: Option<AppSecret>,
-    /// TLS (`EMBER_SSL_RPC_*`): to the driver, to block servers and on its own.
-    pub tls: Option<RpcTls>,
+    /// The application's secret (`EMBER_AUTH_SECRET(_FILE)`) and TLS
+    /// (`EMBER_SSL_RPC_*`): of its calls to the driver and block servers, and
+    /// required of every caller of its own block server.
+    pub security: RpcSecurity,
 }
 
 /// Exit codes of an executor process.
@@ -87,8 +85,7 @@ impl RemoteExecutorConfig {
                 .map(|v| v.split(',').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
                 .unwrap_or_default(),
             connect_timeout: Duration::from_secs(parse("EMBER_CONNECT_TIMEOUT_SECS", 60)?),
-            secret: ember_core::security::secret_from_env()?,
-            tls: TlsFiles::from_env()?.map(RpcTls::load).transpose()?,
+            security: RpcSecurity::from_env()?,
         })
     }
 }
@@ -108,13 +105,9 @@ pub fn run(config: RemoteExecutorConfig) -> i32 {
     code
 }
 
-async fn connect(
-    url: &str,
-    timeout: Duration,
-    auth: ClientAuth,
-    tls: Option<&RpcTls>,
-) -> Result<DriverClient<SignedChannel>> {
-    let endpoint = ember_core::tls::endpoint(url, tls)
+async fn connect(url: &str, timeout: Duration, security: &RpcSecurity) -> Result<DriverClient<SignedChannel>> {
+    let endpoint = security
+        .endpoint(url)
         .map_err(|e| EmberError::Config(format!("EMBER_DRIVER_URL: {e}")))?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true);
@@ -123,9 +116,7 @@ async fn connect(
     loop {
         match endpoint.connect().await {
             Ok(channel) => {
-                return Ok(DriverClient::with_interceptor(channel, auth)
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES));
+                return Ok(security.driver_client(channel));
             }
             Err(e) if Instant::now() + delay < deadline => {
                 tracing::debug!(url, error = %e, "driver not reachable yet; retrying");
@@ -154,9 +145,7 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
         Err(e) => return fail(exit_code::START_FAILED, format!("cannot bind {}: {e}", config.bind_address)),
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let auth = ClientAuth::new(config.secret.clone());
-    let mut client = match connect(&config.driver_url, config.connect_timeout, auth.clone(), config.tls.as_ref()).await
-    {
+    let mut client = match connect(&config.driver_url, config.connect_timeout, &config.security).await {
         Ok(c) => c,
         Err(e) => return fail(exit_code::START_FAILED, e.to_string()),
     };
@@ -198,8 +187,7 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
         handle: handle.clone(),
         clients: Mutex::new(HashMap::new()),
         fetch_timeout,
-        auth,
-        tls: config.tls.clone(),
+        security: config.security.clone(),
     });
     let max_direct = conf.get_bytes("spark.task.maxDirectResultSize", 1 << 20).unwrap_or(1 << 20);
     let metrics_port = conf.get_usize("ember.executor.metrics.port", 0).unwrap_or(0);
@@ -247,18 +235,15 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
         BlockServerServer::new(BlockService { services: executor.services().clone(), results })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        ServerAuth::new(config.secret.clone(), "block server"),
+        config.security.server_auth("block server"),
     );
     // Nagle off, as on the driver's server (`Server::tcp_nodelay` does not reach
     // a listener bound by us): block and result replies go out at once.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = &config.tls {
-        builder = match builder.tls_config(tls.server_config()) {
-            Ok(b) => b,
-            Err(e) => return fail(exit_code::START_FAILED, format!("TLS settings of the block server: {e}")),
-        };
-    }
+    let mut builder = match config.security.server("block server") {
+        Ok(b) => b,
+        Err(e) => return fail(exit_code::START_FAILED, e.to_string()),
+    };
     tokio::spawn(builder.add_service(server).serve_with_incoming(incoming));
     tracing::info!(executor_id = %config.executor_id, %block_address, "executor registered");
     let interval = Duration::from_millis(registered.heartbeat_interval_ms.max(100));
@@ -494,10 +479,8 @@ struct RemoteBlocks {
     clients: Mutex<HashMap<String, BlockServerClient<SignedChannel>>>,
     /// Bound on one shuffle block fetch (`spark.network.timeout`).
     fetch_timeout: Duration,
-    /// Signs calls to other executors' block servers.
-    auth: ClientAuth,
-    /// TLS to other executors' block servers.
-    tls: Option<RpcTls>,
+    /// The secret and TLS of calls to other executors' block servers.
+    security: RpcSecurity,
 }
 
 impl RemoteBlocks {
@@ -515,14 +498,10 @@ impl RemoteBlocks {
         if let Some(c) = self.clients.lock().get(address) {
             return Ok(c.clone());
         }
-        let endpoint = ember_core::tls::endpoint(address, self.tls.as_ref())?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true);
+        let endpoint = self.security.endpoint(address)?.connect_timeout(Duration::from_secs(5)).tcp_nodelay(true);
         // Channels are created inside the runtime that drives them (task threads are plain threads).
         let _runtime = self.handle.enter();
-        let client = BlockServerClient::with_interceptor(endpoint.connect_lazy(), self.auth.clone())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let client = self.security.block_client(endpoint.connect_lazy());
         self.clients.lock().insert(address.to_string(), client.clone());
         Ok(client)
     }
