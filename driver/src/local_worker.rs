@@ -386,12 +386,12 @@ impl LocalWorker {
     /// removed then).
     pub fn stop(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        let mut children: Vec<(String, Child)> = {
+        let (mut children, local_dirs): (Vec<(String, Child)>, Vec<PathBuf>) = {
             let mut st = self.state.lock();
             st.stopping = true;
-            st.running.drain().collect()
+            let local_dirs = st.spec.as_ref().map(|s| s.local_dirs.clone()).unwrap_or_default();
+            (st.running.drain().collect(), local_dirs)
         };
-        let local_dirs = self.state.lock().spec.as_ref().map(|s| s.local_dirs.clone()).unwrap_or_default();
         for (id, child) in &mut children {
             let pid = child.id();
             loop {
