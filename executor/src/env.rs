@@ -16,9 +16,9 @@ use ember_core::storage::{BLOCK_MANAGER_MASTER, BlockUpdate};
 use ember_core::task::{AnyValue, CachedPartition, ExecutorEnv};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Settings of one executor.
 #[derive(Debug, Clone)]
@@ -55,8 +55,6 @@ pub struct ExecutorServices {
     next_spill_dir: AtomicUsize,
 }
 
-static NEXT_WORK_DIR: AtomicU64 = AtomicU64::new(0);
-
 impl ExecutorServices {
     pub fn new(
         config: ExecutorConfig,
@@ -64,15 +62,8 @@ impl ExecutorServices {
         fetcher: Arc<dyn BlockFetcher>,
     ) -> Result<Arc<Self>> {
         let bases = if config.local_dirs.is_empty() { vec![std::env::temp_dir()] } else { config.local_dirs.clone() };
-        let unique = format!(
-            "{}{}",
-            work_dir_prefix(&config.executor_id, std::process::id()),
-            NEXT_WORK_DIR.fetch_add(1, Ordering::Relaxed)
-        );
-        let work_dirs: Vec<PathBuf> = bases.iter().map(|b| b.join(&unique)).collect();
-        for d in &work_dirs {
-            std::fs::create_dir_all(d).map_err(|e| EmberError::io(d.display(), e))?;
-        }
+        let prefix = work_dir_prefix(&config.executor_id, std::process::id());
+        let work_dirs = bases.iter().map(|b| create_work_dir(b, &prefix)).collect::<Result<Vec<PathBuf>>>()?;
         let shuffle = ShuffleFiles::new(
             work_dirs.iter().map(|d| d.join("shuffle")).collect(),
             config.executor_id.clone(),
@@ -166,6 +157,25 @@ fn task_memory_budget(config: &ExecutorConfig) -> Result<u64> {
 /// remove what it left.
 pub fn work_dir_prefix(executor_id: &str, pid: u32) -> String {
     format!("ember-{}-{pid}-", sanitize(executor_id))
+}
+
+/// Creates a new, empty work directory `<base>/<prefix><random hex>`. The name
+/// is never one that exists already: an executor killed with its driver (as
+/// `local-cluster` executors are, by `SIGKILL`) leaves its directory behind, and
+/// a later executor given the same id and, by pid reuse, the same pid must not
+/// find that executor's shuffle files and take them for its own.
+///
+/// Errors: `Io` when `base` cannot be created or written.
+fn create_work_dir(base: &Path, prefix: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(base).map_err(|e| EmberError::io(base.display(), e))?;
+    loop {
+        let dir = base.join(format!("{prefix}{:016x}", rand::random::<u64>()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(EmberError::io(dir.display(), e)),
+        }
+    }
 }
 
 /// Removes the work directories a dead executor process left under `bases`
@@ -366,5 +376,30 @@ impl ExecutorEnv for ExecutorServices {
         std::fs::rename(&tmp, &dest).map_err(|e| EmberError::io(dest.display(), e))?;
         *slot = Some(dest.clone());
         Ok(dest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_work_dir_is_always_new_and_empty_even_when_a_dead_executor_left_one_with_its_prefix() {
+        let base = tempfile::tempdir().unwrap();
+        let prefix = work_dir_prefix("1", std::process::id());
+        // What an executor of the same id and (reused) pid left behind.
+        let stale = base.path().join(format!("{prefix}0"));
+        std::fs::create_dir_all(stale.join("shuffle")).unwrap();
+        std::fs::write(stale.join("shuffle").join("shuffle_0_0.index"), [0u8; 16]).unwrap();
+        let a = create_work_dir(base.path(), &prefix).unwrap();
+        let b = create_work_dir(base.path(), &prefix).unwrap();
+        assert!(a != stale && b != stale && a != b, "{a:?} {b:?}");
+        assert_eq!(std::fs::read_dir(&a).unwrap().count(), 0);
+        // Both are found again by the prefix that cleans up after an executor.
+        remove_work_dirs(&[base.path().to_path_buf()], "1", std::process::id());
+        assert_eq!(std::fs::read_dir(base.path()).unwrap().count(), 0);
+        // A base that does not exist yet is created.
+        let nested = create_work_dir(&base.path().join("x/y"), &prefix).unwrap();
+        assert!(nested.is_dir());
     }
 }

@@ -18,10 +18,18 @@ pub struct Proc {
     lines: mpsc::Receiver<String>,
     pub seen: Arc<Mutex<Vec<String>>>,
     stdout: Option<std::thread::JoinHandle<String>>,
+    /// The process's `EMBER_LOCAL_DIRS` unless the test gave one: whatever a
+    /// killed driver's executors leave there goes with the test, not into /tmp.
+    _local_dirs: Option<tempfile::TempDir>,
 }
 
 impl Proc {
     pub fn spawn(mut cmd: Command) -> Proc {
+        let given = cmd.get_envs().any(|(k, _)| k == "EMBER_LOCAL_DIRS");
+        let local_dirs = (!given).then(|| tempfile::tempdir().expect("a temp dir for spark.local.dir"));
+        if let Some(dir) = &local_dirs {
+            cmd.env("EMBER_LOCAL_DIRS", dir.path());
+        }
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).spawn().expect("spawn");
         let stderr = child.stderr.take().expect("stderr");
         let mut stdout = child.stdout.take().expect("stdout");
@@ -39,7 +47,7 @@ impl Proc {
             let _ = stdout.read_to_string(&mut s);
             s
         });
-        Proc { child, lines, seen, stdout: Some(stdout) }
+        Proc { child, lines, seen, stdout: Some(stdout), _local_dirs: local_dirs }
     }
 
     /// The first stderr line containing `needle` (bounded wait).
