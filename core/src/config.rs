@@ -27,6 +27,7 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     ("spark.broadcast.blockSize", "4m", "broadcast piece size"),
     ("spark.broadcast.compress", "true", "compress broadcast values"),
     ("spark.broadcast.checksum", "true", "checksum each broadcast piece"),
+    ("spark.locality.wait", "3s", "how long a task waits for an executor holding its cached input"),
     ("spark.speculation", "false", "re-launch slow tasks"),
     ("spark.speculation.interval", "100ms", "how often to look for slow tasks"),
     ("spark.speculation.multiplier", "1.5", "how many times slower than the median a task must be"),

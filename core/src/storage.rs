@@ -9,6 +9,28 @@ use serde::{Deserialize, Serialize};
 /// The driver endpoint taking postcard `Vec<BlockUpdate>` (answer: empty).
 pub const BLOCK_MANAGER_MASTER: &str = "BlockManagerMaster";
 
+/// The driver endpoint answering where a cached partition is (Spark's
+/// `BlockManagerMaster.getLocations`): postcard [`BlockLocationsRequest`], answer
+/// postcard `Vec<BlockHolder>` (live executors other than the asker).
+pub const BLOCK_LOCATIONS: &str = "BlockLocations";
+
+/// Which cached partition an executor looks for, and who asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockLocationsRequest {
+    pub rdd_id: u64,
+    pub partition: usize,
+    /// Left out of the answer: it does not hold the partition, or it would not ask.
+    pub requester: String,
+}
+
+/// An executor holding a cached partition and where its block server listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockHolder {
+    pub executor_id: String,
+    /// `host:port` of the executor's block server.
+    pub block_address: String,
+}
+
 /// The status of one cached partition on one executor after a change (Spark's
 /// `BlockStatus` with its block id `rdd_<rddId>_<partition>`). Both sizes 0: the
 /// executor no longer holds it.

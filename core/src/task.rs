@@ -25,9 +25,10 @@ pub type AnyValue = Arc<dyn Any + Send + Sync>;
 /// A cached partition as the block store keeps it.
 #[derive(Clone)]
 pub enum CachedPartition {
-    /// Deserialized values (an `Arc<Vec<T>>`), with an estimate of their size and,
-    /// for MEMORY_AND_DISK, how to serialize them when they must move to disk.
-    Values { value: AnyValue, size: u64, to_bytes: Option<SerializeFn> },
+    /// Deserialized values (an `Arc<Vec<T>>`), with an estimate of their size and
+    /// how to serialize them (postcard of `Vec<T>`): to move a MEMORY_AND_DISK
+    /// partition to disk, or to serve it to a task on another executor.
+    Values { value: AnyValue, size: u64, to_bytes: SerializeFn },
     /// Serialized values (postcard of `Vec<T>`).
     Bytes(Arc<Vec<u8>>),
 }
@@ -45,6 +46,13 @@ pub trait ExecutorEnv: Send + Sync {
         reduce_index: u32,
     ) -> Result<Box<dyn Iterator<Item = std::result::Result<FetchedBlock, FetchFailure>>>>;
     fn cached_partition(&self, rdd_id: u64, split: usize) -> Option<CachedPartition>;
+    /// A cached partition another executor holds, serialized (postcard of
+    /// `Vec<T>`), fetched from the first holder the driver names that serves it
+    /// (Spark's `BlockManager.getRemoteValues`). `None`: no other executor holds
+    /// it, or none could serve it; the caller then computes the partition.
+    fn remote_cached_partition(&self, _rdd_id: u64, _split: usize) -> Option<Vec<u8>> {
+        None
+    }
     fn put_cached_partition(&self, rdd_id: u64, split: usize, level: StorageLevel, block: CachedPartition);
     /// A broadcast value, fetched and decoded once per executor.
     fn broadcast_value(&self, id: u64, decode: &dyn Fn(&[u8]) -> Result<AnyValue>) -> Result<AnyValue>;
@@ -291,6 +299,19 @@ impl TaskContext {
         }
     }
 
+    /// A cached partition read from the executor holding it, when another one
+    /// does; a copy that does not decode is logged and left to be recomputed.
+    pub(crate) fn remote_cached<T: Data>(&self, rdd_id: u64, split: usize) -> Option<Arc<Vec<T>>> {
+        let bytes = self.env.remote_cached_partition(rdd_id, split)?;
+        match postcard::from_bytes::<Vec<T>>(&bytes) {
+            Ok(values) => Some(Arc::new(values)),
+            Err(e) => {
+                tracing::warn!(rdd_id, partition = split, error = %e, "a remote cached block does not decode; recomputing it");
+                None
+            }
+        }
+    }
+
     pub(crate) fn cache<T: Data>(
         &self,
         rdd_id: u64,
@@ -305,10 +326,8 @@ impl TaskContext {
             }
             StorageLevel::MemoryOnly | StorageLevel::MemoryAndDisk => {
                 let size = estimate_size(&values);
-                let to_bytes: Option<SerializeFn> = (level == StorageLevel::MemoryAndDisk).then(|| {
-                    let values = values.clone();
-                    Arc::new(move || Ok(postcard::to_allocvec(&*values)?)) as SerializeFn
-                });
+                let shared = values.clone();
+                let to_bytes: SerializeFn = Arc::new(move || Ok(postcard::to_allocvec(&*shared)?));
                 CachedPartition::Values { value: values, size, to_bytes }
             }
         };

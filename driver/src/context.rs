@@ -24,7 +24,7 @@ use ember_core::rdd::{
 };
 use ember_core::security::{self, RpcSecurity};
 use ember_core::shuffle::ShuffleDepBase;
-use ember_core::storage::{BLOCK_MANAGER_MASTER, BlockUpdate};
+use ember_core::storage::{BLOCK_LOCATIONS, BLOCK_MANAGER_MASTER, BlockLocationsRequest, BlockUpdate};
 use ember_core::task::{PartitionFn, ResultStage, TaskMetricsSnapshot};
 use ember_core::text::{plan_record_splits, plan_splits, resolve_input_files};
 use ember_executor::{Executor, ExecutorConfig};
@@ -107,14 +107,17 @@ impl EmberContext {
         let speculation = SpeculationConf::from_conf(&conf)?;
         let memory = conf.get_bytes("spark.executor.memory", 1 << 30)?;
         let monitoring = Monitoring::start(&conf, &master_url)?;
-        let scheduler = TaskScheduler::with_bus(monitoring.bus.clone());
+        let locality_wait =
+            conf.get_duration("spark.locality.wait", crate::scheduler::task_scheduler::DEFAULT_LOCALITY_WAIT)?;
+        let scheduler = TaskScheduler::with_bus(monitoring.bus.clone(), locality_wait);
         let tracker = Arc::new(MapOutputTracker::default());
         let broadcasts = Arc::new(BroadcastManager::new(
             conf.get_bytes("spark.broadcast.blockSize", 4 << 20)?,
             conf.get_bool("spark.broadcast.checksum", true)?,
         ));
         let endpoints = Arc::new(Endpoints::default());
-        endpoints.register(BLOCK_MANAGER_MASTER, block_updates_to(monitoring.bus.clone()));
+        endpoints.register(BLOCK_MANAGER_MASTER, block_updates_to(monitoring.bus.clone(), scheduler.clone()));
+        endpoints.register(BLOCK_LOCATIONS, block_locations_from(scheduler.clone()));
         endpoints.register(EXECUTOR_LOG_URLS, log_urls_to(monitoring.bus.clone()));
         if let Some(m) = &monitoring.metrics {
             let uploads = broadcasts.clone();
@@ -502,10 +505,14 @@ impl BroadcastUploads {
 }
 
 /// The driver's `BlockManagerMaster` endpoint: executors' cached-block changes
-/// (postcard `Vec<BlockUpdate>`) become `SparkListenerBlockUpdated` events.
-fn block_updates_to(bus: Arc<ListenerBus>) -> EndpointHandler {
+/// (postcard `Vec<BlockUpdate>`) update where the scheduler finds cached
+/// partitions and become `SparkListenerBlockUpdated` events.
+fn block_updates_to(bus: Arc<ListenerBus>, scheduler: Arc<TaskScheduler>) -> EndpointHandler {
     Arc::new(move |message| {
         let updates: Vec<BlockUpdate> = postcard::from_bytes(&message)?;
+        for u in &updates {
+            scheduler.cache_locations().update(u);
+        }
         if bus.is_active() {
             let time_ms = listener::now_ms();
             for u in updates {
@@ -522,6 +529,16 @@ fn block_updates_to(bus: Arc<ListenerBus>) -> EndpointHandler {
             }
         }
         Ok(Vec::new())
+    })
+}
+
+/// The driver's `BlockLocations` endpoint: which other live executors hold a
+/// cached partition (postcard `BlockLocationsRequest`, answer postcard
+/// `Vec<BlockHolder>`).
+fn block_locations_from(scheduler: Arc<TaskScheduler>) -> EndpointHandler {
+    Arc::new(move |message| {
+        let r: BlockLocationsRequest = postcard::from_bytes(&message)?;
+        Ok(postcard::to_allocvec(&scheduler.block_holders(r.rdd_id, r.partition, &r.requester))?)
     })
 }
 
@@ -591,6 +608,7 @@ impl ContextInner {
 
     /// Frees every cached partition of an RDD on every executor.
     pub(crate) fn remove_rdd_blocks(&self, rdd_id: u64) {
+        self.scheduler.cache_locations().remove_rdd(rdd_id);
         if self.monitoring.bus.is_active() {
             self.monitoring
                 .bus

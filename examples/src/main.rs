@@ -6,8 +6,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ember_examples::RunConfig;
 use ember_examples::jobs::{
-    broadcast, diagnostics, gen_text, join, pi, robustness, security, shuffle_bench, stream_model, streaming, sumsq,
-    tasklist, terasort, wordcount,
+    broadcast, caching, diagnostics, gen_text, join, pi, robustness, security, shuffle_bench, stream_model, streaming,
+    sumsq, tasklist, terasort, wordcount,
 };
 use serde_json::Value;
 
@@ -167,6 +167,25 @@ enum Job {
         records: u64,
         #[arg(long)]
         disk: bool,
+        #[arg(long)]
+        pause_file: Option<String>,
+    },
+    /// A cached RDD with a non-deterministic map read by several actions;
+    /// prints how many times its partitions were computed and each action's checksum.
+    CacheReuse {
+        #[arg(long, default_value_t = 8)]
+        partitions: usize,
+        #[arg(long, default_value_t = 20_000)]
+        records: u64,
+        #[arg(long, default_value_t = 3)]
+        actions: usize,
+        /// memory, memory-ser, memory-and-disk or disk.
+        #[arg(long, default_value = "memory")]
+        level: String,
+        /// In the second action, fail the first attempt of this partition.
+        #[arg(long)]
+        fail_first_attempt_of: Option<usize>,
+        /// Wait for this file before the last action.
         #[arg(long)]
         pause_file: Option<String>,
     },
@@ -367,6 +386,19 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
         Job::Faulty { partitions, fail_partition } => diagnostics::faulty(&ctx()?, partitions, fail_partition)?,
         Job::CacheCheck { partitions, records, disk, pause_file } => {
             diagnostics::cache_check(&ctx()?, partitions, records, disk, pause_file.as_deref())?
+        }
+        Job::CacheReuse { partitions, records, actions, level, fail_first_attempt_of, pause_file } => {
+            let level = match level.as_str() {
+                "memory" => ember::prelude::StorageLevel::MemoryOnly,
+                "memory-ser" => ember::prelude::StorageLevel::MemoryOnlySer,
+                "memory-and-disk" => ember::prelude::StorageLevel::MemoryAndDisk,
+                "disk" => ember::prelude::StorageLevel::DiskOnly,
+                other => anyhow::bail!("--level {other}: expected memory, memory-ser, memory-and-disk or disk"),
+            };
+            caching::cache_reuse(
+                &ctx()?,
+                &caching::CacheReuseParams { partitions, records, actions, level, fail_first_attempt_of, pause_file },
+            )?
         }
         Job::SchedulerBench { tasks } => diagnostics::scheduler_bench(&config, tasks)?,
         Job::Straggler { tasks, records, base_ms, slow_executor, delay_ms, output } => diagnostics::straggler(

@@ -6,8 +6,8 @@ use ember_core::error::EmberError;
 use ember_core::pieces::BlobId;
 use ember_core::wire::v1::block_server_server::BlockServer;
 use ember_core::wire::v1::{
-    Chunk, Payload, PieceRequest, ResultRequest, ShuffleBlockRequest, StatsRequest, StreamBlockRequest,
-    StreamBlockUpload, UploadStatsReply,
+    CachedBlockRequest, Chunk, Payload, PieceRequest, ResultRequest, ShuffleBlockRequest, StatsRequest,
+    StreamBlockRequest, StreamBlockUpload, UploadStatsReply,
 };
 use ember_core::wire::{chunks, to_status};
 use parking_lot::Mutex;
@@ -48,6 +48,26 @@ impl BlockServer for BlockService {
     type FetchResultStream = ChunkStream;
     type FetchPieceStream = ChunkStream;
     type FetchStreamBlockStream = ChunkStream;
+    type FetchCachedBlockStream = ChunkStream;
+
+    async fn fetch_cached_block(
+        &self,
+        request: Request<CachedBlockRequest>,
+    ) -> Result<Response<Self::FetchCachedBlockStream>, Status> {
+        let r = request.into_inner();
+        let services = self.services.clone();
+        let partition = r.partition as usize;
+        let found = tokio::task::spawn_blocking(move || services.blocks.serialized(r.rdd_id, partition))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        match found {
+            Some(bytes) => Ok(Response::new(stream(Arc::new(bytes.map_err(to_status)?)))),
+            None => Err(to_status(EmberError::Internal(format!(
+                "rdd_{}_{partition} is not held by this executor",
+                r.rdd_id
+            )))),
+        }
+    }
 
     async fn fetch_shuffle_block(
         &self,

@@ -16,6 +16,8 @@ struct Entry {
     block: CachedPartition,
     size: u64,
     last_used: u64,
+    /// MEMORY_AND_DISK entries move to disk when evicted; others are dropped.
+    level: StorageLevel,
 }
 
 pub struct BlockStore {
@@ -77,32 +79,45 @@ impl BlockStore {
             let victim = *st.memory.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| k).expect("non-empty");
             let e = st.memory.remove(&victim).expect("present");
             st.used -= e.size;
-            spilled.push((victim, e.block));
+            spilled.push((victim, e.block, e.level));
         }
         if st.used + size <= self.budget {
             st.clock += 1;
             let last_used = st.clock;
             st.used += size;
-            st.memory.insert(key, Entry { block: block.clone(), size, last_used });
-        } else if level == StorageLevel::MemoryAndDisk {
-            spilled.push((key, block));
+            st.memory.insert(key, Entry { block: block.clone(), size, last_used, level });
+        } else {
+            spilled.push((key, block, level));
         }
         drop(st);
         let mut changed = vec![key];
-        changed.extend(spilled.iter().map(|(k, _)| *k).filter(|k| *k != key));
-        for (k, b) in spilled {
+        changed.extend(spilled.iter().map(|(k, _, _)| *k).filter(|k| *k != key));
+        for (k, b, level) in spilled {
+            // MEMORY_ONLY (and MEMORY_ONLY_SER) blocks are dropped, recomputed
+            // from lineage when needed.
+            if level != StorageLevel::MemoryAndDisk {
+                continue;
+            }
             match b {
-                CachedPartition::Values { to_bytes: Some(to_bytes), .. } => {
+                CachedPartition::Values { to_bytes, .. } => {
                     if let Ok(bytes) = to_bytes() {
                         self.write_disk(k, &bytes);
                     }
                 }
-                CachedPartition::Values { to_bytes: None, .. } | CachedPartition::Bytes(_) => {
-                    // MEMORY_ONLY: dropped, recomputed from lineage when needed.
-                }
+                CachedPartition::Bytes(bytes) => self.write_disk(k, &bytes),
             }
         }
         changed
+    }
+
+    /// A held partition serialized (postcard of its values) for a task on
+    /// another executor; `None` when it is not held here.
+    /// Errors: its values cannot be serialized.
+    pub fn serialized(&self, rdd_id: u64, split: usize) -> Option<ember_core::error::Result<Vec<u8>>> {
+        match self.get(rdd_id, split)? {
+            CachedPartition::Values { to_bytes, .. } => Some(to_bytes()),
+            CachedPartition::Bytes(bytes) => Some(Ok(bytes.to_vec())),
+        }
     }
 
     /// Where a partition is now: (bytes in memory, bytes on disk, in memory as
@@ -149,12 +164,10 @@ impl BlockStore {
 mod tests {
     use super::*;
 
-    fn values(size: u64, spill: bool) -> CachedPartition {
+    fn values(size: u64) -> CachedPartition {
         let v: Arc<Vec<u8>> = Arc::new(vec![7; size as usize]);
-        let to_bytes: Option<ember_core::task::SerializeFn> = spill.then(|| {
-            let v = v.clone();
-            Arc::new(move || Ok((*v).clone())) as ember_core::task::SerializeFn
-        });
+        let shared = v.clone();
+        let to_bytes: ember_core::task::SerializeFn = Arc::new(move || Ok((*shared).clone()));
         CachedPartition::Values { value: v, size, to_bytes }
     }
 
@@ -162,14 +175,14 @@ mod tests {
     fn evicts_least_recently_used_and_spills_memory_and_disk() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlockStore::new(100, dir.path().to_path_buf());
-        store.put(1, 0, StorageLevel::MemoryAndDisk, values(60, true));
-        store.put(2, 0, StorageLevel::MemoryOnly, values(30, false));
+        store.put(1, 0, StorageLevel::MemoryAndDisk, values(60));
+        store.put(2, 0, StorageLevel::MemoryOnly, values(30));
         assert!(store.get(1, 0).is_some()); // 1 is now more recent than 2
-        store.put(3, 0, StorageLevel::MemoryOnly, values(30, false));
+        store.put(3, 0, StorageLevel::MemoryOnly, values(30));
         // 2 (least recent, memory only) is gone; 1 stays in memory.
         assert!(store.get(2, 0).is_none());
         assert!(store.memory_used() <= 100);
-        store.put(4, 0, StorageLevel::MemoryOnly, values(90, false));
+        store.put(4, 0, StorageLevel::MemoryOnly, values(90));
         // 1 was evicted to disk, and still readable.
         assert!(matches!(store.get(1, 0), Some(CachedPartition::Bytes(_))));
         store.remove_rdd(1);
@@ -180,15 +193,15 @@ mod tests {
     fn a_put_reports_every_block_it_moved() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlockStore::new(100, dir.path().to_path_buf());
-        assert_eq!(store.put(1, 0, StorageLevel::MemoryAndDisk, values(60, true)), vec![(1, 0)]);
+        assert_eq!(store.put(1, 0, StorageLevel::MemoryAndDisk, values(60)), vec![(1, 0)]);
         assert_eq!(store.status(1, 0), (60, 0, true));
-        assert_eq!(store.put(2, 0, StorageLevel::MemoryOnly, values(30, false)), vec![(2, 0)]);
+        assert_eq!(store.put(2, 0, StorageLevel::MemoryOnly, values(30)), vec![(2, 0)]);
         // 1 is least recently used: it goes to disk, and 2 stays.
-        assert_eq!(store.put(3, 0, StorageLevel::MemoryOnly, values(50, false)), vec![(3, 0), (1, 0)]);
+        assert_eq!(store.put(3, 0, StorageLevel::MemoryOnly, values(50)), vec![(3, 0), (1, 0)]);
         assert_eq!(store.status(1, 0), (0, 60, false));
         assert_eq!(store.status(2, 0), (30, 0, true));
         // 2 (memory only) is dropped to make room.
-        assert_eq!(store.put(4, 0, StorageLevel::MemoryOnly, values(50, false)), vec![(4, 0), (2, 0)]);
+        assert_eq!(store.put(4, 0, StorageLevel::MemoryOnly, values(50)), vec![(4, 0), (2, 0)]);
         assert_eq!(store.status(2, 0), (0, 0, false));
     }
 }

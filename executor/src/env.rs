@@ -12,7 +12,7 @@ use ember_core::error::{EmberError, FetchFailure, Result};
 use ember_core::pieces::BlobId;
 use ember_core::rdd::StorageLevel;
 use ember_core::shuffle::{FetchedBlock, ShuffleWriter};
-use ember_core::storage::{BLOCK_MANAGER_MASTER, BlockUpdate};
+use ember_core::storage::{BLOCK_LOCATIONS, BLOCK_MANAGER_MASTER, BlockHolder, BlockLocationsRequest, BlockUpdate};
 use ember_core::task::{AnyValue, CachedPartition, ExecutorEnv};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -275,6 +275,41 @@ impl ExecutorEnv for ExecutorServices {
 
     fn cached_partition(&self, rdd_id: u64, split: usize) -> Option<CachedPartition> {
         self.blocks.get(rdd_id, split)
+    }
+
+    fn remote_cached_partition(&self, rdd_id: u64, split: usize) -> Option<Vec<u8>> {
+        // In-process (local mode) every task shares this one block store.
+        if self.config.advertise_address.is_empty() {
+            return None;
+        }
+        let request = BlockLocationsRequest { rdd_id, partition: split, requester: self.config.executor_id.clone() };
+        let holders = postcard::to_allocvec(&request)
+            .map_err(EmberError::from)
+            .and_then(|message| self.driver.ask(BLOCK_LOCATIONS, message))
+            .and_then(|reply| Ok(postcard::from_bytes::<Vec<BlockHolder>>(&reply)?));
+        let holders = match holders {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::debug!(rdd_id, partition = split, error = %e, "cannot ask the driver where a cached block is");
+                return None;
+            }
+        };
+        for holder in holders.iter().filter(|h| h.block_address != self.config.advertise_address) {
+            match self.fetcher.fetch_cached_block(&holder.block_address, rdd_id, split) {
+                Ok(bytes) => {
+                    tracing::debug!(rdd_id, partition = split, executor_id = %holder.executor_id, bytes = bytes.len(), "read a cached block remotely");
+                    return Some(bytes);
+                }
+                Err(e) => tracing::info!(
+                    rdd_id,
+                    partition = split,
+                    executor_id = %holder.executor_id,
+                    error = %e,
+                    "a cached block's holder did not serve it; trying the next or recomputing"
+                ),
+            }
+        }
+        None
     }
 
     fn put_cached_partition(&self, rdd_id: u64, split: usize, level: StorageLevel, block: CachedPartition) {

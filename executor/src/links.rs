@@ -55,6 +55,12 @@ pub trait BlockFetcher: Send + Sync {
         Err(EmberError::Internal(format!("stream block {block_id} is on {address}, which this mode cannot reach")))
     }
 
+    /// A cached RDD partition, serialized, from the executor whose block server is at `address`.
+    /// Errors: that executor is unreachable or no longer holds it.
+    fn fetch_cached_block(&self, address: &str, rdd_id: u64, partition: usize) -> Result<Vec<u8>> {
+        Err(EmberError::Internal(format!("rdd_{rdd_id}_{partition} is on {address}, which this mode cannot reach")))
+    }
+
     /// Stores a copy of a received stream block on the executor at `address`.
     fn replicate_stream_block(&self, address: &str, block_id: &str, _bytes: Arc<Vec<u8>>) -> Result<()> {
         Err(EmberError::Internal(format!("cannot replicate stream block {block_id} to {address} in this mode")))

@@ -18,9 +18,9 @@ use ember_core::wire::v1::block_server_client::BlockServerClient;
 use ember_core::wire::v1::block_server_server::BlockServerServer;
 use ember_core::wire::v1::driver_client::DriverClient;
 use ember_core::wire::v1::{
-    self, AskRequest, BlobRequest, ExecutorMessage, Heartbeat, HoldersRequest, MapOutputsRequest, PieceRequest,
-    Register, RegisterPieceRequest, ShuffleBlockRequest, StreamBlockRequest, StreamBlockUpload, TaskStatus,
-    driver_command, executor_message,
+    self, AskRequest, BlobRequest, CachedBlockRequest, ExecutorMessage, Heartbeat, HoldersRequest, MapOutputsRequest,
+    PieceRequest, Register, RegisterPieceRequest, ShuffleBlockRequest, StreamBlockRequest, StreamBlockUpload,
+    TaskStatus, driver_command, executor_message,
 };
 use ember_core::wire::{MAX_MESSAGE_BYTES, from_status};
 use parking_lot::Mutex;
@@ -584,6 +584,24 @@ impl BlockFetcher for RemoteBlocks {
             .await
             .unwrap_or_else(|_| Err(EmberError::Internal(format!("fetching a stream block from {address} timed out"))))
         })
+    }
+
+    fn fetch_cached_block(&self, address: &str, rdd_id: u64, partition: usize) -> Result<Vec<u8>> {
+        let mut client = self.client(address)?;
+        let req = CachedBlockRequest { rdd_id, partition: partition as u64 };
+        let timeout = self.fetch_timeout;
+        self.handle
+            .block_on(async move {
+                tokio::time::timeout(timeout, async { collect_chunks(client.fetch_cached_block(req).await).await })
+                    .await
+            })
+            .unwrap_or_else(|_| {
+                Err(EmberError::Timeout {
+                    what: format!("the block server at {address} (cached block rdd_{rdd_id}_{partition})"),
+                    after_ms: timeout.as_millis() as u64,
+                    setting: "spark.network.timeout".into(),
+                })
+            })
     }
 
     fn replicate_stream_block(&self, address: &str, block_id: &str, bytes: Arc<Vec<u8>>) -> Result<()> {

@@ -122,6 +122,21 @@ pub trait RddBase: Send + Sync + 'static {
     fn meta(&self) -> &RddMeta;
     fn num_partitions(&self) -> usize;
     fn dependencies(&self) -> Vec<Dependency>;
+    /// The partitions of its narrow parents that partition `split` reads, as
+    /// (index into `dependencies()`, parent partition) (Spark's
+    /// `NarrowDependency.getParents`). The default is one-to-one: partition
+    /// `split` of every narrow parent that has one. The scheduler follows these
+    /// to find where a task's cached input lives.
+    fn narrow_parent_partitions(&self, split: usize) -> Vec<(usize, usize)> {
+        self.dependencies()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| match d {
+                Dependency::Narrow(p) if split < p.num_partitions() => Some((i, split)),
+                _ => None,
+            })
+            .collect()
+    }
     /// Operation name for logs and the UI (`map`, `textFile`, `reduceByKey`, …).
     fn op_name(&self) -> &'static str;
     fn as_encode(&self) -> &dyn Encode;
@@ -145,6 +160,11 @@ pub fn iterate<T: Data>(rdd: &Arc<dyn RddNode<T>>, split: usize, ctx: &TaskConte
     }
     let id = rdd.meta().id;
     if let Some(values) = ctx.cached::<T>(id, split)? {
+        return Ok(killable(iter_shared(values), ctx));
+    }
+    // Held by another executor: read it from there, as Spark does, rather
+    // than compute it a second time (it is not cached here too).
+    if let Some(values) = ctx.remote_cached::<T>(id, split) {
         return Ok(killable(iter_shared(values), ctx));
     }
     let values: Vec<T> = rdd.compute(split, ctx)?.collect();

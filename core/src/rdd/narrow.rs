@@ -133,6 +133,9 @@ impl<T: Data> RddBase for UnionRdd<T> {
     fn dependencies(&self) -> Vec<Dependency> {
         self.parents.iter().map(|p| Dependency::Narrow(p.arc())).collect()
     }
+    fn narrow_parent_partitions(&self, split: usize) -> Vec<(usize, usize)> {
+        locate_split(self.counts.iter().copied(), split).into_iter().collect()
+    }
     fn op_name(&self) -> &'static str {
         "union"
     }
@@ -192,6 +195,9 @@ impl<T: Data> RddBase for CoalescedRdd<T> {
     fn dependencies(&self) -> Vec<Dependency> {
         vec![Dependency::Narrow(self.parent.arc())]
     }
+    fn narrow_parent_partitions(&self, split: usize) -> Vec<(usize, usize)> {
+        self.groups.get(split).map(|g| g.iter().map(|&p| (0, p)).collect()).unwrap_or_default()
+    }
     fn op_name(&self) -> &'static str {
         "coalesce"
     }
@@ -246,6 +252,10 @@ impl<T: Data, U: Data> RddBase for CartesianRdd<T, U> {
     }
     fn dependencies(&self) -> Vec<Dependency> {
         vec![Dependency::Narrow(self.a.arc()), Dependency::Narrow(self.b.arc())]
+    }
+    fn narrow_parent_partitions(&self, split: usize) -> Vec<(usize, usize)> {
+        let nb = self.b.num_partitions().max(1);
+        vec![(0, split / nb), (1, split % nb)]
     }
     fn op_name(&self) -> &'static str {
         "cartesian"

@@ -209,6 +209,31 @@ pub struct TaskInfo {
     pub launch_time_ms: u64,
     /// A speculative copy of a slow attempt.
     pub speculative: bool,
+    /// Whether it ran where its cached input is (event logs written before
+    /// this field read as `ANY`).
+    #[serde(default)]
+    pub locality: TaskLocality,
+}
+
+/// Spark's `TaskLocality` as far as Ember schedules it: `PROCESS_LOCAL` (on an
+/// executor holding the task's cached input, or a task with no preference)
+/// or `ANY` (elsewhere, after `spark.locality.wait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskLocality {
+    ProcessLocal,
+    #[default]
+    Any,
+}
+
+impl TaskLocality {
+    /// Spark's name: `PROCESS_LOCAL` or `ANY`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskLocality::ProcessLocal => "PROCESS_LOCAL",
+            TaskLocality::Any => "ANY",
+        }
+    }
 }
 
 /// A task attempt was launched on an executor.

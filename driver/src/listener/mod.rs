@@ -296,6 +296,7 @@ mod tests {
     fn events_round_trip_through_json_with_spark_names() {
         let e = Event::TaskEnd(TaskEnd {
             task: TaskInfo {
+                locality: TaskLocality::ProcessLocal,
                 task_id: 7,
                 stage_id: 2,
                 stage_attempt: 0,

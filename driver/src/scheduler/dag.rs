@@ -292,6 +292,7 @@ impl<'a> JobRunner<'a> {
                 continue;
             }
             let desc = self.new_attempt(stage, partition);
+            let preferred = self.cx.scheduler.cache_locations().preferred_executors(&self.stages[stage].rdd, partition);
             tasks.push(PendingTask {
                 desc,
                 events: self.events_sender.clone(),
@@ -301,6 +302,7 @@ impl<'a> JobRunner<'a> {
                     None
                 },
                 speculative: false,
+                preferred,
             });
         }
         if !tasks.is_empty() {
@@ -497,6 +499,8 @@ impl<'a> JobRunner<'a> {
             events: self.events_sender.clone(),
             exclude_executor: Some(original.executor_id.clone()),
             speculative: true,
+            // A copy is for a task already late: it runs at the first free slot.
+            preferred: Vec::new(),
         });
     }
 

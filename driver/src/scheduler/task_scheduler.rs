@@ -1,15 +1,25 @@
 //! The task scheduler: knows the executors and their free slots, launches pending
 //! tasks FIFO (speculative copies first, never on the executor they must avoid),
 //! and routes every outcome back to the job that submitted it.
+//!
+//! Locality is delay scheduling (Zaharia et al., "Delay Scheduling", EuroSys
+//! 2010; Spark's `TaskSetManager`): a task whose cached input is on some
+//! executors waits up to `spark.locality.wait` for a free slot on one of them
+//! (`PROCESS_LOCAL`) before it runs anywhere (`ANY`) and reads that input remotely.
 
-use crate::listener::{self, Event, ListenerBus};
+use super::cache_locations::CacheLocations;
+use crate::listener::{self, Event, ListenerBus, TaskLocality};
 use crossbeam_channel::Sender;
 use ember_core::protocol::{TaskDescription, TaskOutcome};
+use ember_core::storage::BlockHolder;
 use ember_core::task::TaskAttempt;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
+
+/// Spark's default `spark.locality.wait`.
+pub const DEFAULT_LOCALITY_WAIT: Duration = Duration::from_secs(3);
 
 /// How the scheduler reaches one executor (in-process or over gRPC).
 pub trait ExecutorLink: Send + Sync {
@@ -50,11 +60,36 @@ pub struct PendingTask {
     pub exclude_executor: Option<String>,
     /// A speculative copy of a slow attempt (reported to listeners).
     pub speculative: bool,
+    /// Executors holding the task's cached input (empty: no preference).
+    pub preferred: Vec<String>,
 }
 
 impl PendingTask {
     fn may_run_on(&self, executor_id: &str) -> bool {
         self.exclude_executor.as_deref() != Some(executor_id)
+    }
+}
+
+/// A pending task and since when it waits.
+struct Queued {
+    task: PendingTask,
+    since: Instant,
+}
+
+impl Queued {
+    fn prefers(&self, executor_id: &str) -> bool {
+        self.task.preferred.iter().any(|p| p == executor_id)
+    }
+
+    /// Until when the task holds out for a preferred executor (`None`: it may
+    /// run anywhere now: no preference, none of its executors is alive and
+    /// allowed, or it has waited `wait`).
+    fn held_until(&self, wait: Duration, executors: &HashMap<String, ExecutorSlot>) -> Option<Instant> {
+        if !self.task.preferred.iter().any(|p| executors.contains_key(p) && self.task.may_run_on(p)) {
+            return None;
+        }
+        let until = self.since + wait;
+        (Instant::now() < until).then_some(until)
     }
 }
 
@@ -77,28 +112,70 @@ struct State {
     executors: HashMap<String, ExecutorSlot>,
     /// Registration order, so launches spread over executors the same way every run.
     order: Vec<String>,
-    pending: VecDeque<PendingTask>,
+    pending: VecDeque<Queued>,
     running: HashMap<u64, RunningTask>,
     /// Jobs to tell when an executor is lost.
     listeners: Vec<Sender<JobEvent>>,
     next_executor: usize,
 }
 
-#[derive(Default)]
 pub struct TaskScheduler {
     state: Mutex<State>,
     /// Told of every executor added or removed and every task started or ended.
     bus: Arc<ListenerBus>,
+    /// Where cached partitions are.
+    cache: CacheLocations,
+    /// `spark.locality.wait`: how long a task waits for an executor holding its input.
+    locality_wait: Duration,
+    /// Wakes the locality timer when tasks are queued.
+    queued: Condvar,
 }
 
 impl TaskScheduler {
+    /// A scheduler without listeners, waiting `DEFAULT_LOCALITY_WAIT` for locality.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Self::with_bus(Arc::default(), DEFAULT_LOCALITY_WAIT)
     }
 
-    /// A scheduler that posts executor and task events on `bus`.
-    pub fn with_bus(bus: Arc<ListenerBus>) -> Arc<Self> {
-        Arc::new(Self { state: Mutex::default(), bus })
+    /// A scheduler that posts executor and task events on `bus` and lets a task
+    /// wait up to `locality_wait` for an executor holding its cached input
+    /// (zero: launch anywhere at once).
+    pub fn with_bus(bus: Arc<ListenerBus>, locality_wait: Duration) -> Arc<Self> {
+        let scheduler = Arc::new(Self {
+            state: Mutex::default(),
+            bus,
+            cache: CacheLocations::default(),
+            locality_wait,
+            queued: Condvar::new(),
+        });
+        if !locality_wait.is_zero() {
+            let weak = Arc::downgrade(&scheduler);
+            std::thread::Builder::new()
+                .name("locality-timer".into())
+                .spawn(move || locality_timer(weak))
+                .expect("spawn the locality timer");
+        }
+        scheduler
+    }
+
+    /// Where cached partitions are (fed by executors' block updates).
+    pub fn cache_locations(&self) -> &CacheLocations {
+        &self.cache
+    }
+
+    /// The live executors other than `requester` holding a cached partition,
+    /// with their block-server addresses (the `BlockLocations` endpoint).
+    pub fn block_holders(&self, rdd_id: u64, split: usize, requester: &str) -> Vec<BlockHolder> {
+        let holders = self.cache.holders(rdd_id, split);
+        let st = self.state.lock();
+        holders
+            .into_iter()
+            .filter(|id| id != requester)
+            .filter_map(|id| {
+                let address = st.executors.get(&id)?.link.address();
+                (!address.is_empty()).then_some(BlockHolder { executor_id: id, block_address: address })
+            })
+            .collect()
     }
 
     /// The bus executor and task events go to.
@@ -142,16 +219,19 @@ impl TaskScheduler {
 
     pub fn submit(&self, tasks: Vec<PendingTask>) {
         let mut st = self.state.lock();
-        st.pending.extend(tasks);
+        let since = Instant::now();
+        st.pending.extend(tasks.into_iter().map(|task| Queued { task, since }));
         self.launch_ready(&mut st);
+        self.queued.notify_all();
     }
 
     /// Queues a speculative copy ahead of the ordinary pending tasks: it stands for
     /// a task that is already holding its stage up.
     pub fn submit_speculative(&self, task: PendingTask) {
         let mut st = self.state.lock();
-        st.pending.push_front(task);
+        st.pending.push_front(Queued { task, since: Instant::now() });
         self.launch_ready(&mut st);
+        self.queued.notify_all();
     }
 
     /// Where a launched task runs and for how long it has (None: pending or ended).
@@ -179,7 +259,7 @@ impl TaskScheduler {
     /// outcome); a running one is told to stop and reports its outcome as usual.
     pub fn kill_task(&self, task_id: u64) {
         let mut st = self.state.lock();
-        if let Some(pos) = st.pending.iter().position(|t| t.desc.attempt.task_id == task_id) {
+        if let Some(pos) = st.pending.iter().position(|q| q.task.desc.attempt.task_id == task_id) {
             st.pending.remove(pos);
             return;
         }
@@ -192,7 +272,7 @@ impl TaskScheduler {
 
     /// Drops tasks of a finished job that were never launched.
     pub fn cancel_pending(&self, job_id: u64) {
-        self.state.lock().pending.retain(|t| t.desc.job_id != job_id);
+        self.state.lock().pending.retain(|q| q.task.desc.job_id != job_id);
     }
 
     /// An executor is gone: its running tasks are reported lost (they will be
@@ -202,6 +282,7 @@ impl TaskScheduler {
         if st.executors.remove(executor_id).is_none() {
             return;
         }
+        self.cache.remove_executor(executor_id);
         st.order.retain(|e| e != executor_id);
         let lost: Vec<u64> =
             st.running.iter().filter(|(_, r)| r.executor_id == executor_id).map(|(id, _)| *id).collect();
@@ -236,7 +317,9 @@ impl TaskScheduler {
                 return;
             }
             // Round-robin over executors with a free slot; each takes the first
-            // pending task allowed to run on it.
+            // pending task allowed to run on it that prefers it, else the first
+            // allowed one not holding out for another executor.
+            let wait = self.locality_wait;
             let pick = (0..n).map(|i| (st.next_executor + i) % n).find_map(|i| {
                 let executor_id = &st.order[i];
                 let e = &st.executors[executor_id];
@@ -245,19 +328,30 @@ impl TaskScheduler {
                 }
                 // With one executor left, exclusions cannot be honoured: run there
                 // rather than wait for an executor that may never come.
-                st.pending.iter().position(|t| n == 1 || t.may_run_on(executor_id)).map(|pos| (i, pos))
+                let allowed = |q: &Queued| n == 1 || q.task.may_run_on(executor_id);
+                let local = st.pending.iter().position(|q| allowed(q) && q.prefers(executor_id));
+                local
+                    .or_else(|| {
+                        st.pending.iter().position(|q| allowed(q) && q.held_until(wait, &st.executors).is_none())
+                    })
+                    .map(|pos| (i, pos))
             });
             let Some((i, pos)) = pick else { return };
             st.next_executor = (i + 1) % n;
             let executor_id = st.order[i].clone();
-            let task = st.pending.remove(pos).expect("found above");
+            let Queued { task, .. } = st.pending.remove(pos).expect("found above");
+            let locality = if task.preferred.is_empty() || task.preferred.contains(&executor_id) {
+                TaskLocality::ProcessLocal
+            } else {
+                TaskLocality::Any
+            };
             let exec = st.executors.get_mut(&executor_id).expect("listed executor");
             exec.running += 1;
             let link = exec.link.clone();
             let info = self
                 .bus
                 .is_active()
-                .then(|| task_info(task.desc.attempt, &executor_id, link.address(), task.speculative));
+                .then(|| task_info(task.desc.attempt, &executor_id, link.address(), task.speculative, locality));
             if let Some(info) = &info {
                 self.bus.post(Event::TaskStart(listener::TaskStart { task: info.clone() }));
             }
@@ -270,7 +364,27 @@ impl TaskScheduler {
     }
 }
 
-fn task_info(attempt: TaskAttempt, executor_id: &str, host: String, speculative: bool) -> listener::TaskInfo {
+/// Launches tasks whose locality wait ran out while no event came; ends with the scheduler.
+fn locality_timer(scheduler: Weak<TaskScheduler>) {
+    // Long enough to cost nothing, short enough that a dropped scheduler's
+    // thread ends soon after.
+    const IDLE: Duration = Duration::from_secs(1);
+    while let Some(s) = scheduler.upgrade() {
+        let mut st = s.state.lock();
+        let next = st.pending.iter().filter_map(|q| q.held_until(s.locality_wait, &st.executors)).min();
+        let until = next.unwrap_or_else(|| Instant::now() + IDLE).min(Instant::now() + IDLE);
+        s.queued.wait_until(&mut st, until);
+        s.launch_ready(&mut st);
+    }
+}
+
+fn task_info(
+    attempt: TaskAttempt,
+    executor_id: &str,
+    host: String,
+    speculative: bool,
+    locality: TaskLocality,
+) -> listener::TaskInfo {
     listener::TaskInfo {
         task_id: attempt.task_id,
         stage_id: attempt.stage_id,
@@ -281,6 +395,7 @@ fn task_info(attempt: TaskAttempt, executor_id: &str, host: String, speculative:
         host,
         launch_time_ms: listener::now_ms(),
         speculative,
+        locality,
     }
 }
 

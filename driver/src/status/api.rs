@@ -130,7 +130,7 @@ pub fn task(t: &TaskData) -> Value {
         "executorId": i.executor_id,
         "host": i.host,
         "status": t.status_str(),
-        "taskLocality": "ANY",
+        "taskLocality": i.locality.as_str(),
         "speculative": i.speculative,
     });
     if let Some(m) = &t.metrics {

@@ -685,7 +685,7 @@ impl Listener for StoreListener {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::listener::{ApplicationEnd, JobStart, StageInfo, StageSubmitted, TaskInfo, TaskStart};
+    use crate::listener::{ApplicationEnd, JobStart, StageInfo, StageSubmitted, TaskInfo, TaskLocality, TaskStart};
 
     #[test]
     fn an_ended_application_has_no_active_jobs_even_when_job_ends_were_lost() {
@@ -707,6 +707,7 @@ mod tests {
         }));
         s.apply(&Event::StageSubmitted(StageSubmitted { job_id: 0, time_ms: 1, stage }));
         let task = TaskInfo {
+            locality: TaskLocality::ProcessLocal,
             task_id: 0,
             stage_id: 0,
             stage_attempt: 0,
@@ -803,6 +804,7 @@ mod tests {
             s.apply(&Event::StageSubmitted(StageSubmitted { job_id, time_ms: 1, stage }));
             for partition in 0..5 {
                 let task = TaskInfo {
+                    locality: TaskLocality::ProcessLocal,
                     task_id: job_id * 10 + partition as u64,
                     stage_id: job_id as u32,
                     stage_attempt: 0,

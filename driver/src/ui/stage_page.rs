@@ -148,7 +148,7 @@ fn task_rows(st: &StageData) -> Markup {
     html! {
         table.tasks {
             thead { tr {
-                th { "Index" } th { "Task ID" } th { "Attempt" } th { "Status" } th { "Speculative" }
+                th { "Index" } th { "Task ID" } th { "Attempt" } th { "Status" } th { "Locality Level" } th { "Speculative" }
                 th { "Executor ID" } th { "Host" } th { "Launch Time" } th { "Duration" } th { "Scheduler Delay" }
                 th { "Shuffle Read Size / Records" } th { "Shuffle Write Size / Records" } th { "Spill (Disk)" }
                 th { "Errors" }
@@ -160,6 +160,7 @@ fn task_rows(st: &StageData) -> Markup {
                         td.num { (t.info.task_id) }
                         td.num { (t.info.attempt) }
                         td { (t.status_str()) }
+                        td { (t.info.locality.as_str()) }
                         td { @if t.info.speculative { "true" } @else { "false" } }
                         td { (t.info.executor_id) }
                         td { (t.info.host) }

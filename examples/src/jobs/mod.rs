@@ -1,6 +1,7 @@
 //! One module per job.
 
 pub mod broadcast;
+pub mod caching;
 pub mod diagnostics;
 pub mod gen_text;
 pub mod join;
