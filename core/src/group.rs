@@ -7,6 +7,7 @@
 
 use crate::data::{BoxIter, Data, Key};
 use crate::error::{Result, raise};
+use crate::memory::MemoryReservation;
 use crate::shuffle::sorter::SpillConfig;
 use crate::shuffle::spill::{SizeEstimate, SpillFile, SpillWriter};
 use serde::de::DeserializeOwned;
@@ -124,11 +125,18 @@ struct GroupBuilder<V> {
     values: Vec<V>,
     size: SizeEstimate,
     spilled: Option<SpillWriter>,
+    /// The values' memory, reserved from the task's execution memory.
+    reservation: MemoryReservation,
 }
 
 impl<V: Data> GroupBuilder<V> {
-    fn new() -> Self {
-        Self { values: Vec::new(), size: SizeEstimate::new::<V>(), spilled: None }
+    fn new(config: &SpillConfig) -> Self {
+        Self {
+            values: Vec::new(),
+            size: SizeEstimate::new::<V>(),
+            spilled: None,
+            reservation: config.memory.reservation(),
+        }
     }
 
     fn push(&mut self, v: V, config: &SpillConfig) -> Result<()> {
@@ -137,12 +145,15 @@ impl<V: Data> GroupBuilder<V> {
         }
         self.size.observe(&v);
         self.values.push(v);
-        if self.values.len().is_multiple_of(256) && self.size.bytes(self.values.capacity()) > config.budget {
+        if self.values.len().is_multiple_of(256)
+            && !self.reservation.try_grow_to(self.size.bytes(self.values.capacity()))
+        {
             let mut w = SpillWriter::create(&config.dir, config.compress)?;
             for v in self.values.drain(..) {
                 w.write(&v)?;
             }
             self.values = Vec::new();
+            self.reservation.release();
             self.spilled = Some(w);
         }
         Ok(())
@@ -174,7 +185,7 @@ impl<K: Key, V: Data> GroupByHash<K, V> {
 
     fn next_hash(&mut self) -> Result<bool> {
         let Some((hash, k, v)) = self.input.next() else { return Ok(false) };
-        let mut keys: Vec<(K, GroupBuilder<V>)> = vec![(k, GroupBuilder::new())];
+        let mut keys: Vec<(K, GroupBuilder<V>)> = vec![(k, GroupBuilder::new(&self.config))];
         keys[0].1.push(v, &self.config)?;
         while let Some((h, _, _)) = self.input.peek() {
             if *h != hash {
@@ -184,7 +195,7 @@ impl<K: Key, V: Data> GroupByHash<K, V> {
             let at = match keys.iter().position(|(g, _)| *g == k) {
                 Some(i) => i,
                 None => {
-                    keys.push((k, GroupBuilder::new()));
+                    keys.push((k, GroupBuilder::new(&self.config)));
                     keys.len() - 1
                 }
             };
@@ -217,7 +228,11 @@ mod tests {
     #[test]
     fn a_group_larger_than_the_budget_is_spilled_and_reads_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let config = SpillConfig { budget: 64 << 10, dir: dir.path().to_path_buf(), compress: true };
+        let config = SpillConfig {
+            memory: crate::memory::TaskMemory::fixed(64 << 10),
+            dir: dir.path().to_path_buf(),
+            compress: true,
+        };
         let mut input: Vec<(u64, u32, String)> = (0..50_000u32).map(|i| (7, 1, format!("value {i}"))).collect();
         input.extend((0..10u32).map(|i| (7, 2, format!("other {i}"))));
         input.push((9, 3, "x".into()));

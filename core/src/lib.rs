@@ -16,6 +16,7 @@ pub mod framed;
 pub mod group;
 pub mod lineage;
 pub mod lz4;
+pub mod memory;
 pub mod partitioner;
 pub mod pieces;
 pub mod protocol;

@@ -6,6 +6,7 @@ use crate::config::Conf;
 use crate::data::{BoxIter, Data};
 use crate::error::{EmberError, FetchFailure, Result};
 use crate::lineage::{AnyNode, DecodeFn, Encode, LineageReader, LineageWriter};
+use crate::memory::{ExecutionMemory, TaskMemory};
 use crate::rdd::{RddNode, StorageLevel, iterate};
 use crate::shuffle::sorter::{SpillConfig, SpillStats};
 use crate::shuffle::{FetchedBlock, ShuffleWriter};
@@ -58,9 +59,9 @@ pub trait ExecutorEnv: Send + Sync {
     fn broadcast_value(&self, id: u64, decode: &dyn Fn(&[u8]) -> Result<AnyValue>) -> Result<AnyValue>;
     /// Local path of a file shipped with `addFile`.
     fn file_path(&self, name: &str) -> Result<PathBuf>;
-    /// Bytes one task may hold in shuffle, aggregation and sort buffers before
-    /// spilling them to disk.
-    fn task_memory_budget(&self) -> u64;
+    /// The executor's execution memory, shared by the shuffle, aggregation and
+    /// sort buffers of all its running tasks.
+    fn execution_memory(&self) -> Arc<ExecutionMemory>;
     /// Directory for spill files.
     fn spill_dir(&self) -> PathBuf;
     /// Asks the driver's endpoint `endpoint` (see `crate::endpoint`).
@@ -164,6 +165,15 @@ pub struct TaskContext {
     /// Set by the executor when the driver kills this attempt (e.g. the losing
     /// copy of a speculated task); checked by `iterate` and by long-running user code.
     killed: Arc<AtomicBool>,
+    /// This attempt's share of the executor's execution memory, released when
+    /// the context is dropped.
+    memory: TaskMemory,
+}
+
+impl Drop for TaskContext {
+    fn drop(&mut self) {
+        self.memory.pool().release_task(self.attempt.task_id);
+    }
 }
 
 thread_local! {
@@ -187,7 +197,9 @@ impl TaskContext {
     /// A context whose attempt stops when `killed` is set.
     pub fn with_kill_flag(env: Arc<dyn ExecutorEnv>, attempt: TaskAttempt, killed: Arc<AtomicBool>) -> Self {
         let shuffle_compress = env.conf().get_bool("spark.shuffle.compress", true).unwrap_or(true);
+        let memory = TaskMemory::new(env.execution_memory(), attempt.task_id);
         Self {
+            memory,
             env,
             attempt,
             metrics: Arc::new(TaskMetrics::default()),
@@ -241,13 +253,9 @@ impl TaskContext {
         self.shuffle_compress
     }
 
-    /// Where and within what budget this task's buffers spill.
+    /// Where this task's buffers spill, and the memory they reserve from.
     pub fn spill_config(&self) -> SpillConfig {
-        SpillConfig {
-            budget: self.env.task_memory_budget(),
-            dir: self.env.spill_dir(),
-            compress: self.shuffle_compress,
-        }
+        SpillConfig { memory: self.memory.clone(), dir: self.env.spill_dir(), compress: self.shuffle_compress }
     }
 
     /// Whether the driver asked this attempt to stop (Spark's `TaskContext.isInterrupted`).

@@ -9,6 +9,7 @@ use crate::stream_blocks::StreamBlocks;
 use crate::torrent::Torrent;
 use ember_core::config::Conf;
 use ember_core::error::{EmberError, FetchFailure, Result};
+use ember_core::memory::ExecutionMemory;
 use ember_core::pieces::BlobId;
 use ember_core::rdd::StorageLevel;
 use ember_core::shuffle::{FetchedBlock, ShuffleWriter};
@@ -51,7 +52,7 @@ pub struct ExecutorServices {
     fetcher: Arc<dyn BlockFetcher>,
     broadcasts: Mutex<HashMap<u64, Once<AnyValue>>>,
     files: Mutex<HashMap<String, Once<PathBuf>>>,
-    task_memory_budget: u64,
+    execution_memory: Arc<ExecutionMemory>,
     next_spill_dir: AtomicUsize,
 }
 
@@ -69,7 +70,7 @@ impl ExecutorServices {
             config.executor_id.clone(),
             config.advertise_address.clone(),
         )?;
-        let task_memory_budget = task_memory_budget(&config)?;
+        let execution_memory = ExecutionMemory::new(execution_memory_bytes(&config)?);
         let blocks = BlockStore::new(config.memory_bytes, work_dirs[0].join("blocks"));
         let pieces = PieceStore::new(work_dirs[0].join("pieces"))?;
         // Received blocks share the storage memory with cached partitions in
@@ -86,7 +87,7 @@ impl ExecutorServices {
             fetcher,
             broadcasts: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
-            task_memory_budget,
+            execution_memory,
             next_spill_dir: AtomicUsize::new(0),
         }))
     }
@@ -141,15 +142,14 @@ impl ExecutorServices {
     }
 }
 
-/// Each task slot's equal share of the execution memory, `spark.executor.memory`
-/// times `spark.memory.fraction` (Spark gives each of N running tasks between
-/// 1/2N and 1/N of that pool; a fixed share keeps every task's bound known).
-fn task_memory_budget(config: &ExecutorConfig) -> Result<u64> {
+/// The execution memory all running tasks share: `spark.executor.memory` times
+/// `spark.memory.fraction` (see `ember_core::memory`).
+fn execution_memory_bytes(config: &ExecutorConfig) -> Result<u64> {
     let fraction = config.conf.get_f64("spark.memory.fraction", 0.6)?;
     if !(fraction > 0.0 && fraction <= 1.0) {
         return Err(EmberError::Config(format!("spark.memory.fraction must be in (0, 1], got {fraction}")));
     }
-    Ok(((config.memory_bytes as f64 * fraction) as u64 / config.cores.max(1) as u64).max(1))
+    Ok(((config.memory_bytes as f64 * fraction) as u64).max(1))
 }
 
 /// How the work directories of executor `executor_id` in process `pid` begin
@@ -340,8 +340,8 @@ impl ExecutorEnv for ExecutorServices {
         Ok(value)
     }
 
-    fn task_memory_budget(&self) -> u64 {
-        self.task_memory_budget
+    fn execution_memory(&self) -> Arc<ExecutionMemory> {
+        self.execution_memory.clone()
     }
 
     fn ask_driver(&self, endpoint: &str, message: Vec<u8>) -> Result<Vec<u8>> {

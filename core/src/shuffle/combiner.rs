@@ -12,6 +12,7 @@ use super::spill::{SpillFile, SpillWriter};
 use crate::aggregator::{Aggregator, fold_combiner, fold_value};
 use crate::data::{BoxIter, Data, Key};
 use crate::error::Result;
+use crate::memory::MemoryReservation;
 use crate::shuffle::block::record_size;
 use crate::task::TaskContext;
 use rustc_hash::{FxBuildHasher, FxHashMap};
@@ -30,14 +31,30 @@ pub struct CombineBuffer<K, C> {
     next_sample: u64,
     /// Average serialized size of an entry, from the entries touched at sample points.
     entry_bytes: f64,
+    /// Bytes serialized to take the samples (what the estimate costs).
+    sampled_bytes: u64,
     scratch: Vec<u8>,
 }
 
 impl<K: Key, C: Data> Default for CombineBuffer<K, C> {
     fn default() -> Self {
-        Self { map: FxHashMap::default(), updates: 0, next_sample: 0, entry_bytes: 0.0, scratch: Vec::new() }
+        Self {
+            map: FxHashMap::default(),
+            updates: 0,
+            next_sample: 0,
+            entry_bytes: 0.0,
+            sampled_bytes: 0,
+            scratch: Vec::new(),
+        }
     }
 }
+
+/// Samples are taken at updates growing by this factor (Spark's
+/// `SizeTracker.SAMPLE_GROWTH_RATE`): a sample serializes the touched entry,
+/// and one hot key's list grows with the updates, so evenly spaced samples
+/// would cost time quadratic in its length; geometric spacing costs a constant
+/// factor of its final size.
+const SAMPLE_GROWTH: f64 = 1.1;
 
 impl<K: Key, C: Data> CombineBuffer<K, C> {
     /// Folds a value into its key's combiner.
@@ -63,9 +80,16 @@ impl<K: Key, C: Data> CombineBuffer<K, C> {
         let key_bytes = record_size(&k, &mut self.scratch);
         let slot = self.map.entry(k).or_insert(None);
         fold(slot);
-        let bytes = (key_bytes + record_size(slot, &mut self.scratch)) as f64;
+        let bytes = key_bytes + record_size(slot, &mut self.scratch);
+        self.sampled_bytes += bytes as u64;
+        let bytes = bytes as f64;
         self.entry_bytes = if self.entry_bytes == 0.0 { bytes } else { 0.9 * self.entry_bytes + 0.1 * bytes };
-        self.next_sample = self.updates + (self.updates / 16).clamp(16, 4096);
+        self.next_sample = ((self.updates as f64 * SAMPLE_GROWTH) as u64).max(self.updates + 16);
+    }
+
+    /// Bytes serialized so far to estimate the size (for tests of its cost).
+    pub fn sampled_bytes(&self) -> u64 {
+        self.sampled_bytes
     }
 
     pub fn len(&self) -> usize {
@@ -95,6 +119,7 @@ pub struct ExternalCombiner<K, V, C, A> {
     buffer: CombineBuffer<K, C>,
     agg: Arc<A>,
     config: SpillConfig,
+    reservation: MemoryReservation,
     runs: Vec<Arc<SpillFile>>,
     stats: SpillStats,
     _v: PhantomData<fn(V)>,
@@ -108,6 +133,7 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> ExternalCombiner<K, V, C, A>
         Self {
             buffer: CombineBuffer::default(),
             agg,
+            reservation: config.memory.reservation(),
             config,
             runs: Vec::new(),
             stats: SpillStats::default(),
@@ -127,7 +153,9 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> ExternalCombiner<K, V, C, A>
 
     #[inline]
     fn maybe_spill(&mut self) -> Result<()> {
-        if self.buffer.updates.is_multiple_of(CHECK_EVERY) && self.buffer.estimated_bytes() > self.config.budget {
+        if self.buffer.updates.is_multiple_of(CHECK_EVERY)
+            && !self.reservation.try_grow_to(self.buffer.estimated_bytes())
+        {
             self.spill()?;
         }
         Ok(())
@@ -150,11 +178,12 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> ExternalCombiner<K, V, C, A>
         self.stats.spills += 1;
         self.stats.bytes += run.bytes();
         self.runs.push(run);
+        self.reservation.release();
         Ok(())
     }
 
     /// Combines what `fill` inserts within the task `ctx`: spilling under
-    /// the task's budget to its spill dirs, with the spill counted in the
+    /// the task's execution memory to its spill dirs, with the spill counted in the
     /// task's metrics. Returns every key with its final combiner.
     pub fn in_task(
         agg: Arc<A>,
@@ -171,7 +200,9 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> ExternalCombiner<K, V, C, A>
     /// Every key with its final combiner (in no particular order).
     pub fn finish(mut self) -> Result<(BoxIter<(K, C)>, SpillStats)> {
         if self.runs.is_empty() {
-            return Ok((Box::new(self.buffer.drain()), self.stats));
+            // The combiners stay reserved until the caller is done with them.
+            let held = std::mem::replace(&mut self.reservation, self.config.memory.reservation());
+            return Ok((Box::new(self.buffer.drain().inspect(move |_| _ = &held)), self.stats));
         }
         if !self.buffer.is_empty() {
             self.spill()?;
@@ -251,7 +282,11 @@ mod tests {
     #[test]
     fn combines_beyond_its_budget_through_sorted_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let config = SpillConfig { budget: 64 << 10, dir: dir.path().to_path_buf(), compress: true };
+        let config = SpillConfig {
+            memory: crate::memory::TaskMemory::fixed(64 << 10),
+            dir: dir.path().to_path_buf(),
+            compress: true,
+        };
         let mut comb = ExternalCombiner::<u64, u64, u64, Sum>::new(Arc::new(Sum), config.clone());
         let mut expected: HashMap<u64, u64> = HashMap::new();
         for i in 0..300_000u64 {
@@ -301,6 +336,19 @@ mod tests {
         // 100,000 values of 10 bytes each (postcard varint of large numbers).
         let est = buf.estimated_bytes();
         assert!(est > 500_000, "{est}");
+        // Ten growing lists are sampled at geometric intervals: the samples
+        // cost a small multiple of the final size, not its square.
+        assert!(buf.sampled_bytes() < 20 * 1_000_000, "{}", buf.sampled_bytes());
         assert_eq!(buf.drain().map(|(_, c)| c.len()).sum::<usize>(), 100_000);
+
+        // One hot key (a join or cogroup on a skewed key): its list is the
+        // whole buffer, and sampling it stays linear in its size.
+        let mut hot = CombineBuffer::<u64, Vec<u64>>::default();
+        for i in 0..1_000_000u64 {
+            hot.insert_value(&Push, 7, u64::MAX - i);
+        }
+        let final_bytes = 10 * 1_000_000;
+        assert!(hot.sampled_bytes() < 20 * final_bytes, "{} sampled for {final_bytes}", hot.sampled_bytes());
+        assert!(hot.estimated_bytes() > final_bytes / 2, "{}", hot.estimated_bytes());
     }
 }

@@ -8,6 +8,7 @@ use super::ShuffleWriter;
 use super::block::{FRAME_BYTES, append_frame, append_record};
 use super::sorter::{SpillConfig, SpillStats};
 use crate::error::{EmberError, Result};
+use crate::memory::MemoryReservation;
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -34,6 +35,8 @@ pub struct MapOutputBuffer {
     framed: Vec<Vec<u8>>,
     held: u64,
     config: SpillConfig,
+    /// `held`, reserved from the task's execution memory.
+    reservation: MemoryReservation,
     spills: Vec<Spill>,
     stats: SpillStats,
     records: u64,
@@ -45,16 +48,12 @@ impl MapOutputBuffer {
             raw: vec![Vec::new(); partitions],
             framed: vec![Vec::new(); partitions],
             held: 0,
+            reservation: config.memory.reservation(),
             config,
             spills: Vec::new(),
             stats: SpillStats::default(),
             records: 0,
         }
-    }
-
-    /// The budget this buffer spills at (callers holding other buffers shrink it).
-    pub fn set_budget(&mut self, budget: u64) {
-        self.config.budget = budget;
     }
 
     #[inline]
@@ -68,7 +67,7 @@ impl MapOutputBuffer {
             let raw = std::mem::take(buf);
             self.cut(partition, raw);
         }
-        if self.held > self.config.budget {
+        if self.held > self.reservation.reserved() && !self.reservation.try_grow_to(self.held) {
             self.spill()?;
         }
         Ok(())
@@ -106,6 +105,7 @@ impl MapOutputBuffer {
         }
         out.flush().map_err(|e| EmberError::io(spill.path.display(), e))?;
         self.held = 0;
+        self.reservation.release();
         self.stats.spills += 1;
         self.stats.bytes += at;
         self.spills.push(spill);
@@ -178,7 +178,11 @@ mod tests {
     fn spilled_and_held_frames_make_up_each_block_in_order() {
         let dir = tempfile::tempdir().unwrap();
         for budget in [1u64 << 30, 100 << 10] {
-            let config = SpillConfig { budget, dir: dir.path().to_path_buf(), compress: true };
+            let config = SpillConfig {
+                memory: crate::memory::TaskMemory::fixed(budget),
+                dir: dir.path().to_path_buf(),
+                compress: true,
+            };
             let mut buf = MapOutputBuffer::new(4, config);
             for i in 0..200_000u64 {
                 buf.write((i % 4) as usize, &(i, i * 3)).unwrap();

@@ -189,19 +189,20 @@ where
         let input = iterate(&self.parent, map_index, ctx)?;
         let n = self.partitioner.num_partitions();
         let config = ctx.spill_config();
-        let budget = config.budget;
+        let mut combined_memory = config.memory.reservation();
         let mut out = MapOutputBuffer::new(n, config);
         if self.mode == CombineMode::MapSide {
-            // The combiners and the serialized output share the budget. A full
-            // map is drained into the output: the reducer merges partial combiners.
-            out.set_budget(budget / 2);
+            // The combiners and the serialized output reserve from the same
+            // task memory. A map the pool refuses to grow is drained into the
+            // output: the reducer merges partial combiners.
             let mut combined: CombineBuffer<K, C> = CombineBuffer::default();
             for (i, (k, v)) in input.enumerate() {
                 combined.insert_value(&*self.aggregator, k, v);
-                if i % 1024 == 1023 && combined.estimated_bytes() > budget / 2 {
+                if i % 1024 == 1023 && !combined_memory.try_grow_to(combined.estimated_bytes()) {
                     for (k, c) in combined.drain() {
                         out.write(self.partitioner.partition(&k), &(k, c))?;
                     }
+                    combined_memory.release();
                 }
             }
             for (k, c) in combined.drain() {

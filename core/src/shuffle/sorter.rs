@@ -1,21 +1,23 @@
 //! Sorting more records than fit in memory: records are buffered until their
-//! estimated size passes the task's budget, then sorted and written as a run
+//! estimated size grows past what the task's execution memory grants, then sorted and written as a run
 //! to a spill file; at the end the runs are merged k ways (a binary heap of
 //! run heads), so memory holds one frame per run.
 
 use super::spill::{SizeEstimate, SpillFile, SpillWriter};
 use crate::data::BoxIter;
 use crate::error::Result;
+use crate::memory::{MemoryReservation, TaskMemory};
 use serde::{Serialize, de::DeserializeOwned};
 use std::cmp::Ordering;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Where and within what budget a task may spill.
+/// Where a task's buffers spill, and the memory they reserve from.
 #[derive(Debug, Clone)]
 pub struct SpillConfig {
-    /// Bytes the buffer may hold before it spills.
-    pub budget: u64,
+    /// The task's execution memory: each buffer holds a reservation and spills
+    /// when the pool refuses it more.
+    pub memory: TaskMemory,
     pub dir: PathBuf,
     pub compress: bool,
 }
@@ -32,6 +34,7 @@ pub struct ExternalSorter<T, F> {
     buffer: Vec<T>,
     size: SizeEstimate,
     config: SpillConfig,
+    reservation: MemoryReservation,
     runs: Vec<Arc<SpillFile>>,
     stats: SpillStats,
 }
@@ -49,6 +52,7 @@ where
             cmp,
             buffer: Vec::new(),
             size: SizeEstimate::new::<T>(),
+            reservation: config.memory.reservation(),
             config,
             runs: Vec::new(),
             stats: SpillStats::default(),
@@ -58,7 +62,8 @@ where
     pub fn push(&mut self, record: T) -> Result<()> {
         self.size.observe(&record);
         self.buffer.push(record);
-        if self.buffer.len().is_multiple_of(CHECK_EVERY) && self.size.bytes(self.buffer.capacity()) > self.config.budget
+        if self.buffer.len().is_multiple_of(CHECK_EVERY)
+            && !self.reservation.try_grow_to(self.size.bytes(self.buffer.capacity()))
         {
             self.spill()?;
         }
@@ -85,6 +90,7 @@ where
         self.runs.push(run);
         // Give the memory back: the next run grows its own buffer.
         self.buffer = Vec::new();
+        self.reservation.release();
         Ok(())
     }
 
@@ -94,7 +100,9 @@ where
         if self.runs.is_empty() {
             let cmp = self.cmp;
             self.buffer.sort_unstable_by(cmp);
-            return Ok((Box::new(self.buffer.into_iter()), self.stats));
+            // The records stay reserved until the caller is done with them.
+            let held = self.reservation;
+            return Ok((Box::new(self.buffer.into_iter().inspect(move |_| _ = &held)), self.stats));
         }
         if !self.buffer.is_empty() {
             self.spill()?;
@@ -179,7 +187,7 @@ mod tests {
     use super::*;
 
     fn config(dir: &std::path::Path, budget: u64) -> SpillConfig {
-        SpillConfig { budget, dir: dir.to_path_buf(), compress: true }
+        SpillConfig { memory: TaskMemory::fixed(budget), dir: dir.to_path_buf(), compress: true }
     }
 
     #[test]
@@ -212,6 +220,38 @@ mod tests {
         assert!(got.iter().all(|(k, s)| s == &k.to_string()));
         drop(got);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "runs are deleted once merged");
+    }
+
+    #[test]
+    fn tasks_sorting_at_once_share_one_accounted_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::memory::ExecutionMemory::new(4 << 20);
+        let sort = |task_id: u64| {
+            let config = SpillConfig {
+                memory: TaskMemory::new(pool.clone(), task_id),
+                dir: dir.path().to_path_buf(),
+                compress: false,
+            };
+            let mut sorter = ExternalSorter::new(|a: &u64, b: &u64| a.cmp(b), config);
+            sorter.extend((0..200_000u64).rev()).unwrap();
+            let (sorted, stats) = sorter.finish().unwrap();
+            assert!(sorted.eq(0..200_000));
+            (stats, pool.used())
+        };
+        // Alone, a task's ~3.2 MB of records fit in the 4 MB pool.
+        let (alone, _) = sort(1);
+        assert_eq!(alone.spills, 0);
+        assert_eq!(pool.used(), 0, "released when the records are read");
+        // With another task holding half the pool, the same sort spills.
+        let other = TaskMemory::new(pool.clone(), 2);
+        let mut held = other.reservation();
+        assert!(held.try_grow_to(1 << 20));
+        let (shared, used) = sort(3);
+        assert!(shared.spills > 0, "{shared:?}");
+        assert!(used <= pool.size(), "{used} of {}", pool.size());
+        drop(held);
+        pool.release_task(3);
+        assert_eq!(pool.used(), 0);
     }
 
     #[test]
