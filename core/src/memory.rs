@@ -19,6 +19,12 @@ use std::time::{Duration, Instant};
 /// before it takes what is free and spills (bounded: no task waits forever).
 const MIN_SHARE_WAIT: Duration = Duration::from_secs(10);
 
+/// A buffer smaller than this never spills, refused or not (Spark's
+/// `spark.shuffle.spill.initialMemoryThreshold`): spilling a few records at a
+/// time would make a file per record. A pool smaller than 32 times this
+/// (tests, tiny executors) uses 1/32 of its size instead.
+const SPILL_FLOOR: u64 = 5 << 20;
+
 /// An executor's execution memory, shared by its running tasks.
 #[derive(Debug)]
 pub struct ExecutionMemory {
@@ -37,6 +43,12 @@ impl ExecutionMemory {
     /// The pool's size in bytes.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Bytes below which a buffer is not made to spill: `SPILL_FLOOR`, or
+    /// 1/32 of a small pool.
+    pub fn spill_floor(&self) -> u64 {
+        SPILL_FLOOR.min(self.size / 32)
     }
 
     /// Bytes held by all tasks.
@@ -140,14 +152,15 @@ impl MemoryReservation {
     /// Whether the buffer may hold `bytes`: true at once when they are
     /// reserved already; otherwise it asks the pool for enough to reach twice
     /// `bytes` (so a growing buffer asks rarely) and keeps what it gets. False:
-    /// refused, the buffer should spill and then `release`.
+    /// refused, the buffer should spill and then `release`. A buffer below the
+    /// pool's `spill_floor` is never refused (it keeps what it was granted).
     pub fn try_grow_to(&mut self, bytes: u64) -> bool {
         if bytes <= self.reserved {
             return true;
         }
         let want = bytes.saturating_mul(2) - self.reserved;
         self.reserved += self.memory.pool.acquire(self.memory.task_id, want);
-        bytes <= self.reserved
+        bytes <= self.reserved || bytes <= self.memory.pool.spill_floor()
     }
 
     /// Gives everything back (after a spill).
@@ -179,8 +192,11 @@ mod tests {
         let mut b = task.reservation();
         assert!(b.try_grow_to(400));
         assert_eq!(pool.used(), 1000);
-        // Nothing left: refused, though it keeps what it was given.
+        // Nothing left: refused, though it keeps what it was given...
         assert!(!a.try_grow_to(700));
+        // ...unless the buffer is still below the spill floor (1/32 of this pool).
+        assert_eq!(pool.spill_floor(), 31);
+        assert!(task.reservation().try_grow_to(31));
         a.release();
         assert_eq!(pool.used(), 400);
         drop(b);

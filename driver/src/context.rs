@@ -31,8 +31,8 @@ use ember_executor::{Executor, ExecutorConfig};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 pub(crate) struct ContextInner {
     pub conf: Conf,
@@ -116,8 +116,9 @@ impl EmberContext {
             conf.get_bool("spark.broadcast.checksum", true)?,
         ));
         let endpoints = Arc::new(Endpoints::default());
-        endpoints.register(BLOCK_MANAGER_MASTER, block_updates_to(monitoring.bus.clone(), scheduler.clone()));
-        endpoints.register(BLOCK_LOCATIONS, block_locations_from(scheduler.clone()));
+        // Weak: the endpoints live as long as the executors that call them.
+        endpoints.register(BLOCK_MANAGER_MASTER, block_updates_to(monitoring.bus.clone(), Arc::downgrade(&scheduler)));
+        endpoints.register(BLOCK_LOCATIONS, block_locations_from(Arc::downgrade(&scheduler)));
         endpoints.register(EXECUTOR_LOG_URLS, log_urls_to(monitoring.bus.clone()));
         if let Some(m) = &monitoring.metrics {
             let uploads = broadcasts.clone();
@@ -507,11 +508,13 @@ impl BroadcastUploads {
 /// The driver's `BlockManagerMaster` endpoint: executors' cached-block changes
 /// (postcard `Vec<BlockUpdate>`) update where the scheduler finds cached
 /// partitions and become `SparkListenerBlockUpdated` events.
-fn block_updates_to(bus: Arc<ListenerBus>, scheduler: Arc<TaskScheduler>) -> EndpointHandler {
+fn block_updates_to(bus: Arc<ListenerBus>, scheduler: Weak<TaskScheduler>) -> EndpointHandler {
     Arc::new(move |message| {
         let updates: Vec<BlockUpdate> = postcard::from_bytes(&message)?;
-        for u in &updates {
-            scheduler.cache_locations().update(u);
+        if let Some(scheduler) = scheduler.upgrade() {
+            for u in &updates {
+                scheduler.cache_locations().update(u);
+            }
         }
         if bus.is_active() {
             let time_ms = listener::now_ms();
@@ -535,10 +538,11 @@ fn block_updates_to(bus: Arc<ListenerBus>, scheduler: Arc<TaskScheduler>) -> End
 /// The driver's `BlockLocations` endpoint: which other live executors hold a
 /// cached partition (postcard `BlockLocationsRequest`, answer postcard
 /// `Vec<BlockHolder>`).
-fn block_locations_from(scheduler: Arc<TaskScheduler>) -> EndpointHandler {
+fn block_locations_from(scheduler: Weak<TaskScheduler>) -> EndpointHandler {
     Arc::new(move |message| {
         let r: BlockLocationsRequest = postcard::from_bytes(&message)?;
-        Ok(postcard::to_allocvec(&scheduler.block_holders(r.rdd_id, r.partition, &r.requester))?)
+        let holders = scheduler.upgrade().map(|s| s.block_holders(r.rdd_id, r.partition, &r.requester));
+        Ok(postcard::to_allocvec(&holders.unwrap_or_default())?)
     })
 }
 
@@ -573,6 +577,7 @@ impl ContextInner {
         for executor_id in self.scheduler.executor_ids() {
             self.scheduler.remove_executor(&executor_id, "the application stopped");
         }
+        self.scheduler.stop();
         self.monitoring.stop();
         // The application's span ends here; what is batched goes out now (bounded).
         let application = self.trace.lock().take();

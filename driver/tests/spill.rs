@@ -2,9 +2,9 @@
 //! reduce-side aggregation, sortByKey and groupByKey spill to disk and merge,
 //! and the results still equal a sequential reference.
 //!
-//! The budget is made tiny with `spark.memory.fraction` (1 GiB × 0.0002 ÷ 2
-//! task slots ≈ 105 KB per task), so a few hundred thousand records spill many
-//! times.
+//! Execution memory is made tiny with `spark.memory.fraction` (1 GiB × 0.0002
+//! ≈ 215 KB shared by the 2 task slots; buffers under 1/32 of it never
+//! spill), so a few hundred thousand records spill many times.
 
 use ember::Group;
 use ember::prelude::*;

@@ -109,8 +109,8 @@ fn a_task_run_away_from_its_cached_partition_reads_it_from_the_holder() {
     let dir = tempfile::tempdir().unwrap();
     // The first attempt of partition 3 fails in the second action; its retry
     // avoids the executor it failed on, which is the one holding the partition.
-    let result =
-        Proc::spawn(cache_reuse(dir.path(), &[], &["--actions", "3", "--fail-first-attempt-of", "3"])).result();
+    let args = ["--actions", "3", "--fail-first-attempt-of", "3"];
+    let result = Proc::spawn(cache_reuse(dir.path(), &["spark.locality.wait=60s"], &args)).result();
     assert_eq!(result["computed"], PARTITIONS, "read remotely, not computed again: {result}");
     assert_eq!(result["same"], true, "{result}");
     let log = read_log(dir.path(), result["rdd_id"].as_u64().unwrap());

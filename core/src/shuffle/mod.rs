@@ -199,12 +199,14 @@ where
             for (i, (k, v)) in input.enumerate() {
                 combined.insert_value(&*self.aggregator, k, v);
                 if i % 1024 == 1023 && !combined_memory.try_grow_to(combined.estimated_bytes()) {
+                    // The combiners' memory passes to the output they move into.
+                    combined_memory.release();
                     for (k, c) in combined.drain() {
                         out.write(self.partitioner.partition(&k), &(k, c))?;
                     }
-                    combined_memory.release();
                 }
             }
+            combined_memory.release();
             for (k, c) in combined.drain() {
                 out.write(self.partitioner.partition(&k), &(k, c))?;
             }

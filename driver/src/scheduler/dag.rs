@@ -499,8 +499,9 @@ impl<'a> JobRunner<'a> {
             events: self.events_sender.clone(),
             exclude_executor: Some(original.executor_id.clone()),
             speculative: true,
-            // A copy is for a task already late: it runs at the first free slot.
-            preferred: Vec::new(),
+            // Not waited for (a copy runs at the first free slot); it says
+            // whether the copy ran where its cached input is.
+            preferred: self.cx.scheduler.cache_locations().preferred_executors(&self.stages[stage].rdd, partition),
         });
     }
 

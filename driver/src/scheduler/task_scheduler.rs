@@ -1,6 +1,6 @@
 //! The task scheduler: knows the executors and their free slots, launches pending
-//! tasks FIFO (speculative copies first, never on the executor they must avoid),
-//! and routes every outcome back to the job that submitted it.
+//! tasks FIFO (speculative copies queued first, never on the executor they must
+//! avoid), and routes every outcome back to the job that submitted it.
 //!
 //! Locality is delay scheduling (Zaharia et al., "Delay Scheduling", EuroSys
 //! 2010; Spark's `TaskSetManager`): a task whose cached input is on some
@@ -82,10 +82,12 @@ impl Queued {
     }
 
     /// Until when the task holds out for a preferred executor (`None`: it may
-    /// run anywhere now: no preference, none of its executors is alive and
-    /// allowed, or it has waited `wait`).
+    /// run anywhere now: a speculative copy, no preference, none of its
+    /// executors is alive and allowed, or it has waited `wait`).
     fn held_until(&self, wait: Duration, executors: &HashMap<String, ExecutorSlot>) -> Option<Instant> {
-        if !self.task.preferred.iter().any(|p| executors.contains_key(p) && self.task.may_run_on(p)) {
+        if self.task.speculative
+            || !self.task.preferred.iter().any(|p| executors.contains_key(p) && self.task.may_run_on(p))
+        {
             return None;
         }
         let until = self.since + wait;
@@ -117,6 +119,34 @@ struct State {
     /// Jobs to tell when an executor is lost.
     listeners: Vec<Sender<JobEvent>>,
     next_executor: usize,
+    /// Pending tasks with preferred executors (when 0, launching skips the
+    /// search for a local task).
+    preferring: usize,
+    /// Set by `stop`: the locality timer ends.
+    stopped: bool,
+}
+
+impl State {
+    fn enqueue(&mut self, task: PendingTask, front: bool) {
+        if !task.preferred.is_empty() {
+            self.preferring += 1;
+        }
+        let queued = Queued { task, since: Instant::now() };
+        if front { self.pending.push_front(queued) } else { self.pending.push_back(queued) }
+    }
+
+    fn dequeue(&mut self, pos: usize) -> Option<PendingTask> {
+        let q = self.pending.remove(pos)?;
+        if !q.task.preferred.is_empty() {
+            self.preferring -= 1;
+        }
+        Some(q.task)
+    }
+
+    fn drop_pending(&mut self, keep: impl Fn(&PendingTask) -> bool) {
+        self.pending.retain(|q| keep(&q.task));
+        self.preferring = self.pending.iter().filter(|q| !q.task.preferred.is_empty()).count();
+    }
 }
 
 pub struct TaskScheduler {
@@ -219,9 +249,16 @@ impl TaskScheduler {
 
     pub fn submit(&self, tasks: Vec<PendingTask>) {
         let mut st = self.state.lock();
-        let since = Instant::now();
-        st.pending.extend(tasks.into_iter().map(|task| Queued { task, since }));
+        for task in tasks {
+            st.enqueue(task, false);
+        }
         self.launch_ready(&mut st);
+        self.queued.notify_all();
+    }
+
+    /// The application stopped: the locality timer ends.
+    pub fn stop(&self) {
+        self.state.lock().stopped = true;
         self.queued.notify_all();
     }
 
@@ -229,7 +266,7 @@ impl TaskScheduler {
     /// a task that is already holding its stage up.
     pub fn submit_speculative(&self, task: PendingTask) {
         let mut st = self.state.lock();
-        st.pending.push_front(Queued { task, since: Instant::now() });
+        st.enqueue(task, true);
         self.launch_ready(&mut st);
         self.queued.notify_all();
     }
@@ -260,7 +297,7 @@ impl TaskScheduler {
     pub fn kill_task(&self, task_id: u64) {
         let mut st = self.state.lock();
         if let Some(pos) = st.pending.iter().position(|q| q.task.desc.attempt.task_id == task_id) {
-            st.pending.remove(pos);
+            st.dequeue(pos);
             return;
         }
         if let Some(run) = st.running.get(&task_id)
@@ -272,7 +309,7 @@ impl TaskScheduler {
 
     /// Drops tasks of a finished job that were never launched.
     pub fn cancel_pending(&self, job_id: u64) {
-        self.state.lock().pending.retain(|q| q.task.desc.job_id != job_id);
+        self.state.lock().drop_pending(|t| t.desc.job_id != job_id);
     }
 
     /// An executor is gone: its running tasks are reported lost (they will be
@@ -329,7 +366,11 @@ impl TaskScheduler {
                 // With one executor left, exclusions cannot be honoured: run there
                 // rather than wait for an executor that may never come.
                 let allowed = |q: &Queued| n == 1 || q.task.may_run_on(executor_id);
-                let local = st.pending.iter().position(|q| allowed(q) && q.prefers(executor_id));
+                let local = (st.preferring > 0)
+                    .then(|| {
+                        st.pending.iter().position(|q| allowed(q) && (q.task.speculative || q.prefers(executor_id)))
+                    })
+                    .flatten();
                 local
                     .or_else(|| {
                         st.pending.iter().position(|q| allowed(q) && q.held_until(wait, &st.executors).is_none())
@@ -339,7 +380,7 @@ impl TaskScheduler {
             let Some((i, pos)) = pick else { return };
             st.next_executor = (i + 1) % n;
             let executor_id = st.order[i].clone();
-            let Queued { task, .. } = st.pending.remove(pos).expect("found above");
+            let task = st.dequeue(pos).expect("found above");
             let locality = if task.preferred.is_empty() || task.preferred.contains(&executor_id) {
                 TaskLocality::ProcessLocal
             } else {
@@ -371,6 +412,9 @@ fn locality_timer(scheduler: Weak<TaskScheduler>) {
     const IDLE: Duration = Duration::from_secs(1);
     while let Some(s) = scheduler.upgrade() {
         let mut st = s.state.lock();
+        if st.stopped {
+            return;
+        }
         let next = st.pending.iter().filter_map(|q| q.held_until(s.locality_wait, &st.executors)).min();
         let until = next.unwrap_or_else(|| Instant::now() + IDLE).min(Instant::now() + IDLE);
         s.queued.wait_until(&mut st, until);
