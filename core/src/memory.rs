@@ -10,6 +10,8 @@
 //! instead, as in Spark, so a task that started late is not starved by one
 //! that filled the pool while it ran alone.
 
+use crate::config::Conf;
+use crate::error::{EmberError, Result};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +26,19 @@ const MIN_SHARE_WAIT: Duration = Duration::from_secs(10);
 /// time would make a file per record. A pool smaller than 32 times this
 /// (tests, tiny executors) uses 1/32 of its size instead.
 const SPILL_FLOOR: u64 = 5 << 20;
+
+/// `spark.memory.fraction` (default 0.6): the share of executor memory that is
+/// execution memory. Checked by the driver before it starts executors, so a
+/// bad value fails the application at once rather than every executor.
+///
+/// Errors: `Config` when it is not a number in (0, 1].
+pub fn memory_fraction(conf: &Conf) -> Result<f64> {
+    let fraction = conf.get_f64("spark.memory.fraction", 0.6)?;
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        return Err(EmberError::Config(format!("spark.memory.fraction must be in (0, 1], got {fraction}")));
+    }
+    Ok(fraction)
+}
 
 /// An executor's execution memory, shared by its running tasks.
 #[derive(Debug)]
@@ -181,6 +196,16 @@ impl Drop for MemoryReservation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_fraction_is_checked() {
+        assert_eq!(memory_fraction(&Conf::new()).unwrap(), 0.6);
+        for bad in ["0", "2", "-0.5", "abc"] {
+            let err = memory_fraction(&Conf::new().set("spark.memory.fraction", bad)).unwrap_err();
+            assert!(matches!(err, EmberError::Config(_)), "{bad}: {err}");
+            assert!(err.to_string().contains("spark.memory.fraction"), "{err}");
+        }
+    }
 
     #[test]
     fn a_lone_task_may_use_the_whole_pool_and_a_buffer_is_refused_past_it() {

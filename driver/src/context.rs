@@ -107,6 +107,8 @@ impl EmberContext {
         let speculation = SpeculationConf::from_conf(&conf)?;
         let memory = conf.get_bytes("spark.executor.memory", 1 << 30)?;
         let monitoring = Monitoring::start(&conf, &master_url)?;
+        // Checked here too: executors would each fail on it, one after another.
+        ember_core::memory::memory_fraction(&conf)?;
         let locality_wait =
             conf.get_duration("spark.locality.wait", crate::scheduler::task_scheduler::DEFAULT_LOCALITY_WAIT)?;
         let scheduler = TaskScheduler::with_bus(monitoring.bus.clone(), locality_wait);

@@ -145,10 +145,7 @@ impl ExecutorServices {
 /// The execution memory all running tasks share: `spark.executor.memory` times
 /// `spark.memory.fraction` (see `ember_core::memory`).
 fn execution_memory_bytes(config: &ExecutorConfig) -> Result<u64> {
-    let fraction = config.conf.get_f64("spark.memory.fraction", 0.6)?;
-    if !(fraction > 0.0 && fraction <= 1.0) {
-        return Err(EmberError::Config(format!("spark.memory.fraction must be in (0, 1], got {fraction}")));
-    }
+    let fraction = ember_core::memory::memory_fraction(&config.conf)?;
     Ok(((config.memory_bytes as f64 * fraction) as u64).max(1))
 }
 
