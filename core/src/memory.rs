@@ -15,6 +15,7 @@ use crate::error::{EmberError, Result};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a task below its 1/2N share waits for others to release memory
@@ -121,16 +122,26 @@ impl ExecutionMemory {
 
 /// One task attempt's access to its executor's execution memory. Cloned into
 /// each of the task's buffers; the task's holding is released when the
-/// attempt ends (`ExecutionMemory::release_task`).
+/// attempt ends (`TaskMemory::release_all`, from the `TaskContext`).
 #[derive(Debug, Clone)]
 pub struct TaskMemory {
     pool: Arc<ExecutionMemory>,
     task_id: u64,
+    /// Whether any buffer of the task asked the pool for memory (most tasks
+    /// never do: ending them then costs no lock).
+    asked: Arc<AtomicBool>,
 }
 
 impl TaskMemory {
     pub fn new(pool: Arc<ExecutionMemory>, task_id: u64) -> Self {
-        Self { pool, task_id }
+        Self { pool, task_id, asked: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// The task ended: what it held goes back to the pool.
+    pub fn release_all(&self) {
+        if self.asked.load(Ordering::Relaxed) {
+            self.pool.release_task(self.task_id);
+        }
     }
 
     /// A pool of `bytes` of its own, for one task (tests and tools that run
@@ -174,6 +185,7 @@ impl MemoryReservation {
             return true;
         }
         let want = bytes.saturating_mul(2) - self.reserved;
+        self.memory.asked.store(true, Ordering::Relaxed);
         self.reserved += self.memory.pool.acquire(self.memory.task_id, want);
         bytes <= self.reserved || bytes <= self.memory.pool.spill_floor()
     }

@@ -172,7 +172,7 @@ pub struct TaskContext {
 
 impl Drop for TaskContext {
     fn drop(&mut self) {
-        self.memory.pool().release_task(self.attempt.task_id);
+        self.memory.release_all();
     }
 }
 

@@ -11,11 +11,14 @@ use ember_core::storage::BlockUpdate;
 use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Executors holding each cached partition, by (RDD id, partition).
 #[derive(Default)]
 pub struct CacheLocations {
     held: Mutex<HashMap<(u64, usize), BTreeSet<String>>>,
+    /// `held.len()`, read without the lock on every task launch.
+    entries: AtomicUsize,
 }
 
 impl CacheLocations {
@@ -31,19 +34,24 @@ impl CacheLocations {
                 held.remove(&key);
             }
         }
+        self.entries.store(held.len(), Ordering::Relaxed);
     }
 
     /// An executor is gone, and every block it held with it.
     pub fn remove_executor(&self, executor_id: &str) {
-        self.held.lock().retain(|_, holders| {
+        let mut held = self.held.lock();
+        held.retain(|_, holders| {
             holders.remove(executor_id);
             !holders.is_empty()
         });
+        self.entries.store(held.len(), Ordering::Relaxed);
     }
 
     /// An RDD was unpersisted.
     pub fn remove_rdd(&self, rdd_id: u64) {
-        self.held.lock().retain(|(rdd, _), _| *rdd != rdd_id);
+        let mut held = self.held.lock();
+        held.retain(|(rdd, _), _| *rdd != rdd_id);
+        self.entries.store(held.len(), Ordering::Relaxed);
     }
 
     /// The executors holding partition `split` of RDD `rdd_id`, in id order.
@@ -53,7 +61,7 @@ impl CacheLocations {
 
     /// Whether no executor holds any cached partition.
     pub fn is_empty(&self) -> bool {
-        self.held.lock().is_empty()
+        self.entries.load(Ordering::Relaxed) == 0
     }
 
     /// The executors a task computing partition `split` of `rdd` should run on:
