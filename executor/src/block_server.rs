@@ -61,7 +61,7 @@ impl BlockServer for BlockService {
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
         match found {
-            Some(bytes) => Ok(Response::new(stream(Arc::new(bytes.map_err(to_status)?)))),
+            Some(bytes) => Ok(Response::new(stream(bytes.map_err(to_status)?))),
             None => Err(to_status(EmberError::Internal(format!(
                 "rdd_{}_{partition} is not held by this executor",
                 r.rdd_id

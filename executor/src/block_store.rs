@@ -113,10 +113,11 @@ impl BlockStore {
     /// A held partition serialized (postcard of its values) for a task on
     /// another executor; `None` when it is not held here.
     /// Errors: its values cannot be serialized.
-    pub fn serialized(&self, rdd_id: u64, split: usize) -> Option<ember_core::error::Result<Vec<u8>>> {
+    pub fn serialized(&self, rdd_id: u64, split: usize) -> Option<ember_core::error::Result<Arc<Vec<u8>>>> {
         match self.get(rdd_id, split)? {
-            CachedPartition::Values { to_bytes, .. } => Some(to_bytes()),
-            CachedPartition::Bytes(bytes) => Some(Ok(bytes.to_vec())),
+            CachedPartition::Values { to_bytes, .. } => Some(to_bytes().map(Arc::new)),
+            // Already serialized: served as held, not copied.
+            CachedPartition::Bytes(bytes) => Some(Ok(bytes)),
         }
     }
 

@@ -204,7 +204,7 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> ExternalCombiner<K, V, C, A>
     pub fn finish(mut self) -> Result<(BoxIter<(K, C)>, SpillStats)> {
         if self.runs.is_empty() {
             // The combiners stay reserved until the caller is done with them.
-            let held = std::mem::replace(&mut self.reservation, self.config.memory.reservation());
+            let held = self.reservation;
             return Ok((Box::new(self.buffer.drain().inspect(move |_| _ = &held)), self.stats));
         }
         if !self.buffer.is_empty() {
