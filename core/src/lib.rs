@@ -7,6 +7,7 @@ pub mod aggregator;
 pub mod broadcast;
 pub mod closure;
 pub mod config;
+pub mod console;
 pub mod data;
 pub mod decoders;
 pub mod endpoint;

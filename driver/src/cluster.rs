@@ -176,7 +176,7 @@ impl ClusterBackend {
             });
         }
         tracing::info!(%address, "driver listening");
-        eprintln!("ember: driver listening on {address}");
+        ember_core::console::announce(format_args!("ember: driver listening on {address}"));
         Ok(Self {
             runtime: Mutex::new(Some(runtime)),
             service,

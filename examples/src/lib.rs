@@ -41,7 +41,7 @@ impl RunConfig {
 /// Waits (bounded) for `path` to exist; announces the wait on stderr so a test
 /// driving this process knows the job reached that point.
 pub fn wait_for_file(path: &str, timeout: std::time::Duration) -> Result<()> {
-    eprintln!("ember: paused; waiting for {path}");
+    ember_core::console::announce(format_args!("ember: paused; waiting for {path}"));
     let deadline = std::time::Instant::now() + timeout;
     while !std::path::Path::new(path).exists() {
         if std::time::Instant::now() >= deadline {

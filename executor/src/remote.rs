@@ -136,8 +136,7 @@ async fn connect(url: &str, timeout: Duration, security: &RpcSecurity) -> Result
 async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
     let id = config.executor_id.clone();
     let fail = |code: i32, msg: String| {
-        eprintln!("executor {id}: {msg}");
-        let _ = std::io::stderr().flush();
+        ember_core::console::announce(format_args!("executor {id}: {msg}"));
         code
     };
     let listener = match tokio::net::TcpListener::bind((config.bind_address.as_str(), 0)).await {
@@ -217,7 +216,7 @@ async fn session(config: RemoteExecutorConfig, handle: Handle) -> i32 {
         Ok(l) => {
             let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
             tracing::info!(executor_id = %id, port, "serving Prometheus metrics on /metrics");
-            eprintln!("executor {id}: metrics at http://{advertise}:{port}/metrics");
+            ember_core::console::announce(format_args!("executor {id}: metrics at http://{advertise}:{port}/metrics"));
             tokio::spawn(crate::metrics::serve(l, metrics));
             if crate::logs::tail(0).is_some() {
                 tokio::spawn(tell_log_urls(

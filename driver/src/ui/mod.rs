@@ -216,7 +216,7 @@ impl UiServer {
         };
         let server = Self::serve(listener, Arc::new(LiveApp(store)), Some(metrics), Mode::Live, &base)?;
         tracing::info!(address = %server.address, proxy_base = %base, "web UI started");
-        eprintln!("ember: web UI at http://{}", server.address);
+        ember_core::console::announce(format_args!("ember: web UI at http://{}", server.address));
         Ok(Some(server))
     }
 

@@ -138,9 +138,16 @@ pub fn spawn_with_ui<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Proc {
 }
 
 /// The loopback address of the URL in a log line (`… http://0.0.0.0:PORT/…`).
+///
+/// # Panics
+/// When the line holds no `http://host:port` URL, naming the line.
 pub fn loopback_address_in(line: &str) -> std::net::SocketAddr {
-    let rest = line.split("http://").nth(1).expect("a URL");
-    let host_port = rest.split('/').next().expect("host:port").trim();
-    let port: u16 = host_port.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let port = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|host_port| host_port.trim().rsplit(':').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no http://host:port URL in the line {line:?}"));
     std::net::SocketAddr::from(([127, 0, 0, 1], port))
 }
