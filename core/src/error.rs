@@ -67,6 +67,9 @@ pub enum EmberError {
     Invalid(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// An output path that cannot be written: it exists, or cannot be created.
+    #[error("output path {path:?}: {reason}")]
+    OutputPath { path: String, reason: String },
 }
 
 pub type Result<T, E = EmberError> = std::result::Result<T, E>;

@@ -13,6 +13,7 @@ pub mod decoders;
 pub mod endpoint;
 pub mod error;
 pub mod files;
+pub mod filesystem;
 pub mod framed;
 pub mod group;
 pub mod lineage;

@@ -21,6 +21,7 @@ pub fn to_status(err: EmberError) -> tonic::Status {
         | EmberError::File { .. }
         | EmberError::Broadcast { .. }
         | EmberError::StreamBlock { .. } => Code::NotFound,
+        EmberError::OutputPath { .. } => Code::FailedPrecondition,
         EmberError::Stopped => Code::Unavailable,
         EmberError::Unauthenticated(_) => Code::Unauthenticated,
         EmberError::FetchFailed(_) | EmberError::ExecutorLost { .. } => Code::Unavailable,

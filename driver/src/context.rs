@@ -340,7 +340,11 @@ impl EmberContext {
 
     /// Ships a file to every executor; tasks find their copy with `ember::files::get(name)`.
     pub fn add_file(&self, path: impl AsRef<Path>) -> Result<String> {
-        let path = path.as_ref();
+        let given = path.as_ref();
+        let path = &ember_core::filesystem::resolve(given).map_err(|e| EmberError::InputPath {
+            path: given.display().to_string(),
+            reason: format!("cannot add file: {e}"),
+        })?;
         let meta = std::fs::metadata(path).map_err(|e| EmberError::InputPath {
             path: path.display().to_string(),
             reason: format!("cannot add file: {e}"),
@@ -366,7 +370,9 @@ impl EmberContext {
     /// `setCheckpointDir`): created when missing, made absolute, and it must be
     /// readable at the same path by every executor (a shared volume on a cluster).
     pub fn set_checkpoint_dir(&self, dir: impl AsRef<Path>) -> Result<()> {
-        let dir = dir.as_ref();
+        let given = dir.as_ref();
+        let dir = &ember_core::filesystem::resolve(given)
+            .map_err(|e| EmberError::Config(format!("checkpoint directory {}: {e}", given.display())))?;
         std::fs::create_dir_all(dir).map_err(|e| EmberError::io(dir.display(), e))?;
         let abs = std::fs::canonicalize(dir).map_err(|e| EmberError::io(dir.display(), e))?;
         *self.inner.checkpoint_dir.lock() = Some(abs);

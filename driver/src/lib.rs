@@ -84,6 +84,7 @@ pub use ember_core::config::Conf;
 pub use ember_core::data::{BoxIter, Data, Key};
 pub use ember_core::error::{EmberError, Result, raise};
 pub use ember_core::files;
+pub use ember_core::filesystem::codec::Codec;
 pub use ember_core::group::Group;
 pub use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 pub use ember_core::rdd::StorageLevel;
@@ -95,7 +96,7 @@ pub use serde_closure::{Fn, FnMut, FnOnce};
 
 /// What a job usually needs: `use ember::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Accumulator, Broadcast, Conf, EmberContext, Fn, Rdd, StorageLevel};
+    pub use crate::{Accumulator, Broadcast, Codec, Conf, EmberContext, Fn, Rdd, StorageLevel};
 }
 
 /// Runs a job binary's main. The same binary is also every executor of the job:

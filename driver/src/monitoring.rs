@@ -94,7 +94,8 @@ impl Monitoring {
         let mut event_log = None;
         if conf.get_bool("spark.eventLog.enabled", false)? {
             let dir = conf.get("spark.eventLog.dir").unwrap_or("/tmp/spark-events");
-            let dir = PathBuf::from(dir.strip_prefix("file://").unwrap_or(dir));
+            let dir = ember_core::filesystem::local_path(dir)
+                .map_err(|e| EmberError::Config(format!("spark.eventLog.dir {dir:?}: {e}")))?;
             let compress = conf.get_bool("spark.eventLog.compress", false)?;
             let writer = crate::event_log::EventLogWriter::create(&dir, &app_id, compress).map_err(config)?;
             event_log = Some(writer.path().to_path_buf());

@@ -6,6 +6,8 @@ use ember_core::aggregator::Aggregator;
 use ember_core::closure::{SerFn, traits::FnOnce as SerFnOnce};
 use ember_core::data::{BoxIter, Data, Key};
 use ember_core::error::{EmberError, Result, raise};
+use ember_core::filesystem::codec::Codec;
+use ember_core::filesystem::commit::TaskOutputFile;
 use ember_core::group::{Group, GroupByHash};
 use ember_core::partitioner::stable_hash;
 use ember_core::rdd::PartitionOp;
@@ -622,44 +624,43 @@ impl<K: Data, V: Data> PartitionFn<(K, V), (u64, Vec<K>)> for SampleKeysFn {
 /// finish commits, and the part file is written exactly once.
 #[derive(Serialize, Deserialize)]
 pub struct SaveTextFn {
-    pub dir: String,
+    /// The job's staging directory
+    /// ([`ember_core::filesystem::commit::OutputJob::pending_dir`]).
+    pub pending: String,
+    /// Compression of the part files.
+    pub codec: Option<Codec>,
 }
 impl<T: Data + Display> PartitionFn<T, u64> for SaveTextFn {
     fn apply(&self, ctx: &TaskContext, input: BoxIter<T>) -> Result<u64> {
         use std::io::Write;
-        let dir = std::path::Path::new(&self.dir);
-        let part = dir.join(format!("part-{:05}", ctx.partition()));
-        let tmp_dir = dir.join("_temporary");
-        std::fs::create_dir_all(&tmp_dir).map_err(|e| EmberError::io(tmp_dir.display(), e))?;
-        let tmp = tmp_dir.join(format!("part-{:05}-attempt-{}", ctx.partition(), ctx.attempt.task_id));
-        // A failed or killed attempt (killing unwinds out of the loop below) leaves
-        // no temporary file behind.
-        struct RemoveOnDrop<'a>(&'a std::path::Path);
-        impl Drop for RemoveOnDrop<'_> {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_file(self.0);
+        fn write_lines<T: Display>(out: &mut impl Write, input: BoxIter<T>) -> std::io::Result<u64> {
+            let mut lines = 0u64;
+            for x in input {
+                writeln!(out, "{x}")?;
+                lines += 1;
             }
+            Ok(lines)
         }
-        let _cleanup = RemoveOnDrop(&tmp);
-        let file = std::fs::File::create(&tmp).map_err(|e| EmberError::io(tmp.display(), e))?;
+        let name = match self.codec {
+            Some(codec) => format!("part-{:05}.{}", ctx.partition(), codec.extension()),
+            None => format!("part-{:05}", ctx.partition()),
+        };
+        // A failed or killed attempt (killing unwinds out of the loop) drops
+        // `output`, which removes its file.
+        let (output, file) = TaskOutputFile::create(std::path::Path::new(&self.pending), &name, ctx.attempt.task_id)?;
+        let io = |e| EmberError::io(output.path().display(), e);
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        let mut lines = 0u64;
-        for x in input {
-            writeln!(out, "{x}").map_err(|e| EmberError::io(tmp.display(), e))?;
-            lines += 1;
-        }
-        out.flush().map_err(|e| EmberError::io(tmp.display(), e))?;
-        drop(out);
-        // hard_link fails if the part file exists: the first committer wins.
-        match std::fs::hard_link(&tmp, &part) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(EmberError::io(part.display(), e));
+        let lines = match self.codec {
+            None => write_lines(&mut out, input).map_err(io)?,
+            Some(codec) => {
+                let mut encoder = codec.encoder(&mut out).map_err(io)?;
+                let lines = write_lines(&mut encoder, input).map_err(io)?;
+                encoder.finish().map_err(io)?;
+                lines
             }
-        }
-        let _ = std::fs::remove_file(&tmp);
+        };
+        out.into_inner().map_err(|e| io(e.into_error()))?;
+        output.commit()?;
         Ok(lines)
     }
 }

@@ -8,6 +8,8 @@ use ember_core::aggregator::Aggregator;
 use ember_core::closure::SerFn;
 use ember_core::data::{BoxIter, Data, Key};
 use ember_core::error::{EmberError, Result};
+use ember_core::filesystem::codec::Codec;
+use ember_core::filesystem::commit::OutputJob;
 use ember_core::group::Group;
 use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 use ember_core::rdd::{
@@ -391,24 +393,50 @@ impl<T: Data> Rdd<T> {
         Ok(out)
     }
 
-    /// Writes one `part-NNNNN` text file per partition into `dir` (which must not
-    /// exist yet), then a `_SUCCESS` marker.
-    pub fn save_as_text_file(&self, dir: &str) -> Result<()>
+    /// Writes each element's `Display` as one line: one `part-NNNNN` file per
+    /// partition in the directory `path` (a path or `file://` URL, relative to the
+    /// driver's working directory; it must not exist yet), then `_SUCCESS`.
+    ///
+    /// Output is committed as Spark's `FileOutputCommitter` does
+    /// ([`ember_core::filesystem::commit`]): each partition's file is committed by
+    /// exactly one attempt, and nothing appears in `path` until every task has
+    /// finished; a failed job removes `path` again.
+    ///
+    /// # Errors
+    /// [`EmberError::OutputPath`] when `path` exists or cannot be created, before
+    /// any task runs; the job's error when a task fails.
+    pub fn save_as_text_file(&self, path: &str) -> Result<()>
     where
         T: Display,
     {
-        let path = std::path::Path::new(dir);
-        if path.exists() {
-            return Err(EmberError::InputPath {
-                path: dir.to_string(),
-                reason: "output directory already exists".into(),
-            });
+        self.save_text(path, None)
+    }
+
+    /// [`Rdd::save_as_text_file`] with each part file compressed by `codec` and named
+    /// with its extension (`part-00000.gz`), as Spark's
+    /// `saveAsTextFile(path, classOf[GzipCodec])`. `text_file` reads such files back.
+    pub fn save_as_text_file_with_codec(&self, path: &str, codec: Codec) -> Result<()>
+    where
+        T: Display,
+    {
+        self.save_text(path, Some(codec))
+    }
+
+    fn save_text(&self, path: &str, codec: Option<Codec>) -> Result<()>
+    where
+        T: Display,
+    {
+        let dir = ember_core::filesystem::local_path(path)
+            .map_err(|e| EmberError::OutputPath { path: path.to_string(), reason: e.to_string() })?;
+        let job = OutputJob::setup(&dir)?;
+        let pending = job.pending_dir().to_string_lossy().into_owned();
+        match self.ctx.run_job(&self.node, SaveTextFn { pending, codec }, None) {
+            Ok(_) => job.commit().map(drop),
+            Err(e) => {
+                job.abort();
+                Err(e)
+            }
         }
-        std::fs::create_dir_all(path).map_err(|e| EmberError::io(dir, e))?;
-        self.ctx.run_job(&self.node, SaveTextFn { dir: dir.to_string() }, None)?;
-        let _ = std::fs::remove_dir_all(path.join("_temporary"));
-        std::fs::write(path.join("_SUCCESS"), b"").map_err(|e| EmberError::io(dir, e))?;
-        Ok(())
     }
 }
 

@@ -57,6 +57,9 @@ enum Job {
         /// Writes `word<TAB>count` part files here.
         #[arg(long)]
         output: Option<String>,
+        /// Compresses the part files (gzip, bzip2, zstd or lz4).
+        #[arg(long, requires = "output")]
+        codec: Option<ember::Codec>,
         /// Minimum number of input partitions.
         #[arg(long, default_value_t = 2)]
         partitions: usize,
@@ -370,7 +373,9 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
         Job::Sumsq { n, partitions } => sumsq::run(&ctx()?, n, partitions)?,
         Job::SumsqBaseline { n, threads } => sumsq::baseline(n, threads),
         Job::Tasklist { samples, seed, partitions } => tasklist::run(&ctx()?, samples, seed, partitions)?,
-        Job::Wordcount { input, output, partitions } => wordcount::run(&ctx()?, &input, output.as_deref(), partitions)?,
+        Job::Wordcount { input, output, codec, partitions } => {
+            wordcount::run(&ctx()?, &input, output.as_deref().map(|o| (o, codec)), partitions)?
+        }
         Job::Pi { samples, partitions } => pi::run(&ctx()?, samples, partitions)?,
         Job::Join { large, small, keys, partitions, seed, pause_file } => {
             join::run(&ctx()?, &join::JoinParams { large, small, keys, partitions, seed, pause_file })?

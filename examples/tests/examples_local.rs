@@ -48,7 +48,7 @@ fn wordcount_matches_an_independent_count() {
     for w in text.split_whitespace() {
         *expected.entry(w.to_string()).or_default() += 1;
     }
-    let out = wordcount::run(&sc, input.to_str().unwrap(), Some(output.to_str().unwrap()), 3).unwrap();
+    let out = wordcount::run(&sc, input.to_str().unwrap(), Some((output.to_str().unwrap(), None)), 3).unwrap();
     assert_eq!(out["distinct"], expected.len() as u64);
     assert_eq!(out["total"], expected.values().sum::<u64>());
     assert_eq!(out["total"], generated["words"]);

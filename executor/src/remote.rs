@@ -25,7 +25,6 @@ use ember_core::wire::v1::{
 use ember_core::wire::{MAX_MESSAGE_BYTES, from_status};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -17,7 +17,7 @@ struct Cli {
 enum Command {
     /// Serves the UI and REST API of the applications whose event logs are in a directory.
     HistoryServer {
-        /// The event log directory (Spark's spark.history.fs.logDirectory).
+        /// The event log directory, a path or file:// URL (Spark's spark.history.fs.logDirectory).
         #[arg(long, env = "EMBER_HISTORY_LOG_DIR")]
         dir: PathBuf,
         /// Address to listen on.
@@ -41,6 +41,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::HistoryServer { dir, host, port, update_interval, proxy_base } => {
             let interval = ember_core_duration(&update_interval)?;
+            let dir = ember_core::filesystem::resolve(&dir).with_context(|| format!("--dir {}", dir.display()))?;
             let server = ember::history::HistoryServer::start(&dir, &host, port, interval, &proxy_base)
                 .with_context(|| format!("starting the history server on {}", dir.display()))?;
             eprintln!("ember: history server at http://{} reading {}", server.address(), dir.display());
