@@ -104,6 +104,64 @@ pub fn plan_splits(files: &[PathBuf], min_partitions: usize) -> Result<Vec<FileS
     Ok(splits)
 }
 
+/// One file of `whole_text_files`, read whole by one task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WholeFile {
+    /// The file's absolute local path.
+    pub path: String,
+    /// The file's compression, by its extension.
+    pub codec: Option<Codec>,
+}
+
+/// Groups files into at most `min_partitions` partitions (at least one file
+/// each) of about equal total size, largest files first into the lightest group
+/// (as Spark's `CombineFileInputFormat` balances `wholeTextFiles`); within a
+/// partition files keep their order.
+pub fn plan_whole_files(files: &[PathBuf], min_partitions: usize) -> Result<Vec<Vec<WholeFile>>> {
+    let sizes = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).map_err(|e| EmberError::io(f.display(), e)))
+        .collect::<Result<Vec<u64>>>()?;
+    let groups = min_partitions.clamp(1, files.len().max(1));
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+    let mut load = vec![0u64; groups];
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
+    for i in order {
+        let lightest = (0..groups).min_by_key(|&g| (load[g], members[g].len())).expect("a group");
+        load[lightest] += sizes[i];
+        members[lightest].push(i);
+    }
+    Ok(members
+        .into_iter()
+        .filter(|m| !m.is_empty())
+        .map(|mut m| {
+            m.sort_unstable();
+            m.into_iter()
+                .map(|i| WholeFile { path: files[i].to_string_lossy().into_owned(), codec: Codec::for_path(&files[i]) })
+                .collect()
+        })
+        .collect())
+}
+
+/// `(file:<path>, content)` of one file, decompressed; the key is the URL Spark's
+/// `wholeTextFiles` gives (`file:/abs/path`). Bytes that are not UTF-8 become
+/// U+FFFD, as Hadoop's `Text` decoding does.
+pub fn read_whole_file(file: &WholeFile) -> Result<(String, String)> {
+    let mut bytes = Vec::new();
+    let opened = File::open(&file.path).map_err(|e| EmberError::io(&file.path, e))?;
+    let mut reader: Box<dyn Read + Send> = match file.codec {
+        Some(codec) => codec.decoder(opened).map_err(|e| read_error(&file.path, Some(codec), e))?,
+        None => Box::new(opened),
+    };
+    reader.read_to_end(&mut bytes).map_err(|e| read_error(&file.path, file.codec, e))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+    Ok((format!("file:{}", file.path), text))
+}
+
 /// Cuts files of fixed-length records into splits on record boundaries.
 pub fn plan_record_splits(files: &[PathBuf], record_len: u64, min_partitions: usize) -> Result<Vec<FileSplit>> {
     if record_len == 0 {
@@ -336,6 +394,27 @@ mod tests {
         assert_eq!(resolve_input_files(&list).unwrap(), vec![dir.path().join("c.log"), dir.path().join("a.txt")]);
         let err = resolve_input_files("s3a://bucket/in").unwrap_err().to_string();
         assert!(err.contains("s3a://bucket/in") && err.contains("not supported"), "{err}");
+    }
+
+    #[test]
+    fn whole_files_are_balanced_over_partitions_and_decompressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for (name, size) in [("a", 900), ("b", 100), ("c", 500), ("d", 450), ("e", 0)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "x".repeat(size)).unwrap();
+            files.push(path);
+        }
+        let groups = plan_whole_files(&files, 2).unwrap();
+        let names: Vec<Vec<&str>> =
+            groups.iter().map(|g| g.iter().map(|f| f.path.rsplit('/').next().unwrap()).collect()).collect();
+        assert_eq!(names, vec![vec!["a", "b"], vec!["c", "d", "e"]], "1000 and 950 bytes");
+        assert_eq!(plan_whole_files(&files, 99).unwrap().len(), 5);
+        assert_eq!(plan_whole_files(&[], 3).unwrap().len(), 0);
+        let gz = dir.path().join("f.txt.gz");
+        write_compressed(&gz, Codec::Gzip, "hola\nmundo");
+        let file = &plan_whole_files(std::slice::from_ref(&gz), 1).unwrap()[0][0];
+        assert_eq!(read_whole_file(file).unwrap(), (format!("file:{}", gz.display()), "hola\nmundo".to_string()));
     }
 
     #[test]

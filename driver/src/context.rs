@@ -21,6 +21,7 @@ use ember_core::error::{EmberError, Result};
 use ember_core::lineage::encode_root;
 use ember_core::rdd::{
     BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, RddBase, RddNode, TextFileRdd, UnionRdd,
+    WholeTextFilesRdd,
 };
 use ember_core::security::{self, RpcSecurity};
 use ember_core::shuffle::ShuffleDepBase;
@@ -303,6 +304,19 @@ impl EmberContext {
         let files = resolve_input_files(path)?;
         let splits = plan_splits(&files, min_partitions.max(1))?;
         Ok(self.wrap(TextFileRdd::new(splits)))
+    }
+
+    /// `(file:<path>, content)` of every file `path` names (a file, directory, glob
+    /// or comma-separated list, as [`EmberContext::text_file`]), each file read
+    /// whole and decompressed by its extension (Spark's `wholeTextFiles`). Files
+    /// are grouped into at most `min_partitions` partitions of about equal size.
+    ///
+    /// # Errors
+    /// [`EmberError::InputPath`] for a missing path, before any task runs.
+    pub fn whole_text_files(&self, path: &str, min_partitions: usize) -> Result<Rdd<(String, String)>> {
+        let files = resolve_input_files(path)?;
+        let groups = ember_core::text::plan_whole_files(&files, min_partitions.max(1))?;
+        Ok(self.wrap(WholeTextFilesRdd::new(groups)))
     }
 
     /// Fixed-length binary records (Spark's `binaryRecords`); every file's size

@@ -166,3 +166,22 @@ fn a_failed_job_leaves_no_output_and_a_rerun_succeeds() {
     want.sort();
     assert_eq!(output_lines(&out), want);
 }
+
+#[test]
+fn whole_text_files_gives_each_file_whole_with_its_url() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "uno\ndos\n").unwrap();
+    std::fs::write(dir.path().join("_SUCCESS"), "").unwrap();
+    let mut e = Codec::Zstd.encoder(std::fs::File::create(dir.path().join("b.txt.zst")).unwrap()).unwrap();
+    e.write_all("tres".as_bytes()).unwrap();
+    e.finish().unwrap();
+    let sc = sc();
+    let rdd = sc.whole_text_files(&format!("file://{}", dir.path().display()), 4).unwrap();
+    assert_eq!(rdd.num_partitions(), 2);
+    let mut got = rdd.collect().unwrap();
+    got.sort();
+    let url = |name: &str| format!("file:{}", dir.path().join(name).display());
+    assert_eq!(got, vec![(url("a.txt"), "uno\ndos\n".to_string()), (url("b.txt.zst"), "tres".to_string())]);
+    let err = sc.whole_text_files("/no/such/dir", 1).unwrap_err();
+    assert!(matches!(err, EmberError::InputPath { .. }), "{err:?}");
+}

@@ -12,7 +12,7 @@ pub use co_partitioned::{CoPartitionedRdd, LocallyCombinedRdd};
 pub use narrow::{CartesianRdd, CoalescedRdd, MapPartitionsRdd, PartitionOp, UnionRdd, ZipRdd};
 pub use parent::Parent;
 pub use shuffled::{CombinedRdd, ShuffledRdd};
-pub use sources::{BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, TextFileRdd};
+pub use sources::{BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, TextFileRdd, WholeTextFilesRdd};
 
 use crate::data::{BoxIter, Data};
 use crate::error::{EmberError, Result, raise};

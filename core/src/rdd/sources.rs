@@ -2,10 +2,10 @@
 
 use super::{Dependency, RddBase, RddMeta, RddNode, into_any_node as wrap};
 use crate::data::{BoxIter, Data};
-use crate::error::Result;
+use crate::error::{Result, raise};
 use crate::lineage::{AnyNode, DecodeFn, Encode, LineageReader, LineageWriter};
 use crate::task::TaskContext;
-use crate::text::{FileSplit, read_split_lines, read_split_records};
+use crate::text::{FileSplit, WholeFile, read_split_lines, read_split_records, read_whole_file};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -191,6 +191,60 @@ impl RddBase for TextFileRdd {
 impl RddNode<String> for TextFileRdd {
     fn compute(&self, split: usize, _ctx: &TaskContext) -> Result<BoxIter<String>> {
         read_split_lines(&self.splits[split])
+    }
+}
+
+/// `wholeTextFiles`: `(file:<path>, content)` of each file, files grouped into
+/// partitions by [`crate::text::plan_whole_files`].
+pub struct WholeTextFilesRdd {
+    meta: RddMeta,
+    groups: Vec<Vec<WholeFile>>,
+}
+
+impl WholeTextFilesRdd {
+    pub fn new(groups: Vec<Vec<WholeFile>>) -> Self {
+        Self { meta: RddMeta::new(), groups }
+    }
+
+    fn decode(r: &mut LineageReader<'_>) -> Result<AnyNode> {
+        let meta = r.read()?;
+        let groups = r.read()?;
+        Ok(wrap::<(String, String)>(Self { meta, groups }))
+    }
+}
+
+impl Encode for WholeTextFilesRdd {
+    fn decoder(&self) -> DecodeFn {
+        crate::decoders::registered_decoder!(Self::decode)
+    }
+    fn encode_fields(&self, w: &mut LineageWriter) -> Result<()> {
+        w.write(&self.meta)?;
+        w.write(&self.groups)
+    }
+}
+
+impl RddBase for WholeTextFilesRdd {
+    fn meta(&self) -> &RddMeta {
+        &self.meta
+    }
+    fn num_partitions(&self) -> usize {
+        self.groups.len()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        Vec::new()
+    }
+    fn op_name(&self) -> &'static str {
+        "wholeTextFiles"
+    }
+    fn as_encode(&self) -> &dyn Encode {
+        self
+    }
+}
+
+impl RddNode<(String, String)> for WholeTextFilesRdd {
+    fn compute(&self, split: usize, _ctx: &TaskContext) -> Result<BoxIter<(String, String)>> {
+        let files = self.groups[split].clone();
+        Ok(Box::new(files.into_iter().map(|f| read_whole_file(&f).unwrap_or_else(|e| raise(e)))))
     }
 }
 
