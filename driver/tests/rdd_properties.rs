@@ -88,6 +88,11 @@ fn sources_parallelize_range_empty() {
         },
     );
     assert!(sc.range(0, 10, 0, 2).is_err(), "a zero step is an error");
+    // The whole i64 span, where i·step overflows (a debug build used to panic).
+    let whole = sc.range(i64::MIN, i64::MAX, 1 << 62, 3).unwrap().collect().unwrap();
+    assert_eq!(whole, vec![i64::MIN, -(1 << 62), 0, 1 << 62]);
+    let down = sc.range(i64::MAX, i64::MIN, -(1 << 62), 2).unwrap().collect().unwrap();
+    assert_eq!(down, vec![i64::MAX, (1 << 62) - 1, -1, -(1 << 62) - 1]);
     let empty = sc.empty_rdd::<String>();
     assert_eq!(empty.num_partitions(), 0);
     assert_eq!(empty.count().unwrap(), 0);

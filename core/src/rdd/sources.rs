@@ -135,10 +135,12 @@ impl RddNode<i64> for RangeRdd {
     fn compute(&self, split: usize, _ctx: &TaskContext) -> Result<BoxIter<i64>> {
         let n = self.len() as u128;
         let s = self.slices as u128;
-        let first = (split as u128 * n / s) as i64;
-        let last = ((split as u128 + 1) * n / s) as i64;
+        let first = (split as u128 * n / s) as u64;
+        let last = ((split as u128 + 1) * n / s) as u64;
         let (start, step) = (self.start, self.step);
-        Ok(Box::new((first..last).map(move |i| start + i * step)))
+        // start + i·step lies in [start, end), so arithmetic modulo 2^64 gives it
+        // exactly even where i·step alone would overflow (a range over all of i64).
+        Ok(Box::new((first..last).map(move |i| start.wrapping_add((i as i64).wrapping_mul(step)))))
     }
 }
 
