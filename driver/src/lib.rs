@@ -69,6 +69,7 @@ pub mod map_output;
 pub mod master;
 pub mod metrics;
 pub mod monitoring;
+pub mod numeric;
 pub mod ops;
 pub mod partitioning;
 pub mod progress;
@@ -90,6 +91,7 @@ pub use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner
 pub use ember_core::rdd::StorageLevel;
 pub use ember_core::task::{TaskContext, TaskMetricsSnapshot};
 pub use master::Master;
+pub use numeric::{Numeric, StatCounter};
 pub use rdd::Rdd;
 pub use scheduler::SpeculationMetrics;
 pub use serde_closure::{Fn, FnMut, FnOnce};
