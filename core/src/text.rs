@@ -5,21 +5,25 @@
 //! `LineReader`. A compressed file ([`Codec`] by extension) is one split,
 //! read through its decoder.
 
+use crate::config::Conf;
 use crate::data::BoxIter;
 use crate::error::{EmberError, Result, raise};
 use crate::filesystem::codec::Codec;
 use crate::filesystem::local_path;
+use crate::filesystem::s3::{Bucket, S3Path, S3Settings};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Bytes `start..end` of one file, a task's share of the input. A compressed file's
 /// split is the whole file and `codec` says how to decode it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileSplit {
-    /// The file's absolute local path.
+    /// The file's absolute local path, or an `s3a://bucket/key` URL.
     pub path: String,
+    /// The whole file's size in bytes.
+    pub size: u64,
     /// First byte of the split (0 for a compressed file).
     pub start: u64,
     /// One past the last byte (the file's size for a compressed file).
@@ -31,14 +35,59 @@ pub struct FileSplit {
 /// Largest split: a large file gets one partition per 32 MiB (Hadoop's local block size).
 pub const MAX_SPLIT_BYTES: u64 = 32 << 20;
 
-/// Every input file named by `spec`; an error that names the path when nothing matches.
-pub fn resolve_input_files(spec: &str) -> Result<Vec<PathBuf>> {
+/// One input file: an absolute local path or an `s3a://bucket/key` URL, and its
+/// size in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputFile {
+    /// The local path or object URL.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl InputFile {
+    /// A local file, with its size.
+    ///
+    /// # Errors
+    /// [`EmberError::Io`] when the file cannot be read.
+    pub fn local(path: &Path) -> Result<InputFile> {
+        let size = std::fs::metadata(path).map_err(|e| EmberError::io(path.display(), e))?.len();
+        Ok(InputFile { path: path.to_string_lossy().into_owned(), size })
+    }
+
+    fn codec(&self) -> Option<Codec> {
+        Codec::for_path(Path::new(&self.path))
+    }
+}
+
+fn has_glob(text: &str) -> bool {
+    text.contains(['*', '?', '['])
+}
+
+/// Hidden and underscore files are markers (`_SUCCESS`, `.crc`), as in Hadoop.
+fn is_marker(name: &str) -> bool {
+    name.starts_with('.') || name.starts_with('_')
+}
+
+/// Every input file named by `spec` (a file, a directory's files, a glob, or a
+/// comma-separated list of those; local paths, `file:` and `s3a://` URLs, object
+/// stores reached with `conf`'s settings). An error names the path when nothing
+/// matches, the store cannot be reached, or the bucket is missing.
+pub fn resolve_input_files(spec: &str, conf: &Conf) -> Result<Vec<InputFile>> {
     let mut files = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let missing = |reason: &str| EmberError::InputPath { path: part.to_string(), reason: reason.to_string() };
+        if let Some(object) = S3Path::parse(part) {
+            let object = object.map_err(|e| missing(&e))?;
+            files.extend(resolve_objects(&object, conf).map_err(|e| match e {
+                EmberError::Io { message, .. } => missing(&message),
+                other => other,
+            })?);
+            continue;
+        }
         let resolved = local_path(part).map_err(|e| missing(&e.to_string()))?;
         let pattern = resolved.to_str().ok_or_else(|| missing("the path is not UTF-8"))?;
-        if pattern.contains(['*', '?', '[']) {
+        if has_glob(pattern) {
             let mut matched: Vec<PathBuf> = glob::glob(pattern)
                 .map_err(|e| missing(&format!("bad glob pattern: {e}")))?
                 .filter_map(|p| p.ok())
@@ -48,7 +97,9 @@ pub fn resolve_input_files(spec: &str) -> Result<Vec<PathBuf>> {
                 return Err(missing("the pattern matches no files"));
             }
             matched.sort();
-            files.extend(matched);
+            for m in matched {
+                files.push(InputFile::local(&m)?);
+            }
             continue;
         }
         let path = resolved.as_path();
@@ -57,16 +108,14 @@ pub fn resolve_input_files(spec: &str) -> Result<Vec<PathBuf>> {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(|e| missing(&e.to_string()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                    // Hidden and underscore files are markers (_SUCCESS, .crc), as in Hadoop.
-                    p.is_file() && !name.starts_with('.') && !name.starts_with('_')
-                })
+                .filter(|p| p.is_file() && !is_marker(p.file_name().and_then(|n| n.to_str()).unwrap_or("")))
                 .collect();
             entries.sort();
-            files.extend(entries);
+            for e in entries {
+                files.push(InputFile::local(&e)?);
+            }
         } else {
-            files.push(path.to_path_buf());
+            files.push(InputFile { path: path.to_string_lossy().into_owned(), size: meta.len() });
         }
     }
     if files.is_empty() && spec.trim().is_empty() {
@@ -75,22 +124,50 @@ pub fn resolve_input_files(spec: &str) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The objects an `s3a://` URL names: the object itself, the objects directly
+/// under it as a directory (markers left out), or those matching a glob.
+fn resolve_objects(object: &S3Path, conf: &Conf) -> Result<Vec<InputFile>> {
+    let bucket = Bucket::open(&S3Settings::from_conf(conf)?, object)?;
+    let listed: Vec<(S3Path, u64)> = if has_glob(&object.key) {
+        let pattern = glob::Pattern::new(&object.key)
+            .map_err(|e| EmberError::InputPath { path: object.url(), reason: format!("bad glob pattern: {e}") })?;
+        let fixed = &object.key[..object.key.find(['*', '?', '[']).unwrap_or(0)];
+        let prefix = object.with_key(&fixed[..fixed.rfind('/').unwrap_or(0)]);
+        let options = glob::MatchOptions { require_literal_separator: true, ..Default::default() };
+        let found: Vec<_> =
+            bucket.list(&prefix, true)?.into_iter().filter(|(p, _)| pattern.matches_with(&p.key, options)).collect();
+        if found.is_empty() {
+            return Err(EmberError::Io { path: object.url(), message: "the pattern matches no objects".into() });
+        }
+        found
+    } else if let Some(size) = (!object.key.is_empty()).then(|| bucket.size(object)).transpose()?.flatten() {
+        vec![(object.clone(), size)]
+    } else {
+        let found: Vec<_> = bucket
+            .list(object, false)?
+            .into_iter()
+            .filter(|(p, _)| !p.key.ends_with('/') && !is_marker(p.key.rsplit('/').next().unwrap_or("")))
+            .collect();
+        if found.is_empty() {
+            return Err(EmberError::Io { path: object.url(), message: "no such object or prefix".into() });
+        }
+        found
+    };
+    Ok(listed.into_iter().map(|(p, size)| InputFile { path: p.url(), size }).collect())
+}
+
 /// Cuts the files into splits: about `min_partitions` in total, at most
 /// [`MAX_SPLIT_BYTES`] each; an empty file yields no split.
-pub fn plan_splits(files: &[PathBuf], min_partitions: usize) -> Result<Vec<FileSplit>> {
-    let sizes = files
-        .iter()
-        .map(|f| std::fs::metadata(f).map(|m| m.len()).map_err(|e| EmberError::io(f.display(), e)))
-        .collect::<Result<Vec<u64>>>()?;
-    let total: u64 = sizes.iter().sum();
+pub fn plan_splits(files: &[InputFile], min_partitions: usize) -> Result<Vec<FileSplit>> {
+    let total: u64 = files.iter().map(|f| f.size).sum();
     let goal = total / min_partitions.max(1) as u64;
     let split_size = goal.clamp(1, MAX_SPLIT_BYTES);
     let mut splits = Vec::new();
-    for (file, size) in files.iter().zip(sizes) {
-        let path = file.to_string_lossy().into_owned();
-        if let Some(codec) = Codec::for_path(file) {
+    for file in files {
+        let (path, size) = (file.path.clone(), file.size);
+        if let Some(codec) = file.codec() {
             if size > 0 {
-                splits.push(FileSplit { path, start: 0, end: size, codec: Some(codec) });
+                splits.push(FileSplit { path, size, start: 0, end: size, codec: Some(codec) });
             }
             continue;
         }
@@ -98,7 +175,7 @@ pub fn plan_splits(files: &[PathBuf], min_partitions: usize) -> Result<Vec<FileS
         while start < size {
             // Avoid a tiny last split (Hadoop's 10% slop).
             let end = if size - start <= split_size + split_size / 10 { size } else { start + split_size };
-            splits.push(FileSplit { path: path.clone(), start, end, codec: None });
+            splits.push(FileSplit { path: path.clone(), size, start, end, codec: None });
             start = end;
         }
     }
@@ -108,8 +185,10 @@ pub fn plan_splits(files: &[PathBuf], min_partitions: usize) -> Result<Vec<FileS
 /// One file of `whole_text_files`, read whole by one task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WholeFile {
-    /// The file's absolute local path.
+    /// The file's absolute local path, or an `s3a://bucket/key` URL.
     pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
     /// The file's compression, by its extension.
     pub codec: Option<Codec>,
 }
@@ -118,11 +197,8 @@ pub struct WholeFile {
 /// each) of about equal total size, largest files first into the lightest group
 /// (as Spark's `CombineFileInputFormat` balances `wholeTextFiles`); within a
 /// partition files keep their order.
-pub fn plan_whole_files(files: &[PathBuf], min_partitions: usize) -> Result<Vec<Vec<WholeFile>>> {
-    let sizes = files
-        .iter()
-        .map(|f| std::fs::metadata(f).map(|m| m.len()).map_err(|e| EmberError::io(f.display(), e)))
-        .collect::<Result<Vec<u64>>>()?;
+pub fn plan_whole_files(files: &[InputFile], min_partitions: usize) -> Result<Vec<Vec<WholeFile>>> {
+    let sizes: Vec<u64> = files.iter().map(|f| f.size).collect();
     let groups = min_partitions.clamp(1, files.len().max(1));
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
@@ -139,18 +215,18 @@ pub fn plan_whole_files(files: &[PathBuf], min_partitions: usize) -> Result<Vec<
         .map(|mut m| {
             m.sort_unstable();
             m.into_iter()
-                .map(|i| WholeFile { path: files[i].to_string_lossy().into_owned(), codec: Codec::for_path(&files[i]) })
+                .map(|i| WholeFile { path: files[i].path.clone(), size: files[i].size, codec: files[i].codec() })
                 .collect()
         })
         .collect())
 }
 
-/// `(file:<path>, content)` of one file, decompressed; the key is the URL Spark's
-/// `wholeTextFiles` gives (`file:/abs/path`). Bytes that are not UTF-8 become
-/// U+FFFD, as Hadoop's `Text` decoding does.
-pub fn read_whole_file(file: &WholeFile) -> Result<(String, String)> {
+/// `(url, content)` of one file, decompressed; the key is the URL Spark's
+/// `wholeTextFiles` gives (`file:/abs/path`, or the object's `s3a://` URL). Bytes
+/// that are not UTF-8 become U+FFFD, as Hadoop's `Text` decoding does.
+pub fn read_whole_file(file: &WholeFile, conf: &Conf) -> Result<(String, String)> {
     let mut bytes = Vec::new();
-    let opened = File::open(&file.path).map_err(|e| EmberError::io(&file.path, e))?;
+    let opened = open_at(&file.path, 0, file.size, conf)?;
     let mut reader: Box<dyn Read + Send> = match file.codec {
         Some(codec) => codec.decoder(opened).map_err(|e| read_error(&file.path, Some(codec), e))?,
         None => Box::new(opened),
@@ -160,11 +236,12 @@ pub fn read_whole_file(file: &WholeFile) -> Result<(String, String)> {
         Ok(s) => s,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     };
-    Ok((format!("file:{}", file.path), text))
+    let url = if S3Path::parse(&file.path).is_some() { file.path.clone() } else { format!("file:{}", file.path) };
+    Ok((url, text))
 }
 
 /// Cuts files of fixed-length records into splits on record boundaries.
-pub fn plan_record_splits(files: &[PathBuf], record_len: u64, min_partitions: usize) -> Result<Vec<FileSplit>> {
+pub fn plan_record_splits(files: &[InputFile], record_len: u64, min_partitions: usize) -> Result<Vec<FileSplit>> {
     if record_len == 0 {
         return Err(EmberError::Invalid("record length must be positive".into()));
     }
@@ -181,11 +258,11 @@ pub fn plan_record_splits(files: &[PathBuf], record_len: u64, min_partitions: us
             splits.push(FileSplit { start, end, ..s });
         }
     }
-    for f in files.iter().filter(|f| Codec::for_path(f).is_none()) {
-        let len = std::fs::metadata(f).map_err(|e| EmberError::io(f.display(), e))?.len();
+    for f in files.iter().filter(|f| f.codec().is_none()) {
+        let len = f.size;
         if len % record_len != 0 {
             return Err(EmberError::InputPath {
-                path: f.display().to_string(),
+                path: f.path.clone(),
                 reason: format!("size {len} is not a multiple of the record length {record_len}"),
             });
         }
@@ -194,14 +271,13 @@ pub fn plan_record_splits(files: &[PathBuf], record_len: u64, min_partitions: us
 }
 
 /// The fixed-length records of one split.
-pub fn read_split_records(split: &FileSplit, record_len: usize) -> Result<BoxIter<Vec<u8>>> {
+pub fn read_split_records(split: &FileSplit, record_len: usize, conf: &Conf) -> Result<BoxIter<Vec<u8>>> {
     let path = split.path.clone();
     let codec = split.codec;
     let mut reader: Box<dyn Read + Send> = match codec {
-        Some(_) => decoded(split)?,
+        Some(_) => decoded(split, conf)?,
         None => {
-            let mut file = File::open(&split.path).map_err(|e| EmberError::io(&split.path, e))?;
-            file.seek(SeekFrom::Start(split.start)).map_err(|e| EmberError::io(&split.path, e))?;
+            let file = open_at(&split.path, split.start, split.size, conf)?;
             Box::new(BufReader::with_capacity(1 << 20, file.take(split.end - split.start)))
         }
     };
@@ -235,30 +311,43 @@ fn read_error(path: &str, codec: Option<Codec>, e: std::io::Error) -> EmberError
     }
 }
 
+/// The bytes of `path` (a local file of an object of `size` bytes) from `offset`.
+fn open_at(path: &str, offset: u64, size: u64, conf: &Conf) -> Result<Box<dyn Read + Send>> {
+    if let Some(object) = S3Path::parse(path) {
+        let object = object.map_err(|e| EmberError::InputPath { path: path.to_string(), reason: e })?;
+        let bucket = Bucket::open(&S3Settings::from_conf(conf)?, &object)?;
+        return Ok(Box::new(bucket.reader(&object, offset, size)));
+    }
+    let mut file = File::open(path).map_err(|e| EmberError::io(path, e))?;
+    if offset > 0 {
+        file.seek(SeekFrom::Start(offset)).map_err(|e| EmberError::io(path, e))?;
+    }
+    Ok(Box::new(file))
+}
+
 /// The decompressed bytes of a compressed split's file.
-fn decoded(split: &FileSplit) -> Result<Box<dyn Read + Send>> {
+fn decoded(split: &FileSplit, conf: &Conf) -> Result<Box<dyn Read + Send>> {
     let codec = split.codec.ok_or_else(|| EmberError::Internal(format!("{} is not compressed", split.path)))?;
-    let file = File::open(&split.path).map_err(|e| EmberError::io(&split.path, e))?;
+    let file = open_at(&split.path, 0, split.size, conf)?;
     let decoder = codec.decoder(file).map_err(|e| read_error(&split.path, Some(codec), e))?;
     Ok(decoder)
 }
 
 /// The lines of one split, without their line terminators.
-pub fn read_split_lines(split: &FileSplit) -> Result<BoxIter<String>> {
+pub fn read_split_lines(split: &FileSplit, conf: &Conf) -> Result<BoxIter<String>> {
     if split.codec.is_some() {
-        let reader = BufReader::with_capacity(1 << 20, decoded(split)?);
+        let reader = BufReader::with_capacity(1 << 20, decoded(split, conf)?);
         return Ok(lines(reader, 0, u64::MAX, split.path.clone(), split.codec));
     }
-    let file = File::open(&split.path).map_err(|e| EmberError::io(&split.path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    // Start one byte early and drop everything up to the first line end: the
+    // partial line belongs to the previous split, and a line starting exactly at
+    // `start` is kept.
+    let from = split.start.saturating_sub(1);
+    let mut reader = BufReader::with_capacity(1 << 20, open_at(&split.path, from, split.size, conf)?);
     let mut pos = split.start;
     if split.start > 0 {
-        // Start one byte early and drop everything up to the first newline: the
-        // partial line belongs to the previous split, and a line starting exactly at
-        // `start` is kept.
         let mut skipped = Vec::new();
-        reader.seek(SeekFrom::Start(split.start - 1)).map_err(|e| EmberError::io(&split.path, e))?;
-        pos = split.start - 1;
+        pos = from;
         pos += read_line(&mut reader, &mut skipped).map_err(|e| EmberError::io(&split.path, e))? as u64;
     }
     Ok(lines(reader, pos, split.end, split.path.clone(), None))
@@ -335,7 +424,18 @@ fn lines<R: BufRead + Send + 'static>(
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::path::Path;
+
+    fn input(path: &Path) -> Vec<InputFile> {
+        vec![InputFile::local(path).unwrap()]
+    }
+
+    fn conf() -> Conf {
+        Conf::new()
+    }
+
+    fn paths(files: Vec<InputFile>) -> Vec<PathBuf> {
+        files.into_iter().map(|f| PathBuf::from(f.path)).collect()
+    }
 
     #[test]
     fn every_line_is_read_exactly_once_whatever_the_split_size() {
@@ -357,8 +457,8 @@ mod tests {
         // 72 extra newlines, of which 24 follow a lone \r and complete its \r\n.
         assert_eq!(expected.len(), 500 + 48 + 1);
         for parts in [1, 2, 3, 7, 64, 1000] {
-            let splits = plan_splits(std::slice::from_ref(&path), parts).unwrap();
-            let got: Vec<String> = splits.iter().flat_map(|s| read_split_lines(s).unwrap()).collect();
+            let splits = plan_splits(&input(&path), parts).unwrap();
+            let got: Vec<String> = splits.iter().flat_map(|s| read_split_lines(s, &conf()).unwrap()).collect();
             assert_eq!(got, expected, "{parts} partitions");
         }
     }
@@ -375,18 +475,18 @@ mod tests {
         let text: String = (0..3000).map(|i| format!("día {i}\r\n")).collect::<String>() + "last";
         let plain = dir.path().join("plain.txt");
         std::fs::write(&plain, &text).unwrap();
-        let want: Vec<String> = plan_splits(std::slice::from_ref(&plain), 4)
+        let want: Vec<String> = plan_splits(&input(&plain), 4)
             .unwrap()
             .iter()
-            .flat_map(|s| read_split_lines(s).unwrap())
+            .flat_map(|s| read_split_lines(s, &conf()).unwrap())
             .collect();
         assert_eq!(want.len(), 3001);
         for codec in Codec::ALL {
             let path = dir.path().join(format!("in.txt.{}", codec.extension()));
             write_compressed(&path, codec, &text);
-            let splits = plan_splits(std::slice::from_ref(&path), 4).unwrap();
+            let splits = plan_splits(&input(&path), 4).unwrap();
             assert_eq!(splits.len(), 1, "{codec}");
-            let got: Vec<String> = read_split_lines(&splits[0]).unwrap().collect();
+            let got: Vec<String> = read_split_lines(&splits[0], &conf()).unwrap().collect();
             assert_eq!(got, want, "{codec}");
         }
     }
@@ -399,8 +499,8 @@ mod tests {
         packed.write_all("some words\n".repeat(10_000).as_bytes()).unwrap();
         let packed = packed.finish().unwrap();
         std::fs::write(&path, &packed[..packed.len() / 2]).unwrap();
-        let split = plan_splits(std::slice::from_ref(&path), 1).unwrap().remove(0);
-        let err = std::panic::catch_unwind(|| read_split_lines(&split).unwrap().count()).unwrap_err();
+        let split = plan_splits(&input(&path), 1).unwrap().remove(0);
+        let err = std::panic::catch_unwind(|| read_split_lines(&split, &conf()).unwrap().count()).unwrap_err();
         let err = crate::error::from_panic(err).to_string();
         assert!(err.contains("broken.gz") && err.contains("gzip"), "{err}");
     }
@@ -410,10 +510,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("records.bin.zst");
         write_compressed(&path, Codec::Zstd, "abcdefghij");
-        let splits = plan_record_splits(std::slice::from_ref(&path), 5, 3).unwrap();
-        let got: Vec<Vec<u8>> = splits.iter().flat_map(|s| read_split_records(s, 5).unwrap()).collect();
+        let splits = plan_record_splits(&input(&path), 5, 3).unwrap();
+        let got: Vec<Vec<u8>> = splits.iter().flat_map(|s| read_split_records(s, 5, &conf()).unwrap()).collect();
         assert_eq!(got, vec![b"abcde".to_vec(), b"fghij".to_vec()]);
-        let err = std::panic::catch_unwind(|| read_split_records(&splits[0], 4).unwrap().count()).unwrap_err();
+        let err = std::panic::catch_unwind(|| read_split_records(&splits[0], 4, &conf()).unwrap().count()).unwrap_err();
         let err = crate::error::from_panic(err).to_string();
         assert!(err.contains("partial record of 2 bytes"), "{err}");
     }
@@ -425,12 +525,15 @@ mod tests {
             std::fs::write(dir.path().join(name), "x\n").unwrap();
         }
         let url = format!("file://{}/*.txt", dir.path().display());
-        let files = resolve_input_files(&url).unwrap();
+        let files = paths(resolve_input_files(&url, &conf()).unwrap());
         assert_eq!(files, vec![dir.path().join("a.txt"), dir.path().join("b.txt")]);
         let list = format!("file://{0}/c.log, {0}/a.txt", dir.path().display());
-        assert_eq!(resolve_input_files(&list).unwrap(), vec![dir.path().join("c.log"), dir.path().join("a.txt")]);
-        let err = resolve_input_files("s3a://bucket/in").unwrap_err().to_string();
-        assert!(err.contains("s3a://bucket/in") && err.contains("not supported"), "{err}");
+        assert_eq!(
+            paths(resolve_input_files(&list, &conf()).unwrap()),
+            vec![dir.path().join("c.log"), dir.path().join("a.txt")]
+        );
+        let err = resolve_input_files("hdfs://nn/in", &conf()).unwrap_err().to_string();
+        assert!(err.contains("hdfs://nn/in") && err.contains("not supported"), "{err}");
     }
 
     #[test]
@@ -442,6 +545,7 @@ mod tests {
             std::fs::write(&path, "x".repeat(size)).unwrap();
             files.push(path);
         }
+        let files: Vec<InputFile> = files.iter().map(|f| InputFile::local(f).unwrap()).collect();
         let groups = plan_whole_files(&files, 2).unwrap();
         let names: Vec<Vec<&str>> =
             groups.iter().map(|g| g.iter().map(|f| f.path.rsplit('/').next().unwrap()).collect()).collect();
@@ -450,15 +554,18 @@ mod tests {
         assert_eq!(plan_whole_files(&[], 3).unwrap().len(), 0);
         let gz = dir.path().join("f.txt.gz");
         write_compressed(&gz, Codec::Gzip, "hola\nmundo");
-        let file = &plan_whole_files(std::slice::from_ref(&gz), 1).unwrap()[0][0];
-        assert_eq!(read_whole_file(file).unwrap(), (format!("file:{}", gz.display()), "hola\nmundo".to_string()));
+        let file = &plan_whole_files(&input(&gz), 1).unwrap()[0][0];
+        assert_eq!(
+            read_whole_file(file, &conf()).unwrap(),
+            (format!("file:{}", gz.display()), "hola\nmundo".to_string())
+        );
     }
 
     #[test]
     fn missing_paths_are_named_in_the_error() {
-        let err = resolve_input_files("/definitely/not/here.txt").unwrap_err();
+        let err = resolve_input_files("/definitely/not/here.txt", &conf()).unwrap_err();
         assert!(err.to_string().contains("/definitely/not/here.txt"), "{err}");
-        let err = resolve_input_files("/definitely/not/*.txt").unwrap_err();
+        let err = resolve_input_files("/definitely/not/*.txt", &conf()).unwrap_err();
         assert!(err.to_string().contains("matches no files"), "{err}");
     }
 }

@@ -301,7 +301,7 @@ impl EmberContext {
     /// Lines of a text file, a directory of files, a glob, or a comma-separated
     /// list of those. A missing path is an error here, before any task runs.
     pub fn text_file(&self, path: &str, min_partitions: usize) -> Result<Rdd<String>> {
-        let files = resolve_input_files(path)?;
+        let files = resolve_input_files(path, &self.inner.conf)?;
         let splits = plan_splits(&files, min_partitions.max(1))?;
         Ok(self.wrap(TextFileRdd::new(splits)))
     }
@@ -314,7 +314,7 @@ impl EmberContext {
     /// # Errors
     /// [`EmberError::InputPath`] for a missing path, before any task runs.
     pub fn whole_text_files(&self, path: &str, min_partitions: usize) -> Result<Rdd<(String, String)>> {
-        let files = resolve_input_files(path)?;
+        let files = resolve_input_files(path, &self.inner.conf)?;
         let groups = ember_core::text::plan_whole_files(&files, min_partitions.max(1))?;
         Ok(self.wrap(WholeTextFilesRdd::new(groups)))
     }
@@ -322,7 +322,7 @@ impl EmberContext {
     /// Fixed-length binary records (Spark's `binaryRecords`); every file's size
     /// must be a multiple of `record_len`.
     pub fn binary_records(&self, path: &str, record_len: usize, min_partitions: usize) -> Result<Rdd<Vec<u8>>> {
-        let files = resolve_input_files(path)?;
+        let files = resolve_input_files(path, &self.inner.conf)?;
         let splits = plan_record_splits(&files, record_len as u64, min_partitions.max(1))?;
         Ok(self.wrap(BinaryRecordsRdd::new(splits, record_len)))
     }

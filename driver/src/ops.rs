@@ -7,7 +7,7 @@ use ember_core::closure::{SerFn, traits::FnOnce as SerFnOnce};
 use ember_core::data::{BoxIter, Data, Key};
 use ember_core::error::{EmberError, Result, raise};
 use ember_core::filesystem::codec::Codec;
-use ember_core::filesystem::commit::TaskOutputFile;
+use ember_core::filesystem::commit::{ObjectStoreOutputJob, TaskOutputFile};
 use ember_core::group::{Group, GroupByHash};
 use ember_core::partitioner::stable_hash;
 use ember_core::rdd::PartitionOp;
@@ -630,38 +630,73 @@ pub struct SaveTextFn {
     /// Compression of the part files.
     pub codec: Option<Codec>,
 }
+/// The part file name of a partition: `part-NNNNN[.ext]`.
+fn part_name(partition: usize, codec: Option<Codec>) -> String {
+    match codec {
+        Some(codec) => format!("part-{partition:05}.{}", codec.extension()),
+        None => format!("part-{partition:05}"),
+    }
+}
+
+/// Writes each element's `Display` and a newline, through `codec` when given.
+fn write_text<T: Display>(out: impl std::io::Write, input: BoxIter<T>, codec: Option<Codec>) -> std::io::Result<u64> {
+    use std::io::Write;
+    fn write_lines<T: Display>(out: &mut impl Write, input: BoxIter<T>) -> std::io::Result<u64> {
+        let mut lines = 0u64;
+        for x in input {
+            writeln!(out, "{x}")?;
+            lines += 1;
+        }
+        Ok(lines)
+    }
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+    let lines = match codec {
+        None => write_lines(&mut out, input)?,
+        Some(codec) => {
+            let mut encoder = codec.encoder(&mut out)?;
+            let lines = write_lines(&mut encoder, input)?;
+            encoder.finish()?;
+            lines
+        }
+    };
+    out.flush()?;
+    Ok(lines)
+}
+
 impl<T: Data + Display> PartitionFn<T, u64> for SaveTextFn {
     fn apply(&self, ctx: &TaskContext, input: BoxIter<T>) -> Result<u64> {
-        use std::io::Write;
-        fn write_lines<T: Display>(out: &mut impl Write, input: BoxIter<T>) -> std::io::Result<u64> {
-            let mut lines = 0u64;
-            for x in input {
-                writeln!(out, "{x}")?;
-                lines += 1;
-            }
-            Ok(lines)
-        }
-        let name = match self.codec {
-            Some(codec) => format!("part-{:05}.{}", ctx.partition(), codec.extension()),
-            None => format!("part-{:05}", ctx.partition()),
-        };
+        let name = part_name(ctx.partition(), self.codec);
         // A failed or killed attempt (killing unwinds out of the loop) drops
         // `output`, which removes its file.
         let (output, file) = TaskOutputFile::create(std::path::Path::new(&self.pending), &name, ctx.attempt.task_id)?;
-        let io = |e| EmberError::io(output.path().display(), e);
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        let lines = match self.codec {
-            None => write_lines(&mut out, input).map_err(io)?,
-            Some(codec) => {
-                let mut encoder = codec.encoder(&mut out).map_err(io)?;
-                let lines = write_lines(&mut encoder, input).map_err(io)?;
-                encoder.finish().map_err(io)?;
-                lines
-            }
-        };
-        out.into_inner().map_err(|e| io(e.into_error()))?;
+        let lines = write_text(file, input, self.codec).map_err(|e| EmberError::io(output.path().display(), e))?;
         output.commit()?;
         Ok(lines)
+    }
+}
+
+/// `save_as_text_file` to an object store: writes the partition to a local
+/// temporary file, uploads it under the job's staging prefix, and returns the
+/// staged object's URL for the driver's job commit
+/// ([`ember_core::filesystem::commit::ObjectStoreOutputJob`]).
+#[derive(Serialize, Deserialize)]
+pub struct SaveTextToStoreFn {
+    /// [`ember_core::filesystem::commit::ObjectStoreOutputJob::pending_url`].
+    pub pending: String,
+    /// Compression of the part files.
+    pub codec: Option<Codec>,
+}
+
+impl<T: Data + Display> PartitionFn<T, String> for SaveTextToStoreFn {
+    fn apply(&self, ctx: &TaskContext, input: BoxIter<T>) -> Result<String> {
+        let name = part_name(ctx.partition(), self.codec);
+        // Removed when dropped, also when the attempt fails or is killed.
+        let local = tempfile::Builder::new()
+            .prefix("ember-upload-")
+            .tempfile()
+            .map_err(|e| EmberError::io(std::env::temp_dir().display(), e))?;
+        write_text(local.as_file(), input, self.codec).map_err(|e| EmberError::io(local.path().display(), e))?;
+        ObjectStoreOutputJob::upload_attempt(&self.pending, &name, ctx.attempt.task_id, local.path(), ctx.env().conf())
     }
 }
 

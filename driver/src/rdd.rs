@@ -9,7 +9,7 @@ use ember_core::closure::SerFn;
 use ember_core::data::{BoxIter, Data, Key};
 use ember_core::error::{EmberError, Result};
 use ember_core::filesystem::codec::Codec;
-use ember_core::filesystem::commit::OutputJob;
+use ember_core::filesystem::commit::{ObjectStoreOutputJob, OutputJob};
 use ember_core::group::Group;
 use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 use ember_core::rdd::{
@@ -426,6 +426,18 @@ impl<T: Data> Rdd<T> {
     where
         T: Display,
     {
+        if let Some(dir) = ember_core::filesystem::s3::S3Path::parse(path) {
+            let dir = dir.map_err(|reason| EmberError::OutputPath { path: path.to_string(), reason })?;
+            let job = ObjectStoreOutputJob::setup(&dir, &self.ctx.conf)?;
+            let save = SaveTextToStoreFn { pending: job.pending_url(), codec };
+            return match self.ctx.run_job(&self.node, save, None) {
+                Ok(staged) => job.commit(&staged).map(drop),
+                Err(e) => {
+                    job.abort();
+                    Err(e)
+                }
+            };
+        }
         let dir = ember_core::filesystem::local_path(path)
             .map_err(|e| EmberError::OutputPath { path: path.to_string(), reason: e.to_string() })?;
         let job = OutputJob::setup(&dir)?;

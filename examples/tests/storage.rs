@@ -2,6 +2,8 @@
 //! the driver's working directory for every process, compressed input and output
 //! round trip, and a failed save leaves nothing behind.
 
+#[path = "../../driver/tests/support/s3.rs"]
+mod s3;
 mod support;
 
 use ember::Codec;
@@ -66,4 +68,46 @@ fn relative_paths_and_compressed_files_on_local_cluster() {
     assert_ne!(code, Some(0));
     assert!(stderr.contains("output path") && stderr.contains("already exists"), "{stderr}");
     assert_eq!(gzip_counts(&out), expected);
+}
+
+#[test]
+fn wordcount_from_and_to_an_object_store_on_local_cluster() {
+    let server = s3::S3Server::start();
+    server.create_bucket("corpus");
+    let text: String = (0..20_000).map(|i| format!("que hermosa es la vida {}\n", i % 30)).collect();
+    let mut expected: HashMap<String, u64> = HashMap::new();
+    for w in text.split_whitespace() {
+        *expected.entry(w.to_string()).or_default() += 1;
+    }
+    server.put("corpus", "in/part-0.txt", text.as_bytes());
+    let settings = [
+        format!("spark.hadoop.fs.s3a.endpoint={}", server.endpoint()),
+        "spark.hadoop.fs.s3a.path.style.access=true".into(),
+        "spark.hadoop.fs.s3a.access.key=testing".into(),
+        "spark.hadoop.fs.s3a.secret.key=testing".into(),
+    ];
+    let mut args: Vec<String> = Vec::new();
+    for s in &settings {
+        args.extend(["--conf".to_string(), s.clone()]);
+    }
+    args.extend(
+        ["wordcount", "--input", "s3a://corpus/in", "--output", "s3a://corpus/out", "--partitions", "4"]
+            .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = Proc::spawn(job(MASTER, &args)).result();
+    assert_eq!(result["total"], expected.values().sum::<u64>());
+    let keys = server.keys("corpus", "out/");
+    assert!(keys.contains(&"out/_SUCCESS".to_string()), "{keys:?}");
+    assert!(keys.iter().all(|k| !k.contains("_temporary")), "{keys:?}");
+    // Read back through the engine, in-process.
+    let sc =
+        ember::EmberContext::new(server.conf(ember::Conf::new().master("local[1]").set("spark.ui.enabled", "false")))
+            .unwrap();
+    let mut got: HashMap<String, u64> = HashMap::new();
+    for line in sc.text_file("s3a://corpus/out", 1).unwrap().collect().unwrap() {
+        let (word, n) = line.split_once('\t').expect("word<TAB>count");
+        assert!(got.insert(word.to_string(), n.parse().unwrap()).is_none(), "{word} twice");
+    }
+    assert_eq!(got, expected);
 }

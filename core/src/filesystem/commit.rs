@@ -12,12 +12,20 @@
 //!                               into out/, _temporary removed, _SUCCESS written
 //! ```
 //!
+//! On an object store ([`ObjectStoreOutputJob`]) there is no rename or hard link:
+//! each attempt uploads its file under `out/_temporary/<job>/_attempts/`, the
+//! scheduler accepts exactly one attempt's result per partition, and the driver's
+//! job commit copies each accepted file to `out/part-NNNNN` on the server, deletes
+//! `_temporary` and writes `_SUCCESS`; a failed job deletes everything under `out/`.
+//!
 //! Nothing is visible in `out/` until the job commits; a job that fails is aborted
 //! and its output directory removed, so a rerun is not refused. Attempts cannot
 //! create directories: an attempt still running after its job ended (a speculative
 //! loser) fails to write instead of leaving files behind.
 
+use crate::config::Conf;
 use crate::error::{EmberError, Result};
+use crate::filesystem::s3::{Bucket, S3Path, S3Settings};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -107,6 +115,103 @@ impl OutputJob {
     pub fn abort(self) {
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove the output of a failed job");
+        }
+    }
+}
+
+/// One job's output prefix on an object store while the job runs.
+#[derive(Clone)]
+pub struct ObjectStoreOutputJob {
+    bucket: Bucket,
+    dir: S3Path,
+    pending: S3Path,
+}
+
+fn store_output_error(dir: &S3Path, e: EmberError) -> EmberError {
+    let reason = match e {
+        EmberError::Io { message, .. } => message,
+        other => other.to_string(),
+    };
+    EmberError::OutputPath { path: dir.url(), reason }
+}
+
+impl ObjectStoreOutputJob {
+    /// Claims the prefix `dir` for a job: refused when an object exists at `dir`
+    /// or under `dir/`. A missing bucket, refused credentials or an unreachable
+    /// endpoint fail here, before any task runs.
+    ///
+    /// # Errors
+    /// [`EmberError::OutputPath`] naming the URL and the cause.
+    pub fn setup(dir: &S3Path, conf: &Conf) -> Result<Self> {
+        if dir.key.is_empty() {
+            return Err(EmberError::OutputPath {
+                path: dir.url(),
+                reason: "name a prefix in the bucket (s3a://bucket/dir) for the part files".into(),
+            });
+        }
+        let bucket = Bucket::open(&S3Settings::from_conf(conf)?, dir)?;
+        let taken = bucket.size(dir).map_err(|e| store_output_error(dir, e))?.is_some();
+        if taken || !bucket.list(dir, true).map_err(|e| store_output_error(dir, e))?.is_empty() {
+            return Err(EmberError::OutputPath { path: dir.url(), reason: "output directory already exists".into() });
+        }
+        let job = format!("{:016x}", rand::random::<u64>());
+        let pending = dir.with_key(format!("{}/{TEMPORARY}/{job}", dir.key));
+        Ok(ObjectStoreOutputJob { bucket, dir: dir.clone(), pending })
+    }
+
+    /// The URL under which attempts upload (ship it to the tasks).
+    pub fn pending_url(&self) -> String {
+        self.pending.url()
+    }
+
+    /// Uploads one attempt's finished local file as `name` and returns the URL of
+    /// the staged object, the attempt's result.
+    ///
+    /// # Errors
+    /// The store's error naming the URL.
+    pub fn upload_attempt(pending_url: &str, name: &str, attempt: u64, file: &Path, conf: &Conf) -> Result<String> {
+        let pending = S3Path::parse(pending_url)
+            .ok_or_else(|| EmberError::Internal(format!("{pending_url} is not an object store URL")))?
+            .map_err(EmberError::Internal)?;
+        let bucket = Bucket::open(&S3Settings::from_conf(conf)?, &pending)?;
+        let staged = pending.with_key(format!("{}/{ATTEMPTS}/{attempt}/{name}", pending.key));
+        bucket.upload(file, &staged)?;
+        Ok(staged.url())
+    }
+
+    /// Publishes the accepted attempts' files (one staged URL per partition),
+    /// removes the staging prefix and writes [`SUCCESS_MARKER`]. On failure the
+    /// job is aborted.
+    ///
+    /// # Errors
+    /// [`EmberError::OutputPath`] naming the URL and the store's cause.
+    pub fn commit(self, staged: &[String]) -> Result<usize> {
+        match self.publish(staged) {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                self.abort();
+                Err(store_output_error(&self.dir, e))
+            }
+        }
+    }
+
+    fn publish(&self, staged: &[String]) -> Result<usize> {
+        for url in staged {
+            let from = S3Path::parse(url)
+                .ok_or_else(|| EmberError::Internal(format!("{url} is not an object store URL")))?
+                .map_err(EmberError::Internal)?;
+            let name = from.key.rsplit('/').next().unwrap_or_default();
+            self.bucket.copy(&from, &self.dir.with_key(format!("{}/{name}", self.dir.key)))?;
+        }
+        self.bucket.delete_prefix(&self.dir.with_key(format!("{}/{TEMPORARY}", self.dir.key)))?;
+        self.bucket.put(&self.dir.with_key(format!("{}/{SUCCESS_MARKER}", self.dir.key)), Vec::new())?;
+        Ok(staged.len())
+    }
+
+    /// Deletes every object under the output prefix (the job found it empty).
+    pub fn abort(&self) {
+        if let Err(e) = self.bucket.delete_prefix(&self.dir) {
+            tracing::warn!(dir = %self.dir.url(), error = %e, "could not remove the output of a failed job");
         }
     }
 }

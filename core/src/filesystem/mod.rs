@@ -1,10 +1,11 @@
-//! Where data is read from and written to: paths and `file://` URLs, compression by
-//! file extension ([`codec`]), and the commit protocol that publishes a job's output
-//! files all at once ([`commit`]).
+//! Where data is read from and written to: paths and `file://` URLs, `s3://` and
+//! `s3a://` object stores ([`s3`]), compression by file extension ([`codec`]), and
+//! the commit protocol that publishes a job's output files all at once ([`commit`]).
 //!
-//! Every API that takes a path (`text_file`, `binary_records`, `save_as_text_file`,
-//! `add_file`) takes a path or a URL and resolves it here, on the driver, before any
-//! task runs:
+//! `text_file`, `whole_text_files`, `binary_records` and `save_as_text_file` take
+//! local paths, `file:` URLs and `s3a://` URLs; `add_file` and the checkpoint and
+//! event log directories take local paths and `file:` URLs. Local ones are
+//! resolved here, on the driver, before any task runs:
 //!
 //! - `/abs/path` and `relative/path`: a relative path is resolved against the
 //!   driver's working directory, so every executor of the application reads and
@@ -13,10 +14,12 @@
 //! - `file:///abs/path`, `file://localhost/abs/path` and Hadoop's short form
 //!   `file:/abs/path`: the local path, taken literally (no percent-decoding, as
 //!   Hadoop's `Path` does with a string);
-//! - any other `scheme://` is refused with an error naming the scheme.
+//! - any other `scheme://` (and `s3a://` where only local paths are taken) is
+//!   refused with an error naming the scheme.
 
 pub mod codec;
 pub mod commit;
+pub mod s3;
 
 use std::path::PathBuf;
 
@@ -24,7 +27,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
     /// `scheme://…` with a scheme Ember cannot read or write.
-    #[error("the scheme {0}:// is not supported (use a local path or a file:// URL)")]
+    #[error("the scheme {0}:// is not supported here (use a local path or a file:// URL)")]
     UnsupportedScheme(String),
     /// `file://host/…` naming another host.
     #[error("a file:// URL names a host ({0}); use file:///absolute/path")]

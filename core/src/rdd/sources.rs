@@ -191,8 +191,8 @@ impl RddBase for TextFileRdd {
 }
 
 impl RddNode<String> for TextFileRdd {
-    fn compute(&self, split: usize, _ctx: &TaskContext) -> Result<BoxIter<String>> {
-        read_split_lines(&self.splits[split])
+    fn compute(&self, split: usize, ctx: &TaskContext) -> Result<BoxIter<String>> {
+        read_split_lines(&self.splits[split], ctx.env().conf())
     }
 }
 
@@ -244,9 +244,10 @@ impl RddBase for WholeTextFilesRdd {
 }
 
 impl RddNode<(String, String)> for WholeTextFilesRdd {
-    fn compute(&self, split: usize, _ctx: &TaskContext) -> Result<BoxIter<(String, String)>> {
+    fn compute(&self, split: usize, ctx: &TaskContext) -> Result<BoxIter<(String, String)>> {
         let files = self.groups[split].clone();
-        Ok(Box::new(files.into_iter().map(|f| read_whole_file(&f).unwrap_or_else(|e| raise(e)))))
+        let conf = ctx.env().conf().clone();
+        Ok(Box::new(files.into_iter().map(move |f| read_whole_file(&f, &conf).unwrap_or_else(|e| raise(e)))))
     }
 }
 
@@ -354,7 +355,7 @@ impl RddBase for BinaryRecordsRdd {
 }
 
 impl RddNode<Vec<u8>> for BinaryRecordsRdd {
-    fn compute(&self, split: usize, _ctx: &TaskContext) -> Result<BoxIter<Vec<u8>>> {
-        read_split_records(&self.splits[split], self.record_len)
+    fn compute(&self, split: usize, ctx: &TaskContext) -> Result<BoxIter<Vec<u8>>> {
+        read_split_records(&self.splits[split], self.record_len, ctx.env().conf())
     }
 }

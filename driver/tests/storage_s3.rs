@@ -1,0 +1,137 @@
+//! `s3a://` input and output against a real S3 server process (moto, installed by
+//! tests/tools/install-moto.sh), through whole jobs on `local[2]`.
+
+mod support {
+    pub mod s3;
+}
+
+use ember::EmberError;
+use ember::prelude::*;
+use std::collections::BTreeMap;
+use std::io::Write;
+use support::s3::S3Server;
+
+fn sc(server: &S3Server) -> EmberContext {
+    let conf = Conf::new().master("local[2]").set("spark.ui.enabled", "false").set("spark.task.maxFailures", "2");
+    EmberContext::new(server.conf(conf)).unwrap()
+}
+
+fn word_counts(sc: &EmberContext, path: &str) -> ember::Result<BTreeMap<String, u64>> {
+    let counts = sc
+        .text_file(path, 3)?
+        .flat_map(Fn!(|line: String| line.split_whitespace().map(str::to_string).collect::<Vec<_>>()))
+        .map(Fn!(|w: String| (w, 1u64)))
+        .reduce_by_key(Fn!(|a: u64, b: u64| a + b))
+        .collect()?;
+    Ok(counts.into_iter().collect())
+}
+
+fn local_counts(texts: &[&str]) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for w in texts.iter().flat_map(|t| t.split_whitespace()) {
+        *m.entry(w.to_string()).or_default() += 1;
+    }
+    m
+}
+
+#[test]
+fn reading_saving_and_failing_on_an_object_store() {
+    let server = S3Server::start();
+    server.create_bucket("data");
+    let a = "buen día vida\nbuen día mundo\n";
+    let b = "que hermosa es la vida\n";
+    let c = "que hermoso es el mundo";
+    server.put("data", "in/a.txt", a.as_bytes());
+    server.put("data", "in/b.txt", b.as_bytes());
+    server.put("data", "in/_SUCCESS", b"");
+    server.put("data", "other/c.log", c.as_bytes());
+    let sc = sc(&server);
+
+    // A directory (markers left out), a glob, a comma list, a single object.
+    assert_eq!(word_counts(&sc, "s3a://data/in").unwrap(), local_counts(&[a, b]));
+    assert_eq!(word_counts(&sc, "s3a://data/in/*.txt").unwrap(), local_counts(&[a, b]));
+    assert_eq!(word_counts(&sc, "s3a://data/in/a.txt, s3://data/other/c.log").unwrap(), local_counts(&[a, c]));
+    assert_eq!(
+        word_counts(&sc, "s3a://data/in/a.txt,s3a://data/in/b.txt,s3a://data/other").unwrap(),
+        local_counts(&[a, b, c])
+    );
+
+    // Lines crossing split and ranged-GET boundaries, multi-byte characters at them.
+    let big: String = (0..400_000).map(|i| format!("línea {i} día{}\n", "é".repeat(i % 7))).collect();
+    assert!(big.len() as u64 > ember_core::filesystem::s3::READ_CHUNK_BYTES, "spans two ranged GETs");
+    server.put("data", "big/text.txt", big.as_bytes());
+    let want: Vec<String> = big.lines().map(str::to_string).collect();
+    for partitions in [1, 7] {
+        let rdd = sc.text_file("s3a://data/big/text.txt", partitions).unwrap();
+        assert_eq!(rdd.num_partitions(), partitions);
+        assert_eq!(rdd.collect().unwrap(), want, "{partitions} splits");
+    }
+    let mut gz = Codec::Gzip.encoder(Vec::new()).unwrap();
+    gz.write_all(a.as_bytes()).unwrap();
+    server.put("data", "gz/a.txt.gz", &gz.finish().unwrap());
+    assert_eq!(word_counts(&sc, "s3a://data/gz/a.txt.gz").unwrap(), local_counts(&[a]));
+    let whole = sc.whole_text_files("s3a://data/in", 2).unwrap().collect().unwrap();
+    let mut whole: Vec<(String, String)> = whole;
+    whole.sort();
+    assert_eq!(whole, vec![("s3a://data/in/a.txt".into(), a.into()), ("s3a://data/in/b.txt".into(), b.into())]);
+
+    // Save and read back; the first attempt of partition 1 fails and is retried.
+    let lines: Vec<String> = (0..1000).map(|i| format!("row {i}")).collect();
+    let rdd =
+        sc.parallelize(lines.clone(), 3).map_partitions_with_index(Fn!(|index: usize, it: ember::BoxIter<String>| {
+            let first = ember::TaskContext::with_current(|c| c.is_some_and(|c| c.attempt_number() == 0));
+            assert!(!(index == 1 && first), "deliberate failure of the first attempt of partition 1");
+            it
+        }));
+    rdd.save_as_text_file("s3a://data/out/rows").unwrap();
+    assert_eq!(
+        server.keys("data", "out/rows/"),
+        ["out/rows/_SUCCESS", "out/rows/part-00000", "out/rows/part-00001", "out/rows/part-00002"]
+    );
+    assert_eq!(sc.text_file("s3a://data/out/rows", 2).unwrap().collect().unwrap(), lines);
+    sc.parallelize(lines.clone(), 2).save_as_text_file_with_codec("s3a://data/out/gz", Codec::Zstd).unwrap();
+    assert_eq!(server.keys("data", "out/gz/"), ["out/gz/_SUCCESS", "out/gz/part-00000.zst", "out/gz/part-00001.zst"]);
+    assert_eq!(sc.text_file("s3a://data/out/gz", 2).unwrap().collect().unwrap(), lines);
+
+    // An existing output is refused before any task runs.
+    let err = sc.parallelize(vec![1], 1).save_as_text_file("s3a://data/out/rows").unwrap_err();
+    assert!(matches!(&err, EmberError::OutputPath { reason, .. } if reason.contains("already exists")), "{err:?}");
+    // A failed job leaves nothing under its prefix.
+    let err = sc
+        .parallelize((0..30).collect::<Vec<i32>>(), 3)
+        .map(Fn!(|x: i32| if x == 25 { panic!("bad record {x}") } else { x }))
+        .save_as_text_file("s3a://data/out/failed")
+        .unwrap_err();
+    assert!(err.to_string().contains("bad record 25"), "{err}");
+    assert!(server.keys("data", "out/failed").is_empty(), "{:?}", server.keys("data", "out/failed"));
+
+    // A missing bucket or object: one clear error, naming the URL, before any task.
+    let err = sc.text_file("s3a://no-such-bucket/in", 1).unwrap_err().to_string();
+    assert!(err.contains("s3a://no-such-bucket/in") && err.contains("NoSuchBucket"), "{err}");
+    assert!(!err.contains("<?xml"), "the server's XML is reduced to its code and message: {err}");
+    let err = sc.text_file("s3a://data/missing/", 1).unwrap_err().to_string();
+    assert!(err.contains("s3a://data/missing") && err.contains("no such object"), "{err}");
+    let err = sc.parallelize(vec![1], 1).save_as_text_file("s3a://no-such-bucket/out").unwrap_err();
+    assert!(matches!(err, EmberError::OutputPath { .. }), "{err:?}");
+    assert!(err.to_string().contains("s3a://no-such-bucket/out") && err.to_string().contains("NoSuchBucket"), "{err}");
+}
+
+#[test]
+fn an_unreachable_endpoint_fails_once_and_quickly() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let conf = Conf::new()
+        .master("local[1]")
+        .set("spark.ui.enabled", "false")
+        .set("spark.hadoop.fs.s3a.endpoint", format!("http://127.0.0.1:{port}"))
+        .set("spark.hadoop.fs.s3a.path.style.access", "true")
+        .set("spark.hadoop.fs.s3a.access.key", "k")
+        .set("spark.hadoop.fs.s3a.secret.key", "s")
+        .set("spark.hadoop.fs.s3a.attempts.maximum", "1")
+        .set("spark.hadoop.fs.s3a.retry.limit.ms", "2000");
+    let sc = EmberContext::new(conf).unwrap();
+    let started = std::time::Instant::now();
+    let err = sc.text_file("s3a://data/in", 1).unwrap_err().to_string();
+    assert!(err.contains("s3a://data/in"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
+}
