@@ -20,13 +20,3 @@ pub fn announce(line: std::fmt::Arguments<'_>) {
     let _ = stderr.write_all(text.as_bytes());
     let _ = stderr.flush();
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn an_announced_line_is_one_formatted_line() {
-        // Formatting happens before the write: a Display that fails partway
-        // cannot leave half a line behind.
-        super::announce(format_args!("console test: {} at {}", "metrics", 7));
-    }
-}

@@ -69,7 +69,12 @@ pub enum EmberError {
     Internal(String),
     /// An output path that cannot be written: it exists, or cannot be created.
     #[error("output path {path:?}: {reason}")]
-    OutputPath { path: String, reason: String },
+    OutputPath {
+        /// The path or URL as the job gave it.
+        path: String,
+        /// Why it cannot be written.
+        reason: String,
+    },
 }
 
 pub type Result<T, E = EmberError> = std::result::Result<T, E>;

@@ -225,6 +225,11 @@ pub fn plan_whole_files(files: &[InputFile], min_partitions: usize) -> Result<Ve
 /// `wholeTextFiles` gives (`file:/abs/path`, or the object's `s3a://` URL). Bytes
 /// that are not UTF-8 become U+FFFD, as Hadoop's `Text` decoding does.
 pub fn read_whole_file(file: &WholeFile, conf: &Conf) -> Result<(String, String)> {
+    let url = if S3Path::parse(&file.path).is_some() { file.path.clone() } else { format!("file:{}", file.path) };
+    if file.size == 0 {
+        // Also an empty compressed file, which no decoder accepts (as text_file skips it).
+        return Ok((url, String::new()));
+    }
     let mut bytes = Vec::new();
     let opened = open_at(&file.path, 0, file.size, conf)?;
     let mut reader: Box<dyn Read + Send> = match file.codec {
@@ -236,7 +241,6 @@ pub fn read_whole_file(file: &WholeFile, conf: &Conf) -> Result<(String, String)
         Ok(s) => s,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     };
-    let url = if S3Path::parse(&file.path).is_some() { file.path.clone() } else { format!("file:{}", file.path) };
     Ok((url, text))
 }
 
@@ -380,12 +384,23 @@ fn read_line<R: BufRead>(reader: &mut R, line: &mut Vec<u8>) -> std::io::Result<
                 reader.consume(i + 1);
                 consumed += i + 1;
                 // A `\r` followed by `\n` (perhaps in the next buffer) ends one line.
-                if cr && reader.fill_buf()?.first() == Some(&b'\n') {
+                if cr && next_byte(reader)? == Some(b'\n') {
                     reader.consume(1);
                     consumed += 1;
                 }
                 return Ok(consumed);
             }
+        }
+    }
+}
+
+/// The next byte of `reader`, not consumed.
+fn next_byte<R: BufRead>(reader: &mut R) -> std::io::Result<Option<u8>> {
+    loop {
+        match reader.fill_buf() {
+            Ok(b) => return Ok(b.first().copied()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }

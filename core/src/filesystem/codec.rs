@@ -65,7 +65,9 @@ impl Codec {
             Codec::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
             Codec::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(reader)),
             Codec::Zstd => Box::new(zstd::Decoder::with_buffer(reader)?),
-            Codec::Lz4 => Box::new(Lz4Frames { frame: Some(lz4_flex::frame::FrameDecoder::new(reader)) }),
+            Codec::Lz4 => Box::new(Lz4Frames {
+                frame: Some(lz4_flex::frame::FrameDecoder::new(EofTracking { inner: reader, eof: false })),
+            }),
         })
     }
 
@@ -92,23 +94,64 @@ impl std::str::FromStr for Codec {
 
     /// A codec by short name (`gzip`/`gz`, `bzip2`/`bz2`, `zstd`/`zst`, `lz4`) or by
     /// Hadoop class name (`org.apache.hadoop.io.compress.GzipCodec`, `GzipCodec`,
-    /// `BZip2Codec`, `ZStandardCodec`, `Lz4Codec`), case-insensitive.
+    /// `BZip2Codec`, `ZStandardCodec`), case-insensitive. Hadoop's `Lz4Codec` and
+    /// `DefaultCodec` name other formats and are refused with the reason.
     fn from_str(name: &str) -> Result<Self, String> {
         let short = name.trim().rsplit('.').next().unwrap_or("").to_ascii_lowercase();
         Ok(match short.as_str() {
-            "gzip" | "gz" | "gzipcodec" | "defaultcodec" => Codec::Gzip,
+            "gzip" | "gz" | "gzipcodec" => Codec::Gzip,
             "bzip2" | "bz2" | "bzip2codec" => Codec::Bzip2,
             "zstd" | "zst" | "zstandard" | "zstandardcodec" => Codec::Zstd,
-            "lz4" | "lz4codec" => Codec::Lz4,
+            "lz4" => Codec::Lz4,
+            "lz4codec" => {
+                return Err("Hadoop's Lz4Codec writes its own block format, which Ember does not read or write; \
+                            lz4 is the lz4 command's frame format"
+                    .into());
+            }
+            "defaultcodec" => {
+                return Err("Hadoop's DefaultCodec (zlib, .deflate) is not supported; use gzip".into());
+            }
             _ => return Err(format!("unknown compression codec {name:?} (gzip, bzip2, zstd or lz4)")),
         })
     }
 }
 
+/// A reader that remembers whether its input ended.
+struct EofTracking<R> {
+    inner: R,
+    eof: bool,
+}
+
+impl<R: io::BufRead> Read for EofTracking<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.eof = true;
+        }
+        Ok(n)
+    }
+}
+
+impl<R: io::BufRead> io::BufRead for EofTracking<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let available = self.inner.fill_buf()?;
+        if available.is_empty() {
+            self.eof = true;
+        }
+        Ok(available)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.inner.consume(n)
+    }
+}
+
 /// LZ4 frames one after the other, as the `lz4` command reads them (lz4_flex's
-/// decoder stops after one frame).
+/// decoder stops after one frame). lz4_flex also ends a frame quietly when its
+/// input ends between blocks, so a file cut at a block boundary would read as a
+/// shorter valid one: a frame that ended because the input did is an error.
 struct Lz4Frames<R: io::BufRead> {
-    frame: Option<lz4_flex::frame::FrameDecoder<R>>,
+    frame: Option<lz4_flex::frame::FrameDecoder<EofTracking<R>>>,
 }
 
 impl<R: io::BufRead> Read for Lz4Frames<R> {
@@ -120,7 +163,10 @@ impl<R: io::BufRead> Read for Lz4Frames<R> {
                 return Ok(n);
             }
             let mut inner = self.frame.take().map(|f| f.into_inner()).expect("a frame");
-            if inner.fill_buf()?.is_empty() {
+            if inner.eof {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the lz4 frame is truncated (no end mark)"));
+            }
+            if io::BufRead::fill_buf(&mut inner)?.is_empty() {
                 return Ok(0);
             }
             self.frame = Some(lz4_flex::frame::FrameDecoder::new(inner));
@@ -130,9 +176,13 @@ impl<R: io::BufRead> Read for Lz4Frames<R> {
 
 /// A compressing writer of one [`Codec`].
 pub enum Encoder<W: Write> {
+    /// [`Codec::Gzip`].
     Gzip(flate2::write::GzEncoder<W>),
+    /// [`Codec::Bzip2`].
     Bzip2(bzip2::write::BzEncoder<W>),
+    /// [`Codec::Zstd`].
     Zstd(zstd::Encoder<'static, W>),
+    /// [`Codec::Lz4`].
     Lz4(lz4_flex::frame::FrameEncoder<W>),
 }
 
@@ -209,6 +259,29 @@ mod tests {
     }
 
     #[test]
+    fn an_lz4_file_cut_at_a_block_boundary_is_an_error() {
+        // Incompressible bytes: blocks are stored as they are, so the frame is a
+        // 7-byte header, then blocks of a 4-byte length (high bit: stored) and data.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let data: Vec<u8> = (0..200_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let packed = compress(Codec::Lz4, &data);
+        let first_block = u32::from_le_bytes(packed[7..11].try_into().unwrap());
+        assert!(first_block & 0x8000_0000 != 0, "an uncompressed block");
+        let first_block_end = 7 + 4 + (first_block & 0x7fff_ffff) as usize;
+        assert!(first_block_end < packed.len(), "the end mark follows");
+        let err = decompress(Codec::Lz4, &packed[..first_block_end]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+        assert_eq!(decompress(Codec::Lz4, &packed).unwrap(), data);
+    }
+
+    #[test]
     fn codecs_by_extension_and_by_name() {
         assert_eq!(Codec::for_path(Path::new("/d/a.txt.gz")), Some(Codec::Gzip));
         assert_eq!(Codec::for_path(Path::new("/d/A.BZ2")), Some(Codec::Bzip2));
@@ -219,6 +292,8 @@ mod tests {
         assert_eq!("BZip2Codec".parse(), Ok(Codec::Bzip2));
         assert_eq!("zstd".parse(), Ok(Codec::Zstd));
         assert_eq!("LZ4".parse(), Ok(Codec::Lz4));
+        assert!("Lz4Codec".parse::<Codec>().unwrap_err().contains("block format"));
+        assert!("org.apache.hadoop.io.compress.DefaultCodec".parse::<Codec>().unwrap_err().contains("deflate"));
         assert!("snappy".parse::<Codec>().unwrap_err().contains("snappy"));
     }
 }

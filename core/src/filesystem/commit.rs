@@ -94,7 +94,13 @@ impl OutputJob {
     }
 
     fn publish(&self) -> Result<usize> {
-        let entries = std::fs::read_dir(&self.pending).map_err(|e| output_error(&self.dir, e.to_string()))?;
+        // First take the staging directory away from attempts that may still be
+        // running (speculative losers, killed attempts not yet stopped): once it is
+        // renamed, their creates and links by path fail and cannot race the commit.
+        let job = self.pending.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let committing = self.dir.join(format!("_committing-{job}"));
+        std::fs::rename(&self.pending, &committing).map_err(|e| output_error(&self.dir, e.to_string()))?;
+        let entries = std::fs::read_dir(&committing).map_err(|e| output_error(&self.dir, e.to_string()))?;
         let mut published = 0;
         for entry in entries {
             let entry = entry.map_err(|e| output_error(&self.dir, e.to_string()))?;
@@ -106,15 +112,29 @@ impl OutputJob {
                 .map_err(|e| output_error(&self.dir, format!("cannot publish {}: {e}", name.to_string_lossy())))?;
             published += 1;
         }
-        std::fs::remove_dir_all(self.dir.join(TEMPORARY)).map_err(|e| output_error(&self.dir, e.to_string()))?;
         std::fs::write(self.dir.join(SUCCESS_MARKER), b"").map_err(|e| output_error(&self.dir, e.to_string()))?;
+        // Leftovers of attempts are hidden (`_` names); failing to remove them does
+        // not undo a committed job (Hadoop's cleanupJob only warns either).
+        for leftover in [committing, self.dir.join(TEMPORARY)] {
+            if let Err(e) = std::fs::remove_dir_all(&leftover) {
+                tracing::warn!(dir = %leftover.display(), error = %e, "could not remove a committed job's staging directory");
+            }
+        }
         Ok(published)
     }
 
     /// Removes the output directory and everything in it (the job created it).
+    /// It is first renamed to a hidden sibling, so the path is free for a rerun at
+    /// once and attempts still running cannot write into it.
     pub fn abort(self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove the output of a failed job");
+        let name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tombstone = self.dir.with_file_name(format!(".{name}-aborted-{:016x}", rand::random::<u64>()));
+        let doomed = match std::fs::rename(&self.dir, &tombstone) {
+            Ok(()) => tombstone,
+            Err(_) => self.dir.clone(),
+        };
+        if let Err(e) = std::fs::remove_dir_all(&doomed) {
+            tracing::warn!(dir = %doomed.display(), error = %e, "could not remove the output of a failed job");
         }
     }
 }
@@ -297,7 +317,10 @@ mod tests {
         drop(failed);
         let other = write(job.pending_dir(), "part-00001", 10, "one\n");
         assert!(other.commit().unwrap());
+        // A speculative loser still writing when the job commits.
+        let late = write(job.pending_dir(), "part-00001", 11, "late\n");
         assert_eq!(job.commit().unwrap(), 2);
+        assert!(late.commit().is_err(), "an attempt cannot commit into a committed job");
         assert_eq!(names(&dir), vec!["_SUCCESS", "part-00000", "part-00001"]);
         assert_eq!(std::fs::read_to_string(dir.join("part-00000")).unwrap(), "second\n");
     }

@@ -56,7 +56,7 @@ pub fn local_path(spec: &str) -> Result<PathBuf, PathError> {
     }
     let path = match scheme_of(spec) {
         None => spec,
-        Some("file") => {
+        Some(scheme) if scheme.eq_ignore_ascii_case("file") => {
             let rest = &spec["file:".len()..];
             match rest.strip_prefix("//") {
                 Some(after) if after.starts_with('/') => after,
@@ -116,6 +116,7 @@ mod tests {
         assert_eq!(local_path("file:///tmp/in.txt").unwrap(), Path::new("/tmp/in.txt"));
         assert_eq!(local_path("file://localhost/tmp/in").unwrap(), Path::new("/tmp/in"));
         assert_eq!(local_path("file:/tmp/in").unwrap(), Path::new("/tmp/in"));
+        assert_eq!(local_path("FILE:///tmp/in").unwrap(), Path::new("/tmp/in"));
         assert_eq!(local_path("  /tmp/a b/*.txt ").unwrap(), Path::new("/tmp/a b/*.txt"));
         // Taken literally, as Hadoop's Path takes a string.
         assert_eq!(local_path("file:///tmp/a%20b").unwrap(), Path::new("/tmp/a%20b"));

@@ -204,6 +204,7 @@ pub struct WholeTextFilesRdd {
 }
 
 impl WholeTextFilesRdd {
+    /// The files of each partition, as [`crate::text::plan_whole_files`] groups them.
     pub fn new(groups: Vec<Vec<WholeFile>>) -> Self {
         Self { meta: RddMeta::new(), groups }
     }
