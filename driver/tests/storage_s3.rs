@@ -13,7 +13,7 @@ use support::s3::S3Server;
 
 fn sc(server: &S3Server) -> EmberContext {
     let conf = Conf::new().master("local[2]").set("spark.ui.enabled", "false").set("spark.task.maxFailures", "2");
-    EmberContext::new(server.conf(conf)).unwrap()
+    EmberContext::new(server.settings().into_iter().fold(conf, |c, (k, v)| c.set(k, v))).unwrap()
 }
 
 fn word_counts(sc: &EmberContext, path: &str) -> ember::Result<BTreeMap<String, u64>> {
@@ -89,6 +89,8 @@ fn reading_saving_and_failing_on_an_object_store() {
         ["out/rows/_SUCCESS", "out/rows/part-00000", "out/rows/part-00001", "out/rows/part-00002"]
     );
     assert_eq!(sc.text_file("s3a://data/out/rows", 2).unwrap().collect().unwrap(), lines);
+    let raw: String = (0..3).map(|p| server.get_text("data", &format!("out/rows/part-0000{p}")).unwrap()).collect();
+    assert_eq!(raw.lines().collect::<Vec<_>>(), lines, "the objects as the server holds them");
     sc.parallelize(lines.clone(), 2).save_as_text_file_with_codec("s3a://data/out/gz", Codec::Zstd).unwrap();
     assert_eq!(server.keys("data", "out/gz/"), ["out/gz/_SUCCESS", "out/gz/part-00000.zst", "out/gz/part-00001.zst"]);
     assert_eq!(sc.text_file("s3a://data/out/gz", 2).unwrap().collect().unwrap(), lines);

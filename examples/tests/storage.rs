@@ -79,15 +79,9 @@ fn wordcount_from_and_to_an_object_store_on_local_cluster() {
         *expected.entry(w.to_string()).or_default() += 1;
     }
     server.put("corpus", "in/part-0.txt", text.as_bytes());
-    let settings = [
-        format!("spark.hadoop.fs.s3a.endpoint={}", server.endpoint()),
-        "spark.hadoop.fs.s3a.path.style.access=true".into(),
-        "spark.hadoop.fs.s3a.access.key=testing".into(),
-        "spark.hadoop.fs.s3a.secret.key=testing".into(),
-    ];
     let mut args: Vec<String> = Vec::new();
-    for s in &settings {
-        args.extend(["--conf".to_string(), s.clone()]);
+    for (k, v) in server.settings() {
+        args.extend(["--conf".to_string(), format!("{k}={v}")]);
     }
     args.extend(
         ["wordcount", "--input", "s3a://corpus/in", "--output", "s3a://corpus/out", "--partitions", "4"]
@@ -100,9 +94,8 @@ fn wordcount_from_and_to_an_object_store_on_local_cluster() {
     assert!(keys.contains(&"out/_SUCCESS".to_string()), "{keys:?}");
     assert!(keys.iter().all(|k| !k.contains("_temporary")), "{keys:?}");
     // Read back through the engine, in-process.
-    let sc =
-        ember::EmberContext::new(server.conf(ember::Conf::new().master("local[1]").set("spark.ui.enabled", "false")))
-            .unwrap();
+    let conf = ember::Conf::new().master("local[1]").set("spark.ui.enabled", "false");
+    let sc = ember::EmberContext::new(server.settings().into_iter().fold(conf, |c, (k, v)| c.set(k, v))).unwrap();
     let mut got: HashMap<String, u64> = HashMap::new();
     for line in sc.text_file("s3a://corpus/out", 1).unwrap().collect().unwrap() {
         let (word, n) = line.split_once('\t').expect("word<TAB>count");

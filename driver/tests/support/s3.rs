@@ -1,6 +1,8 @@
 //! A real S3-compatible server for tests: moto's server (installed from PyPI by
 //! tests/tools/install-moto.sh into the target directory) as a child process on a
 //! free loopback port, killed when dropped.
+// Each test crate uses a different part of this module.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -65,22 +67,34 @@ impl S3Server {
         format!("http://{}", self.address)
     }
 
-    /// `conf` with this server's endpoint, path-style access and test credentials.
-    pub fn conf(&self, conf: ember::Conf) -> ember::Conf {
-        conf.set("spark.hadoop.fs.s3a.endpoint", self.endpoint())
-            .set("spark.hadoop.fs.s3a.path.style.access", "true")
-            .set("spark.hadoop.fs.s3a.access.key", "testing")
-            .set("spark.hadoop.fs.s3a.secret.key", "testing")
-            .set("spark.hadoop.fs.s3a.endpoint.region", "us-east-1")
+    /// The settings that reach this server: its endpoint, path-style access and
+    /// test credentials, as `(key, value)` pairs for a `Conf` or `--conf`.
+    pub fn settings(&self) -> Vec<(String, String)> {
+        [
+            ("spark.hadoop.fs.s3a.endpoint", self.endpoint().as_str()),
+            ("spark.hadoop.fs.s3a.path.style.access", "true"),
+            ("spark.hadoop.fs.s3a.access.key", "testing"),
+            ("spark.hadoop.fs.s3a.secret.key", "testing"),
+            ("spark.hadoop.fs.s3a.endpoint.region", "us-east-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
     }
 
     fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
         let timeout = Duration::from_secs(30);
         let mut stream = TcpStream::connect_timeout(&self.address, timeout).unwrap();
         stream.set_read_timeout(Some(timeout)).unwrap();
+        // moto checks no signatures (IAM auth is off), but serves private objects
+        // only to requests that name credentials: the test user's, unsigned.
+        let authorization = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, \
+                             SignedHeaders=host, Signature=0";
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {authorization}\r\n\
+             x-amz-date: 20260101T000000Z\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
             self.address,
             body.len()
         )
@@ -103,6 +117,12 @@ impl S3Server {
     pub fn put(&self, bucket: &str, key: &str, body: &[u8]) {
         let (status, text) = self.request("PUT", &format!("/{bucket}/{key}"), body);
         assert_eq!(status, 200, "putting {bucket}/{key}: {text}");
+    }
+
+    /// An object's body as text, `None` when there is no such object.
+    pub fn get_text(&self, bucket: &str, key: &str) -> Option<String> {
+        let (status, text) = self.request("GET", &format!("/{bucket}/{key}"), b"");
+        (status == 200).then(|| text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
     }
 
     /// The keys under `prefix`, sorted.
