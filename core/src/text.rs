@@ -60,8 +60,11 @@ impl InputFile {
     }
 }
 
+/// The characters that make a path a glob pattern.
+const GLOB_CHARS: [char; 3] = ['*', '?', '['];
+
 fn has_glob(text: &str) -> bool {
-    text.contains(['*', '?', '['])
+    text.contains(GLOB_CHARS)
 }
 
 /// Hidden and underscore files are markers (`_SUCCESS`, `.crc`), as in Hadoop.
@@ -131,7 +134,7 @@ fn resolve_objects(object: &S3Path, conf: &Conf) -> Result<Vec<InputFile>> {
     let listed: Vec<(S3Path, u64)> = if has_glob(&object.key) {
         let pattern = glob::Pattern::new(&object.key)
             .map_err(|e| EmberError::InputPath { path: object.url(), reason: format!("bad glob pattern: {e}") })?;
-        let fixed = &object.key[..object.key.find(['*', '?', '[']).unwrap_or(0)];
+        let fixed = &object.key[..object.key.find(GLOB_CHARS).unwrap_or(0)];
         let prefix = object.with_key(&fixed[..fixed.rfind('/').unwrap_or(0)]);
         let options = glob::MatchOptions { require_literal_separator: true, ..Default::default() };
         let found: Vec<_> =
@@ -198,15 +201,14 @@ pub struct WholeFile {
 /// (as Spark's `CombineFileInputFormat` balances `wholeTextFiles`); within a
 /// partition files keep their order.
 pub fn plan_whole_files(files: &[InputFile], min_partitions: usize) -> Result<Vec<Vec<WholeFile>>> {
-    let sizes: Vec<u64> = files.iter().map(|f| f.size).collect();
     let groups = min_partitions.clamp(1, files.len().max(1));
     let mut order: Vec<usize> = (0..files.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+    order.sort_by_key(|&i| std::cmp::Reverse(files[i].size));
     let mut load = vec![0u64; groups];
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
     for i in order {
         let lightest = (0..groups).min_by_key(|&g| (load[g], members[g].len())).expect("a group");
-        load[lightest] += sizes[i];
+        load[lightest] += files[i].size;
         members[lightest].push(i);
     }
     Ok(members

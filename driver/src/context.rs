@@ -384,11 +384,7 @@ impl EmberContext {
     /// `setCheckpointDir`): created when missing, made absolute, and it must be
     /// readable at the same path by every executor (a shared volume on a cluster).
     pub fn set_checkpoint_dir(&self, dir: impl AsRef<Path>) -> Result<()> {
-        let given = dir.as_ref();
-        let dir = &ember_core::filesystem::resolve(given)
-            .map_err(|e| EmberError::Config(format!("checkpoint directory {}: {e}", given.display())))?;
-        std::fs::create_dir_all(dir).map_err(|e| EmberError::io(dir.display(), e))?;
-        let abs = std::fs::canonicalize(dir).map_err(|e| EmberError::io(dir.display(), e))?;
+        let abs = ember_core::filesystem::checkpoint_dir(dir.as_ref())?;
         *self.inner.checkpoint_dir.lock() = Some(abs);
         Ok(())
     }

@@ -196,11 +196,7 @@ impl StreamingContext {
     /// reductions with an inverse function. Every executor must see `dir` at the
     /// same path. Errors: the directory cannot be created.
     pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<()> {
-        let given = dir.as_ref();
-        let dir = &ember_core::filesystem::resolve(given)
-            .map_err(|e| EmberError::Config(format!("checkpoint directory {}: {e}", given.display())))?;
-        std::fs::create_dir_all(dir).map_err(|e| EmberError::io(dir.display(), e))?;
-        let abs = std::fs::canonicalize(dir).map_err(|e| EmberError::io(dir.display(), e))?;
+        let abs = ember_core::filesystem::checkpoint_dir(dir.as_ref())?;
         *self.inner.checkpoint_dir.lock() = Some(abs);
         Ok(())
     }

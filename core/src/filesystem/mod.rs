@@ -91,6 +91,21 @@ pub fn resolve(path: &std::path::Path) -> Result<PathBuf, PathError> {
     }
 }
 
+/// A checkpoint directory (`set_checkpoint_dir`, the streaming `checkpoint`):
+/// `given` resolved as [`resolve`] does, created when missing, and returned
+/// canonical, so every process finds it at the same absolute path.
+///
+/// # Errors
+/// [`crate::error::EmberError::Config`] for a path that cannot be resolved,
+/// [`crate::error::EmberError::Io`] when it cannot be created.
+pub fn checkpoint_dir(given: &std::path::Path) -> crate::error::Result<PathBuf> {
+    use crate::error::EmberError;
+    let dir =
+        resolve(given).map_err(|e| EmberError::Config(format!("checkpoint directory {}: {e}", given.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| EmberError::io(dir.display(), e))?;
+    std::fs::canonicalize(&dir).map_err(|e| EmberError::io(dir.display(), e))
+}
+
 /// The URL scheme of `spec` (`file` in `file:///x`, `s3a` in `s3a://b/k`), if it
 /// has one. A scheme is a letter then letters, digits, `+`, `-` or `.`, followed by
 /// `:` and, except for `file:`, by `//` (so `C:` and `name:with:colons` are paths).
