@@ -119,6 +119,28 @@ fn reading_saving_and_failing_on_an_object_store() {
 }
 
 #[test]
+fn wrong_credentials_fail_once_with_the_url_and_the_cause() {
+    let server = S3Server::start();
+    server.create_bucket("data");
+    server.put("data", "in/a.txt", b"one two\n");
+    server.require_credentials();
+    let sc = sc(&server);
+    let started = std::time::Instant::now();
+    let err = sc.text_file("s3a://data/in/a.txt", 1).unwrap_err().to_string();
+    // A HEAD answer is a bare 403: the error says what it means.
+    assert!(err.contains("s3a://data/in/a.txt") && err.contains("access denied (HTTP 403)"), "{err}");
+    assert!(err.contains("spark.hadoop.fs.s3a.access.key"), "{err}");
+    let err = sc.text_file("s3a://data/in/", 1).unwrap_err().to_string();
+    assert!(err.contains("s3a://data/in") && err.contains("access denied (HTTP 403)"), "{err}");
+    let err = sc.parallelize(vec![1], 1).save_as_text_file("s3a://data/out").unwrap_err();
+    assert!(matches!(err, EmberError::OutputPath { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("s3a://data/out") && text.contains("access denied (HTTP 403)"), "{text}");
+    // Refused, not retried: 4xx answers are final.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "took {:?}", started.elapsed());
+}
+
+#[test]
 fn an_unreachable_endpoint_fails_once_and_quickly() {
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -365,6 +365,14 @@ fn concise(cause: String) -> String {
         let status = cause.split("status code: ").nth(1).and_then(|s| s.split(':').next()).unwrap_or("").trim();
         return format!("{code}: {message} (HTTP {status})");
     }
+    if cause.contains("403 Forbidden") {
+        // A HEAD answer has no body to name the cause.
+        return format!(
+            "access denied (HTTP 403): the credentials are wrong or not allowed here; \
+             check spark.hadoop.fs.s3a.access.key and spark.hadoop.fs.s3a.secret.key, or AWS_ACCESS_KEY_ID \
+             and AWS_SECRET_ACCESS_KEY"
+        );
+    }
     if cause.contains("169.254.169.254") {
         return format!(
             "no credentials: set spark.hadoop.fs.s3a.access.key and spark.hadoop.fs.s3a.secret.key, or \
@@ -428,6 +436,10 @@ mod tests {
         assert_eq!(concise(body.into()), "NoSuchBucket: The specified bucket does not exist (HTTP 404 Not Found)");
         assert!(concise("PUT http://169.254.169.254/latest/api/token: 403".into()).starts_with("no credentials"));
         assert_eq!(concise("connection refused".into()), "connection refused");
+        assert!(
+            concise("HEAD http://h/b/k - Server returned non-2xx status code: 403 Forbidden: ".into())
+                .starts_with("access denied (HTTP 403)")
+        );
     }
 
     #[test]

@@ -125,6 +125,14 @@ impl S3Server {
         (status == 200).then(|| text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
     }
 
+    /// Turns on moto's IAM authentication: from now on only credentials that
+    /// exist in its IAM (none, unless a test creates them) are accepted, so
+    /// every request, this helper's included, is refused as `InvalidAccessKeyId`.
+    pub fn require_credentials(&self) {
+        let (status, text) = self.request("POST", "/moto-api/reset-auth", b"0");
+        assert_eq!(status, 200, "turning on authentication: {text}");
+    }
+
     /// The keys under `prefix`, sorted.
     pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
         let (status, text) = self.request("GET", &format!("/{bucket}?list-type=2&prefix={prefix}"), b"");
