@@ -4,7 +4,9 @@
 //! data. Used for streaming receivers' write-ahead log blocks and for received
 //! blocks an executor keeps on disk.
 
+use crate::config::Conf;
 use crate::error::{EmberError, Result};
+use crate::filesystem::Location;
 use std::path::Path;
 
 /// Writes `[crc32 LE][bytes]` to `path` through a temporary file, durably.
@@ -32,6 +34,32 @@ pub fn read_framed(path: &Path) -> Result<Vec<u8>> {
     Ok(data)
 }
 
+/// Writes `[crc32 LE][bytes]` as the file at `at`, whole or not at all (local
+/// or on an object store, see [`Location::write`]).
+///
+/// # Errors
+/// [`EmberError::Io`] naming the file.
+pub fn write_framed_at(at: &Location, conf: &Conf, bytes: &[u8]) -> Result<()> {
+    let mut data = Vec::with_capacity(bytes.len() + 4);
+    data.extend_from_slice(&crc32fast::hash(bytes).to_le_bytes());
+    data.extend_from_slice(bytes);
+    at.write(conf, data)
+}
+
+/// Reads a file written by [`write_framed_at`] (or [`write_framed`]).
+///
+/// # Errors
+/// [`EmberError::Io`] when it is missing or unreadable; [`EmberError::Codec`]
+/// when its checksum fails.
+pub fn read_framed_at(at: &Location, conf: &Conf) -> Result<Vec<u8>> {
+    let mut data = at.read(conf)?.ok_or_else(|| EmberError::Io { path: at.url(), message: "no such file".into() })?;
+    if data.len() < 4 || crc32fast::hash(&data[4..]) != u32::from_le_bytes(data[..4].try_into().expect("4 bytes")) {
+        return Err(EmberError::Codec(format!("{at} is corrupt (checksum mismatch)")));
+    }
+    data.drain(..4);
+    Ok(data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,6 +70,11 @@ mod tests {
         let path = dir.path().join("block");
         write_framed(&path, b"hello world").unwrap();
         assert_eq!(read_framed(&path).unwrap(), b"hello world");
+        let at = Location::Local(path.clone());
+        assert_eq!(read_framed_at(&at, &Conf::new()).unwrap(), b"hello world");
+        write_framed_at(&at, &Conf::new(), b"again").unwrap();
+        assert_eq!(read_framed(&path).unwrap(), b"again");
+        write_framed(&path, b"hello world").unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[6] ^= 1;
         std::fs::write(&path, bytes).unwrap();

@@ -18,6 +18,7 @@ use ember_core::config::Conf;
 use ember_core::data::Data;
 use ember_core::endpoint::{EXECUTOR_LOG_URLS, EndpointHandler, Endpoints, ExecutorLogUrls};
 use ember_core::error::{EmberError, Result};
+use ember_core::filesystem::Location;
 use ember_core::lineage::encode_root;
 use ember_core::rdd::{
     BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, RddBase, RddNode, TextFileRdd, UnionRdd,
@@ -60,7 +61,7 @@ pub(crate) struct ContextInner {
     /// Counters of every task that succeeded first for its partition.
     task_metrics: Mutex<TaskMetricsSnapshot>,
     /// Where `Rdd::checkpoint` writes (`set_checkpoint_dir`).
-    checkpoint_dir: Mutex<Option<PathBuf>>,
+    checkpoint_dir: Mutex<Option<Location>>,
     /// Named handlers tasks may ask (`register_endpoint`).
     endpoints: Arc<Endpoints>,
     /// Listener bus, status store, web UI, event log.
@@ -381,8 +382,11 @@ impl EmberContext {
     }
 
     /// Sets the directory RDD checkpoints are written under (Spark's
-    /// `setCheckpointDir`): created when missing, made absolute, and it must be
-    /// readable at the same path by every executor (a shared volume on a cluster).
+    /// `setCheckpointDir`): an `s3a://` prefix, or a local path created when
+    /// missing and made absolute, which every executor must see at the same path
+    /// (a shared volume on a cluster).
+    ///
+    /// Errors: an unsupported scheme; a local directory that cannot be created.
     pub fn set_checkpoint_dir(&self, dir: impl AsRef<Path>) -> Result<()> {
         let abs = ember_core::filesystem::checkpoint_dir(dir.as_ref())?;
         *self.inner.checkpoint_dir.lock() = Some(abs);
@@ -390,7 +394,7 @@ impl EmberContext {
     }
 
     /// The directory set with [`EmberContext::set_checkpoint_dir`].
-    pub fn checkpoint_dir(&self) -> Option<PathBuf> {
+    pub fn checkpoint_dir(&self) -> Option<Location> {
         self.inner.checkpoint_dir()
     }
 
@@ -492,9 +496,10 @@ impl EmberContext {
         self.ui_address().map(|a| format!("http://{a}"))
     }
 
-    /// The event log being written (`spark.eventLog.enabled`; its in-progress name).
-    pub fn event_log_path(&self) -> Option<&Path> {
-        self.inner.monitoring.event_log_path()
+    /// The event log being written (`spark.eventLog.enabled`): its in-progress
+    /// file, a local path or, on an object store, the URL of the uploaded object.
+    pub fn event_log_location(&self) -> Option<&str> {
+        self.inner.monitoring.event_log_location()
     }
 
     /// The application's listener bus (to wait for listeners with `flush`, or read dropped counts).
@@ -650,7 +655,7 @@ impl ContextInner {
         self.default_parallelism
     }
 
-    pub(crate) fn checkpoint_dir(&self) -> Option<PathBuf> {
+    pub(crate) fn checkpoint_dir(&self) -> Option<Location> {
         self.checkpoint_dir.lock().clone()
     }
 

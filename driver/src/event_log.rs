@@ -5,16 +5,30 @@
 //! flushed whenever the writer has caught up with the bus, so a driver killed
 //! mid-job leaves a readable in-progress log. `read_log` reads one back, to its
 //! last complete line.
+//!
+//! On an object store (`spark.eventLog.dir=s3a://bucket/prefix`), which cannot
+//! append, the log is written to a local staging file and uploaded whole: as
+//! `<app id>….inprogress` when the writer has caught up with the bus and the
+//! last upload is [`UPLOAD_INTERVAL`] old, and under its final name (the
+//! in-progress object then deleted) when the application ends. A driver killed
+//! mid-job leaves the in-progress object of its last upload. (Spark's S3A
+//! output stream shows nothing until the file is closed.)
 
 use crate::listener::{Event, Listener};
+use ember_core::config::Conf;
+use ember_core::error::EmberError;
+use ember_core::filesystem::Location;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Suffix of a log whose application has not ended (Spark's).
 pub const IN_PROGRESS: &str = ".inprogress";
 /// Suffix of a compressed log.
 pub const LZ4: &str = ".lz4";
+/// Least time between two uploads of an in-progress log to an object store.
+pub const UPLOAD_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Errors of the event log.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +37,9 @@ pub enum EventLogError {
     Io { path: String, source: std::io::Error },
     #[error("event log {path}, line {line}: {message}")]
     Parse { path: String, line: usize, message: String },
+    /// An object-store or path error (it names the URL).
+    #[error("event log: {0}")]
+    Storage(#[from] EmberError),
 }
 
 fn io(path: &Path, source: std::io::Error) -> EventLogError {
@@ -43,43 +60,96 @@ impl Sink {
     }
 }
 
+/// Where an object-store log goes, and when it was last uploaded.
+struct Upload {
+    conf: Conf,
+    in_progress: Location,
+    complete: Location,
+    last: Option<Instant>,
+}
+
 /// Writes the event log; a bus listener.
 pub struct EventLogWriter {
     sink: Option<Sink>,
+    /// The file written: the log itself, or the staging file of an upload.
     path: PathBuf,
     final_path: PathBuf,
+    upload: Option<Upload>,
     /// A write error stops the log (logged once) rather than the application.
     failed: bool,
 }
 
 impl EventLogWriter {
-    /// Creates `dir/<app_id>[.lz4].inprogress` (and `dir` when missing).
+    /// Creates `dir/<app_id>[.lz4].inprogress` (and `dir` when missing); on an
+    /// object store, a staging file in the temporary directory instead, uploaded
+    /// as described in the module docs (`conf` says how to reach the store).
     ///
-    /// Errors: the directory or file cannot be created.
-    pub fn create(dir: &Path, app_id: &str, compress: bool) -> Result<Self, EventLogError> {
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    /// Errors: the directory or file cannot be created; the store refuses the
+    /// first upload (wrong credentials, missing bucket).
+    pub fn create(dir: &Location, app_id: &str, compress: bool, conf: &Conf) -> Result<Self, EventLogError> {
         let name = if compress { format!("{app_id}{LZ4}") } else { app_id.to_string() };
-        let final_path = dir.join(&name);
-        let path = dir.join(format!("{name}{IN_PROGRESS}"));
+        let in_progress = format!("{name}{IN_PROGRESS}");
+        let (path, final_path, upload) = match dir {
+            Location::Local(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+                (dir.join(&in_progress), dir.join(&name), None)
+            }
+            Location::S3(_) => {
+                let staging = dir.join(&in_progress).local_temporary();
+                let upload = Upload {
+                    conf: conf.clone(),
+                    in_progress: dir.join(&in_progress),
+                    complete: dir.join(&name),
+                    last: None,
+                };
+                (staging.clone(), staging, Some(upload))
+            }
+        };
         let file = File::create(&path).map_err(|e| io(&path, e))?;
         let buffered = BufWriter::with_capacity(64 << 10, file);
         let sink =
             if compress { Sink::Lz4(lz4_flex::frame::FrameEncoder::new(buffered)) } else { Sink::Plain(buffered) };
-        tracing::info!(path = %path.display(), "writing the event log");
-        Ok(Self { sink: Some(sink), path, final_path, failed: false })
+        let mut writer = Self { sink: Some(sink), path, final_path, upload, failed: false };
+        // An object store that refuses the log is a configuration error, found now.
+        if let Some(upload) = &mut writer.upload {
+            upload.in_progress.write(conf, Vec::new())?;
+            upload.last = Some(Instant::now());
+        }
+        tracing::info!(path = %writer.location(), "writing the event log");
+        Ok(writer)
     }
 
-    /// Where the log is being written.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the log is being written (a path, or the URL of the in-progress object).
+    pub fn location(&self) -> String {
+        match &self.upload {
+            Some(upload) => upload.in_progress.url(),
+            None => self.path.display().to_string(),
+        }
     }
 
     fn fail(&mut self, e: std::io::Error) {
         if !self.failed {
-            tracing::error!(path = %self.path.display(), error = %e, "cannot write the event log; it stops here");
+            tracing::error!(path = %self.location(), error = %e, "cannot write the event log; it stops here");
         }
         self.failed = true;
         self.sink = None;
+        if self.upload.is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    /// Uploads the staging file as `to` (object-store logs only).
+    fn upload(&mut self, to_complete: bool) -> std::io::Result<()> {
+        let Some(upload) = &mut self.upload else { return Ok(()) };
+        let to = if to_complete { &upload.complete } else { &upload.in_progress };
+        let bytes = std::fs::read(&self.path)?;
+        to.write(&upload.conf, bytes).map_err(std::io::Error::other)?;
+        if to_complete {
+            upload.in_progress.remove(&upload.conf).map_err(std::io::Error::other)?;
+            let _ = std::fs::remove_file(&self.path);
+        }
+        upload.last = Some(Instant::now());
+        Ok(())
     }
 
     fn flush(&mut self) {
@@ -89,6 +159,8 @@ impl EventLogWriter {
             // The encoder's flush only hands its block to the buffer below it.
             Some(Sink::Lz4(w)) => w.flush().and_then(|()| w.get_mut().flush()),
         };
+        let due = self.upload.as_ref().is_some_and(|u| u.last.is_none_or(|t| t.elapsed() >= UPLOAD_INTERVAL));
+        let flushed = flushed.and_then(|()| if due && self.sink.is_some() { self.upload(false) } else { Ok(()) });
         if let Err(e) = flushed {
             self.fail(e);
         }
@@ -101,9 +173,15 @@ impl EventLogWriter {
             Sink::Plain(mut w) => w.flush(),
             Sink::Lz4(w) => w.finish().map_err(std::io::Error::other).and_then(|mut w| w.flush()),
         };
-        let done = done.and_then(|()| std::fs::rename(&self.path, &self.final_path));
+        let done = done.and_then(|()| match self.upload {
+            Some(_) => self.upload(true),
+            None => std::fs::rename(&self.path, &self.final_path),
+        });
         match done {
-            Ok(()) => tracing::info!(path = %self.final_path.display(), "event log complete"),
+            Ok(()) => match &self.upload {
+                Some(upload) => tracing::info!(path = %upload.complete, "event log complete"),
+                None => tracing::info!(path = %self.final_path.display(), "event log complete"),
+            },
             Err(e) => self.fail(e),
         }
     }
@@ -132,8 +210,14 @@ impl Listener for EventLogWriter {
     }
 
     fn on_stop(&mut self) {
-        // Stopped without a clean end: the log stays in progress, flushed.
+        // Stopped without a clean end: the log stays in progress, flushed (and uploaded).
+        if let Some(upload) = &mut self.upload {
+            upload.last = None;
+        }
         self.flush();
+        if self.upload.is_some() && self.sink.take().is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -166,13 +250,23 @@ pub fn parse_log_name(name: &str) -> Option<LogName> {
 ///
 /// Errors: the file cannot be read or a complete line is not an event.
 pub fn read_log(path: &Path) -> Result<Vec<Event>, EventLogError> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let compressed = parse_log_name(name).is_some_and(|n| n.compressed);
-    let file = File::open(path).map_err(|e| io(path, e))?;
-    let mut bytes = Vec::new();
-    if compressed {
+    read_log_at(&Location::Local(path.to_path_buf()), &Conf::new())
+}
+
+/// [`read_log`] of a local file or an object (`conf` says how to reach the store).
+///
+/// Errors: as [`read_log`]; a missing file.
+pub fn read_log_at(at: &Location, conf: &Conf) -> Result<Vec<Event>, EventLogError> {
+    let url = at.url();
+    let compressed = at.file_name().and_then(parse_log_name).is_some_and(|n| n.compressed);
+    let raw = at.read(conf)?.ok_or_else(|| EventLogError::Io {
+        path: url.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+    })?;
+    let bytes = if compressed {
         // A frame cut short by a crash decodes up to its last whole block.
-        let mut decoder = lz4_flex::frame::FrameDecoder::new(BufReader::new(file));
+        let mut bytes = Vec::new();
+        let mut decoder = lz4_flex::frame::FrameDecoder::new(&raw[..]);
         let mut buf = [0u8; 64 << 10];
         loop {
             match decoder.read(&mut buf) {
@@ -182,28 +276,29 @@ pub fn read_log(path: &Path) -> Result<Vec<Event>, EventLogError> {
                 Err(_) => break,
             }
         }
+        bytes
     } else {
-        BufReader::new(file).read_to_end(&mut bytes).map_err(|e| io(path, e))?;
-    }
-    Ok(parse_complete_lines(path, &bytes, 1)?.0)
+        raw
+    };
+    Ok(parse_complete_lines(&url, &bytes, 1)?.0)
 }
 
 /// The events of the complete lines of `bytes` (a trailing partial line is left
 /// for later) and how many bytes those lines took; `first_line` numbers the
 /// first line in errors.
-fn parse_complete_lines(path: &Path, bytes: &[u8], first_line: usize) -> Result<(Vec<Event>, u64), EventLogError> {
+fn parse_complete_lines(path: &str, bytes: &[u8], first_line: usize) -> Result<(Vec<Event>, u64), EventLogError> {
     let complete = match bytes.iter().rposition(|b| *b == b'\n') {
         Some(last) => &bytes[..=last],
         None => &[][..],
     };
     let mut events = Vec::new();
     for (i, line) in complete.lines().enumerate() {
-        let line = line.map_err(|e| io(path, e))?;
+        let line = line.map_err(|e| EventLogError::Io { path: path.to_string(), source: e })?;
         if line.trim().is_empty() {
             continue;
         }
         let event = serde_json::from_str(&line).map_err(|e| EventLogError::Parse {
-            path: path.display().to_string(),
+            path: path.to_string(),
             line: first_line + i,
             message: e.to_string(),
         })?;
@@ -220,12 +315,24 @@ fn parse_complete_lines(path: &Path, bytes: &[u8], first_line: usize) -> Result<
 ///
 /// Errors: the file cannot be read or a complete line is not an event.
 pub fn read_appended(path: &Path, offset: u64, first_line: usize) -> Result<(Vec<Event>, u64), EventLogError> {
-    use std::io::Seek;
-    let mut file = File::open(path).map_err(|e| io(path, e))?;
-    file.seek(std::io::SeekFrom::Start(offset)).map_err(|e| io(path, e))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(|e| io(path, e))?;
-    let (events, consumed) = parse_complete_lines(path, &bytes, first_line)?;
+    read_appended_at(&Location::Local(path.to_path_buf()), &Conf::new(), offset, first_line)
+}
+
+/// [`read_appended`] of a local file or an object (a ranged GET from `offset`).
+///
+/// Errors: as [`read_appended`]; a missing file.
+pub fn read_appended_at(
+    at: &Location,
+    conf: &Conf,
+    offset: u64,
+    first_line: usize,
+) -> Result<(Vec<Event>, u64), EventLogError> {
+    let url = at.url();
+    let bytes = at.read_from(conf, offset)?.ok_or_else(|| EventLogError::Io {
+        path: url.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+    })?;
+    let (events, consumed) = parse_complete_lines(&url, &bytes, first_line)?;
     Ok((events, offset + consumed))
 }
 
@@ -262,8 +369,9 @@ mod tests {
     fn in_progress_until_the_end_readable_meanwhile_plain_and_compressed() {
         for compress in [false, true] {
             let dir = tempfile::tempdir().expect("tmp");
-            let mut w = EventLogWriter::create(dir.path(), "app-1", compress).expect("create");
-            let live = w.path().to_path_buf();
+            let at = Location::Local(dir.path().to_path_buf());
+            let mut w = EventLogWriter::create(&at, "app-1", compress, &Conf::new()).expect("create");
+            let live = PathBuf::from(w.location());
             w.on_event(&start());
             w.on_event(&job_end());
             w.on_idle();

@@ -9,14 +9,19 @@
 //! was replaced, is replayed whole. An application whose
 //! log is still `.inprogress` is listed as incomplete: running, or its driver
 //! died without a clean stop.
+//!
+//! The directory may be an object-store prefix (`s3a://bucket/spark-events`):
+//! a scan is one listing, a grown uncompressed log is read from its old end by a
+//! ranged GET.
 
 use crate::event_log::{self, EventLogError};
 use crate::status::AppStatusStore;
 use crate::ui::{AppSource, Mode, UiServer};
+use ember_core::config::Conf;
+use ember_core::filesystem::Location;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -26,6 +31,9 @@ use std::time::{Duration, SystemTime};
 pub enum HistoryError {
     #[error("cannot read the event log directory {dir}: {source}")]
     Dir { dir: String, source: std::io::Error },
+    /// The directory's store refused the listing (it names the URL and the cause).
+    #[error("cannot read the event log directory: {0}")]
+    Storage(#[from] ember_core::error::EmberError),
     #[error("the history server cannot listen on {address}: {source}")]
     Bind { address: String, source: std::io::Error },
     #[error("the history server cannot start: {0}")]
@@ -33,7 +41,7 @@ pub enum HistoryError {
 }
 
 struct Entry {
-    path: PathBuf,
+    path: Location,
     len: u64,
     modified: Option<SystemTime>,
     /// The file (inode): renaming `….inprogress` to its final name keeps it.
@@ -43,17 +51,31 @@ struct Entry {
     store: AppStatusStore,
 }
 
+/// One event log a scan found: its file, whether it is in progress, its length
+/// in bytes, its modification time and inode (none and 0 on an object store).
+struct Found(Location, bool, u64, Option<SystemTime>, u64);
+
 /// The applications of one event-log directory.
 pub struct HistoryProvider {
-    dir: PathBuf,
+    dir: Location,
+    /// How to reach an object store.
+    conf: Conf,
     apps: RwLock<HashMap<String, Entry>>,
     /// Bytes of event logs read so far, by every scan.
     bytes_read: AtomicU64,
 }
 
 impl HistoryProvider {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), apps: RwLock::new(HashMap::new()), bytes_read: AtomicU64::new(0) }
+    /// The applications of `dir` (a local directory, or an object-store prefix
+    /// reached with the default credential chain: see [`HistoryProvider::with_conf`]).
+    pub fn new(dir: impl Into<Location>) -> Self {
+        Self::with_conf(dir, Conf::new())
+    }
+
+    /// The applications of `dir`, reaching an object store with `conf`'s
+    /// `spark.hadoop.fs.s3a.*` settings.
+    pub fn with_conf(dir: impl Into<Location>, conf: Conf) -> Self {
+        Self { dir: dir.into(), conf, apps: RwLock::new(HashMap::new()), bytes_read: AtomicU64::new(0) }
     }
 
     /// Bytes of event logs the scans have read so far (compressed bytes for
@@ -63,8 +85,44 @@ impl HistoryProvider {
     }
 
     /// The directory read.
-    pub fn dir(&self) -> &Path {
+    pub fn dir(&self) -> &Location {
         &self.dir
+    }
+
+    /// The event logs of the directory by application, its complete log winning
+    /// over a leftover in-progress one: `(file, in progress, length, modified, inode)`
+    /// (no modification time and inode 0 on an object store).
+    fn logs(&self) -> Result<HashMap<String, Found>, HistoryError> {
+        let mut found: HashMap<String, Found> = HashMap::new();
+        let mut consider = |name: &str, mut file: Found| {
+            let Some(log) = event_log::parse_log_name(name) else { return };
+            let better = found.get(&log.app_id).is_none_or(|f| f.1 && !log.in_progress);
+            if better {
+                file.1 = log.in_progress;
+                found.insert(log.app_id, file);
+            }
+        };
+        match &self.dir {
+            Location::Local(dir) => {
+                let dir_error = |source| HistoryError::Dir { dir: dir.display().to_string(), source };
+                for entry in std::fs::read_dir(dir).map_err(dir_error)? {
+                    let entry = entry.map_err(dir_error)?;
+                    let Ok(meta) = entry.metadata() else { continue };
+                    if !meta.is_file() {
+                        continue;
+                    }
+                    let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+                    let file = Found(entry.path().into(), false, meta.len(), meta.modified().ok(), meta.ino());
+                    consider(&name, file);
+                }
+            }
+            Location::S3(_) => {
+                for (name, len) in self.dir.list_files(&self.conf)? {
+                    consider(&name, Found(self.dir.join(&name), false, len, None, 0));
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Reads new and changed logs and forgets deleted ones; returns how many logs
@@ -72,34 +130,18 @@ impl HistoryProvider {
     ///
     /// Errors: the directory cannot be listed.
     pub fn scan(&self) -> Result<usize, HistoryError> {
-        let dir_error = |source| HistoryError::Dir { dir: self.dir.display().to_string(), source };
-        // By application: its complete log wins over a leftover in-progress one.
-        let mut found: HashMap<String, (PathBuf, bool, std::fs::Metadata)> = HashMap::new();
-        for entry in std::fs::read_dir(&self.dir).map_err(dir_error)? {
-            let entry = entry.map_err(dir_error)?;
-            let Some(name) = entry.file_name().to_str().and_then(event_log::parse_log_name) else { continue };
-            let Ok(meta) = entry.metadata() else { continue };
-            if !meta.is_file() {
-                continue;
-            }
-            let better = found.get(&name.app_id).is_none_or(|(_, in_progress, _)| *in_progress && !name.in_progress);
-            if better {
-                found.insert(name.app_id, (entry.path(), name.in_progress, meta));
-            }
-        }
+        let found = self.logs()?;
         let mut read = 0;
         let mut apps = self.apps.write();
         apps.retain(|id, _| found.contains_key(id));
-        for (app_id, (path, _, meta)) in found {
-            let modified = meta.modified().ok();
-            let (len, inode) = (meta.len(), meta.ino());
+        for (app_id, Found(path, _, len, modified, inode)) in found {
             if let Some(e) = apps.get_mut(&app_id) {
                 if e.path == path && e.len == len && e.modified == modified {
                     continue;
                 }
                 // The same file grown (perhaps renamed at the application's end).
                 if let Some((offset, events)) = e.read.filter(|(offset, _)| e.inode == inode && *offset <= len) {
-                    match event_log::read_appended(&path, offset, events + 1) {
+                    match event_log::read_appended_at(&path, &self.conf, offset, events + 1) {
                         Ok((appended, end)) => {
                             self.bytes_read.fetch_add(len - offset, Ordering::Relaxed);
                             for event in &appended {
@@ -114,15 +156,11 @@ impl HistoryProvider {
                     continue;
                 }
             }
-            let compressed = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(event_log::parse_log_name)
-                .is_none_or(|n| n.compressed);
+            let compressed = path.file_name().and_then(event_log::parse_log_name).is_none_or(|n| n.compressed);
             let replayed = if compressed {
-                replay(&path).map(|store| (store, None))
+                replay_at(&path, &self.conf).map(|store| (store, None))
             } else {
-                event_log::read_appended(&path, 0, 1).map(|(events, end)| {
+                event_log::read_appended_at(&path, &self.conf, 0, 1).map(|(events, end)| {
                     let store = AppStatusStore::new();
                     for event in &events {
                         store.apply(event);
@@ -146,9 +184,16 @@ impl HistoryProvider {
 /// A status store filled from one event log.
 ///
 /// Errors: the log cannot be read or has a malformed line.
-pub fn replay(path: &Path) -> Result<AppStatusStore, EventLogError> {
+pub fn replay(path: &std::path::Path) -> Result<AppStatusStore, EventLogError> {
+    replay_at(&path.into(), &Conf::new())
+}
+
+/// [`replay`] of a local file or an object (`conf` says how to reach the store).
+///
+/// Errors: as [`replay`].
+pub fn replay_at(path: &Location, conf: &Conf) -> Result<AppStatusStore, EventLogError> {
     let store = AppStatusStore::new();
-    for event in event_log::read_log(path)? {
+    for event in event_log::read_log_at(path, conf)? {
         store.apply(&event);
     }
     Ok(store)
@@ -182,20 +227,35 @@ impl HistoryServer {
     /// Errors: the directory cannot be listed, the address cannot be bound, the
     /// proxy base is not an absolute path.
     pub fn start(
-        dir: &Path,
+        dir: impl Into<Location>,
+        host: &str,
+        port: u16,
+        update_interval: Duration,
+        proxy_base: &str,
+    ) -> Result<Self, HistoryError> {
+        Self::serve(HistoryProvider::new(dir), host, port, update_interval, proxy_base)
+    }
+
+    /// [`HistoryServer::start`] over a provider (one made with
+    /// [`HistoryProvider::with_conf`] reaches an object store with its settings).
+    ///
+    /// Errors: as [`HistoryServer::start`].
+    pub fn serve(
+        provider: HistoryProvider,
         host: &str,
         port: u16,
         update_interval: Duration,
         proxy_base: &str,
     ) -> Result<Self, HistoryError> {
         let proxy_base = crate::ui::normalize_proxy_base(proxy_base).map_err(|e| HistoryError::Start(e.to_string()))?;
-        let provider = Arc::new(HistoryProvider::new(dir));
+        let provider = Arc::new(provider);
+        let dir = provider.dir().clone();
         let read = provider.scan()?;
         let listener = std::net::TcpListener::bind((host, port))
             .map_err(|source| HistoryError::Bind { address: format!("{host}:{port}"), source })?;
         let ui = UiServer::serve(listener, provider.clone(), None, Mode::History, &proxy_base)
             .map_err(|e| HistoryError::Start(e.to_string()))?;
-        tracing::info!(dir = %dir.display(), address = %ui.address(), logs = read, "history server started");
+        tracing::info!(dir = %dir, address = %ui.address(), logs = read, "history server started");
         let stop = Arc::new((Mutex::new(false), parking_lot::Condvar::new()));
         let (p, s) = (provider.clone(), stop.clone());
         let scanner = std::thread::Builder::new()

@@ -85,6 +85,7 @@ pub use ember_core::config::Conf;
 pub use ember_core::data::{BoxIter, Data, Key};
 pub use ember_core::error::{EmberError, Result, raise};
 pub use ember_core::files;
+pub use ember_core::filesystem::Location;
 pub use ember_core::filesystem::codec::Codec;
 pub use ember_core::group::Group;
 pub use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};

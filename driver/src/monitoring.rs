@@ -11,7 +11,6 @@ use crate::ui::UiServer;
 use ember_core::config::Conf;
 use ember_core::error::{EmberError, Result};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ pub struct Monitoring {
     pub store: Option<AppStatusStore>,
     pub metrics: Option<Arc<DriverMetrics>>,
     ui: Option<UiServer>,
-    event_log: Option<PathBuf>,
+    event_log: Option<String>,
 }
 
 fn config(e: impl std::fmt::Display) -> EmberError {
@@ -94,11 +93,11 @@ impl Monitoring {
         let mut event_log = None;
         if conf.get_bool("spark.eventLog.enabled", false)? {
             let dir = conf.get("spark.eventLog.dir").unwrap_or("/tmp/spark-events");
-            let dir = ember_core::filesystem::local_path(dir)
+            let dir = ember_core::filesystem::Location::parse(dir)
                 .map_err(|e| EmberError::Config(format!("spark.eventLog.dir {dir:?}: {e}")))?;
             let compress = conf.get_bool("spark.eventLog.compress", false)?;
-            let writer = crate::event_log::EventLogWriter::create(&dir, &app_id, compress).map_err(config)?;
-            event_log = Some(writer.path().to_path_buf());
+            let writer = crate::event_log::EventLogWriter::create(&dir, &app_id, compress, conf).map_err(config)?;
+            event_log = Some(writer.location());
             builder.add("eventLog", Box::new(writer));
         }
         if let Some(progress) = crate::progress::ConsoleProgress::from_conf(conf)? {
@@ -134,8 +133,8 @@ impl Monitoring {
         self.ui.as_ref().map(|u| u.address())
     }
 
-    /// Where the event log is written, when on (the in-progress name).
-    pub fn event_log_path(&self) -> Option<&std::path::Path> {
+    /// Where the event log is written, when on: the in-progress file's path or object URL.
+    pub fn event_log_location(&self) -> Option<&str> {
         self.event_log.as_deref()
     }
 

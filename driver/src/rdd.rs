@@ -8,6 +8,7 @@ use ember_core::aggregator::Aggregator;
 use ember_core::closure::SerFn;
 use ember_core::data::{BoxIter, Data, Key};
 use ember_core::error::{EmberError, Result};
+use ember_core::filesystem::Location;
 use ember_core::filesystem::codec::Codec;
 use ember_core::filesystem::commit::{ObjectStoreOutputJob, OutputJob};
 use ember_core::group::Group;
@@ -251,16 +252,16 @@ impl<T: Data> Rdd<T> {
         let base = self.ctx.checkpoint_dir().ok_or_else(|| {
             EmberError::Config("checkpoint() needs a checkpoint directory: call set_checkpoint_dir first".into())
         })?;
-        self.checkpoint_to(&base.join(format!("rdd-{}", self.id())))
+        self.checkpoint_to(&base.join(&format!("rdd-{}", self.id())))
     }
 
-    /// [`Rdd::checkpoint`] into the given directory (created; it must not hold
-    /// another checkpoint). Every process must see `dir` at the same path.
-    pub fn checkpoint_to(&self, dir: &std::path::Path) -> Result<Rdd<T>> {
-        std::fs::create_dir_all(dir).map_err(|e| EmberError::io(dir.display(), e))?;
-        let dir = std::fs::canonicalize(dir).map_err(|e| EmberError::io(dir.display(), e))?;
-        self.ctx.run_job(&self.node, WriteCheckpointFn { dir: dir.display().to_string() }, None)?;
-        let node = CheckpointRdd::<T>::open(&dir, self.num_partitions())?;
+    /// [`Rdd::checkpoint`] into the given directory: an absolute local path
+    /// (created; every process must see it at that path) or an object-store
+    /// prefix. It must not hold another checkpoint.
+    pub fn checkpoint_to(&self, dir: &Location) -> Result<Rdd<T>> {
+        dir.create_dir_all()?;
+        self.ctx.run_job(&self.node, WriteCheckpointFn { dir: dir.url() }, None)?;
+        let node = CheckpointRdd::<T>::open(dir, self.num_partitions(), &self.ctx.conf)?;
         Ok(self.derive(node))
     }
 

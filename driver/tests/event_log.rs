@@ -54,7 +54,7 @@ fn the_log_is_readable_while_the_job_runs_and_complete_after_a_clean_stop() {
     let dir = tempfile::tempdir().expect("tmp");
     let gate = dir.path().join("gate").display().to_string();
     let sc = context(&dir.path().join("events"), false);
-    let live = sc.event_log_path().expect("event log on").to_path_buf();
+    let live = std::path::PathBuf::from(sc.event_log_location().expect("event log on"));
     assert!(live.to_string_lossy().ends_with(".inprogress"), "{}", live.display());
     let job = {
         let sc = sc.clone();
@@ -130,7 +130,7 @@ fn the_log_is_readable_while_the_job_runs_and_complete_after_a_clean_stop() {
 fn a_compressed_log_reads_back() {
     let dir = tempfile::tempdir().expect("tmp");
     let sc = context(dir.path(), true);
-    assert!(sc.event_log_path().expect("on").to_string_lossy().ends_with(".lz4.inprogress"));
+    assert!(sc.event_log_location().expect("on").ends_with(".lz4.inprogress"));
     assert_eq!(sc.range(0, 100, 1, 3).expect("range").count().expect("job"), 100);
     let app_id = sc.app_id().to_string();
     sc.stop();

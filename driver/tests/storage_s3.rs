@@ -5,7 +5,8 @@ mod support {
     pub mod s3;
 }
 
-use ember::EmberError;
+use ember::ui::AppSource;
+use ember::{EmberError, Location};
 use ember::prelude::*;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -116,6 +117,54 @@ fn reading_saving_and_failing_on_an_object_store() {
     let err = sc.parallelize(vec![1], 1).save_as_text_file("s3a://no-such-bucket/out").unwrap_err();
     assert!(matches!(err, EmberError::OutputPath { .. }), "{err:?}");
     assert!(err.to_string().contains("s3a://no-such-bucket/out") && err.to_string().contains("NoSuchBucket"), "{err}");
+}
+
+#[test]
+fn checkpoints_and_event_logs_in_a_bucket() {
+    let server = S3Server::start();
+    server.create_bucket("work");
+    let conf = server.settings().into_iter().fold(
+        Conf::new()
+            .master("local[2]")
+            .set("spark.ui.enabled", "false")
+            .set("spark.eventLog.enabled", "true")
+            .set("spark.eventLog.dir", "s3a://work/events"),
+        |c, (k, v)| c.set(k, v),
+    );
+    let sc = EmberContext::new(conf.clone()).unwrap();
+    let location = sc.event_log_location().expect("event log on").to_string();
+    assert!(location.starts_with("s3a://work/events/") && location.ends_with(".inprogress"), "{location}");
+
+    // An RDD checkpoint: partition files in the bucket, read back by tasks.
+    sc.set_checkpoint_dir("s3a://work/ckpt").unwrap();
+    let rdd = sc.parallelize((0..1000u64).collect::<Vec<_>>(), 4).map(Fn!(|x: u64| (x % 7, x)));
+    let checkpointed = rdd.checkpoint().unwrap();
+    let parts = server.keys("work", "ckpt/");
+    assert_eq!(parts.iter().filter(|k| k.contains("/part-")).count(), 4, "{parts:?}");
+    let sums: BTreeMap<u64, u64> =
+        checkpointed.reduce_by_key(Fn!(|a: u64, b: u64| a + b)).collect().unwrap().into_iter().collect();
+    let mut want = BTreeMap::new();
+    for x in 0..1000u64 {
+        *want.entry(x % 7).or_insert(0) += x;
+    }
+    assert_eq!(sums, want);
+    // A damaged partition file fails the job naming its URL.
+    let first = parts.iter().find(|k| k.contains("/part-")).unwrap().clone();
+    server.put("work", &first, b"not frames");
+    let err = checkpointed.count().unwrap_err().to_string();
+    assert!(err.contains(&format!("s3a://work/{first}")), "{err}");
+
+    // The event log: uploaded whole under its final name at the clean end; the
+    // history server reads it from the bucket.
+    let app_id = sc.app_id().to_string();
+    sc.stop();
+    let keys = server.keys("work", "events/");
+    assert_eq!(keys, [format!("events/{app_id}")], "the in-progress object is gone");
+    let provider = ember::history::HistoryProvider::with_conf(Location::parse("s3a://work/events").unwrap(), conf);
+    assert_eq!(provider.scan().unwrap(), 1);
+    let app = provider.get(&app_id).expect("the application");
+    let state = app.read();
+    assert!(state.app.end_ms.is_some() && state.jobs.len() >= 3, "{:?}", state.app);
 }
 
 #[test]

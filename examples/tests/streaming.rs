@@ -2,8 +2,11 @@
 //! of a file stream and a restart from its checkpoint (every file counted once,
 //! every batch's output written once), and socket receivers whose executor is
 //! killed (restarted elsewhere; with the write-ahead log nothing acknowledged
-//! is lost).
+//! is lost), also with the checkpoint, the write-ahead log and the event log
+//! in an object store.
 
+#[path = "../../driver/tests/support/s3.rs"]
+mod s3;
 mod support;
 
 use std::collections::BTreeMap;
@@ -345,6 +348,61 @@ fn with_the_write_ahead_log_a_killed_driver_loses_no_acknowledged_line() {
     restarted.wait_for("receiver started");
     let _conn = server.next_connection(&restarted);
     wait_for_totals(out, &want, &restarted);
+}
+
+#[test]
+fn checkpoint_write_ahead_log_and_event_log_in_an_object_store_survive_a_killed_driver() {
+    let store = s3::S3Server::start();
+    store.create_bucket("ckpt");
+    let d = SocketJobDirs::new();
+    let (out, prefix) = (&d.out, &d.prefix);
+    let ckpt = Path::new("s3a://ckpt/wordcount");
+    let server = LineServer::start();
+    let port = server.port.to_string();
+    let settings: Vec<String> = store
+        .settings()
+        .into_iter()
+        .chain([
+            ("spark.eventLog.enabled".to_string(), "true".to_string()),
+            ("spark.eventLog.dir".to_string(), "s3a://ckpt/events".to_string()),
+        ])
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut args: Vec<&str> = settings.iter().flat_map(|kv| ["--conf", kv.as_str()]).collect();
+    args.extend(stateful_args(&port, ckpt, prefix, "1000"));
+    let spawn = || {
+        let mut cmd = job(&args);
+        cmd.env("EMBER_LOG", "info,ember_streaming=debug");
+        Proc::spawn(cmd)
+    };
+    let mut driver = spawn();
+    driver.wait_for("receiver started");
+    let mut conn = server.next_connection(&driver);
+    let (first, want_first) = lines(5, 23);
+    conn.write_all(first.as_bytes()).unwrap();
+    wait_for_totals(out, &want_first, &driver);
+    // A state checkpoint (every 10 s here), so the restart restores state from the bucket.
+    driver.wait_for("state checkpointed");
+    let (second, want_second) = lines(6, 31);
+    conn.write_all(second.as_bytes()).unwrap();
+    driver.wait_for("total_records=54");
+    driver.child.kill().unwrap();
+    driver.child.wait().unwrap();
+    drop(conn);
+    let keys = store.keys("ckpt", "wordcount/");
+    for part in ["wordcount/checkpoint-", "wordcount/state/", "wordcount/receivedData/"] {
+        assert!(keys.iter().any(|k| k.starts_with(part)), "no {part}… in the bucket: {keys:?}");
+    }
+    assert!(
+        store.keys("ckpt", "events/").iter().any(|k| k.ends_with(".inprogress")),
+        "the killed driver's in-progress event log: {:?}",
+        store.keys("ckpt", "events/")
+    );
+
+    let restarted = spawn();
+    restarted.wait_for("receiver started");
+    let _conn = server.next_connection(&restarted);
+    wait_for_totals(out, &add(want_first, &want_second), &restarted);
 }
 
 #[test]

@@ -2,17 +2,18 @@
 //! after it completes, one JSON file `checkpoint-<sequence>.json` in the
 //! checkpoint directory records the zero time, the batches generated and not
 //! yet finished, where each stateful operation's last state checkpoint is, and
-//! each input's record of what it took (a file stream's files). Files are
-//! written to a temporary name and renamed, so a reader never sees half a file;
+//! each input's record of what it took (a file stream's files). Files appear
+//! whole ([`Location::write`]: a temporary file renamed locally, one PUT on an
+//! object store), so a reader never sees half a file;
 //! each carries the crc32 of its metadata, so a damaged file (a flipped byte
 //! that still parses) is refused instead of recovering wrong times or paths.
 //! The newest file that parses and checks wins, and the ten newest are kept.
 
+use ember_core::config::Conf;
 use ember_core::error::{EmberError, Result};
+use ember_core::filesystem::Location;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 /// Version of the metadata layout (2: with the checksum envelope).
 pub const FORMAT: u32 = 2;
@@ -61,20 +62,10 @@ fn sequence(name: &str) -> Option<u64> {
 }
 
 /// Metadata files in `dir`, oldest first.
-fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(EmberError::io(dir.display(), e)),
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| EmberError::io(dir.display(), e))?;
-        if let Some(seq) = entry.file_name().to_str().and_then(sequence) {
-            files.push((seq, entry.path()));
-        }
-    }
-    files.sort();
+fn list(dir: &Location, conf: &Conf) -> Result<Vec<(u64, Location)>> {
+    let mut files: Vec<(u64, Location)> =
+        dir.list(conf)?.into_iter().filter_map(|name| Some((sequence(&name)?, dir.join(&name)))).collect();
+    files.sort_by_key(|(seq, _)| *seq);
     Ok(files)
 }
 
@@ -111,44 +102,43 @@ fn parse(bytes: &[u8]) -> std::result::Result<CheckpointMeta, String> {
 /// A newer file that does not parse is skipped with a warning.
 ///
 /// Errors: `dir` cannot be listed; files exist but none parses.
-pub fn read_latest(dir: &Path) -> Result<Option<CheckpointMeta>> {
-    let files = list(dir)?;
+pub fn read_latest(dir: &Location, conf: &Conf) -> Result<Option<CheckpointMeta>> {
+    let files = list(dir, conf)?;
     if files.is_empty() {
         return Ok(None);
     }
     let mut last_error = String::new();
     for (_, path) in files.iter().rev() {
-        let parsed = std::fs::read(path).map_err(|e| e.to_string()).and_then(|bytes| parse(&bytes));
+        let parsed = match path.read(conf) {
+            Ok(Some(bytes)) => parse(&bytes),
+            Ok(None) => Err("removed while reading".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
         match parsed {
             Ok(meta) if meta.format == FORMAT || meta.format == LEGACY_FORMAT => return Ok(Some(meta)),
-            Ok(meta) => last_error = format!("{}: format {} (this build reads {FORMAT})", path.display(), meta.format),
-            Err(e) => last_error = format!("{}: {e}", path.display()),
+            Ok(meta) => last_error = format!("{path}: format {} (this build reads {FORMAT})", meta.format),
+            Err(e) => last_error = format!("{path}: {e}"),
         }
-        tracing::warn!(file = %path.display(), error = %last_error, "skipping an unreadable checkpoint file");
+        tracing::warn!(file = %path, error = %last_error, "skipping an unreadable checkpoint file");
     }
-    Err(EmberError::Codec(format!("no readable checkpoint in {}: {last_error}", dir.display())))
+    Err(EmberError::Codec(format!("no readable checkpoint in {dir}: {last_error}")))
 }
 
 /// Writes `meta` as the newest metadata file of `dir` and deletes all but the
 /// newest ten. Errors: I/O.
-pub fn write(dir: &Path, meta: &CheckpointMeta) -> Result<()> {
-    let files = list(dir)?;
+pub fn write(dir: &Location, conf: &Conf, meta: &CheckpointMeta) -> Result<()> {
+    let files = list(dir, conf)?;
     let seq = files.last().map_or(0, |(s, _)| s + 1);
-    let path = dir.join(format!("{PREFIX}{seq:012}{SUFFIX}"));
-    let tmp = dir.join(format!(".{PREFIX}{seq:012}{SUFFIX}.tmp"));
+    let path = dir.join(&format!("{PREFIX}{seq:012}{SUFFIX}"));
     let crc32 = meta_checksum(meta).map_err(EmberError::Codec)?;
     let envelope = Envelope { meta: meta.clone(), crc32 };
     let bytes = serde_json::to_vec_pretty(&envelope).map_err(|e| EmberError::Codec(e.to_string()))?;
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| EmberError::io(path.display(), e))?;
+    path.write(conf, bytes)?;
     let excess = (files.len() + 1).saturating_sub(KEPT);
     for (_, old) in files.iter().take(excess) {
-        let _ = std::fs::remove_file(old);
+        if let Err(e) = old.remove(conf) {
+            tracing::warn!(file = %old, error = %e, "could not remove an old checkpoint file");
+        }
     }
     Ok(())
 }
@@ -156,6 +146,10 @@ pub fn write(dir: &Path, meta: &CheckpointMeta) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(dir: &tempfile::TempDir) -> Location {
+        Location::Local(dir.path().to_path_buf())
+    }
 
     fn meta(last: u64) -> CheckpointMeta {
         CheckpointMeta {
@@ -173,16 +167,16 @@ mod tests {
     #[test]
     fn the_newest_readable_file_wins_and_ten_are_kept() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read_latest(dir.path()).unwrap(), None);
+        assert_eq!(read_latest(&at(&dir), &Conf::new()).unwrap(), None);
         for i in 1..=15 {
-            write(dir.path(), &meta(i * 1000)).unwrap();
+            write(&at(&dir), &Conf::new(), &meta(i * 1000)).unwrap();
         }
-        assert_eq!(read_latest(dir.path()).unwrap(), Some(meta(15_000)));
-        assert_eq!(list(dir.path()).unwrap().len(), KEPT);
+        assert_eq!(read_latest(&at(&dir), &Conf::new()).unwrap(), Some(meta(15_000)));
+        assert_eq!(list(&at(&dir), &Conf::new()).unwrap().len(), KEPT);
         // A torn newest file is skipped.
-        let newest = list(dir.path()).unwrap().last().unwrap().1.clone();
-        std::fs::write(&newest, b"{\"meta\": {\"format\": 2, \"batch_in").unwrap();
-        assert_eq!(read_latest(dir.path()).unwrap(), Some(meta(14_000)));
+        let newest = list(&at(&dir), &Conf::new()).unwrap().last().unwrap().1.clone();
+        std::fs::write(newest.as_local().unwrap(), b"{\"meta\": {\"format\": 2, \"batch_in").unwrap();
+        assert_eq!(read_latest(&at(&dir), &Conf::new()).unwrap(), Some(meta(14_000)));
     }
 
     #[test]
@@ -190,14 +184,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let legacy = CheckpointMeta { format: LEGACY_FORMAT, ..meta(3000) };
         std::fs::write(dir.path().join("checkpoint-000000000001.json"), serde_json::to_vec(&legacy).unwrap()).unwrap();
-        assert_eq!(read_latest(dir.path()).unwrap(), Some(legacy));
+        assert_eq!(read_latest(&at(&dir), &Conf::new()).unwrap(), Some(legacy));
     }
 
     #[test]
     fn only_unreadable_files_is_an_error_naming_the_directory() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("checkpoint-000000000001.json"), b"garbage").unwrap();
-        let err = read_latest(dir.path()).unwrap_err().to_string();
+        let err = read_latest(&at(&dir), &Conf::new()).unwrap_err().to_string();
         assert!(err.contains(&dir.path().display().to_string()), "{err}");
     }
 
@@ -214,7 +208,7 @@ mod tests {
             flip in 0usize..600,
         ) {
             let dir = tempfile::tempdir().unwrap();
-            write(dir.path(), &meta(1000)).unwrap();
+            write(&at(&dir), &Conf::new(), &meta(1000)).unwrap();
             let good = serde_json::to_vec_pretty(&Envelope { meta: meta(2000), crc32: meta_checksum(&meta(2000)).unwrap() }).unwrap();
             let mut newest = good[..cut.min(good.len())].to_vec();
             if let Some(b) = newest.get_mut(flip) {
@@ -222,7 +216,7 @@ mod tests {
             }
             for damaged in [newest, bytes] {
                 std::fs::write(dir.path().join("checkpoint-000000000009.json"), &damaged).unwrap();
-                let recovered = read_latest(dir.path()).unwrap().unwrap();
+                let recovered = read_latest(&at(&dir), &Conf::new()).unwrap().unwrap();
                 proptest::prop_assert!(recovered == meta(1000) || recovered == meta(2000));
             }
         }

@@ -11,9 +11,10 @@ use crate::state_checkpointer::StateCheckpointer;
 use crate::time::{Time, millis};
 use ember::EmberContext;
 use ember_core::error::{EmberError, Result};
+use ember_core::filesystem::Location;
 use parking_lot::{Condvar, Mutex};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -49,7 +50,7 @@ pub(crate) struct Inner {
     pub graph: Graph,
     pub clock: Arc<dyn Clock>,
     manual: Option<ManualClock>,
-    checkpoint_dir: Mutex<Option<PathBuf>>,
+    checkpoint_dir: Mutex<Option<Location>>,
     checkpoint_interval_ms: Mutex<Option<u64>>,
     recovered: Mutex<Option<CheckpointMeta>>,
     status: Mutex<Status>,
@@ -158,24 +159,24 @@ impl StreamingContext {
         checkpoint_dir: impl AsRef<Path>,
         create: impl FnOnce() -> Result<StreamingContext>,
     ) -> Result<StreamingContext> {
-        let dir = checkpoint_dir.as_ref();
-        let found = checkpoint::read_latest(dir)?;
+        let given = checkpoint_dir.as_ref();
+        // The context first: its configuration says how to reach an object store.
         let ssc = create()?;
+        let dir = ember_core::filesystem::checkpoint_dir(given)?;
+        let found = checkpoint::read_latest(&dir, ssc.spark_context().conf())?;
         if ssc.inner.checkpoint_dir.lock().is_none() {
-            ssc.checkpoint(dir)?;
+            *ssc.inner.checkpoint_dir.lock() = Some(dir.clone());
         }
         if let Some(meta) = found {
             if meta.batch_interval_ms != ssc.inner.batch_ms {
                 return Err(EmberError::Config(format!(
                     "the checkpoint in {} was written with a batch interval of {} ms and the job now uses {} ms: \
                      use the old interval, or start afresh with an empty checkpoint directory",
-                    dir.display(),
-                    meta.batch_interval_ms,
-                    ssc.inner.batch_ms
+                    dir, meta.batch_interval_ms, ssc.inner.batch_ms
                 )));
             }
             tracing::info!(
-                dir = %dir.display(),
+                dir = %dir,
                 last_completed_ms = ?meta.last_completed_ms,
                 pending = meta.pending_ms.len(),
                 "recovering the streaming context from its checkpoint"
@@ -193,8 +194,9 @@ impl StreamingContext {
     /// Checkpoints the job into `dir`: the metadata of every batch, and every
     /// checkpoint interval the state of stateful operations (cutting their
     /// lineage). Needed by `update_state_by_key`, `map_with_state` and windowed
-    /// reductions with an inverse function. Every executor must see `dir` at the
-    /// same path. Errors: the directory cannot be created.
+    /// reductions with an inverse function. `dir` is an `s3a://` prefix or a
+    /// local directory every executor must see at the same path. Errors: an
+    /// unsupported scheme; a local directory that cannot be created.
     pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<()> {
         let abs = ember_core::filesystem::checkpoint_dir(dir.as_ref())?;
         *self.inner.checkpoint_dir.lock() = Some(abs);
@@ -202,7 +204,7 @@ impl StreamingContext {
     }
 
     /// The checkpoint directory, when set.
-    pub fn checkpoint_dir(&self) -> Option<PathBuf> {
+    pub fn checkpoint_dir(&self) -> Option<Location> {
         self.inner.checkpoint_dir.lock().clone()
     }
 
@@ -556,7 +558,7 @@ impl StreamingContext {
 
     /// Writes the state of every stateful operation at batch `time` under `dir`, then
     /// the metadata checkpoint that names it (on the state checkpoint writer's thread).
-    pub(crate) fn write_state_checkpoint(&self, time: Time, dir: &std::path::Path) -> Result<()> {
+    pub(crate) fn write_state_checkpoint(&self, time: Time, dir: &Location) -> Result<()> {
         for op in self.inner.graph.stateful() {
             op.checkpoint(time, dir)?;
         }
@@ -593,7 +595,7 @@ impl StreamingContext {
                 .filter_map(|i| i.checkpoint_state().map(|s| (i.name().to_string(), s)))
                 .collect(),
         };
-        checkpoint::write(&dir, &meta)
+        checkpoint::write(&dir, self.spark_context().conf(), &meta)
     }
 }
 

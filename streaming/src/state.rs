@@ -19,11 +19,11 @@ use ember::{BoxIter, Rdd};
 use ember_core::closure::SerFn;
 use ember_core::data::{Data, Key};
 use ember_core::error::{EmberError, Result};
+use ember_core::filesystem::Location;
 use ember_core::rdd::{CheckpointRdd, CutLineageRdd, PartitionOp};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -31,7 +31,7 @@ use std::time::Duration;
 pub(crate) trait StatefulOp: Send + Sync {
     fn name(&self) -> &str;
     /// After batch `time` (a checkpoint time) completed: write its state under `dir`.
-    fn checkpoint(&self, time: Time, dir: &Path) -> Result<()>;
+    fn checkpoint(&self, time: Time, dir: &Location) -> Result<()>;
     fn last_checkpoint(&self) -> Option<StateCheckpoint>;
     /// Takes the state of a checkpoint as this operation's state at its time.
     fn restore(&self, checkpoint: &StateCheckpoint) -> Result<()>;
@@ -86,33 +86,32 @@ impl<E: Data> StatefulOp for StateStore<E> {
         &self.name
     }
 
-    fn checkpoint(&self, time: Time, dir: &Path) -> Result<()> {
+    fn checkpoint(&self, time: Time, dir: &Location) -> Result<()> {
         let Some(cut) = self.cuts.lock().get(&time).cloned() else { return Ok(()) };
-        let op_dir = dir.join("state").join(dir_name(&self.name));
-        let target = op_dir.join(time.0.to_string());
-        if target.exists() {
-            // Left by a run that died before recording it.
-            std::fs::remove_dir_all(&target).map_err(|e| EmberError::io(target.display(), e))?;
-        }
-        let rdd = self.ssc.spark_context().rdd_from_node(cut.clone());
+        let sc = self.ssc.spark_context();
+        let conf = sc.conf();
+        let op_dir = dir.join("state").join(&dir_name(&self.name));
+        let target = op_dir.join(&time.0.to_string());
+        // Files a run that died before recording this checkpoint may have left.
+        target.remove_all(conf)?;
+        let rdd = sc.rdd_from_node(cut.clone());
         let partitions = rdd.num_partitions();
         rdd.checkpoint_to(&target)?;
-        cut.set_checkpoint(&target)?;
+        cut.set_checkpoint(&target, conf)?;
         let previous = self.last.lock().replace(StateCheckpoint {
             state_type: std::any::type_name::<E>().to_string(),
             time_ms: time.0,
-            dir: target.display().to_string(),
+            dir: target.url(),
             partitions,
         });
         self.cuts.lock().retain(|t, _| *t > time);
         // Keep this checkpoint and the one before it (an older metadata file may name it).
-        if let Ok(entries) = std::fs::read_dir(&op_dir) {
-            let keep_from = previous.map_or(time.0, |p| p.time_ms);
-            for entry in entries.flatten() {
-                let old = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok());
-                if old.is_some_and(|t| t < keep_from) {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
+        let keep_from = previous.map_or(time.0, |p| p.time_ms);
+        for name in op_dir.list(conf).unwrap_or_default() {
+            if name.parse::<u64>().is_ok_and(|t| t < keep_from)
+                && let Err(e) = op_dir.join(&name).remove_all(conf)
+            {
+                tracing::warn!(operation = %self.name, error = %e, "could not remove an old state checkpoint");
             }
         }
         tracing::debug!(operation = %self.name, batch_time = time.0, "state checkpointed");
@@ -135,7 +134,9 @@ impl<E: Data> StatefulOp for StateStore<E> {
         let node = self.node.get().and_then(Weak::upgrade).ok_or_else(|| {
             EmberError::Internal(format!("stateful operation {:?} has no stream to restore into", self.name))
         })?;
-        let reader = CheckpointRdd::<E>::open(Path::new(&ck.dir), ck.partitions)?;
+        let dir = Location::parse(&ck.dir)
+            .map_err(|e| EmberError::Config(format!("state checkpoint of {:?} in {}: {e}", self.name, ck.dir)))?;
+        let reader = CheckpointRdd::<E>::open(&dir, ck.partitions, self.ssc.spark_context().conf())?;
         let rdd = self.ssc.spark_context().rdd_from_node(Arc::new(reader));
         rdd.persist(STATE_STORAGE);
         node.put_generated(Time(ck.time_ms), rdd);

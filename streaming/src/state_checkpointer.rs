@@ -17,15 +17,15 @@
 use crate::context::StreamingContext;
 use crate::time::Time;
 use ember_core::error::{EmberError, Result};
+use ember_core::filesystem::Location;
 use parking_lot::Mutex;
-use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 /// A checkpoint of every stateful operation at a batch time, under a directory.
 struct Request {
     time: Time,
-    dir: PathBuf,
+    dir: Location,
 }
 
 /// The writer thread and the way to it; started on the first request.
@@ -38,7 +38,7 @@ impl StateCheckpointer {
     /// Asks for the state at `time` to be written under `dir`; returns at once.
     ///
     /// Errors: the writer thread cannot be started.
-    pub fn request(&self, ssc: &StreamingContext, time: Time, dir: PathBuf) -> Result<()> {
+    pub fn request(&self, ssc: &StreamingContext, time: Time, dir: Location) -> Result<()> {
         let mut worker = self.worker.lock();
         if worker.is_none() {
             let (tx, rx) = mpsc::channel();

@@ -2,10 +2,11 @@
 //! `s3a://` object stores ([`s3`]), compression by file extension ([`codec`]), and
 //! the commit protocol that publishes a job's output files all at once ([`commit`]).
 //!
-//! `text_file`, `whole_text_files`, `binary_records` and `save_as_text_file` take
-//! local paths, `file:` URLs and `s3a://` URLs; `add_file` and the checkpoint and
-//! event log directories take local paths and `file:` URLs. Local ones are
-//! resolved here, on the driver, before any task runs:
+//! Every API that takes a path (`text_file`, `whole_text_files`, `binary_records`,
+//! `save_as_text_file`, `add_file`, the RDD and streaming checkpoint directories,
+//! `spark.eventLog.dir`) takes local paths, `file:` URLs and `s3a://` URLs
+//! ([`Location`] for the directories a job keeps its own files in). Local ones
+//! are resolved here, on the driver, before any task runs:
 //!
 //! - `/abs/path` and `relative/path`: a relative path is resolved against the
 //!   driver's working directory, so every executor of the application reads and
@@ -14,12 +15,15 @@
 //! - `file:///abs/path`, `file://localhost/abs/path` and Hadoop's short form
 //!   `file:/abs/path`: the local path, taken literally (no percent-decoding, as
 //!   Hadoop's `Path` does with a string);
-//! - any other `scheme://` (and `s3a://` where only local paths are taken) is
+//! - any other `scheme://` is
 //!   refused with an error naming the scheme.
 
 pub mod codec;
 pub mod commit;
+pub mod location;
 pub mod s3;
+
+pub use location::Location;
 
 use std::path::PathBuf;
 
@@ -35,6 +39,9 @@ pub enum PathError {
     /// `file:relative` or another `file:` form without an absolute path.
     #[error("a file: URL needs an absolute path (file:///absolute/path)")]
     NotAbsolute,
+    /// A URL of a supported scheme that is malformed (`s3a:///key`: no bucket).
+    #[error("{0}")]
+    BadUrl(String),
     /// The empty string.
     #[error("empty path")]
     Empty,
@@ -92,18 +99,23 @@ pub fn resolve(path: &std::path::Path) -> Result<PathBuf, PathError> {
 }
 
 /// A checkpoint directory (`set_checkpoint_dir`, the streaming `checkpoint`):
-/// `given` resolved as [`resolve`] does, created when missing, and returned
-/// canonical, so every process finds it at the same absolute path.
+/// an `s3a://` prefix, or a local path resolved as [`resolve`] does, created when
+/// missing and returned canonical, so every process finds it at the same path.
 ///
 /// # Errors
 /// [`crate::error::EmberError::Config`] for a path that cannot be resolved,
-/// [`crate::error::EmberError::Io`] when it cannot be created.
-pub fn checkpoint_dir(given: &std::path::Path) -> crate::error::Result<PathBuf> {
+/// [`crate::error::EmberError::Io`] when a local one cannot be created.
+pub fn checkpoint_dir(given: &std::path::Path) -> crate::error::Result<Location> {
     use crate::error::EmberError;
-    let dir =
-        resolve(given).map_err(|e| EmberError::Config(format!("checkpoint directory {}: {e}", given.display())))?;
-    std::fs::create_dir_all(&dir).map_err(|e| EmberError::io(dir.display(), e))?;
-    std::fs::canonicalize(&dir).map_err(|e| EmberError::io(dir.display(), e))
+    let dir = Location::from_path(given)
+        .map_err(|e| EmberError::Config(format!("checkpoint directory {}: {e}", given.display())))?;
+    match dir {
+        Location::Local(dir) => {
+            std::fs::create_dir_all(&dir).map_err(|e| EmberError::io(dir.display(), e))?;
+            std::fs::canonicalize(&dir).map(Location::Local).map_err(|e| EmberError::io(dir.display(), e))
+        }
+        store => Ok(store),
+    }
 }
 
 /// The URL scheme of `spec` (`file` in `file:///x`, `s3a` in `s3a://b/k`), if it

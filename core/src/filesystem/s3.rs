@@ -252,6 +252,22 @@ impl Bucket {
         Ok(found)
     }
 
+    /// The names directly under `path/`: objects and common prefixes (the
+    /// "sub-directories"), one delimited listing.
+    pub fn list_names(&self, path: &S3Path) -> Result<Vec<String>> {
+        let store = self.store.clone();
+        let prefix = (!path.key.is_empty()).then(|| path.object());
+        let listed = block_on(async move { store.list_with_delimiter(prefix.as_ref()).await })
+            .map_err(|e| store_error(path, e))?;
+        let name = |p: &ObjectPath| p.filename().map(str::to_string);
+        Ok(listed
+            .common_prefixes
+            .iter()
+            .filter_map(name)
+            .chain(listed.objects.iter().filter_map(|m| name(&m.location)))
+            .collect())
+    }
+
     /// Bytes `range` of the object.
     pub fn read_range(&self, path: &S3Path, range: std::ops::Range<u64>) -> Result<Bytes> {
         let store = self.store.clone();
@@ -314,6 +330,16 @@ impl Bucket {
         block_on(async move { store.copy(&a, &b).await }).map_err(|e| store_error(from, e))
     }
 
+    /// Deletes the object at `path` (a missing one is not an error).
+    pub fn delete(&self, path: &S3Path) -> Result<()> {
+        let store = self.store.clone();
+        let object = path.object();
+        match block_on(async move { store.delete(&object).await }) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_error(path, e)),
+        }
+    }
+
     /// Deletes every object under `path/`.
     pub fn delete_prefix(&self, path: &S3Path) -> Result<()> {
         let store = self.store.clone();
@@ -367,11 +393,10 @@ fn concise(cause: String) -> String {
     }
     if cause.contains("403 Forbidden") {
         // A HEAD answer has no body to name the cause.
-        return format!(
-            "access denied (HTTP 403): the credentials are wrong or not allowed here; \
-             check spark.hadoop.fs.s3a.access.key and spark.hadoop.fs.s3a.secret.key, or AWS_ACCESS_KEY_ID \
-             and AWS_SECRET_ACCESS_KEY"
-        );
+        return "access denied (HTTP 403): the credentials are wrong or not allowed here; \
+                check spark.hadoop.fs.s3a.access.key and spark.hadoop.fs.s3a.secret.key, or AWS_ACCESS_KEY_ID \
+                and AWS_SECRET_ACCESS_KEY"
+            .to_string();
     }
     if cause.contains("169.254.169.254") {
         return format!(

@@ -9,23 +9,29 @@
 //! corrupt or truncated file is an error, never a panic or a huge allocation.
 
 use super::{Dependency, RddBase, RddMeta, RddNode, into_any_node};
+use crate::config::Conf;
 use crate::data::{BoxIter, Data};
 use crate::error::{EmberError, Result, raise};
+use crate::filesystem::Location;
 use crate::lineage::{AnyNode, DecodeFn, Encode, LineageReader, LineageWriter};
 use crate::task::{PartitionFn, TaskContext};
 use serde::{Deserialize, Serialize};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::marker::PhantomData;
-use std::path::{Path, PathBuf};
 
 /// Records per frame of a checkpoint file.
 pub const FRAME_RECORDS: usize = 4096;
 /// Largest frame a reader accepts (bytes of payload).
 pub const MAX_FRAME_BYTES: u32 = 256 << 20;
 
-/// Name of partition `split`'s file in a checkpoint directory.
-pub fn partition_file(dir: &Path, split: usize) -> PathBuf {
-    dir.join(format!("part-{split:05}"))
+/// Partition `split`'s file in a checkpoint directory.
+pub fn partition_file(dir: &Location, split: usize) -> Location {
+    dir.join(&format!("part-{split:05}"))
+}
+
+/// The checkpoint directory a task was given (a path or URL made by the driver).
+fn location(dir: &str) -> Result<Location> {
+    Location::parse(dir).map_err(|e| EmberError::Config(format!("checkpoint directory {dir}: {e}")))
 }
 
 /// Writes frames of records to `out`; returns the number of records.
@@ -118,29 +124,31 @@ impl<T: Data, R: Read> Iterator for FrameReader<T, R> {
 }
 
 /// The result function of a checkpoint job: writes its partition to
-/// `dir/part-NNNNN` (through a temporary file renamed into place, so a failed
-/// attempt leaves nothing) and returns the number of records written.
+/// `dir/part-NNNNN` (a local temporary file renamed into place, or uploaded to
+/// an object store, so a failed attempt leaves nothing) and returns the number
+/// of records written.
 #[derive(Serialize, Deserialize)]
 pub struct WriteCheckpointFn {
+    /// The directory: an absolute path or an `s3a://` URL.
     pub dir: String,
 }
 
 impl<T: Data> PartitionFn<T, u64> for WriteCheckpointFn {
     fn apply(&self, ctx: &TaskContext, input: BoxIter<T>) -> Result<u64> {
-        let dir = Path::new(&self.dir);
-        let part = partition_file(dir, ctx.partition());
-        let tmp = dir.join(format!(".part-{:05}-attempt-{}", ctx.partition(), ctx.attempt.task_id));
+        let part = partition_file(&location(&self.dir)?, ctx.partition());
+        let tmp = part.local_temporary();
         let write = || -> std::io::Result<u64> {
             let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
             let n = write_frames(&mut out, input)?;
             out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            std::fs::rename(&tmp, &part)?;
             Ok(n)
         };
-        write().map_err(|e| {
+        let n = write().map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            EmberError::io(part.display(), e)
-        })
+            EmberError::io(part.url(), e)
+        })?;
+        part.publish(ctx.env().conf(), &tmp)?;
+        Ok(n)
     }
 }
 
@@ -153,18 +161,24 @@ pub struct CheckpointRdd<T> {
 }
 
 impl<T: Data> CheckpointRdd<T> {
-    /// Reads `dir`, which must hold `partitions` partition files.
-    pub fn open(dir: &Path, partitions: usize) -> Result<Self> {
+    /// Reads `dir`, which must hold `partitions` partition files (checked with
+    /// one listing; `conf` gives the object-store settings).
+    ///
+    /// # Errors
+    /// [`EmberError::InputPath`] naming the first missing file;
+    /// [`EmberError::Io`] when the directory cannot be listed.
+    pub fn open(dir: &Location, partitions: usize, conf: &Conf) -> Result<Self> {
+        let present = dir.list(conf)?;
         for split in 0..partitions {
             let file = partition_file(dir, split);
-            if !file.is_file() {
+            if present.binary_search_by(|n| n.as_str().cmp(file.file_name().unwrap_or_default())).is_err() {
                 return Err(EmberError::InputPath {
-                    path: file.display().to_string(),
+                    path: file.url(),
                     reason: "checkpoint partition file is missing".into(),
                 });
             }
         }
-        Ok(Self { meta: RddMeta::new(), dir: dir.display().to_string(), partitions, _t: PhantomData })
+        Ok(Self { meta: RddMeta::new(), dir: dir.url(), partitions, _t: PhantomData })
     }
 
     /// The directory the partitions are read from.
@@ -210,10 +224,9 @@ impl<T: Data> RddBase for CheckpointRdd<T> {
 }
 
 impl<T: Data> RddNode<T> for CheckpointRdd<T> {
-    fn compute(&self, split: usize, _ctx: &TaskContext) -> Result<BoxIter<T>> {
-        let path = partition_file(Path::new(&self.dir), split);
-        let file = std::fs::File::open(&path).map_err(|e| EmberError::io(path.display(), e))?;
-        let reader = FrameReader::<T, _>::new(BufReader::with_capacity(1 << 20, file), path.display().to_string());
+    fn compute(&self, split: usize, ctx: &TaskContext) -> Result<BoxIter<T>> {
+        let path = partition_file(&location(&self.dir)?, split);
+        let reader = FrameReader::<T, _>::new(path.open(ctx.env().conf())?, path.url());
         Ok(Box::new(reader.map(|r| r.unwrap_or_else(|e| raise(e)))))
     }
 }
@@ -244,9 +257,12 @@ impl<T: Data> CutLineageRdd<T> {
 
     /// From now on, read the partitions from `dir` (written by a
     /// [`WriteCheckpointFn`] job over this RDD) and drop the parent.
-    pub fn set_checkpoint(&self, dir: &Path) -> Result<()> {
-        CheckpointRdd::<T>::open(dir, self.partitions)?;
-        *self.checkpoint.write().expect("lock") = Some((dir.display().to_string(), self.partitions));
+    ///
+    /// # Errors
+    /// As [`CheckpointRdd::open`].
+    pub fn set_checkpoint(&self, dir: &Location, conf: &Conf) -> Result<()> {
+        CheckpointRdd::<T>::open(dir, self.partitions, conf)?;
+        *self.checkpoint.write().expect("lock") = Some((dir.url(), self.partitions));
         *self.parent.write().expect("lock") = None;
         Ok(())
     }

@@ -17,9 +17,15 @@ struct Cli {
 enum Command {
     /// Serves the UI and REST API of the applications whose event logs are in a directory.
     HistoryServer {
-        /// The event log directory, a path or file:// URL (Spark's spark.history.fs.logDirectory).
+        /// The event log directory: a path, a file:// URL or an s3a:// prefix
+        /// (Spark's spark.history.fs.logDirectory).
         #[arg(long, env = "EMBER_HISTORY_LOG_DIR")]
         dir: PathBuf,
+        /// A setting, KEY=VALUE, repeatable: the spark.hadoop.fs.s3a.* settings that
+        /// reach an object store (credentials also come from the AWS_* variables).
+        /// In the environment: pairs separated by spaces.
+        #[arg(long = "conf", value_name = "KEY=VALUE", env = "EMBER_HISTORY_CONF", value_delimiter = ' ')]
+        conf: Vec<String>,
         /// Address to listen on.
         #[arg(long, env = "EMBER_HISTORY_HOST", default_value = "0.0.0.0")]
         host: String,
@@ -39,12 +45,19 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     ember::logging::init();
     match Cli::parse().command {
-        Command::HistoryServer { dir, host, port, update_interval, proxy_base } => {
+        Command::HistoryServer { dir, conf, host, port, update_interval, proxy_base } => {
             let interval = ember_core_duration(&update_interval)?;
-            let dir = ember_core::filesystem::resolve(&dir).with_context(|| format!("--dir {}", dir.display()))?;
-            let server = ember::history::HistoryServer::start(&dir, &host, port, interval, &proxy_base)
-                .with_context(|| format!("starting the history server on {}", dir.display()))?;
-            eprintln!("ember: history server at http://{} reading {}", server.address(), dir.display());
+            let dir = ember::Location::from_path(&dir).with_context(|| format!("--dir {}", dir.display()))?;
+            let mut settings = ember::Conf::new();
+            for pair in conf.iter().filter(|p| !p.is_empty()) {
+                let (key, value) =
+                    pair.split_once('=').with_context(|| format!("--conf {pair:?}: expected KEY=VALUE"))?;
+                settings = settings.set(key.trim(), value.trim());
+            }
+            let provider = ember::history::HistoryProvider::with_conf(dir.clone(), settings);
+            let server = ember::history::HistoryServer::serve(provider, &host, port, interval, &proxy_base)
+                .with_context(|| format!("starting the history server on {dir}"))?;
+            eprintln!("ember: history server at http://{} reading {dir}", server.address());
             loop {
                 std::thread::park();
             }

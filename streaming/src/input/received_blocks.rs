@@ -5,9 +5,9 @@
 
 use ember_core::data::Data;
 use ember_core::error::{EmberError, Result};
+use ember_core::filesystem::Location;
 use ember_core::rdd::PartitionOp;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Names one received block: `input-<stream>-<epoch>-<n>` (Spark's
@@ -63,8 +63,8 @@ pub(crate) struct BlockSource {
     pub name: String,
     /// Block addresses of the executors holding it, the receiver's first.
     pub holders: Vec<String>,
-    /// Its write-ahead log file, when the log is on.
-    pub wal: Option<PathBuf>,
+    /// Its write-ahead log file (a path or URL), when the log is on.
+    pub wal: Option<String>,
 }
 
 /// Reads a batch's blocks: partition `i` is block `i`.
@@ -87,7 +87,9 @@ impl<T: Data> ReadBlocks<T> {
             Err(held) => match &source.wal {
                 Some(path) => {
                     tracing::info!(block = %source.name, error = %held, "reading a received block from the write-ahead log");
-                    Arc::new(ember_core::framed::read_framed(path)?)
+                    let at = Location::parse(path)
+                        .map_err(|e| EmberError::Config(format!("write-ahead log file {path}: {e}")))?;
+                    Arc::new(ember_core::framed::read_framed_at(&at, env.conf())?)
                 }
                 None => {
                     return Err(EmberError::StreamBlock {

@@ -24,12 +24,12 @@
 use super::received_blocks::StreamBlockId;
 use ember_core::data::Data;
 use ember_core::error::{EmberError, Result};
+use ember_core::filesystem::Location;
 use ember_core::rdd::PartitionOp;
 use ember_core::task::ExecutorEnv;
 use parking_lot::{Condvar, Mutex};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -214,8 +214,8 @@ pub(crate) struct RunReceiver<R> {
     pub block_interval_ms: u64,
     pub max_buffered_records: usize,
     pub max_rate: u64,
-    /// `<checkpoint>/receivedData/<stream>` with the write-ahead log on.
-    pub wal_dir: Option<PathBuf>,
+    /// `<checkpoint>/receivedData/<stream>` (a path or URL) with the write-ahead log on.
+    pub wal_dir: Option<String>,
 }
 
 impl<R: Receiver> RunReceiver<R> {
@@ -234,6 +234,12 @@ impl<R: Receiver> RunReceiver<R> {
         );
         let max_rate = if registered.max_rate > 0 { registered.max_rate } else { self.max_rate };
         let shared = Arc::new(OutputShared::new(self.max_buffered_records.max(1), max_rate));
+        let wal_dir = match &self.wal_dir {
+            Some(dir) => {
+                Some(Location::parse(dir).map_err(|e| EmberError::Config(format!("write-ahead log {dir}: {e}")))?)
+            }
+            None => None,
+        };
         let pusher = {
             let pusher = BlockPusher {
                 shared: shared.clone(),
@@ -241,7 +247,7 @@ impl<R: Receiver> RunReceiver<R> {
                 stream: self.stream.clone(),
                 endpoint: self.endpoint.clone(),
                 interval: Duration::from_millis(self.block_interval_ms.max(1)),
-                wal_dir: self.wal_dir.clone(),
+                wal_dir,
                 epoch: registered.epoch,
                 replica: registered.replica,
                 paused: registered.pause,
@@ -272,7 +278,7 @@ struct BlockPusher<T> {
     stream: String,
     endpoint: String,
     interval: Duration,
-    wal_dir: Option<PathBuf>,
+    wal_dir: Option<Location>,
     epoch: u64,
     replica: Option<(String, String)>,
     paused: bool,
@@ -319,7 +325,7 @@ impl<T: Data> BlockPusher<T> {
     fn store(&self, id: &StreamBlockId, records: &[T]) -> Result<ToTracker> {
         let bytes = Arc::new(postcard::to_allocvec(records)?);
         if let Some(dir) = &self.wal_dir {
-            ember_core::framed::write_framed(&dir.join(id.name()), &bytes)?;
+            ember_core::framed::write_framed_at(&dir.join(&id.name()), self.env.conf(), &bytes)?;
         }
         let name = id.name();
         let replica = self.replica.as_ref().map(|(_, address)| address.as_str());

@@ -21,12 +21,13 @@ use crate::context::StreamingContext;
 use crate::dstream::{Compute, DStream, DStreamBase, Node};
 use crate::time::Time;
 use ember::Rdd;
+use ember_core::config::Conf;
 use ember_core::data::Data;
 use ember_core::error::{EmberError, Result};
+use ember_core::filesystem::Location;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -62,7 +63,7 @@ struct TrackerState {
     restored: bool,
 }
 
-type StartJob = Box<dyn Fn(Option<PathBuf>) -> Result<()> + Send + Sync>;
+type StartJob = Box<dyn Fn(Option<String>) -> Result<()> + Send + Sync>;
 
 /// The driver side of one receiver stream.
 pub(crate) struct ReceiverInput {
@@ -79,7 +80,7 @@ pub(crate) struct ReceiverInput {
     estimator: Option<Mutex<crate::rate::PidRateEstimator>>,
     /// The rate backpressure allows now (records/s; 0: none yet).
     estimated_rate: AtomicU64,
-    wal_dir: Mutex<Option<PathBuf>>,
+    wal_dir: Mutex<Option<Location>>,
     supervisor: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -163,14 +164,17 @@ impl ReceiverInput {
     fn drop_blocks(&self, ids: &[StreamBlockId]) {
         self.ssc.spark_context().remove_stream_blocks(ids.iter().map(StreamBlockId::name).collect());
         if let Some(dir) = self.wal_dir.lock().clone() {
+            let conf = self.ssc.spark_context().conf();
             for id in ids {
-                let _ = std::fs::remove_file(dir.join(id.name()));
+                if let Err(e) = dir.join(&id.name()).remove(conf) {
+                    tracing::warn!(stream = %self.name, error = %e, "could not remove a logged block");
+                }
             }
         }
     }
 
     fn supervise(self: Arc<Self>, restart_delay: Duration) {
-        let wal_dir = self.wal_dir.lock().clone();
+        let wal_dir = self.wal_dir.lock().as_ref().map(Location::url);
         while !self.stopped.load(Ordering::Acquire) {
             match (self.start_job)(wal_dir.clone()) {
                 Ok(()) => tracing::info!(stream = %self.name, "receiver ended"),
@@ -196,36 +200,36 @@ impl ReceiverInput {
             .map(|b| BlockSource {
                 name: b.id.name(),
                 holders: b.holders.iter().filter_map(|h| addresses.get(h).cloned()).collect(),
-                wal: wal.as_ref().map(|d| d.join(b.id.name())),
+                wal: wal.as_ref().map(|d| d.join(&b.id.name()).url()),
             })
             .collect()
     }
 }
 
 /// The ids of the blocks of `stream` logged in `dir`, in arrival order.
-fn logged_ids(dir: &Path, stream: &str) -> Result<Vec<StreamBlockId>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| EmberError::io(dir.display(), e))?;
+fn logged_ids(dir: &Location, conf: &Conf, stream: &str) -> Result<Vec<StreamBlockId>> {
     let mut ids: Vec<StreamBlockId> =
-        entries.flatten().filter_map(|e| StreamBlockId::parse(stream, &e.file_name().to_string_lossy())).collect();
+        dir.list(conf)?.into_iter().filter_map(|name| StreamBlockId::parse(stream, &name)).collect();
     ids.sort();
     Ok(ids)
 }
 
-fn logged_block(dir: &Path, id: StreamBlockId) -> Result<BlockInfo> {
-    let bytes = ember_core::framed::read_framed(&dir.join(id.name()))?;
+fn logged_block(dir: &Location, conf: &Conf, id: StreamBlockId) -> Result<BlockInfo> {
+    let bytes = ember_core::framed::read_framed_at(&dir.join(&id.name()), conf)?;
     Ok(BlockInfo { records: record_count(&bytes), bytes: bytes.len() as u64, id, holders: Vec::new() })
 }
 
 impl ReceiverInput {
     /// Takes the logged blocks after `after` as not yet given to any batch.
-    fn load_unallocated(&self, dir: &Path, state: &mut TrackerState, after: Option<&StreamBlockId>) -> Result<()> {
-        let ids = logged_ids(dir, &self.name)?;
+    fn load_unallocated(&self, dir: &Location, state: &mut TrackerState, after: Option<&StreamBlockId>) -> Result<()> {
+        let conf = self.ssc.spark_context().conf();
+        let ids = logged_ids(dir, conf, &self.name)?;
         // Ids sort by epoch first: the last one has the newest.
         if let Some(last) = ids.last() {
             state.next_epoch = state.next_epoch.max(last.epoch + 1);
         }
         for id in ids.into_iter().filter(|id| after.is_none_or(|a| id > a)) {
-            let block = logged_block(dir, id)?;
+            let block = logged_block(dir, conf, id)?;
             state.held_bytes += block.bytes;
             state.received += block.records;
             state.unallocated.push_back(block);
@@ -250,7 +254,7 @@ impl InputSource for ReceiverInput {
                 )
             })?;
             let dir = ckpt.join("receivedData").join(&self.name);
-            std::fs::create_dir_all(&dir).map_err(|e| EmberError::io(dir.display(), e))?;
+            dir.create_dir_all()?;
             // A driver killed before its first metadata checkpoint leaves blocks
             // no batch took: they are the first batches' data.
             let mut state = self.state.lock();
@@ -346,13 +350,10 @@ impl InputSource for ReceiverInput {
         for (time, blocks) in &record.batches {
             // The pending batches' blocks come back from the log (their executors are gone).
             for b in blocks {
-                if !dir.join(b.id.name()).exists() {
+                if !dir.join(&b.id.name()).is_file(conf)? {
                     return Err(EmberError::StreamBlock {
                         id: b.id.name(),
-                        reason: format!(
-                            "batch {time} ms needs it but the write-ahead log in {} lacks it",
-                            dir.display()
-                        ),
+                        reason: format!("batch {time} ms needs it but the write-ahead log in {dir} lacks it"),
                     });
                 }
                 state.held_bytes += b.bytes;
