@@ -62,6 +62,8 @@ pub(crate) struct ContextInner {
     task_metrics: Mutex<TaskMetricsSnapshot>,
     /// Where `Rdd::checkpoint` writes (`set_checkpoint_dir`).
     checkpoint_dir: Mutex<Option<Location>>,
+    /// Local copies of files `add_file` fetched from an object store (made at the first).
+    fetched_files: Mutex<Option<tempfile::TempDir>>,
     /// Named handlers tasks may ask (`register_endpoint`).
     endpoints: Arc<Endpoints>,
     /// Listener bus, status store, web UI, event log.
@@ -257,6 +259,7 @@ impl EmberContext {
                 speculation_counters: SpeculationCounters::default(),
                 task_metrics: Mutex::new(TaskMetricsSnapshot::default()),
                 checkpoint_dir: Mutex::new(None),
+                fetched_files: Mutex::new(None),
                 endpoints,
                 monitoring,
                 trace: Mutex::new(trace),
@@ -353,13 +356,25 @@ impl EmberContext {
         acc
     }
 
-    /// Ships a file to every executor; tasks find their copy with `ember::files::get(name)`.
+    /// Ships a file to every executor; tasks find their copy with `ember::files::get(name)`
+    /// (Spark's `addFile`). `path` is a local path, a `file:` URL or an `s3a://`
+    /// object, which the driver fetches once, here, and ships like a local file.
+    ///
+    /// Errors: a missing or unreadable file or object, a directory, an unsupported scheme.
     pub fn add_file(&self, path: impl AsRef<Path>) -> Result<String> {
         let given = path.as_ref();
-        let path = &ember_core::filesystem::resolve(given).map_err(|e| EmberError::InputPath {
+        let location = Location::from_path(given).map_err(|e| EmberError::InputPath {
             path: given.display().to_string(),
             reason: format!("cannot add file: {e}"),
         })?;
+        let fetched;
+        let path = match &location {
+            Location::Local(path) => path,
+            Location::S3(_) => {
+                fetched = self.fetch_file(&location)?;
+                &fetched
+            }
+        };
         let meta = std::fs::metadata(path).map_err(|e| EmberError::InputPath {
             path: path.display().to_string(),
             reason: format!("cannot add file: {e}"),
@@ -379,6 +394,30 @@ impl EmberContext {
         self.inner.broadcasts.add_file(name.clone(), abs.clone())?;
         ember_core::files::register_driver_file(&name, abs);
         Ok(name)
+    }
+
+    /// A local copy of the object `location`, for [`EmberContext::add_file`].
+    fn fetch_file(&self, location: &Location) -> Result<PathBuf> {
+        let name = location.file_name().ok_or_else(|| EmberError::InputPath {
+            path: location.url(),
+            reason: "cannot add file: the URL names no object".into(),
+        })?;
+        let mut dir = self.inner.fetched_files.lock();
+        if dir.is_none() {
+            *dir = Some(
+                tempfile::Builder::new()
+                    .prefix("ember-files-")
+                    .tempdir()
+                    .map_err(|e| EmberError::io("temporary directory", e))?,
+            );
+        }
+        let local = dir.as_ref().expect("made").path().join(name);
+        let mut input = location
+            .open(&self.inner.conf)
+            .map_err(|e| EmberError::InputPath { path: location.url(), reason: format!("cannot add file: {e}") })?;
+        let mut out = std::fs::File::create(&local).map_err(|e| EmberError::io(local.display(), e))?;
+        std::io::copy(&mut input, &mut out).map_err(|e| EmberError::io(location.url(), e))?;
+        Ok(local)
     }
 
     /// Sets the directory RDD checkpoints are written under (Spark's

@@ -5,9 +5,9 @@ mod support {
     pub mod s3;
 }
 
+use ember::prelude::*;
 use ember::ui::AppSource;
 use ember::{EmberError, Location};
-use ember::prelude::*;
 use std::collections::BTreeMap;
 use std::io::Write;
 use support::s3::S3Server;
@@ -134,6 +134,18 @@ fn checkpoints_and_event_logs_in_a_bucket() {
     let sc = EmberContext::new(conf.clone()).unwrap();
     let location = sc.event_log_location().expect("event log on").to_string();
     assert!(location.starts_with("s3a://work/events/") && location.ends_with(".inprogress"), "{location}");
+
+    // add_file of an object: fetched by the driver, shipped to the tasks.
+    server.put("work", "files/lookup.txt", b"seven\n");
+    assert_eq!(sc.add_file("s3a://work/files/lookup.txt").unwrap(), "lookup.txt");
+    let seen = sc
+        .parallelize(vec![1u32, 2], 2)
+        .map(Fn!(|_x: u32| std::fs::read_to_string(ember::files::get("lookup.txt").unwrap()).unwrap()))
+        .collect()
+        .unwrap();
+    assert_eq!(seen, ["seven\n", "seven\n"]);
+    let err = sc.add_file("s3a://work/files/missing.txt").unwrap_err().to_string();
+    assert!(err.contains("s3a://work/files/missing.txt") && err.contains("no such object"), "{err}");
 
     // An RDD checkpoint: partition files in the bucket, read back by tasks.
     sc.set_checkpoint_dir("s3a://work/ckpt").unwrap();
