@@ -243,6 +243,19 @@ fn stateful_args<'a>(port: &'a str, ckpt: &'a Path, prefix: &'a Path, batch_ms: 
     ]
 }
 
+/// The driver of a job, logging the streaming crate's debug lines (blocks received, state checkpointed).
+fn debug_driver(args: &[&str]) -> Proc {
+    let mut cmd = job(args);
+    cmd.env("EMBER_LOG", "info,ember_streaming=debug");
+    Proc::spawn(cmd)
+}
+
+/// Kills a driver (SIGKILL) and reaps it.
+fn kill(mut driver: Proc) {
+    driver.child.kill().unwrap();
+    driver.child.wait().unwrap();
+}
+
 /// Temp dirs of a stateful socket job: checkpoint, output dir, output prefix.
 struct SocketJobDirs {
     _tmp: tempfile::TempDir,
@@ -329,22 +342,16 @@ fn with_the_write_ahead_log_a_killed_driver_loses_no_acknowledged_line() {
     let port = server.port.to_string();
     // Long batches: the lines are acknowledged (logged) well before a batch takes them.
     let args = stateful_args(&port, ckpt, prefix, "3000");
-    let spawn = || {
-        let mut cmd = job(&args);
-        cmd.env("EMBER_LOG", "info,ember_streaming=debug");
-        Proc::spawn(cmd)
-    };
-    let mut driver = spawn();
+    let driver = debug_driver(&args);
     driver.wait_for("receiver started");
     let mut conn = server.next_connection(&driver);
     let (text, want) = lines(3, 37);
     conn.write_all(text.as_bytes()).unwrap();
     driver.wait_for("total_records=37");
-    driver.child.kill().unwrap();
-    driver.child.wait().unwrap();
+    kill(driver);
     drop(conn);
 
-    let restarted = spawn();
+    let restarted = debug_driver(&args);
     restarted.wait_for("receiver started");
     let _conn = server.next_connection(&restarted);
     wait_for_totals(out, &want, &restarted);
@@ -370,12 +377,7 @@ fn checkpoint_write_ahead_log_and_event_log_in_an_object_store_survive_a_killed_
         .collect();
     let mut args: Vec<&str> = settings.iter().flat_map(|kv| ["--conf", kv.as_str()]).collect();
     args.extend(stateful_args(&port, ckpt, prefix, "1000"));
-    let spawn = || {
-        let mut cmd = job(&args);
-        cmd.env("EMBER_LOG", "info,ember_streaming=debug");
-        Proc::spawn(cmd)
-    };
-    let mut driver = spawn();
+    let driver = debug_driver(&args);
     driver.wait_for("receiver started");
     let mut conn = server.next_connection(&driver);
     let (first, want_first) = lines(5, 23);
@@ -386,8 +388,7 @@ fn checkpoint_write_ahead_log_and_event_log_in_an_object_store_survive_a_killed_
     let (second, want_second) = lines(6, 31);
     conn.write_all(second.as_bytes()).unwrap();
     driver.wait_for("total_records=54");
-    driver.child.kill().unwrap();
-    driver.child.wait().unwrap();
+    kill(driver);
     drop(conn);
     let keys = store.keys("ckpt", "wordcount/");
     for part in ["wordcount/checkpoint-", "wordcount/state/", "wordcount/receivedData/"] {
@@ -399,7 +400,7 @@ fn checkpoint_write_ahead_log_and_event_log_in_an_object_store_survive_a_killed_
         store.keys("ckpt", "events/")
     );
 
-    let restarted = spawn();
+    let restarted = debug_driver(&args);
     restarted.wait_for("receiver started");
     let _conn = server.next_connection(&restarted);
     wait_for_totals(out, &add(want_first, &want_second), &restarted);
