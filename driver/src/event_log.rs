@@ -7,12 +7,16 @@
 //! last complete line.
 //!
 //! On an object store (`spark.eventLog.dir=s3a://bucket/prefix`), which cannot
-//! append, the log is written to a local staging file and uploaded whole: as
-//! `<app id>….inprogress` when the writer has caught up with the bus and the
-//! last upload is [`UPLOAD_INTERVAL`] old, and under its final name (the
-//! in-progress object then deleted) when the application ends. A driver killed
-//! mid-job leaves the in-progress object of its last upload. (Spark's S3A
-//! output stream shows nothing until the file is closed.)
+//! append, the log is written to a local staging file and uploaded whole (a
+//! multipart upload above 8 MiB): as `<app id>….inprogress` at start, then
+//! whenever it grew and the last upload is `ember.eventLog.uploadInterval`
+//! ([`UPLOAD_INTERVAL`] by default) old (checked while the bus is quiet too), and
+//! under its final name (the in-progress object then deleted) when the
+//! application ends. A driver killed mid-job leaves the in-progress object of its
+//! last upload, at most an interval behind. A
+//! failed in-progress upload is retried at the next interval; a failed final
+//! upload keeps the staging file and names it. (Spark's S3A output stream shows
+//! nothing until the file is closed.)
 
 use crate::listener::{Event, Listener};
 use ember_core::config::Conf;
@@ -27,7 +31,8 @@ use std::time::{Duration, Instant};
 pub const IN_PROGRESS: &str = ".inprogress";
 /// Suffix of a compressed log.
 pub const LZ4: &str = ".lz4";
-/// Least time between two uploads of an in-progress log to an object store.
+/// Least time between two uploads of an in-progress log to an object store, by
+/// default (`ember.eventLog.uploadInterval`).
 pub const UPLOAD_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Errors of the event log.
@@ -66,6 +71,12 @@ struct Upload {
     in_progress: Location,
     complete: Location,
     last: Option<Instant>,
+    /// Least time between two in-progress uploads.
+    interval: Duration,
+    /// Events were written since the last upload.
+    dirty: bool,
+    /// The last in-progress upload failed (warned once per run of failures).
+    failing: bool,
 }
 
 /// Writes the event log; a bus listener.
@@ -96,11 +107,17 @@ impl EventLogWriter {
             }
             Location::S3(_) => {
                 let staging = dir.join(&in_progress).local_temporary();
+                let interval = conf
+                    .get_duration("ember.eventLog.uploadInterval", UPLOAD_INTERVAL)
+                    .map_err(EventLogError::Storage)?;
                 let upload = Upload {
+                    interval,
                     conf: conf.clone(),
                     in_progress: dir.join(&in_progress),
                     complete: dir.join(&name),
                     last: None,
+                    dirty: false,
+                    failing: false,
                 };
                 (staging.clone(), staging, Some(upload))
             }
@@ -112,7 +129,10 @@ impl EventLogWriter {
         let mut writer = Self { sink: Some(sink), path, final_path, upload, failed: false };
         // An object store that refuses the log is a configuration error, found now.
         if let Some(upload) = &mut writer.upload {
-            upload.in_progress.write(conf, Vec::new())?;
+            if let Err(e) = upload.in_progress.write(conf, Vec::new()) {
+                let _ = std::fs::remove_file(&writer.path);
+                return Err(e.into());
+            }
             upload.last = Some(Instant::now());
         }
         tracing::info!(path = %writer.location(), "writing the event log");
@@ -134,21 +154,42 @@ impl EventLogWriter {
         self.failed = true;
         self.sink = None;
         if self.upload.is_some() {
-            let _ = std::fs::remove_file(&self.path);
+            tracing::error!(staging = %self.path.display(), "the event log written so far is kept in its staging file");
         }
     }
 
-    /// Uploads the staging file as `to` (object-store logs only).
-    fn upload(&mut self, to_complete: bool) -> std::io::Result<()> {
-        let Some(upload) = &mut self.upload else { return Ok(()) };
-        let to = if to_complete { &upload.complete } else { &upload.in_progress };
-        let bytes = std::fs::read(&self.path)?;
-        to.write(&upload.conf, bytes).map_err(std::io::Error::other)?;
-        if to_complete {
-            upload.in_progress.remove(&upload.conf).map_err(std::io::Error::other)?;
-            let _ = std::fs::remove_file(&self.path);
+    /// Uploads the staging file (flushed) as the in-progress object when it grew
+    /// and the last upload is the upload interval old, or `now`. A failure is
+    /// warned about and retried at the next interval.
+    fn upload_in_progress(&mut self, now: bool) {
+        let Some(upload) = &mut self.upload else { return };
+        let due = upload.last.is_none_or(|t| t.elapsed() >= upload.interval);
+        if self.sink.is_none() || !upload.dirty || !(due || now) {
+            return;
         }
         upload.last = Some(Instant::now());
+        match upload.in_progress.upload_file(&upload.conf, &self.path) {
+            Ok(()) => {
+                upload.dirty = false;
+                upload.failing = false;
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut upload.failing, true) {
+                    tracing::warn!(path = %upload.in_progress, error = %e, "cannot upload the in-progress event log; retrying");
+                }
+            }
+        }
+    }
+
+    /// Uploads the finished staging file under the log's final name and deletes
+    /// the in-progress object and the staging file.
+    fn upload_complete(&mut self) -> std::io::Result<()> {
+        let Some(upload) = &mut self.upload else { return Ok(()) };
+        upload.complete.upload_file(&upload.conf, &self.path).map_err(std::io::Error::other)?;
+        if let Err(e) = upload.in_progress.remove(&upload.conf) {
+            tracing::warn!(path = %upload.in_progress, error = %e, "cannot delete the in-progress event log");
+        }
+        let _ = std::fs::remove_file(&self.path);
         Ok(())
     }
 
@@ -159,10 +200,9 @@ impl EventLogWriter {
             // The encoder's flush only hands its block to the buffer below it.
             Some(Sink::Lz4(w)) => w.flush().and_then(|()| w.get_mut().flush()),
         };
-        let due = self.upload.as_ref().is_some_and(|u| u.last.is_none_or(|t| t.elapsed() >= UPLOAD_INTERVAL));
-        let flushed = flushed.and_then(|()| if due && self.sink.is_some() { self.upload(false) } else { Ok(()) });
-        if let Err(e) = flushed {
-            self.fail(e);
+        match flushed {
+            Ok(()) => self.upload_in_progress(false),
+            Err(e) => self.fail(e),
         }
     }
 
@@ -174,7 +214,7 @@ impl EventLogWriter {
             Sink::Lz4(w) => w.finish().map_err(std::io::Error::other).and_then(|mut w| w.flush()),
         };
         let done = done.and_then(|()| match self.upload {
-            Some(_) => self.upload(true),
+            Some(_) => self.upload_complete(),
             None => std::fs::rename(&self.path, &self.final_path),
         });
         match done {
@@ -197,6 +237,9 @@ impl Listener for EventLogWriter {
         let w = sink.writer();
         let written =
             serde_json::to_writer(&mut *w, event).map_err(std::io::Error::other).and_then(|()| w.write_all(b"\n"));
+        if let Some(upload) = &mut self.upload {
+            upload.dirty = true;
+        }
         if let Err(e) = written {
             return self.fail(e);
         }
@@ -209,13 +252,15 @@ impl Listener for EventLogWriter {
         self.flush();
     }
 
+    fn on_quiet(&mut self) {
+        self.upload_in_progress(false);
+    }
+
     fn on_stop(&mut self) {
         // Stopped without a clean end: the log stays in progress, flushed (and uploaded).
-        if let Some(upload) = &mut self.upload {
-            upload.last = None;
-        }
         self.flush();
-        if self.upload.is_some() && self.sink.take().is_some() {
+        self.upload_in_progress(true);
+        if self.upload.as_ref().is_some_and(|u| !u.dirty) && self.sink.take().is_some() {
             let _ = std::fs::remove_file(&self.path);
         }
     }

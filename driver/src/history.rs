@@ -11,8 +11,9 @@
 //! died without a clean stop.
 //!
 //! The directory may be an object-store prefix (`s3a://bucket/spark-events`):
-//! a scan is one listing, a grown uncompressed log is read from its old end by a
-//! ranged GET.
+//! a scan is one listing, and a log whose size changed is replayed whole (objects
+//! are rewritten whole, and nothing like an inode tells an appended log from a
+//! replaced one).
 
 use crate::event_log::{self, EventLogError};
 use crate::status::AppStatusStore;
@@ -45,15 +46,17 @@ struct Entry {
     len: u64,
     modified: Option<SystemTime>,
     /// The file (inode): renaming `….inprogress` to its final name keeps it.
-    inode: u64,
+    /// `None` on an object store, whose objects are rewritten whole: a changed
+    /// log there is replayed whole.
+    inode: Option<u64>,
     /// Uncompressed logs: bytes of complete lines applied so far, and their events.
     read: Option<(u64, usize)>,
     store: AppStatusStore,
 }
 
 /// One event log a scan found: its file, whether it is in progress, its length
-/// in bytes, its modification time and inode (none and 0 on an object store).
-struct Found(Location, bool, u64, Option<SystemTime>, u64);
+/// in bytes, its modification time and inode (none on an object store).
+struct Found(Location, bool, u64, Option<SystemTime>, Option<u64>);
 
 /// The applications of one event-log directory.
 pub struct HistoryProvider {
@@ -90,8 +93,7 @@ impl HistoryProvider {
     }
 
     /// The event logs of the directory by application, its complete log winning
-    /// over a leftover in-progress one: `(file, in progress, length, modified, inode)`
-    /// (no modification time and inode 0 on an object store).
+    /// over a leftover in-progress one.
     fn logs(&self) -> Result<HashMap<String, Found>, HistoryError> {
         let mut found: HashMap<String, Found> = HashMap::new();
         let mut consider = |name: &str, mut file: Found| {
@@ -112,13 +114,13 @@ impl HistoryProvider {
                         continue;
                     }
                     let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
-                    let file = Found(entry.path().into(), false, meta.len(), meta.modified().ok(), meta.ino());
+                    let file = Found(entry.path().into(), false, meta.len(), meta.modified().ok(), Some(meta.ino()));
                     consider(&name, file);
                 }
             }
             Location::S3(_) => {
                 for (name, len) in self.dir.list_files(&self.conf)? {
-                    consider(&name, Found(self.dir.join(&name), false, len, None, 0));
+                    consider(&name, Found(self.dir.join(&name), false, len, None, None));
                 }
             }
         }
@@ -140,7 +142,9 @@ impl HistoryProvider {
                     continue;
                 }
                 // The same file grown (perhaps renamed at the application's end).
-                if let Some((offset, events)) = e.read.filter(|(offset, _)| e.inode == inode && *offset <= len) {
+                if let Some((offset, events)) =
+                    e.read.filter(|(offset, _)| e.inode.is_some() && e.inode == inode && *offset <= len)
+                {
                     match event_log::read_appended_at(&path, &self.conf, offset, events + 1) {
                         Ok((appended, end)) => {
                             self.bytes_read.fetch_add(len - offset, Ordering::Relaxed);

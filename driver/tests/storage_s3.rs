@@ -128,12 +128,28 @@ fn checkpoints_and_event_logs_in_a_bucket() {
             .master("local[2]")
             .set("spark.ui.enabled", "false")
             .set("spark.eventLog.enabled", "true")
-            .set("spark.eventLog.dir", "s3a://work/events"),
+            .set("spark.eventLog.dir", "s3a://work/events")
+            .set("ember.eventLog.uploadInterval", "0s"),
         |c, (k, v)| c.set(k, v),
     );
     let sc = EmberContext::new(conf.clone()).unwrap();
     let location = sc.event_log_location().expect("event log on").to_string();
     assert!(location.starts_with("s3a://work/events/") && location.ends_with(".inprogress"), "{location}");
+    let app_id = sc.app_id().to_string();
+    let provider = ember::history::HistoryProvider::with_conf(Location::parse("s3a://work/events").unwrap(), conf);
+    // The in-progress object, empty at first, then uploaded as the log grows
+    // (every time the bus is quiet, with a zero interval).
+    assert_eq!(provider.scan().unwrap(), 1, "an empty in-progress log is listed");
+    assert_eq!(sc.parallelize(vec![1u8], 1).count().unwrap(), 1);
+    let in_progress = location.trim_start_matches("s3a://work/").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !server.get_text("work", &in_progress).unwrap_or_default().contains("SparkListenerJobEnd") {
+        assert!(std::time::Instant::now() < deadline, "the in-progress log was never uploaded with the job");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    provider.scan().unwrap();
+    let live = provider.get(&app_id).expect("listed while running");
+    assert!(live.read().app.end_ms.is_none() && live.read().jobs.len() == 1);
 
     // add_file of an object: fetched by the driver, shipped to the tasks.
     server.put("work", "files/lookup.txt", b"seven\n");
@@ -168,11 +184,9 @@ fn checkpoints_and_event_logs_in_a_bucket() {
 
     // The event log: uploaded whole under its final name at the clean end; the
     // history server reads it from the bucket.
-    let app_id = sc.app_id().to_string();
     sc.stop();
     let keys = server.keys("work", "events/");
     assert_eq!(keys, [format!("events/{app_id}")], "the in-progress object is gone");
-    let provider = ember::history::HistoryProvider::with_conf(Location::parse("s3a://work/events").unwrap(), conf);
     assert_eq!(provider.scan().unwrap(), 1);
     let app = provider.get(&app_id).expect("the application");
     let state = app.read();

@@ -145,7 +145,8 @@ impl StreamingContext {
     /// Resumes the job checkpointed in `checkpoint_dir`, or creates it.
     ///
     /// `create` builds the context and its stream graph from the job's code. It
-    /// is called in both cases (Ember rebuilds the graph from the code instead of
+    /// is called first, in both cases (its configuration says how to reach an
+    /// object-store checkpoint; a malformed `checkpoint_dir` is refused before it) (Ember rebuilds the graph from the code instead of
     /// deserializing an old one, so a rebuilt job can resume); when a checkpoint
     /// exists, `start` then restores from it the zero time, the batches that were
     /// generated but not finished (run again first), the batches missed while
@@ -160,6 +161,9 @@ impl StreamingContext {
         create: impl FnOnce() -> Result<StreamingContext>,
     ) -> Result<StreamingContext> {
         let given = checkpoint_dir.as_ref();
+        // A malformed directory is refused before `create` starts anything.
+        ember_core::filesystem::Location::from_path(given)
+            .map_err(|e| EmberError::Config(format!("checkpoint directory {}: {e}", given.display())))?;
         // The context first: its configuration says how to reach an object store.
         let ssc = create()?;
         let dir = ember_core::filesystem::checkpoint_dir(given)?;

@@ -143,23 +143,41 @@ impl Location {
     /// # Errors
     /// [`EmberError::Io`] naming this location; `from` is removed either way.
     pub fn publish(&self, conf: &Conf, from: &Path) -> Result<()> {
-        let result = match self.bucket(conf)? {
-            Some((bucket, path)) => bucket.upload(from, path),
-            None => {
+        let result = match self.bucket(conf) {
+            Ok(Some((bucket, path))) => bucket.upload(from, path),
+            Ok(None) => {
                 let path = self.as_local().expect("local");
                 std::fs::rename(from, path).map_err(|e| EmberError::io(path.display(), e))
             }
+            Err(e) => Err(e),
         };
         let _ = std::fs::remove_file(from);
         result
+    }
+
+    /// Makes this file a copy of the local file `from`, whole (`from` is kept):
+    /// an upload, streamed and multipart above 8 MiB, or a local copy renamed into place.
+    ///
+    /// # Errors
+    /// [`EmberError::Io`] naming this location or `from`.
+    pub fn upload_file(&self, conf: &Conf, from: &Path) -> Result<()> {
+        if let Some((bucket, path)) = self.bucket(conf)? {
+            return bucket.upload(from, path);
+        }
+        let tmp = self.local_temporary();
+        std::fs::copy(from, &tmp).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            EmberError::io(from.display(), e)
+        })?;
+        self.publish(conf, &tmp)
     }
 
     /// A local path to write this file's content to before [`Location::publish`]:
     /// a hidden sibling for a local file, a fresh name in the temporary directory
     /// for an object.
     pub fn local_temporary(&self) -> PathBuf {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let unique = format!("{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        // Random: processes in different pods share a volume and often a pid.
+        let unique = format!("{:016x}", rand::random::<u64>());
         let name = self.file_name().unwrap_or("file");
         match self {
             Location::Local(p) => p.with_file_name(format!(".{name}.{unique}.tmp")),
@@ -173,8 +191,12 @@ impl Location {
     /// [`EmberError::Io`] naming the file, for any failure but its absence.
     pub fn read(&self, conf: &Conf) -> Result<Option<Vec<u8>>> {
         if let Some((bucket, path)) = self.bucket(conf)? {
-            let Some(size) = bucket.size(path)? else { return Ok(None) };
-            return bucket.read_range(path, 0..size).map(|b| Some(b.to_vec()));
+            return match bucket.size(path)? {
+                None => Ok(None),
+                // An empty range is not a valid request.
+                Some(0) => Ok(Some(Vec::new())),
+                Some(size) => bucket.read_range(path, 0..size).map(|b| Some(b.to_vec())),
+            };
         }
         let path = self.as_local().expect("local");
         match std::fs::read(path) {
@@ -413,6 +435,10 @@ mod tests {
         let mut text = String::new();
         root.join("a/one").open(&conf).unwrap().read_to_string(&mut text).unwrap();
         assert_eq!(text, "1");
+        assert_ne!(root.join("c").local_temporary(), root.join("c").local_temporary());
+        root.join("e").upload_file(&conf, root.join("b").as_local().unwrap()).unwrap();
+        assert_eq!(root.join("e").read(&conf).unwrap().unwrap(), b"22");
+        root.join("e").remove(&conf).unwrap();
         let staged = root.join("c").local_temporary();
         std::fs::write(&staged, b"3").unwrap();
         root.join("c").publish(&conf, &staged).unwrap();

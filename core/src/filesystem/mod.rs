@@ -31,7 +31,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
     /// `scheme://…` with a scheme Ember cannot read or write.
-    #[error("the scheme {0}:// is not supported here (use a local path or a file:// URL)")]
+    #[error("the scheme {0}:// is not supported here (use a local path, a file:// URL or an s3a:// URL)")]
     UnsupportedScheme(String),
     /// `file://host/…` naming another host.
     #[error("a file:// URL names a host ({0}); use file:///absolute/path")]

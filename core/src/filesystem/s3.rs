@@ -391,18 +391,18 @@ fn concise(cause: String) -> String {
         let status = cause.split("status code: ").nth(1).and_then(|s| s.split(':').next()).unwrap_or("").trim();
         return format!("{code}: {message} (HTTP {status})");
     }
+    if cause.contains("169.254.169.254") {
+        return format!(
+            "no credentials: set spark.hadoop.fs.s3a.access.key and spark.hadoop.fs.s3a.secret.key, or \
+             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the instance metadata service answered: {cause})"
+        );
+    }
     if cause.contains("403 Forbidden") {
         // A HEAD answer has no body to name the cause.
         return "access denied (HTTP 403): the credentials are wrong or not allowed here; \
                 check spark.hadoop.fs.s3a.access.key and spark.hadoop.fs.s3a.secret.key, or AWS_ACCESS_KEY_ID \
                 and AWS_SECRET_ACCESS_KEY"
             .to_string();
-    }
-    if cause.contains("169.254.169.254") {
-        return format!(
-            "no credentials: set spark.hadoop.fs.s3a.access.key and spark.hadoop.fs.s3a.secret.key, or \
-             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the instance metadata service answered: {cause})"
-        );
     }
     cause
 }

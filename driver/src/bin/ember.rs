@@ -23,8 +23,8 @@ enum Command {
         dir: PathBuf,
         /// A setting, KEY=VALUE, repeatable: the spark.hadoop.fs.s3a.* settings that
         /// reach an object store (credentials also come from the AWS_* variables).
-        /// In the environment: pairs separated by spaces.
-        #[arg(long = "conf", value_name = "KEY=VALUE", env = "EMBER_HISTORY_CONF", value_delimiter = ' ')]
+        /// Without any, EMBER_HISTORY_CONF gives pairs separated by spaces.
+        #[arg(long = "conf", value_name = "KEY=VALUE")]
         conf: Vec<String>,
         /// Address to listen on.
         #[arg(long, env = "EMBER_HISTORY_HOST", default_value = "0.0.0.0")]
@@ -49,7 +49,13 @@ fn main() -> anyhow::Result<()> {
             let interval = ember_core_duration(&update_interval)?;
             let dir = ember::Location::from_path(&dir).with_context(|| format!("--dir {}", dir.display()))?;
             let mut settings = ember::Conf::new();
-            for pair in conf.iter().filter(|p| !p.is_empty()) {
+            let from_env = std::env::var("EMBER_HISTORY_CONF").unwrap_or_default();
+            let pairs: Vec<&str> = if conf.is_empty() {
+                from_env.split_whitespace().collect()
+            } else {
+                conf.iter().map(String::as_str).collect()
+            };
+            for pair in pairs {
                 let (key, value) =
                     pair.split_once('=').with_context(|| format!("--conf {pair:?}: expected KEY=VALUE"))?;
                 settings = settings.set(key.trim(), value.trim());

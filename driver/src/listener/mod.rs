@@ -36,6 +36,9 @@ pub trait Listener: Send + 'static {
     fn on_event(&mut self, event: &Event);
     /// The queue is empty for now (a good moment to flush buffers).
     fn on_idle(&mut self) {}
+    /// The queue is still empty: called at least every `MAX_NAP` (100 ms) while
+    /// nothing happens, for work that waits on time rather than on events.
+    fn on_quiet(&mut self) {}
     /// The bus is stopping; no event follows.
     fn on_stop(&mut self) {}
 }
@@ -133,6 +136,7 @@ fn run_listeners(mut listeners: Vec<Box<dyn Listener>>, receiver: Receiver<Messa
                 if std::mem::take(&mut busy) {
                     listeners.iter_mut().for_each(|l| l.on_idle());
                 }
+                listeners.iter_mut().for_each(|l| l.on_quiet());
                 std::thread::park_timeout(nap);
                 nap = (nap * 2).min(MAX_NAP);
             }
