@@ -290,7 +290,13 @@ impl EmberContext {
     }
 
     /// Distributes a local collection over `slices` partitions.
+    ///
+    /// # Panics
+    /// When `slices` is 0 (Spark: "Positive number of partitions required"); the
+    /// message names the call site. Use [`EmberContext::empty_rdd`] for no partitions.
+    #[track_caller]
     pub fn parallelize<T: Data>(&self, data: Vec<T>, slices: usize) -> Rdd<T> {
+        assert!(slices > 0, "parallelize: the number of slices must be positive (got 0)");
         self.wrap(ParallelCollectionRdd::new(data, slices))
     }
 
@@ -411,7 +417,14 @@ impl EmberContext {
                     .map_err(|e| EmberError::io("temporary directory", e))?,
             );
         }
-        let local = dir.as_ref().expect("made").path().join(name);
+        // A directory per fetch: a file added again under the same name must not
+        // change the copy an earlier registration serves.
+        let fetch = tempfile::Builder::new()
+            .prefix("fetch-")
+            .tempdir_in(dir.as_ref().expect("made").path())
+            .map_err(|e| EmberError::io("temporary directory", e))?
+            .keep();
+        let local = fetch.join(name);
         let mut input = location
             .open(&self.inner.conf)
             .map_err(|e| EmberError::InputPath { path: location.url(), reason: format!("cannot add file: {e}") })?;

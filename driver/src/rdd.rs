@@ -156,8 +156,19 @@ impl<T: Data> Rdd<T> {
 
     /// A random sample: each element kept with probability `fraction`, or (with
     /// replacement) repeated a Poisson(`fraction`) number of times.
+    ///
+    /// # Panics
+    /// As Spark refuses them: a negative or NaN `fraction`, or without replacement
+    /// one above 1 (it is a probability then, not a multiple).
+    #[track_caller]
     pub fn sample(&self, with_replacement: bool, fraction: f64, seed: u64) -> Rdd<T> {
-        self.with_op(SampleOp { with_replacement, fraction: fraction.max(0.0), seed })
+        assert!(fraction >= 0.0, "sample: the fraction must be 0 or more (got {fraction})");
+        assert!(
+            with_replacement || fraction <= 1.0,
+            "sample: without replacement the fraction is a probability and must be at most 1 (got {fraction}); \
+             use with_replacement = true to draw elements more than once"
+        );
+        self.with_op(SampleOp { with_replacement, fraction, seed })
     }
 
     pub fn union(&self, other: &Rdd<T>) -> Rdd<T> {
@@ -187,7 +198,12 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Fewer partitions without a shuffle.
+    ///
+    /// # Panics
+    /// When `partitions` is 0 (Spark: "Number of partitions (0) must be positive").
+    #[track_caller]
     pub fn coalesce(&self, partitions: usize) -> Rdd<T> {
+        assert!(partitions > 0, "coalesce: the number of partitions must be positive (got 0)");
         self.derive(CoalescedRdd::new(self.node.clone(), partitions))
     }
 
@@ -195,8 +211,12 @@ impl<T: Data> Rdd<T> {
     /// deals its elements round-robin from its own starting partition (as Spark
     /// does, without a job to count them first), so output sizes differ by at most
     /// one per non-empty input partition: by at most one when there is one.
+    ///
+    /// # Panics
+    /// When `partitions` is 0, as [`Rdd::coalesce`].
+    #[track_caller]
     pub fn repartition(&self, partitions: usize) -> Rdd<T> {
-        let partitions = partitions.max(1);
+        assert!(partitions > 0, "repartition: the number of partitions must be positive (got 0)");
         let keyed: Rdd<(u32, T)> = self.with_op(RoundRobinKeyOp { partitions: partitions as u32 });
         let shuffled = keyed.derive(ShuffledRdd::new(keyed.node.clone(), ExactPartitioner { partitions }));
         shuffled.values()
@@ -255,10 +275,21 @@ impl<T: Data> Rdd<T> {
         self.checkpoint_to(&base.join(&format!("rdd-{}", self.id())))
     }
 
-    /// [`Rdd::checkpoint`] into the given directory: an absolute local path
-    /// (created; every process must see it at that path) or an object-store
-    /// prefix. It must not hold another checkpoint.
+    /// [`Rdd::checkpoint`] into the given directory: a local path (made absolute
+    /// against the driver's working directory and created; every process must see
+    /// it at that path) or an object-store prefix. It must not hold another checkpoint.
     pub fn checkpoint_to(&self, dir: &Location) -> Result<Rdd<T>> {
+        let resolved;
+        let dir = match dir {
+            Location::Local(path) if path.is_relative() => {
+                resolved = Location::Local(
+                    ember_core::filesystem::resolve(path)
+                        .map_err(|e| EmberError::Config(format!("checkpoint directory {}: {e}", path.display())))?,
+                );
+                &resolved
+            }
+            _ => dir,
+        };
         dir.create_dir_all()?;
         self.ctx.run_job(&self.node, WriteCheckpointFn { dir: dir.url() }, None)?;
         let node = CheckpointRdd::<T>::open(dir, self.num_partitions(), &self.ctx.conf)?;

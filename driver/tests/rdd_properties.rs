@@ -99,8 +99,36 @@ fn sources_parallelize_range_empty() {
     assert!(empty.collect().unwrap().is_empty());
     assert!(empty.take(3).unwrap().is_empty());
     assert_eq!(empty.map(Fn!(|s: String| s.len())).fold(0, Fn!(|a: usize, b: usize| a + b)).unwrap(), 0);
-    let zero = sc.parallelize(Vec::<u8>::new(), 0);
-    assert_eq!(zero.num_partitions(), 1, "0 slices means one slice");
+}
+
+/// Spark refuses these at the call (`require`); Ember panics there, naming the
+/// argument, instead of clamping it to something else.
+#[test]
+fn zero_partitions_and_impossible_fractions_are_refused_at_the_call() {
+    let sc = sc();
+    let rdd = sc.parallelize(vec![1u8, 2, 3], 2);
+    let refusal = |f: &dyn Fn()| -> String {
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("refused");
+        match payload.downcast_ref::<String>() {
+            Some(message) => message.clone(),
+            None => payload.downcast_ref::<&str>().map(|m| m.to_string()).unwrap_or_default(),
+        }
+    };
+    let msg = refusal(&|| drop(sc.parallelize(Vec::<u8>::new(), 0)));
+    assert!(msg.contains("parallelize") && msg.contains("positive"), "{msg}");
+    let msg = refusal(&|| drop(rdd.coalesce(0)));
+    assert!(msg.contains("coalesce") && msg.contains("positive"), "{msg}");
+    let msg = refusal(&|| drop(rdd.repartition(0)));
+    assert!(msg.contains("repartition") && msg.contains("positive"), "{msg}");
+    let msg = refusal(&|| drop(rdd.sample(false, 1.5, 1)));
+    assert!(msg.contains("at most 1") && msg.contains("1.5"), "{msg}");
+    let msg = refusal(&|| drop(rdd.sample(true, -0.1, 1)));
+    assert!(msg.contains("0 or more") && msg.contains("-0.1"), "{msg}");
+    let msg = refusal(&|| drop(rdd.sample(false, f64::NAN, 1)));
+    assert!(msg.contains("NaN"), "{msg}");
+    // With replacement a fraction above 1 is an expected count per element.
+    assert!(!rdd.sample(true, 2.0, 7).collect().unwrap().is_empty());
+    assert_eq!(rdd.coalesce(1).collect().unwrap(), [1, 2, 3]);
 }
 
 #[test]
