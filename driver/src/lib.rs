@@ -61,6 +61,7 @@ pub mod context;
 pub mod driver_service;
 pub mod event_log;
 pub mod history;
+pub mod launcher;
 pub mod listener;
 pub mod local_backend;
 pub mod local_worker;

@@ -4,7 +4,7 @@
 
 pub mod jobs;
 
-use ember::{Conf, EmberContext, Result};
+use ember::Result;
 
 /// A 64-bit finalizer (murmur3's fmix64): the examples' deterministic pseudo-random
 /// numbers, keys and checksums.
@@ -12,30 +12,6 @@ pub fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
     x = (x ^ (x >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     x ^ (x >> 33)
-}
-
-/// How every job reaches its executors: `--master` and `--conf key=value` flags.
-#[derive(Debug, Clone, Default)]
-pub struct RunConfig {
-    pub master: String,
-    pub conf: Vec<String>,
-    pub app_name: String,
-}
-
-impl RunConfig {
-    pub fn context(&self) -> Result<EmberContext> {
-        let mut conf = Conf::new();
-        for pair in &self.conf {
-            conf.set_pair(pair)?;
-        }
-        if !conf.contains("spark.master") {
-            conf.insert("spark.master", self.master.clone());
-        }
-        if !conf.contains("spark.app.name") {
-            conf.insert("spark.app.name", self.app_name.clone());
-        }
-        EmberContext::new(conf)
-    }
 }
 
 /// Waits (bounded) for `path` to exist; announces the wait on stderr so a test

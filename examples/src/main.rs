@@ -1,10 +1,10 @@
 //! `ember-examples`: the seed jobs, benchmarks and generators. Every subcommand
-//! takes `--master` and `--conf key=value` and prints one JSON object as its last
-//! line of output.
+//! takes spark-submit's options (`--master`, `--conf key=value`, `--name`,
+//! `--properties-file`, `--executor-memory`, … : `ember::launcher::SubmitArgs`)
+//! and prints one JSON object as its last line of output.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ember_examples::RunConfig;
 use ember_examples::jobs::{
     broadcast, caching, diagnostics, gen_text, join, pi, robustness, security, shuffle_bench, stream_model, streaming,
     sumsq, tasklist, terasort, wordcount,
@@ -14,12 +14,8 @@ use serde_json::Value;
 #[derive(Parser, Debug)]
 #[command(name = "ember-examples", version, about = "Ember's example jobs")]
 struct Cli {
-    /// Master URL: local[N], local[*], local-cluster[N,CORES,MEMORY_MB] or ember://HOST:PORT.
-    #[arg(long, global = true, env = "EMBER_MASTER", default_value = "local[*]")]
-    master: String,
-    /// A setting, `key=value` (repeatable), e.g. --conf spark.executor.memory=2g.
-    #[arg(long = "conf", global = true, value_name = "KEY=VALUE")]
-    conf: Vec<String>,
+    #[command(flatten)]
+    submit: ember::launcher::SubmitArgs,
     #[command(subcommand)]
     job: Job,
 }
@@ -367,8 +363,14 @@ enum Job {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Value> {
-    let config = RunConfig { master: cli.master, conf: cli.conf, app_name: "ember-examples".into() };
-    let ctx = || config.context().context("cannot start the context");
+    let conf = || -> anyhow::Result<ember::Conf> {
+        let mut conf = cli.submit.to_conf()?;
+        if !conf.contains("spark.app.name") {
+            conf.insert("spark.app.name", "ember-examples");
+        }
+        Ok(conf)
+    };
+    let ctx = || ember::EmberContext::new(conf()?).context("cannot start the context");
     Ok(match cli.job {
         Job::Sumsq { n, partitions } => sumsq::run(&ctx()?, n, partitions)?,
         Job::SumsqBaseline { n, threads } => sumsq::baseline(n, threads),
@@ -405,7 +407,7 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
                 &caching::CacheReuseParams { partitions, records, actions, level, fail_first_attempt_of, pause_file },
             )?
         }
-        Job::SchedulerBench { tasks } => diagnostics::scheduler_bench(&config, tasks)?,
+        Job::SchedulerBench { tasks } => diagnostics::scheduler_bench(conf()?, tasks)?,
         Job::Straggler { tasks, records, base_ms, slow_executor, delay_ms, output } => diagnostics::straggler(
             &ctx()?,
             &diagnostics::StragglerParams { tasks, records, base_ms, slow_executor, delay_ms, output },

@@ -22,9 +22,9 @@ pub fn faulty(sc: &EmberContext, partitions: usize, fail_partition: usize) -> em
 
 /// Times the context's start (until every executor registered) and a job of
 /// `tasks` empty tasks.
-pub fn scheduler_bench(config: &crate::RunConfig, tasks: usize) -> ember::Result<Value> {
+pub fn scheduler_bench(conf: ember::Conf, tasks: usize) -> ember::Result<Value> {
     let start = Instant::now();
-    let sc = config.context()?;
+    let sc = ember::EmberContext::new(conf)?;
     let startup = start.elapsed();
     let empty = sc.parallelize(Vec::<u8>::new(), tasks);
     let first = Instant::now();
