@@ -130,7 +130,8 @@ pub fn resolve_input_files(spec: &str, conf: &Conf) -> Result<Vec<InputFile>> {
 /// The objects an `s3a://` URL names: the object itself, the objects directly
 /// under it as a directory (markers left out), or those matching a glob.
 fn resolve_objects(object: &S3Path, conf: &Conf) -> Result<Vec<InputFile>> {
-    let bucket = Bucket::open(&S3Settings::from_conf(conf)?, object)?;
+    let settings = S3Settings::from_conf(conf)?;
+    let bucket = Bucket::open(&settings, object)?;
     let listed: Vec<(S3Path, u64)> = if has_glob(&object.key) {
         let pattern = glob::Pattern::new(&object.key)
             .map_err(|e| EmberError::InputPath { path: object.url(), reason: format!("bad glob pattern: {e}") })?;
@@ -140,7 +141,8 @@ fn resolve_objects(object: &S3Path, conf: &Conf) -> Result<Vec<InputFile>> {
         let found: Vec<_> =
             bucket.list(&prefix, true)?.into_iter().filter(|(p, _)| pattern.matches_with(&p.key, options)).collect();
         if found.is_empty() {
-            return Err(EmberError::Io { path: object.url(), message: "the pattern matches no objects".into() });
+            let message = format!("the pattern matches no objects{}", settings.addressing_hint());
+            return Err(EmberError::Io { path: object.url(), message });
         }
         found
     } else if let Some(size) = (!object.key.is_empty()).then(|| bucket.size(object)).transpose()?.flatten() {
@@ -152,7 +154,8 @@ fn resolve_objects(object: &S3Path, conf: &Conf) -> Result<Vec<InputFile>> {
             .filter(|(p, _)| !p.key.ends_with('/') && !is_marker(p.key.rsplit('/').next().unwrap_or("")))
             .collect();
         if found.is_empty() {
-            return Err(EmberError::Io { path: object.url(), message: "no such object or prefix".into() });
+            let message = format!("no such object or prefix{}", settings.addressing_hint());
+            return Err(EmberError::Io { path: object.url(), message });
         }
         found
     };

@@ -33,7 +33,7 @@ pub enum HistoryError {
     #[error("cannot read the event log directory {dir}: {source}")]
     Dir { dir: String, source: std::io::Error },
     /// The directory's store refused the listing (it names the URL and the cause).
-    #[error("cannot read the event log directory: {0}")]
+    #[error(transparent)]
     Storage(#[from] ember_core::error::EmberError),
     #[error("the history server cannot listen on {address}: {source}")]
     Bind { address: String, source: std::io::Error },

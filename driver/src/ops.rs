@@ -218,6 +218,19 @@ impl<T: Data> PartitionOp<T, (T, u64)> for ZipWithIndexOp {
     }
 }
 
+/// `zipWithUniqueId`: the k-th element of partition p of n gets id k·n + p.
+#[derive(Serialize, Deserialize)]
+pub struct ZipWithUniqueIdOp {
+    pub partitions: u64,
+}
+impl<T: Data> PartitionOp<T, (T, u64)> for ZipWithUniqueIdOp {
+    const NAME: &'static str = "zipWithUniqueId";
+    fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<(T, u64)> {
+        let n = self.partitions;
+        Box::new(input.enumerate().map(move |(k, x)| (x, k as u64 * n + split as u64)))
+    }
+}
+
 /// Sorts a partition by key (the reduce side of sortByKey).
 #[derive(Serialize, Deserialize)]
 pub struct SortByKeyOp {

@@ -52,7 +52,7 @@ impl<T: Data> Rdd<T> {
     }
 
     /// `op` over each partition; the partitioner stays when the op keeps keys.
-    fn with_op<U: Data, Op: PartitionOp<T, U>>(&self, op: Op) -> Rdd<U> {
+    pub(crate) fn with_op<U: Data, Op: PartitionOp<T, U>>(&self, op: Op) -> Rdd<U> {
         let mut rdd = self.derive(MapPartitionsRdd::new(self.node.clone(), op));
         if Op::PRESERVES_PARTITIONING {
             rdd.partitioner = self.partitioner.clone();
@@ -197,6 +197,13 @@ impl<T: Data> Rdd<T> {
         Ok(self.with_op(ZipWithIndexOp { starts }))
     }
 
+    /// Pairs each element with a unique id without running a job (Spark's
+    /// `zipWithUniqueId`): the k-th element of partition p of n gets k·n + p, so
+    /// ids are unique but not contiguous (use [`Rdd::zip_with_index`] for 0..count).
+    pub fn zip_with_unique_id(&self) -> Rdd<(T, u64)> {
+        self.with_op(ZipWithUniqueIdOp { partitions: self.num_partitions() as u64 })
+    }
+
     /// Fewer partitions without a shuffle.
     ///
     /// # Panics
@@ -220,6 +227,12 @@ impl<T: Data> Rdd<T> {
         let keyed: Rdd<(u32, T)> = self.with_op(RoundRobinKeyOp { partitions: partitions as u32 });
         let shuffled = keyed.derive(ShuffledRdd::new(keyed.node.clone(), ExactPartitioner { partitions }));
         shuffled.values()
+    }
+
+    /// The elements grouped by the key `f(&x)` (Spark's `groupBy`): `key_by(f)`
+    /// then `group_by_key`.
+    pub fn group_by<K: Key, F: for<'a> SerFn<(&'a T,), Output = K>>(&self, f: F) -> Rdd<(K, Group<T>)> {
+        self.key_by(f).group_by_key()
     }
 
     /// Pairs each element with the key `f(&x)`.

@@ -4,7 +4,7 @@
 //!
 //! | setting | meaning |
 //! |---|---|
-//! | `spark.hadoop.fs.s3a.endpoint` | the server's URL (`http://127.0.0.1:9000`); default AWS's |
+//! | `spark.hadoop.fs.s3a.endpoint` | the server's URL (`http://127.0.0.1:9000`; without a scheme, https unless `connection.ssl.enabled` is false); default AWS's |
 //! | `spark.hadoop.fs.s3a.path.style.access` | `true`: `endpoint/bucket/key` instead of `bucket.endpoint/key` |
 //! | `spark.hadoop.fs.s3a.access.key`, `.secret.key`, `.session.token` | credentials; without them the AWS standard environment (`AWS_ACCESS_KEY_ID`, …) and credential chain |
 //! | `spark.hadoop.fs.s3a.endpoint.region` | the region (default `AWS_REGION` or `us-east-1`) |
@@ -116,8 +116,29 @@ impl S3Settings {
                     .map_err(|_| EmberError::Config(format!("{PREFIX}{k} must be a whole number, got {v:?}"))),
             }
         };
+        // Hadoop takes an endpoint without a scheme too, and then uses https
+        // unless fs.s3a.connection.ssl.enabled is false.
+        let ssl = conf.get_bool(&format!("{PREFIX}connection.ssl.enabled"), true)?;
+        let endpoint = text("endpoint").map(|e| {
+            let e = e.trim().trim_end_matches('/').to_string();
+            if e.contains("://") {
+                e
+            } else if ssl {
+                format!("https://{e}")
+            } else {
+                format!("http://{e}")
+            }
+        });
+        if let Some(e) = &endpoint {
+            let valid = e.parse::<reqwest::Url>().is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()));
+            if !valid {
+                return Err(EmberError::Config(format!(
+                    "{PREFIX}endpoint {e:?} is not a URL (give it as http://host:port or https://host)"
+                )));
+            }
+        }
         Ok(S3Settings {
-            endpoint: text("endpoint"),
+            endpoint,
             path_style: conf.get_bool(&format!("{PREFIX}path.style.access"), false)?,
             access_key: text("access.key"),
             secret_key: text("secret.key"),
@@ -128,6 +149,18 @@ impl S3Settings {
             request_timeout_ms: number("connection.timeout", 200_000)?,
             connect_timeout_ms: number("connection.establish.timeout", 5_000)?,
         })
+    }
+
+    /// For a "not found" answer: a reminder of path-style access when a custom
+    /// endpoint is set without it (many servers then answer every virtual-host
+    /// style request as if the object did not exist); empty otherwise.
+    pub fn addressing_hint(&self) -> &'static str {
+        if self.endpoint.is_some() && !self.path_style {
+            " (with a custom endpoint, most S3-compatible servers need \
+             spark.hadoop.fs.s3a.path.style.access=true)"
+        } else {
+            ""
+        }
     }
 
     fn build(&self, bucket: &str) -> Result<AmazonS3> {
@@ -359,7 +392,7 @@ use futures::StreamExt;
 /// configured retries).
 pub fn store_error(path: &S3Path, e: object_store::Error) -> EmberError {
     let cause = match &e {
-        object_store::Error::NotFound { .. } => "not found".to_string(),
+        object_store::Error::NotFound { .. } => "not found (no such bucket or object)".to_string(),
         _ => {
             let mut text = e.to_string();
             let mut source = std::error::Error::source(&e);
@@ -475,6 +508,16 @@ mod tests {
             .set("spark.hadoop.fs.s3a.attempts.maximum", "1");
         let s = S3Settings::from_conf(&conf).unwrap();
         assert_eq!(s.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        let bare = |ssl: &str| {
+            let conf = Conf::new()
+                .set("spark.hadoop.fs.s3a.endpoint", "minio:9000")
+                .set("spark.hadoop.fs.s3a.connection.ssl.enabled", ssl);
+            S3Settings::from_conf(&conf).unwrap().endpoint.unwrap()
+        };
+        assert_eq!(bare("true"), "https://minio:9000");
+        assert_eq!(bare("false"), "http://minio:9000");
+        let err = S3Settings::from_conf(&Conf::new().set("spark.hadoop.fs.s3a.endpoint", "http://")).unwrap_err();
+        assert!(err.to_string().contains("is not a URL"), "{err}");
         assert!(s.path_style);
         assert_eq!(s.max_retries, 1);
         let bad = Conf::new().set("spark.hadoop.fs.s3a.attempts.maximum", "many");

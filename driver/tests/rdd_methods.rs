@@ -1,0 +1,105 @@
+//! RDD methods Spark users reach for: `group_by`, `zip_with_unique_id`,
+//! `random_split`, `tree_aggregate`, `tree_reduce`, `to_local_iterator` and
+//! `pipe`, on `local[2]`, against results computed here.
+
+use ember::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn sc() -> EmberContext {
+    EmberContext::new(Conf::new().master("local[2]").set("spark.ui.enabled", "false")).unwrap()
+}
+
+#[test]
+fn group_by_and_unique_ids() {
+    let sc = sc();
+    let rdd = sc.parallelize((0..20u32).collect(), 3);
+    let mut groups: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for (k, g) in rdd.group_by(Fn!(|x: &u32| x % 3)).collect().unwrap() {
+        let mut values: Vec<u32> = g.into_iter().collect();
+        values.sort();
+        groups.insert(k, values);
+    }
+    assert_eq!(groups[&0], [0, 3, 6, 9, 12, 15, 18]);
+    assert_eq!(groups.len(), 3);
+
+    // k-th element of partition p of 3 gets 3k + p: unique, with no job run.
+    let ids = rdd.zip_with_unique_id().collect().unwrap();
+    let distinct: BTreeSet<u64> = ids.iter().map(|(_, id)| *id).collect();
+    assert_eq!(distinct.len(), 20);
+    let parts = rdd.glom().collect().unwrap();
+    for (p, part) in parts.iter().enumerate() {
+        for (k, x) in part.iter().enumerate() {
+            assert!(ids.contains(&(*x, (k * 3 + p) as u64)));
+        }
+    }
+}
+
+#[test]
+fn random_split_partitions_every_element_once_by_weight() {
+    let sc = sc();
+    let rdd = sc.parallelize((0..10_000u32).collect(), 4);
+    let splits = rdd.random_split(&[1.0, 3.0], 11);
+    let a = splits[0].collect().unwrap();
+    let b = splits[1].collect().unwrap();
+    assert_eq!(a.len() + b.len(), 10_000);
+    let mut all: Vec<u32> = a.iter().chain(&b).copied().collect();
+    all.sort();
+    assert_eq!(all, (0..10_000).collect::<Vec<_>>());
+    // About a quarter: 2500 ± 5 standard deviations (43).
+    assert!((2285..=2715).contains(&a.len()), "{}", a.len());
+    // Deterministic for a seed.
+    assert_eq!(splits[0].collect().unwrap(), a);
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rdd.random_split(&[1.0, -1.0], 1)));
+    assert!(refused.is_err());
+}
+
+#[test]
+fn tree_aggregate_and_tree_reduce_equal_their_flat_forms() {
+    let sc = sc();
+    let rdd = sc.parallelize((1..=1000u64).collect(), 50);
+    let sum_sq = rdd.tree_aggregate(0u64, Fn!(|acc: u64, x: u64| acc + x * x), Fn!(|a: u64, b: u64| a + b), 2).unwrap();
+    assert_eq!(sum_sq, (1..=1000u64).map(|x| x * x).sum::<u64>());
+    for depth in [1, 2, 3, 5] {
+        assert_eq!(rdd.tree_reduce(Fn!(|a: u64, b: u64| a.max(b)), depth).unwrap(), 1000);
+    }
+    // Empty partitions take no part; an empty RDD has nothing to reduce.
+    let sparse = sc.parallelize(vec![5u64, 7], 40);
+    assert_eq!(sparse.tree_reduce(Fn!(|a: u64, b: u64| a + b), 2).unwrap(), 12);
+    let empty = sc.parallelize(Vec::<u64>::new(), 4);
+    assert!(empty.tree_reduce(Fn!(|a: u64, b: u64| a + b), 2).is_err());
+    // As `aggregate` (and Spark): `zero` starts each partition's fold and the final one.
+    let flat = empty.aggregate(3u64, Fn!(|a: u64, x: u64| a + x), |a: u64, b: u64| a + b).unwrap();
+    assert_eq!(flat, 15);
+    assert_eq!(empty.tree_aggregate(3u64, Fn!(|a: u64, x: u64| a + x), Fn!(|a: u64, b: u64| a + b), 2).unwrap(), flat);
+    assert!(rdd.tree_reduce(Fn!(|a: u64, b: u64| a + b), 0).is_err());
+}
+
+#[test]
+fn to_local_iterator_yields_every_element_in_order() {
+    let sc = sc();
+    let rdd = sc.parallelize((0..100u32).collect(), 7);
+    let got: Vec<u32> = rdd.to_local_iterator().map(|x| x.unwrap()).collect();
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+    let failing = rdd.map(Fn!(|x: u32| if x == 50 { panic!("bad element {x}") } else { x }));
+    let results: Vec<_> = failing.to_local_iterator().collect();
+    assert!(results.iter().take_while(|r| r.is_ok()).count() >= 42, "the partitions before the bad one");
+    let err = results.last().unwrap().as_ref().unwrap_err().to_string();
+    assert!(err.contains("bad element 50"), "{err}");
+}
+
+#[test]
+fn pipe_sends_each_partition_through_a_command() {
+    let sc = sc();
+    let rdd = sc.parallelize((1..=9u32).collect(), 3);
+    // `sort -rn` per partition: each partition's elements, reversed.
+    assert_eq!(rdd.pipe("sort -rn").collect().unwrap(), ["3", "2", "1", "6", "5", "4", "9", "8", "7"]);
+    assert_eq!(rdd.pipe("wc -l").map(Fn!(|n: String| n.trim().to_string())).collect().unwrap(), ["3", "3", "3"]);
+    // A command that stops reading early is judged by its status.
+    assert_eq!(sc.parallelize((0..100_000u32).collect(), 1).pipe("head -n 2").collect().unwrap(), ["0", "1"]);
+    let err = rdd.pipe("false").collect().unwrap_err().to_string();
+    assert!(err.contains("\"false\"") && err.contains("exit status: 1"), "{err}");
+    let err = rdd.pipe("no-such-command-ember --x").collect().unwrap_err().to_string();
+    assert!(err.contains("no-such-command-ember --x") && err.contains("cannot start it"), "{err}");
+    let err = rdd.pipe("ls /no/such/dir/ember").collect().unwrap_err().to_string();
+    assert!(err.contains("No such file"), "its standard error is in the message: {err}");
+}
