@@ -167,6 +167,9 @@ fn save_to_an_object_store_with_speculation_writes_each_part_object_once() {
     store.create_bucket("spec");
     let settings: Vec<String> = store.settings().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     let mut extra: Vec<&str> = vec!["--slow-executor", "2", "--output", "s3a://spec/out"];
+    // `--conf` after the job's name replaces the ones before it (clap's global
+    // arguments): repeat spark.speculation with the store's settings.
+    extra.extend(["--conf", "spark.speculation=true"]);
     extra.extend(settings.iter().flat_map(|kv| ["--conf", kv.as_str()]));
     let run = straggler(CLUSTER, true, DELAY_MS, &extra);
     assert_eq!(run.json["records_counted"].as_u64(), Some(TASKS as u64 * RECORDS), "{}", run.json);

@@ -120,14 +120,15 @@ impl S3Settings {
         // unless fs.s3a.connection.ssl.enabled is false.
         let ssl = conf.get_bool(&format!("{PREFIX}connection.ssl.enabled"), true)?;
         let endpoint = text("endpoint").map(|e| {
-            let e = e.trim().trim_end_matches('/').to_string();
-            if e.contains("://") {
-                e
+            let e = e.trim();
+            let full = if e.contains("://") {
+                e.to_string()
             } else if ssl {
                 format!("https://{e}")
             } else {
                 format!("http://{e}")
-            }
+            };
+            full.trim_end_matches('/').to_string()
         });
         if let Some(e) = &endpoint {
             let valid = e.parse::<reqwest::Url>().is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()));
