@@ -73,6 +73,7 @@ pub mod metrics;
 pub mod monitoring;
 pub mod numeric;
 pub mod ops;
+pub mod ordered_by;
 pub mod partitioning;
 pub mod pipe;
 pub mod progress;

@@ -103,3 +103,28 @@ fn pipe_sends_each_partition_through_a_command() {
     let err = rdd.pipe("ls /no/such/dir/ember").collect().unwrap_err().to_string();
     assert!(err.contains("No such file"), "its standard error is in the message: {err}");
 }
+
+#[test]
+fn take_ordered_by_and_top_by_rank_by_a_key_function() {
+    let sc = sc();
+    // Elements without an order of their own.
+    let pairs: Vec<(f64, String)> = [(3.5, "c"), (1.0, "a"), (9.25, "z"), (2.0, "b"), (2.0, "b2")]
+        .iter()
+        .map(|(x, s)| (*x, s.to_string()))
+        .collect();
+    let rdd = sc.parallelize(pairs, 3);
+    let by_bits = Fn!(|p: &(f64, String)| p.0.to_bits());
+    let smallest: Vec<String> = rdd.take_ordered_by(3, by_bits).unwrap().into_iter().map(|p| p.1).collect();
+    assert_eq!(smallest[0], "a");
+    let tied: BTreeSet<&str> = smallest[1..].iter().map(String::as_str).collect();
+    assert_eq!(tied, BTreeSet::from(["b", "b2"]));
+    let largest: Vec<String> =
+        rdd.top_by(2, Fn!(|p: &(f64, String)| p.1.clone())).unwrap().into_iter().map(|p| p.1).collect();
+    assert_eq!(largest, ["z", "c"]);
+    // With ties, which equal-keyed elements are kept is not specified; how many is.
+    let longest = rdd.top_by(2, Fn!(|p: &(f64, String)| p.1.len())).unwrap();
+    assert_eq!(longest.len(), 2);
+    assert_eq!(longest[0].1, "b2");
+    assert!(rdd.top_by(0, Fn!(|p: &(f64, String)| p.1.clone())).unwrap().is_empty());
+    assert_eq!(rdd.take_ordered_by(10, Fn!(|p: &(f64, String)| p.1.clone())).unwrap().len(), 5);
+}
