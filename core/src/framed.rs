@@ -26,9 +26,14 @@ pub fn write_framed(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Reads a file written by [`write_framed`]. Errors: unreadable, or its checksum fails.
 pub fn read_framed(path: &Path) -> Result<Vec<u8>> {
-    let mut data = std::fs::read(path).map_err(|e| EmberError::io(path.display(), e))?;
+    let data = std::fs::read(path).map_err(|e| EmberError::io(path.display(), e))?;
+    unframe(data, path.display())
+}
+
+/// The payload of a framed file's bytes. Errors: its checksum fails (naming `name`).
+fn unframe(mut data: Vec<u8>, name: impl std::fmt::Display) -> Result<Vec<u8>> {
     if data.len() < 4 || crc32fast::hash(&data[4..]) != u32::from_le_bytes(data[..4].try_into().expect("4 bytes")) {
-        return Err(EmberError::Codec(format!("{} is corrupt (checksum mismatch)", path.display())));
+        return Err(EmberError::Codec(format!("{name} is corrupt (checksum mismatch)")));
     }
     data.drain(..4);
     Ok(data)
@@ -52,12 +57,8 @@ pub fn write_framed_at(at: &Location, conf: &Conf, bytes: &[u8]) -> Result<()> {
 /// [`EmberError::Io`] when it is missing or unreadable; [`EmberError::Codec`]
 /// when its checksum fails.
 pub fn read_framed_at(at: &Location, conf: &Conf) -> Result<Vec<u8>> {
-    let mut data = at.read(conf)?.ok_or_else(|| EmberError::Io { path: at.url(), message: "no such file".into() })?;
-    if data.len() < 4 || crc32fast::hash(&data[4..]) != u32::from_le_bytes(data[..4].try_into().expect("4 bytes")) {
-        return Err(EmberError::Codec(format!("{at} is corrupt (checksum mismatch)")));
-    }
-    data.drain(..4);
-    Ok(data)
+    let data = at.read(conf)?.ok_or_else(|| EmberError::Io { path: at.url(), message: "no such file".into() })?;
+    unframe(data, at)
 }
 
 #[cfg(test)]

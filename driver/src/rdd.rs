@@ -292,18 +292,10 @@ impl<T: Data> Rdd<T> {
     /// against the driver's working directory and created; every process must see
     /// it at that path) or an object-store prefix. It must not hold another checkpoint.
     pub fn checkpoint_to(&self, dir: &Location) -> Result<Rdd<T>> {
-        let resolved;
-        let dir = match dir {
-            Location::Local(path) if path.is_relative() => {
-                resolved = Location::Local(
-                    ember_core::filesystem::resolve(path)
-                        .map_err(|e| EmberError::Config(format!("checkpoint directory {}: {e}", path.display())))?,
-                );
-                &resolved
-            }
-            _ => dir,
+        let dir = &match dir {
+            Location::Local(path) => ember_core::filesystem::checkpoint_dir(path)?,
+            store => store.clone(),
         };
-        dir.create_dir_all()?;
         self.ctx.run_job(&self.node, WriteCheckpointFn { dir: dir.url() }, None)?;
         let node = CheckpointRdd::<T>::open(dir, self.num_partitions(), &self.ctx.conf)?;
         Ok(self.derive(node))

@@ -190,20 +190,7 @@ impl Location {
     /// # Errors
     /// [`EmberError::Io`] naming the file, for any failure but its absence.
     pub fn read(&self, conf: &Conf) -> Result<Option<Vec<u8>>> {
-        if let Some((bucket, path)) = self.bucket(conf)? {
-            return match bucket.size(path)? {
-                None => Ok(None),
-                // An empty range is not a valid request.
-                Some(0) => Ok(Some(Vec::new())),
-                Some(size) => bucket.read_range(path, 0..size).map(|b| Some(b.to_vec())),
-            };
-        }
-        let path = self.as_local().expect("local");
-        match std::fs::read(path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(EmberError::io(path.display(), e)),
-        }
+        self.read_from(conf, 0)
     }
 
     /// This file's bytes from `offset` to its end (empty when it is no longer

@@ -346,11 +346,13 @@ impl InputSource for ReceiverInput {
         }
         let ckpt = self.ssc.checkpoint_dir().ok_or_else(|| EmberError::Internal("no checkpoint directory".into()))?;
         let dir = ckpt.join("receivedData").join(&self.name);
+        // One listing, not a request per block (on an object store).
+        let logged: std::collections::HashSet<String> = dir.list(conf)?.into_iter().collect();
         let mut state = self.state.lock();
         for (time, blocks) in &record.batches {
             // The pending batches' blocks come back from the log (their executors are gone).
             for b in blocks {
-                if !dir.join(&b.id.name()).is_file(conf)? {
+                if !logged.contains(&b.id.name()) {
                     return Err(EmberError::StreamBlock {
                         id: b.id.name(),
                         reason: format!("batch {time} ms needs it but the write-ahead log in {dir} lacks it"),
