@@ -6,6 +6,11 @@ use std::hash::Hash;
 /// Element type of an RDD. Serializable (tasks, shuffles and results cross
 /// processes), cloneable (cached partitions are iterated more than once) and
 /// shareable between task threads.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an RDD element: elements are serialized between processes",
+    label = "an element must be `Serialize + DeserializeOwned + Clone + Send + Sync + 'static`",
+    note = "elements cross processes by value: use owned types (`String` rather than `&str`)"
+)]
 pub trait Data: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
 impl<T> Data for T where T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
 

@@ -31,5 +31,3 @@ pub mod telemetry;
 pub mod text;
 pub mod tls;
 pub mod wire;
-
-pub use serde_closure;

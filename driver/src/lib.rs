@@ -97,11 +97,22 @@ pub use ember_core::group::Group;
 pub use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 pub use ember_core::rdd::StorageLevel;
 pub use ember_core::task::{TaskContext, TaskMetricsSnapshot};
+pub use ember_macros::Fn;
 pub use master::Master;
 pub use numeric::{Numeric, StatCounter};
 pub use rdd::Rdd;
 pub use scheduler::SpeculationMetrics;
-pub use serde_closure::{Fn, FnMut, FnOnce};
+
+/// Shipped functions: what the `Fn!` expansion names ([`closure::Closure`],
+/// [`closure::Capture`]) and the bound every RDD method puts on its functions
+/// ([`closure::SerFn`]: an `Fn!` closure, a plain `fn` item, or a closure that
+/// captures nothing).
+pub mod closure {
+    pub use ember_core::closure::{Capture, Closure, SerFn, Ship, same_type, traits, type_marker};
+}
+
+// `Fn!` expands to `::ember::…`, which this crate's own code and tests use too.
+extern crate self as ember;
 
 /// What a job usually needs: `use ember::prelude::*;`.
 pub mod prelude {

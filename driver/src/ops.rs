@@ -3,7 +3,7 @@
 //! the user's `Fn!` closures, so it serializes exactly like them.
 
 use ember_core::aggregator::Aggregator;
-use ember_core::closure::{SerFn, traits::FnOnce as SerFnOnce};
+use ember_core::closure::{SerFn, traits::Fn as SerFnOnce};
 use ember_core::data::{BoxIter, Data, Key};
 use ember_core::error::{EmberError, Result, raise};
 use ember_core::filesystem::codec::Codec;
@@ -27,7 +27,8 @@ pub type Out<F, A> = <F as SerFnOnce<(A,)>>::Output;
 // ---- per-partition transformations ----
 
 #[derive(Serialize, Deserialize)]
-pub struct MapOp<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub struct MapOp<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 impl<T: Data, U: Data, F: SerFn<(T,), Output = U>> PartitionOp<T, U> for MapOp<F> {
     const NAME: &'static str = "map";
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<U> {
@@ -36,7 +37,8 @@ impl<T: Data, U: Data, F: SerFn<(T,), Output = U>> PartitionOp<T, U> for MapOp<F
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct FilterOp<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub struct FilterOp<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 impl<T: Data, F: for<'a> SerFn<(&'a T,), Output = bool>> PartitionOp<T, T> for FilterOp<F> {
     const NAME: &'static str = "filter";
     const PRESERVES_PARTITIONING: bool = true;
@@ -46,7 +48,8 @@ impl<T: Data, F: for<'a> SerFn<(&'a T,), Output = bool>> PartitionOp<T, T> for F
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct FlatMapOp<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub struct FlatMapOp<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 impl<T: Data, U: Data, F> PartitionOp<T, U> for FlatMapOp<F>
 where
     F: SerFn<(T,)>,
@@ -60,7 +63,8 @@ where
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct MapPartitionsOp<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub struct MapPartitionsOp<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 impl<T: Data, U: Data, F> PartitionOp<T, U> for MapPartitionsOp<F>
 where
     F: SerFn<(BoxIter<T>,)>,
@@ -74,7 +78,8 @@ where
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct MapPartitionsWithIndexOp<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub struct MapPartitionsWithIndexOp<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 impl<T: Data, U: Data, F> PartitionOp<T, U> for MapPartitionsWithIndexOp<F>
 where
     F: SerFn<(usize, BoxIter<T>)>,
@@ -144,7 +149,8 @@ impl<T: Data> PartitionOp<T, T> for SampleOp {
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct KeyByOp<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub struct KeyByOp<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 impl<T: Data, K: Data, F: for<'a> SerFn<(&'a T,), Output = K>> PartitionOp<T, (K, T)> for KeyByOp<F> {
     const NAME: &'static str = "keyBy";
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<(K, T)> {
@@ -153,7 +159,8 @@ impl<T: Data, K: Data, F: for<'a> SerFn<(&'a T,), Output = K>> PartitionOp<T, (K
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct MapValuesOp<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub struct MapValuesOp<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 impl<K: Data, V: Data, U: Data, F: SerFn<(V,), Output = U>> PartitionOp<(K, V), (K, U)> for MapValuesOp<F> {
     const NAME: &'static str = "mapValues";
     const PRESERVES_PARTITIONING: bool = true;
@@ -163,7 +170,8 @@ impl<K: Data, V: Data, U: Data, F: SerFn<(V,), Output = U>> PartitionOp<(K, V), 
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct FlatMapValuesOp<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub struct FlatMapValuesOp<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 impl<K: Data, V: Data, U: Data, F> PartitionOp<(K, V), (K, U)> for FlatMapValuesOp<F>
 where
     F: SerFn<(V,)>,
@@ -380,7 +388,8 @@ impl<K: Data, V: Data, W: Data> PartitionOp<Grouped<K, V, W>, K> for IntersectOp
 // ---- aggregators ----
 
 #[derive(Serialize, Deserialize)]
-pub struct ReduceAgg<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub struct ReduceAgg<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 impl<V: Data, F: SerFn<(V, V), Output = V>> Aggregator<V, V> for ReduceAgg<F> {
     fn create_combiner(&self, v: V) -> V {
         v
@@ -394,9 +403,13 @@ impl<V: Data, F: SerFn<(V, V), Output = V>> Aggregator<V, V> for ReduceAgg<F> {
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(bound = "F1: ember_core::closure::Ship, F2: ember_core::closure::Ship, F3: ember_core::closure::Ship")]
 pub struct CombineAgg<F1, F2, F3> {
+    #[serde(with = "ember_core::closure::shipped")]
     pub create: F1,
+    #[serde(with = "ember_core::closure::shipped")]
     pub merge_value: F2,
+    #[serde(with = "ember_core::closure::shipped")]
     pub merge_combiners: F3,
 }
 impl<V: Data, C: Data, F1, F2, F3> Aggregator<V, C> for CombineAgg<F1, F2, F3>
@@ -418,12 +431,14 @@ where
 
 #[derive(Serialize, Deserialize)]
 #[serde(bound(
-    serialize = "U: Serialize, F2: Serialize, F3: Serialize",
-    deserialize = "U: Data, F2: serde::de::DeserializeOwned, F3: serde::de::DeserializeOwned"
+    serialize = "U: Serialize, F2: ember_core::closure::Ship, F3: ember_core::closure::Ship",
+    deserialize = "U: Data, F2: ember_core::closure::Ship, F3: ember_core::closure::Ship"
 ))]
 pub struct AggregateAgg<U, F2, F3> {
     pub zero: U,
+    #[serde(with = "ember_core::closure::shipped")]
     pub seq: F2,
+    #[serde(with = "ember_core::closure::shipped")]
     pub comb: F3,
 }
 impl<V: Data, U: Data, F2, F3> Aggregator<V, U> for AggregateAgg<U, F2, F3>
@@ -486,7 +501,8 @@ impl<T: Data> PartitionFn<T, Vec<T>> for TakeFn {
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct ReduceFn<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub struct ReduceFn<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 impl<T: Data, F: SerFn<(T, T), Output = T>> PartitionFn<T, Option<T>> for ReduceFn<F> {
     fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<Option<T>> {
         Ok(input.reduce(|a, b| self.0.call((a, b))))
@@ -494,9 +510,13 @@ impl<T: Data, F: SerFn<(T, T), Output = T>> PartitionFn<T, Option<T>> for Reduce
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(bound(serialize = "U: Serialize, F: Serialize", deserialize = "U: Data, F: serde::de::DeserializeOwned"))]
+#[serde(bound(
+    serialize = "U: Serialize, F: ember_core::closure::Ship",
+    deserialize = "U: Data, F: ember_core::closure::Ship"
+))]
 pub struct FoldFn<U, F> {
     pub zero: U,
+    #[serde(with = "ember_core::closure::shipped")]
     pub f: F,
 }
 impl<T: Data, U: Data, F: SerFn<(U, T), Output = U>> PartitionFn<T, U> for FoldFn<U, F> {
@@ -506,7 +526,8 @@ impl<T: Data, U: Data, F: SerFn<(U, T), Output = U>> PartitionFn<T, U> for FoldF
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct ForeachFn<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub struct ForeachFn<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 impl<T: Data, F: SerFn<(T,), Output = ()>> PartitionFn<T, ()> for ForeachFn<F> {
     fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<()> {
         input.for_each(|x| self.0.call((x,)));
@@ -515,7 +536,8 @@ impl<T: Data, F: SerFn<(T,), Output = ()>> PartitionFn<T, ()> for ForeachFn<F> {
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct ForeachPartitionFn<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub struct ForeachPartitionFn<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 impl<T: Data, F: SerFn<(BoxIter<T>,), Output = ()>> PartitionFn<T, ()> for ForeachPartitionFn<F> {
     fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<()> {
         self.0.call((input,));

@@ -38,7 +38,8 @@ impl<K: Ord, T> Ord for ByKey<K, T> {
 
 /// Each element with its key `f(&x)`.
 #[derive(Serialize, Deserialize)]
-pub struct RankOp<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub struct RankOp<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 
 impl<T: Data, K: Data + Ord, F: for<'a> SerFn<(&'a T,), Output = K>> PartitionOp<T, ByKey<K, T>> for RankOp<F> {
     const NAME: &'static str = "takeOrdered";

@@ -143,8 +143,8 @@ impl<T: Data> Rdd<T> {
     pub fn map_partitions_with_index<U: Data, F>(&self, f: F) -> Rdd<U>
     where
         F: SerFn<(usize, BoxIter<T>)>,
-        <F as ember_core::closure::traits::FnOnce<(usize, BoxIter<T>)>>::Output: IntoIterator<Item = U>,
-        <<F as ember_core::closure::traits::FnOnce<(usize, BoxIter<T>)>>::Output as IntoIterator>::IntoIter: 'static,
+        <F as ember_core::closure::traits::Fn<(usize, BoxIter<T>)>>::Output: IntoIterator<Item = U>,
+        <<F as ember_core::closure::traits::Fn<(usize, BoxIter<T>)>>::Output as IntoIterator>::IntoIter: 'static,
     {
         self.with_op(MapPartitionsWithIndexOp(f))
     }
@@ -402,10 +402,10 @@ impl<T: Data> Rdd<T> {
     pub fn aggregate<U: Data, F2, F3>(&self, zero: U, seq: F2, comb: F3) -> Result<U>
     where
         F2: SerFn<(U, T), Output = U>,
-        F3: Fn(U, U) -> U,
+        F3: SerFn<(U, U), Output = U>,
     {
         let parts = self.ctx.run_job(&self.node, FoldFn { zero: zero.clone(), f: seq }, None)?;
-        Ok(parts.into_iter().fold(zero, comb))
+        Ok(parts.into_iter().fold(zero, |a, b| comb.call((a, b))))
     }
 
     pub fn foreach<F: SerFn<(T,), Output = ()>>(&self, f: F) -> Result<()> {

@@ -15,8 +15,13 @@ use std::sync::Arc;
 
 /// A partition folded to one value with `seq` from `zero`.
 #[derive(Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "U: Serialize, F: ember_core::closure::Ship",
+    deserialize = "U: Data, F: ember_core::closure::Ship"
+))]
 pub struct PartialAggregateOp<U, F> {
     pub zero: U,
+    #[serde(with = "ember_core::closure::shipped")]
     pub seq: F,
 }
 
@@ -30,7 +35,8 @@ impl<T: Data, U: Data, F: SerFn<(U, T), Output = U>> PartitionOp<T, U> for Parti
 
 /// A partition reduced with `f`: no element when it is empty.
 #[derive(Serialize, Deserialize)]
-pub struct PartialReduceOp<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub struct PartialReduceOp<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 
 impl<T: Data, F: SerFn<(T, T), Output = T>> PartitionOp<T, T> for PartialReduceOp<F> {
     const NAME: &'static str = "treeReduce";
@@ -55,7 +61,8 @@ impl<U: Data> PartitionOp<U, (usize, U)> for KeyByPartitionOp {
 
 /// Each group of partial results merged into one with `f`.
 #[derive(Serialize, Deserialize)]
-pub struct MergeGroupsOp<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub struct MergeGroupsOp<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 
 impl<U: Data, F: SerFn<(U, U), Output = U>> PartitionOp<(usize, Group<U>), U> for MergeGroupsOp<F> {
     const NAME: &'static str = "treeAggregate";

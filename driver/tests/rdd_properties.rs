@@ -617,10 +617,11 @@ fn actions_match_sequential_reference() {
         prop_assert_eq!(ok(rdd.count())?, data.len() as u64);
         prop_assert_eq!(ok(wide.fold(0, Fn!(|a: i64, b: i64| a + b)))?, sum);
         prop_assert_eq!(
-            ok(rdd.aggregate((0u64, 0i64), Fn!(|acc: (u64, i64), x: i32| (acc.0 + 1, acc.1 + x as i64)), |a, b| (
-                a.0 + b.0,
-                a.1 + b.1
-            ),))?,
+            ok(rdd.aggregate(
+                (0u64, 0i64),
+                Fn!(|acc: (u64, i64), x: i32| (acc.0 + 1, acc.1 + x as i64)),
+                Fn!(|a: (u64, i64), b: (u64, i64)| (a.0 + b.0, a.1 + b.1)),
+            ))?,
             (data.len() as u64, sum)
         );
         match data.first() {

@@ -156,7 +156,8 @@ impl<S: Data, V: Data> Aggregator<StateIn<S, V>, (Option<S>, Vec<V>)> for StateA
 /// none) and the previous state (possibly none) → the new state, or `None` to
 /// drop the key.
 #[derive(Serialize, Deserialize)]
-pub(crate) struct UpdateState<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub(crate) struct UpdateState<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 
 impl<K: Data, S: Data, V: Data, F> PartitionOp<(K, (Option<S>, Vec<V>)), (K, S)> for UpdateState<F>
 where
@@ -183,7 +184,8 @@ impl<K: Data, V: Data> PartitionOp<(K, V), (K, (V, u64))> for CountOne {
 
 /// Reduces counted values with the user's function, adding the counts.
 #[derive(Serialize, Deserialize)]
-pub(crate) struct CountedReduce<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub(crate) struct CountedReduce<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 impl<V: Data, F: SerFn<(V, V), Output = V>> Aggregator<(V, u64), (V, u64)> for CountedReduce<F> {
     fn create_combiner(&self, v: (V, u64)) -> (V, u64) {
         v
@@ -226,7 +228,8 @@ pub(crate) struct WindowAcc<V> {
 }
 
 #[derive(Serialize, Deserialize)]
-pub(crate) struct WindowAgg<F>(pub F);
+#[serde(bound = "F: ember_core::closure::Ship")]
+pub(crate) struct WindowAgg<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 
 impl<F> WindowAgg<F> {
     fn merge<V>(&self, slot: &mut Option<(V, u64)>, x: (V, u64))
@@ -266,8 +269,11 @@ impl<V: Data, F: SerFn<(V, V), Output = V>> Aggregator<(WindowPart, V, u64), Win
 /// New window = previous ⊕ entering ⊖ leaving (with the inverse function);
 /// keys with no value left in the window are dropped.
 #[derive(Serialize, Deserialize)]
+#[serde(bound = "F: ember_core::closure::Ship, G: ember_core::closure::Ship")]
 pub(crate) struct FinishWindow<F, G> {
+    #[serde(with = "ember_core::closure::shipped")]
     pub reduce: F,
+    #[serde(with = "ember_core::closure::shipped")]
     pub inverse: G,
 }
 

@@ -419,7 +419,9 @@ impl<K: Data, S: Data, M: Data, V: Data>
 
 /// Calls the user's function for each record and each timed-out key.
 #[derive(Serialize, Deserialize)]
+#[serde(bound = "F: ember_core::closure::Ship")]
 struct MapWithStateOp<F> {
+    #[serde(with = "ember_core::closure::shipped")]
     f: F,
     now_ms: u64,
     timeout_ms: Option<u64>,

@@ -60,9 +60,11 @@ pub fn cache_reuse(sc: &EmberContext, p: &CacheReuseParams) -> ember::Result<Val
                 }
                 values
             }))
-            .aggregate((0u64, 0u64), Fn!(|acc: (u64, u64), v: u64| (acc.0 + 1, acc.1.wrapping_add(v))), |a, b| {
-                (a.0 + b.0, a.1.wrapping_add(b.1))
-            })?;
+            .aggregate(
+                (0u64, 0u64),
+                Fn!(|acc: (u64, u64), v: u64| (acc.0 + 1, acc.1.wrapping_add(v))),
+                Fn!(|a: (u64, u64), b: (u64, u64)| { (a.0 + b.0, a.1.wrapping_add(b.1)) }),
+            )?;
         actions.push(json!({ "count": count, "checksum": checksum.to_string() }));
     }
     let same = actions.windows(2).all(|w| w[0]["checksum"] == w[1]["checksum"]);

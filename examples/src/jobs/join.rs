@@ -45,7 +45,7 @@ pub fn run(sc: &EmberContext, p: &JoinParams) -> ember::Result<Value> {
     let (rows, checksum) = joined.aggregate(
         (0u64, 0u64),
         Fn!(|acc: (u64, u64), r: (u64, (u64, u64))| (acc.0 + 1, acc.1.wrapping_add(row_checksum(r.0, r.1.0, r.1.1)))),
-        |a, b| (a.0 + b.0, a.1.wrapping_add(b.1)),
+        Fn!(|a: (u64, u64), b: (u64, u64)| (a.0 + b.0, a.1.wrapping_add(b.1))),
     )?;
     Ok(json!({ "rows": rows, "checksum": checksum.to_string() }))
 }

@@ -23,7 +23,7 @@ pub fn reduce_by_key(sc: &EmberContext, pairs: u64, keys: u64, partitions: usize
             acc.1.wrapping_add(kv.1),
             acc.2.wrapping_add(kv.0.wrapping_mul(kv.1))
         )),
-        |a, b| (a.0 + b.0, a.1.wrapping_add(b.1), a.2.wrapping_add(b.2)),
+        Fn!(|a: (u64, u64, u64), b: (u64, u64, u64)| (a.0 + b.0, a.1.wrapping_add(b.1), a.2.wrapping_add(b.2))),
     )?;
     let seconds = start.elapsed().as_secs_f64();
     let m = sc.task_metrics();

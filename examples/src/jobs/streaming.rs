@@ -120,7 +120,7 @@ fn report_totals(totals: &DStream<(String, u64)>) {
                 let weight = crate::jobs::streaming::load_word_index(&wc.0).map_or(0, |i| i + 1);
                 (acc.0 + wc.1, acc.1 + wc.1 * weight)
             }),
-            |a: (u64, u64), b: (u64, u64)| (a.0 + b.0, a.1 + b.1),
+            Fn!(|a: (u64, u64), b: (u64, u64)| (a.0 + b.0, a.1 + b.1)),
         )?;
         let done_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let cum_lines = words / 10;

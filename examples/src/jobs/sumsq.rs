@@ -18,7 +18,7 @@ pub fn run(sc: &EmberContext, n: u64, partitions: usize) -> ember::Result<Value>
     let (count, sum) = sc.range(0, n as i64, 1, partitions)?.map(Fn!(|x: i64| f(x as u64))).aggregate(
         (0u64, 0u128),
         Fn!(|acc: (u64, u128), v: u128| (acc.0 + 1, acc.1 + v)),
-        |a, b| (a.0 + b.0, a.1 + b.1),
+        Fn!(|a: (u64, u128), b: (u64, u128)| (a.0 + b.0, a.1 + b.1)),
     )?;
     Ok(json!({ "count": count, "sum": sum.to_string() }))
 }

@@ -21,7 +21,7 @@ pub fn run(
     let (distinct, total) = counts.aggregate(
         (0u64, 0u64),
         Fn!(|acc: (u64, u64), wc: (String, u64)| (acc.0 + 1, acc.1 + wc.1)),
-        |a, b| (a.0 + b.0, a.1 + b.1),
+        Fn!(|a: (u64, u64), b: (u64, u64)| (a.0 + b.0, a.1 + b.1)),
     )?;
     if let Some((dir, codec)) = output {
         // Reuses the shuffle output of the job above: only the reduce side runs again.
