@@ -176,9 +176,9 @@ fn crd_schema_is_structural_and_described() {
 
 #[test]
 fn example_manifests_are_valid_applications() {
-    let dir = workspace().join("examples/k8s");
     let mut seen = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    let dirs = [workspace().join("examples/k8s"), workspace().join("examples/job-template/k8s")];
+    for entry in dirs.iter().flat_map(|dir| std::fs::read_dir(dir).unwrap()) {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
             continue;
@@ -201,5 +201,5 @@ fn example_manifests_are_valid_applications() {
             seen += 1;
         }
     }
-    assert!(seen >= 3, "expected the sumsq, pi and wordcount examples");
+    assert!(seen >= 4, "expected the sumsq, pi and wordcount examples and the job template's");
 }
