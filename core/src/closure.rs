@@ -74,7 +74,10 @@ impl<Args, F: traits::Fn<Args> + Ship> SerFn<Args> for F {}
 pub trait Ship: Sized + Send + Sync + 'static {
     /// Writes what the function carries.
     fn ship<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
-    /// Reads what [`Ship::ship`] wrote.
+    /// Reads what [`Ship::ship`] wrote in a process running this same binary
+    /// (task descriptions only): for a zero-sized function it rebuilds the value
+    /// from its type, which is right only for a value that was shipped.
+    #[doc(hidden)]
     fn unship<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error>;
 }
 
@@ -98,9 +101,12 @@ fn zero_sized<G>() -> G {
         )
     };
     // SAFETY: `G` has size zero (asserted at compile time above), so reading it
-    // through a dangling, aligned pointer reads no memory and no byte can be invalid; it is a function or closure type with no
-    // captures, of which a value existed in the process that shipped it (the same
-    // binary), so it is inhabited.
+    // through a dangling, aligned pointer reads no memory. Callers only name `G`s
+    // that are `Copy` function types (a `fn` item, a closure whose captures are all
+    // zero-sized, the code of an `Fn!`) of which the shipping process, running this
+    // same binary, held a value: the type is inhabited and a copy of that value is
+    // indistinguishable from the one rebuilt here. `Ship::unship` is hidden and
+    // documented as such, not a general-purpose constructor.
     unsafe { std::ptr::NonNull::<G>::dangling().read() }
 }
 
@@ -126,7 +132,9 @@ where
     }
 }
 
-impl<Env: Serialize + DeserializeOwned + Send + Sync + 'static, G: 'static> Ship for Closure<Env, G> {
+impl<Env: Serialize + DeserializeOwned + Send + Sync + 'static, G: Copy + Send + Sync + 'static> Ship
+    for Closure<Env, G>
+{
     fn ship<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.env.serialize(serializer)
     }

@@ -138,6 +138,12 @@ fn the_template_builds_alone_runs_on_both_masters_and_refuses_what_cannot_ship()
              let _ = rdd.map(move |x: u64| names.len() as u64 + x);",
             &["cannot be shipped to executors", "Fn!(move |…| …)"],
         ),
+        (
+            "a closure that captures a copyable value, passed without Fn!, says to wrap it",
+            "let k = 3u64;
+             let _ = rdd.map(move |x: u64| x + k).count();",
+            &["captures variables: write it `Fn!(move |…| …)`"],
+        ),
     ];
     for (what, body, needles) in cases {
         job.write_main(&format!(

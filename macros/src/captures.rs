@@ -7,7 +7,7 @@
 //! letter or `_`, it is not called (`parse(x)` is a function), and it has no
 //! turbofish. An explicit list (`Fn!([a, b] move |…| …)`) replaces the guess.
 //! Every use of capture number `i` becomes `__ember_env.i`, a place expression
-//! of the captured value's type, so the body means what it meant before.
+//! of the captured value's type read through a reference to the environment.
 //!
 //! Macro invocations are read as comma-separated expressions (`vec!`, `format!`,
 //! `assert!`, most user macros), as `expr; expr` (`vec![x; n]`) or as
@@ -160,11 +160,37 @@ impl Captures {
             return bindings;
         }
         let tokens = mac.tokens.clone();
-        if let Ok(mut args) = Punctuated::<Expr, Token![,]>::parse_terminated.parse2(tokens.clone()) {
+        let matches_like = name == "matches" || name == "assert_matches" || name == "debug_assert_matches";
+        let as_matches = if matches_like { parse_matches.parse2(tokens.clone()).ok() } else { None };
+        if let Some((mut a, comma, pat, guard)) = as_matches {
+            self.visit_expr_mut(&mut a);
+            let mut guard = guard;
+            self.scoped(|this| {
+                this.bind(&pat);
+                if let Some((_, g)) = &mut guard {
+                    this.visit_expr_mut(g);
+                }
+            });
+            let guard = guard.map(|(i, g)| quote! { #i #g });
+            mac.tokens = quote! { #a #comma #pat #guard };
+        } else if let Ok(mut args) = Punctuated::<Expr, Token![,]>::parse_terminated.parse2(tokens.clone()) {
             for arg in args.iter_mut() {
-                self.visit_expr_mut(arg);
+                match arg {
+                    // A named argument (`n = 8`, `count = n`): its name is not a read.
+                    Expr::Assign(assign) if is_plain_name(&assign.left) => self.visit_expr_mut(&mut assign.right),
+                    arg => self.visit_expr_mut(arg),
+                }
             }
-            self.format_strings(&name, args.iter(), mac, &mut bindings);
+            let named: Vec<String> = args
+                .iter()
+                .filter_map(|arg| match arg {
+                    Expr::Assign(assign) if is_plain_name(&assign.left) => {
+                        Some(assign.left.to_token_stream().to_string())
+                    }
+                    _ => None,
+                })
+                .collect();
+            self.format_strings(&name, args.iter(), &named, mac, &mut bindings);
             mac.tokens = args.into_token_stream();
         } else if let Ok((mut a, semi, mut b)) = parse_repeat.parse2(tokens.clone()) {
             self.visit_expr_mut(&mut a);
@@ -194,13 +220,16 @@ impl Captures {
         &mut self,
         name: &str,
         args: impl Iterator<Item = &'a Expr>,
+        named: &[String],
         mac: &Macro,
         bindings: &mut Vec<(Ident, usize, Binding)>,
     ) {
         for arg in args {
             let Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) = arg else { continue };
-            for used in format_names(&s.value()) {
-                let ident = Ident::new(&used.name, s.span());
+            for used in format_names(&s.value()).into_iter().filter(|u| !named.contains(&u.name)) {
+                // A name that is not an identifier (`x²`) is the compiler's to refuse.
+                let Ok(ident) = syn::parse_str::<Ident>(&used.name) else { continue };
+                let ident = Ident::new(&ident.to_string(), s.span());
                 let guessed = self.explicit.is_none() && !FORMAT_MACROS.contains(&name);
                 if guessed {
                     if !self.is_bound(&used.name) && looks_like_variable(&used.name) {
@@ -249,18 +278,18 @@ impl Captures {
         mac: &Macro,
         bindings: &mut Vec<(Ident, usize, Binding)>,
     ) {
-        let mut names = Vec::new();
-        self.candidates(tokens.clone(), &mut names);
+        let mut idents = Vec::new();
+        self.candidates(tokens.clone(), &mut idents);
         if self.explicit.is_none() {
-            if !names.is_empty() {
+            if !idents.is_empty() {
+                let names: Vec<String> = idents.iter().map(|i| i.to_string()).collect();
                 self.ambiguous(mac, name, &names);
             }
             return;
         }
-        for name in names {
-            let ident = Ident::new(&name, mac.path.segments.last().map_or_else(Span::call_site, |s| s.ident.span()));
+        for ident in idents {
             if let Some(index) = self.capture(&ident)
-                && !bindings.iter().any(|(b, _, _)| *b == name)
+                && !bindings.iter().any(|(b, _, _)| *b == ident)
             {
                 bindings.push((ident, index, Binding::Ref));
             }
@@ -281,7 +310,7 @@ impl Captures {
     }
 
     /// Names in raw tokens that could be captures.
-    fn candidates(&self, tokens: TokenStream, out: &mut Vec<String>) {
+    fn candidates(&self, tokens: TokenStream, out: &mut Vec<Ident>) {
         let trees: Vec<TokenTree> = tokens.into_iter().collect();
         for (i, tree) in trees.iter().enumerate() {
             match tree {
@@ -289,11 +318,12 @@ impl Captures {
                 TokenTree::Ident(ident) => {
                     let name = ident.to_string();
                     if looks_like_variable(&name)
+                        && !PRIMITIVE_TYPES.contains(&name.as_str())
                         && !self.is_bound(&name)
                         && !is_path_or_member(&trees, i)
-                        && !out.contains(&name)
+                        && !out.iter().any(|o| *o == name)
                     {
-                        out.push(name);
+                        out.push(ident.clone());
                     }
                 }
                 _ => {}
@@ -301,7 +331,7 @@ impl Captures {
         }
     }
 
-    /// `mac!(…)` with its bindings: `{ let k = &(env.0); mac!(…) }`.
+    /// `mac!(…)` with its bindings: `{ let k = &env.0; mac!(…) }`.
     fn bound_macro(&self, bindings: Vec<(Ident, usize, Binding)>, mac: TokenStream) -> Expr {
         let lets = bindings.into_iter().map(|(ident, index, binding)| {
             let read = self.read(index, ident.span());
@@ -322,6 +352,16 @@ impl VisitMut for Captures {
                 let segment = &p.path.segments[0];
                 if segment.arguments.is_none() {
                     let ident = segment.ident.clone();
+                    if ident == "self"
+                        && !self.is_bound("self")
+                        && !self.errors.iter().any(|e| e.to_string().contains("`self`"))
+                    {
+                        self.errors.push(syn::Error::new(
+                            ident.span(),
+                            "`Fn!` cannot capture `self`: copy what the closure needs into a local first \
+                             (`let factor = self.factor;`) and use that",
+                        ));
+                    }
                     if let Some(index) = self.capture(&ident) {
                         *expr = self.read(index, ident.span());
                     }
@@ -433,7 +473,9 @@ impl VisitMut for Captures {
                         let bindings = this.visit_macro(&mut m.mac);
                         if !bindings.is_empty() {
                             let semi = m.semi_token;
+                            let attrs = &m.attrs;
                             let mac = m.mac.to_token_stream();
+                            let mac = quote! { #(#attrs)* #mac };
                             let mac = match semi {
                                 Some(_) => quote! { #mac; },
                                 None => mac,
@@ -477,10 +519,14 @@ fn looks_like_variable(name: &str) -> bool {
 }
 
 /// True when token `i` is part of a path (`a::b`), a member (`.b`), a macro
-/// name (`b!`), a call (`b(…)`) or a named argument (`b = …`).
+/// name (`b!`), a call (`b(…)`) or names an argument (`b = …`, not `b == …`).
 fn is_path_or_member(trees: &[TokenTree], i: usize) -> bool {
     let punct = |j: usize, c: char| matches!(trees.get(j), Some(TokenTree::Punct(p)) if p.as_char() == c);
-    let before = i.checked_sub(1).is_some_and(|j| punct(j, '.') || punct(j, ':'));
+    // `.b` (not `..b`) and `::b` (not `key: b`).
+    let member = i >= 1 && punct(i - 1, '.') && !(i >= 2 && punct(i - 2, '.'));
+    let path = i >= 2 && punct(i - 1, ':') && punct(i - 2, ':');
+    let named = punct(i + 1, '=') && !punct(i + 2, '=');
+    let before = member || path || named;
     let after = punct(i + 1, '!')
         || punct(i + 1, ':') && punct(i + 2, ':')
         || matches!(trees.get(i + 1), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis);
@@ -507,6 +553,17 @@ pub fn pattern_names(pat: &Pat, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// True for an expression that is one bare name (`n` in `n = 8`).
+fn is_plain_name(expr: &Expr) -> bool {
+    matches!(expr, Expr::Path(p) if p.qself.is_none() && p.path.get_ident().is_some())
+}
+
+/// Primitive type names, which raw tokens use as types (`x as u64`).
+const PRIMITIVE_TYPES: &[&str] = &[
+    "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+    "f32", "f64",
+];
 
 /// `expr; expr`, as in `vec![x; n]`.
 fn parse_repeat(input: ParseStream) -> syn::Result<(Expr, Token![;], Expr)> {

@@ -3,8 +3,11 @@
 //!
 //! `Fn!(move |x: i64| x * k)` becomes an `ember::closure::Closure` holding the
 //! captured values (`(k,)`, serialized when a task is sent) and code that
-//! captures nothing (named by its offset in the binary, which executors share).
-//! The body may use any macro, nested closures, `let` patterns and `?`.
+//! captures nothing (a zero-sized closure type, rebuilt from its type on the
+//! executor, which runs the same binary).
+//! The body may use macros, nested closures, `let` patterns and `?`. A nested
+//! `move` closure reads captures through a reference to the environment, so
+//! it cannot outlive the call (copy a value into a local first to move it).
 //!
 //! - A captured value must be `Serialize + DeserializeOwned + Send + Sync +
 //!   'static`; one that is not is a compile error naming the variable.
@@ -41,7 +44,14 @@ impl Parse for Input {
             let list;
             syn::bracketed!(list in input);
             let names = Punctuated::<Ident, Token![,]>::parse_terminated(&list)?;
-            Some(names.into_iter().collect())
+            let mut unique: Vec<Ident> = Vec::new();
+            for name in names {
+                if unique.contains(&name) {
+                    return Err(syn::Error::new(name.span(), format!("`{name}` is listed twice")));
+                }
+                unique.push(name);
+            }
+            Some(unique)
         } else {
             None
         };
@@ -98,15 +108,19 @@ fn expand(input: Input) -> syn::Result<TokenStream> {
     let checks = captures.iter().enumerate().map(|(i, name)| {
         let check = format_ident!("__EmberCapture{}", i);
         let check_fn = format_ident!("__ember_capture_{}", i);
-        let message = format!(
-            "this `Fn!` closure captures `{name}`, of type `{{Self}}`, which cannot be shipped to executors"
-        );
+        let message =
+            format!("this `Fn!` closure captures `{name}`, of type `{{Self}}`, which cannot be shipped to executors");
         let label = format!("`{name}` is captured here");
+        let note = format!(
+            "captured values are serialized with the closure: they must be `Serialize + DeserializeOwned + Send + \
+             Sync + 'static` (share large read-only data with a `Broadcast`); if `{name}` is a function or a constant, \
+             not a variable, list the closure's captures: `Fn!([…] move |…| …)` (`[]` for none)"
+        );
         quote! {
             #[diagnostic::on_unimplemented(
                 message = #message,
                 label = #label,
-                note = "captured values are serialized with the closure: they must be `Serialize + DeserializeOwned + Send + Sync + 'static` (share large read-only data with a `Broadcast`)"
+                note = #note
             )]
             trait #check {}
             impl<T: ::ember::closure::Capture> #check for T {}
@@ -248,6 +262,22 @@ mod tests {
         assert!(out.contains("let w = __ember_env . 0 ;") && out.contains("let k = & __ember_env . 1 ;"), "{out}");
         let out = expansion("move |x: u64| Point { x, k }").unwrap();
         assert!(out.contains("Point { x , k : __ember_env . 0 }"), "{out}");
+    }
+
+    #[test]
+    fn review_cases() {
+        // Named format arguments are not reads; `matches!` patterns bind.
+        assert_eq!(captures("move |x: u64| format!(\"{x:>n$}\", n = w)").unwrap(), ["w"]);
+        assert_eq!(captures("move |x: Option<u64>| matches!(x, Some(v)) && v2 > 0").unwrap(), ["v2"]);
+        // `key: value` and ranges in opaque tokens are seen; `a == b` is not a named argument.
+        let err = captures("move |x: u64| json!({\"a\": k, \"b\": 0..n})").unwrap_err();
+        assert!(err.contains("`k`, `n`"), "{err}");
+        assert_eq!(captures("[k] move |x: u64| json!({\"a\": k})").unwrap(), ["k"]);
+        assert!(captures("move |x: u64| x * self.factor").unwrap_err().contains("cannot capture `self`"));
+        assert!(captures("[a, a] move |x: u64| x").unwrap_err().contains("`a` is listed twice"));
+        // Attributes of a statement macro stay on it.
+        let out = expansion("move |x: u64| { #[cfg(debug_assertions)] eprintln!(\"{x} {k}\"); x }").unwrap();
+        assert!(out.contains("# [cfg (debug_assertions)] eprintln !"), "{out}");
     }
 
     #[test]
