@@ -14,6 +14,7 @@ pub mod endpoint;
 pub mod error;
 pub mod files;
 pub mod filesystem;
+pub mod format;
 pub mod framed;
 pub mod group;
 pub mod lineage;

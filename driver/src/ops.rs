@@ -3,11 +3,12 @@
 //! the user's `Fn!` closures, so it serializes exactly like them.
 
 use ember_core::aggregator::Aggregator;
-use ember_core::closure::{SerFn, traits::Fn as SerFnOnce};
+use ember_core::closure::{SerFn, traits::Fn as ShippedFn};
 use ember_core::data::{BoxIter, Data, Key};
 use ember_core::error::{EmberError, Result, raise};
 use ember_core::filesystem::codec::Codec;
 use ember_core::filesystem::commit::{ObjectStoreOutputJob, TaskOutputFile};
+use ember_core::format::SparkString;
 use ember_core::group::{Group, GroupByHash};
 use ember_core::partitioner::stable_hash;
 use ember_core::rdd::PartitionOp;
@@ -18,11 +19,10 @@ use rand::{Rng, SeedableRng};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::fmt::Display;
 use std::sync::Arc;
 
 /// Output type of a shipped one-argument function.
-pub type Out<F, A> = <F as SerFnOnce<(A,)>>::Output;
+pub type Out<F, A> = <F as ShippedFn<(A,)>>::Output;
 
 // ---- per-partition transformations ----
 
@@ -83,8 +83,8 @@ pub struct MapPartitionsWithIndexOp<F>(#[serde(with = "ember_core::closure::ship
 impl<T: Data, U: Data, F> PartitionOp<T, U> for MapPartitionsWithIndexOp<F>
 where
     F: SerFn<(usize, BoxIter<T>)>,
-    <F as SerFnOnce<(usize, BoxIter<T>)>>::Output: IntoIterator<Item = U>,
-    <<F as SerFnOnce<(usize, BoxIter<T>)>>::Output as IntoIterator>::IntoIter: 'static,
+    <F as ShippedFn<(usize, BoxIter<T>)>>::Output: IntoIterator<Item = U>,
+    <<F as ShippedFn<(usize, BoxIter<T>)>>::Output as IntoIterator>::IntoIter: 'static,
 {
     const NAME: &'static str = "mapPartitionsWithIndex";
     fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<U> {
@@ -654,32 +654,47 @@ impl<K: Data, V: Data> PartitionFn<(K, V), (u64, Vec<K>)> for SampleKeysFn {
     }
 }
 
-/// Writes a partition as `part-NNNNN` text (one element per line, Display).
-/// The attempt writes a temporary file and renames it: the first attempt to
-/// finish commits, and the part file is written exactly once.
+/// How a partition's records become the bytes of its part file: text lines
+/// ([`TextParts`]) or framed binary records (`crate::object_file::ObjectParts`).
+pub trait PartWriter<T>: Serialize + serde::de::DeserializeOwned + Send + Sync + 'static {
+    /// The part file's name for `partition`: `part-NNNNN[.ext]`.
+    fn name(&self, partition: usize) -> String;
+    /// Writes the records to `out`; returns how many.
+    fn write(&self, out: &mut dyn std::io::Write, input: BoxIter<T>) -> std::io::Result<u64>;
+}
+
+/// Text part files: one element per line, as [`SparkString`] shows it, through
+/// `codec` when given.
 #[derive(Serialize, Deserialize)]
-pub struct SaveTextFn {
-    /// The job's staging directory
-    /// ([`ember_core::filesystem::commit::OutputJob::pending_dir`]).
-    pub pending: String,
+pub struct TextParts {
     /// Compression of the part files.
     pub codec: Option<Codec>,
 }
-/// The part file name of a partition: `part-NNNNN[.ext]`.
-fn part_name(partition: usize, codec: Option<Codec>) -> String {
-    match codec {
-        Some(codec) => format!("part-{partition:05}.{}", codec.extension()),
-        None => format!("part-{partition:05}"),
+
+impl<T: SparkString> PartWriter<T> for TextParts {
+    fn name(&self, partition: usize) -> String {
+        match self.codec {
+            Some(codec) => format!("part-{partition:05}.{}", codec.extension()),
+            None => format!("part-{partition:05}"),
+        }
+    }
+    fn write(&self, out: &mut dyn std::io::Write, input: BoxIter<T>) -> std::io::Result<u64> {
+        write_text(out, input, self.codec)
     }
 }
 
-/// Writes each element's `Display` and a newline, through `codec` when given.
-fn write_text<T: Display>(out: impl std::io::Write, input: BoxIter<T>, codec: Option<Codec>) -> std::io::Result<u64> {
+/// Writes each element's [`SparkString`] and a newline, through `codec` when given.
+fn write_text<T: SparkString>(
+    out: impl std::io::Write,
+    input: BoxIter<T>,
+    codec: Option<Codec>,
+) -> std::io::Result<u64> {
     use std::io::Write;
-    fn write_lines<T: Display>(out: &mut impl Write, input: BoxIter<T>) -> std::io::Result<u64> {
+    fn write_lines<T: SparkString>(out: &mut impl Write, input: BoxIter<T>) -> std::io::Result<u64> {
         let mut lines = 0u64;
         for x in input {
-            writeln!(out, "{x}")?;
+            x.write_spark_string(out)?;
+            out.write_all(b"\n")?;
             lines += 1;
         }
         Ok(lines)
@@ -698,39 +713,53 @@ fn write_text<T: Display>(out: impl std::io::Write, input: BoxIter<T>, codec: Op
     Ok(lines)
 }
 
-impl<T: Data + Display> PartitionFn<T, u64> for SaveTextFn {
+/// Writes a partition as a part file of the job's output (`save_as_text_file`,
+/// `save_as_object_file`). The attempt writes a temporary file and renames it:
+/// the first attempt to finish commits, and the part file is written exactly once.
+#[derive(Serialize, Deserialize)]
+pub struct SavePartsFn<W> {
+    /// The job's staging directory
+    /// ([`ember_core::filesystem::commit::OutputJob::pending_dir`]).
+    pub pending: String,
+    /// How records become bytes.
+    pub writer: W,
+}
+
+impl<T: Data, W: PartWriter<T>> PartitionFn<T, u64> for SavePartsFn<W> {
     fn apply(&self, ctx: &TaskContext, input: BoxIter<T>) -> Result<u64> {
-        let name = part_name(ctx.partition(), self.codec);
+        let name = self.writer.name(ctx.partition());
         // A failed or killed attempt (killing unwinds out of the loop) drops
         // `output`, which removes its file.
-        let (output, file) = TaskOutputFile::create(std::path::Path::new(&self.pending), &name, ctx.attempt.task_id)?;
-        let lines = write_text(file, input, self.codec).map_err(|e| EmberError::io(output.path().display(), e))?;
+        let (output, mut file) =
+            TaskOutputFile::create(std::path::Path::new(&self.pending), &name, ctx.attempt.task_id)?;
+        let records = self.writer.write(&mut file, input).map_err(|e| EmberError::io(output.path().display(), e))?;
         output.commit()?;
-        Ok(lines)
+        Ok(records)
     }
 }
 
-/// `save_as_text_file` to an object store: writes the partition to a local
+/// [`SavePartsFn`] to an object store: writes the partition to a local
 /// temporary file, uploads it under the job's staging prefix, and returns the
 /// staged object's URL for the driver's job commit
 /// ([`ember_core::filesystem::commit::ObjectStoreOutputJob`]).
 #[derive(Serialize, Deserialize)]
-pub struct SaveTextToStoreFn {
+pub struct SavePartsToStoreFn<W> {
     /// [`ember_core::filesystem::commit::ObjectStoreOutputJob::pending_url`].
     pub pending: String,
-    /// Compression of the part files.
-    pub codec: Option<Codec>,
+    /// How records become bytes.
+    pub writer: W,
 }
 
-impl<T: Data + Display> PartitionFn<T, String> for SaveTextToStoreFn {
+impl<T: Data, W: PartWriter<T>> PartitionFn<T, String> for SavePartsToStoreFn<W> {
     fn apply(&self, ctx: &TaskContext, input: BoxIter<T>) -> Result<String> {
-        let name = part_name(ctx.partition(), self.codec);
+        let name = self.writer.name(ctx.partition());
         // Removed when dropped, also when the attempt fails or is killed.
         let local = tempfile::Builder::new()
             .prefix("ember-upload-")
             .tempfile()
             .map_err(|e| EmberError::io(std::env::temp_dir().display(), e))?;
-        write_text(local.as_file(), input, self.codec).map_err(|e| EmberError::io(local.path().display(), e))?;
+        let mut file = local.as_file();
+        self.writer.write(&mut file, input).map_err(|e| EmberError::io(local.path().display(), e))?;
         ObjectStoreOutputJob::upload_attempt(&self.pending, &name, ctx.attempt.task_id, local.path(), ctx.env().conf())
     }
 }

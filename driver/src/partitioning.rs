@@ -61,3 +61,13 @@ impl fmt::Debug for Partitioning {
         write!(f, "{}({} partitions)", self.type_name, self.partitions)
     }
 }
+
+impl<K: ember_core::data::Key + Ord, V: ember_core::data::Data> crate::rdd::Rdd<(K, V)> {
+    /// Redistributes the pairs with `partitioner` and sorts each partition by key
+    /// (Spark's `repartitionAndSortWithinPartitions`). The sort runs in the tasks
+    /// that read the shuffle, with no stage of its own, and spills sorted runs
+    /// when a partition does not fit in the task's memory.
+    pub fn repartition_and_sort_within_partitions<P: Partitioner<K>>(&self, partitioner: P) -> crate::rdd::Rdd<(K, V)> {
+        self.partition_by(partitioner).with_op(crate::ops::SortByKeyOp { ascending: true })
+    }
+}

@@ -11,6 +11,7 @@ use ember_core::error::{EmberError, Result};
 use ember_core::filesystem::Location;
 use ember_core::filesystem::codec::Codec;
 use ember_core::filesystem::commit::{ObjectStoreOutputJob, OutputJob};
+use ember_core::format::SparkString;
 use ember_core::group::Group;
 use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 use ember_core::rdd::{
@@ -20,7 +21,6 @@ use ember_core::rdd::{
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use std::collections::HashMap;
-use std::fmt::Display;
 use std::sync::Arc;
 
 pub struct Rdd<T: Data> {
@@ -47,7 +47,7 @@ impl<T: Data> Rdd<T> {
         Self { node, ctx, partitioner: None }
     }
 
-    fn derive<U: Data>(&self, node: impl RddNode<U>) -> Rdd<U> {
+    pub(crate) fn derive<U: Data>(&self, node: impl RddNode<U>) -> Rdd<U> {
         Rdd { node: Arc::new(node), ctx: self.ctx.clone(), partitioner: None }
     }
 
@@ -71,7 +71,7 @@ impl<T: Data> Rdd<T> {
         self.partitioner.clone()
     }
 
-    fn with_partitioner(mut self, partitioner: Option<Partitioning>) -> Self {
+    pub(crate) fn with_partitioner(mut self, partitioner: Option<Partitioning>) -> Self {
         self.partitioner = partitioner;
         self
     }
@@ -430,7 +430,9 @@ impl<T: Data> Rdd<T> {
         Ok(out)
     }
 
-    /// Writes each element's `Display` as one line: one `part-NNNNN` file per
+    /// Writes each element as one line, as Spark's `toString` shows it
+    /// ([`SparkString`]: strings and numbers as they are, pairs `(k,v)`, options
+    /// `Some(x)`, `1.0` for a whole `f64`): one `part-NNNNN` file per
     /// partition in the directory `path` (a path or `file://` URL, relative to the
     /// driver's working directory; it must not exist yet), then `_SUCCESS`.
     ///
@@ -444,7 +446,7 @@ impl<T: Data> Rdd<T> {
     /// any task runs; the job's error when a task fails.
     pub fn save_as_text_file(&self, path: &str) -> Result<()>
     where
-        T: Display,
+        T: SparkString,
     {
         self.save_text(path, None)
     }
@@ -454,19 +456,25 @@ impl<T: Data> Rdd<T> {
     /// `saveAsTextFile(path, classOf[GzipCodec])`. `text_file` reads such files back.
     pub fn save_as_text_file_with_codec(&self, path: &str, codec: Codec) -> Result<()>
     where
-        T: Display,
+        T: SparkString,
     {
         self.save_text(path, Some(codec))
     }
 
     fn save_text(&self, path: &str, codec: Option<Codec>) -> Result<()>
     where
-        T: Display,
+        T: SparkString,
     {
+        self.save_parts(path, TextParts { codec })
+    }
+
+    /// Writes one part file per partition with `writer` under the output
+    /// commit protocol (local or `s3a://`), then `_SUCCESS`.
+    pub(crate) fn save_parts<W: PartWriter<T>>(&self, path: &str, writer: W) -> Result<()> {
         if let Some(dir) = ember_core::filesystem::s3::S3Path::parse(path) {
             let dir = dir.map_err(|reason| EmberError::OutputPath { path: path.to_string(), reason })?;
             let job = ObjectStoreOutputJob::setup(&dir, &self.ctx.conf)?;
-            let save = SaveTextToStoreFn { pending: job.pending_url(), codec };
+            let save = SavePartsToStoreFn { pending: job.pending_url(), writer };
             return match self.ctx.run_job(&self.node, save, None) {
                 Ok(staged) => job.commit(&staged).map(drop),
                 Err(e) => {
@@ -479,7 +487,7 @@ impl<T: Data> Rdd<T> {
             .map_err(|e| EmberError::OutputPath { path: path.to_string(), reason: e.to_string() })?;
         let job = OutputJob::setup(&dir)?;
         let pending = job.pending_dir().to_string_lossy().into_owned();
-        match self.ctx.run_job(&self.node, SaveTextFn { pending, codec }, None) {
+        match self.ctx.run_job(&self.node, SavePartsFn { pending, writer }, None) {
             Ok(_) => job.commit().map(drop),
             Err(e) => {
                 job.abort();
@@ -677,11 +685,23 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// (the one with more partitions), so that side is not shuffled; else hash
     /// partitioning into [`Self::shuffle_partitions`].
     fn default_partitioner<W: Data>(&self, other: &Rdd<(K, W)>) -> Partitioning {
-        let existing = self.partitioner.iter().chain(other.partitioner.iter()).max_by_key(|p| p.num_partitions());
+        self.default_partitioning(&[(other.partitioner.as_ref(), other.num_partitions())])
+    }
+
+    /// [`Self::default_partitioner`] with any number of others, each given by its
+    /// partitioner and partition count.
+    pub(crate) fn default_partitioning(&self, others: &[(Option<&Partitioning>, usize)]) -> Partitioning {
+        let existing =
+            self.partitioner.iter().chain(others.iter().filter_map(|(p, _)| *p)).max_by_key(|p| p.num_partitions());
         match existing {
             Some(p) => p.clone(),
-            None => Partitioning::hash(self.shuffle_partitions(&[other.num_partitions()])),
+            None => Partitioning::hash(self.shuffle_partitions(&others.iter().map(|(_, n)| *n).collect::<Vec<_>>())),
         }
+    }
+
+    /// How the pairs are known to be partitioned (Spark's `RDD.partitioner`).
+    pub(crate) fn partitioning(&self) -> Option<&Partitioning> {
+        self.partitioner.as_ref()
     }
 
     /// `cogroup` into `partitions` hash partitions.
@@ -692,7 +712,11 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// `cogroup` partitioned as `target`: each side is shuffled unless it is
     /// already partitioned that way, then partition i of both is grouped with
     /// no further shuffle.
-    fn cogroup_into<W: Data>(&self, other: &Rdd<(K, W)>, target: Partitioning) -> Rdd<(K, (Vec<V>, Vec<W>))> {
+    pub(crate) fn cogroup_into<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        target: Partitioning,
+    ) -> Rdd<(K, (Vec<V>, Vec<W>))> {
         let sides = self.partitioned_like(&target).zip(other.partitioned_like(&target));
         let Some((left, right)) = sides else {
             // A partitioner of a type that cannot be rebuilt here: hash instead.

@@ -1,8 +1,11 @@
 //! RDD methods Spark users reach for: `group_by`, `zip_with_unique_id`,
-//! `random_split`, `tree_aggregate`, `tree_reduce`, `to_local_iterator` and
-//! `pipe`, on `local[2]`, against results computed here.
+//! `random_split`, `tree_aggregate`, `tree_reduce`, `to_local_iterator`, `pipe`,
+//! `take_ordered_by`/`top_by`, `cogroup3`/`cogroup4`, `zip_partitions`,
+//! `repartition_and_sort_within_partitions` and pairs saved as text, on
+//! `local[2]`, against results computed here.
 
 use ember::prelude::*;
+use ember::{HashPartitioner, Partitioner};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn sc() -> EmberContext {
@@ -127,4 +130,148 @@ fn take_ordered_by_and_top_by_rank_by_a_key_function() {
     assert_eq!(longest[0].1, "b2");
     assert!(rdd.top_by(0, Fn!(|p: &(f64, String)| p.1.clone())).unwrap().is_empty());
     assert_eq!(rdd.take_ordered_by(10, Fn!(|p: &(f64, String)| p.1.clone())).unwrap().len(), 5);
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+#[test]
+fn cogroup_of_three_and_four_keeps_every_key_of_every_side() {
+    let sc = sc();
+    let a = sc.parallelize(vec![(1u32, 'a'), (2, 'b'), (1, 'c')], 2);
+    let b = sc.parallelize(vec![(2u32, 20u64), (3, 30)], 3);
+    let c = sc.parallelize(vec![(4u32, "d".to_string())], 1);
+    let d = sc.parallelize(vec![(1u32, true), (5, false)], 2);
+    let three: Vec<_> = sorted(
+        a.cogroup3(&b, &c)
+            .map_values(Fn!(|(x, y, z): (Vec<char>, Vec<u64>, Vec<String>)| (
+                {
+                    let mut x = x;
+                    x.sort();
+                    x
+                },
+                y,
+                z
+            )))
+            .collect()
+            .unwrap(),
+    );
+    assert_eq!(
+        three,
+        [
+            (1, (vec!['a', 'c'], vec![], vec![])),
+            (2, (vec!['b'], vec![20], vec![])),
+            (3, (vec![], vec![30], vec![])),
+            (4, (vec![], vec![], vec!["d".to_string()])),
+        ]
+    );
+    let four = sorted(
+        a.cogroup4(&b, &c, &d)
+            .map_values(Fn!(|(x, y, z, w): (Vec<char>, Vec<u64>, Vec<String>, Vec<bool>)| (
+                x.len(),
+                y.len(),
+                z.len(),
+                w
+            )))
+            .collect()
+            .unwrap(),
+    );
+    assert_eq!(
+        four,
+        [
+            (1, (2, 0, 0, vec![true])),
+            (2, (1, 1, 0, vec![])),
+            (3, (0, 1, 0, vec![])),
+            (4, (0, 0, 1, vec![])),
+            (5, (0, 0, 0, vec![false]))
+        ]
+    );
+    // Sides already partitioned the same way keep that partitioning, unshuffled.
+    let p = HashPartitioner::new(4);
+    let grouped = a.partition_by(p).cogroup3(&b.partition_by(p), &c.partition_by(p));
+    assert_eq!(grouped.num_partitions(), 4);
+    assert_eq!(a.group_with(&b).count().unwrap(), 3);
+}
+
+#[test]
+fn zip_partitions_reads_partitions_of_different_sizes_together() {
+    let sc = sc();
+    let a = sc.parallelize((0..10u32).collect(), 2);
+    let b = sc.parallelize(vec!["x".to_string(), "y".to_string(), "z".to_string()], 2);
+    let sizes = a
+        .zip_partitions(&b, |xs: ember::BoxIter<u32>, ys: ember::BoxIter<String>| {
+            let ys: Vec<String> = ys.collect();
+            vec![(xs.sum::<u32>(), ys.join(""))]
+        })
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert_eq!(sizes, [(10, "x".to_string()), (35, "yz".to_string())]);
+    let err =
+        a.zip_partitions(&sc.parallelize(vec![1u8], 3), |xs: ember::BoxIter<u32>, _: ember::BoxIter<u8>| xs).err();
+    assert!(err.unwrap().to_string().contains("same number of partitions (2 vs 3)"));
+}
+
+#[test]
+fn repartition_and_sort_within_partitions_sorts_each_partition_by_key() {
+    let sc = sc();
+    let pairs: Vec<(u32, u32)> = (0..200u32).map(|i| ((i * 7919) % 101, i)).collect();
+    let parts = sc
+        .parallelize(pairs.clone(), 3)
+        .repartition_and_sort_within_partitions(HashPartitioner::new(4))
+        .glom()
+        .collect()
+        .unwrap();
+    assert_eq!(parts.len(), 4);
+    for (i, part) in parts.iter().enumerate() {
+        assert!(part.windows(2).all(|w| w[0].0 <= w[1].0), "partition {i} is not sorted");
+        assert!(part.iter().all(|(k, _)| HashPartitioner::new(4).partition(k) == i));
+    }
+    assert_eq!(sorted(parts.concat()), sorted(pairs));
+}
+
+#[test]
+fn pairs_are_saved_as_spark_writes_them() {
+    let sc = sc();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pairs");
+    sc.parallelize(vec![("a".to_string(), 1u64), ("b".to_string(), 2)], 1)
+        .map_values(Fn!(|n: u64| (n as f64, Some(n))))
+        .save_as_text_file(out.to_str().unwrap())
+        .unwrap();
+    let text = std::fs::read_to_string(out.join("part-00000")).unwrap();
+    assert_eq!(text, "(a,(1.0,Some(1)))\n(b,(2.0,Some(2)))\n");
+}
+
+#[test]
+fn object_files_round_trip_and_refuse_what_is_not_one() {
+    let sc = sc();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("objects");
+    let path = path.to_str().unwrap();
+    let data: Vec<(String, Vec<u64>)> = (0..3000u64).map(|i| (format!("k{i}"), vec![i; (i % 4) as usize])).collect();
+    sc.parallelize(data.clone(), 3).save_as_object_file(path).unwrap();
+    let back = sc.object_file::<(String, Vec<u64>)>(path).unwrap();
+    assert_eq!(back.num_partitions(), 3);
+    assert_eq!(back.collect().unwrap(), data);
+
+    // An output that exists is refused before any task runs.
+    let again = sc.parallelize(vec![1u8], 1).save_as_object_file(path).unwrap_err().to_string();
+    assert!(again.contains("already exists"), "{again}");
+    // Not an object file, a gap in the parts, a corrupted frame.
+    let none = sc.object_file::<u8>(dir.path().to_str().unwrap()).unwrap_err().to_string();
+    assert!(none.contains("no part-NNNNN files"), "{none}");
+    std::fs::rename(format!("{path}/part-00001"), format!("{path}/part-00007")).unwrap();
+    let gap = sc.object_file::<(String, Vec<u64>)>(path).unwrap_err().to_string();
+    assert!(gap.contains("are not part-00000 to part-00002: found part-00002"), "{gap}");
+    std::fs::rename(format!("{path}/part-00007"), format!("{path}/part-00001")).unwrap();
+    let part = format!("{path}/part-00002");
+    let mut bytes = std::fs::read(&part).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&part, bytes).unwrap();
+    let corrupt = sc.object_file::<(String, Vec<u64>)>(path).unwrap().collect().unwrap_err().to_string();
+    assert!(corrupt.contains("part-00002"), "{corrupt}");
 }

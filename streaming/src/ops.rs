@@ -2,12 +2,12 @@
 //! and aggregators holding the user's `Fn!` closures, serialized with the tasks
 //! exactly like the batch engine's own.
 
-use crate::format::SparkString;
 use ember::BoxIter;
 use ember_core::aggregator::Aggregator;
 use ember_core::closure::SerFn;
 use ember_core::data::Data;
 use ember_core::error::{EmberError, raise};
+use ember_core::format::SparkString;
 use ember_core::rdd::PartitionOp;
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;

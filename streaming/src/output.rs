@@ -4,12 +4,12 @@
 //! executors.
 
 use crate::dstream::{DStream, DStreamBase, Node};
-use crate::format::SparkString;
 use crate::graph::BatchJob;
 use crate::time::Time;
 use ember::Rdd;
 use ember_core::data::Data;
 use ember_core::error::{EmberError, Result};
+use ember_core::format::SparkString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -6,6 +6,7 @@ mod narrow;
 mod parent;
 mod shuffled;
 mod sources;
+mod zip_partitions;
 
 pub use checkpoint::{CheckpointRdd, CutLineageRdd, FrameReader, WriteCheckpointFn, partition_file, write_frames};
 pub use co_partitioned::{CoPartitionedRdd, LocallyCombinedRdd};
@@ -13,6 +14,7 @@ pub use narrow::{CartesianRdd, CoalescedRdd, MapPartitionsRdd, PartitionOp, Unio
 pub use parent::Parent;
 pub use shuffled::{CombinedRdd, ShuffledRdd};
 pub use sources::{BinaryRecordsRdd, EmptyRdd, ParallelCollectionRdd, RangeRdd, TextFileRdd, WholeTextFilesRdd};
+pub use zip_partitions::{ZipPartitionsOp, ZipPartitionsRdd};
 
 use crate::data::{BoxIter, Data};
 use crate::error::{EmberError, Result, raise};

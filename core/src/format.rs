@@ -1,11 +1,24 @@
-//! How records are shown by `print` and written by `save_as_text_files`: as
-//! Spark's `toString` shows them (Scala's forms), so `("buen", 2)` is `(buen,2)`.
+//! How records are written as text by `save_as_text_file` (and shown by
+//! streaming's `print` and `save_as_text_files`): as Spark's `toString` shows
+//! them (Scala's forms), so the pair `("buen", 2)` is the line `(buen,2)`.
 
 /// A record's text as Spark shows it: strings bare, tuples `(a,b)`, options
-/// `Some(x)`/`None`, sequences `[a, b]`. Implement it for your own types to
-/// `print` or save them.
+/// `Some(x)`/`None`, sequences `[a, b]`, floating-point numbers as the JVM
+/// (`1.0`). Implement it for your own types to save or `print` them (often as
+/// `self.to_string()`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no text form to save or print",
+    label = "implement `ember::SparkString` for it (for example as `self.to_string()`), or map the elements to `String` first"
+)]
 pub trait SparkString {
+    /// The text of one record, without a line end.
     fn spark_string(&self) -> String;
+
+    /// Writes [`SparkString::spark_string`] to `out` (overridden where that can
+    /// be done without building the `String`: saving writes every record so).
+    fn write_spark_string(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        out.write_all(self.spark_string().as_bytes())
+    }
 }
 
 macro_rules! via_display {
@@ -13,6 +26,9 @@ macro_rules! via_display {
         $(impl SparkString for $t {
             fn spark_string(&self) -> String {
                 self.to_string()
+            }
+            fn write_spark_string(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+                write!(out, "{self}")
             }
         })*
     };
@@ -41,6 +57,9 @@ impl<T: SparkString + ?Sized> SparkString for &T {
     fn spark_string(&self) -> String {
         (**self).spark_string()
     }
+    fn write_spark_string(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        (**self).write_spark_string(out)
+    }
 }
 
 impl<T: SparkString> SparkString for Option<T> {
@@ -68,6 +87,18 @@ macro_rules! tuple {
                 let parts: Vec<String> = vec![$($name.spark_string()),+];
                 format!("({})", parts.join(","))
             }
+            #[allow(non_snake_case)]
+            fn write_spark_string(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+                let ($($name,)+) = self;
+                let mut separator: &[u8] = b"(";
+                $(
+                    out.write_all(separator)?;
+                    $name.write_spark_string(out)?;
+                    separator = b",";
+                )+
+                let _ = separator;
+                out.write_all(b")")
+            }
         }
     };
 }
@@ -86,5 +117,14 @@ mod tests {
         assert_eq!((1i32, (2.0f64, Some("x".to_string()))).spark_string(), "(1,(2.0,Some(x)))");
         assert_eq!(vec![1u8, 2].spark_string(), "[1, 2]");
         assert_eq!(0.5f64.spark_string(), "0.5");
+    }
+
+    #[test]
+    fn writing_gives_the_same_text() {
+        let record = ("k".to_string(), (1.0f64, Some(2u8), vec![3i32]), -4i64);
+        let mut out = Vec::new();
+        record.write_spark_string(&mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), record.spark_string());
+        assert_eq!(record.spark_string(), "(k,(1.0,Some(2),[3]),-4)");
     }
 }
