@@ -162,17 +162,8 @@ impl Captures {
         let tokens = mac.tokens.clone();
         let matches_like = name == "matches" || name == "assert_matches" || name == "debug_assert_matches";
         let as_matches = if matches_like { parse_matches.parse2(tokens.clone()).ok() } else { None };
-        if let Some((mut a, comma, pat, guard)) = as_matches {
-            self.visit_expr_mut(&mut a);
-            let mut guard = guard;
-            self.scoped(|this| {
-                this.bind(&pat);
-                if let Some((_, g)) = &mut guard {
-                    this.visit_expr_mut(g);
-                }
-            });
-            let guard = guard.map(|(i, g)| quote! { #i #g });
-            mac.tokens = quote! { #a #comma #pat #guard };
+        if let Some(parsed) = as_matches {
+            mac.tokens = self.visit_matches(parsed);
         } else if let Ok(mut args) = Punctuated::<Expr, Token![,]>::parse_terminated.parse2(tokens.clone()) {
             for arg in args.iter_mut() {
                 match arg {
@@ -196,21 +187,25 @@ impl Captures {
             self.visit_expr_mut(&mut a);
             self.visit_expr_mut(&mut b);
             mac.tokens = quote! { #a #semi #b };
-        } else if let Ok((mut a, comma, pat, guard)) = parse_matches.parse2(tokens.clone()) {
-            self.visit_expr_mut(&mut a);
-            let mut guard = guard;
-            self.scoped(|this| {
-                this.bind(&pat);
-                if let Some((_, g)) = &mut guard {
-                    this.visit_expr_mut(g);
-                }
-            });
-            let guard = guard.map(|(i, g)| quote! { #i #g });
-            mac.tokens = quote! { #a #comma #pat #guard };
+        } else if let Ok(parsed) = parse_matches.parse2(tokens.clone()) {
+            mac.tokens = self.visit_matches(parsed);
         } else {
             self.opaque_tokens(&name, &tokens, mac, &mut bindings);
         }
         bindings
+    }
+
+    /// `expr, pattern if guard`: the pattern's names bind in the guard.
+    fn visit_matches(&mut self, (mut a, comma, pat, mut guard): Matches) -> TokenStream {
+        self.visit_expr_mut(&mut a);
+        self.scoped(|this| {
+            this.bind(&pat);
+            if let Some((_, g)) = &mut guard {
+                this.visit_expr_mut(g);
+            }
+        });
+        let guard = guard.map(|(i, g)| quote! { #i #g });
+        quote! { #a #comma #pat #guard }
     }
 
     /// Names read implicitly by string literals: bound next to the invocation in
@@ -576,8 +571,11 @@ fn parse_repeat(input: ParseStream) -> syn::Result<(Expr, Token![;], Expr)> {
     Ok((a, semi, b))
 }
 
+/// The arguments of `matches!`: expression, comma, pattern, optional guard.
+type Matches = (Expr, Token![,], Pat, Option<(Token![if], Expr)>);
+
 /// `expr, pattern` with an optional `if guard`, as in `matches!`.
-fn parse_matches(input: ParseStream) -> syn::Result<(Expr, Token![,], Pat, Option<(Token![if], Expr)>)> {
+fn parse_matches(input: ParseStream) -> syn::Result<Matches> {
     let a = input.parse()?;
     let comma = input.parse()?;
     let pat = Pat::parse_multi_with_leading_vert(input)?;
