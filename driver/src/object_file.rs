@@ -57,7 +57,9 @@ impl EmberContext {
     pub fn object_file<T: Data>(&self, path: &str) -> Result<Rdd<T>> {
         let dir = Location::parse(path)
             .map_err(|e| EmberError::InputPath { path: path.to_string(), reason: e.to_string() })?;
-        let parts: Vec<String> = dir.list(self.conf())?.into_iter().filter(|n| n.starts_with("part-")).collect();
+        // One listing serves both the check here and the reader's.
+        let listing = dir.list(self.conf())?;
+        let parts: Vec<&String> = listing.iter().filter(|n| n.starts_with("part-")).collect();
         if parts.is_empty() {
             return Err(EmberError::InputPath {
                 path: dir.url(),
@@ -65,7 +67,7 @@ impl EmberContext {
             });
         }
         for (i, name) in parts.iter().enumerate() {
-            if *name != format!("part-{i:05}") {
+            if **name != format!("part-{i:05}") {
                 return Err(EmberError::InputPath {
                     path: dir.url(),
                     reason: format!(
@@ -75,6 +77,6 @@ impl EmberContext {
                 });
             }
         }
-        Ok(self.wrap(CheckpointRdd::<T>::open(&dir, parts.len(), self.conf())?))
+        Ok(self.wrap(CheckpointRdd::<T>::from_listing(&dir, &listing, parts.len())?))
     }
 }

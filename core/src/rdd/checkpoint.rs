@@ -168,7 +168,15 @@ impl<T: Data> CheckpointRdd<T> {
     /// [`EmberError::InputPath`] naming the first missing file;
     /// [`EmberError::Io`] when the directory cannot be listed.
     pub fn open(dir: &Location, partitions: usize, conf: &Conf) -> Result<Self> {
-        let present = dir.list(conf)?;
+        Self::from_listing(dir, &dir.list(conf)?, partitions)
+    }
+
+    /// [`CheckpointRdd::open`] given the directory's listing (`present`, sorted,
+    /// as [`Location::list`] returns it), for a caller that has listed it already.
+    ///
+    /// # Errors
+    /// [`EmberError::InputPath`] naming the first missing file.
+    pub fn from_listing(dir: &Location, present: &[String], partitions: usize) -> Result<Self> {
         for split in 0..partitions {
             let file = partition_file(dir, split);
             if present.binary_search_by(|n| n.as_str().cmp(file.file_name().unwrap_or_default())).is_err() {
