@@ -147,7 +147,7 @@ mod tests {
             assert!(conf.is_none_or(|e| !e.value.as_deref().unwrap_or_default().contains("secret")));
         }
         let executor_volumes = executor_pod(&secure, &valid, 1).spec.unwrap().volumes.unwrap();
-        assert_eq!(executor_volumes.len(), 2, "the user's volume stays");
+        assert_eq!(executor_volumes.len(), 3, "the user's volume and the local dir stay");
 
         let plain = app("plain", serde_json::json!({}));
         let valid = validate(&plain).unwrap();

@@ -4,14 +4,15 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, LocalObjectReference, ObjectFieldSelector, Pod,
-    PodSpec, ResourceRequirements, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, LocalObjectReference, ObjectFieldSelector,
+    Pod, PodSpec, ResourceRequirements, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
 use crate::crd::{PodSettings, SparkApplication};
+use crate::customization::PodCustom;
 use crate::spec::{RoleResources, ValidSpec};
 
 /// Label with the application's name (kubeflow spark-operator's key).
@@ -20,6 +21,13 @@ pub const LABEL_APP_NAME: &str = "sparkoperator.k8s.io/app-name";
 pub const LABEL_ROLE: &str = "spark-role";
 /// Label with an executor pod's id.
 pub const LABEL_EXECUTOR_ID: &str = "ember.dev/executor-id";
+/// Label with the application's name that only Ember sets: unlike [`LABEL_APP_NAME`],
+/// which kubeflow's spark-operator sets too, it never matches another operator's pods.
+pub const LABEL_EMBER_APP_NAME: &str = "ember.dev/app-name";
+/// Label with the UID of the application object a pod belongs to. Every selector the
+/// operator acts on includes it, so pods of an earlier application object of the same
+/// name (deleted and recreated) are never counted, adopted or deleted as this one's.
+pub const LABEL_APP_UID: &str = "ember.dev/app-uid";
 /// Label marking objects this operator created.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Value of [`LABEL_MANAGED_BY`].
@@ -69,14 +77,26 @@ pub fn driver_url(app_name: &str, namespace: &str) -> String {
     format!("http://{}.{namespace}.svc:{DRIVER_RPC_PORT}", driver_service_name(app_name))
 }
 
-/// Label selector of every pod of an application.
-pub fn app_selector(app_name: &str) -> String {
-    format!("{LABEL_APP_NAME}={app_name}")
+/// The UID of an application object, as its pods' [`LABEL_APP_UID`] carries it (empty
+/// for an object the API server has not stored, as in pure builder tests).
+pub fn app_uid(app: &SparkApplication) -> String {
+    app.metadata.uid.clone().unwrap_or_default()
 }
 
-/// Label selector of an application's executor pods.
-pub fn executor_selector(app_name: &str) -> String {
-    format!("{LABEL_APP_NAME}={app_name},{LABEL_ROLE}=executor")
+/// Label selector of every pod Ember created under an application's name, this
+/// application object's and those of earlier objects of the same name.
+pub fn same_name_selector(app_name: &str) -> String {
+    format!("{LABEL_EMBER_APP_NAME}={app_name}")
+}
+
+/// Label selector of every pod of this application object (name and UID).
+pub fn app_selector(app: &SparkApplication) -> String {
+    format!("{LABEL_EMBER_APP_NAME}={},{LABEL_APP_UID}={}", app.name_any(), app_uid(app))
+}
+
+/// Label selector of this application object's executor pods.
+pub fn executor_selector(app: &SparkApplication) -> String {
+    format!("{},{LABEL_ROLE}=executor", app_selector(app))
 }
 
 /// The controller owner reference to the application that every object the operator
@@ -94,17 +114,23 @@ pub fn owner_reference(app: &SparkApplication) -> OwnerReference {
     })
 }
 
-/// Labels selecting an application's driver pod (kubeflow's keys).
-pub fn driver_selector_labels(app_name: &str) -> BTreeMap<String, String> {
+/// Labels selecting an application's driver pod: Ember's own name and UID labels, so a
+/// Service never selects the driver of a kubeflow application of the same name.
+pub fn driver_selector_labels(app: &SparkApplication) -> BTreeMap<String, String> {
     BTreeMap::from([
-        (LABEL_APP_NAME.to_string(), app_name.to_string()),
+        (LABEL_EMBER_APP_NAME.to_string(), app.name_any()),
+        (LABEL_APP_UID.to_string(), app_uid(app)),
         (LABEL_ROLE.to_string(), Role::Driver.as_str().to_string()),
     ])
 }
 
-fn base_labels(app_name: &str, role: Role) -> BTreeMap<String, String> {
+/// Every pod's own labels: kubeflow's keys (for tools and dashboards that know them) and
+/// Ember's (which selectors use).
+fn base_labels(app: &SparkApplication, role: Role) -> BTreeMap<String, String> {
     BTreeMap::from([
-        (LABEL_APP_NAME.to_string(), app_name.to_string()),
+        (LABEL_APP_NAME.to_string(), app.name_any()),
+        (LABEL_EMBER_APP_NAME.to_string(), app.name_any()),
+        (LABEL_APP_UID.to_string(), app_uid(app)),
         (LABEL_ROLE.to_string(), role.as_str().to_string()),
         (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
     ])
@@ -167,6 +193,8 @@ struct PodParts<'a> {
     scrape: bool,
     /// Mount the application's `spark.authenticate` secret ([`crate::auth`]).
     authenticate: bool,
+    /// The role's customisation, laid on last.
+    custom: &'a PodCustom,
 }
 
 fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
@@ -182,11 +210,11 @@ fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
         metrics_port,
         scrape,
         authenticate,
+        custom,
     } = parts;
-    let app_name = app.name_any();
     // User labels first, so the operator's own labels (which selectors rely on) win.
     let mut labels = settings.labels.clone();
-    labels.extend(base_labels(&app_name, role));
+    labels.extend(base_labels(app, role));
     labels.extend(extra_labels);
     // User env first; validation already refused user values for the contract's variables.
     let mut container_env = settings.env.clone();
@@ -210,6 +238,18 @@ fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
         volume_mounts.push(mount);
         container_env.push(env);
     }
+    // Spill and shuffle files on a volume of the pod, not the container's writable
+    // layer, unless the application brings its own spark-local-dir-* volume (Spark's
+    // convention on Kubernetes).
+    if !settings.volume_mounts.iter().any(|m| m.name.starts_with(LOCAL_DIR_VOLUME_PREFIX)) {
+        volumes.push(local_dir_volume(app, role));
+        volume_mounts.push(VolumeMount {
+            name: LOCAL_DIR_VOLUME.to_string(),
+            mount_path: LOCAL_DIR_PATH.to_string(),
+            ..Default::default()
+        });
+        container_env.push(env("EMBER_LOCAL_DIRS", LOCAL_DIR_PATH));
+    }
 
     let container = Container {
         name: CONTAINER_NAME.to_string(),
@@ -223,15 +263,11 @@ fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
         // When the job fails without writing a termination message, the end of its log
         // becomes the message, which the operator copies into status.errorMessage.
         termination_message_policy: Some("FallbackToLogsOnError".to_string()),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_string()]), add: None }),
-            ..Default::default()
-        }),
+        security_context: Some(crate::pod_security::default_security_context()),
         ..Default::default()
     };
 
-    Pod {
+    let pod = Pod {
         metadata: ObjectMeta {
             name: Some(name),
             namespace: app.namespace(),
@@ -246,6 +282,7 @@ fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
             service_account_name: settings.service_account.clone(),
             // Ember processes never call the Kubernetes API.
             automount_service_account_token: Some(false),
+            security_context: Some(crate::pod_security::default_pod_security_context()),
             node_selector: (!settings.node_selector.is_empty()).then(|| settings.node_selector.clone()),
             tolerations: (!settings.tolerations.is_empty()).then(|| settings.tolerations.clone()),
             affinity: settings.affinity.clone(),
@@ -256,6 +293,31 @@ fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
             ..Default::default()
         }),
         status: None,
+    };
+    crate::customization::apply(pod, custom)
+}
+
+/// Name of the emptyDir volume for spill and shuffle files (Spark's `spark-local-dir-1`).
+pub const LOCAL_DIR_VOLUME: &str = "spark-local-dir-1";
+/// Volumes named with this prefix are local dirs (Spark's convention on Kubernetes).
+pub const LOCAL_DIR_VOLUME_PREFIX: &str = "spark-local-dir-";
+/// Where [`LOCAL_DIR_VOLUME`] is mounted; the engine's `EMBER_LOCAL_DIRS`.
+pub const LOCAL_DIR_PATH: &str = "/var/data/spark-local-dir-1";
+
+/// The local dir volume of a role: an emptyDir, sized by Spark's
+/// `spark.kubernetes.<role>.volumes.emptyDir.spark-local-dir-1.options.sizeLimit` when
+/// `sparkConf` sets it, in memory with `spark.kubernetes.local.dirs.tmpfs=true`.
+fn local_dir_volume(app: &SparkApplication, role: Role) -> Volume {
+    let conf = &app.spec.spark_conf;
+    let size_key = format!("spark.kubernetes.{}.volumes.emptyDir.{LOCAL_DIR_VOLUME}.options.sizeLimit", role.as_str());
+    let tmpfs = conf.get("spark.kubernetes.local.dirs.tmpfs").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    Volume {
+        name: LOCAL_DIR_VOLUME.to_string(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: tmpfs.then(|| "Memory".to_string()),
+            size_limit: conf.get(&size_key).map(|s| Quantity(s.trim().to_string())),
+        }),
+        ..Default::default()
     }
 }
 
@@ -293,6 +355,7 @@ pub fn driver_pod(app: &SparkApplication, valid: &ValidSpec) -> Pod {
             metrics_port: ui_port,
             scrape: valid.ui.scrape_annotations,
             authenticate: valid.authenticate,
+            custom: &valid.driver_custom,
         },
     )
 }
@@ -350,6 +413,7 @@ pub fn executor_pod(app: &SparkApplication, valid: &ValidSpec, id: i32) -> Pod {
             metrics_port: valid.ui.executor_metrics_port,
             scrape: valid.ui.scrape_annotations,
             authenticate: valid.authenticate,
+            custom: &valid.executor_custom,
         },
     )
 }
@@ -365,7 +429,7 @@ pub fn driver_service(app: &SparkApplication, valid: &ValidSpec) -> Service {
         protocol: Some("TCP".into()),
         ..Default::default()
     };
-    let selector = driver_selector_labels(&app_name);
+    let selector = driver_selector_labels(app);
     let mut labels = selector.clone();
     labels.insert(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string());
     Service {
@@ -440,7 +504,9 @@ mod tests {
 
         let spec = pod.spec.as_ref().unwrap();
         assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
-        assert_eq!(spec.volumes, None, "the driver mounts nothing");
+        let volumes: Vec<_> = spec.volumes.clone().unwrap().into_iter().map(|v| v.name).collect();
+        assert_eq!(volumes, [LOCAL_DIR_VOLUME], "the driver mounts only its local dir");
+        assert_eq!(value(&env_of(&pod), "EMBER_LOCAL_DIRS"), LOCAL_DIR_PATH);
         let c = &spec.containers[0];
         assert_eq!(c.command.clone().unwrap(), ["/opt/ember/bin/ember-examples", "sumsq", "--n", "1000"]);
         assert_eq!(c.args, None);
@@ -491,7 +557,7 @@ mod tests {
         // 4096 MiB + 10% overhead.
         assert_eq!(res.limits.as_ref().unwrap()["memory"].0, "4505Mi");
         let volumes: Vec<_> = spec.volumes.clone().unwrap().into_iter().map(|v| v.name).collect();
-        assert_eq!(volumes, ["data"], "only mounted volumes");
+        assert_eq!(volumes, ["data", LOCAL_DIR_VOLUME], "only mounted volumes, and the local dir");
     }
 
     #[test]
@@ -515,8 +581,10 @@ mod tests {
         let spec = svc.spec.unwrap();
         assert_eq!(spec.cluster_ip.as_deref(), Some("None"));
         let selector = spec.selector.unwrap();
-        assert_eq!(selector[LABEL_APP_NAME], "sumsq");
+        assert_eq!(selector[LABEL_EMBER_APP_NAME], "sumsq");
+        assert_eq!(selector[LABEL_APP_UID], app.metadata.uid.clone().unwrap_or_default());
         assert_eq!(selector[LABEL_ROLE], "driver");
+        assert!(!selector.contains_key(LABEL_APP_NAME), "kubeflow's label would select kubeflow's driver too");
         let ports: Vec<_> = spec.ports.unwrap().into_iter().map(|p| p.port).collect();
         assert_eq!(ports, [7078, 4040]);
     }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Affinity, EnvVar, Toleration, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{Affinity, EnvFromSource, EnvVar, PodDNSConfig, Toleration, Volume, VolumeMount};
 use k8s_openapi::api::networking::v1::IngressTLS;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
@@ -21,6 +21,45 @@ pub const MEMORY_PATTERN: &str = r"^[0-9]+([kKmMgGtT][bB]?|[KMGT]i)?$";
 
 /// CPU limits are Kubernetes CPU quantities: whole or fractional cores, or millicores.
 pub const CPU_QUANTITY_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$";
+
+/// Schema of a Kubernetes object the API server keeps as given
+/// (`x-kubernetes-preserve-unknown-fields`): its full schema, once per role, would make
+/// the CRD too large for `kubectl apply`. The operator parses it
+/// ([`crate::customization::parse`]) and fails the application naming the field when it
+/// does not parse.
+fn preserved_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
+}
+
+/// A list of [`preserved_object`]s.
+fn preserved_list(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+    })
+}
+
+/// GPUs for a pod (kubeflow's `GPUSpec`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuSpec {
+    /// The extended resource name, e.g. `nvidia.com/gpu` or `amd.com/gpu`.
+    pub name: String,
+    /// How many: the container's limit of that resource (and so its request).
+    #[schemars(range(min = 1))]
+    pub quantity: i64,
+}
+
+/// A ConfigMap or Secret mounted into the engine container (kubeflow's `NamePath`,
+/// `SecretInfo` without `secretType`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamePath {
+    /// Name of the ConfigMap or Secret, in the application's namespace.
+    pub name: String,
+    /// Absolute path of the directory it is mounted at (read-only for a Secret).
+    pub path: String,
+}
 
 /// Desired state of an Ember application: one driver pod and `executor.instances`
 /// executor pods running the job binary from `image`.
@@ -320,6 +359,91 @@ pub struct PodSettings {
     /// Mounts of the application's `volumes` into the container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_mounts: Vec<VolumeMount>,
+
+    /// Image of this role's pods instead of `spec.image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+
+    /// CPU request as a Kubernetes CPU quantity (`500m`, `1.5`) instead of `cores`;
+    /// `cores` still gives an executor's task slots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = CPU_QUANTITY_PATTERN))]
+    pub core_request: Option<String>,
+
+    /// GPUs of the engine container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuSpec>,
+
+    /// The engine container's `securityContext` (a Kubernetes SecurityContext). Default:
+    /// what the "restricted" Pod Security Standard asks (no privilege escalation, all
+    /// capabilities dropped, non-root, seccomp RuntimeDefault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserved_object")]
+    pub security_context: Option<serde_json::Value>,
+
+    /// The pod's `securityContext` (a Kubernetes PodSecurityContext). Default:
+    /// `runAsNonRoot: true` and seccomp `RuntimeDefault`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserved_object")]
+    pub pod_security_context: Option<serde_json::Value>,
+
+    /// Containers run to completion before the engine's (Kubernetes Containers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "preserved_list")]
+    pub init_containers: Vec<serde_json::Value>,
+
+    /// Containers run beside the engine's (Kubernetes Containers), e.g. a log shipper.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "preserved_list")]
+    pub sidecars: Vec<serde_json::Value>,
+
+    /// The pods' `priorityClassName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+
+    /// The pods' `schedulerName` (e.g. a batch scheduler's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler_name: Option<String>,
+
+    /// Run the pods in the node's network namespace (DNS policy
+    /// `ClusterFirstWithHostNet`). Breaks the "restricted" Pod Security Standard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_network: Option<bool>,
+
+    /// The pods' `dnsConfig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_config: Option<PodDNSConfig>,
+
+    /// Seconds between SIGTERM and SIGKILL when a pod is deleted (Kubernetes' default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub termination_grace_period_seconds: Option<i64>,
+
+    /// The engine container's `lifecycle` hooks (a Kubernetes Lifecycle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserved_object")]
+    pub lifecycle: Option<serde_json::Value>,
+
+    /// `envFrom` of the engine container: every key of ConfigMaps and Secrets as
+    /// variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+
+    /// ConfigMaps mounted into the engine container, each at its `path`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_maps: Vec<NamePath>,
+
+    /// Secrets mounted read-only into the engine container, each at its `path`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<NamePath>,
+
+    /// A whole pod template (a Kubernetes PodTemplateSpec: `metadata` and `spec`) the
+    /// operator's pod is laid over, as kubeflow v2's `template`: anything the operator
+    /// does not set comes from it; where both set a value the operator's wins, and lists
+    /// of named items (containers, volumes, env) merge by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserved_object")]
+    pub template: Option<serde_json::Value>,
 }
 
 /// The driver pod.

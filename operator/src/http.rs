@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 
 use crate::crd::SparkApplication;
@@ -40,7 +41,10 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
         .unwrap_or_else(|e| e.into_inner())
         .iter()
         .flat_map(|store| store.state())
-        .map(|app| app.status.as_ref().map(|s| s.application_state.state).unwrap_or_default())
+        .map(|app| {
+            let state = app.status.as_ref().map(|s| s.application_state.state).unwrap_or_default();
+            (app.namespace().unwrap_or_default(), state)
+        })
         .collect();
     state.metrics.set_application_states(states);
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())

@@ -58,6 +58,11 @@ struct Args {
     #[arg(long, env = "EMBER_OPERATOR_DRIVER_START_TIMEOUT_SECS", default_value_t = 300)]
     driver_start_timeout_secs: u64,
 
+    /// Seconds an executor pod may stay pending; past it, a run with no executor running
+    /// fails with the pod's reason (e.g. Unschedulable).
+    #[arg(long, env = "EMBER_OPERATOR_EXECUTOR_START_TIMEOUT_SECS", default_value_t = 300)]
+    executor_start_timeout_secs: u64,
+
     /// Failed executors replaced per run before the operator stops replacing them.
     #[arg(long, env = "EMBER_OPERATOR_MAX_EXECUTOR_FAILURES", default_value_t = 10)]
     max_executor_failures: i32,
@@ -147,6 +152,7 @@ impl Args {
             identity,
             settings: Settings {
                 driver_start_timeout: Duration::from_secs(self.driver_start_timeout_secs),
+                executor_start_timeout: Duration::from_secs(self.executor_start_timeout_secs),
                 max_executor_failures: self.max_executor_failures,
                 ui,
             },

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action as ControllerAction, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
@@ -20,6 +20,7 @@ use tracing::{Instrument, field, info, info_span, warn};
 use crate::builder::{self, CONTAINER_NAME, LABEL_EXECUTOR_ID, LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY};
 use crate::crd::{SparkApplication, SparkApplicationStatus};
 use crate::metrics::Metrics;
+use crate::ownership::{self, ClaimError};
 use crate::spec;
 use crate::state::{self, Action, Decision, Observed, PodPhase, PodView, Settings, Termination};
 use crate::{ui, ui_port};
@@ -27,8 +28,19 @@ use crate::{ui, ui_port};
 /// Field manager name for server-side apply.
 pub const FIELD_MANAGER: &str = "ember-operator";
 
-/// Delay before retrying a reconcile that failed.
-pub const ERROR_REQUEUE: Duration = Duration::from_secs(10);
+/// Delay before retrying a reconcile that failed for the first time; it doubles with each
+/// further consecutive failure of the same application ([`error_backoff`]).
+pub const ERROR_REQUEUE: Duration = Duration::from_secs(2);
+/// Longest delay between retries of a failing reconcile.
+pub const MAX_ERROR_REQUEUE: Duration = Duration::from_secs(300);
+
+/// Delay before the next retry after `failures` consecutive failed reconciles (1-based):
+/// [`ERROR_REQUEUE`] doubled per earlier failure, at most [`MAX_ERROR_REQUEUE`], as
+/// client-go's per-item exponential rate limiter does for kubeflow's controller.
+pub fn error_backoff(failures: u32) -> Duration {
+    let factor = 1u32.checked_shl(failures.saturating_sub(1).min(16)).unwrap_or(u32::MAX);
+    ERROR_REQUEUE.saturating_mul(factor).min(MAX_ERROR_REQUEUE)
+}
 
 /// Errors of a reconcile.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +54,16 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// Creating an object failed, or its name is held by another owner
+    /// ([`crate::ownership`]).
+    #[error("{operation}: {source}")]
+    Claim {
+        /// What the request did.
+        operation: &'static str,
+        /// The error.
+        #[source]
+        source: ClaimError,
+    },
     /// The object has no namespace (the CRD is namespaced, so this is a broken object).
     #[error("SparkApplication {0} has no namespace")]
     MissingNamespace(String),
@@ -51,7 +73,7 @@ impl Error {
     /// Short kind for the error metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Error::Kube { operation, .. } => operation,
+            Error::Kube { operation, .. } | Error::Claim { operation, .. } => operation,
             Error::MissingNamespace(_) => "missing_namespace",
         }
     }
@@ -88,19 +110,36 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Clock.
     pub clock: Clock,
+    /// Consecutive failed reconciles per application (`namespace/name`), for
+    /// [`error_backoff`]; an application's entry goes with its first successful reconcile.
+    pub failures: Mutex<BTreeMap<String, u32>>,
 }
 
 impl Context {
     /// A context reporting events as `ember-operator` from `instance`.
     pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
         let reporter = Reporter { controller: FIELD_MANAGER.to_string(), instance };
-        Context { recorder: Recorder::new(client.clone(), reporter), client, settings, metrics, clock: Clock::System }
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            metrics,
+            clock: Clock::System,
+            failures: Mutex::new(BTreeMap::new()),
+        }
     }
 }
 
 fn kube_err(operation: &'static str) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Kube { operation, source }
 }
+
+fn claim_err(operation: &'static str) -> impl FnOnce(ClaimError) -> Error {
+    move |source| Error::Claim { operation, source }
+}
+
+/// Delay before looking again when a status write lost a race with another writer.
+const CONFLICT_REQUEUE: Duration = Duration::from_millis(200);
 
 /// What the operator reports of a pod.
 pub fn pod_view(pod: &Pod) -> PodView {
@@ -143,13 +182,26 @@ pub fn pod_view(pod: &Pod) -> PodView {
         name: pod.name_any(),
         phase,
         terminating: pod.metadata.deletion_timestamp.is_some(),
+        uid: pod.metadata.uid.clone(),
+        deletion_deadline: pod.metadata.deletion_timestamp.as_ref().map(|t| t.0),
+        created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
         waiting,
         termination,
     }
 }
 
+/// Splits the pods listed under an application's name into this application object's
+/// (by [`builder::LABEL_APP_UID`]) and the names of those of earlier objects of the same
+/// name.
+pub fn split_by_object<'p>(pods: &'p [Pod], app: &SparkApplication) -> (Vec<&'p Pod>, Vec<String>) {
+    let uid = builder::app_uid(app);
+    let (ours, earlier): (Vec<&Pod>, Vec<&Pod>) =
+        pods.iter().partition(|p| p.labels().get(builder::LABEL_APP_UID) == Some(&uid));
+    (ours, earlier.into_iter().map(ResourceExt::name_any).collect())
+}
+
 /// Splits an application's pods into the driver and the executors by id.
-pub fn observe_pods(pods: &[Pod]) -> (Option<PodView>, BTreeMap<i32, PodView>) {
+pub fn observe_pods<'p>(pods: impl IntoIterator<Item = &'p Pod>) -> (Option<PodView>, BTreeMap<i32, PodView>) {
     let mut driver = None;
     let mut executors = BTreeMap::new();
     for pod in pods {
@@ -184,7 +236,11 @@ pub async fn reconcile(app: Arc<SparkApplication>, ctx: Arc<Context>) -> Result<
         next_state = field::Empty,
     );
     let started = Instant::now();
+    let key = failure_key(&app);
     let result = reconcile_inner(app, &ctx, &span).instrument(span.clone()).await;
+    if result.is_ok() {
+        ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+    }
     ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
     ctx.metrics.reconciles.inc();
     result
@@ -202,14 +258,31 @@ async fn reconcile_inner(
         // Being deleted: the garbage collector removes the owned pods and Service.
         return Ok(ControllerAction::await_change());
     }
+    // The controller's cache can lag behind this operator's own last status write: a
+    // reconcile deciding from a stale status would repeat a step already taken (and, in
+    // PENDING_RERUN, delete the rerun's new driver). Each reconcile therefore decides
+    // from the object as the API server has it now; the status write below is
+    // conditional on that version.
+    let apps: Api<SparkApplication> = Api::namespaced(ctx.client.clone(), &namespace);
+    ctx.metrics.api_request("get_application");
+    let Some(app) = apps.get_opt(&name).await.map_err(kube_err("get_application"))? else {
+        return Ok(ControllerAction::await_change());
+    };
+    if app.metadata.deletion_timestamp.is_some() {
+        return Ok(ControllerAction::await_change());
+    }
+    let app = Arc::new(app);
     let status = app.status.clone().unwrap_or_default();
     span.record("state", status.application_state.state.as_str());
 
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     ctx.metrics.api_request("list_pods");
-    let listed =
-        pods.list(&ListParams::default().labels(&builder::app_selector(&name))).await.map_err(kube_err("list_pods"))?;
-    let (driver, executors) = observe_pods(&listed.items);
+    let listed = pods
+        .list(&ListParams::default().labels(&builder::same_name_selector(&name)))
+        .await
+        .map_err(kube_err("list_pods"))?;
+    let (ours, earlier_pods) = split_by_object(&listed.items, &app);
+    let (driver, executors) = observe_pods(ours.iter().copied());
 
     let valid = spec::validate_with(&app, &ctx.settings.ui);
     let now = ctx.clock.now();
@@ -223,6 +296,7 @@ async fn reconcile_inner(
         status: &status,
         driver,
         executors,
+        earlier_pods,
         now,
     };
     let mut decision = state::decide(&observed, &ctx.settings);
@@ -240,23 +314,36 @@ async fn reconcile_inner(
                         }
                     }
                     Err(err) => match err {
-                        Error::Kube { source, .. } if is_submission_rejection(&source) => {
+                        Error::Kube { source, .. } | Error::Claim { source: ClaimError::Kube(source), .. }
+                            if is_submission_rejection(&source) =>
+                        {
                             warn!(error = %source, "submission rejected by the API server");
                             decision = state::submission_failed(&app.spec, decision, source.to_string(), now);
+                        }
+                        Error::Claim { source: taken @ ClaimError::Taken { .. }, .. } => {
+                            warn!(error = %taken, "submission refused: a name it needs is taken");
+                            decision = state::submission_failed(&app.spec, decision, taken.to_string(), now);
+                        }
+                        Error::Claim { source: earlier @ ClaimError::Earlier { .. }, .. } => {
+                            // Nothing is advanced: the next reconcile decides the same again.
+                            info!(reason = %earlier, "waiting for the garbage collector before submitting");
+                            return Ok(ControllerAction::requeue(state::SHORT_REQUEUE));
                         }
                         other => return Err(other),
                     },
                 },
                 Action::CreateExecutor(id) => {
                     let pod = builder::executor_pod(&app, valid, id);
-                    ctx.metrics.api_request("apply_pod");
-                    pods.patch(
-                        &builder::executor_pod_name(&name, id),
-                        &PatchParams::apply(FIELD_MANAGER).force(),
-                        &Patch::Apply(&pod),
-                    )
-                    .await
-                    .map_err(kube_err("apply_executor_pod"))?;
+                    ctx.metrics.api_request("create_pod");
+                    match ownership::create_owned(&pods, &pod, &app, false, FIELD_MANAGER).await {
+                        Ok(_) => {}
+                        // The id is used up; the next reconcile creates the executor under
+                        // a fresh one.
+                        Err(err @ (ClaimError::Taken { .. } | ClaimError::Earlier { .. })) => {
+                            warn!(error = %err, "executor pod name taken; skipping executor id {id}");
+                        }
+                        Err(err) => return Err(claim_err("create_executor_pod")(err)),
+                    }
                 }
                 _ => {}
             }
@@ -311,16 +398,25 @@ async fn reconcile_inner(
     // The status is written before any deletion, so a driver's end is recorded before
     // its pod can go.
     if decision.status != status {
-        write_status(ctx, &app, &namespace, &decision.status).await?;
+        match write_status(ctx, &app, &namespace, &decision.status).await {
+            Err(Error::Kube { source: kube::Error::Api(s), .. }) if s.code == 409 => {
+                // Another writer (a user's edit, another operator instance) changed the
+                // object since it was read: nothing of this decision's deletions may run.
+                info!("the application changed while reconciling; deciding again");
+                return Ok(ControllerAction::requeue(CONFLICT_REQUEUE));
+            }
+            other => other?,
+        }
+        ctx.metrics.record_decision(&namespace, &decision, now);
     }
 
     for action in &decision.actions {
         match action {
             Action::DeleteAllPods | Action::DeleteExecutors => {
                 let selector = if *action == Action::DeleteAllPods {
-                    builder::app_selector(&name)
+                    builder::app_selector(&app)
                 } else {
-                    builder::executor_selector(&name)
+                    builder::executor_selector(&app)
                 };
                 ctx.metrics.api_request("delete_pods");
                 pods.delete_collection(&DeleteParams::background(), &ListParams::default().labels(&selector))
@@ -334,6 +430,20 @@ async fn reconcile_inner(
                     Ok(_) => info!("deleted after timeToLiveSeconds"),
                     Err(kube::Error::Api(s)) if s.code == 404 => {}
                     Err(err) => return Err(kube_err("delete_application")(err)),
+                }
+            }
+            Action::ForceDeletePod { name, uid } => {
+                let params = DeleteParams {
+                    grace_period_seconds: Some(0),
+                    preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
+                    ..DeleteParams::default()
+                };
+                ctx.metrics.api_request("force_delete_pod");
+                match pods.delete(name, &params).await {
+                    Ok(_) => warn!(pod = %name, "force-deleted a pod stuck terminating"),
+                    // Gone already, or a new pod of that name (another UID).
+                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                    Err(err) => return Err(kube_err("force_delete_pod")(err)),
                 }
             }
             Action::Submit | Action::CreateExecutor(_) => {}
@@ -354,42 +464,84 @@ async fn reconcile_inner(
     })
 }
 
-/// Applies the driver's Services and Ingresses, then the driver pod; returns the UI
-/// Service as the API server stored it (with its cluster IP), when there is one.
+/// Creates the driver's Services and Ingresses, then the driver pod; returns the UI
+/// Service as the API server stored it (with its cluster IP), when there is one. When a
+/// step fails, the Services and Ingresses this call created are deleted again, so a
+/// failed submission leaves nothing behind.
 async fn submit(
     ctx: &Context,
     app: &SparkApplication,
     valid: &spec::ValidSpec,
     namespace: &str,
 ) -> Result<Option<Service>, Error> {
-    let params = PatchParams::apply(FIELD_MANAGER).force();
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
     let ingresses: Api<Ingress> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut created = Created::default();
+    let result = submit_steps(ctx, app, valid, namespace, &services, &ingresses, &mut created).await;
+    if result.is_err() {
+        for name in &created.services {
+            ctx.metrics.api_request("delete_service");
+            if let Err(err) = services.delete(name, &DeleteParams::background()).await {
+                warn!(service = %name, error = %err, "could not remove a Service of a failed submission");
+            }
+        }
+        for name in &created.ingresses {
+            ctx.metrics.api_request("delete_ingress");
+            if let Err(err) = ingresses.delete(name, &DeleteParams::background()).await {
+                warn!(ingress = %name, error = %err, "could not remove an Ingress of a failed submission");
+            }
+        }
+    }
+    result
+}
+
+/// What a submission created, to be removed again if it fails.
+#[derive(Default)]
+struct Created {
+    services: Vec<String>,
+    ingresses: Vec<String>,
+}
+
+async fn submit_steps(
+    ctx: &Context,
+    app: &SparkApplication,
+    valid: &spec::ValidSpec,
+    namespace: &str,
+    services: &Api<Service>,
+    ingresses: &Api<Ingress>,
+    created: &mut Created,
+) -> Result<Option<Service>, Error> {
     let service = builder::driver_service(app, valid);
-    ctx.metrics.api_request("apply_service");
-    services
-        .patch(&service.name_any(), &params, &Patch::Apply(&service))
+    ctx.metrics.api_request("create_service");
+    let claimed = ownership::create_owned(services, &service, app, true, FIELD_MANAGER)
         .await
-        .map_err(kube_err("apply_driver_service"))?;
+        .map_err(claim_err("create_driver_service"))?;
+    if claimed.created {
+        created.services.push(service.name_any());
+    }
     let mut ui_service = None;
     let exposures =
         valid.ui.web_ui.iter().map(|e| (e, true)).chain(valid.ui.driver_ingresses.iter().map(|e| (e, false)));
     for (exposure, is_ui) in exposures {
         let service = ui::driver_exposure_service(app, exposure);
-        ctx.metrics.api_request("apply_service");
-        let applied = services
-            .patch(&exposure.service_name, &params, &Patch::Apply(&service))
+        ctx.metrics.api_request("create_service");
+        let claimed = ownership::create_owned(services, &service, app, true, FIELD_MANAGER)
             .await
-            .map_err(kube_err(if is_ui { "apply_ui_service" } else { "apply_driver_ingress_service" }))?;
+            .map_err(claim_err(if is_ui { "create_ui_service" } else { "create_driver_ingress_service" }))?;
+        if claimed.created {
+            created.services.push(service.name_any());
+        }
         if is_ui {
-            ui_service = Some(applied);
+            ui_service = Some(claimed.object);
         }
         if let Some(ingress) = ui::driver_exposure_ingress(app, exposure) {
-            ctx.metrics.api_request("apply_ingress");
-            ingresses
-                .patch(&ingress.name_any(), &params, &Patch::Apply(&ingress))
+            ctx.metrics.api_request("create_ingress");
+            let claimed = ownership::create_owned(ingresses, &ingress, app, true, FIELD_MANAGER)
                 .await
-                .map_err(kube_err("apply_ingress"))?;
+                .map_err(claim_err("create_ingress"))?;
+            if claimed.created {
+                created.ingresses.push(ingress.name_any());
+            }
         }
     }
     if valid.authenticate {
@@ -397,8 +549,8 @@ async fn submit(
     }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let pod = builder::driver_pod(app, valid);
-    ctx.metrics.api_request("apply_pod");
-    pods.patch(&pod.name_any(), &params, &Patch::Apply(&pod)).await.map_err(kube_err("apply_driver_pod"))?;
+    ctx.metrics.api_request("create_pod");
+    ownership::create_owned(&pods, &pod, app, false, FIELD_MANAGER).await.map_err(claim_err("create_driver_pod"))?;
     Ok(ui_service)
 }
 
@@ -422,9 +574,12 @@ async fn write_status(
     status: &SparkApplicationStatus,
 ) -> Result<(), Error> {
     let apps: Api<SparkApplication> = Api::namespaced(ctx.client.clone(), namespace);
+    // With `metadata.resourceVersion` the apply is conditional: a 409 if the object
+    // changed since this reconcile read it.
     let body = serde_json::json!({
         "apiVersion": SparkApplication::api_version(&()),
         "kind": SparkApplication::kind(&()),
+        "metadata": {"resourceVersion": app.resource_version()},
         "status": status,
     });
     ctx.metrics.api_request("patch_status");
@@ -463,11 +618,23 @@ fn truncate(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
-/// What to do after a failed reconcile.
-pub fn error_policy(_app: Arc<SparkApplication>, err: &Error, ctx: Arc<Context>) -> ControllerAction {
-    warn!(error = %err, "reconcile failed");
+fn failure_key(app: &SparkApplication) -> String {
+    format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
+}
+
+/// What to do after a failed reconcile: retry after [`error_backoff`] of the
+/// application's consecutive failures.
+pub fn error_policy(app: Arc<SparkApplication>, err: &Error, ctx: Arc<Context>) -> ControllerAction {
+    let failures = {
+        let mut counts = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(failure_key(&app)).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    };
+    let delay = error_backoff(failures);
+    warn!(error = %err, failures, retry_in_ms = delay.as_millis() as u64, "reconcile failed");
     ctx.metrics.reconcile_error(err.metric_label());
-    ControllerAction::requeue(ERROR_REQUEUE)
+    ControllerAction::requeue(delay)
 }
 
 /// Runs the controller for the given namespaces (all when empty) until `shutdown`
@@ -521,6 +688,13 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconcile_errors_back_off_exponentially_up_to_a_cap() {
+        let delays: Vec<u64> = (1..=10).map(|n| error_backoff(n).as_secs()).collect();
+        assert_eq!(delays, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(error_backoff(u32::MAX), MAX_ERROR_REQUEUE);
+    }
 
     fn pod(status: serde_json::Value) -> Pod {
         serde_json::from_value(serde_json::json!({

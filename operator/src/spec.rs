@@ -4,7 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::crd::{PodSettings, SparkApplication};
+use crate::crd::{PodSettings, RestartPolicyType, SparkApplication};
+use crate::customization::PodCustom;
 use crate::ui::{UiPlan, UiSettings};
 
 /// Longest application name: `<name>-driver-svc` must fit a 63-character Service name.
@@ -80,6 +81,10 @@ pub struct ValidSpec {
     pub ui: UiPlan,
     /// `spark.authenticate=true`: the pods mount the application's secret ([`crate::auth`]).
     pub authenticate: bool,
+    /// The driver pod's customisation.
+    pub driver_custom: PodCustom,
+    /// The executor pods' customisation.
+    pub executor_custom: PodCustom,
 }
 
 /// Parses a memory amount in Spark's notation (`512m`, `2g`, `1024k`, a bare number meaning
@@ -195,6 +200,16 @@ pub fn validate_with(app: &SparkApplication, ui: &UiSettings) -> Result<ValidSpe
             ),
         ));
     }
+    if !is_dns1035_label(name) {
+        return Err(SpecError::new(
+            "metadata.name",
+            format!(
+                "{name:?} is not a valid name for the driver's Services (<name>-driver-svc, <name>-ui-svc): it must be \
+                 a DNS-1035 label, lowercase letters, digits and '-', starting with a letter and ending with a letter \
+                 or digit"
+            ),
+        ));
+    }
     let spec = &app.spec;
     if spec.image.trim().is_empty() {
         return Err(SpecError::new("spec.image", "must not be empty"));
@@ -238,6 +253,12 @@ pub fn validate_with(app: &SparkApplication, ui: &UiSettings) -> Result<ValidSpe
             ));
         }
     }
+    // The CRD's CEL rule, for servers without CEL.
+    if policy.policy_type != RestartPolicyType::OnFailure
+        && (policy.on_failure_retries.is_some() || policy.on_submission_failure_retries.is_some())
+    {
+        return Err(SpecError::new("spec.restartPolicy", "retry counts apply only to restartPolicy.type OnFailure"));
+    }
     let authenticate = authenticate(&spec.spark_conf)?;
     let mut volume_names = BTreeSet::new();
     for (i, volume) in spec.volumes.iter().enumerate() {
@@ -257,7 +278,23 @@ pub fn validate_with(app: &SparkApplication, ui: &UiSettings) -> Result<ValidSpe
     let driver = role_resources(&spec.driver.pod, "driver", &volume_names)?;
     let executor = role_resources(&spec.executor.pod, "executor", &volume_names)?;
     let ui = crate::ui::plan(app, ui)?;
-    Ok(ValidSpec { binary_path, driver, executor, ui, authenticate })
+    let driver_custom = crate::customization::parse(&spec.driver.pod, "driver")?;
+    let executor_custom = crate::customization::parse(&spec.executor.pod, "executor")?;
+    Ok(ValidSpec { binary_path, driver, executor, ui, authenticate, driver_custom, executor_custom })
+}
+
+/// Whether `name` is an RFC 1035 label as Kubernetes requires of Service names: 1–63
+/// characters of `a-z`, `0-9` and `-`, starting with a letter, ending with a letter or
+/// digit. The application name prefixes every Service the operator makes, so it is
+/// checked before any object is created (the schema accepts any DNS-1123 subdomain, such
+/// as `1st.job`).
+pub fn is_dns1035_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_lowercase()
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.last().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// Whether `sparkConf` turns `spark.authenticate` on. Errors: a value that is
@@ -289,6 +326,7 @@ fn authenticate(conf: &std::collections::BTreeMap<String, String>) -> Result<boo
 mod tests {
     use super::*;
     use crate::crd::{MEMORY_PATTERN, SparkApplicationSpec};
+    use std::collections::BTreeMap;
 
     #[test]
     fn memory_notations() {
@@ -349,6 +387,57 @@ mod tests {
         assert_eq!(valid.executor.cores, 1);
     }
 
+    /// Every CEL rule of the generated CRD is checked by the operator too (servers before
+    /// 1.25 drop the rules): each rule has a spec here that breaks it, and validation
+    /// refuses that spec with the rule's message. A new rule without an entry fails.
+    #[test]
+    fn every_cel_rule_of_the_crd_is_also_checked_by_the_operator() {
+        fn rules(value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for rule in map.get("x-kubernetes-validations").and_then(|v| v.as_array()).into_iter().flatten() {
+                        out.push((
+                            rule["rule"].as_str().unwrap_or_default().to_string(),
+                            rule["message"].as_str().unwrap_or_default().to_string(),
+                        ));
+                    }
+                    map.values().for_each(|v| rules(v, out));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| rules(v, out)),
+                _ => {}
+            }
+        }
+        let crd = serde_json::to_value(<SparkApplication as kube::CustomResourceExt>::crd()).unwrap();
+        let mut found = Vec::new();
+        rules(&crd, &mut found);
+        // Rule → a spec breaking it, and the field the operator's check names.
+        let breaking: BTreeMap<&str, (serde_json::Value, &str)> = BTreeMap::from([
+            (
+                "self.startsWith('local:///')",
+                (
+                    serde_json::json!({"image": "img", "mainApplicationFile": "s3a://bucket/job"}),
+                    "spec.mainApplicationFile",
+                ),
+            ),
+            (
+                "self.type == 'OnFailure' || (!has(self.onFailureRetries) && !has(self.onSubmissionFailureRetries))",
+                (
+                    serde_json::json!({"image": "img", "mainApplicationFile": "local:///bin/job",
+                                       "restartPolicy": {"type": "Always", "onFailureRetries": 2}}),
+                    "spec.restartPolicy",
+                ),
+            ),
+        ]);
+        assert!(!found.is_empty());
+        for (rule, message) in &found {
+            let (spec, field) =
+                breaking.get(rule.as_str()).unwrap_or_else(|| panic!("no operator check listed for CEL rule {rule}"));
+            let err = validate(&app(spec.clone())).expect_err(rule);
+            assert_eq!(err.field, *field, "{rule} ({message}): {err}");
+        }
+        assert_eq!(found.len(), breaking.len(), "a listed rule is no longer in the CRD: {found:?}");
+    }
+
     #[test]
     fn each_invalid_field_is_named() {
         let base = serde_json::json!({"image": "img", "mainApplicationFile": "local:///bin/job"});
@@ -384,8 +473,20 @@ mod tests {
             let err = validate(&app(spec)).unwrap_err();
             assert_eq!(err.field, field, "{err}");
         }
-        let mut long = app(base);
+        let mut long = app(base.clone());
         long.metadata.name = Some("a".repeat(MAX_APP_NAME_LEN + 1));
         assert_eq!(validate(&long).unwrap_err().field, "metadata.name");
+        for bad in ["1st-job", "my.job", "job-", "Job"] {
+            let mut named = app(base.clone());
+            named.metadata.name = Some(bad.to_string());
+            let err = validate(&named).unwrap_err();
+            assert_eq!(err.field, "metadata.name", "{bad}");
+            assert!(err.to_string().contains("DNS-1035"), "{err}");
+        }
+        for good in ["a", "etl-2", "x1"] {
+            let mut named = app(base.clone());
+            named.metadata.name = Some(good.to_string());
+            assert!(validate(&named).is_ok(), "{good}");
+        }
     }
 }

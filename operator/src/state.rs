@@ -26,6 +26,11 @@ pub const MAX_BACKOFF_FACTOR: i64 = 16;
 pub const RESYNC: Duration = Duration::from_secs(300);
 /// Requeue interval while waiting for deleted pods to disappear before a rerun.
 pub const SHORT_REQUEUE: Duration = Duration::from_secs(5);
+/// How long past its deletion deadline (`metadata.deletionTimestamp`, which already
+/// includes the grace period) a terminating pod may linger before it is force-deleted:
+/// a pod whose node stopped answering stays Terminating for ever, and would block the
+/// rerun that reuses its name.
+pub const STUCK_TERMINATING: Duration = Duration::from_secs(30);
 
 /// Operator-wide settings of the state machine and the reconciler.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +38,11 @@ pub struct Settings {
     /// How long a submitted driver pod may stay pending (unschedulable, pulling an image,
     /// ...) before the run fails.
     pub driver_start_timeout: Duration,
+    /// How long an executor pod may stay pending (unschedulable, pulling an image, ...).
+    /// When no executor of the run is running by then, the run fails with the pod's
+    /// waiting reason instead of waiting for ever; otherwise an `ExecutorPending` warning
+    /// is recorded and the run goes on with the executors it has.
+    pub executor_start_timeout: Duration,
     /// Failed executors replaced per run; past this, failed executors are not replaced.
     pub max_executor_failures: i32,
     /// The UI Service, Ingresses and metrics scraping.
@@ -43,6 +53,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             driver_start_timeout: Duration::from_secs(300),
+            executor_start_timeout: Duration::from_secs(300),
             max_executor_failures: 10,
             ui: crate::ui::UiSettings::default(),
         }
@@ -73,6 +84,12 @@ pub struct PodView {
     pub phase: PodPhase,
     /// The pod has a deletion timestamp.
     pub terminating: bool,
+    /// The pod's UID.
+    pub uid: Option<String>,
+    /// When a terminating pod should be gone (`metadata.deletionTimestamp`).
+    pub deletion_deadline: Option<Timestamp>,
+    /// When the pod was created (`metadata.creationTimestamp`).
+    pub created: Option<Timestamp>,
     /// Why the pod has not started, when it is pending for a reason worth reporting
     /// (`ImagePullBackOff: ...`, `Unschedulable: ...`).
     pub waiting: Option<String>,
@@ -113,6 +130,11 @@ pub struct Observed<'a> {
     pub driver: Option<PodView>,
     /// Executor pods that exist, by executor id.
     pub executors: BTreeMap<i32, PodView>,
+    /// Names of pods an earlier application object of the same name created (another
+    /// UID; [`crate::builder::LABEL_APP_UID`]) that still exist. They are never counted,
+    /// adopted or deleted as this application's; a submission waits until the garbage
+    /// collector has removed them, since their names are this application's too.
+    pub earlier_pods: Vec<String>,
     /// The time now.
     pub now: Timestamp,
 }
@@ -131,6 +153,13 @@ pub enum Action {
     DeleteAllPods,
     /// Delete the application itself; owner references take its pods and Service.
     DeleteApplication,
+    /// Delete a pod stuck Terminating with no grace period (precondition: its UID).
+    ForceDeletePod {
+        /// Pod name.
+        name: String,
+        /// Its UID.
+        uid: String,
+    },
 }
 
 /// A Kubernetes event to record on the application.
@@ -237,6 +266,35 @@ impl<'a> Draft<'a> {
 
     fn has_live_executors(&self) -> bool {
         self.obs.executors.values().any(|p| !p.terminating)
+    }
+
+    /// Force-deletes this application's pods that are overdue past their deletion
+    /// deadline by [`STUCK_TERMINATING`], and requeues for the next one due.
+    fn force_delete_stuck(&mut self) {
+        let obs = self.obs;
+        let grace = SignedDuration::try_from(STUCK_TERMINATING).unwrap_or(SignedDuration::MAX);
+        for pod in obs.driver.iter().chain(obs.executors.values()).filter(|p| p.terminating) {
+            let (Some(deadline), Some(uid)) = (pod.deletion_deadline, pod.uid.clone()) else { continue };
+            let due = deadline.saturating_add(grace).unwrap_or(deadline);
+            if obs.now < due {
+                self.requeue(until(obs.now, due));
+                continue;
+            }
+            let action = Action::ForceDeletePod { name: pod.name.clone(), uid };
+            if !self.actions.contains(&action) {
+                self.actions.push(action);
+                self.note(
+                    true,
+                    "PodForceDeleted",
+                    format!(
+                        "pod {} was still terminating {}s after its deletion deadline (its node may be gone); \
+                         deleted without grace",
+                        pod.name,
+                        STUCK_TERMINATING.as_secs()
+                    ),
+                );
+            }
+        }
     }
 
     fn delete_all_pods(&mut self) {
@@ -471,13 +529,22 @@ pub fn decide(obs: &Observed<'_>, settings: &Settings) -> Decision {
 
     match state {
         AppState::New => {
-            // Pods of an earlier application of the same name may still be going away;
-            // the driver pod's name is reused, so wait for them.
+            // Pods of an earlier application object of the same name may still be going
+            // away; the driver pod's name is reused, so wait for them.
             let terminating =
                 obs.driver.as_ref().is_some_and(|p| p.terminating) || obs.executors.values().any(|p| p.terminating);
-            if terminating {
+            if !obs.earlier_pods.is_empty() {
+                draft.status.application_state.error_message = Some(format!(
+                    "waiting for the pods of an earlier SparkApplication named {} to be deleted: {}",
+                    obs.name,
+                    obs.earlier_pods.join(", ")
+                ));
+                draft.requeue(SHORT_REQUEUE);
+            } else if terminating {
+                draft.force_delete_stuck();
                 draft.requeue(SHORT_REQUEUE);
             } else {
+                draft.status.application_state.error_message = None;
                 draft.submit();
             }
         }
@@ -516,8 +583,18 @@ pub fn decide(obs: &Observed<'_>, settings: &Settings) -> Decision {
                     );
                     manage_executors(&mut draft, settings);
                 }
-                PodPhase::Succeeded => draft.complete(),
-                PodPhase::Failed => draft.fail_run(describe_end(&driver)),
+                // The driver ran and ended between two looks: the run counts as an
+                // execution attempt all the same (its container started).
+                PodPhase::Succeeded => {
+                    draft.status.execution_attempts += 1;
+                    draft.complete()
+                }
+                PodPhase::Failed => {
+                    if driver.termination.is_some() {
+                        draft.status.execution_attempts += 1;
+                    }
+                    draft.fail_run(describe_end(&driver))
+                }
             },
         },
         AppState::Running => match obs.driver.clone() {
@@ -550,9 +627,10 @@ fn rerun_when_clear(mut draft: Draft<'_>) -> Decision {
     if now < due {
         draft.delete_all_pods();
         draft.requeue(until(now, due));
-    } else if draft.obs.driver.is_some() || !draft.obs.executors.is_empty() {
+    } else if draft.obs.driver.is_some() || !draft.obs.executors.is_empty() || !draft.obs.earlier_pods.is_empty() {
         // Deleted pods may still be terminating; the driver pod's name is reused.
         draft.delete_all_pods();
+        draft.force_delete_stuck();
         draft.requeue(SHORT_REQUEUE);
     } else {
         draft.submit();
@@ -634,6 +712,9 @@ fn manage_executors(draft: &mut Draft<'_>, settings: &Settings) {
     if let Some(highest) = obs.executors.keys().max() {
         draft.status.last_executor_id = draft.status.last_executor_id.max(*highest);
     }
+    if pending_past_timeout(draft, settings) {
+        return;
+    }
     let wanted = (obs.spec.executor.instances - alive - completed).max(0);
     let first_run = obs.status.last_executor_id == 0 && draft.status.executor_failures == 0;
     let mut created = 0;
@@ -669,6 +750,44 @@ fn manage_executors(draft: &mut Draft<'_>, settings: &Settings) {
     draft.status.executor_state = states;
     draft.status.running_executors = alive + created;
     draft.requeue(RESYNC);
+}
+
+/// Executor pods pending past [`Settings::executor_start_timeout`]: with no executor
+/// running, the run fails with the first one's waiting reason (and every pod goes, so
+/// nothing holds its resource requests); with some running, a warning is recorded. Also
+/// requeues for the next pending executor's deadline. Returns whether the run failed.
+fn pending_past_timeout(draft: &mut Draft<'_>, settings: &Settings) -> bool {
+    let obs = draft.obs;
+    let timeout = SignedDuration::try_from(settings.executor_start_timeout).unwrap_or(SignedDuration::MAX);
+    let pending: Vec<(&PodView, Timestamp)> = obs
+        .executors
+        .values()
+        .filter(|p| !p.terminating && p.phase == PodPhase::Pending)
+        .filter_map(|p| Some((p, p.created?.saturating_add(timeout).unwrap_or(Timestamp::MAX))))
+        .collect();
+    let (stuck, waiting): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, deadline)| obs.now >= *deadline);
+    if let Some(next) = waiting.iter().map(|(_, deadline)| *deadline).min() {
+        draft.requeue(until(obs.now, next));
+    }
+    let Some((first, _)) = stuck.first() else { return false };
+    let why = first.waiting.clone().unwrap_or_else(|| "still pending".to_string());
+    let names: Vec<&str> = stuck.iter().map(|(p, _)| p.name.as_str()).collect();
+    let message = format!(
+        "executor pod {} did not start within {}s: {why}",
+        names.join(", "),
+        settings.executor_start_timeout.as_secs()
+    );
+    draft.note(true, "ExecutorPending", message.clone());
+    let running = obs.executors.values().any(|p| !p.terminating && p.phase == PodPhase::Running);
+    if running {
+        return false;
+    }
+    draft.fail_run(message);
+    draft.delete_all_pods();
+    for (pod, _) in &stuck {
+        draft.status.executor_state.insert(pod.name.clone(), ExecutorState::Failed);
+    }
+    true
 }
 
 /// Records the UI Service as the API server returned it from the submission's apply:
@@ -720,427 +839,4 @@ pub fn submission_failed(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crd::{RestartPolicy, SparkApplicationSpec};
-
-    fn t0() -> Timestamp {
-        "2026-11-01T10:00:00Z".parse().unwrap()
-    }
-
-    fn spec() -> SparkApplicationSpec {
-        serde_json::from_value(serde_json::json!({
-            "image": "img", "mainApplicationFile": "local:///bin/job",
-            "executor": {"instances": 2}
-        }))
-        .unwrap()
-    }
-
-    fn pod(name: &str, phase: PodPhase) -> PodView {
-        PodView { name: name.into(), phase, terminating: false, waiting: None, termination: None }
-    }
-
-    fn ended(name: &str, code: i32, message: &str) -> PodView {
-        PodView {
-            termination: Some(Termination {
-                exit_code: code,
-                reason: Some(if code == 0 { "Completed" } else { "Error" }.into()),
-                message: Some(message.into()),
-            }),
-            ..pod(name, if code == 0 { PodPhase::Succeeded } else { PodPhase::Failed })
-        }
-    }
-
-    fn status(state: AppState) -> SparkApplicationStatus {
-        let mut s = SparkApplicationStatus::default();
-        s.application_state.state = state;
-        s.observed_generation = Some(1);
-        s.submission_attempts = 1;
-        s.last_submission_attempt_time = Some(Time(t0()));
-        s
-    }
-
-    fn running_status() -> SparkApplicationStatus {
-        let mut s = status(AppState::Running);
-        s.execution_attempts = 1;
-        s.last_executor_id = 2;
-        s.running_executors = 2;
-        s.executor_state = BTreeMap::from([
-            ("app-exec-1".to_string(), ExecutorState::Running),
-            ("app-exec-2".to_string(), ExecutorState::Running),
-        ]);
-        s
-    }
-
-    fn live_executors(ids: &[i32]) -> BTreeMap<i32, PodView> {
-        ids.iter().map(|id| (*id, pod(&format!("app-exec-{id}"), PodPhase::Running))).collect()
-    }
-
-    struct Case {
-        name: &'static str,
-        spec: SparkApplicationSpec,
-        spec_ok: bool,
-        generation: i64,
-        status: SparkApplicationStatus,
-        driver: Option<PodView>,
-        executors: BTreeMap<i32, PodView>,
-        after_secs: i64,
-        want_state: AppState,
-        want_actions: Vec<Action>,
-        want_error: Option<&'static str>,
-    }
-
-    fn case(name: &'static str, status: SparkApplicationStatus) -> Case {
-        Case {
-            name,
-            spec: spec(),
-            spec_ok: true,
-            generation: 1,
-            status,
-            driver: None,
-            executors: BTreeMap::new(),
-            after_secs: 0,
-            want_state: AppState::New,
-            want_actions: vec![],
-            want_error: None,
-        }
-    }
-
-    fn on_failure(retries: i32) -> SparkApplicationSpec {
-        let mut s = spec();
-        s.restart_policy = RestartPolicy {
-            policy_type: RestartPolicyType::OnFailure,
-            on_failure_retries: Some(retries),
-            on_failure_retry_interval: Some(10),
-            ..Default::default()
-        };
-        s
-    }
-
-    fn cases() -> Vec<Case> {
-        let settings_timeout = 300;
-        vec![
-            Case {
-                want_state: AppState::Submitted,
-                want_actions: vec![Action::Submit],
-                ..case("new application is submitted", SparkApplicationStatus::default())
-            },
-            Case {
-                driver: Some(PodView { terminating: true, ..pod("app-driver", PodPhase::Running) }),
-                want_state: AppState::New,
-                ..case(
-                    "new application waits for a terminating pod of the same name",
-                    SparkApplicationStatus::default(),
-                )
-            },
-            Case {
-                spec_ok: false,
-                want_state: AppState::Failed,
-                want_actions: vec![],
-                want_error: Some("invalid spec.executor.memory"),
-                ..case("invalid spec fails without pods", SparkApplicationStatus::default())
-            },
-            Case {
-                driver: Some(pod("app-driver", PodPhase::Pending)),
-                want_state: AppState::Submitted,
-                ..case("pending driver: wait", status(AppState::Submitted))
-            },
-            Case {
-                driver: Some(pod("app-driver", PodPhase::Running)),
-                want_state: AppState::Running,
-                want_actions: vec![Action::CreateExecutor(1), Action::CreateExecutor(2)],
-                ..case("running driver: executors created", status(AppState::Submitted))
-            },
-            Case {
-                driver: Some(pod("app-driver", PodPhase::Running)),
-                executors: BTreeMap::from([(1, pod("app-exec-1", PodPhase::Pending))]),
-                want_state: AppState::Running,
-                want_actions: vec![Action::CreateExecutor(2)],
-                ..case(
-                    "executor left by a half-done reconcile is kept; ids continue above it",
-                    status(AppState::Submitted),
-                )
-            },
-            Case {
-                driver: Some(ended("app-driver", 0, "")),
-                want_state: AppState::Completed,
-                ..case("driver done before running was seen", status(AppState::Submitted))
-            },
-            Case {
-                driver: Some(PodView {
-                    waiting: Some("ImagePullBackOff: no such image".into()),
-                    ..pod("app-driver", PodPhase::Pending)
-                }),
-                after_secs: settings_timeout,
-                want_state: AppState::Failed,
-                want_actions: vec![Action::DeleteAllPods],
-                want_error: Some("did not start within 300s: ImagePullBackOff"),
-                ..case("driver start timeout", status(AppState::Submitted))
-            },
-            Case {
-                driver: None,
-                want_state: AppState::Failed,
-                want_error: Some("disappeared before it started"),
-                ..case("driver pod gone before start", status(AppState::Submitted))
-            },
-            Case {
-                driver: Some(pod("app-driver", PodPhase::Running)),
-                executors: live_executors(&[1, 2]),
-                want_state: AppState::Running,
-                ..case("steady running", running_status())
-            },
-            Case {
-                driver: Some(pod("app-driver", PodPhase::Running)),
-                executors: {
-                    let mut e = live_executors(&[1]);
-                    e.insert(2, ended("app-exec-2", 1, "lost"));
-                    e
-                },
-                want_state: AppState::Running,
-                want_actions: vec![Action::CreateExecutor(3)],
-                ..case("failed executor replaced with a new id", running_status())
-            },
-            Case {
-                driver: Some(pod("app-driver", PodPhase::Running)),
-                executors: live_executors(&[2]),
-                want_state: AppState::Running,
-                want_actions: vec![Action::CreateExecutor(3)],
-                ..case("vanished executor replaced", running_status())
-            },
-            Case {
-                driver: Some(ended("app-driver", 0, "")),
-                executors: live_executors(&[1, 2]),
-                want_state: AppState::Completed,
-                want_actions: vec![Action::DeleteExecutors],
-                ..case("driver exit 0 completes", running_status())
-            },
-            Case {
-                driver: Some(ended("app-driver", 2, "bad input")),
-                executors: live_executors(&[1, 2]),
-                want_state: AppState::Failed,
-                want_actions: vec![Action::DeleteExecutors],
-                want_error: Some("exited with code 2 (Error): bad input"),
-                ..case("driver exit 2 fails (Never)", running_status())
-            },
-            Case {
-                spec: on_failure(1),
-                driver: Some(ended("app-driver", 2, "bad input")),
-                executors: live_executors(&[1, 2]),
-                want_state: AppState::PendingRerun,
-                want_actions: vec![Action::DeleteAllPods],
-                want_error: Some("bad input"),
-                ..case("driver failure with retries left reruns", running_status())
-            },
-            Case {
-                spec: on_failure(1),
-                driver: Some(ended("app-driver", 2, "again")),
-                want_state: AppState::Failed,
-                want_error: Some("again"),
-                ..case("driver failure with no retries left fails", {
-                    let mut s = running_status();
-                    s.execution_failures = 1;
-                    s
-                })
-            },
-            Case {
-                want_state: AppState::PendingRerun,
-                ..case("rerun waits for its backoff", {
-                    let mut s = status(AppState::PendingRerun);
-                    s.rerun_time = Some(Time(t0().checked_add(SignedDuration::from_secs(5)).unwrap()));
-                    s
-                })
-            },
-            Case {
-                driver: Some(PodView { terminating: true, ..pod("app-driver", PodPhase::Failed) }),
-                want_state: AppState::PendingRerun,
-                ..case("rerun waits for old pods to go", status(AppState::PendingRerun))
-            },
-            Case {
-                want_state: AppState::Submitted,
-                want_actions: vec![Action::Submit],
-                ..case("rerun submits when due and clear", status(AppState::PendingRerun))
-            },
-            Case {
-                spec: SparkApplicationSpec { suspend: true, ..spec() },
-                generation: 2,
-                driver: Some(pod("app-driver", PodPhase::Running)),
-                executors: live_executors(&[1, 2]),
-                want_state: AppState::Suspended,
-                want_actions: vec![Action::DeleteAllPods],
-                ..case("suspend deletes pods", running_status())
-            },
-            Case {
-                generation: 3,
-                want_state: AppState::Submitted,
-                want_actions: vec![Action::Submit],
-                ..case("resume submits", status(AppState::Suspended))
-            },
-            Case {
-                generation: 2,
-                driver: Some(pod("app-driver", PodPhase::Running)),
-                want_state: AppState::PendingRerun,
-                want_actions: vec![Action::DeleteAllPods],
-                ..case("spec change while running restarts", running_status())
-            },
-            Case {
-                generation: 2,
-                want_state: AppState::Submitted,
-                want_actions: vec![Action::Submit],
-                ..case("fixed spec after failure submits", status(AppState::Failed))
-            },
-            Case {
-                driver: Some(ended("app-driver", 0, "")),
-                want_state: AppState::Completed,
-                ..case("completed stays completed", {
-                    let mut s = status(AppState::Completed);
-                    s.termination_time = Some(Time(t0()));
-                    s
-                })
-            },
-            Case {
-                spec: SparkApplicationSpec { time_to_live_seconds: Some(60), ..spec() },
-                after_secs: 60,
-                want_state: AppState::Completed,
-                want_actions: vec![Action::DeleteApplication],
-                ..case("ttl passed deletes the application", {
-                    let mut s = status(AppState::Completed);
-                    s.termination_time = Some(Time(t0()));
-                    s
-                })
-            },
-        ]
-    }
-
-    #[test]
-    fn transitions() {
-        let settings = Settings::default();
-        for c in cases() {
-            let obs = Observed {
-                name: "app",
-                namespace: "ns",
-                generation: Some(c.generation),
-                spec: &c.spec,
-                spec_check: if c.spec_ok {
-                    Ok(())
-                } else {
-                    Err(SpecError { field: "spec.executor.memory".into(), reason: "bad".into() })
-                },
-                web_ui: None,
-                status: &c.status,
-                driver: c.driver.clone(),
-                executors: c.executors.clone(),
-                now: t0().checked_add(SignedDuration::from_secs(c.after_secs)).unwrap(),
-            };
-            let d = decide(&obs, &settings);
-            assert_eq!(d.status.application_state.state, c.want_state, "{}", c.name);
-            assert_eq!(d.actions, c.want_actions, "{}", c.name);
-            assert_eq!(d.status.observed_generation, Some(c.generation), "{}", c.name);
-            if let Some(want) = c.want_error {
-                let got = d.status.application_state.error_message.clone().unwrap_or_default();
-                assert!(got.contains(want), "{}: {got:?} lacks {want:?}", c.name);
-            }
-            // Deciding again from the result is stable: no new state, no repeated work
-            // beyond what the observation still calls for.
-            assert_eq!(decide(&obs, &settings), d, "{}: deterministic", c.name);
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let secs = |n| backoff(Some(10), n).as_secs();
-        assert_eq!([secs(1), secs(2), secs(3), secs(5), secs(6), secs(40)], [10, 20, 40, 160, 160, 160]);
-        assert_eq!(backoff(None, 1).as_secs(), DEFAULT_RETRY_INTERVAL_SECS);
-        assert_eq!(backoff(Some(0), 3).as_secs(), 0);
-    }
-
-    #[test]
-    fn submission_rejection_retries_then_gives_up() {
-        let mut s = spec();
-        s.restart_policy = RestartPolicy {
-            policy_type: RestartPolicyType::OnFailure,
-            on_submission_failure_retries: Some(1),
-            on_submission_failure_retry_interval: Some(7),
-            ..Default::default()
-        };
-        let fresh = SparkApplicationStatus::default();
-        let obs = Observed {
-            name: "app",
-            namespace: "ns",
-            generation: Some(1),
-            spec: &s,
-            spec_check: Ok(()),
-            web_ui: None,
-            status: &fresh,
-            driver: None,
-            executors: BTreeMap::new(),
-            now: t0(),
-        };
-        let d = submission_failed(&s, decide(&obs, &Settings::default()), "forbidden".into(), t0());
-        assert_eq!(d.status.application_state.state, AppState::PendingRerun);
-        assert_eq!(d.status.submission_failures, 1);
-        assert_eq!(d.requeue_after, Some(Duration::from_secs(7)));
-        assert!(d.actions.is_empty());
-        let again = submission_failed(&s, Decision { status: d.status.clone(), ..d }, "forbidden".into(), t0());
-        assert_eq!(again.status.application_state.state, AppState::SubmissionFailed);
-        assert!(again.status.application_state.error_message.unwrap().contains("forbidden"));
-    }
-
-    #[test]
-    fn submission_points_driver_info_at_the_ui_service_and_ingress() {
-        let spec: SparkApplicationSpec = serde_json::from_value(serde_json::json!({
-            "image": "img", "mainApplicationFile": "local:///bin/job",
-            "sparkConf": {"spark.ui.port": "4050"}, "sparkUIOptions": {"servicePort": 80}
-        }))
-        .unwrap();
-        let mut app = crate::crd::SparkApplication::new("app", spec.clone());
-        app.metadata.namespace = Some("ns".into());
-        let settings = crate::ui::UiSettings {
-            ingress_url_format: Some("{{$appName}}.{{$appNamespace}}.example.com".into()),
-            ..Default::default()
-        };
-        let plan = crate::ui::plan(&app, &settings).unwrap();
-        let fresh = SparkApplicationStatus::default();
-        let obs = Observed {
-            name: "app",
-            namespace: "ns",
-            generation: Some(1),
-            spec: &spec,
-            spec_check: Ok(()),
-            web_ui: plan.web_ui.clone(),
-            status: &fresh,
-            driver: None,
-            executors: BTreeMap::new(),
-            now: t0(),
-        };
-        let mut d = decide(&obs, &Settings::default());
-        assert_eq!(d.actions, [Action::Submit]);
-        let info = d.status.driver_info.clone();
-        assert_eq!(info.pod_name.as_deref(), Some("app-driver"));
-        assert_eq!(info.web_ui_service_name.as_deref(), Some("app-ui-svc"));
-        assert_eq!(info.web_ui_port, Some(80), "the Service's port, not the driver's 4050");
-        assert_eq!(info.web_ui_address, None, "no cluster IP before the Service is applied");
-        assert_eq!(info.web_ui_ingress_name.as_deref(), Some("app-ui-ingress"));
-        assert_eq!(info.web_ui_ingress_address.as_deref(), Some("http://app.ns.example.com"));
-
-        // The Service as the API server returned it: its cluster IP makes the address.
-        let service = |name: &str, ip: &str| -> Service {
-            serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "spec": {"clusterIP": ip}})).unwrap()
-        };
-        record_web_ui_service(&mut d.status, &service("app-driver-svc", "10.0.0.9"));
-        assert_eq!(d.status.driver_info.web_ui_address, None, "another Service");
-        record_web_ui_service(&mut d.status, &service("app-ui-svc", "None"));
-        assert_eq!(d.status.driver_info.web_ui_address, None, "headless");
-        record_web_ui_service(&mut d.status, &service("app-ui-svc", "10.0.0.7"));
-        assert_eq!(d.status.driver_info.web_ui_address.as_deref(), Some("10.0.0.7:80"));
-        record_web_ui_service(&mut d.status, &service("app-ui-svc", "fd00::7"));
-        assert_eq!(d.status.driver_info.web_ui_address.as_deref(), Some("[fd00::7]:80"));
-
-        // With the UI off there is no UI Service, and nothing points at one.
-        let obs = Observed { web_ui: None, ..obs };
-        let mut d = decide(&obs, &Settings::default());
-        let info = d.status.driver_info.clone();
-        assert_eq!((info.web_ui_service_name, info.web_ui_port, info.web_ui_ingress_name), (None, None, None));
-        record_web_ui_service(&mut d.status, &service("app-ui-svc", "10.0.0.7"));
-        assert_eq!(d.status.driver_info.web_ui_address, None);
-    }
-}
+mod tests;

@@ -425,8 +425,7 @@ pub fn scrape_annotations(port: i32) -> BTreeMap<String, String> {
 /// `port` to the driver's `target_port`. Controller-owned by the application, labelled as
 /// the operator's (so the Controller watches it).
 pub fn driver_exposure_service(app: &SparkApplication, exposure: &DriverExposure) -> Service {
-    let app_name = app.name_any();
-    let selector = crate::builder::driver_selector_labels(&app_name);
+    let selector = crate::builder::driver_selector_labels(app);
     let mut labels = exposure.service_labels.clone();
     labels.extend(selector.clone());
     labels.insert(crate::builder::LABEL_MANAGED_BY.to_string(), crate::builder::MANAGED_BY.to_string());
@@ -468,7 +467,7 @@ pub fn driver_exposure_ingress(app: &SparkApplication, exposure: &DriverExposure
         annotations.insert("nginx.ingress.kubernetes.io/rewrite-target".into(), "/$2".into());
         (format!("{}(/|$)(.*)", plan.url.path), "ImplementationSpecific")
     };
-    let mut labels = crate::builder::driver_selector_labels(&app.name_any());
+    let mut labels = crate::builder::driver_selector_labels(app);
     labels.insert(crate::builder::LABEL_MANAGED_BY.to_string(), crate::builder::MANAGED_BY.to_string());
     Some(Ingress {
         metadata: ObjectMeta {
@@ -567,10 +566,14 @@ mod tests {
         assert_eq!(spec.type_.as_deref(), Some("NodePort"));
         assert_eq!(spec.cluster_ip, None, "not headless: the API server allocates a cluster IP");
         let selector = spec.selector.unwrap();
-        assert_eq!(selector.len(), 2);
+        assert_eq!(selector.len(), 3);
         assert_eq!(
-            (selector["sparkoperator.k8s.io/app-name"].as_str(), selector["spark-role"].as_str()),
-            ("pi", "driver")
+            (
+                selector["ember.dev/app-name"].as_str(),
+                selector["ember.dev/app-uid"].as_str(),
+                selector["spark-role"].as_str()
+            ),
+            ("pi", "uid-7", "driver")
         );
         let port = &spec.ports.unwrap()[0];
         assert_eq!((port.name.as_deref(), port.port), (Some("http-ui"), 80));

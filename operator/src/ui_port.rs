@@ -194,7 +194,16 @@ mod tests {
     }
 
     fn driver(phase: PodPhase) -> PodView {
-        PodView { name: "pi-driver".into(), phase, terminating: false, waiting: None, termination: None }
+        PodView {
+            name: "pi-driver".into(),
+            phase,
+            terminating: false,
+            uid: None,
+            deletion_deadline: None,
+            created: None,
+            waiting: None,
+            termination: None,
+        }
     }
 
     #[test]

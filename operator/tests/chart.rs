@@ -197,6 +197,10 @@ fn default_render_is_valid_and_least_privilege() {
             }
             let resources: Vec<&str> =
                 rule["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+            if resources.contains(&"sparkapplications/finalizers") {
+                assert_eq!(resources, ["sparkapplications/finalizers"], "{rule}");
+                assert_eq!(rule["verbs"], serde_json::json!(["update"]), "{rule}");
+            }
             if resources.contains(&"secrets") {
                 assert_eq!(resources, ["secrets"], "{rule}");
                 assert_eq!(rule["verbs"], serde_json::json!(["create"]), "secrets may only be created: {rule}");
@@ -206,6 +210,8 @@ fn default_render_is_valid_and_least_privilege() {
                     [
                         "sparkapplications",
                         "sparkapplications/status",
+                        // OwnerReferencesPermissionEnforcement (OpenShift) needs it.
+                        "sparkapplications/finalizers",
                         "pods",
                         "services",
                         "ingresses",
@@ -219,6 +225,14 @@ fn default_render_is_valid_and_least_privilege() {
             }
         }
     }
+    let grants_finalizers = docs.iter().filter(|d| d["kind"] == "ClusterRole").any(|d| {
+        d["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["resources"] == serde_json::json!(["sparkapplications/finalizers"]))
+    });
+    assert!(grants_finalizers, "owner references need sparkapplications/finalizers update (OpenShift)");
     let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);

@@ -127,32 +127,42 @@ impl World {
                 }
                 self.list(Kind::Pod, vec![])
             }
-            (Method::PATCH, p) if p.starts_with("/api/v1/namespaces/jobs/pods/") => {
-                let name = p.rsplit('/').next().unwrap().to_string();
+            (Method::POST, p) if p == ns_pods => {
                 let mut pod = body_json();
-                let event = match self.pods.get(&name) {
-                    Some(existing) => {
-                        pod["status"] = existing["status"].clone();
-                        "MODIFIED"
-                    }
-                    None => {
-                        pod["status"] = json!({"phase": "Pending"});
-                        "ADDED"
-                    }
-                };
+                let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+                if self.pods.contains_key(&name) {
+                    return respond(
+                        409,
+                        &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "reason": "AlreadyExists", "code": 409, "message": "already exists"}),
+                    );
+                }
+                pod["status"] = json!({"phase": "Pending"});
                 self.bump(&mut pod);
                 self.pods.insert(name, pod.clone());
-                self.publish(Kind::Pod, event, &pod);
-                respond(200, &pod)
+                self.publish(Kind::Pod, "ADDED", &pod);
+                respond(201, &pod)
             }
-            (Method::PATCH, p) if p.starts_with("/api/v1/namespaces/jobs/services/") => {
+            (Method::POST, "/api/v1/namespaces/jobs/services") => {
                 let mut svc = body_json();
                 self.bump(&mut svc);
-                self.services.insert(p.rsplit('/').next().unwrap().to_string(), svc.clone());
+                self.services.insert(svc["metadata"]["name"].as_str().unwrap().to_string(), svc.clone());
                 self.publish(Kind::Service, "ADDED", &svc);
-                respond(200, &svc)
+                respond(201, &svc)
+            }
+            (Method::GET, "/apis/ember.dev/v1alpha1/namespaces/jobs/sparkapplications/sumsq") => {
+                respond(200, &self.app)
             }
             (Method::PATCH, "/apis/ember.dev/v1alpha1/namespaces/jobs/sparkapplications/sumsq/status") => {
+                // A resourceVersion in an apply is a precondition.
+                let wanted = body_json()["metadata"]["resourceVersion"].clone();
+                if !wanted.is_null() && wanted != self.app["metadata"]["resourceVersion"] {
+                    return respond(
+                        409,
+                        &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "reason": "Conflict", "code": 409, "message": "the object has been modified"}),
+                    );
+                }
                 let mut app = self.app.clone();
                 app["status"] = body_json()["status"].clone();
                 self.bump(&mut app);

@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail, ensure};
-use ember_operator::builder::{CONTAINER_NAME, LABEL_APP_NAME, LABEL_ROLE, driver_pod_name, executor_pod_name};
+use ember_operator::builder::{
+    CONTAINER_NAME, LABEL_APP_NAME, LABEL_APP_UID, LABEL_EMBER_APP_NAME, LABEL_ROLE, driver_pod_name, executor_pod_name,
+};
 use ember_operator::crd::{AppState, ExecutorState, SparkApplication};
 use ember_pod_runner::harness::{Cluster, PodRunner, ProcessGuard, poll_until, report, skip_cluster_tests};
 use futures::StreamExt;
@@ -36,6 +38,8 @@ use kube::api::{Api, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
+/// The operator's executor start timeout in this test (seconds).
+const EXECUTOR_START_TIMEOUT_SECS: u64 = 20;
 /// Namespace of the applications (the pod runner serves this one).
 const APP_NS: &str = "ember-e2e";
 /// The chart's release namespace: the operator's ServiceAccount and Lease.
@@ -317,6 +321,9 @@ impl OperatorLaunch {
             };
             cmd.env(name, value);
         }
+        // Short enough for the unschedulable-executor scenario, long enough for a
+        // loaded machine to start a normal executor.
+        cmd.env("EMBER_OPERATOR_EXECUTOR_START_TIMEOUT_SECS", EXECUTOR_START_TIMEOUT_SECS.to_string());
         ProcessGuard::spawn(cmd, log)
     }
 }
@@ -359,7 +366,7 @@ impl History {
         self.pods.push(PodSeen {
             uid,
             name: pod.name_any(),
-            app: pod.labels().get(LABEL_APP_NAME).cloned(),
+            app: pod.labels().get(LABEL_EMBER_APP_NAME).cloned(),
             role: pod.labels().get(LABEL_ROLE).cloned(),
             seen: now,
             running: running.then_some(now),
@@ -780,7 +787,7 @@ impl E2e {
     }
 
     async fn app_pods(&self, app: &str) -> Result<Vec<Pod>> {
-        Ok(self.pods.list(&ListParams::default().labels(&format!("{LABEL_APP_NAME}={app}"))).await?.items)
+        Ok(self.pods.list(&ListParams::default().labels(&format!("{LABEL_EMBER_APP_NAME}={app}"))).await?.items)
     }
 
     /// Events the operator recorded for an application, as (reason, note).
@@ -1441,10 +1448,12 @@ impl E2e {
         let cluster_ip = spec.cluster_ip.clone().filter(|ip| !ip.is_empty() && ip != "None");
         let cluster_ip = cluster_ip.with_context(|| format!("{svc_name} has no cluster IP: {spec:?}"))?;
         let selector = spec.selector.clone().unwrap_or_default();
+        let uid = self.app(name).await?.and_then(|a| a.uid()).context("uid")?;
         ensure!(
             selector
                 == BTreeMap::from([
-                    (LABEL_APP_NAME.to_string(), name.to_string()),
+                    (LABEL_EMBER_APP_NAME.to_string(), name.to_string()),
+                    (LABEL_APP_UID.to_string(), uid),
                     (LABEL_ROLE.to_string(), "driver".to_string())
                 ]),
             "{svc_name}: selector {selector:?}"
@@ -1575,6 +1584,131 @@ impl E2e {
         Ok(())
     }
 
+    /// Issue 15's sharp edges on the real control plane. A kubeflow driver pod labelled
+    /// with the same application name survives an Ember application's whole lifecycle;
+    /// `onFailureRetries: 2` of a job that fails at once gives exactly 3 runs, each
+    /// counted in `executionAttempts`, with no rerun's driver killed; and after a delete
+    /// (orphaning its pods) and a recreate under the same name, the old object's pods are
+    /// never adopted: the new application says what it waits for, and runs once they go.
+    async fn ownership_and_retries(&self) -> Result<()> {
+        let name = "owned";
+        let kubeflow: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("{name}-kubeflow-driver"), "labels": {
+                LABEL_APP_NAME: name, LABEL_ROLE: "driver",
+                "sparkoperator.k8s.io/launched-by-spark-operator": "true"}},
+            "spec": {"containers": [{"name": "spark-kubernetes-driver", "image": "spark:4",
+                                     "command": ["sleep", "600"]}]},
+        }))?;
+        let kubeflow_uid = self.pods.create(&Default::default(), &kubeflow).await?.uid();
+        let runs_before = self.history().pods.iter().filter(|p| p.name == driver_pod_name(name)).count();
+
+        let mut app = example("sumsq.yaml")?;
+        app["metadata"]["name"] = json!(name);
+        app["spec"]["arguments"] = json!(["no-such-example"]);
+        app["spec"]["restartPolicy"] = json!({"type": "OnFailure", "onFailureRetries": 2, "onFailureRetryInterval": 1});
+        self.apply(&app)?;
+        let failed = self.wait_app(name, "FAILED", |a| {
+            a.status.as_ref().is_some_and(|s| s.application_state.state == AppState::Failed)
+        });
+        let failed = failed.await?;
+        let status = failed.status.clone().unwrap_or_default();
+        let runs = self.history().pods.iter().filter(|p| p.name == driver_pod_name(name)).count() - runs_before;
+        ensure!(
+            (runs, status.submission_attempts, status.execution_attempts, status.execution_failures) == (3, 3, 3, 2),
+            "{name}: {runs} driver pods, status {status:?}"
+        );
+        let message = status.application_state.error_message.unwrap_or_default();
+        ensure!(message.contains("exited with code 2"), "{name}: {message}");
+        let events = self.events_of(name)?;
+        ensure!(
+            !events.iter().any(|(_, note)| note.contains("was deleted before it started")),
+            "a rerun's driver was deleted: {events:?}"
+        );
+
+        // Delete, orphaning the pods (the garbage collector strips their owner references
+        // but the last run's driver stays, labelled with the old UID), and recreate.
+        let old_uid = failed.uid().context("uid")?;
+        self.cluster.kubectl_ok(&["-n", APP_NS, "delete", "sparkapp", name, "--cascade=orphan"])?;
+        poll_until(&format!("{name} deleted"), STEP_TIMEOUT, || async {
+            Ok(self.app(name).await?.is_none().then_some(()))
+        })
+        .await?;
+        let mut app = example("sumsq.yaml")?;
+        app["metadata"]["name"] = json!(name);
+        app["spec"]["arguments"] = json!(["sumsq", "--n", "1000", "--partitions", "4"]);
+        self.apply(&app)?;
+        self.wait_app(name, "waiting for the earlier object's pods", |a| {
+            a.status.as_ref().and_then(|s| s.application_state.error_message.as_deref()).is_some_and(|m| {
+                m.contains("earlier SparkApplication named owned") && m.contains(&driver_pod_name(name))
+            })
+        })
+        .await?;
+        let old_driver = self.pods.get(&driver_pod_name(name)).await?;
+        ensure!(
+            old_driver.labels().get(LABEL_APP_UID) == Some(&old_uid),
+            "the old driver was adopted: {:?}",
+            old_driver.labels()
+        );
+        self.pods
+            .delete_collection(
+                &Default::default(),
+                &ListParams::default().labels(&format!("{LABEL_APP_UID}={old_uid}")),
+            )
+            .await?;
+        self.wait_state(name, AppState::Completed).await?;
+        ensure!(self.driver_result(name)? == json!({"count": 1000, "sum": sumsq_expected(1000).to_string()}));
+
+        let survivor = self.pods.get(&format!("{name}-kubeflow-driver")).await?;
+        ensure!(
+            survivor.uid() == kubeflow_uid && survivor.metadata.deletion_timestamp.is_none(),
+            "the kubeflow pod was touched"
+        );
+        self.pods.delete(&format!("{name}-kubeflow-driver"), &Default::default()).await?;
+        report(&format!(
+            "{name}: 3 runs of a failing job for onFailureRetries 2 (executionAttempts 3); the recreated \
+             application waited for the orphaned pod, then completed; the kubeflow pod survived"
+        ));
+        Ok(())
+    }
+
+    /// An executor whose memory request fits no node stays Pending (Unschedulable, as
+    /// the pod runner's fit check says, in kube-scheduler's words): with no executor
+    /// running, the application fails with that reason once the operator's executor
+    /// start timeout passes, and its pods go.
+    async fn unschedulable_executor(&self) -> Result<()> {
+        let name = "too-big";
+        let mut app = example("sumsq.yaml")?;
+        app["metadata"]["name"] = json!(name);
+        app["spec"]["arguments"] = json!(["sumsq", "--n", "1000", "--partitions", "4"]);
+        app["spec"]["executor"]["instances"] = json!(1);
+        app["spec"]["executor"]["memory"] = json!("16g");
+        let t = Instant::now();
+        self.apply(&app)?;
+        let failed = self
+            .wait_app(name, "FAILED", |a| {
+                a.status.as_ref().is_some_and(|s| s.application_state.state == AppState::Failed)
+            })
+            .await?;
+        let message = failed.status.and_then(|s| s.application_state.error_message).unwrap_or_default();
+        ensure!(
+            message.contains(&format!(
+                "executor pod {} did not start within {EXECUTOR_START_TIMEOUT_SECS}s: Unschedulable: 0/1 nodes are \
+                 available: 1 Insufficient memory.",
+                executor_pod_name(name, 1)
+            )),
+            "{name}: {message}"
+        );
+        let events = self.events_of(name)?;
+        ensure!(events.iter().any(|(reason, _)| reason == "ExecutorPending"), "{name}: events {events:?}");
+        poll_until(&format!("{name}'s pods deleted"), STEP_TIMEOUT, || async {
+            Ok(self.app_pods(name).await?.is_empty().then_some(()))
+        })
+        .await?;
+        report(&format!("{name}: FAILED {:.1?} after apply: {message}", t.elapsed()));
+        Ok(())
+    }
+
     /// timeToLiveSeconds: a finished application is deleted, and its pods with it.
     async fn ttl(&self) -> Result<()> {
         let name = "ttl";
@@ -1679,6 +1813,13 @@ async fn scenarios(e2e: &mut E2e) -> Result<()> {
     step("the driver's UI Service answers; deleting a running application: garbage collection", e2e.delete_running())
         .await?;
     step("timeToLiveSeconds removes a finished application", e2e.ttl()).await?;
+    step("an unschedulable executor fails the application with the scheduler's reason", e2e.unschedulable_executor())
+        .await?;
+    step(
+        "ownership and retries: a kubeflow pod survives, retries are exact, a recreated application adopts nothing",
+        e2e.ownership_and_retries(),
+    )
+    .await?;
     e2e.ensure_operator_running()?;
     step("the chart's RBAC covered every request", async { e2e.operator_was_authorized() }).await?;
     Ok(())

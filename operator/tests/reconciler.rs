@@ -11,7 +11,9 @@ use serde_json::json;
 use support::{Harness, application, base_spec};
 
 const PODS: &str = "/api/v1/namespaces/jobs/pods";
+const APP: &str = "/apis/ember.dev/v1alpha1/namespaces/jobs/sparkapplications/sumsq";
 const STATUS: &str = "/apis/ember.dev/v1alpha1/namespaces/jobs/sparkapplications/sumsq/status";
+const SERVICES: &str = "/api/v1/namespaces/jobs/services";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/jobs/events";
 
 fn env_value(pod: &k8s_openapi::api::core::v1::Pod, name: &str) -> Option<String> {
@@ -41,10 +43,11 @@ async fn first_submission_creates_service_and_driver_only() {
     assert_eq!(
         requests,
         [
+            format!("GET {APP}"),
             format!("GET {PODS}"),
-            "PATCH /api/v1/namespaces/jobs/services/sumsq-driver-svc".to_string(),
-            "PATCH /api/v1/namespaces/jobs/services/sumsq-ui-svc".to_string(),
-            format!("PATCH {PODS}/sumsq-driver"),
+            format!("POST {SERVICES}"),
+            format!("POST {SERVICES}"),
+            format!("POST {PODS}"),
             format!("PATCH {STATUS}"),
             format!("POST {EVENTS}"),
         ]
@@ -74,7 +77,7 @@ async fn first_submission_creates_service_and_driver_only() {
     assert_eq!(env_value(&driver, "EMBER_ROLE").as_deref(), Some("driver"));
     // A second reconcile while the driver is pending changes nothing.
     let (_, requests) = h.reconcile_counting().await;
-    assert_eq!(requests, [format!("GET {PODS}")]);
+    assert_eq!(requests, [format!("GET {APP}"), format!("GET {PODS}")]);
 }
 
 #[tokio::test]
@@ -86,10 +89,11 @@ async fn executors_are_created_once_the_driver_runs() {
     assert_eq!(
         requests,
         [
+            format!("GET {APP}"),
             format!("GET {PODS}"),
-            format!("PATCH {PODS}/sumsq-exec-1"),
-            format!("PATCH {PODS}/sumsq-exec-2"),
-            format!("PATCH {PODS}/sumsq-exec-3"),
+            format!("POST {PODS}"),
+            format!("POST {PODS}"),
+            format!("POST {PODS}"),
             format!("PATCH {STATUS}"),
             format!("POST {EVENTS}"),
         ]
@@ -148,7 +152,13 @@ async fn driver_success_completes_and_removes_executors() {
     let (_, requests) = h.reconcile_counting().await;
     assert_eq!(
         requests,
-        [format!("GET {PODS}"), format!("PATCH {STATUS}"), format!("DELETE {PODS}"), format!("POST {EVENTS}"),]
+        [
+            format!("GET {APP}"),
+            format!("GET {PODS}"),
+            format!("PATCH {STATUS}"),
+            format!("DELETE {PODS}"),
+            format!("POST {EVENTS}"),
+        ]
     );
     let status = h.app().status.unwrap();
     assert_eq!(status.application_state.state, AppState::Completed);
@@ -157,7 +167,7 @@ async fn driver_success_completes_and_removes_executors() {
     assert_eq!(h.pod_names(), ["sumsq-driver"], "the driver stays for its log");
     // Nothing more to do afterwards.
     let (action, requests) = h.reconcile_counting().await;
-    assert_eq!(requests, [format!("GET {PODS}")]);
+    assert_eq!(requests, [format!("GET {APP}"), format!("GET {PODS}")]);
     assert_eq!(action, Action::await_change());
 }
 
@@ -187,7 +197,7 @@ async fn failure_is_retried_with_backoff_then_fails() {
     // Before the backoff has passed nothing is submitted.
     h.advance(9);
     let (action, requests) = h.reconcile_counting().await;
-    assert_eq!(requests, [format!("GET {PODS}")]);
+    assert_eq!(requests, [format!("GET {APP}"), format!("GET {PODS}")]);
     assert_eq!(action, Action::requeue(Duration::from_secs(1)));
     h.advance(1);
     h.reconcile().await;
@@ -217,7 +227,10 @@ async fn invalid_spec_fails_with_the_field_and_creates_no_pods() {
     spec["executor"]["memory"] = json!("lots");
     let h = Harness::new(application("sumsq", spec));
     let (action, requests) = h.reconcile_counting().await;
-    assert_eq!(requests, [format!("GET {PODS}"), format!("PATCH {STATUS}"), format!("POST {EVENTS}")]);
+    assert_eq!(
+        requests,
+        [format!("GET {APP}"), format!("GET {PODS}"), format!("PATCH {STATUS}"), format!("POST {EVENTS}")]
+    );
     let status = h.app().status.unwrap();
     assert_eq!(status.application_state.state, AppState::Failed);
     let message = status.application_state.error_message.unwrap();
@@ -227,7 +240,7 @@ async fn invalid_spec_fails_with_the_field_and_creates_no_pods() {
     assert_eq!(action, Action::await_change());
     // Stable: no rewrite, no new events.
     let (_, requests) = h.reconcile_counting().await;
-    assert_eq!(requests, [format!("GET {PODS}")]);
+    assert_eq!(requests, [format!("GET {APP}"), format!("GET {PODS}")]);
 }
 
 #[tokio::test]
@@ -241,7 +254,7 @@ async fn a_restarted_operator_does_not_resubmit_a_running_application() {
 
     let restarted = Harness::with_cluster(cluster);
     let (_, requests) = restarted.reconcile_counting().await;
-    assert_eq!(requests, [format!("GET {PODS}")], "only observes");
+    assert_eq!(requests, [format!("GET {APP}"), format!("GET {PODS}")], "only observes");
     let status = restarted.app().status.unwrap();
     assert_eq!(status.submission_attempts, 1);
     assert_eq!(status.last_executor_id, 2);
@@ -272,12 +285,15 @@ async fn a_transient_api_error_does_not_advance_the_status() {
     h.set_phase("sumsq-driver", "Running", None);
     h.cluster.lock().unwrap().fail_pod_apply_named = Some("sumsq-exec-2".into());
     let err = h.try_reconcile().await.unwrap_err();
-    assert!(err.to_string().contains("apply_executor_pod"), "{err}");
-    ember_operator::reconciler::error_policy(Arc::new(h.app()), &err, h.ctx.clone());
-    assert!(h.ctx.metrics.encode().contains(r#"ember_operator_reconcile_errors_total{error="apply_executor_pod"} 1"#));
+    assert!(err.to_string().contains("create_executor_pod"), "{err}");
+    let first = ember_operator::reconciler::error_policy(Arc::new(h.app()), &err, h.ctx.clone());
+    let second = ember_operator::reconciler::error_policy(Arc::new(h.app()), &err, h.ctx.clone());
+    assert_eq!((first, second), (Action::requeue(Duration::from_secs(2)), Action::requeue(Duration::from_secs(4))));
+    assert!(h.ctx.metrics.encode().contains(r#"ember_operator_reconcile_errors_total{error="create_executor_pod"} 2"#));
     assert_eq!(h.state(), "SUBMITTED", "nothing recorded for a half-done step");
 
-    // The retry decides the same again; applying executor 1 again is a no-op.
+    // The retry decides the same again; executor 1 exists already and is this
+    // application's, so it is kept as it is.
     h.cluster.lock().unwrap().fail_pod_apply_named = None;
     h.reconcile().await;
     let status = h.app().status.unwrap();
@@ -285,6 +301,7 @@ async fn a_transient_api_error_does_not_advance_the_status() {
     assert_eq!(status.last_executor_id, 2);
     assert_eq!(status.execution_attempts, 1);
     assert_eq!(h.pod_names(), ["sumsq-driver", "sumsq-exec-1", "sumsq-exec-2"]);
+    assert!(h.ctx.failures.lock().unwrap().is_empty(), "a success resets the backoff");
 }
 
 #[tokio::test]
@@ -313,7 +330,7 @@ async fn ttl_deletes_the_application_after_the_end() {
     assert_eq!(action, Action::requeue(Duration::from_secs(60)));
     h.advance(30);
     let (action, requests) = h.reconcile_counting().await;
-    assert_eq!(requests, [format!("GET {PODS}")]);
+    assert_eq!(requests, [format!("GET {APP}"), format!("GET {PODS}")]);
     assert_eq!(action, Action::requeue(Duration::from_secs(30)));
     h.advance(30);
     let (_, requests) = h.reconcile_counting().await;
@@ -331,14 +348,14 @@ async fn suspend_deletes_pods_and_resume_submits_again() {
     let mut app = h.app();
     app.spec.suspend = true;
     app.metadata.generation = Some(2);
-    h.cluster.lock().unwrap().app = Some(app);
+    h.cluster.lock().unwrap().store_app(app);
     h.reconcile().await;
     assert_eq!(h.state(), "SUSPENDED");
     assert!(h.pod_names().is_empty());
     let mut app = h.app();
     app.spec.suspend = false;
     app.metadata.generation = Some(3);
-    h.cluster.lock().unwrap().app = Some(app);
+    h.cluster.lock().unwrap().store_app(app);
     h.reconcile().await;
     let status = h.app().status.unwrap();
     assert_eq!(status.application_state.state, AppState::Submitted);
@@ -365,12 +382,13 @@ async fn api_requests_per_submission_are_constant_apart_from_executor_pods() {
         let (_, steady) = h.reconcile_counting().await;
         h.set_phase("sumsq-driver", "Succeeded", Some((0, "Completed", "")));
         let (_, end) = h.reconcile_counting().await;
-        let executor_applies = start.iter().filter(|r| r.contains("/pods/sumsq-exec-")).count();
+        let executor_applies = start.iter().filter(|r| **r == format!("POST {PODS}")).count();
         assert_eq!(executor_applies, instances as usize);
-        // The pod list, the headless and UI Services, the driver pod, the status, the event.
-        assert_eq!(submit.len(), 6, "{submit:?}");
-        assert_eq!(start.len() - executor_applies, 3, "{start:?}");
-        assert_eq!(end.len(), 4, "{end:?}");
+        // The application, the pod list, the headless and UI Services, the driver pod, the
+        // status, the event.
+        assert_eq!(submit.len(), 7, "{submit:?}");
+        assert_eq!(start.len() - executor_applies, 4, "{start:?}");
+        assert_eq!(end.len(), 5, "{end:?}");
         rows.push((instances, submit.len(), start.len(), steady.len(), end.len()));
     }
     let per_reconcile = started.elapsed() / reconciles;
@@ -380,4 +398,40 @@ async fn api_requests_per_submission_are_constant_apart_from_executor_pods() {
     }
     // Includes the in-process fake API server and JSON (de)serialization on both sides.
     println!("mean wall time per reconcile: {per_reconcile:?}");
+}
+
+/// kubeflow's application metrics, under kubeflow's names with a namespace label.
+#[tokio::test]
+async fn kubeflow_application_metrics_count_submissions_runs_and_their_times() {
+    let mut spec = base_spec(1);
+    spec["restartPolicy"] = json!({"type": "OnFailure", "onFailureRetries": 1, "onFailureRetryInterval": 1});
+    let h = Harness::new(application("sumsq", spec));
+    h.reconcile().await;
+    h.advance(3);
+    h.set_phase("sumsq-driver", "Running", None);
+    h.reconcile().await;
+    h.advance(10);
+    h.set_phase("sumsq-driver", "Failed", Some((1, "Error", "boom")));
+    h.reconcile().await;
+    h.advance(1);
+    h.reconcile().await;
+    assert_eq!(h.state(), "SUBMITTED");
+    // The second run completes before the operator sees it running.
+    h.advance(20);
+    h.set_phase("sumsq-driver", "Succeeded", Some((0, "Completed", "")));
+    h.reconcile().await;
+    assert_eq!(h.state(), "COMPLETED");
+    let text = h.ctx.metrics.encode();
+    for line in [
+        r#"spark_application_count_total{namespace="jobs"} 1"#,
+        r#"spark_application_submit_count_total{namespace="jobs"} 2"#,
+        r#"spark_application_failure_count_total{namespace="jobs"} 1"#,
+        r#"spark_application_success_count_total{namespace="jobs"} 1"#,
+        r#"spark_application_start_latency_seconds_sum{namespace="jobs"} 3.0"#,
+        r#"spark_application_start_latency_seconds_count{namespace="jobs"} 1"#,
+        r#"spark_application_failure_execution_time_seconds_sum{namespace="jobs"} 13.0"#,
+        r#"spark_application_success_execution_time_seconds_sum{namespace="jobs"} 20.0"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
 }

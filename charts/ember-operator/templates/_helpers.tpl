@@ -36,18 +36,24 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: ["ember.dev"]
   resources: ["sparkapplications/status"]
   verbs: ["get", "patch"]
+# Owner references with blockOwnerDeletion: the OwnerReferencesPermissionEnforcement
+# admission plugin (OpenShift enables it) requires update on the owner's finalizers.
+- apiGroups: ["ember.dev"]
+  resources: ["sparkapplications/finalizers"]
+  verbs: ["update"]
 - apiGroups: [""]
   resources: ["pods"]
-  # create+patch: server-side apply; deletecollection: executors at the end of a run
+  # create (+get on a name conflict), patch: server-side apply; deletecollection: executors at the end of a run
   verbs: ["get", "list", "watch", "create", "patch", "delete", "deletecollection"]
 - apiGroups: [""]
   resources: ["services"]
-  # the driver's headless Service, its UI Service (<app>-ui-svc), driverIngressOptions Services
-  verbs: ["get", "list", "watch", "create", "patch"]
+  # the driver's headless Service, its UI Service (<app>-ui-svc), driverIngressOptions Services;
+  # delete: those of a submission that failed half-way
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   # the UI Ingress (--ingress-url-format) and driverIngressOptions Ingresses
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["secrets"]
   # create only: the spark.authenticate Secret of an application (<app>-auth);

@@ -44,11 +44,18 @@ pub struct Cluster {
     pub services: BTreeMap<String, Service>,
     pub events: Vec<Value>,
     pub requests: Vec<Seen>,
-    /// Answer the next pod applies with this error (status code, message).
+    /// Answer pod creations with this error (status code, message).
     pub reject_pod_apply: Option<(u16, String)>,
-    /// Answer applies of this pod with 500 Internal Server Error (a transient failure).
+    /// Answer creations of this pod with 500 Internal Server Error (a transient failure).
     pub fail_pod_apply_named: Option<String>,
+    /// The application as the controller's cache last saw it, when a test makes the
+    /// cache lag: [`Harness::try_reconcile`] hands the reconciler this copy.
+    pub cached_app: Option<SparkApplication>,
+    /// Another writer changes the application (a new resourceVersion) whenever pods are
+    /// listed, i.e. between a reconcile's read and its status write.
+    pub concurrent_writer: bool,
     next_uid: u64,
+    resource_version: u64,
 }
 
 fn percent_decode(text: &str) -> String {
@@ -110,6 +117,18 @@ impl Cluster {
         format!("uid-{}", self.next_uid)
     }
 
+    /// The next `metadata.resourceVersion` (the API server's is opaque; this one counts).
+    fn next_version(&mut self) -> String {
+        self.resource_version += 1;
+        self.resource_version.to_string()
+    }
+
+    /// Stores the application as a write would, with a new resourceVersion.
+    pub fn store_app(&mut self, mut app: SparkApplication) {
+        app.metadata.resource_version = Some(format!("1{}", self.next_version()));
+        self.app = Some(app);
+    }
+
     fn handle(&mut self, method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Response<Body> {
         let pods_prefix = format!("/api/v1/namespaces/{NS}/pods");
         let services_prefix = format!("/api/v1/namespaces/{NS}/services/");
@@ -118,6 +137,11 @@ impl Cluster {
         let body_json = || -> Value { serde_json::from_slice(body).unwrap() };
 
         if path == pods_prefix && *method == Method::GET {
+            if self.concurrent_writer
+                && let Some(app) = self.app.clone()
+            {
+                self.store_app(app);
+            }
             let selector = label_selector(query);
             let items: Vec<&Pod> = self.pods.values().filter(|p| matches(p, &selector)).collect();
             return json_response(
@@ -132,57 +156,90 @@ impl Cluster {
             let items: Vec<Pod> = doomed.iter().filter_map(|n| self.pods.remove(n)).collect();
             return json_response(200, &json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}));
         }
-        if let Some(name) = path.strip_prefix(&format!("{pods_prefix}/"))
-            && *method == Method::PATCH
-        {
+        if path == pods_prefix && *method == Method::POST {
+            let mut pod: Pod = serde_json::from_value(body_json()).unwrap();
+            let name = pod.name_any();
             if let Some((code, message)) = self.reject_pod_apply.clone() {
                 return status_response(code, "Invalid", &message);
             }
-            if self.fail_pod_apply_named.as_deref() == Some(name) {
+            if self.fail_pod_apply_named.as_deref() == Some(name.as_str()) {
                 return status_response(500, "InternalError", "etcdserver: request timed out");
             }
-            let mut pod: Pod = serde_json::from_value(body_json()).unwrap();
-            assert_eq!(pod.name_any(), name, "apply body names the pod in the path");
-            match self.pods.get(name) {
-                Some(existing) => {
-                    pod.status = existing.status.clone();
-                    pod.metadata.uid = existing.metadata.uid.clone();
-                }
-                None => {
-                    pod.metadata.uid = Some(self.uid());
-                    pod.status = Some(serde_json::from_value(json!({"phase": "Pending"})).unwrap());
-                }
+            if self.pods.contains_key(&name) {
+                return status_response(409, "AlreadyExists", &format!("pods \"{name}\" already exists"));
             }
-            self.pods.insert(name.to_string(), pod.clone());
-            return json_response(200, &serde_json::to_value(&pod).unwrap());
+            pod.metadata.uid = Some(self.uid());
+            pod.status = Some(serde_json::from_value(json!({"phase": "Pending"})).unwrap());
+            self.pods.insert(name, pod.clone());
+            return json_response(201, &serde_json::to_value(&pod).unwrap());
+        }
+        if let Some(name) = path.strip_prefix(&format!("{pods_prefix}/"))
+            && *method == Method::GET
+        {
+            return match self.pods.get(name) {
+                Some(pod) => json_response(200, &serde_json::to_value(pod).unwrap()),
+                None => status_response(404, "NotFound", &format!("pods \"{name}\" not found")),
+            };
+        }
+        let services_path = services_prefix.trim_end_matches('/');
+        if path == services_path && *method == Method::POST {
+            let svc: Service = serde_json::from_value(body_json()).unwrap();
+            let name = svc.name_any();
+            if self.services.contains_key(&name) {
+                return status_response(409, "AlreadyExists", &format!("services \"{name}\" already exists"));
+            }
+            return self.store_service(&name, svc, 201);
+        }
+        if let Some(name) = path.strip_prefix(&services_prefix)
+            && *method == Method::DELETE
+        {
+            return match self.services.remove(name) {
+                Some(svc) => json_response(200, &serde_json::to_value(&svc).unwrap()),
+                None => status_response(404, "NotFound", &format!("services \"{name}\" not found")),
+            };
+        }
+        if let Some(name) = path.strip_prefix(&services_prefix)
+            && *method == Method::GET
+        {
+            return match self.services.get(name) {
+                Some(svc) => json_response(200, &serde_json::to_value(svc).unwrap()),
+                None => status_response(404, "NotFound", &format!("services \"{name}\" not found")),
+            };
         }
         if let Some(name) = path.strip_prefix(&services_prefix)
             && *method == Method::PATCH
         {
-            let mut svc: Service = serde_json::from_value(body_json()).unwrap();
+            let svc: Service = serde_json::from_value(body_json()).unwrap();
             assert_eq!(svc.name_any(), name);
-            // The API server allocates a cluster IP to a Service that is not headless, and
-            // keeps it across applies.
-            let kept = self.services.get(name).and_then(|s| s.spec.as_ref()?.cluster_ip.clone());
-            let spec = svc.spec.get_or_insert_with(Default::default);
-            if spec.cluster_ip.is_none() {
-                let n = self.services.len() + 1;
-                spec.cluster_ip = Some(kept.unwrap_or_else(|| format!("10.96.0.{n}")));
-            }
-            self.services.insert(name.to_string(), svc.clone());
-            return json_response(200, &serde_json::to_value(&svc).unwrap());
+            return self.store_service(name, svc, 200);
         }
         if let Some(rest) = path.strip_prefix(&apps_prefix) {
-            let Some(app) = self.app.as_mut() else {
+            let Some(app) = self.app.clone() else {
                 return status_response(404, "NotFound", "sparkapplication not found");
             };
+            if *method == Method::GET && rest == app.name_any() {
+                return json_response(200, &serde_json::to_value(&app).unwrap());
+            }
             if let Some(name) = rest.strip_suffix("/status") {
                 assert_eq!(name, app.name_any());
                 assert_eq!(*method, Method::PATCH);
                 let patch = body_json();
                 assert_eq!(patch["kind"], "SparkApplication", "apply bodies carry the kind");
+                // A resourceVersion in an apply is a precondition.
+                if let Some(version) = patch["metadata"]["resourceVersion"].as_str()
+                    && Some(version) != app.metadata.resource_version.as_deref()
+                {
+                    return status_response(
+                        409,
+                        "Conflict",
+                        "Operation cannot be fulfilled: the object has been modified; please apply your changes \
+                         to the latest version and try again",
+                    );
+                }
+                let mut app = app;
                 app.status = Some(serde_json::from_value(patch["status"].clone()).unwrap());
-                return json_response(200, &serde_json::to_value(&*app).unwrap());
+                self.store_app(app.clone());
+                return json_response(200, &serde_json::to_value(self.app.as_ref().unwrap()).unwrap());
             }
             if *method == Method::DELETE && rest == app.name_any() {
                 // The garbage collector's part: owned pods and services go too.
@@ -202,6 +259,19 @@ impl Cluster {
         }
         panic!("the fake API server does not expect {method} {path}?{query:?}");
     }
+
+    /// Stores a created or applied Service: the API server allocates a cluster IP to a
+    /// Service that is not headless, and keeps it across applies.
+    fn store_service(&mut self, name: &str, mut svc: Service, code: u16) -> Response<Body> {
+        let kept = self.services.get(name).and_then(|s| s.spec.as_ref()?.cluster_ip.clone());
+        let spec = svc.spec.get_or_insert_with(Default::default);
+        if spec.cluster_ip.is_none() {
+            let n = self.services.len() + 1;
+            spec.cluster_ip = Some(kept.unwrap_or_else(|| format!("10.96.0.{n}")));
+        }
+        self.services.insert(name.to_string(), svc.clone());
+        json_response(code, &serde_json::to_value(&svc).unwrap())
+    }
 }
 
 /// A fake API server with one application, and a reconcile context talking to it.
@@ -218,7 +288,9 @@ pub fn t0() -> Timestamp {
 
 impl Harness {
     pub fn new(app: SparkApplication) -> Self {
-        Self::with_cluster(Arc::new(Mutex::new(Cluster { app: Some(app), ..Default::default() })))
+        let mut cluster = Cluster::default();
+        cluster.store_app(app);
+        Self::with_cluster(Arc::new(Mutex::new(cluster)))
     }
 
     /// A new operator (fresh client, recorder, metrics) on an existing cluster: what an
@@ -262,7 +334,8 @@ impl Harness {
 
     /// Like [`Harness::reconcile`], returning the reconcile's error.
     pub async fn try_reconcile(&self) -> Result<Action, reconciler::Error> {
-        let app = self.app();
+        let cached = self.cluster.lock().unwrap().cached_app.clone();
+        let app = cached.unwrap_or_else(|| self.app());
         tokio::time::timeout(Duration::from_secs(10), reconciler::reconcile(Arc::new(app), self.ctx.clone()))
             .await
             .expect("reconcile finished within 10 s")
@@ -331,6 +404,25 @@ impl Harness {
             }]}))
             .unwrap(),
         );
+    }
+
+    /// A pod made by someone else than this application, as it would be stored.
+    pub fn add_foreign_pod(&self, pod: Value) {
+        let mut pod: Pod = serde_json::from_value(pod).unwrap();
+        let mut cluster = self.cluster.lock().unwrap();
+        pod.metadata.uid = Some(cluster.uid());
+        pod.status = Some(serde_json::from_value(json!({"phase": "Running"})).unwrap());
+        cluster.pods.insert(pod.name_any(), pod);
+    }
+
+    /// A Service made by someone else than this application, as it would be stored.
+    pub fn add_foreign_service(&self, svc: Value) {
+        let svc: Service = serde_json::from_value(svc).unwrap();
+        self.cluster.lock().unwrap().services.insert(svc.name_any(), svc);
+    }
+
+    pub fn service(&self, name: &str) -> Service {
+        self.cluster.lock().unwrap().services[name].clone()
     }
 
     /// A user or the node deleting a pod.

@@ -323,7 +323,11 @@ impl Runner {
             }
             if node.is_empty() {
                 if self.bound.insert(uid.clone()) {
-                    self.bind(&name, &uid).await;
+                    match crate::spec::unschedulable(&spec, &self.node_capacity) {
+                        // Left pending, as the scheduler leaves a pod that fits no node.
+                        Some(why) => self.mark_unschedulable(&name, &why).await,
+                        None => self.bind(&name, &uid).await,
+                    }
                 }
                 continue;
             }
@@ -359,6 +363,16 @@ impl Runner {
                 }
             }
         }
+    }
+
+    /// What kube-scheduler records on a pod that fits no node.
+    async fn mark_unschedulable(&self, name: &str, why: &str) {
+        info!(pod = %name, "unschedulable: {why}");
+        let patch = json!({"status": {"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": why,
+            "lastTransitionTime": time_json(&now()),
+        }]}});
+        self.patch_status(name, &patch).await;
     }
 
     async fn bind(&self, name: &str, uid: &str) {

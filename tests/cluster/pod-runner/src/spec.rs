@@ -173,6 +173,30 @@ pub fn rewrite_wildcard_address(value: &str, ip: &str) -> String {
     out
 }
 
+/// The scheduler's resource fit, for the one node: why a pod whose containers request more
+/// CPU or memory in total than the node's `capacity` cannot be scheduled, in
+/// kube-scheduler's words ("0/1 nodes are available: 1 Insufficient memory."). Other pods'
+/// requests are not counted: tests run many small pods at once on this one "node".
+pub fn unschedulable(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    capacity: &BTreeMap<String, String>,
+) -> Option<String> {
+    let mut short = Vec::new();
+    for resource in ["cpu", "memory"] {
+        let requested: f64 = spec
+            .containers
+            .iter()
+            .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(resource))
+            .filter_map(|q| parse_quantity(&q.0))
+            .sum();
+        let available = capacity.get(resource).and_then(|q| parse_quantity(q)).unwrap_or(f64::INFINITY);
+        if requested > available {
+            short.push(format!("1 Insufficient {resource}"));
+        }
+    }
+    (!short.is_empty()).then(|| format!("0/1 nodes are available: {}.", short.join(", ")))
+}
+
 /// Parses a Kubernetes resource quantity (`500m`, `2`, `1Gi`, `128974848`,
 /// `129e6`, `123Mi`) into its value in base units.
 pub fn parse_quantity(q: &str) -> Option<f64> {
@@ -486,5 +510,33 @@ mod tests {
         assert!(should_restart(Some("OnFailure"), e));
         assert!(!should_restart(Some("OnFailure"), ok));
         assert!(should_restart(None, ok));
+    }
+}
+
+#[cfg(test)]
+mod fit_tests {
+    use super::*;
+
+    #[test]
+    fn a_pod_requesting_more_than_the_node_has_is_unschedulable() {
+        let capacity =
+            BTreeMap::from([("cpu".to_string(), "2".to_string()), ("memory".to_string(), "8Gi".to_string())]);
+        let pod = |cpu: &str, memory: &str| -> k8s_openapi::api::core::v1::PodSpec {
+            serde_json::from_value(serde_json::json!({"containers": [
+                {"name": "a", "resources": {"requests": {"cpu": cpu, "memory": memory}}},
+                {"name": "b", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
+            ]}))
+            .unwrap()
+        };
+        assert_eq!(unschedulable(&pod("1", "512Mi"), &capacity), None);
+        assert_eq!(
+            unschedulable(&pod("1", "8Gi"), &capacity).as_deref(),
+            Some("0/1 nodes are available: 1 Insufficient memory."),
+            "the two containers' requests add up"
+        );
+        assert_eq!(
+            unschedulable(&pod("4", "16Gi"), &capacity).as_deref(),
+            Some("0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory.")
+        );
     }
 }
