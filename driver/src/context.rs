@@ -84,6 +84,36 @@ fn rpc_tls(conf: &Conf) -> Result<Option<ember_core::tls::RpcTls>> {
     ember_core::tls::TlsFiles::from_conf(conf)?.map(ember_core::tls::RpcTls::load).transpose()
 }
 
+/// Adds the `spark.*` settings of `dir/spark-defaults.conf` that `conf` does not set: the
+/// lowest precedence, as spark-submit reads `$SPARK_CONF_DIR/spark-defaults.conf`. The
+/// operator mounts an application's `sparkConfigMap` there. A missing file adds nothing.
+///
+/// Errors: [`EmberError::Config`] when the file exists but cannot be read.
+pub fn conf_dir_defaults(conf: &mut Conf, dir: &Path) -> Result<()> {
+    let file = dir.join("spark-defaults.conf");
+    if !file.is_file() {
+        return Ok(());
+    }
+    for (key, value) in crate::launcher::read_properties(&file)? {
+        if !conf.contains(&key) {
+            conf.insert(key, value);
+        }
+    }
+    Ok(())
+}
+
+/// The files of `spark.files` (comma-separated local paths, `file:` URLs or `s3a://`
+/// objects), which a context ships to every executor at its start, as Spark does.
+pub fn spark_files(conf: &Conf) -> Vec<String> {
+    conf.get("spark.files")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 fn local_dirs(conf: &Conf) -> Vec<PathBuf> {
     let from_env = std::env::var("EMBER_LOCAL_DIRS").ok();
     let spec = conf.get("spark.local.dir").map(str::to_string).or(from_env).unwrap_or_default();
@@ -98,6 +128,11 @@ impl EmberContext {
             && !json.trim().is_empty()
         {
             conf.merge_json_defaults(&json)?;
+        }
+        if let Ok(dir) = std::env::var("SPARK_CONF_DIR")
+            && !dir.trim().is_empty()
+        {
+            conf_dir_defaults(&mut conf, Path::new(dir.trim()))?;
         }
         let master_url = conf.get("spark.master").unwrap_or("local[*]").to_string();
         let master = Master::parse(&master_url)?;
@@ -237,7 +272,7 @@ impl EmberContext {
                 master = %master_url,
             )
         });
-        Ok(Self {
+        let sc = Self {
             inner: Arc::new(ContextInner {
                 conf,
                 master,
@@ -264,7 +299,14 @@ impl EmberContext {
                 monitoring,
                 trace: Mutex::new(trace),
             }),
-        })
+        };
+        for file in spark_files(&sc.inner.conf) {
+            if let Err(err) = sc.add_file(&file) {
+                sc.stop();
+                return Err(err);
+            }
+        }
+        Ok(sc)
     }
 
     /// A `local[threads]` context with default settings.

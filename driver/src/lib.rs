@@ -87,7 +87,7 @@ pub mod tree_aggregate;
 pub mod ui;
 pub mod zip_partitions;
 
-pub use context::{BroadcastUploads, EmberContext};
+pub use context::{BroadcastUploads, EmberContext, conf_dir_defaults, spark_files};
 pub use ember_core::accumulator::{Accumulator, AccumulatorValue};
 pub use ember_core::broadcast::Broadcast;
 pub use ember_core::config::Conf;

@@ -275,3 +275,43 @@ fn object_files_round_trip_and_refuse_what_is_not_one() {
     let corrupt = sc.object_file::<(String, Vec<u64>)>(path).unwrap().collect().unwrap_err().to_string();
     assert!(corrupt.contains("part-00002"), "{corrupt}");
 }
+
+/// `spark.files` are shipped at the context's start (as `addFile`), and a
+/// `spark-defaults.conf` (the operator's `sparkConfigMap`, in `SPARK_CONF_DIR`) fills in
+/// only what is not set.
+#[test]
+fn spark_files_ship_at_start_and_spark_defaults_conf_fills_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let lookup = dir.path().join("lookup.txt");
+    std::fs::write(&lookup, "alpha\nbeta\n").unwrap();
+    std::fs::write(
+        dir.path().join("spark-defaults.conf"),
+        "# from a ConfigMap\nspark.app.name  from-file\nspark.default.parallelism=7\nnot.spark.key 1\n",
+    )
+    .unwrap();
+    let mut conf = Conf::new().app_name("explicit").set("spark.files", lookup.display().to_string());
+    ember::conf_dir_defaults(&mut conf, dir.path()).unwrap();
+    assert_eq!(conf.get("spark.app.name"), Some("explicit"), "explicit settings win");
+    assert_eq!(conf.get("spark.default.parallelism"), Some("7"));
+    assert_eq!(conf.get("not.spark.key"), None);
+    ember::conf_dir_defaults(&mut conf, &dir.path().join("absent")).unwrap();
+
+    let sc = EmberContext::new(conf.master("local[2]").set("spark.ui.enabled", "false")).unwrap();
+    let lines = sc
+        .parallelize(vec![0usize, 1], 2)
+        .map(|i: usize| {
+            let text = std::fs::read_to_string(ember::files::get("lookup.txt").expect("shipped at start")).unwrap();
+            text.lines().nth(i).unwrap().to_string()
+        })
+        .collect()
+        .unwrap();
+    assert_eq!(lines, ["alpha", "beta"]);
+    sc.stop();
+
+    let missing = Conf::new()
+        .master("local[1]")
+        .set("spark.ui.enabled", "false")
+        .set("spark.files", dir.path().join("nope.txt").display().to_string());
+    let err = EmberContext::new(missing).err().expect("a missing spark.files entry is an error");
+    assert!(err.to_string().contains("nope.txt"), "{err}");
+}

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, LocalObjectReference, ObjectFieldSelector,
-    Pod, PodSpec, ResourceRequirements, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, LocalObjectReference,
+    ObjectFieldSelector, Pod, PodSpec, ResourceRequirements, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -168,6 +168,11 @@ pub fn ember_conf(app: &SparkApplication, valid: &ValidSpec) -> String {
     if let Some(base) = &valid.ui.proxy_base_conf {
         conf.insert("spark.ui.proxyBase".into(), base.clone());
     }
+    if !valid.files.is_empty() {
+        let mut files: Vec<String> = conf.get("spark.files").into_iter().cloned().collect();
+        files.extend(valid.files.iter().cloned());
+        conf.insert("spark.files".into(), files.join(","));
+    }
     conf.insert("spark.app.name".into(), app.name_any());
     // Spark's key; it also tells this driver's UI from others (crate::ui_port).
     conf.insert(crate::ui_port::DRIVER_POD_NAME_KEY.into(), driver_pod_name(&app.name_any()));
@@ -238,6 +243,20 @@ fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
         volume_mounts.push(mount);
         container_env.push(env);
     }
+    if let Some(map) = &app.spec.spark_config_map {
+        volumes.push(Volume {
+            name: SPARK_CONF_VOLUME.to_string(),
+            config_map: Some(ConfigMapVolumeSource { name: map.clone(), ..Default::default() }),
+            ..Default::default()
+        });
+        volume_mounts.push(VolumeMount {
+            name: SPARK_CONF_VOLUME.to_string(),
+            mount_path: SPARK_CONF_DIR.to_string(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+        container_env.push(env("SPARK_CONF_DIR", SPARK_CONF_DIR));
+    }
     // Spill and shuffle files on a volume of the pod, not the container's writable
     // layer, unless the application brings its own spark-local-dir-* volume (Spark's
     // convention on Kubernetes).
@@ -296,6 +315,11 @@ fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
     };
     crate::customization::apply(pod, custom)
 }
+
+/// Volume of the application's `sparkConfigMap`.
+pub const SPARK_CONF_VOLUME: &str = "spark-conf-vol";
+/// Where `sparkConfigMap` is mounted (`SPARK_CONF_DIR`).
+pub const SPARK_CONF_DIR: &str = "/etc/ember/conf";
 
 /// Name of the emptyDir volume for spill and shuffle files (Spark's `spark-local-dir-1`).
 pub const LOCAL_DIR_VOLUME: &str = "spark-local-dir-1";

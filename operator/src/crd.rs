@@ -39,6 +39,18 @@ fn preserved_list(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
+/// What an application ships to its executors (kubeflow's `Dependencies`; `files` only:
+/// there are no jars or Python files for a compiled job).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependencies {
+    /// Files shipped like `addFile` (Spark's `spark.files`): `local:///path` in the image,
+    /// or `s3a://bucket/key`, fetched once by the driver. Tasks find their copy with
+    /// `ember::files::get(name)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+}
+
 /// GPUs for a pod (kubeflow's `GPUSpec`).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -114,6 +126,17 @@ pub struct SparkApplicationSpec {
     /// Spark configuration (`spark.*` keys) passed to the driver as `EMBER_CONF`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub spark_conf: BTreeMap<String, String>,
+
+    /// Name of a ConfigMap in the application's namespace whose `spark-defaults.conf` key
+    /// holds default settings (Spark's properties format). It is mounted at
+    /// `/etc/ember/conf` in every pod, with `SPARK_CONF_DIR` pointing there, and the
+    /// driver reads it as spark-submit would: `sparkConf` wins over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spark_config_map: Option<String>,
+
+    /// Files the driver ships to every executor at its start (kubeflow's `deps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deps: Option<Dependencies>,
 
     /// The driver pod.
     #[serde(default)]

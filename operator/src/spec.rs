@@ -81,6 +81,8 @@ pub struct ValidSpec {
     pub ui: UiPlan,
     /// `spark.authenticate=true`: the pods mount the application's secret ([`crate::auth`]).
     pub authenticate: bool,
+    /// `deps.files` as `spark.files` entries (image paths and `s3a://` URLs).
+    pub files: Vec<String>,
     /// The driver pod's customisation.
     pub driver_custom: PodCustom,
     /// The executor pods' customisation.
@@ -278,9 +280,28 @@ pub fn validate_with(app: &SparkApplication, ui: &UiSettings) -> Result<ValidSpe
     let driver = role_resources(&spec.driver.pod, "driver", &volume_names)?;
     let executor = role_resources(&spec.executor.pod, "executor", &volume_names)?;
     let ui = crate::ui::plan(app, ui)?;
+    let mut files = Vec::new();
+    for (i, file) in spec.deps.iter().flat_map(|d| d.files.iter()).enumerate() {
+        let shipped = match file.strip_prefix("local://") {
+            Some(path) if path.starts_with('/') && path.len() > 1 && !path.contains(',') => path.to_string(),
+            None if file.starts_with("s3a://") && !file.contains(',') => file.clone(),
+            _ => {
+                return Err(SpecError::new(
+                    format!("spec.deps.files[{i}]"),
+                    format!("{file:?}: only local:///path (in the image) and s3a:// files can be shipped"),
+                ));
+            }
+        };
+        files.push(shipped);
+    }
+    if let Some(map) = &spec.spark_config_map
+        && map.trim().is_empty()
+    {
+        return Err(SpecError::new("spec.sparkConfigMap", "must name a ConfigMap"));
+    }
     let driver_custom = crate::customization::parse(&spec.driver.pod, "driver")?;
     let executor_custom = crate::customization::parse(&spec.executor.pod, "executor")?;
-    Ok(ValidSpec { binary_path, driver, executor, ui, authenticate, driver_custom, executor_custom })
+    Ok(ValidSpec { binary_path, driver, executor, ui, authenticate, files, driver_custom, executor_custom })
 }
 
 /// Whether `name` is an RFC 1035 label as Kubernetes requires of Service names: 1–63

@@ -169,3 +169,31 @@ fn fields_that_do_not_parse_fail_with_their_path() {
         assert_eq!(err.field, field, "{err}");
     }
 }
+
+#[test]
+fn spark_config_map_and_deps_files_reach_the_pods() {
+    let extra = json!({
+        "sparkConfigMap": "etl-defaults",
+        "deps": {"files": ["local:///opt/data/lookup.csv", "s3a://bucket/model.bin"]},
+        "sparkConf": {"spark.files": "/opt/data/extra.txt"},
+    });
+    let (driver, executor) = pods(&app(json!({}), json!({}), extra));
+    for pod in [&driver, &executor] {
+        let spec = pod.spec.as_ref().unwrap();
+        let volume = spec.volumes.iter().flatten().find(|v| v.name == "spark-conf-vol").unwrap();
+        assert_eq!(volume.config_map.as_ref().unwrap().name, "etl-defaults");
+        let c = engine(pod);
+        let mount = c.volume_mounts.iter().flatten().find(|m| m.name == "spark-conf-vol").unwrap();
+        assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/etc/ember/conf", Some(true)));
+        let dir = c.env.iter().flatten().find(|e| e.name == "SPARK_CONF_DIR").unwrap();
+        assert_eq!(dir.value.as_deref(), Some("/etc/ember/conf"));
+    }
+    let conf = engine(&driver).env.iter().flatten().find(|e| e.name == "EMBER_CONF").unwrap().value.clone().unwrap();
+    let conf: serde_json::Map<String, Value> = serde_json::from_str(&conf).unwrap();
+    assert_eq!(conf["spark.files"], "/opt/data/extra.txt,/opt/data/lookup.csv,s3a://bucket/model.bin");
+
+    let bad = app(json!({}), json!({}), json!({"deps": {"files": ["https://example.com/x.csv"]}}));
+    let err = validate(&bad).unwrap_err();
+    assert_eq!(err.field, "spec.deps.files[0]", "{err}");
+    assert!(err.to_string().contains("only local:///path"), "{err}");
+}
