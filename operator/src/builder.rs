@@ -83,10 +83,12 @@ pub fn app_uid(app: &SparkApplication) -> String {
     app.metadata.uid.clone().unwrap_or_default()
 }
 
-/// Label selector of every pod Ember created under an application's name, this
-/// application object's and those of earlier objects of the same name.
+/// Label selector of every pod under an application's name: kubeflow's key, which every
+/// Ember pod carries (also those made before [`LABEL_EMBER_APP_NAME`] existed); the
+/// reconciler keeps Ember's own and tells this object's from earlier ones'
+/// ([`crate::reconciler::split_by_object`]).
 pub fn same_name_selector(app_name: &str) -> String {
-    format!("{LABEL_EMBER_APP_NAME}={app_name}")
+    format!("{LABEL_APP_NAME}={app_name}")
 }
 
 /// Label selector of every pod of this application object (name and UID).
@@ -260,7 +262,12 @@ fn pod(app: &SparkApplication, parts: PodParts<'_>) -> Pod {
     // Spill and shuffle files on a volume of the pod, not the container's writable
     // layer, unless the application brings its own spark-local-dir-* volume (Spark's
     // convention on Kubernetes).
-    if !settings.volume_mounts.iter().any(|m| m.name.starts_with(LOCAL_DIR_VOLUME_PREFIX)) {
+    let template_local_dir = custom
+        .template
+        .as_ref()
+        .and_then(|t| t.spec.as_ref()?.volumes.as_ref())
+        .is_some_and(|v| v.iter().any(|v| v.name.starts_with(LOCAL_DIR_VOLUME_PREFIX)));
+    if !template_local_dir && !settings.volume_mounts.iter().any(|m| m.name.starts_with(LOCAL_DIR_VOLUME_PREFIX)) {
         volumes.push(local_dir_volume(app, role));
         volume_mounts.push(VolumeMount {
             name: LOCAL_DIR_VOLUME.to_string(),

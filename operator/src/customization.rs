@@ -26,8 +26,10 @@ use serde_json::Value;
 use crate::crd::{GpuSpec, NamePath, PodSettings};
 use crate::spec::SpecError;
 
-/// Prefix of the volumes `configMaps` and `secrets` mount (kubeflow's names).
+/// Suffix of the volumes `configMaps` mount (kubeflow's names).
 const CONFIG_MAP_VOLUME_SUFFIX: &str = "-vol";
+/// Suffix of the volumes `secrets` mount.
+const SECRET_VOLUME_SUFFIX: &str = "-secret-vol";
 
 /// A role's customisation, parsed and checked.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -110,12 +112,31 @@ pub fn parse(settings: &PodSettings, field: &str) -> Result<PodCustom, SpecError
             "needs a resource name (e.g. nvidia.com/gpu) and a quantity of at least 1",
         ));
     }
-    for (list, name) in [(&settings.config_maps, "configMaps"), (&settings.secrets, "secrets")] {
+    let mut volume_names = std::collections::BTreeSet::new();
+    for (list, name, suffix) in [
+        (&settings.config_maps, "configMaps", CONFIG_MAP_VOLUME_SUFFIX),
+        (&settings.secrets, "secrets", SECRET_VOLUME_SUFFIX),
+    ] {
         for (i, item) in list.iter().enumerate() {
             if !item.path.starts_with('/') {
                 return Err(SpecError::new(
                     format!("{}[{i}].path", at(name)),
                     format!("{:?} is not an absolute path", item.path),
+                ));
+            }
+            // The volume's name is a DNS-1123 label made from the object's name.
+            let volume = format!("{}{suffix}", item.name);
+            let label = volume.len() <= 63
+                && volume.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && volume.starts_with(|c: char| c.is_ascii_alphanumeric());
+            if !label || !volume_names.insert(volume.clone()) {
+                return Err(SpecError::new(
+                    format!("{}[{i}].name", at(name)),
+                    format!(
+                        "{:?} gives the volume name {volume:?}, which is not a DNS-1123 label of at most 63 \
+                         characters or is used twice",
+                        item.name
+                    ),
                 ));
             }
         }
@@ -185,7 +206,7 @@ pub fn apply(mut pod: Pod, custom: &PodCustom) -> Pod {
         mounts.push(VolumeMount { name, mount_path: item.path.clone(), ..Default::default() });
     }
     for item in &custom.secrets {
-        let name = format!("{}-secret-vol", item.name);
+        let name = format!("{}{SECRET_VOLUME_SUFFIX}", item.name);
         volumes.push(Volume {
             name: name.clone(),
             secret: Some(SecretVolumeSource { secret_name: Some(item.name.clone()), ..Default::default() }),
@@ -246,19 +267,28 @@ fn over_template(template: &PodTemplateSpec, pod: Pod) -> Pod {
         "spec": serde_json::to_value(template.spec.clone().unwrap_or_default()).unwrap_or_default(),
     });
     let ours = serde_json::to_value(&pod).unwrap_or_default();
-    merge(&mut base, ours);
+    merge(&mut base, ours, "");
     // Both sides were pods; the merge of two pods is a pod.
     serde_json::from_value(base).unwrap_or(pod)
 }
 
-/// Merges `ours` into `base`: objects key by key, lists of objects with a `name` by
-/// name, anything else replaced by `ours`.
-fn merge(base: &mut Value, ours: Value) {
+/// The key that identifies an item of the list at `key` (Kubernetes' merge keys):
+/// `mountPath` for volume mounts, `name` for other lists of named items.
+fn merge_key(key: &str) -> &'static str {
+    if key == "volumeMounts" { "mountPath" } else { "name" }
+}
+
+/// Merges `ours` (the value at `key`) into `base`: objects key by key; lists of keyed
+/// items ([`merge_key`]) item by item, where a container present in both merges field by
+/// field and any other item of ours replaces the template's whole (a volume or a
+/// variable has exactly one source, so two would not be merged into one); anything else
+/// replaced by `ours`.
+fn merge(base: &mut Value, ours: Value, key: &str) {
     match (base, ours) {
         (Value::Object(base), Value::Object(ours)) => {
             for (key, value) in ours {
                 match base.get_mut(&key) {
-                    Some(existing) => merge(existing, value),
+                    Some(existing) => merge(existing, value, &key),
                     None => {
                         base.insert(key, value);
                     }
@@ -266,11 +296,14 @@ fn merge(base: &mut Value, ours: Value) {
             }
         }
         (Value::Array(base), Value::Array(ours))
-            if ours.iter().chain(base.iter()).all(|v| v.get("name").is_some_and(Value::is_string)) =>
+            if ours.iter().chain(base.iter()).all(|v| v.get(merge_key(key)).is_some_and(Value::is_string)) =>
         {
+            let id = merge_key(key);
+            let containers = key == "containers" || key == "initContainers";
             for item in ours {
-                match base.iter_mut().find(|b| b.get("name") == item.get("name")) {
-                    Some(existing) => merge(existing, item),
+                match base.iter_mut().find(|b| b.get(id) == item.get(id)) {
+                    Some(existing) if containers => merge(existing, item, ""),
+                    Some(existing) => *existing = item,
                     None => base.push(item),
                 }
             }
@@ -296,6 +329,7 @@ mod tests {
                 "metadata": {"labels": {"spark-role": "driver"}},
                 "spec": {"containers": [{"name": "ember", "image": "ours"}], "tolerations": [{"key": "mine"}]}
             }),
+            "",
         );
         assert_eq!(base["metadata"]["labels"], serde_json::json!({"team": "a", "spark-role": "driver"}));
         assert_eq!(
@@ -305,5 +339,21 @@ mod tests {
         assert_eq!(base["spec"]["containers"][1]["name"], "log-agent");
         assert_eq!(base["spec"]["nodeSelector"]["disk"], "ssd");
         assert_eq!(base["spec"]["tolerations"], serde_json::json!([{"key": "mine"}]), "unnamed lists are replaced");
+
+        // A volume or variable of ours replaces the template's whole; mounts are keyed by
+        // their path.
+        let mut base = serde_json::json!({"volumes": [{"name": "spark-local-dir-1", "hostPath": {"path": "/mnt"}}],
+            "containers": [{"name": "ember", "env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}],
+                            "volumeMounts": [{"name": "data", "mountPath": "/a"}]}]});
+        merge(
+            &mut base,
+            serde_json::json!({"volumes": [{"name": "spark-local-dir-1", "emptyDir": {}}],
+                "containers": [{"name": "ember", "env": [{"name": "A", "value": "1"}],
+                                "volumeMounts": [{"name": "data", "mountPath": "/b", "subPath": "b"}]}]}),
+            "",
+        );
+        assert_eq!(base["volumes"], serde_json::json!([{"name": "spark-local-dir-1", "emptyDir": {}}]));
+        assert_eq!(base["containers"][0]["env"], serde_json::json!([{"name": "A", "value": "1"}]));
+        assert_eq!(base["containers"][0]["volumeMounts"].as_array().unwrap().len(), 2);
     }
 }

@@ -73,7 +73,11 @@ pub fn run_events(decision: &Decision, now: jiff::Timestamp) -> Vec<RunEvent> {
         .notes
         .iter()
         .filter_map(|note| match note.reason.as_str() {
-            "SparkApplicationSubmitted" => Some(RunEvent::Submitted { first: status.submission_attempts == 1 }),
+            // The first submission that was not refused (a refused one records no
+            // SparkApplicationSubmitted).
+            "SparkApplicationSubmitted" => {
+                Some(RunEvent::Submitted { first: status.submission_attempts - status.submission_failures == 1 })
+            }
             "SubmissionFailed" | "SparkApplicationSubmissionFailed" => Some(RunEvent::SubmissionFailed),
             "SparkApplicationRunning" => Some(RunEvent::Started { latency: since_submission(Some(now)) }),
             "SparkApplicationCompleted" => Some(RunEvent::Succeeded { seconds: since_submission(ended) }),

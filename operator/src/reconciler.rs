@@ -190,14 +190,47 @@ pub fn pod_view(pod: &Pod) -> PodView {
     }
 }
 
-/// Splits the pods listed under an application's name into this application object's
-/// (by [`builder::LABEL_APP_UID`]) and the names of those of earlier objects of the same
-/// name.
-pub fn split_by_object<'p>(pods: &'p [Pod], app: &SparkApplication) -> (Vec<&'p Pod>, Vec<String>) {
+/// The pods listed under an application's name, by whose they are.
+#[derive(Debug, Default)]
+pub struct PodsByObject<'p> {
+    /// This application object's pods.
+    pub ours: Vec<&'p Pod>,
+    /// Of these, the ones made before Ember labelled pods with [`builder::LABEL_APP_UID`]
+    /// (an operator upgrade), known by their controller owner reference: relabelled.
+    pub unlabelled: Vec<&'p Pod>,
+    /// Names of pods Ember made for an earlier object of the same name.
+    pub earlier: Vec<String>,
+}
+
+/// Splits the pods listed under an application's name (kubeflow's label, which every
+/// Ember pod carries too) into this application object's, by [`builder::LABEL_APP_UID`] or
+/// else by the controller owner reference; earlier objects' (Ember's pods, another UID);
+/// and the rest (another operator's), which are left out.
+pub fn split_by_object<'p>(pods: &'p [Pod], app: &SparkApplication) -> PodsByObject<'p> {
     let uid = builder::app_uid(app);
-    let (ours, earlier): (Vec<&Pod>, Vec<&Pod>) =
-        pods.iter().partition(|p| p.labels().get(builder::LABEL_APP_UID) == Some(&uid));
-    (ours, earlier.into_iter().map(ResourceExt::name_any).collect())
+    let mut split = PodsByObject::default();
+    for pod in pods {
+        let labels = pod.labels();
+        let ember = labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
+            || labels.contains_key(builder::LABEL_EMBER_APP_NAME);
+        if !ember {
+            continue;
+        }
+        match labels.get(builder::LABEL_APP_UID) {
+            Some(label) if *label == uid => split.ours.push(pod),
+            Some(_) => split.earlier.push(pod.name_any()),
+            None => {
+                let owner = pod.owner_references().iter().find(|r| r.controller == Some(true));
+                if owner.is_some_and(|o| o.uid == uid) {
+                    split.ours.push(pod);
+                    split.unlabelled.push(pod);
+                } else {
+                    split.earlier.push(pod.name_any());
+                }
+            }
+        }
+    }
+    split
 }
 
 /// Splits an application's pods into the driver and the executors by id.
@@ -281,8 +314,21 @@ async fn reconcile_inner(
         .list(&ListParams::default().labels(&builder::same_name_selector(&name)))
         .await
         .map_err(kube_err("list_pods"))?;
-    let (ours, earlier_pods) = split_by_object(&listed.items, &app);
-    let (driver, executors) = observe_pods(ours.iter().copied());
+    let split = split_by_object(&listed.items, &app);
+    for pod in &split.unlabelled {
+        // Made by an operator before the UID label: labelled now, so the selectors the
+        // operator deletes by find it.
+        let patch = serde_json::json!({"metadata": {"labels": {
+            builder::LABEL_EMBER_APP_NAME: name.as_str(),
+            builder::LABEL_APP_UID: builder::app_uid(&app),
+        }}});
+        ctx.metrics.api_request("label_pod");
+        pods.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(kube_err("label_pod"))?;
+    }
+    let (driver, executors) = observe_pods(split.ours.iter().copied());
+    let earlier_pods = split.earlier;
 
     let valid = spec::validate_with(&app, &ctx.settings.ui);
     let now = ctx.clock.now();
@@ -337,10 +383,23 @@ async fn reconcile_inner(
                     ctx.metrics.api_request("create_pod");
                     match ownership::create_owned(&pods, &pod, &app, false, FIELD_MANAGER).await {
                         Ok(_) => {}
-                        // The id is used up; the next reconcile creates the executor under
-                        // a fresh one.
+                        // The id is used up: the next reconcile counts it as a failed
+                        // executor and, within maxExecutorFailures, creates another.
+                        Err(ClaimError::Kube(err)) if is_submission_rejection(&err) => {
+                            warn!(error = %err, "executor pod refused by the API server");
+                            decision.notes.push(state::Note {
+                                warning: true,
+                                reason: "ExecutorRejected".to_string(),
+                                message: format!("executor pod {}: {err}", builder::executor_pod_name(&name, id)),
+                            });
+                        }
                         Err(err @ (ClaimError::Taken { .. } | ClaimError::Earlier { .. })) => {
                             warn!(error = %err, "executor pod name taken; skipping executor id {id}");
+                            decision.notes.push(state::Note {
+                                warning: true,
+                                reason: "ExecutorRejected".to_string(),
+                                message: err.to_string(),
+                            });
                         }
                         Err(err) => return Err(claim_err("create_executor_pod")(err)),
                     }
@@ -352,8 +411,8 @@ async fn reconcile_inner(
 
     // Once the driver runs: where its UI really listens (crate::ui_port).
     if let Ok(valid) = &valid {
-        let driver_ip = listed
-            .items
+        let driver_ip = split
+            .ours
             .iter()
             .find(|p| p.labels().get(LABEL_ROLE).map(String::as_str) == Some("driver"))
             .and_then(|p| p.status.as_ref()?.pod_ip.as_deref());
@@ -426,7 +485,12 @@ async fn reconcile_inner(
             Action::DeleteApplication => {
                 let apps: Api<SparkApplication> = Api::namespaced(ctx.client.clone(), &namespace);
                 ctx.metrics.api_request("delete_application");
-                match apps.delete(&name, &DeleteParams::background()).await {
+                // Only this object: one recreated under the name since the read stays.
+                let params = DeleteParams {
+                    preconditions: Some(Preconditions { uid: app.metadata.uid.clone(), resource_version: None }),
+                    ..DeleteParams::background()
+                };
+                match apps.delete(&name, &params).await {
                     Ok(_) => info!("deleted after timeToLiveSeconds"),
                     Err(kube::Error::Api(s)) if s.code == 404 => {}
                     Err(err) => return Err(kube_err("delete_application")(err)),

@@ -30,7 +30,12 @@ pub const SHORT_REQUEUE: Duration = Duration::from_secs(5);
 /// includes the grace period) a terminating pod may linger before it is force-deleted:
 /// a pod whose node stopped answering stays Terminating for ever, and would block the
 /// rerun that reuses its name.
-pub const STUCK_TERMINATING: Duration = Duration::from_secs(30);
+///
+/// Long, because a pod on a partitioned node may still be running: force-deleting it
+/// lets the rerun's new driver start beside it (Kubernetes' own warning about force
+/// deletion); five minutes is the default `pod-eviction-timeout` after which the node
+/// controller gives up on such a node too.
+pub const STUCK_TERMINATING: Duration = Duration::from_secs(300);
 
 /// Operator-wide settings of the state machine and the reconciler.
 #[derive(Debug, Clone, PartialEq)]

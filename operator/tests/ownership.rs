@@ -191,3 +191,43 @@ async fn an_orphaned_service_of_an_earlier_object_is_taken_over_but_a_kubeflow_o
     let services: Vec<String> = h.cluster.lock().unwrap().services.keys().cloned().collect();
     assert_eq!(services, ["sumsq-ui-svc"], "the headless Service it created went again");
 }
+
+#[tokio::test]
+async fn pods_from_before_the_uid_label_are_kept_and_labelled_after_an_operator_upgrade() {
+    let h = Harness::new(application("sumsq", base_spec(0)));
+    h.reconcile().await;
+    h.set_phase("sumsq-driver", "Running", None);
+    h.reconcile().await;
+    assert_eq!(h.state(), "RUNNING");
+    // What the previous operator version made: kubeflow's label, managed-by, the owner
+    // reference, and no Ember labels.
+    {
+        let mut cluster = h.cluster.lock().unwrap();
+        let labels = cluster.pods.get_mut("sumsq-driver").unwrap().metadata.labels.as_mut().unwrap();
+        labels.remove("ember.dev/app-name");
+        labels.remove("ember.dev/app-uid");
+    }
+    h.reconcile().await;
+    assert_eq!(h.state(), "RUNNING", "the running driver is still this application's");
+    let labels = h.pod("sumsq-driver").metadata.labels.unwrap();
+    assert_eq!(labels["ember.dev/app-uid"], "app-uid-sumsq");
+    h.set_phase("sumsq-driver", "Succeeded", Some((0, "Completed", "")));
+    h.reconcile().await;
+    assert_eq!(h.state(), "COMPLETED");
+}
+
+#[tokio::test]
+async fn an_executor_the_api_server_refuses_is_reported_and_does_not_freeze_the_status() {
+    let h = Harness::new(application("sumsq", base_spec(1)));
+    h.reconcile().await;
+    h.set_phase("sumsq-driver", "Running", None);
+    h.cluster.lock().unwrap().reject_pod_apply = Some((403, "exceeded quota: pods=10".into()));
+    h.reconcile().await;
+    assert_eq!(h.state(), "RUNNING", "the driver's start is recorded");
+    assert!(h.event_reasons().contains(&"ExecutorRejected".to_string()), "{:?}", h.event_reasons());
+    h.cluster.lock().unwrap().reject_pod_apply = None;
+    h.reconcile().await;
+    let status = h.app().status.unwrap();
+    assert_eq!(status.executor_failures, 1, "the refused executor counts as failed");
+    assert!(h.pod_names().contains(&"sumsq-exec-2".to_string()), "{:?}", h.pod_names());
+}

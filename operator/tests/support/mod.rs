@@ -181,6 +181,20 @@ impl Cluster {
                 None => status_response(404, "NotFound", &format!("pods \"{name}\" not found")),
             };
         }
+        if let Some(name) = path.strip_prefix(&format!("{pods_prefix}/"))
+            && *method == Method::PATCH
+        {
+            // A merge patch of labels (the only pod patch the operator makes).
+            let patch = body_json();
+            let Some(pod) = self.pods.get_mut(name) else {
+                return status_response(404, "NotFound", &format!("pods \"{name}\" not found"));
+            };
+            let labels = pod.metadata.labels.get_or_insert_with(Default::default);
+            for (k, v) in patch["metadata"]["labels"].as_object().expect("a label patch") {
+                labels.insert(k.clone(), v.as_str().unwrap().to_string());
+            }
+            return json_response(200, &serde_json::to_value(&*pod).unwrap());
+        }
         let services_path = services_prefix.trim_end_matches('/');
         if path == services_path && *method == Method::POST {
             let svc: Service = serde_json::from_value(body_json()).unwrap();
