@@ -203,11 +203,10 @@ pub struct PodsByObject<'p> {
 }
 
 /// Splits the pods listed under an application's name (kubeflow's label, which every
-/// Ember pod carries too) into this application object's, by [`builder::LABEL_APP_UID`] or
-/// else by the controller owner reference; earlier objects' (Ember's pods, another UID);
-/// and the rest (another operator's), which are left out.
+/// Ember pod carries too) into this application object's ([`ownership::holder`]: the
+/// controller owner reference, else [`builder::LABEL_APP_UID`]); earlier objects' (Ember's
+/// pods held by anyone else); and the rest (another operator's), which are left out.
 pub fn split_by_object<'p>(pods: &'p [Pod], app: &SparkApplication) -> PodsByObject<'p> {
-    let uid = builder::app_uid(app);
     let mut split = PodsByObject::default();
     for pod in pods {
         let labels = pod.labels();
@@ -216,18 +215,14 @@ pub fn split_by_object<'p>(pods: &'p [Pod], app: &SparkApplication) -> PodsByObj
         if !ember {
             continue;
         }
-        match labels.get(builder::LABEL_APP_UID) {
-            Some(label) if *label == uid => split.ours.push(pod),
-            Some(_) => split.earlier.push(pod.name_any()),
-            None => {
-                let owner = pod.owner_references().iter().find(|r| r.controller == Some(true));
-                if owner.is_some_and(|o| o.uid == uid) {
-                    split.ours.push(pod);
+        match ownership::holder(&pod.metadata, app) {
+            ownership::Holder::This => {
+                if !labels.contains_key(builder::LABEL_APP_UID) {
                     split.unlabelled.push(pod);
-                } else {
-                    split.earlier.push(pod.name_any());
                 }
+                split.ours.push(pod);
             }
+            _ => split.earlier.push(pod.name_any()),
         }
     }
     split
