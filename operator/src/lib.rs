@@ -8,6 +8,7 @@
 //! - [`state`]: the state machine, a pure function from observations to actions;
 //! - [`ownership`]: whose an object is; names are created, never taken from another owner;
 //! - [`reconciler`]: observes the cluster, runs the state machine, carries out actions;
+//! - [`scheduled`]: `ScheduledSparkApplication`, applications run on a cron schedule;
 //! - [`leader`]: leader election on a coordination.k8s.io Lease;
 //! - [`metrics`] and [`http`]: Prometheus metrics and the health endpoints;
 //! - [`telemetry`]: tracing setup with optional OTLP export;
@@ -26,6 +27,7 @@ pub mod operator;
 pub mod ownership;
 pub mod pod_security;
 pub mod reconciler;
+pub mod scheduled;
 pub mod spec;
 pub mod state;
 pub mod telemetry;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -139,7 +139,7 @@ fn claim_err(operation: &'static str) -> impl FnOnce(ClaimError) -> Error {
 }
 
 /// Delay before looking again when a status write lost a race with another writer.
-const CONFLICT_REQUEUE: Duration = Duration::from_millis(200);
+pub const CONFLICT_REQUEUE: Duration = Duration::from_millis(200);
 
 /// What the operator reports of a pod.
 pub fn pod_view(pod: &Pod) -> PodView {
@@ -649,8 +649,13 @@ async fn write_status(
 }
 
 async fn publish_notes(ctx: &Context, app: &SparkApplication, decision: &Decision) {
-    let reference = app.object_ref(&());
-    for note in &decision.notes {
+    publish(ctx, &app.object_ref(&()), &decision.notes).await;
+}
+
+/// Records `notes` as events of the object `reference`; one that cannot be recorded is
+/// logged and skipped.
+pub async fn publish(ctx: &Context, reference: &k8s_openapi::api::core::v1::ObjectReference, notes: &[state::Note]) {
+    for note in notes {
         let event = Event {
             type_: if note.warning { EventType::Warning } else { EventType::Normal },
             reason: note.reason.clone(),
@@ -660,7 +665,7 @@ async fn publish_notes(ctx: &Context, app: &SparkApplication, decision: &Decisio
         };
         ctx.metrics.api_request("create_event");
         // An event that cannot be recorded must not hold up the application.
-        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
+        if let Err(err) = ctx.recorder.publish(&event, reference).await {
             warn!(error = %err, reason = %note.reason, "could not record event");
         }
     }
@@ -684,9 +689,15 @@ fn failure_key(app: &SparkApplication) -> String {
 /// What to do after a failed reconcile: retry after [`error_backoff`] of the
 /// application's consecutive failures.
 pub fn error_policy(app: Arc<SparkApplication>, err: &Error, ctx: Arc<Context>) -> ControllerAction {
+    back_off(&ctx, failure_key(&app), err)
+}
+
+/// Counts one more consecutive failure of the object `key` and returns the retry after
+/// [`error_backoff`] of them.
+pub fn back_off(ctx: &Context, key: String, err: &Error) -> ControllerAction {
     let failures = {
         let mut counts = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(failure_key(&app)).or_insert(0);
+        let count = counts.entry(key).or_insert(0);
         *count = count.saturating_add(1);
         *count
     };
@@ -735,11 +746,19 @@ pub async fn run(
             .graceful_shutdown_on(shutdown.clone());
         stores.lock().unwrap_or_else(|e| e.into_inner()).push(controller.store());
         info!(namespace = scope.as_deref().unwrap_or("<all>"), "starting controller");
-        controllers.push(controller.run(reconcile, error_policy, ctx.clone()).for_each(|result| async move {
-            if let Err(err) = result {
-                tracing::debug!(error = %err, "controller event");
-            }
-        }));
+        controllers.push(
+            controller
+                .run(reconcile, error_policy, ctx.clone())
+                .for_each(|result| async move {
+                    if let Err(err) = result {
+                        tracing::debug!(error = %err, "controller event");
+                    }
+                })
+                .boxed(),
+        );
+        controllers.push(
+            crate::scheduled::reconciler::run_controller(ctx.clone(), client.clone(), scope, shutdown.clone()).boxed(),
+        );
     }
     futures::future::join_all(controllers).await;
 }

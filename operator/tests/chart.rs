@@ -173,6 +173,7 @@ fn default_render_is_valid_and_least_privilege() {
             "ClusterRole",
             "ClusterRoleBinding",
             "CustomResourceDefinition",
+            "CustomResourceDefinition",
             "Deployment",
             "Role",
             "RoleBinding",
@@ -180,14 +181,21 @@ fn default_render_is_valid_and_least_privilege() {
             "ServiceAccount"
         ]
     );
-    // The chart's CRD is the generated one, kept on uninstall.
-    let crd = docs.iter().find(|d| d["kind"] == "CustomResourceDefinition").unwrap();
-    let generated =
-        serde_json::to_value(<ember_operator::crd::SparkApplication as kube::CustomResourceExt>::crd()).unwrap();
-    if let Some(path) = first_difference(&crd["spec"], &generated["spec"], "spec") {
-        panic!("the chart's CRD differs from the generated one at {path}");
+    // The chart's CRDs are the generated ones, kept on uninstall.
+    let crds: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "CustomResourceDefinition").collect();
+    let generated = [
+        serde_json::to_value(<ember_operator::crd::SparkApplication as kube::CustomResourceExt>::crd()).unwrap(),
+        serde_json::to_value(
+            <ember_operator::scheduled::crd::ScheduledSparkApplication as kube::CustomResourceExt>::crd(),
+        )
+        .unwrap(),
+    ];
+    for (crd, generated) in crds.iter().zip(&generated) {
+        if let Some(path) = first_difference(&crd["spec"], &generated["spec"], "spec") {
+            panic!("the chart's CRD {} differs from the generated one at {path}", crd["metadata"]["name"]);
+        }
+        assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
     }
-    assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
 
     // No wildcards, no reading of secrets, nothing beyond what the reconciler uses.
     for doc in docs.iter().filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role") {
@@ -198,7 +206,11 @@ fn default_render_is_valid_and_least_privilege() {
             let resources: Vec<&str> =
                 rule["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
             if resources.contains(&"sparkapplications/finalizers") {
-                assert_eq!(resources, ["sparkapplications/finalizers"], "{rule}");
+                assert_eq!(
+                    resources,
+                    ["sparkapplications/finalizers", "scheduledsparkapplications/finalizers"],
+                    "{rule}"
+                );
                 assert_eq!(rule["verbs"], serde_json::json!(["update"]), "{rule}");
             }
             if resources.contains(&"secrets") {
@@ -212,6 +224,9 @@ fn default_render_is_valid_and_least_privilege() {
                         "sparkapplications/status",
                         // OwnerReferencesPermissionEnforcement (OpenShift) needs it.
                         "sparkapplications/finalizers",
+                        "scheduledsparkapplications",
+                        "scheduledsparkapplications/status",
+                        "scheduledsparkapplications/finalizers",
                         "pods",
                         "services",
                         "ingresses",
@@ -226,11 +241,10 @@ fn default_render_is_valid_and_least_privilege() {
         }
     }
     let grants_finalizers = docs.iter().filter(|d| d["kind"] == "ClusterRole").any(|d| {
-        d["rules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["resources"] == serde_json::json!(["sparkapplications/finalizers"]))
+        d["rules"].as_array().unwrap().iter().any(|r| {
+            r["resources"]
+                == serde_json::json!(["sparkapplications/finalizers", "scheduledsparkapplications/finalizers"])
+        })
     });
     assert!(grants_finalizers, "owner references need sparkapplications/finalizers update (OpenShift)");
     let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
@@ -283,17 +297,22 @@ fn two_replicas_without_leader_election_are_refused() {
 fn kubernetes_1_20_gets_the_crd_without_cel_rules() {
     let docs = render_for(Some("1.20.2"), &[]);
     validate_all(&docs);
-    let crd = docs.iter().find(|d| d["kind"] == "CustomResourceDefinition").unwrap();
-    let text = serde_json::to_string(crd).unwrap();
-    assert!(
-        !text.contains("x-kubernetes-validations"),
-        "a CEL rule the template does not strip for servers before 1.25"
-    );
-    // Everything else is the generated CRD; the schema checks that need no CEL stay.
-    assert!(text.contains(r#""pattern""#));
+    let crds: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "CustomResourceDefinition").collect();
+    assert_eq!(crds.len(), 2, "SparkApplication and ScheduledSparkApplication");
+    for crd in crds {
+        let text = serde_json::to_string(crd).unwrap();
+        assert!(
+            !text.contains("x-kubernetes-validations"),
+            "a CEL rule the template does not strip for servers before 1.25 in {}",
+            crd["metadata"]["name"]
+        );
+        // Everything else is the generated CRD; the schema checks that need no CEL stay.
+        assert!(text.contains(r#""pattern""#));
+    }
     let recent = render(&[]);
-    let recent_crd = recent.iter().find(|d| d["kind"] == "CustomResourceDefinition").unwrap();
-    assert!(serde_json::to_string(recent_crd).unwrap().contains("x-kubernetes-validations"));
+    for crd in recent.iter().filter(|d| d["kind"] == "CustomResourceDefinition") {
+        assert!(serde_json::to_string(crd).unwrap().contains("x-kubernetes-validations"));
+    }
 }
 
 fn env_of(docs: &[Value]) -> std::collections::BTreeMap<String, String> {

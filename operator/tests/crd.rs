@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use ember_operator::crd::SparkApplication;
-use ember_operator::crdgen::{CRD_FILES, crd_yaml};
+use ember_operator::crdgen::generated_files;
+use ember_operator::scheduled::crd::ScheduledSparkApplication;
 use kube::CustomResourceExt;
 mod round_trip;
 
@@ -18,12 +19,11 @@ fn workspace() -> PathBuf {
 
 #[test]
 fn crd_files_match_the_rust_types() {
-    let generated = crd_yaml().unwrap();
-    for file in CRD_FILES {
+    for (file, generated) in generated_files().unwrap() {
         let on_disk = std::fs::read_to_string(workspace().join(file)).unwrap_or_else(|e| panic!("reading {file}: {e}"));
         assert!(
             on_disk == generated,
-            "{file} differs from the CRD generated from operator/src/crd.rs; regenerate it with\n  cargo run -p ember-operator --bin crdgen -- --write"
+            "{file} differs from the CRD generated from the Rust types; regenerate it with\n  cargo run -p ember-operator --bin crdgen -- --write"
         );
     }
 }
@@ -177,6 +177,7 @@ fn crd_schema_is_structural_and_described() {
 #[test]
 fn example_manifests_are_valid_applications() {
     let mut seen = 0;
+    let mut seen_scheduled = 0;
     let dirs = [workspace().join("examples/k8s"), workspace().join("examples/job-template/k8s")];
     for entry in dirs.iter().flat_map(|dir| std::fs::read_dir(dir).unwrap()) {
         let path = entry.unwrap().path();
@@ -186,6 +187,20 @@ fn example_manifests_are_valid_applications() {
         let text = std::fs::read_to_string(&path).unwrap();
         for doc in serde_yaml::Deserializer::from_str(&text) {
             let value: Value = serde::Deserialize::deserialize(doc).unwrap();
+            if value["kind"] == "ScheduledSparkApplication" {
+                let scheduled: ScheduledSparkApplication =
+                    serde_path_to_error::deserialize(&value).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let mut dropped = Vec::new();
+                dropped_fields(&value, &serde_json::to_value(&scheduled).unwrap(), "", &mut dropped);
+                assert!(dropped.is_empty(), "{}: unknown fields {dropped:?}", path.display());
+                let mut scheduled = scheduled;
+                scheduled.metadata.namespace = Some("default".into());
+                if let Err(e) = ember_operator::scheduled::decide::validate(&scheduled, &Default::default()) {
+                    panic!("{}: {e}", path.display());
+                }
+                seen_scheduled += 1;
+                continue;
+            }
             if value["kind"] != "SparkApplication" {
                 continue;
             }
@@ -202,4 +217,60 @@ fn example_manifests_are_valid_applications() {
         }
     }
     assert!(seen >= 4, "expected the sumsq, pi and wordcount examples and the job template's");
+    assert!(seen_scheduled >= 1, "expected the scheduled sumsq example");
+}
+
+#[test]
+fn scheduled_crd_is_structural_and_embeds_the_application_spec() {
+    let crd = serde_json::to_value(ScheduledSparkApplication::crd()).unwrap();
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    assert_eq!(crd["spec"]["group"], "ember.dev");
+    assert_eq!(crd["spec"]["names"]["kind"], "ScheduledSparkApplication");
+    assert_eq!(crd["spec"]["names"]["shortNames"][0], "scheduledsparkapp");
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(version["subresources"]["status"], serde_json::json!({}));
+    let columns: Vec<&str> =
+        version["additionalPrinterColumns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(columns, ["Schedule", "Suspend", "State", "Last Run", "Next Run", "Age"]);
+    let schema = &version["schema"]["openAPIV3Schema"];
+    let mut errors = Vec::new();
+    check_structural(schema, "", &mut errors);
+    assert!(errors.is_empty(), "non-structural schema:\n{}", errors.join("\n"));
+    let spec = &schema["properties"]["spec"]["properties"];
+    for field in [
+        "schedule",
+        "timeZone",
+        "template",
+        "suspend",
+        "concurrencyPolicy",
+        "successfulRunHistoryLimit",
+        "failedRunHistoryLimit",
+    ] {
+        assert!(spec[field]["description"].as_str().is_some_and(|d| !d.is_empty()), "spec.{field} has no description");
+    }
+    assert_eq!(spec["concurrencyPolicy"]["enum"], serde_json::json!(["Allow", "Forbid", "Replace"]));
+    assert_eq!(spec["successfulRunHistoryLimit"]["minimum"], 0.0);
+    // The template is the whole application spec, with its own checks.
+    let app = serde_json::to_value(SparkApplication::crd()).unwrap();
+    let app_spec = &app["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    let template = &spec["template"]["properties"];
+    assert_eq!(
+        template.as_object().unwrap().keys().collect::<Vec<_>>(),
+        app_spec.as_object().unwrap().keys().collect::<Vec<_>>()
+    );
+    assert!(template["mainApplicationFile"]["x-kubernetes-validations"].is_array());
+    let status = &schema["properties"]["status"]["properties"];
+    for field in [
+        "scheduleState",
+        "reason",
+        "lastRun",
+        "lastRunName",
+        "nextRun",
+        "activeRunNames",
+        "pastSuccessfulRunNames",
+        "pastFailedRunNames",
+        "observedGeneration",
+    ] {
+        assert!(status[field]["description"].as_str().is_some_and(|d| !d.is_empty()), "status.{field} missing");
+    }
 }

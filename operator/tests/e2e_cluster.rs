@@ -8,7 +8,8 @@
 //! as a step. Waits are bounded (`poll_until`, watches), ports are picked free, and
 //! everything lives in one temp dir removed at the end.
 //!
-//! Set EMBER_SKIP_CLUSTER_TESTS=1 to skip. EMBER_E2E_SUMSQ_RUNS=N times sumsq N times
+//! Set EMBER_SKIP_CLUSTER_TESTS=1 to skip; EMBER_E2E_ONLY=<text> runs only the steps whose
+//! name contains it. EMBER_E2E_SUMSQ_RUNS=N times sumsq N times
 //! (default 1) for docs/BENCHMARKS.md.
 
 #[path = "../../driver/tests/support/s3.rs"]
@@ -26,6 +27,7 @@ use ember_operator::builder::{
     CONTAINER_NAME, LABEL_APP_NAME, LABEL_APP_UID, LABEL_EMBER_APP_NAME, LABEL_ROLE, driver_pod_name, executor_pod_name,
 };
 use ember_operator::crd::{AppState, ExecutorState, SparkApplication};
+use ember_operator::scheduled::crd::{ScheduledSparkApplication, ScheduledSparkApplicationStatus};
 use ember_pod_runner::harness::{Cluster, PodRunner, ProcessGuard, poll_until, report, skip_cluster_tests};
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -1672,6 +1674,103 @@ impl E2e {
         Ok(())
     }
 
+    /// A ScheduledSparkApplication every 4 s with `Forbid`, whose runs are paused joins:
+    /// the first run holds, and the times passing meanwhile wait (the status says for
+    /// what) without a second run; the first run's driver is deleted, so it fails and,
+    /// with `failedRunHistoryLimit: 0`, is deleted; the time that waited runs at once.
+    /// Suspended then, the second run completes and is kept (`successfulRunHistoryLimit:
+    /// 1`): two runs in all, each with its scheduled time in its name.
+    async fn scheduled_forbid(&self) -> Result<()> {
+        let name = "every4s";
+        let pause = self.path("scheduled-pause");
+        let template = paused_join("template", &pause)?["spec"].clone();
+        let manifest = json!({
+            "apiVersion": "ember.dev/v1alpha1", "kind": "ScheduledSparkApplication",
+            "metadata": {"name": name},
+            "spec": {"schedule": "@every 4s", "concurrencyPolicy": "Forbid",
+                     "successfulRunHistoryLimit": 1, "failedRunHistoryLimit": 0, "template": template},
+        });
+        let scheduled: Api<ScheduledSparkApplication> = Api::namespaced(self.client.clone(), APP_NS);
+        self.apply(&manifest)?;
+        let wait_scheduled = |what: String, f: Box<dyn Fn(&ScheduledSparkApplicationStatus) -> bool + Send + Sync>| {
+            let scheduled = scheduled.clone();
+            async move {
+                poll_until(&format!("{name}: {what}"), STEP_TIMEOUT, || async {
+                    let s = scheduled.get(name).await?.status.unwrap_or_default();
+                    Ok(f(&s).then_some(s))
+                })
+                .await
+            }
+        };
+        let status = wait_scheduled("a first run".into(), Box::new(|s| !s.active_run_names.is_empty())).await?;
+        let first = status.active_run_names[0].clone();
+        self.wait_driver_log(&first, "paused", &["ember: paused"]).await?;
+        let waiting = format!("waits for {first} to end (concurrencyPolicy Forbid)");
+        let w = waiting.clone();
+        wait_scheduled(
+            "a time passing while the first run holds".into(),
+            Box::new(move |s| s.reason.as_deref().is_some_and(|r| r.contains(&w))),
+        )
+        .await?;
+        let runs = |h: &History| -> BTreeSet<String> {
+            h.states.iter().map(|(a, _, _)| a.clone()).filter(|a| a.starts_with(&format!("{name}-"))).collect()
+        };
+        ensure!(runs(&self.history()) == BTreeSet::from([first.clone()]), "Forbid: {:?}", runs(&self.history()));
+
+        self.pods.delete(&driver_pod_name(&first), &Default::default()).await?;
+        let f = first.clone();
+        let status = wait_scheduled(
+            "the waiting time running once the first run failed".into(),
+            Box::new(move |s| s.active_run_names.len() == 1 && s.active_run_names[0] != f),
+        )
+        .await?;
+        let second = status.active_run_names[0].clone();
+        ensure!(status.past_failed_run_names.is_empty(), "failedRunHistoryLimit 0 kept {status:?}");
+        poll_until(&format!("{first} deleted (failedRunHistoryLimit 0)"), STEP_TIMEOUT, || async {
+            Ok(self.app(&first).await?.is_none().then_some(()))
+        })
+        .await?;
+        self.wait_driver_log(&second, "paused", &["ember: paused"]).await?;
+
+        self.cluster.kubectl_ok(&[
+            "-n",
+            APP_NS,
+            "patch",
+            "scheduledsparkapp",
+            name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"suspend":true}}"#,
+        ])?;
+        wait_scheduled("suspended".into(), Box::new(|s| s.next_run.is_none())).await?;
+        std::fs::write(&pause, b"go")?;
+        self.wait_state(&second, AppState::Completed).await?;
+        ensure!(self.driver_result(&second)? == JoinJob::TEST.expected(), "{second}'s result");
+        let s2 = second.clone();
+        let status = wait_scheduled(
+            "the second run kept as the one successful run".into(),
+            Box::new(move |s| s.past_successful_run_names == [s2.clone()] && s.active_run_names.is_empty()),
+        )
+        .await?;
+        let all = runs(&self.history());
+        ensure!(all == BTreeSet::from([first.clone(), second.clone()]), "runs: {all:?}");
+        let time_of = |run: &str| -> Result<i64> { Ok(run.rsplit('-').next().context("suffix")?.parse()?) };
+        ensure!(time_of(&second)? - time_of(&first)? >= 4, "{first} then {second}");
+        let columns = self.cluster.kubectl_ok(&["-n", APP_NS, "get", "scheduledsparkapp", name])?;
+        ensure!(columns.contains("@every 4s") && columns.contains("Scheduled"), "{columns}");
+        self.cluster.kubectl_ok(&["-n", APP_NS, "delete", "scheduledsparkapp", name])?;
+        poll_until(&format!("{second} garbage-collected with {name}"), STEP_TIMEOUT, || async {
+            Ok(self.app(&second).await?.is_none().then_some(()))
+        })
+        .await?;
+        report(&format!(
+            "{name}: {first} held while a time passed (Forbid, waiting); failed and deleted (limit 0); \
+             {second} started at once and completed, kept as the last successful run {:?}",
+            status.past_successful_run_names
+        ));
+        Ok(())
+    }
+
     /// An executor whose memory request fits no node stays Pending (Unschedulable, as
     /// the pod runner's fit check says, in kube-scheduler's words): with no executor
     /// running, the application fails with that reason once the operator's executor
@@ -1748,7 +1847,15 @@ impl E2e {
     }
 }
 
-async fn step<T>(name: &str, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+/// Runs one scenario step, unless `EMBER_E2E_ONLY` is set and the step's name does not
+/// contain it (for working on one scenario; CI runs them all).
+async fn step<T: Default>(name: &str, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    if let Ok(only) = std::env::var("EMBER_E2E_ONLY")
+        && !name.contains(&only)
+    {
+        report(&format!("== skipped (EMBER_E2E_ONLY={only:?}): {name}"));
+        return Ok(T::default());
+    }
     report(&format!("== {name}"));
     let t = Instant::now();
     let result = f.await.with_context(|| format!("step {name:?}"));
@@ -1818,6 +1925,11 @@ async fn scenarios(e2e: &mut E2e) -> Result<()> {
     step(
         "ownership and retries: a kubeflow pod survives, retries are exact, a recreated application adopts nothing",
         e2e.ownership_and_retries(),
+    )
+    .await?;
+    step(
+        "ScheduledSparkApplication @every 4s, Forbid: one run at a time, history limits kept, suspend",
+        e2e.scheduled_forbid(),
     )
     .await?;
     e2e.ensure_operator_running()?;

@@ -31,15 +31,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "ember-operator.appRules" -}}
 - apiGroups: ["ember.dev"]
   resources: ["sparkapplications"]
-  # delete: timeToLiveSeconds
-  verbs: ["get", "list", "watch", "delete"]
+  # delete: timeToLiveSeconds and run history limits; create: a ScheduledSparkApplication's runs
+  verbs: ["get", "list", "watch", "create", "delete"]
 - apiGroups: ["ember.dev"]
-  resources: ["sparkapplications/status"]
+  resources: ["scheduledsparkapplications"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["ember.dev"]
+  resources: ["sparkapplications/status", "scheduledsparkapplications/status"]
   verbs: ["get", "patch"]
 # Owner references with blockOwnerDeletion: the OwnerReferencesPermissionEnforcement
 # admission plugin (OpenShift enables it) requires update on the owner's finalizers.
 - apiGroups: ["ember.dev"]
-  resources: ["sparkapplications/finalizers"]
+  resources: ["sparkapplications/finalizers", "scheduledsparkapplications/finalizers"]
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["pods"]
