@@ -8,8 +8,8 @@
 //! as a step. Waits are bounded (`poll_until`, watches), ports are picked free, and
 //! everything lives in one temp dir removed at the end.
 //!
-//! Set EMBER_SKIP_CLUSTER_TESTS=1 to skip; EMBER_E2E_ONLY=<text> runs only the steps whose
-//! name contains it. EMBER_E2E_SUMSQ_RUNS=N times sumsq N times
+//! Set EMBER_SKIP_CLUSTER_TESTS=1 to skip; EMBER_E2E_ONLY=<text>[,<text>...] runs only the
+//! steps whose name contains one of them. EMBER_E2E_SUMSQ_RUNS=N times sumsq N times
 //! (default 1) for docs/BENCHMARKS.md.
 
 #[path = "../../driver/tests/support/s3.rs"]
@@ -604,13 +604,17 @@ impl E2e {
         let dir = tempfile::Builder::new().prefix("ember-e2e.").tempdir()?;
         let docs = render_chart(&dir.path().join("helm"))?;
 
-        // 1. The CRD from crds/, installed before the controller manager so that its
+        // 1. The CRDs from crds/, installed before the controller manager so that its
         //    garbage collector knows the kind (cluster.sh fails when the server refuses it).
         let t = Instant::now();
         let cluster = Cluster::start_with_crds(Some(&tooling::workspace().join("crds")))?;
         let served = cluster.kubectl_ok(&["api-resources", "--api-group", "ember.dev", "-o", "name"])?;
-        ensure!(served.trim() == "sparkapplications.ember.dev", "CRD not served: {served:?}");
-        report(&format!("e2e: control plane up with the CRD in {:.1?}", t.elapsed()));
+        let served: BTreeSet<&str> = served.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        ensure!(
+            served == BTreeSet::from(["scheduledsparkapplications.ember.dev", "sparkapplications.ember.dev"]),
+            "CRDs not served: {served:?}"
+        );
+        report(&format!("e2e: control plane up with the CRDs in {:.1?}", t.elapsed()));
 
         // 2. The chart's ServiceAccount and RBAC, and a kubeconfig with that account's token.
         cluster.kubectl_ok(&["create", "namespace", OPERATOR_NS])?;
@@ -794,13 +798,18 @@ impl E2e {
 
     /// Events the operator recorded for an application, as (reason, note).
     fn events_of(&self, app: &str) -> Result<Vec<(String, String)>> {
+        self.events_of_kind("SparkApplication", app)
+    }
+
+    /// Events the operator recorded for an object of `kind`, as (reason, note).
+    fn events_of_kind(&self, kind: &str, name: &str) -> Result<Vec<(String, String)>> {
         let out = self.cluster.kubectl_ok(&["-n", APP_NS, "get", "events.v1.events.k8s.io", "-o", "json"])?;
         let list: Value = serde_json::from_str(&out)?;
         Ok(list["items"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|e| e["regarding"]["name"] == app && e["regarding"]["kind"] == "SparkApplication")
+            .filter(|e| e["regarding"]["name"] == name && e["regarding"]["kind"] == kind)
             .map(|e| {
                 (
                     e["reason"].as_str().unwrap_or_default().to_string(),
@@ -1756,6 +1765,9 @@ impl E2e {
         ensure!(all == BTreeSet::from([first.clone(), second.clone()]), "runs: {all:?}");
         let time_of = |run: &str| -> Result<i64> { Ok(run.rsplit('-').next().context("suffix")?.parse()?) };
         ensure!(time_of(&second)? - time_of(&first)? >= 4, "{first} then {second}");
+        let events = self.events_of_kind("ScheduledSparkApplication", name)?;
+        let reasons: BTreeSet<&str> = events.iter().map(|(r, _)| r.as_str()).collect();
+        ensure!(reasons.is_superset(&BTreeSet::from(["RunCreated", "RunWaiting"])), "events: {events:?}");
         let columns = self.cluster.kubectl_ok(&["-n", APP_NS, "get", "scheduledsparkapp", name])?;
         ensure!(columns.contains("@every 4s") && columns.contains("Scheduled"), "{columns}");
         self.cluster.kubectl_ok(&["-n", APP_NS, "delete", "scheduledsparkapp", name])?;
@@ -1847,11 +1859,11 @@ impl E2e {
     }
 }
 
-/// Runs one scenario step, unless `EMBER_E2E_ONLY` is set and the step's name does not
-/// contain it (for working on one scenario; CI runs them all).
+/// Runs one scenario step, unless `EMBER_E2E_ONLY` is set (comma-separated texts) and the
+/// step's name contains none of them (for working on one scenario; CI runs them all).
 async fn step<T: Default>(name: &str, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     if let Ok(only) = std::env::var("EMBER_E2E_ONLY")
-        && !name.contains(&only)
+        && !only.split(',').any(|part| name.contains(part.trim()))
     {
         report(&format!("== skipped (EMBER_E2E_ONLY={only:?}): {name}"));
         return Ok(T::default());

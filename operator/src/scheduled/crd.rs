@@ -36,7 +36,7 @@ pub struct ScheduledSparkApplicationSpec {
     /// When to run: a cron expression of five fields (minute hour day-of-month month
     /// day-of-week, as Kubernetes CronJob and kubeflow take), optionally with a leading
     /// seconds field (six fields); a nickname (`@hourly`, `@daily`, `@weekly`, `@monthly`,
-    /// `@yearly`); or `@every <duration>` (`@every 90s`, `@every 1h30m`: every so long
+    /// `@yearly`); or `@every <duration>` (whole seconds: `@every 90s`, `@every 1h30m`; so long
     /// after the previous run's scheduled time). A `CRON_TZ=<zone> ` prefix sets the time
     /// zone as `timeZone` does.
     #[schemars(length(min = 1))]
@@ -44,12 +44,13 @@ pub struct ScheduledSparkApplicationSpec {
 
     /// IANA time zone the schedule is read in (`Europe/Berlin`, `America/New_York`), or
     /// `UTC` (the default), or `Local` (the operator's own zone). Daylight saving time is
-    /// honoured: a time skipped by a clock change runs right after the change, a repeated
-    /// one runs once.
+    /// honoured: with a single minute and hour (`30 2 * * *`), a time skipped by a clock
+    /// change runs right after the change and a repeated one runs once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
 
     /// The application each run creates, named `<name>-<scheduled time in Unix seconds>`.
+    /// Its `suspend` must not be true (every run would wait forever).
     pub template: SparkApplicationSpec,
 
     /// True stops new runs; runs already started go on. Ticks passed while suspended are

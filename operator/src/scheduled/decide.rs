@@ -27,7 +27,9 @@ pub const WAIT_RECHECK: Duration = Duration::from_secs(60);
 pub struct ScheduleDecision {
     /// The run to create, with its scheduled time.
     pub create: Option<(String, Timestamp)>,
-    /// Runs to delete: the active ones under `Replace`, and those beyond the history limits.
+    /// Active runs to delete before the new run is created (`Replace`).
+    pub replace: Vec<String>,
+    /// Finished runs beyond the history limits, deleted after the new run is created.
     pub delete: Vec<String>,
     /// The status to write.
     pub status: ScheduledSparkApplicationStatus,
@@ -55,6 +57,12 @@ pub fn validate(scheduled: &ScheduledSparkApplication, ui: &UiSettings) -> Resul
         Schedule::parse(&scheduled.spec.schedule, scheduled.spec.time_zone.as_deref()).map_err(|e| e.to_string())?;
     let probe = run::run_application(scheduled, Timestamp::UNIX_EPOCH);
     spec::validate_with(&probe, ui).map_err(|e| format!("spec.template: {e}"))?;
+    if scheduled.spec.template.suspend {
+        return Err(
+            "spec.template.suspend: true would make every run wait forever; set spec.suspend to pause the schedule"
+                .to_string(),
+        );
+    }
     Ok(schedule)
 }
 
@@ -87,6 +95,7 @@ pub fn decide(
     };
     let mut decision = ScheduleDecision {
         create: None,
+        replace: Vec::new(),
         delete: Vec::new(),
         status: Default::default(),
         requeue_after: None,
@@ -136,7 +145,7 @@ pub fn decide(
     let mut next = schedule.next_after(cursor);
     if let Some(due) = schedule.latest_due(cursor, now) {
         let name = run::run_name(scheduled, due);
-        let exists = runs.iter().any(|r| r.name == name) || decision.delete.contains(&name);
+        let exists = runs.iter().any(|r| r.name == name);
         match spec.concurrency_policy {
             _ if exists => {
                 // Created by a reconcile whose status write did not land: this time ran.
@@ -145,8 +154,9 @@ pub fn decide(
                 next = schedule.next_after(due);
             }
             ConcurrencyPolicy::Forbid if !active.is_empty() => {
-                let reason =
-                    format!("the run due at {due} waits for {} to end (concurrencyPolicy Forbid)", active.join(", "));
+                // Without the due time, which moves on while it waits: one event and one
+                // status write per wait (status.nextRun has the time).
+                let reason = format!("the next run waits for {} to end (concurrencyPolicy Forbid)", active.join(", "));
                 if old.reason.as_deref() != Some(&reason) {
                     decision.notes.push(note(false, "RunWaiting", reason.clone()));
                 }
@@ -161,7 +171,7 @@ pub fn decide(
                         "RunReplaced",
                         format!("deleting {} for the run due at {due} (concurrencyPolicy Replace)", active.join(", ")),
                     ));
-                    decision.delete.append(&mut active);
+                    decision.replace.append(&mut active);
                 }
                 decision.notes.push(note(false, "RunCreated", format!("created {name} for {due}")));
                 active.push(name.clone());

@@ -90,6 +90,8 @@ async fn reconcile_inner(
         {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 409 => {
+                // The runs were made; their events are not lost with the status.
+                reconciler::publish(ctx, &scheduled.object_ref(&()), &decision.notes).await;
                 return Ok(ControllerAction::requeue(CONFLICT_REQUEUE));
             }
             Err(err) => return Err(kube_err("patch_scheduled_status")(err)),
@@ -109,7 +111,22 @@ async fn carry_out(
     listed: &[SparkApplication],
     decision: &ScheduleDecision,
 ) -> Result<(), Error> {
-    for run in &decision.delete {
+    // Replaced runs go before the new one starts; old finished runs after it, so a run
+    // that cannot be deleted never costs a scheduled time.
+    delete_runs(ctx, apps, listed, &decision.replace).await?;
+    if let Some((name, at)) = &decision.create {
+        create_run(ctx, apps, scheduled, name, *at).await?;
+    }
+    delete_runs(ctx, apps, listed, &decision.delete).await
+}
+
+async fn delete_runs(
+    ctx: &Context,
+    apps: &Api<SparkApplication>,
+    listed: &[SparkApplication],
+    runs: &[String],
+) -> Result<(), Error> {
+    for run in runs {
         ctx.metrics.api_request("delete_run");
         // The UID precondition keeps the delete from hitting a newer object of the name.
         let uid = listed.iter().find(|a| a.name_any() == *run).and_then(|a| a.uid());
@@ -124,39 +141,47 @@ async fn carry_out(
             Err(err) => return Err(kube_err("delete_run")(err)),
         }
     }
-    if let Some((name, at)) = &decision.create {
-        let app = run::run_application(scheduled, *at);
-        ctx.metrics.api_request("create_run");
-        match apps
-            .create(&PostParams { field_manager: Some(FIELD_MANAGER.to_string()), ..Default::default() }, &app)
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                ctx.metrics.api_request("get_run");
-                let existing = apps.get(name).await.map_err(kube_err("get_run"))?;
-                if !run::is_run_of(&existing, scheduled) {
-                    let holder = existing
-                        .owner_references()
-                        .iter()
-                        .find(|r| r.controller == Some(true))
-                        .map_or("it was not created for this ScheduledSparkApplication".to_string(), |r| {
-                            format!("it is owned by {} {}", r.kind, r.name)
-                        });
-                    return Err(Error::Claim {
-                        operation: "create_run",
-                        source: ClaimError::Taken {
-                            kind: SparkApplication::kind(&()).into_owned(),
-                            name: name.clone(),
-                            why: holder,
-                        },
-                    });
-                }
-            }
-            Err(err) => return Err(kube_err("create_run")(err)),
-        }
-    }
     Ok(())
+}
+
+/// Creates the run `name` scheduled `at`; one that exists already as this scheduled
+/// application's (a create repeated after a lost response) is kept.
+async fn create_run(
+    ctx: &Context,
+    apps: &Api<SparkApplication>,
+    scheduled: &ScheduledSparkApplication,
+    name: &str,
+    at: jiff::Timestamp,
+) -> Result<(), Error> {
+    let app = run::run_application(scheduled, at);
+    ctx.metrics.api_request("create_run");
+    let params = PostParams { field_manager: Some(FIELD_MANAGER.to_string()), ..Default::default() };
+    match apps.create(&params, &app).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            ctx.metrics.api_request("get_run");
+            let existing = apps.get(name).await.map_err(kube_err("get_run"))?;
+            if run::is_run_of(&existing, scheduled) {
+                return Ok(());
+            }
+            let why = existing
+                .owner_references()
+                .iter()
+                .find(|r| r.controller == Some(true))
+                .map_or("it was not created for this ScheduledSparkApplication".to_string(), |r| {
+                    format!("it is owned by {} {}", r.kind, r.name)
+                });
+            Err(Error::Claim {
+                operation: "create_run",
+                source: ClaimError::Taken {
+                    kind: SparkApplication::kind(&()).into_owned(),
+                    name: name.to_string(),
+                    why,
+                },
+            })
+        }
+        Err(err) => Err(kube_err("create_run")(err)),
+    }
 }
 
 /// What to do after a failed reconcile: retry after [`reconciler::error_backoff`].

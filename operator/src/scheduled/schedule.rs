@@ -1,16 +1,18 @@
 //! Cron schedules read in a time zone: when a `ScheduledSparkApplication` is due.
 //!
 //! Cron expressions are parsed and evaluated by [`croner`] on [`jiff`] zoned times, so
-//! daylight saving changes follow the IANA database: a local time that a change skips
-//! runs at the first instant after the change (as Vixie cron does), and one it repeats
-//! runs once. `@every <duration>` is robfig/cron's
+//! daylight saving changes follow the IANA database. For a pattern with a single second,
+//! minute and hour (`30 2 * * *`), a local time that a change skips runs at the first
+//! instant after the change and one it repeats runs once (as Vixie cron does); a pattern
+//! with lists, ranges or steps there runs at each wall-clock time that exists, so it
+//! skips the times of a gap and runs twice in a repeated hour. `@every <duration>` is robfig/cron's
 //! (the library behind kubeflow's and Kubernetes' schedules): each run comes that long
 //! after the previous run's scheduled time.
 
 use std::str::FromStr;
 
 use croner::Cron;
-use croner::parser::{CronParser, Seconds};
+use croner::parser::{CronParser, Seconds, Year};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, Zoned};
 
@@ -100,10 +102,15 @@ impl Schedule {
             if duration < SignedDuration::from_secs(1) {
                 return Err(every(format!("{period:?} is shorter than the shortest period, 1s")));
             }
+            if duration.subsec_nanos() != 0 {
+                // Status times are whole seconds: a fraction would drift off at each run.
+                return Err(every(format!("{period:?} is not a whole number of seconds")));
+            }
             return Ok(Schedule::Every(duration));
         }
         let cron = CronParser::builder()
             .seconds(Seconds::Optional)
+            .year(Year::Disallowed)
             .build()
             .parse(expression)
             .map_err(|e| ScheduleError::Cron { schedule: schedule.to_string(), reason: e.to_string() })?;
@@ -231,6 +238,10 @@ mod tests {
         assert!(err.contains("\"soon\" is not a duration"), "{err}");
         let err = Schedule::parse("@every 500ms", None).unwrap_err().to_string();
         assert!(err.contains("shorter than the shortest period"), "{err}");
+        let err = Schedule::parse("@every 1.5s", None).unwrap_err().to_string();
+        assert!(err.contains("not a whole number of seconds"), "{err}");
+        let err = Schedule::parse("0 0 0 1 1 * 2020", None).unwrap_err().to_string();
+        assert!(err.contains("not a cron expression"), "seven fields (a year) are refused: {err}");
         let err = Schedule::parse("CRON_TZ=Asia/Tokyo 0 9 * * *", Some("UTC")).unwrap_err().to_string();
         assert!(err.contains("CRON_TZ=Asia/Tokyo but spec.timeZone is UTC"), "{err}");
     }

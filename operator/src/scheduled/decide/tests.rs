@@ -70,7 +70,7 @@ fn every_minute_with_forbid_runs_once_at_a_time_and_the_waiting_time_runs_when_t
     assert!(d.delete.is_empty());
     assert_eq!(d.status.next_run, Some(Time(at("2026-12-01T10:02:00Z"))), "the waiting time, in the past");
     let reason = d.status.reason.clone().unwrap();
-    assert!(reason.contains("waits for nightly-1796119260 to end (concurrencyPolicy Forbid)"), "{reason}");
+    assert!(reason.contains("next run waits for nightly-1796119260 to end (concurrencyPolicy Forbid)"), "{reason}");
     assert_eq!(d.notes.len(), 1, "one RunWaiting event");
     assert_eq!(d.requeue_after, Some(WAIT_RECHECK));
     let app = after(app, &d);
@@ -98,7 +98,8 @@ fn allow_starts_alongside_and_replace_deletes_the_active_runs_first() {
         app.status = Some(serde_json::from_value(last.clone()).unwrap());
         let d = decide(&app, &active, at("2026-12-01T10:02:05Z"), &ui());
         assert_eq!(d.create.as_ref().map(|c| c.0.as_str()), Some("nightly-1796119320"), "{policy}");
-        assert_eq!(d.delete, deleted, "{policy}");
+        assert_eq!(d.replace, deleted, "{policy}");
+        assert!(d.delete.is_empty(), "{policy}");
         let expected_active: Vec<&str> = if policy == "Allow" {
             vec!["nightly-1796119260", "nightly-1796119320"]
         } else {
@@ -164,6 +165,10 @@ fn an_invalid_spec_runs_nothing_and_says_why_once() {
     for (spec, want) in [
         (json!({"schedule": "every night"}), "spec.schedule \"every night\" is not a cron expression"),
         (json!({"timeZone": "Berlin"}), "spec.timeZone \"Berlin\" is not a known time zone"),
+        (
+            json!({"template": {"image": "ember:test", "mainApplicationFile": "local:///opt/ember/bin/job", "suspend": true}}),
+            "spec.template.suspend",
+        ),
         (
             json!({"template": {"image": "ember:test", "mainApplicationFile": "/opt/ember/bin/job"}}),
             "spec.template: invalid spec.mainApplicationFile",
