@@ -30,6 +30,8 @@ enum Kind {
     Pod,
     Service,
     Ingress,
+    /// ScheduledSparkApplications: none here, but the operator's controller watches them.
+    Scheduled,
 }
 
 const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/jobs/leases/ember-operator";
@@ -74,6 +76,7 @@ impl World {
             Kind::Pod => "PodList",
             Kind::Service => "ServiceList",
             Kind::Ingress => "IngressList",
+            Kind::Scheduled => "ScheduledSparkApplicationList",
         };
         respond(
             200,
@@ -89,6 +92,7 @@ impl World {
             "/api/v1/pods" => Some(Kind::Pod),
             "/api/v1/services" => Some(Kind::Service),
             "/apis/networking.k8s.io/v1/ingresses" => Some(Kind::Ingress),
+            "/apis/ember.dev/v1alpha1/scheduledsparkapplications" => Some(Kind::Scheduled),
             _ => None,
         };
         if let (Some(kind), &Method::GET) = (kind, method) {
@@ -102,7 +106,7 @@ impl World {
                 Kind::Pod => self.pods.values().cloned().collect(),
                 Kind::Service => self.services.values().cloned().collect(),
                 // No application here asks for an Ingress; the watch must still be served.
-                Kind::Ingress => vec![],
+                Kind::Ingress | Kind::Scheduled => vec![],
             };
             return self.list(kind, items);
         }
