@@ -263,9 +263,19 @@ pub async fn reconcile(app: Arc<SparkApplication>, ctx: Arc<Context>) -> Result<
         state = field::Empty,
         next_state = field::Empty,
     );
-    let started = Instant::now();
     let key = failure_key(&app);
-    let result = reconcile_inner(app, &ctx, &span).instrument(span.clone()).await;
+    measured(&ctx, key, reconcile_inner(app, &ctx, &span).instrument(span.clone())).await
+}
+
+/// Runs one reconcile of the object `key`: counts it and its duration in the metrics, and
+/// on success forgets the object's consecutive failures ([`back_off`]).
+pub async fn measured(
+    ctx: &Context,
+    key: String,
+    work: impl std::future::Future<Output = Result<ControllerAction, Error>>,
+) -> Result<ControllerAction, Error> {
+    let started = Instant::now();
+    let result = work.await;
     if result.is_ok() {
         ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
     }

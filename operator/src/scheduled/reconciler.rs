@@ -2,7 +2,6 @@
 //! [`decide`] at the context's clock, deletes and creates runs, and writes the status.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
@@ -32,15 +31,8 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<ControllerAction, Error> {
     let span = info_span!("reconcile_scheduled", namespace = field::Empty, scheduled = %scheduled.name_any(), next_run = field::Empty);
-    let started = Instant::now();
     let key = failure_key(&scheduled);
-    let result = reconcile_inner(&scheduled, &ctx, &span).instrument(span.clone()).await;
-    if result.is_ok() {
-        ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-    }
-    ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
-    ctx.metrics.reconciles.inc();
-    result
+    reconciler::measured(&ctx, key, reconcile_inner(&scheduled, &ctx, &span).instrument(span.clone())).await
 }
 
 async fn reconcile_inner(
