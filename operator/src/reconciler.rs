@@ -18,7 +18,7 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::{Instrument, field, info, info_span, warn};
 
 use crate::builder::{self, CONTAINER_NAME, LABEL_EXECUTOR_ID, LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY};
-use crate::crd::{SparkApplication, SparkApplicationStatus};
+use crate::crd::SparkApplication;
 use crate::metrics::Metrics;
 use crate::ownership::{self, ClaimError};
 use crate::spec;
@@ -130,7 +130,8 @@ impl Context {
     }
 }
 
-fn kube_err(operation: &'static str) -> impl FnOnce(kube::Error) -> Error {
+/// Maps a failed request of `operation` to [`Error::Kube`].
+pub fn kube_err(operation: &'static str) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Kube { operation, source }
 }
 
@@ -462,7 +463,7 @@ async fn reconcile_inner(
     // The status is written before any deletion, so a driver's end is recorded before
     // its pod can go.
     if decision.status != status {
-        match write_status(ctx, &app, &namespace, &decision.status).await {
+        match write_status(ctx, app.as_ref(), &decision.status, "patch_status").await {
             Err(Error::Kube { source: kube::Error::Api(s), .. }) if s.code == 409 => {
                 // Another writer (a user's edit, another operator instance) changed the
                 // object since it was read: nothing of this decision's deletions may run.
@@ -636,25 +637,33 @@ async fn create_auth_secret(ctx: &Context, app: &SparkApplication, namespace: &s
     }
 }
 
-async fn write_status(
+/// Writes `status` to the namespaced object `object` by server-side apply, counted as
+/// `operation`. With `metadata.resourceVersion` the apply is conditional: an
+/// [`Error::Kube`] with a 409 if the object changed since this reconcile read it.
+pub async fn write_status<K>(
     ctx: &Context,
-    app: &SparkApplication,
-    namespace: &str,
-    status: &SparkApplicationStatus,
-) -> Result<(), Error> {
-    let apps: Api<SparkApplication> = Api::namespaced(ctx.client.clone(), namespace);
-    // With `metadata.resourceVersion` the apply is conditional: a 409 if the object
-    // changed since this reconcile read it.
+    object: &K,
+    status: &impl serde::Serialize,
+    operation: &'static str,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let namespace = object.namespace().ok_or_else(|| Error::MissingNamespace(object.name_any()))?;
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     let body = serde_json::json!({
-        "apiVersion": SparkApplication::api_version(&()),
-        "kind": SparkApplication::kind(&()),
-        "metadata": {"resourceVersion": app.resource_version()},
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"resourceVersion": object.resource_version()},
         "status": status,
     });
-    ctx.metrics.api_request("patch_status");
-    apps.patch_status(&app.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+    ctx.metrics.api_request(operation);
+    api.patch_status(&object.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
         .await
-        .map_err(kube_err("patch_status"))?;
+        .map_err(kube_err(operation))?;
     Ok(())
 }
 

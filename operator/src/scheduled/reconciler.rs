@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
+use kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions, PropagationPolicy};
 use kube::runtime::controller::{Action as ControllerAction, Controller};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -12,14 +12,10 @@ use tracing::{Instrument, field, info, info_span};
 
 use crate::crd::SparkApplication;
 use crate::ownership::ClaimError;
-use crate::reconciler::{self, CONFLICT_REQUEUE, Context, Error, FIELD_MANAGER};
+use crate::reconciler::{self, CONFLICT_REQUEUE, Context, Error, FIELD_MANAGER, kube_err};
 use crate::scheduled::crd::ScheduledSparkApplication;
 use crate::scheduled::decide::{ScheduleDecision, decide};
 use crate::scheduled::run::{self, LABEL_SCHEDULED_APP_UID};
-
-fn kube_err(operation: &'static str) -> impl FnOnce(kube::Error) -> Error {
-    move |source| Error::Kube { operation, source }
-}
 
 fn failure_key(scheduled: &ScheduledSparkApplication) -> String {
     format!("ScheduledSparkApplication {}/{}", scheduled.namespace().unwrap_or_default(), scheduled.name_any())
@@ -70,28 +66,20 @@ async fn reconcile_inner(
     // ([`decide`] counts it as this time's) instead of making another; were the status
     // written first, a failed create would lose that time.
     carry_out(ctx, &apps, &scheduled, &listed.items, &decision).await?;
+    let mut conflict = false;
     if scheduled.status.as_ref() != Some(&decision.status) {
-        let body = serde_json::json!({
-            "apiVersion": ScheduledSparkApplication::api_version(&()),
-            "kind": ScheduledSparkApplication::kind(&()),
-            "metadata": {"resourceVersion": scheduled.resource_version()},
-            "status": decision.status,
-        });
-        ctx.metrics.api_request("patch_scheduled_status");
-        match scheduled_api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                // The runs were made; their events are not lost with the status.
-                reconciler::publish(ctx, &scheduled.object_ref(&()), &decision.notes).await;
-                return Ok(ControllerAction::requeue(CONFLICT_REQUEUE));
-            }
-            Err(err) => return Err(kube_err("patch_scheduled_status")(err)),
+        match reconciler::write_status(ctx, &scheduled, &decision.status, "patch_scheduled_status").await {
+            Err(Error::Kube { source: kube::Error::Api(s), .. }) if s.code == 409 => conflict = true,
+            other => other?,
         }
     }
+    // Recorded even when the status write lost a race: the runs were made or deleted.
     reconciler::publish(ctx, &scheduled.object_ref(&()), &decision.notes).await;
     if let Some((run, at)) = &decision.create {
         info!(run = %run, scheduled_time = %at, "created run");
+    }
+    if conflict {
+        return Ok(ControllerAction::requeue(CONFLICT_REQUEUE));
     }
     Ok(decision.requeue_after.map_or_else(ControllerAction::await_change, ControllerAction::requeue))
 }

@@ -80,16 +80,18 @@ pub fn run_application(scheduled: &ScheduledSparkApplication, at: Timestamp) -> 
     labels.insert(LABEL_SCHEDULED_APP_NAME.to_string(), scheduled.name_any());
     labels.insert(LABEL_SCHEDULED_APP_UID.to_string(), scheduled.uid().unwrap_or_default());
     labels.insert(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string());
-    let mut app = SparkApplication::new(&run_name(scheduled, at), scheduled.spec.template.clone());
-    app.metadata = ObjectMeta {
-        name: Some(run_name(scheduled, at)),
-        namespace: scheduled.namespace(),
-        labels: Some(labels),
-        annotations: Some(BTreeMap::from([(ANNOTATION_SCHEDULED_TIME.to_string(), at.to_string())])),
-        owner_references: Some(vec![owner_reference(scheduled)]),
-        ..Default::default()
-    };
-    app
+    SparkApplication {
+        metadata: ObjectMeta {
+            name: Some(run_name(scheduled, at)),
+            namespace: scheduled.namespace(),
+            labels: Some(labels),
+            annotations: Some(BTreeMap::from([(ANNOTATION_SCHEDULED_TIME.to_string(), at.to_string())])),
+            owner_references: Some(vec![owner_reference(scheduled)]),
+            ..Default::default()
+        },
+        spec: scheduled.spec.template.clone(),
+        status: None,
+    }
 }
 
 /// Whether `app` is a run of this scheduled application object: its controller owner
