@@ -33,6 +33,44 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     ("spark.speculation.multiplier", "1.5", "how many times slower than the median a task must be"),
     ("spark.speculation.quantile", "0.75", "fraction of tasks that must be done before speculating"),
     ("spark.speculation.minTaskRuntime", "100ms", "minimum runtime before a task is speculated"),
+    (
+        "spark.dynamicAllocation.enabled",
+        "false",
+        "scale executors with the pending tasks (local-cluster and ember:// masters)",
+    ),
+    ("spark.dynamicAllocation.minExecutors", "0", "fewest executors dynamic allocation keeps"),
+    ("spark.dynamicAllocation.maxExecutors", "unbounded", "most executors dynamic allocation asks for"),
+    (
+        "spark.dynamicAllocation.initialExecutors",
+        "minExecutors",
+        "executors at the start (the larger of it, minExecutors and spark.executor.instances)",
+    ),
+    ("spark.dynamicAllocation.executorIdleTimeout", "60s", "idle time after which an executor is removed"),
+    (
+        "spark.dynamicAllocation.cachedExecutorIdleTimeout",
+        "unbounded",
+        "the same for an executor holding cached blocks",
+    ),
+    (
+        "spark.dynamicAllocation.shuffleTracking.timeout",
+        "unbounded",
+        "the same for an executor holding shuffle outputs a live RDD may read",
+    ),
+    (
+        "spark.dynamicAllocation.schedulerBacklogTimeout",
+        "1s",
+        "how long tasks wait before more executors are asked for",
+    ),
+    (
+        "spark.dynamicAllocation.sustainedSchedulerBacklogTimeout",
+        "schedulerBacklogTimeout",
+        "interval of the further, doubling requests while the backlog lasts",
+    ),
+    (
+        "spark.dynamicAllocation.executorAllocationRatio",
+        "1",
+        "fraction of the executors full parallelism needs that are asked for",
+    ),
 ];
 
 impl Conf {
@@ -144,6 +182,23 @@ impl Conf {
     }
 }
 
+impl Conf {
+    /// A duration whose bare number means seconds, as Spark reads the keys it
+    /// declares in seconds (`spark.dynamicAllocation.executorIdleTimeout=60` is a
+    /// minute); suffixed values (`500ms`, `2min`) read as in [`Conf::get_duration`].
+    ///
+    /// Errors: the value is not a duration.
+    pub fn get_duration_secs(&self, key: &str, default: Duration) -> Result<Duration> {
+        match self.get(key) {
+            Some(v) if !v.trim().is_empty() && v.trim().chars().all(|c| c.is_ascii_digit() || c == '.') => {
+                parse_duration(&format!("{}s", v.trim()))
+                    .map_err(|reason| EmberError::Config(format!("{key}={v:?}: {reason}")))
+            }
+            _ => self.get_duration(key, default),
+        }
+    }
+}
+
 pub fn parse_bytes(v: &str) -> std::result::Result<u64, String> {
     let s = v.trim().to_ascii_lowercase();
     let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -192,6 +247,15 @@ mod tests {
         assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
         assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
         assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn bare_numbers_of_second_keys_are_seconds() {
+        let c = Conf::new().set("a", "60").set("b", "500ms").set("c", "x");
+        assert_eq!(c.get_duration_secs("a", Duration::ZERO).unwrap(), Duration::from_secs(60));
+        assert_eq!(c.get_duration_secs("b", Duration::ZERO).unwrap(), Duration::from_millis(500));
+        assert_eq!(c.get_duration_secs("missing", Duration::from_secs(3)).unwrap(), Duration::from_secs(3));
+        assert!(c.get_duration_secs("c", Duration::ZERO).unwrap_err().to_string().contains("c=\"x\""));
     }
 
     #[test]

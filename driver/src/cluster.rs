@@ -187,6 +187,20 @@ impl ClusterBackend {
         })
     }
 
+    /// Starts dynamic allocation over this backend's executors (see
+    /// [`crate::allocation`]); with `launch_locally` (`local-cluster`) it starts
+    /// executor processes itself, else it only publishes its demand on `board`.
+    ///
+    /// Errors: the allocation thread cannot start.
+    pub fn start_allocation(
+        &self,
+        conf: crate::allocation::AllocationConf,
+        board: Arc<crate::allocation::AllocationBoard>,
+        launch_locally: bool,
+    ) -> Result<crate::allocation::AllocationManager> {
+        crate::allocation::AllocationManager::start(conf, self.service.clone(), board, launch_locally)
+    }
+
     pub fn registry(&self) -> &Arc<ExecutorRegistry> {
         &self.service.registry
     }

@@ -1,6 +1,7 @@
 //! The context: a connection to executors (Spark's SparkContext). It creates
 //! RDDs from data and files, broadcast variables and accumulators, and runs jobs.
 
+use crate::allocation::AllocationConf;
 use crate::broadcast_manager::BroadcastManager;
 use crate::cluster::{ClusterBackend, Listen};
 use crate::listener::{self, Event, ListenerBus};
@@ -47,6 +48,8 @@ pub(crate) struct ContextInner {
     /// Shuffles jobs used, weakly: once no RDD references one, its files are deleted.
     shuffles: Mutex<HashMap<u32, std::sync::Weak<dyn ShuffleDepBase>>>,
     cluster: Option<ClusterBackend>,
+    /// Dynamic allocation's loop, when on; stopped before the executors are.
+    allocation: Option<crate::allocation::AllocationManager>,
     stopped: AtomicBool,
     next_job_id: AtomicU64,
     default_parallelism: usize,
@@ -167,10 +170,16 @@ impl EmberContext {
         }
         let mut local_executors = Vec::new();
         let mut cluster = None;
+        let mut allocation = None;
         let registration_wait =
             conf.get_duration("spark.scheduler.maxRegisteredResourcesWaitingTime", std::time::Duration::from_secs(30))?;
         let cores = match &master {
             Master::Local { threads } => {
+                if conf.get_bool("spark.dynamicAllocation.enabled", false)? {
+                    tracing::warn!(
+                        "dynamic allocation needs a cluster master (local-cluster, ember://); off in local mode"
+                    );
+                }
                 let driver = Arc::new(InProcessDriver {
                     tracker: tracker.clone(),
                     broadcasts: broadcasts.clone(),
@@ -224,12 +233,25 @@ impl EmberContext {
                     .filter(|s| !s.is_empty())
                     .collect();
                 let dirs = local_dirs(&conf);
-                let started = backend
-                    .launch_local_executors(*executors, *cores, *memory_mb, &binds, &dirs)
-                    .and_then(|()| backend.wait_for_executors(*executors, registration_wait, true));
-                if let Err(e) = started {
-                    backend.stop();
-                    return Err(e);
+                // With dynamic allocation the cluster's N executors are its room,
+                // and it starts with the initial number.
+                let dynamic = AllocationConf::from_conf(&conf, Some(*executors))
+                    .map(|d| d.map(|d| AllocationConf { tasks_per_executor: (*cores).max(1), ..d }));
+                let first = match &dynamic {
+                    Ok(Some(d)) => d.initial,
+                    _ => *executors,
+                };
+                let started = dynamic.and_then(|dynamic| {
+                    backend.launch_local_executors(first, *cores, *memory_mb, &binds, &dirs)?;
+                    backend.wait_for_executors(first, registration_wait, true)?;
+                    dynamic.map(|d| backend.start_allocation(d, monitoring.allocation.clone(), true)).transpose()
+                });
+                match started {
+                    Ok(manager) => allocation = manager,
+                    Err(e) => {
+                        backend.stop();
+                        return Err(e);
+                    }
                 }
                 cluster = Some(backend);
                 executors * cores
@@ -252,9 +274,23 @@ impl EmberContext {
                     broadcasts.clone(),
                     endpoints.clone(),
                 )?;
-                let expected = conf.get_usize("spark.executor.instances", 0)?;
+                // With dynamic allocation the cluster manager starts the initial
+                // executors and then follows the demand published on the UI.
+                let dynamic = AllocationConf::from_conf(&conf, None)?;
+                let expected = match &dynamic {
+                    Some(d) => d.initial,
+                    None => conf.get_usize("spark.executor.instances", 0)?,
+                };
                 if expected > 0 {
                     backend.wait_for_executors(expected, registration_wait, false)?;
+                }
+                if let Some(d) = dynamic {
+                    if monitoring.ui_address().is_none() {
+                        tracing::warn!(
+                            "dynamic allocation publishes its demand on the web UI, which is off: no cluster manager will see it"
+                        );
+                    }
+                    allocation = Some(backend.start_allocation(d, monitoring.allocation.clone(), false)?);
                 }
                 cluster = Some(backend);
                 scheduler.total_cores().max(2)
@@ -283,6 +319,7 @@ impl EmberContext {
                 local_executors: Mutex::new(local_executors),
                 shuffles: Mutex::new(HashMap::new()),
                 cluster,
+                allocation,
                 stopped: AtomicBool::new(false),
                 next_job_id: AtomicU64::new(0),
                 default_parallelism,
@@ -684,6 +721,9 @@ impl ContextInner {
         }
         for e in self.local_executors.lock().drain(..) {
             e.stop();
+        }
+        if let Some(allocation) = &self.allocation {
+            allocation.stop();
         }
         if let Some(cluster) = &self.cluster {
             cluster.stop();

@@ -193,6 +193,28 @@ impl DriverService {
         self.scheduler.remove_executor(executor_id, reason);
     }
 
+    /// Removes an idle executor on dynamic allocation's order (Spark's
+    /// `killExecutors` with `countFailures = false`): the scheduler stops using it
+    /// (only if it runs no task), the executor is told to exit (code 0, so its pod
+    /// ends `Succeeded` and is not counted as a failure), and the map outputs and
+    /// blocks it held are forgotten (a later stage recomputes what it needs).
+    /// Returns false when it is unknown or running a task (nothing changed).
+    pub fn decommission(&self, executor_id: &str, reason: &str) -> bool {
+        if !self.scheduler.remove_idle_executor(executor_id, reason) {
+            return false;
+        }
+        // Before the order: a local-cluster worker must not relaunch it.
+        self.worker.decommissioned(executor_id);
+        if let Some(entry) = self.registry.executors.lock().remove(executor_id) {
+            ExecutorRegistry::send(&entry, driver_command::Kind::Shutdown(Default::default()));
+            self.registry.left.notify_all();
+        }
+        self.broadcasts.block_master.remove_executor(executor_id);
+        let removed = self.tracker.remove_executor(executor_id);
+        tracing::info!(executor_id, reason, map_outputs = removed, "executor decommissioned");
+        true
+    }
+
     /// Declares executors lost whose heartbeats stopped for longer than `timeout`.
     pub fn reap_silent(&self, timeout: Duration) {
         let silent: Vec<(String, u64, Duration)> = self

@@ -257,7 +257,7 @@ impl HistoryServer {
         let read = provider.scan()?;
         let listener = std::net::TcpListener::bind((host, port))
             .map_err(|source| HistoryError::Bind { address: format!("{host}:{port}"), source })?;
-        let ui = UiServer::serve(listener, provider.clone(), None, Mode::History, &proxy_base)
+        let ui = UiServer::serve(listener, provider.clone(), None, None, Mode::History, &proxy_base)
             .map_err(|e| HistoryError::Start(e.to_string()))?;
         tracing::info!(dir = %dir, address = %ui.address(), logs = read, "history server started");
         let stop = Arc::new((Mutex::new(false), parking_lot::Condvar::new()));

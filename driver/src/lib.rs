@@ -54,6 +54,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod allocation;
 pub mod block_master;
 pub mod broadcast_manager;
 pub mod cluster;

@@ -139,6 +139,8 @@ struct State {
     tails: HashMap<String, Arc<Mutex<VecDeque<u8>>>>,
     pumps: Vec<JoinHandle<()>>,
     launched: usize,
+    /// Told to exit by dynamic allocation: not relaunched, not reported lost.
+    decommissioned: std::collections::HashSet<String>,
     failures_in_a_row: usize,
     stopping: bool,
 }
@@ -301,12 +303,15 @@ impl LocalWorker {
             }
             let log_tail = st.tails.remove(id).map(|t| last_lines(&t.lock(), LOG_TAIL_LINES)).unwrap_or_default();
             let exit = ExecutorExit { status, log_tail };
-            if !st.stopping {
+            let retired = st.decommissioned.contains(id) && exit.status.success();
+            if retired {
+                tracing::info!(executor_id = id, "decommissioned executor process ended");
+            } else if !st.stopping {
                 tracing::warn!(executor_id = id, status = %exit.status_text(), "executor process ended");
             }
             st.exits.insert(id.to_string(), exit);
             self.exited.notify_all();
-            if st.stopping {
+            if st.stopping || retired {
                 false
             } else if st.failures_in_a_row < self.max_retries {
                 st.failures_in_a_row += 1;
@@ -326,6 +331,37 @@ impl LocalWorker {
                 Err(e) => tracing::error!(executor_id = id, error = %e, "cannot relaunch a lost executor"),
             }
         }
+    }
+
+    /// Dynamic allocation retires `executor_id`: when it exits cleanly it is
+    /// neither relaunched nor reported as lost.
+    pub fn decommissioned(&self, executor_id: &str) {
+        self.state.lock().decommissioned.insert(executor_id.to_string());
+    }
+
+    /// Executor processes running now that were not retired by dynamic allocation.
+    pub fn live_count(&self) -> usize {
+        let st = self.state.lock();
+        st.running.keys().filter(|id| !st.decommissioned.contains(*id)).count()
+    }
+
+    /// Dynamic allocation's request (Spark's `requestTotalExecutors`): starts
+    /// executors until `total` are running (never stops any: idle executors are
+    /// decommissioned by the driver). Returns how many it started.
+    ///
+    /// Errors: a process could not be started, or no launch spec was given.
+    pub fn request_total(self: &Arc<Self>, total: usize) -> Result<usize> {
+        let missing = {
+            let st = self.state.lock();
+            if st.stopping || st.spec.is_none() {
+                return Ok(0);
+            }
+            total.saturating_sub(st.running.keys().filter(|id| !st.decommissioned.contains(*id)).count())
+        };
+        for _ in 0..missing {
+            self.launch_one()?;
+        }
+        Ok(missing)
     }
 
     /// An executor registered with the driver: failures are no longer back to back.

@@ -69,6 +69,12 @@ impl MapOutputTracker {
         removed
     }
 
+    /// Executors holding at least one map output of a shuffle still registered (one
+    /// a live RDD may read; unreferenced shuffles are removed by the context's cleaner).
+    pub fn executors_with_outputs(&self) -> std::collections::HashSet<String> {
+        self.shuffles.read().values().flatten().flatten().map(|s| s.executor_id.clone()).collect()
+    }
+
     pub fn remove_shuffle(&self, shuffle_id: u32) {
         self.shuffles.write().remove(&shuffle_id);
     }

@@ -26,6 +26,8 @@ pub struct Monitoring {
     /// Present when the UI is on.
     pub store: Option<AppStatusStore>,
     pub metrics: Option<Arc<DriverMetrics>>,
+    /// Dynamic allocation's demand, served by the UI (empty while it is off).
+    pub allocation: Arc<crate::allocation::AllocationBoard>,
     ui: Option<UiServer>,
     event_log: Option<String>,
 }
@@ -121,11 +123,14 @@ impl Monitoring {
         if !bus.flush(Duration::from_secs(5)) {
             tracing::warn!("the listeners did not take the application's start within 5 s");
         }
+        let allocation = Arc::new(crate::allocation::AllocationBoard::default());
         let ui = match (&store, &metrics) {
-            (Some(store), Some(metrics)) => UiServer::start_live(conf, store.clone(), metrics.clone())?,
+            (Some(store), Some(metrics)) => {
+                UiServer::start_live(conf, store.clone(), metrics.clone(), allocation.clone())?
+            }
             _ => None,
         };
-        Ok(Self { app_id, bus, store, metrics, ui, event_log })
+        Ok(Self { app_id, bus, store, metrics, allocation, ui, event_log })
     }
 
     /// The web UI's address, when it runs.

@@ -83,6 +83,10 @@ enum Job {
         /// Run every stage once, then wait for this file before the final job (for fault tests).
         #[arg(long)]
         pause_file: Option<String>,
+        /// Milliseconds each task of the large side's map stage sleeps first (a slow
+        /// wide stage, for dynamic allocation tests).
+        #[arg(long, default_value_t = 0)]
+        task_ms: u64,
     },
     /// Writes 100-byte TeraSort records (10-byte keys, 90-byte values).
     Teragen {
@@ -379,8 +383,8 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
             wordcount::run(&ctx()?, &input, output.as_deref().map(|o| (o, codec)), partitions)?
         }
         Job::Pi { samples, partitions } => pi::run(&ctx()?, samples, partitions)?,
-        Job::Join { large, small, keys, partitions, seed, pause_file } => {
-            join::run(&ctx()?, &join::JoinParams { large, small, keys, partitions, seed, pause_file })?
+        Job::Join { large, small, keys, partitions, seed, pause_file, task_ms } => {
+            join::run(&ctx()?, &join::JoinParams { large, small, keys, partitions, seed, pause_file, task_ms })?
         }
         Job::DeepLineage { depth, unions } => robustness::deep_lineage(&ctx()?, depth, unions)?,
         Job::ExecutorKiller { crash, partition } => robustness::executor_killer(&ctx()?, crash, partition)?,

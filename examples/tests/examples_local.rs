@@ -85,7 +85,9 @@ fn tasklist_equals_sequential_evaluation() {
 fn join_equals_nested_loops() {
     let sc = sc();
     let (large, small, keys, seed) = (6_000u64, 400u64, 900u64, 11u64);
-    let out = join::run(&sc, &join::JoinParams { large, small, keys, partitions: 4, seed, pause_file: None }).unwrap();
+    let out =
+        join::run(&sc, &join::JoinParams { large, small, keys, partitions: 4, seed, pause_file: None, task_ms: 0 })
+            .unwrap();
     let right: Vec<(u64, u64)> = (0..small).map(|j| join::small_row(j, seed)).collect();
     let (mut rows, mut checksum) = (0u64, 0u64);
     for i in 0..large {

@@ -54,6 +54,11 @@ impl CacheLocations {
         self.entries.store(held.len(), Ordering::Relaxed);
     }
 
+    /// Every executor holding at least one cached partition.
+    pub fn executors(&self) -> HashSet<String> {
+        self.held.lock().values().flatten().cloned().collect()
+    }
+
     /// The executors holding partition `split` of RDD `rdd_id`, in id order.
     pub fn holders(&self, rdd_id: u64, split: usize) -> Vec<String> {
         self.held.lock().get(&(rdd_id, split)).map(|h| h.iter().cloned().collect()).unwrap_or_default()

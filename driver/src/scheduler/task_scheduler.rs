@@ -99,6 +99,32 @@ struct ExecutorSlot {
     cores: usize,
     running: usize,
     link: Arc<dyn ExecutorLink>,
+    /// Since when no task runs on it (meaningful while `running` is 0).
+    idle_since: Instant,
+}
+
+/// One executor's load, as dynamic allocation reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutorLoad {
+    pub executor_id: String,
+    /// Task slots.
+    pub cores: usize,
+    /// Tasks running on it now.
+    pub running: usize,
+    /// How long it has run no task (zero while it runs one).
+    pub idle_for: Duration,
+}
+
+/// The scheduler's load at one instant: what dynamic allocation sizes the
+/// executors by (Spark's `ExecutorAllocationManager` listens for the same counts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchedulerLoad {
+    /// Tasks waiting for a slot (speculative copies included).
+    pub pending: usize,
+    /// Tasks running.
+    pub running: usize,
+    /// Every executor, in registration order.
+    pub executors: Vec<ExecutorLoad>,
 }
 
 struct RunningTask {
@@ -226,7 +252,10 @@ impl TaskScheduler {
                 time_ms: listener::now_ms(),
             }));
         }
-        st.executors.insert(executor_id.to_string(), ExecutorSlot { cores: cores.max(1), running: 0, link });
+        st.executors.insert(
+            executor_id.to_string(),
+            ExecutorSlot { cores: cores.max(1), running: 0, link, idle_since: Instant::now() },
+        );
         self.launch_ready(&mut st);
     }
 
@@ -282,6 +311,9 @@ impl TaskScheduler {
         if let Some(run) = st.running.remove(&task_id) {
             if let Some(e) = st.executors.get_mut(&run.executor_id) {
                 e.running = e.running.saturating_sub(1);
+                if e.running == 0 {
+                    e.idle_since = Instant::now();
+                }
             }
             let duration = run.started.elapsed();
             if let Some(info) = run.info {
@@ -312,10 +344,43 @@ impl TaskScheduler {
         self.state.lock().drop_pending(|t| t.desc.job_id != job_id);
     }
 
+    /// Pending and running tasks and every executor's load (dynamic allocation).
+    pub fn load(&self) -> SchedulerLoad {
+        let st = self.state.lock();
+        let now = Instant::now();
+        let executors = st
+            .order
+            .iter()
+            .filter_map(|id| {
+                let e = st.executors.get(id)?;
+                let idle_for =
+                    if e.running == 0 { now.saturating_duration_since(e.idle_since) } else { Duration::ZERO };
+                Some(ExecutorLoad { executor_id: id.clone(), cores: e.cores, running: e.running, idle_for })
+            })
+            .collect();
+        SchedulerLoad { pending: st.pending.len(), running: st.running.len(), executors }
+    }
+
+    /// Removes an executor only if it runs no task, atomically with respect to
+    /// launches: after `true`, no task is or will be launched on it, and every job
+    /// was told as by [`Self::remove_executor`]. `false`: unknown, or busy.
+    pub fn remove_idle_executor(&self, executor_id: &str, reason: &str) -> bool {
+        let mut st = self.state.lock();
+        if st.executors.get(executor_id).is_none_or(|e| e.running > 0) {
+            return false;
+        }
+        self.remove_locked(&mut st, executor_id, reason);
+        true
+    }
+
     /// An executor is gone: its running tasks are reported lost (they will be
     /// re-run without counting as failures) and every job is told.
     pub fn remove_executor(&self, executor_id: &str, reason: &str) {
         let mut st = self.state.lock();
+        self.remove_locked(&mut st, executor_id, reason);
+    }
+
+    fn remove_locked(&self, st: &mut State, executor_id: &str, reason: &str) {
         if st.executors.remove(executor_id).is_none() {
             return;
         }
@@ -344,7 +409,7 @@ impl TaskScheduler {
             reason: reason.to_string(),
             time_ms: listener::now_ms(),
         }));
-        self.launch_ready(&mut st);
+        self.launch_ready(st);
     }
 
     fn launch_ready(&self, st: &mut State) {

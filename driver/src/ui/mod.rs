@@ -58,6 +58,8 @@ pub enum Mode {
 struct Ui {
     apps: Arc<dyn AppSource>,
     metrics: Option<Arc<DriverMetrics>>,
+    /// The live driver's dynamic allocation demand (None: the history server).
+    allocation: Option<Arc<crate::allocation::AllocationBoard>>,
     mode: Mode,
     /// Prefix of every link and redirect (see [`proxy_base`]); empty when served at `/`.
     proxy_base: Arc<str>,
@@ -146,6 +148,13 @@ async fn dispatch(State(ui): State<Ui>, uri: Uri) -> Response {
     let query = query_params(&uri);
     match segments.as_slice() {
         ["api", "v1", rest @ ..] => rest::handle(&*ui.apps, rest, &query),
+        ["ember", "v1", "allocation"] => match ui.allocation.as_ref().and_then(|a| a.demand()) {
+            Some(demand) => match serde_json::to_string(&demand) {
+                Ok(body) => respond(StatusCode::OK, "application/json", body),
+                Err(e) => respond(StatusCode::INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8", e.to_string()),
+            },
+            None => not_found("dynamic allocation demand (spark.dynamicAllocation.enabled is off)"),
+        },
         ["metrics"] => match &ui.metrics {
             Some(m) => respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", m.encode()),
             None => not_found("metrics"),
@@ -200,7 +209,12 @@ impl UiServer {
     /// its UI rather than not at all.
     ///
     /// Errors: a malformed setting, or the server cannot start.
-    pub fn start_live(conf: &Conf, store: AppStatusStore, metrics: Arc<DriverMetrics>) -> Result<Option<Self>> {
+    pub fn start_live(
+        conf: &Conf,
+        store: AppStatusStore,
+        metrics: Arc<DriverMetrics>,
+        allocation: Arc<crate::allocation::AllocationBoard>,
+    ) -> Result<Option<Self>> {
         let base = proxy_base(conf)?;
         let port = conf.get_usize("spark.ui.port", 4040)?;
         let port =
@@ -214,7 +228,8 @@ impl UiServer {
                 return Ok(None);
             }
         };
-        let server = Self::serve(listener, Arc::new(LiveApp(store)), Some(metrics), Mode::Live, &base)?;
+        let server =
+            Self::serve(listener, Arc::new(LiveApp(store)), Some(metrics), Some(allocation), Mode::Live, &base)?;
         tracing::info!(address = %server.address, proxy_base = %base, "web UI started");
         ember_core::console::announce(format_args!("ember: web UI at http://{}", server.address));
         Ok(Some(server))
@@ -228,6 +243,7 @@ impl UiServer {
         listener: TcpListener,
         apps: Arc<dyn AppSource>,
         metrics: Option<Arc<DriverMetrics>>,
+        allocation: Option<Arc<crate::allocation::AllocationBoard>>,
         mode: Mode,
         proxy_base: &str,
     ) -> Result<Self> {
@@ -241,8 +257,13 @@ impl UiServer {
             .build()
             .map_err(internal)?;
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let app =
-            Router::new().fallback(dispatch).with_state(Ui { apps, metrics, mode, proxy_base: proxy_base.into() });
+        let app = Router::new().fallback(dispatch).with_state(Ui {
+            apps,
+            metrics,
+            allocation,
+            mode,
+            proxy_base: proxy_base.into(),
+        });
         let thread = std::thread::Builder::new()
             .name("ember-ui".into())
             .spawn(move || {

@@ -30,12 +30,21 @@ pub struct JoinParams {
     /// When set, the job first runs every stage once, then waits for this file to
     /// exist before its final job: a fixed point between stages for fault tests.
     pub pause_file: Option<String>,
+    /// Each task of the large side's map stage first sleeps this many milliseconds:
+    /// a slow wide stage, for dynamic allocation tests (0: none).
+    pub task_ms: u64,
 }
 
 pub fn run(sc: &EmberContext, p: &JoinParams) -> ember::Result<Value> {
-    let JoinParams { large, small, keys, partitions, seed, .. } = *p;
+    let JoinParams { large, small, keys, partitions, seed, task_ms, .. } = *p;
     let keys = keys.max(1);
-    let big = sc.range(0, large as i64, 1, partitions)?.map(Fn!(move |i: i64| large_row(i as u64, keys, seed)));
+    let mut big = sc.range(0, large as i64, 1, partitions)?.map(Fn!(move |i: i64| large_row(i as u64, keys, seed)));
+    if task_ms > 0 {
+        big = big.map_partitions(Fn!(move |rows: ember::BoxIter<(u64, u64)>| {
+            std::thread::sleep(std::time::Duration::from_millis(task_ms));
+            rows
+        }));
+    }
     let little = sc.range(0, small as i64, 1, partitions.min(8))?.map(Fn!(move |j: i64| small_row(j as u64, seed)));
     let joined = big.join(&little);
     if let Some(path) = &p.pause_file {
