@@ -165,6 +165,15 @@ pub struct SparkApplicationSpec {
     #[serde(default)]
     pub suspend: bool,
 
+    /// Dynamic allocation (kubeflow's `dynamicAllocation`): the driver computes how many
+    /// executors its pending tasks need and publishes that demand on its web UI; the
+    /// operator creates or deletes executor pods to match, between `minExecutors` and
+    /// `maxExecutors`. `executor.instances` is then only a floor of the initial number.
+    /// Setting `spark.dynamicAllocation.enabled=true` in `sparkConf` does the same;
+    /// these fields win over the `spark.dynamicAllocation.*` keys they set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_allocation: Option<DynamicAllocation>,
+
     /// The Service (and, with the operator's `--ingress-url-format`, the Ingress) in front
     /// of the driver's web UI (kubeflow spark-operator's `sparkUIOptions`). The Service
     /// `<name>-ui-svc` is created whenever the UI is on (`spark.ui.enabled`, default true);
@@ -500,6 +509,35 @@ impl Default for ExecutorSpec {
     fn default() -> Self {
         ExecutorSpec { instances: default_instances(), pod: PodSettings::default() }
     }
+}
+
+/// Dynamic allocation settings (kubeflow v1beta2 names). Each field becomes the
+/// `spark.dynamicAllocation.*` key Spark reads; the other keys
+/// (`executorIdleTimeout`, `schedulerBacklogTimeout`, …) go in `sparkConf`.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DynamicAllocation {
+    /// Turns dynamic allocation on (`spark.dynamicAllocation.enabled`).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Executors at the start (`initialExecutors`; the larger of it, `minExecutors` and
+    /// `executor.instances` is used, as in Spark).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub initial_executors: Option<i32>,
+    /// Fewest executors kept (`minExecutors`, default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_executors: Option<i32>,
+    /// Most executors created (`maxExecutors`, default unbounded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_executors: Option<i32>,
+    /// Milliseconds an idle executor holding shuffle outputs a live RDD may still read
+    /// is kept (`shuffleTracking.timeout`; unset: until the shuffle is cleaned up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub shuffle_tracking_timeout: Option<i64>,
 }
 
 /// When to run the application again after it ends.

@@ -8,6 +8,7 @@
 //! - [`state`]: the state machine, a pure function from observations to actions;
 //! - [`ownership`]: whose an object is; names are created, never taken from another owner;
 //! - [`reconciler`]: observes the cluster, runs the state machine, carries out actions;
+//! - [`allocation`]: dynamic allocation: the driver's demand read, executor pods kept to it;
 //! - [`scheduled`]: `ScheduledSparkApplication`, applications run on a cron schedule;
 //! - [`leader`]: leader election on a coordination.k8s.io Lease;
 //! - [`metrics`] and [`http`]: Prometheus metrics and the health endpoints;
@@ -15,6 +16,7 @@
 //! - [`ui`]: the driver's UI Service and Ingresses, `driverIngressOptions`, scrape settings;
 //! - [`auth`]: `spark.authenticate`: a Secret per application, mounted into its pods only.
 
+pub mod allocation;
 pub mod auth;
 pub mod builder;
 pub mod crd;

@@ -18,12 +18,12 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::{Instrument, field, info, info_span, warn};
 
 use crate::builder::{self, CONTAINER_NAME, LABEL_EXECUTOR_ID, LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY};
-use crate::crd::SparkApplication;
+use crate::crd::{AppState, SparkApplication};
 use crate::metrics::Metrics;
 use crate::ownership::{self, ClaimError};
 use crate::spec;
 use crate::state::{self, Action, Decision, Observed, PodPhase, PodView, Settings, Termination};
-use crate::{ui, ui_port};
+use crate::{allocation, ui, ui_port};
 
 /// Field manager name for server-side apply.
 pub const FIELD_MANAGER: &str = "ember-operator";
@@ -337,6 +337,29 @@ async fn reconcile_inner(
     let earlier_pods = split.earlier;
 
     let valid = spec::validate_with(&app, &ctx.settings.ui);
+    let driver_ip = split
+        .ours
+        .iter()
+        .find(|p| p.labels().get(LABEL_ROLE).map(String::as_str) == Some("driver"))
+        .and_then(|p| p.status.as_ref()?.pod_ip.as_deref())
+        .filter(|ip| !ip.is_empty());
+    // Dynamic allocation: what the running driver asks for (crate::allocation).
+    let demand = match (&valid, driver_ip) {
+        (Ok(valid), Some(ip))
+            if status.application_state.state == AppState::Running
+                && matches!(allocation::bounds(&app.spec), Ok(Some(_))) =>
+        {
+            let port = status.driver_info.web_ui_target_port.or(valid.ui.ui_port).and_then(|p| u16::try_from(p).ok());
+            match port {
+                Some(port) => allocation::fetch_demand(ip, port).await,
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    if let Some(d) = &demand {
+        tracing::debug!(target_executors = d.target, pending_tasks = d.pending_tasks, "driver's executor demand");
+    }
     let now = ctx.clock.now();
     let observed = Observed {
         name: &name,
@@ -349,6 +372,7 @@ async fn reconcile_inner(
         driver,
         executors,
         earlier_pods,
+        demand,
         now,
     };
     let mut decision = state::decide(&observed, &ctx.settings);
@@ -417,11 +441,6 @@ async fn reconcile_inner(
 
     // Once the driver runs: where its UI really listens (crate::ui_port).
     if let Ok(valid) = &valid {
-        let driver_ip = split
-            .ours
-            .iter()
-            .find(|p| p.labels().get(LABEL_ROLE).map(String::as_str) == Some("driver"))
-            .and_then(|p| p.status.as_ref()?.pod_ip.as_deref());
         let web_ui = valid.ui.web_ui.as_ref();
         let probe = ui_port::probe_needed(
             &decision.status,
@@ -500,6 +519,19 @@ async fn reconcile_inner(
                     Ok(_) => info!("deleted after timeToLiveSeconds"),
                     Err(kube::Error::Api(s)) if s.code == 404 => {}
                     Err(err) => return Err(kube_err("delete_application")(err)),
+                }
+            }
+            Action::DeleteExecutor { name, uid } => {
+                let params = DeleteParams {
+                    preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
+                    ..DeleteParams::background()
+                };
+                ctx.metrics.api_request("delete_pod");
+                match pods.delete(name, &params).await {
+                    Ok(_) => info!(pod = %name, "executor pod released by dynamic allocation"),
+                    // Gone already, or a new pod of that name (another UID).
+                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                    Err(err) => return Err(kube_err("delete_executor_pod")(err)),
                 }
             }
             Action::ForceDeletePod { name, uid } => {

@@ -299,6 +299,12 @@ pub fn validate_with(app: &SparkApplication, ui: &UiSettings) -> Result<ValidSpe
     {
         return Err(SpecError::new("spec.sparkConfigMap", "must name a ConfigMap"));
     }
+    if crate::allocation::bounds(spec)?.is_some() && ui.ui_port.is_none() {
+        return Err(SpecError::new(
+            "spec.sparkConf[spark.ui.enabled]",
+            "dynamic allocation needs the driver's web UI: the operator reads the driver's executor demand there",
+        ));
+    }
     let driver_custom = crate::customization::parse(&spec.driver.pod, "driver")?;
     let executor_custom = crate::customization::parse(&spec.executor.pod, "executor")?;
     Ok(ValidSpec { binary_path, driver, executor, ui, authenticate, files, driver_custom, executor_custom })

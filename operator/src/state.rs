@@ -140,6 +140,9 @@ pub struct Observed<'a> {
     /// adopted or deleted as this application's; a submission waits until the garbage
     /// collector has removed them, since their names are this application's too.
     pub earlier_pods: Vec<String>,
+    /// The driver's executor demand, read from its UI while it runs with dynamic
+    /// allocation on ([`crate::allocation`]); None otherwise or when it did not answer.
+    pub demand: Option<crate::allocation::Demand>,
     /// The time now.
     pub now: Timestamp,
 }
@@ -158,6 +161,13 @@ pub enum Action {
     DeleteAllPods,
     /// Delete the application itself; owner references take its pods and Service.
     DeleteApplication,
+    /// Delete one executor pod (precondition: its UID): dynamic allocation releases it.
+    DeleteExecutor {
+        /// Pod name.
+        name: String,
+        /// Its UID.
+        uid: String,
+    },
     /// Delete a pod stuck Terminating with no grace period (precondition: its UID).
     ForceDeletePod {
         /// Pod name.
@@ -680,9 +690,15 @@ fn executor_state(pod: &PodView) -> ExecutorState {
 /// up to `executor.instances` with fresh ids.
 fn manage_executors(draft: &mut Draft<'_>, settings: &Settings) {
     let obs = draft.obs;
+    let dynamic = crate::allocation::bounds(obs.spec).ok().flatten();
     let mut states: BTreeMap<String, ExecutorState> = BTreeMap::new();
     for pod in obs.executors.values() {
-        states.insert(pod.name.clone(), executor_state(pod));
+        let mut state = executor_state(pod);
+        // A pod the operator deleted as surplus is not a failure while it terminates.
+        if pod.terminating && obs.status.executor_state.get(&pod.name) == Some(&ExecutorState::Completed) {
+            state = ExecutorState::Completed;
+        }
+        states.insert(pod.name.clone(), state);
     }
     // Executors the status knows but that no longer exist were deleted under us.
     for (name, previous) in &obs.status.executor_state {
@@ -706,11 +722,18 @@ fn manage_executors(draft: &mut Draft<'_>, settings: &Settings) {
         draft.note(true, "ExecutorFailed", format!("executor pod {name} failed or was deleted"));
     }
 
-    let alive = obs
+    // Executors the driver retired (dynamic allocation) are on their way out.
+    let retired = |id: &i32| obs.demand.as_ref().is_some_and(|d| d.decommissioned.iter().any(|r| *r == id.to_string()));
+    let alive_pods: Vec<(&i32, &PodView)> = obs
         .executors
-        .values()
-        .filter(|p| !p.terminating && matches!(p.phase, PodPhase::Pending | PodPhase::Running | PodPhase::Unknown))
-        .count() as i32;
+        .iter()
+        .filter(|(id, p)| {
+            !p.terminating
+                && !retired(id)
+                && matches!(p.phase, PodPhase::Pending | PodPhase::Running | PodPhase::Unknown)
+        })
+        .collect();
+    let mut alive = alive_pods.len() as i32;
     let completed = obs.executors.values().filter(|p| p.phase == PodPhase::Succeeded).count() as i32;
     // Pods may exist that the status does not know yet (created by a reconcile whose
     // status write did not happen); new ids start above every existing one.
@@ -720,8 +743,20 @@ fn manage_executors(draft: &mut Draft<'_>, settings: &Settings) {
     if pending_past_timeout(draft, settings) {
         return;
     }
-    let wanted = (obs.spec.executor.instances - alive - completed).max(0);
     let first_run = obs.status.last_executor_id == 0 && draft.status.executor_failures == 0;
+    let wanted = match dynamic {
+        None => (obs.spec.executor.instances - alive - completed).max(0),
+        Some(bounds) => {
+            let target = match &obs.demand {
+                Some(demand) => bounds.clamp(demand.target),
+                None if first_run => bounds.initial,
+                // The driver did not answer: nothing changes until it does.
+                None => alive,
+            };
+            alive -= release_executors(draft, &mut states, &alive_pods, target);
+            (target - alive).max(0)
+        }
+    };
     let mut created = 0;
     if wanted > 0 {
         if !first_run && draft.status.executor_failures > settings.max_executor_failures {
@@ -743,18 +778,62 @@ fn manage_executors(draft: &mut Draft<'_>, settings: &Settings) {
                 states.insert(executor_pod_name(obs.name, id), ExecutorState::Pending);
                 created += 1;
             }
-            if !first_run {
-                draft.note(
+            match (&obs.demand, dynamic) {
+                (Some(demand), Some(_)) => draft.note(
+                    false,
+                    "ExecutorsRequested",
+                    format!(
+                        "created {created} executor pod(s): dynamic allocation asks for {} ({} pending tasks)",
+                        alive + created,
+                        demand.pending_tasks
+                    ),
+                ),
+                _ if !first_run => draft.note(
                     false,
                     "ExecutorReplaced",
                     format!("created {created} executor pod(s) to keep {} running", obs.spec.executor.instances),
-                );
+                ),
+                _ => {}
             }
         }
     }
     draft.status.executor_state = states;
     draft.status.running_executors = alive + created;
-    draft.requeue(RESYNC);
+    draft.requeue(if dynamic.is_some() { crate::allocation::POLL } else { RESYNC });
+}
+
+/// Dynamic allocation: deletes the pods of executors the driver retired once they
+/// ended (`Succeeded`), and, when more pods live than `target`, the newest ones that
+/// have not started yet (a running executor is the driver's to retire: it knows
+/// whether it is idle). Deleted pods are recorded `Completed`, not failed. Returns
+/// how many of `alive_pods` it deletes.
+fn release_executors(
+    draft: &mut Draft<'_>,
+    states: &mut BTreeMap<String, ExecutorState>,
+    alive_pods: &[(&i32, &PodView)],
+    target: i32,
+) -> i32 {
+    let obs = draft.obs;
+    let surplus = (alive_pods.len() as i32 - target).max(0) as usize;
+    let unstarted = alive_pods.iter().rev().filter(|(_, p)| p.phase == PodPhase::Pending).take(surplus);
+    let ended = obs.executors.values().filter(|p| p.phase == PodPhase::Succeeded && !p.terminating);
+    let unstarted: Vec<&PodView> = unstarted.map(|(_, p)| *p).filter(|p| p.uid.is_some()).collect();
+    let surplus_released = unstarted.len() as i32;
+    let mut names = Vec::new();
+    for pod in unstarted.into_iter().chain(ended) {
+        let Some(uid) = pod.uid.clone() else { continue };
+        draft.actions.push(Action::DeleteExecutor { name: pod.name.clone(), uid });
+        states.insert(pod.name.clone(), ExecutorState::Completed);
+        names.push(pod.name.as_str());
+    }
+    if !names.is_empty() {
+        draft.note(
+            false,
+            "ExecutorsReleased",
+            format!("released executor pod(s) {}: dynamic allocation asks for {target}", names.join(", ")),
+        );
+    }
+    surplus_released
 }
 
 /// Executor pods pending past [`Settings::executor_start_timeout`]: with no executor

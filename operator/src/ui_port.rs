@@ -120,6 +120,12 @@ async fn look(probe: &UiProbe, timeout: Duration) -> Option<u16> {
     None
 }
 
+/// A GET of `url` whose 200 answer is JSON, within `timeout`; None on anything else.
+pub(crate) async fn fetch_json(url: &str, timeout: Duration) -> Option<serde_json::Value> {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    get_json(&client, url, timeout).await
+}
+
 /// A GET whose 200 answer is JSON; None on anything else (refused, timed out, other
 /// status, not JSON).
 async fn get_json<C>(client: &Client<C, Empty<Bytes>>, url: &str, timeout: Duration) -> Option<serde_json::Value>

@@ -1232,6 +1232,61 @@ impl E2e {
         Ok(())
     }
 
+    /// Dynamic allocation (examples/k8s/dynamic-allocation.yaml, paused between its
+    /// jobs): the slow wide stage scales the executors from 1 to 4 pods; in the pause
+    /// the idle ones are retired by the driver (exit 0) and their pods released, with
+    /// no executor failure; the final job recomputes what they held; exact result.
+    async fn dynamic_allocation(&self) -> Result<()> {
+        let name = "join-dynamic";
+        let pause = self.path("join-dynamic.go");
+        let mut app = example("dynamic-allocation.yaml")?;
+        let mut args = JoinJob::TEST.arguments(&pause);
+        args.extend(["--task-ms".to_string(), "3000".to_string()]);
+        app["spec"]["arguments"] = json!(args);
+        app["spec"]["sparkConf"]["spark.dynamicAllocation.executorIdleTimeout"] = json!("2s");
+        app["spec"]["dynamicAllocation"]["shuffleTrackingTimeout"] = json!(3000);
+        let t = Instant::now();
+        self.apply(&app)?;
+        self.wait_app(name, "scaled up to 4 executor pods", |a| {
+            a.status.as_ref().is_some_and(|s| s.last_executor_id >= 4)
+        })
+        .await?;
+        report(&format!("{name}: 4 executor pods {:.1?} after the apply", t.elapsed()));
+        self.wait_driver_log(name, "first job done, paused", &["ember: paused"]).await?;
+        let app = self
+            .wait_app(name, "back to 1 executor, 3 retired and released", |a| {
+                let s = a.status.clone().unwrap_or_default();
+                let completed = s.executor_state.values().filter(|e| **e == ExecutorState::Completed).count();
+                s.running_executors == 1 && completed == 3
+            })
+            .await?;
+        let status = app.status.unwrap_or_default();
+        ensure!(status.executor_failures == 0, "{name}: retired executors counted as failures: {status:?}");
+        ensure!(status.last_executor_id == 4, "{name}: more executors than maxExecutors: {status:?}");
+        let retired = self.driver_log(name).lines().filter(|l| l.contains("executor decommissioned")).count();
+        ensure!(retired == 3, "{name}: the driver retired {retired} executors, not 3");
+        poll_until(&format!("{name}: released pods deleted"), STEP_TIMEOUT, || async {
+            let pods = self.app_pods(name).await?;
+            let executors = pods.iter().filter(|p| p.labels().get(LABEL_ROLE).map(String::as_str) == Some("executor"));
+            Ok((executors.count() == 1).then_some(()))
+        })
+        .await?;
+        let events = self.events_of(name)?;
+        for reason in ["ExecutorsRequested", "ExecutorsReleased"] {
+            ensure!(events.iter().any(|(r, _)| r == reason), "{name}: no {reason} event in {events:?}");
+        }
+        report(&format!("{name}: back to 1 executor {:.1?} after the apply; resuming", t.elapsed()));
+        std::fs::write(&pause, "")?;
+        self.wait_state(name, AppState::Completed).await?;
+        let result = self.driver_result(name)?;
+        let expected = JoinJob::TEST.expected();
+        ensure!(result == expected, "{name}: result {result}, expected {expected}");
+        let status = self.app(name).await?.and_then(|a| a.status).unwrap_or_default();
+        ensure!(status.executor_failures == 0, "{name}: {status:?}");
+        report(&format!("{name}: {result} in {:.1?}, {} executor pods in all", t.elapsed(), status.last_executor_id));
+        Ok(())
+    }
+
     /// An invalid manifest: refused by the schema at admission with the server's message,
     /// or, for what the schema cannot say (without CEL on 1.20), FAILED with the message
     /// in the status, an InvalidSpec event, and no pods.
@@ -1924,6 +1979,11 @@ async fn scenarios(e2e: &mut E2e) -> Result<()> {
     step(
         "streaming (examples/k8s/streaming-wordcount.yaml): driver pod deleted, resumed from the checkpoint",
         e2e.streaming_driver_deleted(),
+    )
+    .await?;
+    step(
+        "dynamic allocation (examples/k8s/dynamic-allocation.yaml): 1 → 4 executors for a wide stage, back to 1 when idle, exact",
+        e2e.dynamic_allocation(),
     )
     .await?;
     step("invalid manifests: refused by the schema or FAILED with the message", e2e.invalid_manifests()).await?;

@@ -313,6 +313,7 @@ fn transitions() {
             driver: c.driver.clone(),
             executors: c.executors.clone(),
             earlier_pods: c.earlier_pods.clone(),
+            demand: None,
             now: t0().checked_add(SignedDuration::from_secs(c.after_secs)).unwrap(),
         };
         let d = decide(&obs, &settings);
@@ -349,6 +350,7 @@ fn executors_pending_past_the_timeout_fail_a_run_that_has_none_running() {
             driver: Some(pod("app-driver", PodPhase::Running)),
             executors,
             earlier_pods: Vec::new(),
+            demand: None,
             now: t0().checked_add(SignedDuration::from_secs(secs)).unwrap(),
         };
         decide(&obs, &settings)
@@ -399,6 +401,7 @@ fn a_pod_stuck_terminating_is_force_deleted_so_the_rerun_can_go() {
             driver: Some(stuck.clone()),
             executors: BTreeMap::new(),
             earlier_pods: Vec::new(),
+            demand: None,
             now: t0().checked_add(SignedDuration::from_secs(secs)).unwrap(),
         };
         decide(&obs, &Settings::default())
@@ -442,6 +445,7 @@ fn submission_rejection_retries_then_gives_up() {
         driver: None,
         executors: BTreeMap::new(),
         earlier_pods: Vec::new(),
+        demand: None,
         now: t0(),
     };
     let d = submission_failed(&s, decide(&obs, &Settings::default()), "forbidden".into(), t0());
@@ -480,6 +484,7 @@ fn submission_points_driver_info_at_the_ui_service_and_ingress() {
         driver: None,
         executors: BTreeMap::new(),
         earlier_pods: Vec::new(),
+        demand: None,
         now: t0(),
     };
     let mut d = decide(&obs, &Settings::default());
@@ -512,4 +517,108 @@ fn submission_points_driver_info_at_the_ui_service_and_ingress() {
     assert_eq!((info.web_ui_service_name, info.web_ui_port, info.web_ui_ingress_name), (None, None, None));
     record_web_ui_service(&mut d.status, &service("app-ui-svc", "10.0.0.7"));
     assert_eq!(d.status.driver_info.web_ui_address, None);
+}
+
+/// Dynamic allocation: a running application with `spec` and `executors`, deciding
+/// with the driver's `demand`.
+fn decide_dynamic(
+    executors: BTreeMap<i32, PodView>,
+    status: &SparkApplicationStatus,
+    demand: Option<crate::allocation::Demand>,
+) -> Decision {
+    let spec: SparkApplicationSpec = serde_json::from_value(serde_json::json!({
+        "image": "img", "mainApplicationFile": "local:///bin/job", "executor": {"instances": 1},
+        "dynamicAllocation": {"enabled": true, "initialExecutors": 2, "minExecutors": 1, "maxExecutors": 4}
+    }))
+    .unwrap();
+    let obs = Observed {
+        name: "app",
+        namespace: "ns",
+        generation: Some(1),
+        spec: &spec,
+        spec_check: Ok(()),
+        web_ui: None,
+        status,
+        driver: Some(pod("app-driver", PodPhase::Running)),
+        executors,
+        earlier_pods: Vec::new(),
+        demand,
+        now: t0(),
+    };
+    decide(&obs, &Settings::default())
+}
+
+fn demand(target: i32, decommissioned: &[&str]) -> Option<crate::allocation::Demand> {
+    Some(crate::allocation::Demand {
+        target,
+        pending_tasks: 7,
+        decommissioned: decommissioned.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+fn with_uid(mut p: PodView) -> PodView {
+    p.uid = Some(format!("uid-{}", p.name));
+    p
+}
+
+#[test]
+fn dynamic_allocation_starts_with_the_initial_count_then_follows_the_driver_within_bounds() {
+    // First run, the driver not heard yet: initialExecutors (2), not executor.instances (1).
+    let mut fresh = status(AppState::Running);
+    fresh.execution_attempts = 1;
+    let d = decide_dynamic(BTreeMap::new(), &fresh, None);
+    assert_eq!(d.actions, [Action::CreateExecutor(1), Action::CreateExecutor(2)]);
+    assert_eq!(d.requeue_after, Some(crate::allocation::POLL), "the demand is read often");
+
+    // The driver asks for 6: capped at maxExecutors (4); two more pods, with an event.
+    let d = decide_dynamic(live_executors(&[1, 2]), &running_status(), demand(6, &[]));
+    assert_eq!(d.actions, [Action::CreateExecutor(3), Action::CreateExecutor(4)]);
+    assert_eq!(d.status.running_executors, 4);
+    assert!(d.notes.iter().any(|n| n.reason == "ExecutorsRequested" && n.message.contains("asks for 4 (7 pending")));
+
+    // Not heard this time: nothing is created or deleted.
+    let d = decide_dynamic(live_executors(&[1, 2]), &running_status(), None);
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+
+    // The driver asks for 0: minExecutors (1) is kept; running executors are the
+    // driver's to retire, so nothing is deleted here.
+    let d = decide_dynamic(live_executors(&[1, 2]), &running_status(), demand(0, &[]));
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+}
+
+#[test]
+fn dynamic_allocation_releases_retired_and_surplus_pods_without_counting_failures() {
+    let mut executors = live_executors(&[1, 2]);
+    executors.insert(3, with_uid(pod("app-exec-3", PodPhase::Pending)));
+    executors.insert(4, with_uid(ended("app-exec-4", 0, "")));
+    let mut before = running_status();
+    before.last_executor_id = 4;
+    before.executor_state.insert("app-exec-3".into(), ExecutorState::Pending);
+    before.executor_state.insert("app-exec-4".into(), ExecutorState::Running);
+    // The driver retired 2 (still running while it exits) and wants 1: the pending
+    // pod 3 is surplus, and 4 (retired earlier, exited 0) is released.
+    let d = decide_dynamic(executors.clone(), &before, demand(1, &["2", "4"]));
+    assert_eq!(
+        d.actions,
+        [
+            Action::DeleteExecutor { name: "app-exec-3".into(), uid: "uid-app-exec-3".into() },
+            Action::DeleteExecutor { name: "app-exec-4".into(), uid: "uid-app-exec-4".into() },
+        ]
+    );
+    assert_eq!(d.status.executor_failures, 0);
+    assert_eq!(d.status.executor_state["app-exec-3"], ExecutorState::Completed);
+    assert_eq!(d.status.executor_state["app-exec-4"], ExecutorState::Completed);
+    assert_eq!(d.status.running_executors, 1, "3 is released, 2 retired");
+    assert!(d.notes.iter().any(|n| n.reason == "ExecutorsReleased" && n.message.contains("app-exec-3, app-exec-4")));
+
+    // Next look: 3 terminating, 4 gone, 2 exited 0: no failure is counted, nothing repeats.
+    let mut after = executors;
+    after.insert(3, PodView { terminating: true, ..with_uid(pod("app-exec-3", PodPhase::Pending)) });
+    after.remove(&4);
+    after.insert(2, with_uid(ended("app-exec-2", 0, "")));
+    let d2 = decide_dynamic(after, &d.status, demand(1, &["2", "4"]));
+    assert_eq!(d2.status.executor_failures, 0);
+    assert_eq!(d2.actions, [Action::DeleteExecutor { name: "app-exec-2".into(), uid: "uid-app-exec-2".into() }]);
+    assert_eq!(d2.status.executor_state["app-exec-3"], ExecutorState::Completed);
+    assert_eq!(d2.status.executor_state["app-exec-4"], ExecutorState::Completed);
 }
