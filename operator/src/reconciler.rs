@@ -522,30 +522,13 @@ async fn reconcile_inner(
                 }
             }
             Action::DeleteExecutor { name, uid } => {
-                let params = DeleteParams {
-                    preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
-                    ..DeleteParams::background()
-                };
-                ctx.metrics.api_request("delete_pod");
-                match pods.delete(name, &params).await {
-                    Ok(_) => info!(pod = %name, "executor pod released by dynamic allocation"),
-                    // Gone already, or a new pod of that name (another UID).
-                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-                    Err(err) => return Err(kube_err("delete_executor_pod")(err)),
+                if delete_pod_of_uid(ctx, &pods, name, uid, None, "delete_pod").await? {
+                    info!(pod = %name, "executor pod released by dynamic allocation");
                 }
             }
             Action::ForceDeletePod { name, uid } => {
-                let params = DeleteParams {
-                    grace_period_seconds: Some(0),
-                    preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
-                    ..DeleteParams::default()
-                };
-                ctx.metrics.api_request("force_delete_pod");
-                match pods.delete(name, &params).await {
-                    Ok(_) => warn!(pod = %name, "force-deleted a pod stuck terminating"),
-                    // Gone already, or a new pod of that name (another UID).
-                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-                    Err(err) => return Err(kube_err("force_delete_pod")(err)),
+                if delete_pod_of_uid(ctx, &pods, name, uid, Some(0), "force_delete_pod").await? {
+                    warn!(pod = %name, "force-deleted a pod stuck terminating");
                 }
             }
             Action::Submit | Action::CreateExecutor(_) => {}
@@ -564,6 +547,30 @@ async fn reconcile_inner(
         Some(after) => ControllerAction::requeue(after.max(Duration::from_millis(100))),
         None => ControllerAction::await_change(),
     })
+}
+
+/// Deletes pod `name` only if its UID is still `uid` (a new pod of that name stays),
+/// with `grace_seconds` (None: the pod's own). Returns false when it was gone already
+/// or is another pod now. `operation` names the request in metrics and errors.
+async fn delete_pod_of_uid(
+    ctx: &Context,
+    pods: &Api<Pod>,
+    name: &str,
+    uid: &str,
+    grace_seconds: Option<u32>,
+    operation: &'static str,
+) -> Result<bool, Error> {
+    let params = DeleteParams {
+        grace_period_seconds: grace_seconds,
+        preconditions: Some(Preconditions { uid: Some(uid.to_string()), resource_version: None }),
+        ..DeleteParams::background()
+    };
+    ctx.metrics.api_request(operation);
+    match pods.delete(name, &params).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(false),
+        Err(err) => Err(kube_err(operation)(err)),
+    }
 }
 
 /// Creates the driver's Services and Ingresses, then the driver pod; returns the UI
