@@ -43,6 +43,10 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// dynamic allocation is off).
 pub const DEMAND_PATH: &str = "/ember/v1/allocation";
 
+/// Set by the Kubernetes operator in the driver's configuration: whether it follows
+/// this driver's demand (`true`) or not (`false`, dynamic allocation is then refused).
+pub const OPERATOR_MANAGED_KEY: &str = "ember.kubernetes.dynamicAllocation.managed";
+
 /// Decommissioned executor ids kept in the published demand.
 const DECOMMISSIONED_KEPT: usize = 1000;
 
@@ -61,7 +65,8 @@ pub struct AllocationConf {
     pub idle_timeout: Duration,
     /// `cachedExecutorIdleTimeout` (None: unbounded, the default).
     pub cached_idle_timeout: Option<Duration>,
-    /// `shuffleTracking.timeout` (None: unbounded, the default).
+    /// `shuffleTracking.timeout` (None: unbounded, the default; a bare number is
+    /// milliseconds, as in Spark).
     pub shuffle_timeout: Option<Duration>,
     /// `schedulerBacklogTimeout` (default 1 s).
     pub backlog_timeout: Duration,
@@ -77,7 +82,8 @@ pub struct AllocationConf {
 impl AllocationConf {
     /// The settings when `spark.dynamicAllocation.enabled` is true, else None.
     /// `cluster_size` caps `maxExecutors` (a `local-cluster[N,…]` has room for N).
-    /// Bare numbers of the timeouts are seconds, as in Spark.
+    /// Bare numbers of the timeouts are seconds, except `shuffleTracking.timeout`'s
+    /// (milliseconds), as in Spark.
     ///
     /// Errors: a malformed value, `maxExecutors` 0, `minExecutors` above
     /// `maxExecutors`, a zero backlog timeout, a ratio outside (0, 1].
@@ -103,9 +109,16 @@ impl AllocationConf {
             .max(min)
             .max(conf.get_usize("spark.executor.instances", 0)?)
             .min(max);
-        let unbounded = |k: &str| -> Result<Option<Duration>> {
-            conf.get(&key(k)).map(|_| conf.get_duration_secs(&key(k), Duration::ZERO)).transpose()
-        };
+        // Spark declares cachedExecutorIdleTimeout in seconds and
+        // shuffleTracking.timeout in milliseconds (bare numbers read so).
+        let cached_idle_timeout = conf
+            .get(&key("cachedExecutorIdleTimeout"))
+            .map(|_| conf.get_duration_secs(&key("cachedExecutorIdleTimeout"), Duration::ZERO))
+            .transpose()?;
+        let shuffle_timeout = conf
+            .get(&key("shuffleTracking.timeout"))
+            .map(|_| conf.get_duration(&key("shuffleTracking.timeout"), Duration::ZERO))
+            .transpose()?;
         let backlog_timeout = conf.get_duration_secs(&key("schedulerBacklogTimeout"), Duration::from_secs(1))?;
         let sustained_backlog_timeout =
             conf.get_duration_secs(&key("sustainedSchedulerBacklogTimeout"), backlog_timeout)?;
@@ -125,8 +138,8 @@ impl AllocationConf {
             max,
             initial,
             idle_timeout: conf.get_duration_secs(&key("executorIdleTimeout"), Duration::from_secs(60))?,
-            cached_idle_timeout: unbounded("cachedExecutorIdleTimeout")?,
-            shuffle_timeout: unbounded("shuffleTracking.timeout")?,
+            cached_idle_timeout,
+            shuffle_timeout,
             backlog_timeout,
             sustained_backlog_timeout,
             ratio,
@@ -159,13 +172,24 @@ pub struct Holdings {
     pub shuffle: HashSet<String>,
 }
 
+/// An idle executor [`Allocator::step`] retires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    pub executor_id: String,
+    /// The idle timeout that applies to it: it is retired only if it is still idle
+    /// for at least this long when the scheduler removes it.
+    pub idle_timeout: Duration,
+    /// Why, for the log.
+    pub reason: String,
+}
+
 /// One decision of [`Allocator::step`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     /// Executors wanted in total.
     pub target: usize,
-    /// Idle executors to remove now, each with why.
-    pub remove: Vec<(String, String)>,
+    /// Idle executors to retire now, longest idle first.
+    pub remove: Vec<Removal>,
 }
 
 /// The allocation state between ticks; [`Allocator::step`] is pure in its inputs
@@ -178,12 +202,16 @@ pub struct Allocator {
     to_add: usize,
     /// When the backlog next adds executors (None: no task waits).
     add_at: Option<Instant>,
+    /// Until the first task or the first idle timeout, the target stays at least the
+    /// initial number (Spark's `initializing`): executors still starting are not
+    /// given up before the application had a chance to use them.
+    initializing: bool,
 }
 
 impl Allocator {
     /// Starts at `conf.initial` executors.
     pub fn new(conf: AllocationConf) -> Self {
-        Self { target: conf.initial, conf, to_add: 1, add_at: None }
+        Self { target: conf.initial, conf, to_add: 1, add_at: None, initializing: true }
     }
 
     /// The settings.
@@ -207,12 +235,20 @@ impl Allocator {
         } else if self.add_at.is_none() {
             self.add_at = Some(now + c.backlog_timeout);
         }
-        if self.target > max_needed {
+        if self.initializing
+            && (demand > 0 || load.executors.iter().any(|e| e.running == 0 && e.idle_for >= c.idle_timeout))
+        {
+            self.initializing = false;
+        }
+        if self.initializing {
+            // Nothing asked yet: keep the initial executors.
+        } else if self.target > max_needed {
             self.target = max_needed.max(c.min);
             self.to_add = 1;
         } else if self.add_at.is_some_and(|at| now >= at) {
-            let before = self.target;
-            self.target = (self.target + self.to_add).min(max_needed).min(c.max).max(c.min);
+            // No point ramping up to executors already there (Spark does the same).
+            let before = self.target.max(load.executors.len());
+            self.target = (before + self.to_add).min(max_needed).min(c.max).max(c.min);
             self.to_add = if self.target > before { self.to_add.saturating_mul(2) } else { 1 };
             self.add_at = Some(now + c.sustained_backlog_timeout);
         }
@@ -235,9 +271,10 @@ impl Allocator {
         let remove = idle
             .into_iter()
             .take(removable)
-            .map(|(id, idle_for, timeout)| {
-                let why = format!("idle for {:.1}s (timeout {:.1}s)", idle_for.as_secs_f64(), timeout.as_secs_f64());
-                (id.to_string(), why)
+            .map(|(id, idle_for, timeout)| Removal {
+                executor_id: id.to_string(),
+                idle_timeout: timeout,
+                reason: format!("idle for {:.1}s (timeout {:.1}s)", idle_for.as_secs_f64(), timeout.as_secs_f64()),
             })
             .collect();
         Step { target: self.target, remove }
@@ -377,9 +414,10 @@ fn run(
             );
             requested = Some(step.target);
         }
-        for (id, why) in &step.remove {
-            if service.decommission(id, &format!("removed by dynamic allocation: {why}")) {
-                decommissioned.push_back(id.clone());
+        for r in &step.remove {
+            let reason = format!("removed by dynamic allocation: {}", r.reason);
+            if service.decommission(&r.executor_id, &reason, r.idle_timeout) {
+                decommissioned.push_back(r.executor_id.clone());
                 if decommissioned.len() > DECOMMISSIONED_KEPT {
                     decommissioned.pop_front();
                 }
@@ -398,7 +436,7 @@ fn run(
             executors: load
                 .executors
                 .iter()
-                .filter(|e| !step.remove.iter().any(|(id, _)| *id == e.executor_id))
+                .filter(|e| !decommissioned.contains(&e.executor_id))
                 .map(|e| ExecutorDemand {
                     id: e.executor_id.clone(),
                     running_tasks: e.running,

@@ -277,6 +277,12 @@ impl EmberContext {
                 // With dynamic allocation the cluster manager starts the initial
                 // executors and then follows the demand published on the UI.
                 let dynamic = AllocationConf::from_conf(&conf, None)?;
+                if dynamic.is_some() && conf.get(crate::allocation::OPERATOR_MANAGED_KEY) == Some("false") {
+                    return Err(EmberError::Config(
+                        "spark.dynamicAllocation.enabled is true, but the Kubernetes operator does not follow this                          driver's demand (it reads spec.dynamicAllocation and sparkConf, not sparkConfigMap): set it                          in the SparkApplication's sparkConf or spec.dynamicAllocation"
+                            .into(),
+                    ));
+                }
                 let expected = match &dynamic {
                     Some(d) => d.initial,
                     None => conf.get_usize("spark.executor.instances", 0)?,

@@ -198,9 +198,10 @@ impl DriverService {
     /// (only if it runs no task), the executor is told to exit (code 0, so its pod
     /// ends `Succeeded` and is not counted as a failure), and the map outputs and
     /// blocks it held are forgotten (a later stage recomputes what it needs).
-    /// Returns false when it is unknown or running a task (nothing changed).
-    pub fn decommission(&self, executor_id: &str, reason: &str) -> bool {
-        if !self.scheduler.remove_idle_executor(executor_id, reason) {
+    /// Returns false when it is unknown, running a task, or idle for less than
+    /// `min_idle` (it ran one since it was chosen): nothing changed then.
+    pub fn decommission(&self, executor_id: &str, reason: &str, min_idle: Duration) -> bool {
+        if !self.scheduler.remove_idle_executor(executor_id, reason, min_idle) {
             return false;
         }
         // Before the order: a local-cluster worker must not relaunch it.

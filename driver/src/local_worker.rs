@@ -141,6 +141,8 @@ struct State {
     launched: usize,
     /// Told to exit by dynamic allocation: not relaunched, not reported lost.
     decommissioned: std::collections::HashSet<String>,
+    /// Dynamic allocation decides how many executors run ([`LocalWorker::request_total`]).
+    dynamic: bool,
     failures_in_a_row: usize,
     stopping: bool,
 }
@@ -315,7 +317,7 @@ impl LocalWorker {
                 false
             } else if st.failures_in_a_row < self.max_retries {
                 st.failures_in_a_row += 1;
-                true
+                !st.dynamic
             } else {
                 tracing::error!(
                     executor_id = id,
@@ -339,21 +341,20 @@ impl LocalWorker {
         self.state.lock().decommissioned.insert(executor_id.to_string());
     }
 
-    /// Executor processes running now that were not retired by dynamic allocation.
-    pub fn live_count(&self) -> usize {
-        let st = self.state.lock();
-        st.running.keys().filter(|id| !st.decommissioned.contains(*id)).count()
-    }
-
     /// Dynamic allocation's request (Spark's `requestTotalExecutors`): starts
     /// executors until `total` are running (never stops any: idle executors are
-    /// decommissioned by the driver). Returns how many it started.
+    /// decommissioned by the driver). From the first call on, an executor that
+    /// fails is not relaunched by the worker itself (the next request replaces
+    /// it, so the two never both do), and once `spark.deploy.maxExecutorRetries`
+    /// executors in a row failed without one registering, nothing more is
+    /// started. Returns how many it started.
     ///
     /// Errors: a process could not be started, or no launch spec was given.
     pub fn request_total(self: &Arc<Self>, total: usize) -> Result<usize> {
         let missing = {
-            let st = self.state.lock();
-            if st.stopping || st.spec.is_none() {
+            let mut st = self.state.lock();
+            st.dynamic = true;
+            if st.stopping || st.spec.is_none() || st.failures_in_a_row >= self.max_retries {
                 return Ok(0);
             }
             total.saturating_sub(st.running.keys().filter(|id| !st.decommissioned.contains(*id)).count())

@@ -24,7 +24,7 @@ fn executors_scale_up_for_a_wide_stage_and_back_down_when_idle_with_an_exact_res
         "spark.dynamicAllocation.initialExecutors=1",
         "spark.dynamicAllocation.schedulerBacklogTimeout=200ms",
         "spark.dynamicAllocation.executorIdleTimeout=1",
-        "spark.dynamicAllocation.shuffleTracking.timeout=2",
+        "spark.dynamicAllocation.shuffleTracking.timeout=2s",
     ]
     .iter()
     .flat_map(|c| ["--conf".to_string(), c.to_string()])

@@ -26,6 +26,16 @@ pub const DEMAND_PATH: &str = "/ember/v1/allocation";
 /// How often a running application's demand is read.
 pub const POLL: Duration = Duration::from_secs(2);
 
+/// Executor pods created per reconcile unless `spark.kubernetes.allocation.batch.size`
+/// says otherwise (Spark's default).
+pub const DEFAULT_BATCH: i32 = 5;
+
+/// The driver's configuration key by which the operator tells it whether it follows its
+/// demand (`true`/`false`): a driver with dynamic allocation on (from a
+/// `sparkConfigMap`, which the operator does not read) but not followed refuses to start
+/// rather than retire executors that are never replaced.
+pub const MANAGED_KEY: &str = "ember.kubernetes.dynamicAllocation.managed";
+
 /// Bound on one read of the demand.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -39,6 +49,9 @@ pub struct Bounds {
     /// Executors created at the submission: the largest of `initialExecutors`,
     /// `minExecutors` and `executor.instances`, at most `max` (Spark's rule).
     pub initial: i32,
+    /// Most executor pods created in one reconcile
+    /// (`spark.kubernetes.allocation.batch.size`, default 5 as in Spark).
+    pub batch: i32,
 }
 
 impl Bounds {
@@ -48,8 +61,15 @@ impl Bounds {
     }
 }
 
+/// One executor registered with the driver, as the demand lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct RegisteredExecutor {
+    /// Executor id (the pod's `ember.dev/executor-id`).
+    pub id: String,
+}
+
 /// What the driver asks for, as read from [`DEMAND_PATH`] (the fields the operator
-/// uses; the driver publishes more: pending and running tasks, each executor's load).
+/// uses; the driver publishes more: running tasks, each executor's load).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Demand {
@@ -58,9 +78,27 @@ pub struct Demand {
     /// Tasks waiting for a slot.
     #[serde(default)]
     pub pending_tasks: i64,
+    /// Executors registered with the driver (a pod whose executor is among them is
+    /// never released as surplus: it may be running tasks already).
+    #[serde(default)]
+    pub executors: Vec<RegisteredExecutor>,
     /// Executor ids the driver told to exit: their pods no longer count.
     #[serde(default)]
     pub decommissioned: Vec<String>,
+}
+
+impl Demand {
+    /// Whether executor `id` is registered with the driver.
+    pub fn registered(&self, id: i32) -> bool {
+        let id = id.to_string();
+        self.executors.iter().any(|e| e.id == id)
+    }
+
+    /// Whether the driver told executor `id` to exit.
+    pub fn retired(&self, id: i32) -> bool {
+        let id = id.to_string();
+        self.decommissioned.contains(&id)
+    }
 }
 
 /// The `spark.dynamicAllocation.*` keys `spec.dynamicAllocation` sets when `enabled`
@@ -130,7 +168,15 @@ pub fn bounds(spec: &SparkApplicationSpec) -> Result<Option<Bounds>, SpecError> 
         ));
     }
     let initial = count("initialExecutors")?.unwrap_or(min).max(min).max(spec.executor.instances);
-    let bounds = Bounds { min, max, initial: 0 };
+    let batch_key = "spark.kubernetes.allocation.batch.size";
+    let batch = match conf.get(batch_key) {
+        None => DEFAULT_BATCH,
+        Some((field, v)) => match v.trim().parse::<i32>() {
+            Ok(n) if n >= 1 => n,
+            _ => return Err(SpecError::new(field.clone(), format!("{v:?} is not a positive count of pods"))),
+        },
+    };
+    let bounds = Bounds { min, max, initial: 0, batch };
     Ok(Some(Bounds { initial: bounds.clamp(initial), ..bounds }))
 }
 
@@ -165,13 +211,14 @@ mod tests {
         assert_eq!(entries["spark.dynamicAllocation.maxExecutors"], "4");
         assert_eq!(entries["spark.dynamicAllocation.shuffleTracking.timeout"], "3000ms");
         // initial: the largest of initialExecutors (1), minExecutors (1), instances (2).
-        assert_eq!(bounds(&s).unwrap(), Some(Bounds { min: 1, max: Some(4), initial: 2 }));
+        assert_eq!(bounds(&s).unwrap(), Some(Bounds { min: 1, max: Some(4), initial: 2, batch: DEFAULT_BATCH }));
         // Off: the fields set nothing, and sparkConf alone can turn it on.
         let off = spec(serde_json::json!({"dynamicAllocation": {"enabled": false, "maxExecutors": 4}}));
         assert!(conf_entries(&off).is_empty());
         assert_eq!(bounds(&off).unwrap(), None);
-        let conf_only = spec(serde_json::json!({"sparkConf": {"spark.dynamicAllocation.enabled": "true"}}));
-        assert_eq!(bounds(&conf_only).unwrap(), Some(Bounds { min: 0, max: None, initial: 1 }));
+        let conf_only = spec(serde_json::json!({"sparkConf": {"spark.dynamicAllocation.enabled": "true",
+            "spark.kubernetes.allocation.batch.size": "2"}}));
+        assert_eq!(bounds(&conf_only).unwrap(), Some(Bounds { min: 0, max: None, initial: 1, batch: 2 }));
     }
 
     #[test]
@@ -189,6 +236,9 @@ mod tests {
         let e = err(serde_json::json!({"sparkConf": {"spark.dynamicAllocation.enabled": "true",
             "spark.dynamicAllocation.minExecutors": "-1"}}));
         assert_eq!(e.field, "spec.sparkConf[spark.dynamicAllocation.minExecutors]");
+        let e = err(serde_json::json!({"sparkConf": {"spark.dynamicAllocation.enabled": "true",
+            "spark.kubernetes.allocation.batch.size": "0"}}));
+        assert_eq!(e.field, "spec.sparkConf[spark.kubernetes.allocation.batch.size]");
     }
 
     #[test]
@@ -197,7 +247,16 @@ mod tests {
             "maxExecutors": null, "pendingTasks": 12, "runningTasks": 4,
             "executors": [{"id": "1", "runningTasks": 1, "idleMs": 0}], "decommissioned": ["2"]}))
         .unwrap();
-        assert_eq!(d, Demand { target: 4, pending_tasks: 12, decommissioned: vec!["2".into()] });
+        assert_eq!(
+            d,
+            Demand {
+                target: 4,
+                pending_tasks: 12,
+                executors: vec![RegisteredExecutor { id: "1".into() }],
+                decommissioned: vec!["2".into()]
+            }
+        );
+        assert!(d.registered(1) && !d.registered(2) && d.retired(2) && !d.retired(1));
     }
 
     #[tokio::test]
@@ -212,7 +271,7 @@ mod tests {
         );
         tokio::spawn(async move { axum::serve(listener, app).await });
         let demand = fetch_demand("127.0.0.1", port).await;
-        assert_eq!(demand, Some(Demand { target: 3, pending_tasks: 0, decommissioned: vec![] }));
+        assert_eq!(demand, Some(Demand { target: 3, ..Default::default() }));
         // A closed port: nothing, within the timeout.
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let closed_port = closed.local_addr().unwrap().port();

@@ -723,7 +723,7 @@ fn manage_executors(draft: &mut Draft<'_>, settings: &Settings) {
     }
 
     // Executors the driver retired (dynamic allocation) are on their way out.
-    let retired = |id: &i32| obs.demand.as_ref().is_some_and(|d| d.decommissioned.iter().any(|r| *r == id.to_string()));
+    let retired = |id: &i32| obs.demand.as_ref().is_some_and(|d| d.retired(*id));
     let alive_pods: Vec<(&i32, &PodView)> = obs
         .executors
         .iter()
@@ -740,10 +740,11 @@ fn manage_executors(draft: &mut Draft<'_>, settings: &Settings) {
     if let Some(highest) = obs.executors.keys().max() {
         draft.status.last_executor_id = draft.status.last_executor_id.max(*highest);
     }
-    if pending_past_timeout(draft, settings) {
+    if pending_past_timeout(draft, settings, dynamic.is_some()) {
         return;
     }
     let first_run = obs.status.last_executor_id == 0 && draft.status.executor_failures == 0;
+    let mut dynamic_target = 0;
     let wanted = match dynamic {
         None => (obs.spec.executor.instances - alive - completed).max(0),
         Some(bounds) => {
@@ -754,7 +755,8 @@ fn manage_executors(draft: &mut Draft<'_>, settings: &Settings) {
                 None => alive,
             };
             alive -= release_executors(draft, &mut states, &alive_pods, target);
-            (target - alive).max(0)
+            dynamic_target = target;
+            (target - alive).clamp(0, bounds.batch)
         }
     };
     let mut created = 0;
@@ -783,8 +785,8 @@ fn manage_executors(draft: &mut Draft<'_>, settings: &Settings) {
                     false,
                     "ExecutorsRequested",
                     format!(
-                        "created {created} executor pod(s): dynamic allocation asks for {} ({} pending tasks)",
-                        alive + created,
+                        "created {created} executor pod(s): dynamic allocation asks for {dynamic_target} ({} pending \
+                         tasks)",
                         demand.pending_tasks
                     ),
                 ),
@@ -802,11 +804,11 @@ fn manage_executors(draft: &mut Draft<'_>, settings: &Settings) {
     draft.requeue(if dynamic.is_some() { crate::allocation::POLL } else { RESYNC });
 }
 
-/// Dynamic allocation: deletes the pods of executors the driver retired once they
-/// ended (`Succeeded`), and, when more pods live than `target`, the newest ones that
-/// have not started yet (a running executor is the driver's to retire: it knows
-/// whether it is idle). Deleted pods are recorded `Completed`, not failed. Returns
-/// how many of `alive_pods` it deletes.
+/// Dynamic allocation: deletes executor pods that ended `Succeeded` (those the driver
+/// retired), and, when more pods live than `target`, the newest ones that have not
+/// started yet and whose executor has not registered (a running executor is the
+/// driver's to retire: it knows whether it is idle). Deleted pods are recorded
+/// `Completed`, not failed. Returns how many of `alive_pods` it deletes.
 fn release_executors(
     draft: &mut Draft<'_>,
     states: &mut BTreeMap<String, ExecutorState>,
@@ -815,7 +817,11 @@ fn release_executors(
 ) -> i32 {
     let obs = draft.obs;
     let surplus = (alive_pods.len() as i32 - target).max(0) as usize;
-    let unstarted = alive_pods.iter().rev().filter(|(_, p)| p.phase == PodPhase::Pending).take(surplus);
+    // Pending as this reconcile saw it, and not registered with the driver: a pod the
+    // cache still shows pending may already run tasks.
+    let registered = |id: &i32| obs.demand.as_ref().is_some_and(|d| d.registered(*id));
+    let unstarted =
+        alive_pods.iter().rev().filter(|(id, p)| p.phase == PodPhase::Pending && !registered(id)).take(surplus);
     let ended = obs.executors.values().filter(|p| p.phase == PodPhase::Succeeded && !p.terminating);
     let unstarted: Vec<&PodView> = unstarted.map(|(_, p)| *p).filter(|p| p.uid.is_some()).collect();
     let surplus_released = unstarted.len() as i32;
@@ -840,7 +846,11 @@ fn release_executors(
 /// running, the run fails with the first one's waiting reason (and every pod goes, so
 /// nothing holds its resource requests); with some running, a warning is recorded. Also
 /// requeues for the next pending executor's deadline. Returns whether the run failed.
-fn pending_past_timeout(draft: &mut Draft<'_>, settings: &Settings) -> bool {
+///
+/// With dynamic allocation (`dynamic`), executors come and go, so once one of the run
+/// has started, pods stuck pending are only reported: the driver fails a job that has
+/// had no executor for its unschedulable timeout.
+fn pending_past_timeout(draft: &mut Draft<'_>, settings: &Settings, dynamic: bool) -> bool {
     let obs = draft.obs;
     let timeout = SignedDuration::try_from(settings.executor_start_timeout).unwrap_or(SignedDuration::MAX);
     let pending: Vec<(&PodView, Timestamp)> = obs
@@ -863,7 +873,9 @@ fn pending_past_timeout(draft: &mut Draft<'_>, settings: &Settings) -> bool {
     );
     draft.note(true, "ExecutorPending", message.clone());
     let running = obs.executors.values().any(|p| !p.terminating && p.phase == PodPhase::Running);
-    if running {
+    let ever_ran =
+        || obs.status.executor_state.values().any(|s| matches!(s, ExecutorState::Running | ExecutorState::Completed));
+    if running || (dynamic && ever_ran()) {
         return false;
     }
     draft.fail_run(message);

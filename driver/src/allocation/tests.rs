@@ -40,11 +40,13 @@ fn off_unless_enabled_and_checked_like_spark() {
     let c =
         on(&[("spark.dynamicAllocation.initialExecutors", "2"), ("spark.executor.instances", "5")]).unwrap().unwrap();
     assert_eq!((c.max, c.initial), (3, 3));
-    // Bare numbers are seconds.
-    let c = conf(&[("executorIdleTimeout", "3"), ("shuffleTracking.timeout", "500ms")]);
+    // Bare numbers are seconds, but milliseconds for shuffleTracking.timeout (Spark's units).
+    let c =
+        conf(&[("executorIdleTimeout", "3"), ("cachedExecutorIdleTimeout", "4"), ("shuffleTracking.timeout", "500")]);
     assert_eq!(c.idle_timeout, Duration::from_secs(3));
+    assert_eq!(c.cached_idle_timeout, Some(Duration::from_secs(4)));
     assert_eq!(c.shuffle_timeout, Some(Duration::from_millis(500)));
-    assert_eq!(c.cached_idle_timeout, None);
+    assert_eq!(conf(&[]).cached_idle_timeout, None);
 }
 
 #[test]
@@ -70,6 +72,33 @@ fn a_backlog_adds_one_then_doubling_up_to_what_the_tasks_need_and_max() {
 }
 
 #[test]
+fn the_initial_executors_are_kept_until_there_is_work_or_one_times_out() {
+    let mut a = Allocator::new(conf(&[("initialExecutors", "3"), ("executorIdleTimeout", "5")]));
+    let now = Instant::now();
+    let fresh = vec![executor("1", 0, 1), executor("2", 0, 1)];
+    // Nothing submitted yet, executors still starting: the target stays at 3.
+    assert_eq!(a.step(&load(0, fresh), &Holdings::default(), now).target, 3);
+    // Work came and went: now it follows the need (0).
+    assert_eq!(a.step(&load(1, vec![executor("1", 0, 1)]), &Holdings::default(), now).target, 1);
+    assert_eq!(a.step(&load(0, vec![executor("1", 0, 1)]), &Holdings::default(), now).target, 0);
+    // Or an executor times out idle before any work: the same.
+    let mut a = Allocator::new(conf(&[("initialExecutors", "3"), ("executorIdleTimeout", "5")]));
+    assert_eq!(a.step(&load(0, vec![executor("1", 0, 6)]), &Holdings::default(), now).target, 0);
+}
+
+#[test]
+fn a_ramp_starts_from_the_executors_already_there() {
+    let mut a = Allocator::new(conf(&[("schedulerBacklogTimeout", "1")]));
+    let t0 = Instant::now();
+    let three = || (0..3).map(|i| executor(&i.to_string(), 1, 0)).collect::<Vec<_>>();
+    a.step(&load(0, three()), &Holdings::default(), t0);
+    assert_eq!(a.step(&load(0, vec![]), &Holdings::default(), t0).target, 0);
+    // Three executors still registered when a backlog starts: 3 + 1, not 0 + 1.
+    a.step(&load(20, three()), &Holdings::default(), t0);
+    assert_eq!(a.step(&load(20, three()), &Holdings::default(), t0 + Duration::from_secs(1)).target, 4);
+}
+
+#[test]
 fn the_ratio_and_cores_divide_the_need() {
     let mut c = conf(&[("executorAllocationRatio", "0.5"), ("schedulerBacklogTimeout", "1")]);
     c.tasks_per_executor = 4;
@@ -92,9 +121,10 @@ fn idle_executors_go_after_their_timeout_keeping_min_and_target() {
     // Target: 1 task running → 1; four executors, keep 1: the idle-past-timeout ones
     // go, longest idle first; "2" is idle for less than the timeout, "4" is busy.
     assert_eq!(step.target, 1);
-    let ids: Vec<&str> = step.remove.iter().map(|(id, _)| id.as_str()).collect();
+    let ids: Vec<&str> = step.remove.iter().map(|r| r.executor_id.as_str()).collect();
     assert_eq!(ids, ["1", "3"]);
-    assert!(step.remove[0].1.contains("idle for 10.0s (timeout 3.0s)"), "{:?}", step.remove);
+    assert!(step.remove[0].reason.contains("idle for 10.0s (timeout 3.0s)"), "{:?}", step.remove);
+    assert_eq!(step.remove[0].idle_timeout, Duration::from_secs(3));
     // Never below minExecutors, even when every executor is idle.
     let mut a = Allocator::new(conf(&[("minExecutors", "2"), ("executorIdleTimeout", "1")]));
     let all_idle = vec![executor("1", 0, 9), executor("2", 0, 9), executor("3", 0, 9)];
@@ -108,13 +138,13 @@ fn executors_holding_shuffle_outputs_or_cached_blocks_wait_for_their_own_timeout
     let now = Instant::now();
     // Default: both unbounded (Spark's shuffle tracking without a timeout).
     let mut a = Allocator::new(conf(&[("executorIdleTimeout", "1")]));
-    let ids = |s: Step| s.remove.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+    let ids = |s: Step| s.remove.into_iter().map(|r| r.executor_id).collect::<Vec<_>>();
     assert_eq!(ids(a.step(&load(0, executors()), &holdings, now)), ["1"]);
     // With timeouts, each applies to what the executor holds.
     let mut a = Allocator::new(conf(&[
         ("executorIdleTimeout", "1"),
         ("cachedExecutorIdleTimeout", "200"),
-        ("shuffleTracking.timeout", "50"),
+        ("shuffleTracking.timeout", "50s"),
     ]));
     assert_eq!(ids(a.step(&load(0, executors()), &holdings, now)), ["1", "3"]);
     let c = a.conf();

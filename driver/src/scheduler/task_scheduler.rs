@@ -361,12 +361,13 @@ impl TaskScheduler {
         SchedulerLoad { pending: st.pending.len(), running: st.running.len(), executors }
     }
 
-    /// Removes an executor only if it runs no task, atomically with respect to
-    /// launches: after `true`, no task is or will be launched on it, and every job
-    /// was told as by [`Self::remove_executor`]. `false`: unknown, or busy.
-    pub fn remove_idle_executor(&self, executor_id: &str, reason: &str) -> bool {
+    /// Removes an executor only if it has run no task for at least `min_idle`,
+    /// atomically with respect to launches: after `true`, no task is or will be
+    /// launched on it, and every job was told as by [`Self::remove_executor`].
+    /// `false`: unknown, busy, or idle for less than `min_idle`.
+    pub fn remove_idle_executor(&self, executor_id: &str, reason: &str, min_idle: Duration) -> bool {
         let mut st = self.state.lock();
-        if st.executors.get(executor_id).is_none_or(|e| e.running > 0) {
+        if st.executors.get(executor_id).is_none_or(|e| e.running > 0 || e.idle_since.elapsed() < min_idle) {
             return false;
         }
         self.remove_locked(&mut st, executor_id, reason);

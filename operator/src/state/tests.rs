@@ -526,8 +526,19 @@ fn decide_dynamic(
     status: &SparkApplicationStatus,
     demand: Option<crate::allocation::Demand>,
 ) -> Decision {
+    decide_dynamic_with(executors, status, demand, serde_json::json!({}), t0())
+}
+
+fn decide_dynamic_with(
+    executors: BTreeMap<i32, PodView>,
+    status: &SparkApplicationStatus,
+    demand: Option<crate::allocation::Demand>,
+    spark_conf: serde_json::Value,
+    now: Timestamp,
+) -> Decision {
     let spec: SparkApplicationSpec = serde_json::from_value(serde_json::json!({
         "image": "img", "mainApplicationFile": "local:///bin/job", "executor": {"instances": 1},
+        "sparkConf": spark_conf,
         "dynamicAllocation": {"enabled": true, "initialExecutors": 2, "minExecutors": 1, "maxExecutors": 4}
     }))
     .unwrap();
@@ -543,7 +554,7 @@ fn decide_dynamic(
         executors,
         earlier_pods: Vec::new(),
         demand,
-        now: t0(),
+        now,
     };
     decide(&obs, &Settings::default())
 }
@@ -553,6 +564,7 @@ fn demand(target: i32, decommissioned: &[&str]) -> Option<crate::allocation::Dem
         target,
         pending_tasks: 7,
         decommissioned: decommissioned.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
     })
 }
 
@@ -621,4 +633,57 @@ fn dynamic_allocation_releases_retired_and_surplus_pods_without_counting_failure
     assert_eq!(d2.actions, [Action::DeleteExecutor { name: "app-exec-2".into(), uid: "uid-app-exec-2".into() }]);
     assert_eq!(d2.status.executor_state["app-exec-3"], ExecutorState::Completed);
     assert_eq!(d2.status.executor_state["app-exec-4"], ExecutorState::Completed);
+}
+
+#[test]
+fn dynamic_allocation_creates_in_batches_and_never_releases_a_registered_executor() {
+    // spark.kubernetes.allocation.batch.size 1: one pod per reconcile.
+    let batch = serde_json::json!({"spark.kubernetes.allocation.batch.size": "1"});
+    let d = decide_dynamic_with(live_executors(&[1, 2]), &running_status(), demand(4, &[]), batch, t0());
+    assert_eq!(d.actions, [Action::CreateExecutor(3)]);
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.message == "created 1 executor pod(s): dynamic allocation asks for 4 (7 pending tasks)")
+    );
+
+    // The target drops to 1 while pod 3 still looks pending here but its executor has
+    // registered with the driver: it is not deleted (it may run tasks already).
+    let mut executors = live_executors(&[1]);
+    executors.insert(3, with_uid(pod("app-exec-3", PodPhase::Pending)));
+    executors.insert(4, with_uid(pod("app-exec-4", PodPhase::Pending)));
+    let mut seen = demand(1, &[]).unwrap();
+    seen.executors = vec![crate::allocation::RegisteredExecutor { id: "3".into() }];
+    let d = decide_dynamic(executors, &running_status(), Some(seen));
+    assert_eq!(d.actions, [Action::DeleteExecutor { name: "app-exec-4".into(), uid: "uid-app-exec-4".into() }]);
+}
+
+#[test]
+fn dynamic_allocation_reports_but_does_not_fail_on_a_stuck_pod_once_executors_ran() {
+    // Every executor retired (min 0 would allow it); a new burst's pod is stuck pending
+    // past the start timeout: a warning, the run goes on.
+    let mut status = running_status();
+    status.executor_state = BTreeMap::from([("app-exec-1".to_string(), ExecutorState::Completed)]);
+    status.last_executor_id = 2;
+    let stuck = PodView {
+        created: Some(t0()),
+        waiting: Some("Unschedulable: 0/1 nodes are available".into()),
+        ..with_uid(pod("app-exec-2", PodPhase::Pending))
+    };
+    let later = t0().checked_add(SignedDuration::from_secs(301)).unwrap();
+    let d = decide_dynamic_with(
+        BTreeMap::from([(2, stuck.clone())]),
+        &status,
+        demand(1, &[]),
+        serde_json::json!({}),
+        later,
+    );
+    assert_eq!(d.status.application_state.state, AppState::Running);
+    assert!(d.notes.iter().any(|n| n.reason == "ExecutorPending"), "{:?}", d.notes);
+    // Before any executor ran, the same pod fails the run with the scheduler's reason.
+    let mut fresh = running_status();
+    fresh.executor_state = BTreeMap::from([("app-exec-2".to_string(), ExecutorState::Pending)]);
+    let d = decide_dynamic_with(BTreeMap::from([(2, stuck)]), &fresh, None, serde_json::json!({}), later);
+    assert_eq!(d.status.application_state.state, AppState::Failed);
+    assert!(d.status.application_state.error_message.unwrap_or_default().contains("Unschedulable"));
 }
