@@ -103,12 +103,21 @@ impl AllocationConf {
                 "spark.dynamicAllocation.minExecutors ({min}) must not exceed spark.dynamicAllocation.maxExecutors ({max})"
             ));
         }
-        let max = cluster_size.map_or(max, |n| max.min(n.max(1)));
-        let initial = conf
-            .get_usize(&key("initialExecutors"), min)?
-            .max(min)
-            .max(conf.get_usize("spark.executor.instances", 0)?)
-            .min(max);
+        let capped = cluster_size.map_or(max, |n| max.min(n.max(1)));
+        if capped < max && conf.contains(&key("maxExecutors")) {
+            tracing::warn!(max_executors = max, cluster_size = capped, "maxExecutors lowered to the cluster's size");
+        }
+        let max = capped;
+        let wanted =
+            conf.get_usize(&key("initialExecutors"), min)?.max(min).max(conf.get_usize("spark.executor.instances", 0)?);
+        if wanted > max {
+            tracing::warn!(
+                initial_executors = wanted,
+                max_executors = max,
+                "initial executors lowered to maxExecutors"
+            );
+        }
+        let initial = wanted.min(max);
         // Spark declares cachedExecutorIdleTimeout in seconds and
         // shuffleTracking.timeout in milliseconds (bare numbers read so).
         let cached_idle_timeout = conf
@@ -151,14 +160,24 @@ impl AllocationConf {
     /// what it holds (Spark's `ExecutorMonitor`: the shorter of the cached-block and
     /// shuffle timeouts that apply, else the plain idle timeout).
     pub fn timeout_for(&self, holds_cache: bool, holds_shuffle: bool) -> Option<Duration> {
+        self.timeout_and_key(holds_cache, holds_shuffle).0
+    }
+
+    /// [`Self::timeout_for`] and the setting it comes from (for the log).
+    fn timeout_and_key(&self, holds_cache: bool, holds_shuffle: bool) -> (Option<Duration>, &'static str) {
+        const IDLE: &str = "executorIdleTimeout";
+        const CACHED: &str = "cachedExecutorIdleTimeout";
+        const SHUFFLE: &str = "shuffleTracking.timeout";
         if !holds_cache && !holds_shuffle {
-            return Some(self.idle_timeout);
+            return (Some(self.idle_timeout), IDLE);
         }
         let cache = if holds_cache { self.cached_idle_timeout } else { None };
         let shuffle = if holds_shuffle { self.shuffle_timeout } else { None };
         match (cache, shuffle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+            (Some(a), Some(b)) if a <= b => (Some(a), CACHED),
+            (_, Some(b)) => (Some(b), SHUFFLE),
+            (Some(a), None) => (Some(a), CACHED),
+            (None, None) => (None, if holds_shuffle { SHUFFLE } else { CACHED }),
         }
     }
 }
@@ -206,12 +225,14 @@ pub struct Allocator {
     /// initial number (Spark's `initializing`): executors still starting are not
     /// given up before the application had a chance to use them.
     initializing: bool,
+    /// Executors the log said were kept for what they hold.
+    kept: HashSet<String>,
 }
 
 impl Allocator {
     /// Starts at `conf.initial` executors.
     pub fn new(conf: AllocationConf) -> Self {
-        Self { target: conf.initial, conf, to_add: 1, add_at: None, initializing: true }
+        Self { target: conf.initial, conf, to_add: 1, add_at: None, initializing: true, kept: HashSet::new() }
     }
 
     /// The settings.
@@ -255,14 +276,27 @@ impl Allocator {
         self.target = self.target.clamp(c.min, c.max);
 
         // Idle executors past their timeout, longest idle first.
-        let mut idle: Vec<(&str, Duration, Duration)> = load
+        let mut idle: Vec<(&str, Duration, Duration, &str)> = load
             .executors
             .iter()
             .filter(|e| e.running == 0)
             .filter_map(|e| {
-                let timeout =
-                    c.timeout_for(holdings.cache.contains(&e.executor_id), holdings.shuffle.contains(&e.executor_id))?;
-                (e.idle_for >= timeout).then_some((e.executor_id.as_str(), e.idle_for, timeout))
+                let (timeout, key) = c.timeout_and_key(
+                    holdings.cache.contains(&e.executor_id),
+                    holdings.shuffle.contains(&e.executor_id),
+                );
+                let Some(timeout) = timeout else {
+                    // Kept for what it holds: said once per executor.
+                    if e.idle_for >= c.idle_timeout && self.kept.insert(e.executor_id.clone()) {
+                        tracing::info!(
+                            executor_id = %e.executor_id,
+                            "idle executor kept: it holds {} and spark.dynamicAllocation.{key} is unbounded",
+                            if key == "shuffleTracking.timeout" { "shuffle outputs a live RDD may read" } else { "cached blocks" }
+                        );
+                    }
+                    return None;
+                };
+                (e.idle_for >= timeout).then_some((e.executor_id.as_str(), e.idle_for, timeout, key))
             })
             .collect();
         idle.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
@@ -271,10 +305,10 @@ impl Allocator {
         let remove = idle
             .into_iter()
             .take(removable)
-            .map(|(id, idle_for, timeout)| Removal {
+            .map(|(id, idle_for, timeout, key)| Removal {
                 executor_id: id.to_string(),
                 idle_timeout: timeout,
-                reason: format!("idle for {:.1}s (timeout {:.1}s)", idle_for.as_secs_f64(), timeout.as_secs_f64()),
+                reason: format!("idle for {:.1}s ({key} {:.1}s)", idle_for.as_secs_f64(), timeout.as_secs_f64()),
             })
             .collect();
         Step { target: self.target, remove }

@@ -123,7 +123,7 @@ fn idle_executors_go_after_their_timeout_keeping_min_and_target() {
     assert_eq!(step.target, 1);
     let ids: Vec<&str> = step.remove.iter().map(|r| r.executor_id.as_str()).collect();
     assert_eq!(ids, ["1", "3"]);
-    assert!(step.remove[0].reason.contains("idle for 10.0s (timeout 3.0s)"), "{:?}", step.remove);
+    assert!(step.remove[0].reason.contains("idle for 10.0s (executorIdleTimeout 3.0s)"), "{:?}", step.remove);
     assert_eq!(step.remove[0].idle_timeout, Duration::from_secs(3));
     // Never below minExecutors, even when every executor is idle.
     let mut a = Allocator::new(conf(&[("minExecutors", "2"), ("executorIdleTimeout", "1")]));
@@ -146,7 +146,9 @@ fn executors_holding_shuffle_outputs_or_cached_blocks_wait_for_their_own_timeout
         ("cachedExecutorIdleTimeout", "200"),
         ("shuffleTracking.timeout", "50s"),
     ]));
-    assert_eq!(ids(a.step(&load(0, executors()), &holdings, now)), ["1", "3"]);
+    let step = a.step(&load(0, executors()), &holdings, now);
+    assert!(step.remove[1].reason.contains("(shuffleTracking.timeout 50.0s)"), "{:?}", step.remove);
+    assert_eq!(ids(step), ["1", "3"]);
     let c = a.conf();
     assert_eq!(c.timeout_for(true, true), Some(Duration::from_secs(50)), "the shorter of the two");
 }
