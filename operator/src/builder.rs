@@ -179,8 +179,7 @@ pub fn ember_conf(app: &SparkApplication, valid: &ValidSpec) -> String {
     // Spark's key; it also tells this driver's UI from others (crate::ui_port).
     conf.insert(crate::ui_port::DRIVER_POD_NAME_KEY.into(), driver_pod_name(&app.name_any()));
     conf.extend(crate::allocation::conf_entries(&app.spec));
-    let managed = matches!(crate::allocation::bounds(&app.spec), Ok(Some(_)));
-    conf.insert(crate::allocation::MANAGED_KEY.into(), managed.to_string());
+    conf.insert(crate::allocation::MANAGED_KEY.into(), valid.dynamic_allocation.is_some().to_string());
     conf.insert("spark.executor.instances".into(), app.spec.executor.instances.to_string());
     conf.insert("spark.executor.cores".into(), valid.executor.cores.to_string());
     conf.insert("spark.executor.memory".into(), format!("{}m", valid.executor.memory_mib));

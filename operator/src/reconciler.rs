@@ -346,8 +346,7 @@ async fn reconcile_inner(
     // Dynamic allocation: what the running driver asks for (crate::allocation).
     let demand = match (&valid, driver_ip) {
         (Ok(valid), Some(ip))
-            if status.application_state.state == AppState::Running
-                && matches!(allocation::bounds(&app.spec), Ok(Some(_))) =>
+            if status.application_state.state == AppState::Running && valid.dynamic_allocation.is_some() =>
         {
             let port = status.driver_info.web_ui_target_port.or(valid.ui.ui_port).and_then(|p| u16::try_from(p).ok());
             match port {

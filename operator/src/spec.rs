@@ -87,6 +87,8 @@ pub struct ValidSpec {
     pub driver_custom: PodCustom,
     /// The executor pods' customisation.
     pub executor_custom: PodCustom,
+    /// Dynamic allocation's bounds, when it is on ([`crate::allocation::bounds`]).
+    pub dynamic_allocation: Option<crate::allocation::Bounds>,
 }
 
 /// Parses a memory amount in Spark's notation (`512m`, `2g`, `1024k`, a bare number meaning
@@ -299,7 +301,8 @@ pub fn validate_with(app: &SparkApplication, ui: &UiSettings) -> Result<ValidSpe
     {
         return Err(SpecError::new("spec.sparkConfigMap", "must name a ConfigMap"));
     }
-    if crate::allocation::bounds(spec)?.is_some() && ui.ui_port.is_none() {
+    let dynamic_allocation = crate::allocation::bounds(spec)?;
+    if dynamic_allocation.is_some() && ui.ui_port.is_none() {
         return Err(SpecError::new(
             "spec.sparkConf[spark.ui.enabled]",
             "dynamic allocation needs the driver's web UI: the operator reads the driver's executor demand there",
@@ -307,7 +310,17 @@ pub fn validate_with(app: &SparkApplication, ui: &UiSettings) -> Result<ValidSpe
     }
     let driver_custom = crate::customization::parse(&spec.driver.pod, "driver")?;
     let executor_custom = crate::customization::parse(&spec.executor.pod, "executor")?;
-    Ok(ValidSpec { binary_path, driver, executor, ui, authenticate, files, driver_custom, executor_custom })
+    Ok(ValidSpec {
+        binary_path,
+        driver,
+        executor,
+        ui,
+        authenticate,
+        files,
+        driver_custom,
+        executor_custom,
+        dynamic_allocation,
+    })
 }
 
 /// Whether `name` is an RFC 1035 label as Kubernetes requires of Service names: 1–63
