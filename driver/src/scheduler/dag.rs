@@ -426,7 +426,9 @@ impl<'a> JobRunner<'a> {
             }
             match rx.recv_timeout(timeout) {
                 Ok(event) => self.handle(event)?,
-                Err(RecvTimeoutError::Timeout) => {}
+                // Jobs sharing a shuffle change each other's stages (outputs registered
+                // or lost) without an event to this job: look again now and then.
+                Err(RecvTimeoutError::Timeout) => self.dirty = true,
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(EmberError::Internal("task scheduler went away".into()));
                 }
@@ -675,7 +677,12 @@ impl<'a> JobRunner<'a> {
                     (self.cx.merge_accumulators)(&accumulator_updates);
                     self.cx.task_metrics.lock().add(&metrics);
                 }
-                if first && self.is_available(stage) {
+                // A map output that is not `first` may still complete the stage: another
+                // job sharing the shuffle registered the other partitions (or this one)
+                // while this job's attempts ran. Not noticing would leave this job
+                // waiting for an event that never comes.
+                let announced = self.active_stages.contains(&(stage, self.stages[stage].attempt));
+                if (first || announced) && self.is_available(stage) {
                     self.dirty = true;
                     self.stages[stage].failed_attempts = 0;
                     let st = &self.stages[stage];
