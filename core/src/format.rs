@@ -37,20 +37,50 @@ macro_rules! via_display {
 via_display!(String, str, char, bool, i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
 
 impl SparkString for f64 {
-    /// Like the JVM: `1.0`, not `1`.
+    /// As the JVM's `Double.toString`: `1.0`, `-0.0`, `123456.789`, `1.0E7`,
+    /// `1.5E-5`, `NaN`, `Infinity`. Plain decimals for magnitudes in [10⁻³, 10⁷),
+    /// computerized scientific notation outside; the shortest digits that read
+    /// back as the same value.
     fn spark_string(&self) -> String {
-        if self.is_finite() && self.fract() == 0.0 && self.abs() < 1e7 {
-            format!("{self:.1}")
-        } else {
-            self.to_string()
-        }
+        jvm_float(*self, format!("{self}"), format!("{self:e}"))
     }
 }
 
 impl SparkString for f32 {
+    /// As the JVM's `Float.toString`: the shortest digits of the `f32` (`0.1`,
+    /// not the `f64` widening's `0.10000000149011612`), laid out as for `f64`.
     fn spark_string(&self) -> String {
-        (*self as f64).spark_string()
+        jvm_float(f64::from(*self), format!("{self}"), format!("{self:e}"))
     }
+}
+
+/// The JVM's layout of the floating-point number `x`, from Rust's shortest
+/// round-trip digits of it in its own type: `plain` (`{}`) for magnitudes in
+/// [10⁻³, 10⁷), else `sci` (`{:e}`, `1.5e-5`) rewritten as `1.5E-5`; a whole
+/// number gets its `.0`.
+fn jvm_float(x: f64, plain: String, sci: String) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x < 0.0 { "-Infinity" } else { "Infinity" }.into();
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0.0" } else { "0.0" }.into();
+    }
+    if (1e-3..1e7).contains(&x.abs()) {
+        return if plain.contains('.') { plain } else { plain + ".0" };
+    }
+    let (mantissa, exponent) = sci.split_once('e').expect("`{:e}` has an exponent");
+    let mantissa = if mantissa.contains('.') { mantissa.to_string() } else { format!("{mantissa}.0") };
+    format!("{mantissa}E{exponent}")
+}
+
+/// A number as Java's `String.format("%.6f", x)` prints it: six decimals, and
+/// `NaN`, `Infinity`, `-Infinity` for the values that have none (Spark's
+/// `StatCounter.toString`).
+pub fn jvm_fixed6(x: f64) -> String {
+    if x.is_finite() { format!("{x:.6}") } else { x.spark_string() }
 }
 
 impl<T: SparkString + ?Sized> SparkString for &T {
@@ -117,6 +147,29 @@ mod tests {
         assert_eq!((1i32, (2.0f64, Some("x".to_string()))).spark_string(), "(1,(2.0,Some(x)))");
         assert_eq!(vec![1u8, 2].spark_string(), "[1, 2]");
         assert_eq!(0.5f64.spark_string(), "0.5");
+    }
+
+    #[test]
+    fn floats_print_as_the_jvm_prints_them() {
+        let cases = [
+            (1e7, "1.0E7"),
+            (9_999_999.5, "9999999.5"),
+            (0.001, "0.001"),
+            (0.000_999, "9.99E-4"),
+            (-1.5e-5, "-1.5E-5"),
+            (1e21, "1.0E21"),
+            (f64::MAX, "1.7976931348623157E308"),
+            (f64::NEG_INFINITY, "-Infinity"),
+            (-0.0, "-0.0"),
+        ];
+        for (x, jvm) in cases {
+            assert_eq!(x.spark_string(), jvm, "{x:e}");
+        }
+        assert_eq!(0.1f32.spark_string(), "0.1");
+        assert_eq!(1e10f32.spark_string(), "1.0E10");
+        assert_eq!(f32::MAX.spark_string(), "3.4028235E38");
+        assert_eq!(super::jvm_fixed6(f64::INFINITY), "Infinity");
+        assert_eq!(super::jvm_fixed6(2.0 / 3.0), "0.666667");
     }
 
     #[test]

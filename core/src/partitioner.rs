@@ -53,21 +53,33 @@ pub struct RangePartitioner<K> {
 }
 
 impl<K: Data + Ord> RangePartitioner<K> {
-    /// Bounds from a sample of keys: `partitions - 1` evenly spaced quantiles.
-    pub fn from_sample(mut sample: Vec<K>, partitions: usize, ascending: bool) -> Self {
-        sample.sort();
-        sample.dedup();
+    /// Bounds from an unweighted sample of keys (every key weighs 1).
+    pub fn from_sample(sample: Vec<K>, partitions: usize, ascending: bool) -> Self {
+        Self::from_weighted_sample(sample.into_iter().map(|k| (k, 1.0)).collect(), partitions, ascending)
+    }
+
+    /// Bounds from sampled keys, each weighing the number of keys it stands for
+    /// (its partition's size over that partition's sample size), as Spark's
+    /// `RangePartitioner.determineBounds` picks them: walking the sorted sample,
+    /// a key becomes the next bound once the weight so far reaches the next
+    /// multiple of total / `partitions`, and only if it is greater than the
+    /// previous bound. A key sampled many times thus weighs many times (a skewed
+    /// key gets a range of its own), and there may be fewer than
+    /// `partitions - 1` bounds when the keys have fewer distinct values.
+    pub fn from_weighted_sample(mut sample: Vec<(K, f64)>, partitions: usize, ascending: bool) -> Self {
+        sample.sort_by(|a, b| a.0.cmp(&b.0));
         let partitions = partitions.max(1);
-        let mut bounds = Vec::new();
-        if !sample.is_empty() {
-            for i in 1..partitions {
-                let idx = i * sample.len() / partitions;
-                if idx < sample.len() {
-                    let candidate = &sample[idx.saturating_sub(1).min(sample.len() - 1)];
-                    if bounds.last() != Some(candidate) {
-                        bounds.push(candidate.clone());
-                    }
-                }
+        let step = sample.iter().map(|(_, w)| w).sum::<f64>() / partitions as f64;
+        let mut bounds: Vec<K> = Vec::new();
+        let (mut cumulative, mut target) = (0.0, step);
+        for (key, weight) in sample {
+            if bounds.len() + 1 >= partitions {
+                break;
+            }
+            cumulative += weight;
+            if cumulative >= target && bounds.last().is_none_or(|previous| key > *previous) {
+                bounds.push(key);
+                target += step;
             }
         }
         Self { bounds, ascending }

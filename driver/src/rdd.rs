@@ -663,7 +663,9 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         Ok(shuffled.with_op(SortByKeyOp { ascending }))
     }
 
-    /// A range partitioner for this RDD's keys, from a sample of them.
+    /// A range partitioner for this RDD's keys, from a sample of them (Spark's
+    /// `RangePartitioner`: 3 × 20 keys per output partition, sampled evenly from
+    /// the input partitions, each weighing its partition's size over its sample's).
     pub fn range_partitioner(&self, partitions: usize, ascending: bool) -> Result<RangePartitioner<K>>
     where
         K: Ord,
@@ -671,8 +673,15 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let partitions = partitions.max(1);
         let per_partition = (60 * partitions).div_ceil(self.num_partitions().max(1)).clamp(20, 100_000);
         let samples = self.ctx.run_job(&self.node, SampleKeysFn { size: per_partition, seed: 0x5eed }, None)?;
-        let keys: Vec<K> = samples.into_iter().flat_map(|(_, ks)| ks).collect();
-        Ok(RangePartitioner::from_sample(keys, partitions, ascending))
+        // Each sampled key stands for (its partition's size / its sample's size) keys.
+        let keys: Vec<(K, f64)> = samples
+            .into_iter()
+            .flat_map(|(seen, ks)| {
+                let weight = seen as f64 / ks.len().max(1) as f64;
+                ks.into_iter().map(move |k| (k, weight))
+            })
+            .collect();
+        Ok(RangePartitioner::from_weighted_sample(keys, partitions, ascending))
     }
 
     /// For each key, its values here and its values in `other`.
