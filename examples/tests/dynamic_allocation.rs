@@ -77,6 +77,36 @@ fn executors_scale_up_for_a_wide_stage_and_back_down_when_idle_with_an_exact_res
 }
 
 #[test]
+fn executors_retired_while_a_job_runs_are_decommissioned_not_lost() {
+    // One slow partition: one executor works for 6 s while the other two idle past
+    // their 1 s timeout (the shuffle one, 0.5 s, for the executor that ran the small
+    // side's map task) and are retired in the middle of the job.
+    let join = ["join", "--large", "2000", "--small", "100", "--keys", "200", "--partitions", "1"];
+    let expected = Proc::spawn(job("local[2]", &join)).result();
+    let mut args: Vec<String> = [
+        "spark.dynamicAllocation.enabled=true",
+        "spark.dynamicAllocation.minExecutors=1",
+        "spark.dynamicAllocation.initialExecutors=3",
+        "spark.dynamicAllocation.executorIdleTimeout=1",
+        "spark.dynamicAllocation.shuffleTracking.timeout=500ms",
+    ]
+    .iter()
+    .flat_map(|c| ["--conf".to_string(), c.to_string()])
+    .collect();
+    args.extend(join.iter().map(|s| s.to_string()));
+    args.extend(["--task-ms", "6000"].map(String::from));
+    let driver = Proc::spawn(job("local-cluster[3,1,256]", &args.iter().map(String::as_str).collect::<Vec<_>>()));
+    let (result, stderr) = driver.result_and_stderr();
+    assert_eq!(result, expected);
+    assert!(
+        stderr.contains("a decommissioned executor's map outputs are dropped"),
+        "no executor was retired during the job:\n{stderr}"
+    );
+    let warned = |what: &str| stderr.lines().any(|l| l.contains(" WARN ") && l.contains(what));
+    assert!(!warned("executor lost"), "a retired executor was reported as lost:\n{stderr}");
+}
+
+#[test]
 fn a_bad_dynamic_allocation_setting_is_refused_at_the_start() {
     let driver = Proc::spawn(job(
         "local-cluster[2,1,256]",

@@ -586,9 +586,19 @@ impl<'a> JobRunner<'a> {
             self.dirty = true;
         }
         match event {
-            JobEvent::ExecutorLost { executor_id } => {
+            JobEvent::ExecutorLost { executor_id, decommissioned } => {
                 let removed = self.cx.tracker.remove_executor(&executor_id);
-                tracing::warn!(job_id = self.job_id, executor_id, lost_map_outputs = removed, "executor lost");
+                if decommissioned {
+                    // Idle and retired by dynamic allocation: expected, not a fault.
+                    tracing::info!(
+                        job_id = self.job_id,
+                        executor_id,
+                        lost_map_outputs = removed,
+                        "a decommissioned executor's map outputs are dropped"
+                    );
+                } else {
+                    tracing::warn!(job_id = self.job_id, executor_id, lost_map_outputs = removed, "executor lost");
+                }
             }
             JobEvent::TaskLost { task_id, executor_id, reason } => {
                 self.losers.remove(&task_id);

@@ -42,13 +42,12 @@ pub enum JobEvent {
         duration: Duration,
     },
     /// The task's executor went away before it finished (not the task's fault).
-    TaskLost {
-        task_id: u64,
-        executor_id: String,
-        reason: String,
-    },
+    TaskLost { task_id: u64, executor_id: String, reason: String },
+    /// An executor is gone: its map outputs with it.
     ExecutorLost {
         executor_id: String,
+        /// Retired on purpose while idle (dynamic allocation), not lost.
+        decommissioned: bool,
     },
 }
 
@@ -370,7 +369,7 @@ impl TaskScheduler {
         if st.executors.get(executor_id).is_none_or(|e| e.running > 0 || e.idle_since.elapsed() < min_idle) {
             return false;
         }
-        self.remove_locked(&mut st, executor_id, reason);
+        self.remove_locked(&mut st, executor_id, reason, true);
         true
     }
 
@@ -378,10 +377,11 @@ impl TaskScheduler {
     /// re-run without counting as failures) and every job is told.
     pub fn remove_executor(&self, executor_id: &str, reason: &str) {
         let mut st = self.state.lock();
-        self.remove_locked(&mut st, executor_id, reason);
+        self.remove_locked(&mut st, executor_id, reason, false);
     }
 
-    fn remove_locked(&self, st: &mut State, executor_id: &str, reason: &str) {
+    /// Forgets an executor; `decommissioned` when it was retired on purpose.
+    fn remove_locked(&self, st: &mut State, executor_id: &str, reason: &str, decommissioned: bool) {
         if st.executors.remove(executor_id).is_none() {
             return;
         }
@@ -404,7 +404,9 @@ impl TaskScheduler {
                 });
             }
         }
-        st.listeners.retain(|l| l.send(JobEvent::ExecutorLost { executor_id: executor_id.to_string() }).is_ok());
+        st.listeners.retain(|l| {
+            l.send(JobEvent::ExecutorLost { executor_id: executor_id.to_string(), decommissioned }).is_ok()
+        });
         self.bus.post(Event::ExecutorRemoved(listener::ExecutorRemoved {
             executor_id: executor_id.to_string(),
             reason: reason.to_string(),
