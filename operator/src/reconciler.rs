@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::{Action as ControllerAction, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
@@ -17,13 +17,18 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tracing::{Instrument, field, info, info_span, warn};
 
-use crate::builder::{self, CONTAINER_NAME, LABEL_EXECUTOR_ID, LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY};
+use crate::builder::{self, LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY};
 use crate::crd::{AppState, SparkApplication};
 use crate::metrics::Metrics;
 use crate::ownership::{self, ClaimError};
 use crate::spec;
-use crate::state::{self, Action, Decision, Observed, PodPhase, PodView, Settings, Termination};
+use crate::state::{self, Action, Decision, Observed, Settings};
 use crate::{allocation, ui, ui_port};
+
+mod pods;
+mod submission;
+pub use pods::{PodsByObject, observe_pods, pod_view, split_by_object};
+use submission::submit;
 
 /// Field manager name for server-side apply.
 pub const FIELD_MANAGER: &str = "ember-operator";
@@ -141,112 +146,6 @@ fn claim_err(operation: &'static str) -> impl FnOnce(ClaimError) -> Error {
 
 /// Delay before looking again when a status write lost a race with another writer.
 pub const CONFLICT_REQUEUE: Duration = Duration::from_millis(200);
-
-/// What the operator reports of a pod.
-pub fn pod_view(pod: &Pod) -> PodView {
-    let status = pod.status.as_ref();
-    let phase = match status.and_then(|s| s.phase.as_deref()) {
-        Some("Running") => PodPhase::Running,
-        Some("Succeeded") => PodPhase::Succeeded,
-        Some("Failed") => PodPhase::Failed,
-        Some("Unknown") => PodPhase::Unknown,
-        _ => PodPhase::Pending,
-    };
-    let container =
-        status.and_then(|s| s.container_statuses.as_ref()).and_then(|cs| cs.iter().find(|c| c.name == CONTAINER_NAME));
-    let container_state = container.and_then(|c| c.state.as_ref());
-    let termination = container_state.and_then(|s| s.terminated.as_ref()).map(|t| Termination {
-        exit_code: t.exit_code,
-        reason: t.reason.clone(),
-        message: t.message.clone(),
-    });
-    let waiting = container_state
-        .and_then(|s| s.waiting.as_ref())
-        .filter(|w| w.reason.as_deref() != Some("ContainerCreating"))
-        .and_then(|w| {
-            w.reason.as_ref().map(|reason| match &w.message {
-                Some(message) => format!("{reason}: {message}"),
-                None => reason.clone(),
-            })
-        })
-        .or_else(|| {
-            status
-                .and_then(|s| s.conditions.as_ref())
-                .and_then(|cs| {
-                    cs.iter().find(|c| {
-                        c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
-                    })
-                })
-                .map(|c| format!("Unschedulable: {}", c.message.clone().unwrap_or_default()))
-        });
-    PodView {
-        name: pod.name_any(),
-        phase,
-        terminating: pod.metadata.deletion_timestamp.is_some(),
-        uid: pod.metadata.uid.clone(),
-        deletion_deadline: pod.metadata.deletion_timestamp.as_ref().map(|t| t.0),
-        created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
-        waiting,
-        termination,
-    }
-}
-
-/// The pods listed under an application's name, by whose they are.
-#[derive(Debug, Default)]
-pub struct PodsByObject<'p> {
-    /// This application object's pods.
-    pub ours: Vec<&'p Pod>,
-    /// Of these, the ones made before Ember labelled pods with [`builder::LABEL_APP_UID`]
-    /// (an operator upgrade), known by their controller owner reference: relabelled.
-    pub unlabelled: Vec<&'p Pod>,
-    /// Names of pods Ember made for an earlier object of the same name.
-    pub earlier: Vec<String>,
-}
-
-/// Splits the pods listed under an application's name (kubeflow's label, which every
-/// Ember pod carries too) into this application object's ([`ownership::holder`]: the
-/// controller owner reference, else [`builder::LABEL_APP_UID`]); earlier objects' (Ember's
-/// pods held by anyone else); and the rest (another operator's), which are left out.
-pub fn split_by_object<'p>(pods: &'p [Pod], app: &SparkApplication) -> PodsByObject<'p> {
-    let mut split = PodsByObject::default();
-    for pod in pods {
-        let labels = pod.labels();
-        let ember = labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
-            || labels.contains_key(builder::LABEL_EMBER_APP_NAME);
-        if !ember {
-            continue;
-        }
-        match ownership::holder(&pod.metadata, app) {
-            ownership::Holder::This => {
-                if !labels.contains_key(builder::LABEL_APP_UID) {
-                    split.unlabelled.push(pod);
-                }
-                split.ours.push(pod);
-            }
-            _ => split.earlier.push(pod.name_any()),
-        }
-    }
-    split
-}
-
-/// Splits an application's pods into the driver and the executors by id.
-pub fn observe_pods<'p>(pods: impl IntoIterator<Item = &'p Pod>) -> (Option<PodView>, BTreeMap<i32, PodView>) {
-    let mut driver = None;
-    let mut executors = BTreeMap::new();
-    for pod in pods {
-        let labels = pod.labels();
-        match labels.get(LABEL_ROLE).map(String::as_str) {
-            Some("driver") => driver = Some(pod_view(pod)),
-            Some("executor") => {
-                if let Some(id) = labels.get(LABEL_EXECUTOR_ID).and_then(|id| id.parse::<i32>().ok()) {
-                    executors.insert(id, pod_view(pod));
-                }
-            }
-            _ => {}
-        }
-    }
-    (driver, executors)
-}
 
 /// A failed submission the restart policy handles, as opposed to one worth retrying
 /// soon: the API server refused the object for good (invalid, forbidden, over quota).
@@ -572,109 +471,6 @@ async fn delete_pod_of_uid(
     }
 }
 
-/// Creates the driver's Services and Ingresses, then the driver pod; returns the UI
-/// Service as the API server stored it (with its cluster IP), when there is one. When a
-/// step fails, the Services and Ingresses this call created are deleted again, so a
-/// failed submission leaves nothing behind.
-async fn submit(
-    ctx: &Context,
-    app: &SparkApplication,
-    valid: &spec::ValidSpec,
-    namespace: &str,
-) -> Result<Option<Service>, Error> {
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
-    let ingresses: Api<Ingress> = Api::namespaced(ctx.client.clone(), namespace);
-    let mut created = Created::default();
-    let result = submit_steps(ctx, app, valid, namespace, &services, &ingresses, &mut created).await;
-    if result.is_err() {
-        for name in &created.services {
-            ctx.metrics.api_request("delete_service");
-            if let Err(err) = services.delete(name, &DeleteParams::background()).await {
-                warn!(service = %name, error = %err, "could not remove a Service of a failed submission");
-            }
-        }
-        for name in &created.ingresses {
-            ctx.metrics.api_request("delete_ingress");
-            if let Err(err) = ingresses.delete(name, &DeleteParams::background()).await {
-                warn!(ingress = %name, error = %err, "could not remove an Ingress of a failed submission");
-            }
-        }
-    }
-    result
-}
-
-/// What a submission created, to be removed again if it fails.
-#[derive(Default)]
-struct Created {
-    services: Vec<String>,
-    ingresses: Vec<String>,
-}
-
-async fn submit_steps(
-    ctx: &Context,
-    app: &SparkApplication,
-    valid: &spec::ValidSpec,
-    namespace: &str,
-    services: &Api<Service>,
-    ingresses: &Api<Ingress>,
-    created: &mut Created,
-) -> Result<Option<Service>, Error> {
-    let service = builder::driver_service(app, valid);
-    ctx.metrics.api_request("create_service");
-    let claimed = ownership::create_owned(services, &service, app, true, FIELD_MANAGER)
-        .await
-        .map_err(claim_err("create_driver_service"))?;
-    if claimed.created {
-        created.services.push(service.name_any());
-    }
-    let mut ui_service = None;
-    let exposures =
-        valid.ui.web_ui.iter().map(|e| (e, true)).chain(valid.ui.driver_ingresses.iter().map(|e| (e, false)));
-    for (exposure, is_ui) in exposures {
-        let service = ui::driver_exposure_service(app, exposure);
-        ctx.metrics.api_request("create_service");
-        let claimed = ownership::create_owned(services, &service, app, true, FIELD_MANAGER)
-            .await
-            .map_err(claim_err(if is_ui { "create_ui_service" } else { "create_driver_ingress_service" }))?;
-        if claimed.created {
-            created.services.push(service.name_any());
-        }
-        if is_ui {
-            ui_service = Some(claimed.object);
-        }
-        if let Some(ingress) = ui::driver_exposure_ingress(app, exposure) {
-            ctx.metrics.api_request("create_ingress");
-            let claimed = ownership::create_owned(ingresses, &ingress, app, true, FIELD_MANAGER)
-                .await
-                .map_err(claim_err("create_ingress"))?;
-            if claimed.created {
-                created.ingresses.push(ingress.name_any());
-            }
-        }
-    }
-    if valid.authenticate {
-        create_auth_secret(ctx, app, namespace).await?;
-    }
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let pod = builder::driver_pod(app, valid);
-    ctx.metrics.api_request("create_pod");
-    ownership::create_owned(&pods, &pod, app, false, FIELD_MANAGER).await.map_err(claim_err("create_driver_pod"))?;
-    Ok(ui_service)
-}
-
-/// Creates the application's `spark.authenticate` Secret unless it exists
-/// ([`crate::auth`]): a resubmitted driver keeps the secret its executors have.
-async fn create_auth_secret(ctx: &Context, app: &SparkApplication, namespace: &str) -> Result<(), Error> {
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let secret = crate::auth::auth_secret(app, &crate::auth::generate_secret());
-    ctx.metrics.api_request("create_secret");
-    match secrets.create(&PostParams::default(), &secret).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(e) => Err(kube_err("create_auth_secret")(e)),
-    }
-}
-
 /// Writes `status` to the namespaced object `object` by server-side apply, counted as
 /// `operation`. With `metadata.resourceVersion` the apply is conditional: an
 /// [`Error::Kube`] with a 409 if the object changed since this reconcile read it.
@@ -829,43 +625,5 @@ mod tests {
         let delays: Vec<u64> = (1..=10).map(|n| error_backoff(n).as_secs()).collect();
         assert_eq!(delays, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
         assert_eq!(error_backoff(u32::MAX), MAX_ERROR_REQUEUE);
-    }
-
-    fn pod(status: serde_json::Value) -> Pod {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "app-driver", "labels": {LABEL_ROLE: "driver"}},
-            "status": status,
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn pod_view_reports_why_a_pod_waits_or_how_it_ended() {
-        let unschedulable = pod(serde_json::json!({"phase": "Pending", "conditions": [{
-            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": "0/1 nodes are available: 1 Insufficient memory."}]}));
-        assert_eq!(
-            pod_view(&unschedulable).waiting.as_deref(),
-            Some("Unschedulable: 0/1 nodes are available: 1 Insufficient memory.")
-        );
-        let pulling = pod(serde_json::json!({"phase": "Pending", "containerStatuses": [{
-            "name": "ember", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
-            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}}]}));
-        assert_eq!(pod_view(&pulling).waiting.as_deref(), Some("ImagePullBackOff: Back-off pulling image \"x\""));
-        let creating = pod(serde_json::json!({"phase": "Pending", "containerStatuses": [{
-            "name": "ember", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
-            "state": {"waiting": {"reason": "ContainerCreating"}}}]}));
-        assert_eq!(pod_view(&creating).waiting, None, "normal start is not a problem");
-        let failed = pod(serde_json::json!({"phase": "Failed", "containerStatuses": [{
-            "name": "ember", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
-            "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}));
-        let view = pod_view(&failed);
-        assert_eq!(view.phase, PodPhase::Failed);
-        assert_eq!(
-            view.termination,
-            Some(Termination { exit_code: 137, reason: Some("OOMKilled".into()), message: None })
-        );
-        let (driver, executors) = observe_pods(&[failed]);
-        assert!(driver.is_some() && executors.is_empty());
     }
 }
