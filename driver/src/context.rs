@@ -4,7 +4,7 @@
 use crate::allocation::AllocationConf;
 use crate::broadcast_manager::BroadcastManager;
 use crate::cluster::{ClusterBackend, Listen};
-use crate::listener::{self, Event, ListenerBus};
+use crate::listener::{self, Event};
 use crate::local_backend::{InProcessDriver, InProcessExecutor, NoRemoteBlocks, SchedulerSink};
 use crate::map_output::MapOutputTracker;
 use crate::master::Master;
@@ -17,7 +17,7 @@ use ember_core::accumulator::{Accumulator, AccumulatorValue, MergeUpdate};
 use ember_core::broadcast::{Broadcast, BroadcastOwner, encode_value, next_broadcast_id};
 use ember_core::config::Conf;
 use ember_core::data::Data;
-use ember_core::endpoint::{EXECUTOR_LOG_URLS, EndpointHandler, Endpoints, ExecutorLogUrls};
+use ember_core::endpoint::{EXECUTOR_LOG_URLS, EndpointHandler, Endpoints};
 use ember_core::error::{EmberError, Result};
 use ember_core::filesystem::Location;
 use ember_core::lineage::encode_root;
@@ -27,15 +27,15 @@ use ember_core::rdd::{
 };
 use ember_core::security::{self, RpcSecurity};
 use ember_core::shuffle::ShuffleDepBase;
-use ember_core::storage::{BLOCK_LOCATIONS, BLOCK_MANAGER_MASTER, BlockLocationsRequest, BlockUpdate};
+use ember_core::storage::{BLOCK_LOCATIONS, BLOCK_MANAGER_MASTER};
 use ember_core::task::{PartitionFn, ResultStage, TaskMetricsSnapshot};
 use ember_core::text::{plan_record_splits, plan_splits, resolve_input_files};
 use ember_executor::{Executor, ExecutorConfig};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 
 pub(crate) struct ContextInner {
     pub conf: Conf,
@@ -75,6 +75,10 @@ pub(crate) struct ContextInner {
     /// see `ember_core::telemetry`). Taken, so ended, when the context stops.
     trace: Mutex<Option<tracing::Span>>,
 }
+
+mod endpoints;
+mod files;
+use endpoints::{block_locations_from, block_updates_to, log_urls_to};
 
 /// Entry point to Ember: create one per application.
 #[derive(Clone)]
@@ -447,77 +451,6 @@ impl EmberContext {
         acc
     }
 
-    /// Ships a file to every executor; tasks find their copy with `ember::files::get(name)`
-    /// (Spark's `addFile`). `path` is a local path, a `file:` URL or an `s3a://`
-    /// object, which the driver fetches once, here, and ships like a local file.
-    ///
-    /// Errors: a missing or unreadable file or object, a directory, an unsupported scheme.
-    pub fn add_file(&self, path: impl AsRef<Path>) -> Result<String> {
-        let given = path.as_ref();
-        let location = Location::from_path(given).map_err(|e| EmberError::InputPath {
-            path: given.display().to_string(),
-            reason: format!("cannot add file: {e}"),
-        })?;
-        let fetched;
-        let path = match &location {
-            Location::Local(path) => path,
-            Location::S3(_) => {
-                fetched = self.fetch_file(&location)?;
-                &fetched
-            }
-        };
-        let meta = std::fs::metadata(path).map_err(|e| EmberError::InputPath {
-            path: path.display().to_string(),
-            reason: format!("cannot add file: {e}"),
-        })?;
-        if !meta.is_file() {
-            return Err(EmberError::InputPath {
-                path: path.display().to_string(),
-                reason: "not a regular file".into(),
-            });
-        }
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| EmberError::InputPath { path: path.display().to_string(), reason: "no file name".into() })?
-            .to_string();
-        let abs = std::fs::canonicalize(path).map_err(|e| EmberError::io(path.display(), e))?;
-        self.inner.broadcasts.add_file(name.clone(), abs.clone())?;
-        ember_core::files::register_driver_file(&name, abs);
-        Ok(name)
-    }
-
-    /// A local copy of the object `location`, for [`EmberContext::add_file`].
-    fn fetch_file(&self, location: &Location) -> Result<PathBuf> {
-        let name = location.file_name().ok_or_else(|| EmberError::InputPath {
-            path: location.url(),
-            reason: "cannot add file: the URL names no object".into(),
-        })?;
-        let mut dir = self.inner.fetched_files.lock();
-        if dir.is_none() {
-            *dir = Some(
-                tempfile::Builder::new()
-                    .prefix("ember-files-")
-                    .tempdir()
-                    .map_err(|e| EmberError::io("temporary directory", e))?,
-            );
-        }
-        // A directory per fetch: a file added again under the same name must not
-        // change the copy an earlier registration serves.
-        let fetch = tempfile::Builder::new()
-            .prefix("fetch-")
-            .tempdir_in(dir.as_ref().expect("made").path())
-            .map_err(|e| EmberError::io("temporary directory", e))?
-            .keep();
-        let local = fetch.join(name);
-        let mut input = location
-            .open(&self.inner.conf)
-            .map_err(|e| EmberError::InputPath { path: location.url(), reason: format!("cannot add file: {e}") })?;
-        let mut out = std::fs::File::create(&local).map_err(|e| EmberError::io(local.display(), e))?;
-        std::io::copy(&mut input, &mut out).map_err(|e| EmberError::io(location.url(), e))?;
-        Ok(local)
-    }
-
     /// Sets the directory RDD checkpoints are written under (Spark's
     /// `setCheckpointDir`): an `s3a://` prefix, or a local path created when
     /// missing and made absolute, which every executor must see at the same path
@@ -663,61 +596,6 @@ impl BroadcastUploads {
     pub fn executors_total(&self) -> u64 {
         self.executors.iter().map(|(_, b)| b).sum()
     }
-}
-
-/// The driver's `BlockManagerMaster` endpoint: executors' cached-block changes
-/// (postcard `Vec<BlockUpdate>`) update where the scheduler finds cached
-/// partitions and become `SparkListenerBlockUpdated` events.
-fn block_updates_to(bus: Arc<ListenerBus>, scheduler: Weak<TaskScheduler>) -> EndpointHandler {
-    Arc::new(move |message| {
-        let updates: Vec<BlockUpdate> = postcard::from_bytes(&message)?;
-        if let Some(scheduler) = scheduler.upgrade() {
-            for u in &updates {
-                scheduler.cache_locations().update(u);
-            }
-        }
-        if bus.is_active() {
-            let time_ms = listener::now_ms();
-            for u in updates {
-                bus.post(Event::BlockUpdated(listener::BlockUpdated {
-                    block_id: u.block_name(),
-                    storage_level: u.level_description(),
-                    executor_id: u.executor_id,
-                    rdd_id: u.rdd_id,
-                    partition: u.partition,
-                    memory_size: u.memory_size,
-                    disk_size: u.disk_size,
-                    time_ms,
-                }));
-            }
-        }
-        Ok(Vec::new())
-    })
-}
-
-/// The driver's `BlockLocations` endpoint: which other live executors hold a
-/// cached partition (postcard `BlockLocationsRequest`, answer postcard
-/// `Vec<BlockHolder>`).
-fn block_locations_from(scheduler: Weak<TaskScheduler>) -> EndpointHandler {
-    Arc::new(move |message| {
-        let r: BlockLocationsRequest = postcard::from_bytes(&message)?;
-        let holders = scheduler.upgrade().map(|s| s.block_holders(r.rdd_id, r.partition, &r.requester));
-        Ok(postcard::to_allocvec(&holders.unwrap_or_default())?)
-    })
-}
-
-/// The driver's `ExecutorLogUrls` endpoint: where an executor serves its logs
-/// (postcard `ExecutorLogUrls`) becomes an `EmberListenerExecutorLogUrls` event.
-fn log_urls_to(bus: Arc<ListenerBus>) -> EndpointHandler {
-    Arc::new(move |message| {
-        let urls: ExecutorLogUrls = postcard::from_bytes(&message)?;
-        bus.post(Event::ExecutorLogUrls(listener::ExecutorLogUrls {
-            executor_id: urls.executor_id,
-            log_urls: urls.urls.into_iter().collect(),
-            time_ms: listener::now_ms(),
-        }));
-        Ok(Vec::new())
-    })
 }
 
 impl ContextInner {
