@@ -61,7 +61,7 @@ fn run() -> ExitCode {
         println!("conformance: test");
         return ExitCode::SUCCESS;
     }
-    let filter = args.iter().find(|a| !a.starts_with('-')).cloned().unwrap_or_default();
+    let (filters, exact) = filters(&args);
 
     let mut lines = include_str!("spark.jsonl").lines();
     let header: Header = serde_json::from_str(lines.next().expect("a header line")).expect("header");
@@ -79,7 +79,16 @@ fn run() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let selected: Vec<&Recorded> = recorded.iter().filter(|r| r.case.contains(&filter)).collect();
+    let selected: Vec<&Recorded> = recorded
+        .iter()
+        .filter(|r| {
+            filters.is_empty() || filters.iter().any(|f| if exact { r.case == *f } else { r.case.contains(f.as_str()) })
+        })
+        .collect();
+    if selected.is_empty() {
+        println!("conformance: no case matches {filters:?}");
+        return ExitCode::SUCCESS;
+    }
     let operations: BTreeSet<&str> = selected.iter().flat_map(|r| r.op.split(',')).collect();
 
     let current = std::sync::Arc::new(parking_lot::Mutex::new(String::new()));
@@ -127,6 +136,24 @@ fn run() -> ExitCode {
     }
     std::panic::set_hook(default_hook);
     if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// The case-name filters among libtest's arguments (as `cargo test` passes them to
+/// every test binary), and whether `--exact` was given. Options that take a value
+/// (`--skip X`, `--test-threads N`, …) are skipped with their value.
+fn filters(args_all: &[String]) -> (Vec<String>, bool) {
+    const WITH_VALUE: [&str; 6] = ["--skip", "--test-threads", "--format", "--color", "--logfile", "-Z"];
+    let mut filters = Vec::new();
+    let mut args = args_all.iter();
+    while let Some(arg) = args.next() {
+        if WITH_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            filters.push(arg.clone());
+        }
+    }
+    let exact = args_all.iter().any(|a| a == "--exact");
+    (filters, exact)
 }
 
 /// Why Ember's answer is not Spark's, or None when it is.
