@@ -80,7 +80,49 @@ fn jvm_float(x: f64, plain: String, sci: String) -> String {
 /// `NaN`, `Infinity`, `-Infinity` for the values that have none (Spark's
 /// `StatCounter.toString`).
 pub fn jvm_fixed6(x: f64) -> String {
-    if x.is_finite() { format!("{x:.6}") } else { x.spark_string() }
+    if !x.is_finite() {
+        return x.spark_string();
+    }
+    // Java rounds the shortest decimal digits of `x` (those `Double.toString`
+    // prints) half-up, not the exact binary value half-to-even as `{:.6}` does:
+    // 0.0078125 is `0.007813` there.
+    let sci = format!("{:e}", x.abs());
+    let (mantissa, exponent) = sci.split_once('e').expect("`{:e}` has an exponent");
+    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect();
+    let exponent: i64 = exponent.parse().expect("an integer exponent");
+    // digits[0] stands at 10^exponent; keep every power from the highest (at
+    // least 10^0) down to 10^-6, and round on the digit at 10^-7.
+    let (highest, lowest) = (exponent.max(0), -6i64);
+    let mut kept = vec![0u8; (highest - lowest + 1) as usize];
+    let mut round_up = false;
+    for (i, d) in digits.iter().enumerate() {
+        let power = exponent - i as i64;
+        if power >= lowest {
+            kept[(highest - power) as usize] = *d;
+        } else if power == lowest - 1 {
+            round_up = *d >= 5;
+        }
+    }
+    if round_up {
+        let mut i = kept.len();
+        loop {
+            if i == 0 {
+                kept.insert(0, 1);
+                break;
+            }
+            i -= 1;
+            if kept[i] == 9 {
+                kept[i] = 0;
+            } else {
+                kept[i] += 1;
+                break;
+            }
+        }
+    }
+    let text: String = kept.iter().map(|d| char::from(b'0' + d)).collect();
+    let (whole, fraction) = text.split_at(text.len() - 6);
+    let sign = if x.is_sign_negative() { "-" } else { "" };
+    format!("{sign}{whole}.{fraction}")
 }
 
 impl<T: SparkString + ?Sized> SparkString for &T {
@@ -170,6 +212,15 @@ mod tests {
         assert_eq!(f32::MAX.spark_string(), "3.4028235E38");
         assert_eq!(super::jvm_fixed6(f64::INFINITY), "Infinity");
         assert_eq!(super::jvm_fixed6(2.0 / 3.0), "0.666667");
+        // Java rounds Double.toString's digits half-up.
+        assert_eq!(super::jvm_fixed6(1.0 / 128.0), "0.007813");
+        assert_eq!(super::jvm_fixed6(-2.5), "-2.500000");
+        assert_eq!(super::jvm_fixed6(0.0), "0.000000");
+        assert_eq!(super::jvm_fixed6(-1e-9), "-0.000000");
+        assert_eq!(super::jvm_fixed6(999_999.999_999_9), "1000000.000000");
+        assert_eq!(super::jvm_fixed6(9.223372036854776e18), "9223372036854776000.000000");
+        assert_eq!(super::jvm_fixed6(1e-7), "0.000000");
+        assert_eq!(super::jvm_fixed6(5e-7), "0.000001");
     }
 
     #[test]

@@ -276,6 +276,14 @@ impl<'a> JobRunner<'a> {
     /// Launches what can run now: a stage's missing partitions once its parents are available.
     fn submit(&mut self, stage: usize) {
         if self.is_available(stage) {
+            // Completed by another job sharing the shuffle while this job's own
+            // attempts failed, were lost or are still running: end it here.
+            let attempt = self.stages[stage].attempt;
+            if self.active_stages.contains(&(stage, attempt)) {
+                let st = &self.stages[stage];
+                tracing::info!(job_id = self.job_id, stage_id = st.id, rdd = st.rdd_name, "stage completed");
+                self.end_stage(stage, attempt, None);
+            }
             return;
         }
         let missing_parents: Vec<usize> =
@@ -590,10 +598,10 @@ impl<'a> JobRunner<'a> {
                 let removed = self.cx.tracker.remove_executor(&executor_id);
                 if decommissioned {
                     // Idle and retired by dynamic allocation: expected, not a fault.
+                    // How many is logged by the decommission, which may drop them first.
                     tracing::info!(
                         job_id = self.job_id,
                         executor_id,
-                        lost_map_outputs = removed,
                         "a decommissioned executor's map outputs are dropped"
                     );
                 } else {

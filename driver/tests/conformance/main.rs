@@ -56,12 +56,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--list") {
-        println!("conformance: test");
-        return ExitCode::SUCCESS;
-    }
-    let (filters, exact) = filters(&args);
+    let args = Args::parse(std::env::args().skip(1));
 
     let mut lines = include_str!("spark.jsonl").lines();
     let header: Header = serde_json::from_str(lines.next().expect("a header line")).expect("header");
@@ -79,14 +74,15 @@ fn run() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let selected: Vec<&Recorded> = recorded
-        .iter()
-        .filter(|r| {
-            filters.is_empty() || filters.iter().any(|f| if exact { r.case == *f } else { r.case.contains(f.as_str()) })
-        })
-        .collect();
+    if args.list {
+        for r in &recorded {
+            println!("{}: test", r.case);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let selected: Vec<&Recorded> = recorded.iter().filter(|r| args.selects(&r.case)).collect();
     if selected.is_empty() {
-        println!("conformance: no case matches {filters:?}");
+        println!("conformance: no case selected by {:?}", std::env::args().skip(1).collect::<Vec<_>>());
         return ExitCode::SUCCESS;
     }
     let operations: BTreeSet<&str> = selected.iter().flat_map(|r| r.op.split(',')).collect();
@@ -94,8 +90,13 @@ fn run() -> ExitCode {
     let current = std::sync::Arc::new(parking_lot::Mutex::new(String::new()));
     watchdog(current.clone());
     // Refused cases panic on purpose; their messages are shown with the case.
+    // Any other panic prints as usual.
     let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    std::panic::set_hook(Box::new(move |info| {
+        if !IN_CASE.get() {
+            default_hook(info);
+        }
+    }));
 
     let inputs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/inputs");
     let mut failed = 0;
@@ -108,7 +109,10 @@ fn run() -> ExitCode {
         let mut differ = Vec::new();
         for r in &selected {
             *current.lock() = format!("{} on {master}", r.case);
-            let got = match std::panic::catch_unwind(AssertUnwindSafe(|| twins[r.case.as_str()](&env))) {
+            IN_CASE.set(true);
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| twins[r.case.as_str()](&env)));
+            IN_CASE.set(false);
+            let got = match outcome {
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(panic) => Err(panic_message(&panic)),
@@ -134,26 +138,56 @@ fn run() -> ExitCode {
         }
         failed += differ.len();
     }
-    std::panic::set_hook(default_hook);
     if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
-/// The case-name filters among libtest's arguments (as `cargo test` passes them to
-/// every test binary), and whether `--exact` was given. Options that take a value
-/// (`--skip X`, `--test-threads N`, …) are skipped with their value.
-fn filters(args_all: &[String]) -> (Vec<String>, bool) {
-    const WITH_VALUE: [&str; 6] = ["--skip", "--test-threads", "--format", "--color", "--logfile", "-Z"];
-    let mut filters = Vec::new();
-    let mut args = args_all.iter();
-    while let Some(arg) = args.next() {
-        if WITH_VALUE.contains(&arg.as_str()) {
-            args.next();
-        } else if !arg.starts_with('-') {
-            filters.push(arg.clone());
+thread_local! {
+    /// Set while this thread runs a case: its panics are the case's answer.
+    static IN_CASE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// libtest's arguments, as `cargo test` passes them to every test binary: each
+/// case is a test of its own (`--list` names them); a filter selects the cases
+/// whose names contain it (`--exact`: equal it), and `conformance`, the binary's
+/// name, selects them all; `--skip` leaves cases out; `--ignored` runs none (no
+/// case is ignored). Other options are accepted and have no effect here.
+struct Args {
+    list: bool,
+    exact: bool,
+    ignored_only: bool,
+    filters: Vec<String>,
+    skips: Vec<String>,
+}
+
+impl Args {
+    fn parse(args: impl Iterator<Item = String>) -> Self {
+        const WITH_VALUE: [&str; 6] = ["--test-threads", "--format", "--color", "--logfile", "--shuffle-seed", "-Z"];
+        let mut parsed =
+            Args { list: false, exact: false, ignored_only: false, filters: Vec::new(), skips: Vec::new() };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--list" => parsed.list = true,
+                "--exact" => parsed.exact = true,
+                "--ignored" => parsed.ignored_only = true,
+                "--skip" => parsed.skips.extend(args.next()),
+                "conformance" => {}
+                a if WITH_VALUE.contains(&a) => {
+                    args.next();
+                }
+                a if a.starts_with('-') => {}
+                _ => parsed.filters.push(arg),
+            }
         }
+        parsed
     }
-    let exact = args_all.iter().any(|a| a == "--exact");
-    (filters, exact)
+
+    fn selects(&self, case: &str) -> bool {
+        let matches = |f: &String| if self.exact { case == f } else { case.contains(f.as_str()) };
+        !self.ignored_only
+            && (self.filters.is_empty() || self.filters.iter().any(matches))
+            && !self.skips.iter().any(matches)
+    }
 }
 
 /// Why Ember's answer is not Spark's, or None when it is.
