@@ -671,6 +671,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         K: Ord,
     {
         let partitions = partitions.max(1);
+        if partitions == 1 || self.num_partitions() == 0 {
+            // One range, or nothing to sample: no sampling job (as Spark).
+            return Ok(RangePartitioner { bounds: Vec::new(), ascending });
+        }
         let per_partition = (60 * partitions).div_ceil(self.num_partitions().max(1)).clamp(20, 100_000);
         let samples = self.ctx.run_job(&self.node, SampleKeysFn { size: per_partition, seed: 0x5eed }, None)?;
         // Each sampled key stands for (its partition's size / its sample's size) keys.
