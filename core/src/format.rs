@@ -42,7 +42,7 @@ impl SparkString for f64 {
     /// computerized scientific notation outside; the shortest digits that read
     /// back as the same value.
     fn spark_string(&self) -> String {
-        jvm_float(*self, format!("{self}"), format!("{self:e}"))
+        jvm_float(*self, *self)
     }
 }
 
@@ -50,15 +50,15 @@ impl SparkString for f32 {
     /// As the JVM's `Float.toString`: the shortest digits of the `f32` (`0.1`,
     /// not the `f64` widening's `0.10000000149011612`), laid out as for `f64`.
     fn spark_string(&self) -> String {
-        jvm_float(f64::from(*self), format!("{self}"), format!("{self:e}"))
+        jvm_float(*self, f64::from(*self))
     }
 }
 
-/// The JVM's layout of the floating-point number `x`, from Rust's shortest
-/// round-trip digits of it in its own type: `plain` (`{}`) for magnitudes in
-/// [10⁻³, 10⁷), else `sci` (`{:e}`, `1.5e-5`) rewritten as `1.5E-5`; a whole
-/// number gets its `.0`.
-fn jvm_float(x: f64, plain: String, sci: String) -> String {
+/// The JVM's layout of `value` (`x` is the same number as an `f64`), from Rust's
+/// shortest round-trip digits of it in its own type: `{}` for magnitudes in
+/// [10⁻³, 10⁷), else `{:e}` (`1.5e-5`) rewritten as `1.5E-5`; a whole number
+/// gets its `.0`. Only the layout used is formatted.
+fn jvm_float<F: std::fmt::Display + std::fmt::LowerExp>(value: F, x: f64) -> String {
     if x.is_nan() {
         return "NaN".into();
     }
@@ -69,8 +69,10 @@ fn jvm_float(x: f64, plain: String, sci: String) -> String {
         return if x.is_sign_negative() { "-0.0" } else { "0.0" }.into();
     }
     if (1e-3..1e7).contains(&x.abs()) {
+        let plain = format!("{value}");
         return if plain.contains('.') { plain } else { plain + ".0" };
     }
+    let sci = format!("{value:e}");
     let (mantissa, exponent) = sci.split_once('e').expect("`{:e}` has an exponent");
     let mantissa = if mantissa.contains('.') { mantissa.to_string() } else { format!("{mantissa}.0") };
     format!("{mantissa}E{exponent}")

@@ -278,11 +278,8 @@ impl<'a> JobRunner<'a> {
         if self.is_available(stage) {
             // Completed by another job sharing the shuffle while this job's own
             // attempts failed, were lost or are still running: end it here.
-            let attempt = self.stages[stage].attempt;
-            if self.active_stages.contains(&(stage, attempt)) {
-                let st = &self.stages[stage];
-                tracing::info!(job_id = self.job_id, stage_id = st.id, rdd = st.rdd_name, "stage completed");
-                self.end_stage(stage, attempt, None);
+            if self.active_stages.contains(&(stage, self.stages[stage].attempt)) {
+                self.stage_completed(stage);
             }
             return;
         }
@@ -565,6 +562,15 @@ impl<'a> JobRunner<'a> {
         }
     }
 
+    /// A stage whose outputs are all there: its failure count reset, logged, and
+    /// its current attempt ended for listeners.
+    fn stage_completed(&mut self, stage: usize) {
+        self.stages[stage].failed_attempts = 0;
+        let st = &self.stages[stage];
+        tracing::info!(job_id = self.job_id, stage_id = st.id, rdd = st.rdd_name, "stage completed");
+        self.end_stage(stage, st.attempt, None);
+    }
+
     /// Tells listeners that an announced stage attempt ended (`failure`: why it did not complete).
     fn end_stage(&mut self, stage: usize, attempt: u32, failure: Option<String>) {
         if let Some((span, _)) = self.stage_spans.remove(&(stage, attempt))
@@ -702,10 +708,7 @@ impl<'a> JobRunner<'a> {
                 let announced = self.active_stages.contains(&(stage, self.stages[stage].attempt));
                 if (first || announced) && self.is_available(stage) {
                     self.dirty = true;
-                    self.stages[stage].failed_attempts = 0;
-                    let st = &self.stages[stage];
-                    tracing::info!(job_id = self.job_id, stage_id = st.id, rdd = st.rdd_name, "stage completed");
-                    self.end_stage(stage, st.attempt, None);
+                    self.stage_completed(stage);
                 }
                 return Ok(first);
             }
