@@ -9,10 +9,14 @@
 # Both run as a non-root user on a distroless base: no shell at run time.
 
 ARG RUST_VERSION=1.95.0
+# The base images, public by default. tests/images/build.sh passes images made
+# locally instead (no registry there); nothing else in this file changes.
+ARG BUILDER_IMAGE=rust:${RUST_VERSION}-slim-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 # ---- dependencies: built from the manifests alone, so this layer is reused until
 # ---- Cargo.toml or Cargo.lock change.
-FROM rust:${RUST_VERSION}-slim-bookworm AS deps
+FROM ${BUILDER_IMAGE} AS deps
 ARG RUST_VERSION
 # Use the image's toolchain rather than downloading the one rust-toolchain.toml names.
 ENV RUSTUP_TOOLCHAIN=${RUST_VERSION} \
@@ -44,19 +48,21 @@ RUN for crate in core macros driver executor streaming operator examples tests/c
 # ---- the workspace's own crates.
 FROM deps AS build
 COPY . .
+# Without debug info in the images (symbols stay: a backtrace still names functions).
 RUN cargo build --release --locked -p ember-operator -p ember-examples \
  && mkdir -p /out \
- && cp target/release/ember-operator target/release/ember-examples /out/
+ && cp target/release/ember-operator target/release/ember-examples /out/ \
+ && strip --strip-debug /out/ember-operator /out/ember-examples
 
 # ---- operator image.
-FROM gcr.io/distroless/cc-debian12:nonroot AS operator
+FROM ${RUNTIME_IMAGE} AS operator
 COPY --from=build /out/ember-operator /usr/local/bin/ember-operator
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/ember-operator"]
 
 # ---- engine image: the job binary; the operator sets the command and the role.
-FROM gcr.io/distroless/cc-debian12:nonroot AS engine
+FROM ${RUNTIME_IMAGE} AS engine
 COPY --from=build /out/ember-examples /opt/ember/bin/ember-examples
 WORKDIR /opt/ember/work
 USER 65532:65532
@@ -72,7 +78,8 @@ ARG JOB_BIN=my-ember-job
 RUN cp Cargo.lock "${JOB_DIR}/Cargo.lock" \
  && cargo build --release --manifest-path "${JOB_DIR}/Cargo.toml" --target-dir target \
  && mkdir -p /out/job \
- && cp "target/release/${JOB_BIN}" /out/job/
+ && cp "target/release/${JOB_BIN}" /out/job/ \
+ && strip --strip-debug "/out/job/${JOB_BIN}"
 
 FROM engine AS job
 COPY --from=job-build /out/job/ /opt/ember/bin/
