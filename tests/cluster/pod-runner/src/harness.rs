@@ -233,13 +233,53 @@ impl PodRunner {
         log_dir: &Path,
         bin_dir: Option<&Path>,
     ) -> Result<Self> {
+        let mut extra = Vec::new();
+        if let Some(b) = bin_dir {
+            extra.push("--bin-dir".to_string());
+            extra.push(b.display().to_string());
+        }
+        Self::start_with(binary, cluster, namespace, log_dir, &extra)
+    }
+
+    /// Starts `binary` for `namespace` in container mode: each container a podman
+    /// container of its image (`CONTAINERS_CONF` from `containers_conf`). Another
+    /// runner may serve another namespace at the same time: `node_name` and
+    /// `first_pod_ip` tell them apart.
+    pub fn start_containers(
+        binary: &Path,
+        cluster: &Cluster,
+        namespace: &str,
+        log_dir: &Path,
+        containers_conf: &Path,
+        node_name: &str,
+        first_pod_ip: &str,
+    ) -> Result<Self> {
+        let extra: Vec<String> = vec![
+            "--podman".into(),
+            "podman".into(),
+            "--containers-conf".into(),
+            containers_conf.display().to_string(),
+            "--node-name".into(),
+            node_name.into(),
+            "--first-pod-ip".into(),
+            first_pod_ip.into(),
+        ];
+        Self::start_with(binary, cluster, namespace, log_dir, &extra)
+    }
+
+    /// Starts `binary` for `namespace` with `extra` flags.
+    pub fn start_with(
+        binary: &Path,
+        cluster: &Cluster,
+        namespace: &str,
+        log_dir: &Path,
+        extra: &[String],
+    ) -> Result<Self> {
         std::fs::create_dir_all(log_dir)?;
         let runner_log = log_dir.join("pod-runner.log");
         let mut cmd = Command::new(binary);
         cmd.arg("--kubeconfig").arg(&cluster.kubeconfig).args(["--namespace", namespace]).arg("--log-dir").arg(log_dir);
-        if let Some(b) = bin_dir {
-            cmd.arg("--bin-dir").arg(b);
-        }
+        cmd.args(extra);
         let process = ProcessGuard::spawn(cmd, &runner_log)?;
         Ok(PodRunner { process, log_dir: log_dir.to_path_buf(), runner_log })
     }
@@ -251,7 +291,8 @@ impl PodRunner {
 
     /// Sends `signal` to the process of a running pod's first container (as
     /// when a machine loses an executor); returns its pid. The pid comes from
-    /// the containerID the runner reports, `ember-pod-runner://<pid>`.
+    /// the containerID the runner reports: `ember-pod-runner://<pid>`, or in
+    /// container mode `podman://<name>`, whose main process podman names.
     pub fn kill_pod_process(&self, cluster: &Cluster, namespace: &str, pod: &str, signal: i32) -> Result<i32> {
         let id = cluster.kubectl_ok(&[
             "-n",
@@ -262,10 +303,19 @@ impl PodRunner {
             "-o",
             "jsonpath={.status.containerStatuses[0].containerID}",
         ])?;
-        let pid: i32 = id
-            .strip_prefix("ember-pod-runner://")
-            .and_then(|p| p.parse().ok())
-            .with_context(|| format!("pod {pod} has no running process (containerID {id:?})"))?;
+        let pid: i32 = if let Some(name) = id.strip_prefix("podman://") {
+            let out = Command::new("podman")
+                .args(["inspect", "--format", "{{.State.Pid}}", name])
+                .output()
+                .context("podman inspect")?;
+            String::from_utf8_lossy(&out.stdout).trim().parse().ok().filter(|p| *p > 0).with_context(|| {
+                format!("pod {pod}: container {name} has no process: {}", String::from_utf8_lossy(&out.stderr))
+            })?
+        } else {
+            id.strip_prefix("ember-pod-runner://")
+                .and_then(|p| p.parse().ok())
+                .with_context(|| format!("pod {pod} has no running process (containerID {id:?})"))?
+        };
         // SAFETY: plain syscall on a pid this runner started.
         if unsafe { libc::kill(pid, signal) } != 0 {
             bail!("kill {pid}: {}", std::io::Error::last_os_error());

@@ -5,9 +5,12 @@
 //! - [`spec`]: pure translation of pod specs into process launches and of
 //!   process exits into container status;
 //! - [`runner`]: the watch/bind/run/status loop;
+//! - [`container`]: container mode, each container a `podman` container of its
+//!   image (`--podman`);
 //! - [`harness`]: guards for tests: a control plane started by
 //!   `tests/cluster/cluster.sh` and a running pod runner, both torn down on drop.
 
+pub mod container;
 pub mod harness;
 pub mod runner;
 pub mod spec;

@@ -4,11 +4,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use ember_pod_runner::container::Podman;
 use ember_pod_runner::runner::{Config, Runner};
 use ember_pod_runner::spec::PathMap;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-/// Runs the pods of one namespace as local processes (a kubelet stand-in for tests).
+/// Runs the pods of one namespace as local processes, or as podman containers of
+/// their images (a kubelet stand-in for tests).
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
@@ -42,6 +44,13 @@ struct Args {
     /// Lines of output kept as a terminated container's message.
     #[arg(long, default_value_t = 20)]
     message_lines: usize,
+    /// Container mode: run each container as a container of its image with this
+    /// podman executable (e.g. `podman`), instead of as a local process.
+    #[arg(long, env = "EMBER_POD_RUNNER_PODMAN")]
+    podman: Option<PathBuf>,
+    /// containers.conf for podman (CONTAINERS_CONF), e.g. tests/images/containers.conf.
+    #[arg(long, env = "CONTAINERS_CONF")]
+    containers_conf: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -76,6 +85,11 @@ async fn main() -> Result<()> {
         }
         None => kube::Config::infer().await?,
     };
+    // What pods get as KUBERNETES_SERVICE_HOST/_PORT: this API server's address.
+    let api_server = config.cluster_url.host().map(|h| {
+        let port = config.cluster_url.port_u16().unwrap_or(443);
+        (h.trim_start_matches('[').trim_end_matches(']').to_string(), port)
+    });
     let client = kube::Client::try_from(config)?;
     let cfg = Config {
         namespace: args.namespace,
@@ -86,6 +100,8 @@ async fn main() -> Result<()> {
         first_pod_ip: args.first_pod_ip,
         max_grace: Duration::from_secs(args.max_grace_seconds),
         message_lines: args.message_lines.max(1),
+        podman: args.podman.map(|program| Podman { program, conf: args.containers_conf }),
+        api_server,
     };
     let shutdown = async {
         let mut term =

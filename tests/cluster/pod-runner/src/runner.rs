@@ -5,7 +5,9 @@
 //! (`pods/binding`), runs each bound pod's containers as local processes, and
 //! writes what happens through the `pods/status` subresource. A pod being
 //! deleted has its processes killed and is then removed with grace period 0,
-//! since no kubelet is there to finalize it.
+//! since no kubelet is there to finalize it. In container mode
+//! ([`Config::podman`], module [`crate::container`]) each container runs as a
+//! `podman` container of its image instead of as a local process.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -13,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Node, Pod, PodSpec, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -26,6 +28,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info, warn};
 
+use crate::container::{self, ContainerSpec, Mount, Podman};
 use crate::spec::{
     self, Exit, IpAllocator, PathMap, ServiceAddress, expand_vars, resource_field_value, rewrite_service_names,
     selector_matches,
@@ -47,6 +50,12 @@ pub struct Config {
     pub max_grace: Duration,
     /// Lines of output kept as a terminated container's message.
     pub message_lines: usize,
+    /// Container mode: run each container as a podman container of its image
+    /// (`path_map` is then unused: the image holds the binaries).
+    pub podman: Option<Podman>,
+    /// The API server's address as pods reach it (`KUBERNETES_SERVICE_HOST` and
+    /// `_PORT`, which the kubelet sets in every container), when known.
+    pub api_server: Option<(String, u16)>,
 }
 
 const HOST_IP: &str = "127.0.0.1";
@@ -74,13 +83,38 @@ struct Launch {
     /// becomes the message only when the container failed. (Otherwise it
     /// always does: there is no /dev/termination-log here.)
     message_only_on_error: bool,
+    /// Container mode: the image and what podman needs besides argv and env.
+    image: Option<ImageLaunch>,
+}
+
+/// The container-mode part of a launch: `argv` is then the container's
+/// `command` (its first `command_len` elements, when set) followed by `args`.
+#[derive(Debug, Clone)]
+struct ImageLaunch {
+    image: String,
+    command_len: Option<usize>,
+    working_dir: Option<String>,
+    mounts: Vec<Mount>,
+    memory_bytes: Option<u64>,
+    cpus: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
 enum CState {
     Waiting,
-    Running { pid: i32, started: Time },
-    Terminated { exit: Exit, started: Time, finished: Time, message: String },
+    /// `pid` is the process's, or in container mode the `podman run` process's
+    /// (`container` then names the podman container).
+    Running {
+        pid: i32,
+        started: Time,
+        container: Option<String>,
+    },
+    Terminated {
+        exit: Exit,
+        started: Time,
+        finished: Time,
+        message: String,
+    },
 }
 
 #[derive(Debug)]
@@ -272,8 +306,25 @@ impl Runner {
         Ok(())
     }
 
-    /// Sends `sig` to every process of a container's process group.
-    fn signal(pid: i32, sig: i32) {
+    /// Sends `sig` to a running container: to every process of its process
+    /// group, and in container mode to the podman container itself (`podman
+    /// kill`): `podman run` forwards the signals it can catch, but SIGKILL would
+    /// end podman alone and leave the container running.
+    fn signal(podman: Option<&Podman>, state: &CState, sig: i32) {
+        let CState::Running { pid, container, .. } = state else {
+            return;
+        };
+        if let (Some(podman), Some(name)) = (podman, container) {
+            let args = ["kill".to_string(), "--signal".to_string(), sig.to_string(), name.clone()];
+            let mut cmd = tokio::process::Command::from(podman.command(&args));
+            cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+            tokio::spawn(async move {
+                let _ = cmd.status().await;
+            });
+            if sig != libc::SIGKILL {
+                return;
+            }
+        }
         // SAFETY: plain syscall; a negative pid names the process group the
         // container's process leads (it was started with process_group(0)).
         unsafe {
@@ -281,13 +332,26 @@ impl Runner {
         }
     }
 
+    /// At shutdown: every container killed, and in container mode removed before
+    /// the runner exits (synchronously: no task would run after this).
     fn kill_all(&mut self) {
+        let mut names = Vec::new();
         for run in self.runs.values() {
             for c in &run.containers {
-                if let CState::Running { pid, .. } = c.state {
-                    Self::signal(pid, libc::SIGKILL);
+                if let CState::Running { pid, container, .. } = &c.state {
+                    // SAFETY: as in `signal`.
+                    unsafe { libc::kill(-*pid, libc::SIGKILL) };
+                    names.extend(container.clone());
                 }
             }
+        }
+        if let Some(podman) = &self.cfg.podman
+            && !names.is_empty()
+        {
+            let mut args = vec!["rm".to_string(), "--force".to_string(), "--time".to_string(), "0".to_string()];
+            args.extend(names);
+            let _ =
+                podman.command(&args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status();
         }
     }
 
@@ -300,9 +364,9 @@ impl Runner {
         for uid in gone {
             if let Some(run) = self.runs.remove(&uid) {
                 for c in &run.containers {
-                    if let CState::Running { pid, .. } = c.state {
+                    if matches!(c.state, CState::Running { .. }) {
                         info!(pod = %run.name, container = %c.name, "pod gone: killing process");
-                        Self::signal(pid, libc::SIGKILL);
+                        Self::signal(self.cfg.podman.as_ref(), &c.state, libc::SIGKILL);
                     }
                 }
             }
@@ -402,7 +466,7 @@ impl Runner {
             for c in &mut run.containers {
                 if let CState::Running { pid, .. } = c.state {
                     info!(pod = %name, container = %c.name, pid, "pod deleted: SIGTERM");
-                    Self::signal(pid, libc::SIGTERM);
+                    Self::signal(self.cfg.podman.as_ref(), &c.state, libc::SIGTERM);
                     any_running = true;
                 }
             }
@@ -477,20 +541,49 @@ impl Runner {
         }
 
         let pod_dir = self.cfg.work_dir.join(&name);
-        let mut volume_map = self.cfg.path_map.clone();
+        // Process mode: paths inside the image map to local ones. Container mode:
+        // the image holds its own paths; the volumes are mounted where they belong.
+        let containers = self.cfg.podman.is_some();
+        let mut volume_map = if containers { PathMap::new() } else { self.cfg.path_map.clone() };
+        let mut mounts: BTreeMap<String, Vec<Mount>> = BTreeMap::new();
         for v in spec.volumes.iter().flatten() {
-            if let Some(source) = &v.secret {
+            let mut dir = pod_dir.join("volumes").join(&v.name);
+            let read_only = if let Some(source) = &v.secret {
                 // As the kubelet does: the Secret's keys become files of the
                 // volume's mode, and the pod waits while the Secret is missing.
-                let dir = pod_dir.join("volumes").join(&v.name);
                 self.write_secret_volume(source, &dir).await?;
-            } else if v.empty_dir.is_none() {
+                true
+            } else if let Some(source) = &v.config_map {
+                self.write_config_map_volume(source, &dir).await?;
+                true
+            } else if let Some(source) = &v.host_path {
+                // The node's own directory: here, this machine's.
+                dir = PathBuf::from(&source.path);
+                false
+            } else if v.empty_dir.is_some() {
+                if containers {
+                    // Writable by the image's user, whoever it is (the images run as 65532).
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::create_dir_all(&dir)
+                        .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)))
+                        .map_err(|e| Prepare::Fail(format!("volume {}: {e}", v.name)))?;
+                }
+                false
+            } else {
                 continue;
-            }
+            };
             for c in &spec.containers {
                 for m in c.volume_mounts.iter().flatten() {
                     if m.name == v.name {
-                        volume_map.add(&m.mount_path, pod_dir.join("volumes").join(&v.name));
+                        if containers {
+                            mounts.entry(c.name.clone()).or_default().push(Mount {
+                                host: dir.clone(),
+                                path: m.mount_path.clone(),
+                                read_only: read_only || m.read_only.unwrap_or(false),
+                            });
+                        } else {
+                            volume_map.add(&m.mount_path, dir.clone());
+                        }
                     }
                 }
             }
@@ -499,9 +592,11 @@ impl Runner {
         let mut launches = Vec::new();
         for c in &spec.containers {
             let mut argv: Vec<String> = c.command.clone().unwrap_or_default();
-            if argv.is_empty() {
+            let command_len = c.command.as_ref().map(Vec::len);
+            if argv.is_empty() && !containers {
                 return Err(Prepare::Fail(format!(
-                    "container {}: no command (the pod runner does not know image entrypoints)",
+                    "container {}: no command (the pod runner does not know image entrypoints; \
+                     container mode runs the image's)",
                     c.name
                 )));
             }
@@ -535,6 +630,20 @@ impl Runner {
                 unresolved.dedup();
                 return Err(Prepare::Defer(format!("no running pod behind {}", unresolved.join(", "))));
             }
+            let image = if containers {
+                let limits = c.resources.as_ref().and_then(|r| r.limits.clone()).unwrap_or_default();
+                let limit = |k: &str| limits.get(k).and_then(|q| spec::parse_quantity(&q.0));
+                Some(ImageLaunch {
+                    image: c.image.clone().unwrap_or_default(),
+                    command_len,
+                    working_dir: c.working_dir.clone(),
+                    mounts: mounts.remove(&c.name).unwrap_or_default(),
+                    memory_bytes: limit("memory").map(|b| b as u64),
+                    cpus: limit("cpu"),
+                })
+            } else {
+                None
+            };
             launches.push(Launch {
                 argv,
                 env,
@@ -542,6 +651,7 @@ impl Runner {
                 tmp,
                 log: spec::log_path(&self.cfg.log_dir, &name, &c.name),
                 message_only_on_error: c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
+                image,
             });
         }
         Ok(launches)
@@ -574,6 +684,53 @@ impl Runner {
         Ok(())
     }
 
+    /// Writes the keys of the ConfigMap `source` names as files under `dir`
+    /// (`data` and `binaryData`), with the volume's `defaultMode` (0644 by
+    /// default); the pod waits while the ConfigMap is missing. `items` (a subset
+    /// of keys at chosen paths) is honoured.
+    async fn write_config_map_volume(
+        &self,
+        source: &k8s_openapi::api::core::v1::ConfigMapVolumeSource,
+        dir: &Path,
+    ) -> std::result::Result<(), Prepare> {
+        use std::os::unix::fs::PermissionsExt;
+        let name = source.name.clone();
+        let cms: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.cfg.namespace);
+        let cm = match cms.get_opt(&name).await {
+            Ok(Some(cm)) => cm,
+            Ok(None) if source.optional.unwrap_or(false) => return Ok(()),
+            Ok(None) => return Err(Prepare::Defer(format!("configmap {name} not found"))),
+            Err(e) => return Err(Prepare::Defer(e.to_string())),
+        };
+        let mut files: BTreeMap<String, Vec<u8>> =
+            cm.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+        files.extend(cm.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
+        if let Some(items) = &source.items {
+            let mut chosen = BTreeMap::new();
+            for item in items {
+                match files.get(&item.key) {
+                    Some(bytes) => {
+                        chosen.insert(item.path.clone(), bytes.clone());
+                    }
+                    None => return Err(Prepare::Defer(format!("configmap {name} has no key {}", item.key))),
+                }
+            }
+            files = chosen;
+        }
+        let mode = source.default_mode.unwrap_or(0o644) as u32;
+        let io = |e: std::io::Error| Prepare::Fail(format!("configmap volume {}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        for (key, bytes) in files {
+            let path = dir.join(&key);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+            }
+            std::fs::write(&path, bytes).map_err(io)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+        }
+        Ok(())
+    }
+
     /// The container's environment as the kubelet would build it (the pod IP
     /// is filled in by `start`, via the `$POD_IP` placeholder below).
     async fn container_env(
@@ -583,12 +740,24 @@ impl Runner {
         tmp: &Path,
     ) -> std::result::Result<Vec<(String, String)>, Prepare> {
         let ns = &self.cfg.namespace;
-        let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
-            ("HOSTNAME".into(), pod.name_any()),
-            ("HOME".into(), "/root".into()),
-            ("TMPDIR".into(), tmp.display().to_string()),
-        ];
+        let mut env: Vec<(String, String)> = if self.cfg.podman.is_some() {
+            // The image's own PATH, HOME and /tmp apply.
+            vec![("HOSTNAME".into(), pod.name_any())]
+        } else {
+            vec![
+                ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+                ("HOSTNAME".into(), pod.name_any()),
+                ("HOME".into(), "/root".into()),
+                ("TMPDIR".into(), tmp.display().to_string()),
+            ]
+        };
+        if let Some((host, port)) = &self.cfg.api_server {
+            // As the kubelet sets them from the `kubernetes` Service: what in-cluster
+            // clients (the operator) connect to.
+            env.push(("KUBERNETES_SERVICE_HOST".into(), host.clone()));
+            env.push(("KUBERNETES_SERVICE_PORT".into(), port.to_string()));
+            env.push(("KUBERNETES_SERVICE_PORT_HTTPS".into(), port.to_string()));
+        }
         let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
             env.retain(|(ek, _)| *ek != k);
             env.push((k, v));
@@ -769,11 +938,20 @@ impl Runner {
         let c = &mut run.containers[idx];
         c.restart_pending = false;
         let started = now();
-        match Self::spawn_process(&c.launch) {
+        let container = c
+            .launch
+            .image
+            .as_ref()
+            .map(|_| container::container_name(&self.cfg.namespace, &run.name, &c.name, c.restarts));
+        let spawned = match (&self.cfg.podman, &container) {
+            (Some(podman), Some(name)) => Self::spawn_image(podman, &c.launch, name),
+            _ => Self::spawn_process(&c.launch),
+        };
+        match spawned {
             Ok(mut child) => {
                 let pid = child.id().map(|p| p as i32).unwrap_or(-1);
-                info!(pod = %run.name, container = %c.name, pid, argv = ?c.launch.argv, "process started");
-                c.state = CState::Running { pid, started };
+                info!(pod = %run.name, container = %c.name, pid, argv = ?c.launch.argv, podman = ?container, "process started");
+                c.state = CState::Running { pid, started, container };
                 let tx = self.events_tx.clone();
                 let uid = uid.to_string();
                 tokio::spawn(async move {
@@ -797,6 +975,42 @@ impl Runner {
                 };
             }
         }
+    }
+
+    /// Container mode: `podman run` of the container's image in the foreground,
+    /// its output (the container's) into the container's log.
+    fn spawn_image(podman: &Podman, l: &Launch, name: &str) -> Result<tokio::process::Child> {
+        let image = l.image.as_ref().context("container mode without an image")?;
+        if image.image.is_empty() {
+            bail!("the container has no image");
+        }
+        if let Some(dir) = l.log.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let (command, args) = match image.command_len {
+            Some(n) => (Some(l.argv[..n].to_vec()), l.argv[n..].to_vec()),
+            None => (None, l.argv.clone()),
+        };
+        let spec = ContainerSpec {
+            name: name.to_string(),
+            image: image.image.clone(),
+            command,
+            args,
+            env: l.env.clone(),
+            working_dir: image.working_dir.clone(),
+            mounts: image.mounts.clone(),
+            memory_bytes: image.memory_bytes,
+            cpus: image.cpus,
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&l.log)
+            .with_context(|| format!("opening {}", l.log.display()))?;
+        let log2 = log.try_clone()?;
+        let mut cmd = tokio::process::Command::from(podman.command(&container::run_args(&spec)));
+        cmd.stdin(std::process::Stdio::null()).stdout(log).stderr(log2).process_group(0).kill_on_drop(true);
+        cmd.spawn().with_context(|| format!("starting {}", podman.program.display()))
     }
 
     fn spawn_process(l: &Launch) -> Result<tokio::process::Child> {
@@ -848,7 +1062,7 @@ impl Runner {
                     for c in &run.containers {
                         if let CState::Running { pid, .. } = c.state {
                             info!(pod = %run.name, container = %c.name, pid, "grace period over: SIGKILL");
-                            Self::signal(pid, libc::SIGKILL);
+                            Self::signal(self.cfg.podman.as_ref(), &c.state, libc::SIGKILL);
                         }
                     }
                 }
@@ -862,11 +1076,13 @@ impl Runner {
             return;
         };
         let c = &mut run.containers[idx];
-        let CState::Running { pid, started } = c.state.clone() else {
+        let running = c.state.clone();
+        let CState::Running { started, .. } = running.clone() else {
             return;
         };
-        // Leftover children of the container's command go with it.
-        Self::signal(pid, libc::SIGKILL);
+        // Leftover children of the container's command go with it (in container
+        // mode: a container whose `podman run` was killed).
+        Self::signal(self.cfg.podman.as_ref(), &running, libc::SIGKILL);
         let output = std::fs::read(&c.launch.log).unwrap_or_default();
         let message = if c.launch.message_only_on_error && exit.code == 0 {
             String::new()
@@ -942,9 +1158,9 @@ impl Runner {
             .containers
             .iter()
             .map(|c| {
-                let pid = match c.state {
-                    CState::Running { pid, .. } => pid,
-                    _ => 0,
+                let (pid, container) = match &c.state {
+                    CState::Running { pid, container, .. } => (*pid, container.clone()),
+                    _ => (0, None),
                 };
                 let mut s = json!({
                     "name": c.name,
@@ -956,7 +1172,9 @@ impl Runner {
                     "restartCount": c.restarts,
                     "state": Self::container_state_json(&c.state),
                 });
-                if pid > 0 {
+                if let Some(name) = container {
+                    s["containerID"] = json!(format!("podman://{name}"));
+                } else if pid > 0 {
                     s["containerID"] = json!(format!("ember-pod-runner://{pid}"));
                 }
                 if let Some(last) = &c.last {
@@ -1036,6 +1254,7 @@ mod tests {
                 tmp: PathBuf::from("/tmp"),
                 log: PathBuf::from("/tmp/x.log"),
                 message_only_on_error: false,
+                image: None,
             },
             state,
             last: None,
@@ -1067,7 +1286,7 @@ mod tests {
 
     #[test]
     fn status_follows_the_processes() {
-        let running = CState::Running { pid: 42, started: now() };
+        let running = CState::Running { pid: 42, started: now(), container: None };
         let p = pod(vec![container(running.clone())]);
         let s = Runner::status_patch(&p);
         assert_eq!(s["status"]["phase"], "Running");
