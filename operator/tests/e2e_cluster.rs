@@ -180,92 +180,6 @@ fn write_corpus(dir: &Path) -> Result<BTreeMap<String, u64>> {
 // ---------------------------------------------------------------------------------------
 // Set-up pieces.
 
-/// Paths of the binaries: this test's ember-operator, and ember-examples and
-/// ember-pod-runner next to it.
-struct Binaries {
-    dir: PathBuf,
-    operator: PathBuf,
-    pod_runner: PathBuf,
-}
-
-/// Makes sure ember-examples and ember-pod-runner next to this test's ember-operator are
-/// fresh, so that the pod runner's `--bin-dir` maps the engine image's /opt/ember/bin to
-/// the workspace's code. Other packages' binaries are not available through
-/// `CARGO_BIN_EXE_*`, so cargo is asked, with CI's own command (`cargo test --workspace`,
-/// compile only) and this test's profile and target dir: under CI, which ran that very
-/// command, it has nothing left to do, and features are unified exactly as there (a
-/// `cargo build -p ...` would unify them differently and rebuild the engine a second
-/// time). Run alone, this test compiles the workspace's tests once.
-fn build_binaries() -> Result<Binaries> {
-    let operator = PathBuf::from(env!("CARGO_BIN_EXE_ember-operator"));
-    let dir = operator.parent().context("binary directory")?.to_path_buf();
-    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().context("target dir")?.to_path_buf();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let mut cmd = Command::new(cargo);
-    // Without what cargo set for this test process: build scripts that watch such
-    // variables (ring's watches CARGO_MANIFEST_DIR and CARGO_PKG_*) would see them
-    // change, and this build and the next plain one would each rebuild half the tree.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().into_owned();
-        let set_by_cargo = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_"]
-            .iter()
-            .any(|prefix| key.starts_with(prefix))
-            || ["CARGO", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&key.as_str());
-        if set_by_cargo {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.current_dir(tooling::workspace())
-        .args(["test", "--workspace", "--locked", "--no-run", "--quiet", "--target-dir"])
-        .arg(&target_dir);
-    match dir.file_name().and_then(|n| n.to_str()).context("profile directory")? {
-        // `cargo test`'s default: the test profile, which builds into debug/.
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    // target/<triple>/<profile> when built for an explicit target.
-    let profile_parent = dir.parent().context("profile dir parent")?;
-    if profile_parent != target_dir {
-        cmd.arg("--target").arg(profile_parent.file_name().context("target triple")?);
-    }
-    report("e2e: checking the workspace binaries (cargo test --workspace --no-run)");
-    let status = cmd.status().context("running cargo")?;
-    ensure!(status.success(), "building the workspace failed ({status})");
-    let pod_runner = dir.join("ember-pod-runner");
-    ensure!(dir.join("ember-examples").is_file() && pod_runner.is_file(), "binaries missing in {}", dir.display());
-    Ok(Binaries { dir, operator, pod_runner })
-}
-
-/// `helm template` of the chart for the control plane's version, as JSON documents.
-fn render_chart(helm_home: &Path) -> Result<Vec<Value>> {
-    let helm = tooling::install("helm");
-    let chart = tooling::workspace().join("charts/ember-operator");
-    let out = Command::new(helm)
-        .args(["template", RELEASE])
-        .arg(&chart)
-        .args(["--namespace", OPERATOR_NS, "--kube-version", KUBE_VERSION])
-        .env("HELM_CACHE_HOME", helm_home.join("cache"))
-        .env("HELM_CONFIG_HOME", helm_home.join("config"))
-        .env("HELM_DATA_HOME", helm_home.join("data"))
-        .output()
-        .context("running helm template")?;
-    ensure!(out.status.success(), "helm template failed: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout)?;
-    let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value: Value = serde::Deserialize::deserialize(doc)?;
-        if !value.is_null() {
-            docs.push(value);
-        }
-    }
-    Ok(docs)
-}
-
 /// Where a variable of the chart's Deployment gets its value.
 enum ChartEnv {
     Literal(String),
@@ -599,10 +513,10 @@ impl Drop for E2e {
 impl E2e {
     async fn start() -> Result<Self> {
         let t = Instant::now();
-        let bins = build_binaries()?;
+        let bins = tooling::build_binaries()?;
         report(&format!("e2e: workspace binaries ready in {:.1?} ({})", t.elapsed(), bins.dir.display()));
         let dir = tempfile::Builder::new().prefix("ember-e2e.").tempdir()?;
-        let docs = render_chart(&dir.path().join("helm"))?;
+        let docs = tooling::render_chart(&dir.path().join("helm"), RELEASE, OPERATOR_NS, KUBE_VERSION, &[])?;
 
         // 1. The CRDs from crds/, installed before the controller manager so that its
         //    garbage collector knows the kind (cluster.sh fails when the server refuses it).
