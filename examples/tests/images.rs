@@ -22,9 +22,11 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
 }
 
-/// Runs `cmd` to its end within `limit`, killing it after.
+/// Runs `cmd` to its end within `limit`, killing its process group after (podman
+/// build and its helpers with it).
 fn run(mut cmd: Command, limit: Duration) -> Output {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    use std::os::unix::process::CommandExt;
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -34,8 +36,8 @@ fn run(mut cmd: Command, limit: Duration) -> Output {
     match rx.recv_timeout(limit) {
         Ok(output) => output.expect("wait"),
         Err(_) => {
-            // SAFETY: plain kill(2) of the child started above.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            // SAFETY: plain kill(2) of the process group of the child started above.
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
             panic!("{cmd:?} did not finish within {limit:?}");
         }
     }
@@ -72,9 +74,24 @@ const OPERATOR: &str = "localhost/ember-operator:dev";
 const ENGINE: &str = "localhost/ember-engine:dev";
 const JOB: &str = "localhost/ember-job-template:dev";
 const RUNTIME_BASE: &str = "localhost/ember-base/cc-debian12:nonroot";
+/// The seed job's container: named, so that it is removed even when the test fails.
+const SEED_CONTAINER: &str = "ember-images-test-sumsq";
+
+/// Removes the seed job's container (it uses the host's network) when dropped.
+struct RemoveContainer(&'static str);
+
+impl Drop for RemoveContainer {
+    fn drop(&mut self) {
+        let _ = podman(&["rm", "--force", "--ignore", "--time", "0", self.0]).output();
+    }
+}
 
 #[test]
 fn images_built_from_the_dockerfile_keep_their_promises_and_run_the_seed_job() {
+    if std::env::var_os("EMBER_SKIP_IMAGE_TESTS").is_some_and(|v| v != "0") {
+        eprintln!("EMBER_SKIP_IMAGE_TESTS set: skipping the image tests");
+        return;
+    }
     let script = workspace().join("tests/images/build.sh");
     let mut check = Command::new("bash");
     check.arg(&script).arg("--check");
@@ -135,10 +152,14 @@ fn images_built_from_the_dockerfile_keep_their_promises_and_run_the_seed_job() {
     // The seed job in an engine container: the driver starts its executors, inside
     // the same container, as the same binary.
     let n = 1_000_000u64;
+    let _remove = RemoveContainer(SEED_CONTAINER);
     let seed = run(
         podman(&[
             "run",
             "--rm",
+            "--replace",
+            "--name",
+            SEED_CONTAINER,
             "--network",
             "host",
             ENGINE,

@@ -12,6 +12,7 @@
 //! steps whose name contains one of them. EMBER_E2E_SUMSQ_RUNS=N times sumsq N times
 //! (default 1) for docs/BENCHMARKS.md.
 
+mod example_jobs;
 #[path = "../../driver/tests/support/s3.rs"]
 mod s3;
 mod tooling;
@@ -40,6 +41,8 @@ use kube::api::{Api, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
+use example_jobs::{JoinJob, argument, example_document, sumsq_expected, tail};
+
 /// The operator's executor start timeout in this test (seconds).
 const EXECUTOR_START_TIMEOUT_SECS: u64 = 20;
 /// Namespace of the applications (the pod runner serves this one).
@@ -62,19 +65,6 @@ fn skip() -> bool {
 // ---------------------------------------------------------------------------------------
 // Expected results, computed without the engine.
 
-/// Σ_{x<n} Σ_{i<50} (x+i)², expanded as 50·Σx² + 2·Σx·Σi + n·Σi² (the job sums term by
-/// term).
-fn sumsq_expected(n: u64) -> u128 {
-    let n = u128::from(n);
-    if n == 0 {
-        return 0;
-    }
-    let sum_x = n * (n - 1) / 2;
-    let sum_x2 = (n - 1) * n * (2 * n - 1) / 6;
-    let (sum_i, sum_i2) = (0..50u128).fold((0, 0), |(s, s2), i| (s + i, s2 + i * i));
-    50 * sum_x2 + 2 * sum_x * sum_i + n * sum_i2
-}
-
 /// The pi job's samples: partition p draws its share of the points from a xorshift64
 /// stream seeded from p; a point inside the quarter circle is a hit.
 fn pi_expected(samples: u64, partitions: u64) -> Value {
@@ -96,57 +86,6 @@ fn pi_expected(samples: u64, partitions: u64) -> Value {
         }
     }
     json!({ "samples": samples, "inside": inside, "pi": 4.0 * inside as f64 / samples as f64 })
-}
-
-/// The join job's generator mixing function (its datasets are defined through it).
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x = (x ^ (x >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
-
-/// Parameters of the join job as the test runs it.
-struct JoinJob {
-    large: u64,
-    small: u64,
-    keys: u64,
-    partitions: u64,
-    seed: u64,
-}
-
-impl JoinJob {
-    const TEST: JoinJob = JoinJob { large: 200_000, small: 5_000, keys: 10_000, partitions: 8, seed: 7 };
-
-    fn arguments(&self, pause_file: &Path) -> Vec<String> {
-        let mut args = vec!["join".to_string()];
-        let values = [
-            ("--large", self.large),
-            ("--small", self.small),
-            ("--keys", self.keys),
-            ("--partitions", self.partitions),
-            ("--seed", self.seed),
-        ];
-        for (flag, value) in values {
-            args.extend([flag.to_string(), value.to_string()]);
-        }
-        args.extend(["--pause-file".to_string(), pause_file.display().to_string()]);
-        args
-    }
-
-    /// The joined rows, by a hash lookup: row i of the large side is (k, v); the small
-    /// side holds one value w for every key below `small`.
-    fn expected(&self) -> Value {
-        let (mut rows, mut checksum) = (0u64, 0u64);
-        for i in 0..self.large {
-            let (k, v) = (mix(i ^ self.seed) % self.keys, mix(i.wrapping_add(self.seed)));
-            if k < self.small {
-                let w = mix(k ^ self.seed.rotate_left(17));
-                rows += 1;
-                checksum = checksum.wrapping_add(mix(k ^ mix(v ^ mix(w))));
-            }
-        }
-        json!({ "rows": rows, "checksum": checksum.to_string() })
-    }
 }
 
 /// Writes a deterministic word corpus (several files, mixed whitespace) into `dir` and
@@ -376,21 +315,8 @@ fn example(file: &str) -> Result<Value> {
     example_document(file, "SparkApplication")
 }
 
-/// The first document of `kind` in an example manifest in examples/k8s/.
-fn example_document(file: &str, kind: &str) -> Result<Value> {
-    let path = tooling::workspace().join("examples/k8s").join(file);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value: Value = serde::Deserialize::deserialize(doc)?;
-        if value["kind"] == kind {
-            return Ok(value);
-        }
-    }
-    bail!("no {kind} in {}", path.display())
-}
-
 /// An example manifest's application with its volumes and mounts removed (the pod
-/// runner materializes emptyDir only; pods see the host's files) and `arguments`
+/// runner in process mode: pods see the host's files) and `arguments`
 /// pointing at host paths.
 fn example_on_host(file: &str, arguments: Value) -> Result<Value> {
     let mut app = example(file)?;
@@ -401,14 +327,6 @@ fn example_on_host(file: &str, arguments: Value) -> Result<Value> {
     }
     spec.insert("arguments".to_string(), arguments);
     Ok(app)
-}
-
-/// The value after `flag` in an application's arguments.
-fn argument(app: &Value, flag: &str) -> Result<u64> {
-    let args: Vec<&str> =
-        app["spec"]["arguments"].as_array().context("arguments")?.iter().filter_map(Value::as_str).collect();
-    let i = args.iter().position(|a| *a == flag).with_context(|| format!("no {flag} in {args:?}"))?;
-    Ok(args.get(i + 1).context("flag without value")?.parse()?)
 }
 
 /// The `word<TAB>count` lines of a directory's part files; a word twice is an error.
@@ -759,11 +677,6 @@ impl E2e {
     }
 }
 
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 // ---------------------------------------------------------------------------------------
 // The scenarios.
 
@@ -919,7 +832,7 @@ impl E2e {
     }
 
     /// examples/k8s/wordcount.yaml with its input in a temp dir instead of a ConfigMap
-    /// volume (the pod runner materializes emptyDir only) and an output dir: the word
+    /// volume (process mode: pods read the host's files) and an output dir: the word
     /// totals and every word's count are exact.
     async fn wordcount(&self) -> Result<()> {
         let input = self.path("wordcount-input");

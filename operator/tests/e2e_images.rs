@@ -7,12 +7,14 @@
 //!
 //! Scenarios: the seed job (examples/k8s/sumsq.yaml) exact, with the time from
 //! `kubectl apply` to the first task; examples/k8s/wordcount.yaml as written (its
-//! ConfigMap mounted into the pods) exact; an executor's container killed mid-job,
+//! ConfigMap mounted into the pods) exact; the job template's manifest with the image
+//! the Dockerfile's `job` stage built, exact; an executor's container killed mid-job,
 //! replaced, and the job exact.
 //!
 //! Skipped with the reason where the cluster tests are off (EMBER_SKIP_CLUSTER_TESTS)
 //! or podman cannot run a container (`tests/images/build.sh --check`).
 
+mod example_jobs;
 mod tooling;
 
 use std::collections::BTreeMap;
@@ -29,40 +31,34 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use serde_json::{Value, json};
 
+use example_jobs::{JoinJob, argument, example_document, sumsq_expected, tail};
+
 const APP_NS: &str = "ember-images";
 const OPERATOR_NS: &str = "ember-system";
 const RELEASE: &str = "ember";
 const KUBE_VERSION: &str = "1.20.2";
 const OPERATOR_IMAGE: &str = "localhost/ember-operator";
 const ENGINE_IMAGE: &str = "localhost/ember-engine:dev";
+const JOB_IMAGE: &str = "localhost/ember-job-template:dev";
 const TAG: &str = "dev";
 /// Bound of each wait; generous, since the machine may be loaded by other builds.
 const STEP_TIMEOUT: Duration = Duration::from_secs(180);
 /// The engine's default log filter plus the DAG scheduler's "submitting tasks" line.
 const TIMING_LOG_FILTER: &str = "warn,ember=info,ember_executor=info,ember_core=info,ember::scheduler::dag=debug";
 
-/// Σ_{x<n} Σ_{i<50} (x+i)², as 50·Σx² + 2·Σx·Σi + n·Σi².
-fn sumsq_expected(n: u64) -> u128 {
-    let n = u128::from(n);
-    if n == 0 {
-        return 0;
-    }
-    let sum_x = n * (n - 1) / 2;
-    let sum_x2 = (n - 1) * n * (2 * n - 1) / 6;
-    let (sum_i, sum_i2) = (0..50u128).fold((0, 0), |(s, s2), i| (s + i, s2 + i * i));
-    50 * sum_x2 + 2 * sum_x * sum_i + n * sum_i2
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).trim().to_string()
 }
 
-/// Runs tests/images/build.sh with `arg`, bounded; `Ok(false)` when `--check` says no.
+/// Runs tests/images/build.sh with `arg`, bounded (the whole process group is killed
+/// after 45 min).
 fn images_script(arg: Option<&str>) -> Result<std::process::Output> {
     let script = tooling::workspace().join("tests/images/build.sh");
     let mut cmd = Command::new("bash");
     cmd.arg(&script).args(arg).env("EMBER_IMAGE_TAG", TAG);
-    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn()?;
+    use std::os::unix::process::CommandExt;
+    let child =
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).process_group(0).spawn()?;
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -71,8 +67,9 @@ fn images_script(arg: Option<&str>) -> Result<std::process::Output> {
     match rx.recv_timeout(Duration::from_secs(45 * 60)) {
         Ok(out) => Ok(out?),
         Err(_) => {
-            // SAFETY: plain kill(2) of the child started above.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            // SAFETY: plain kill(2) of the process group of the child started above
+            // (podman build with it).
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
             bail!("tests/images/build.sh did not finish within 45 min")
         }
     }
@@ -318,6 +315,34 @@ impl ImagesE2e {
         Ok(())
     }
 
+    /// examples/job-template/k8s/my-ember-job.yaml as written but for the image's name:
+    /// the template's job, from the image the Dockerfile's `job` stage built, counts
+    /// the words of its ConfigMap exactly.
+    async fn job_template(&self) -> Result<()> {
+        let path = tooling::workspace().join("examples/job-template/k8s/my-ember-job.yaml");
+        let text = std::fs::read_to_string(&path)?;
+        let mut docs = Vec::new();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value: Value = serde::Deserialize::deserialize(doc)?;
+            docs.push(value);
+        }
+        let [config_map, mut app] =
+            <[Value; 2]>::try_from(docs).map_err(|d| anyhow::anyhow!("{} documents", d.len()))?;
+        ensure!(config_map["kind"] == "ConfigMap" && app["kind"] == "SparkApplication", "the template's manifest");
+        app["spec"]["image"] = json!(JOB_IMAGE);
+        app["spec"]["imagePullPolicy"] = json!("Never");
+        self.apply(&config_map)?;
+        self.apply(&app)?;
+        self.wait_state("my-ember-job", AppState::Completed).await?;
+        let log = self.driver_log("my-ember-job");
+        let printed: Vec<&str> =
+            log.lines().filter(|l| l.ends_with(" distinct words") || l.split_whitespace().count() == 2).collect();
+        let want = ["hat              3", "cat              2", "dog              2", "3 distinct words"];
+        ensure!(printed == want, "my-ember-job printed {printed:?}, expected {want:?}:\n{}", tail(&log, 20));
+        report(&format!("e2e-images: my-ember-job from {JOB_IMAGE}: {printed:?}"));
+        Ok(())
+    }
+
     /// An executor's container SIGKILLed between the join's two jobs (the driver waits
     /// on a pause file in a hostPath volume): executor 1 FAILED, executor 3 replaces it,
     /// and the result is exact.
@@ -325,7 +350,7 @@ impl ImagesE2e {
         let name = "join-kill";
         let pause_dir = self.dir.path().join("pause");
         std::fs::create_dir_all(&pause_dir)?;
-        let join = JoinJob { large: 200_000, small: 5_000, keys: 10_000, partitions: 8, seed: 7 };
+        let join = JoinJob::TEST;
         let mut app = example_document("sumsq.yaml", "SparkApplication")?;
         app["metadata"]["name"] = json!(name);
         app["spec"]["image"] = json!(ENGINE_IMAGE);
@@ -359,83 +384,13 @@ impl ImagesE2e {
     }
 }
 
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// The first document of `kind` in an example manifest in examples/k8s/.
-fn example_document(file: &str, kind: &str) -> Result<Value> {
-    let path = tooling::workspace().join("examples/k8s").join(file);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value: Value = serde::Deserialize::deserialize(doc)?;
-        if value["kind"] == kind {
-            return Ok(value);
-        }
-    }
-    bail!("no {kind} in {}", path.display())
-}
-
-/// The value after `flag` in an application's arguments.
-fn argument(app: &Value, flag: &str) -> Result<u64> {
-    let args: Vec<&str> =
-        app["spec"]["arguments"].as_array().context("arguments")?.iter().filter_map(Value::as_str).collect();
-    let i = args.iter().position(|a| *a == flag).with_context(|| format!("no {flag} in {args:?}"))?;
-    Ok(args.get(i + 1).context("flag without value")?.parse()?)
-}
-
-/// The join job's generator mixing function (its datasets are defined through it).
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x = (x ^ (x >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
-
-/// Parameters of `ember-examples join`.
-struct JoinJob {
-    large: u64,
-    small: u64,
-    keys: u64,
-    partitions: u64,
-    seed: u64,
-}
-
-impl JoinJob {
-    fn arguments(&self, pause_file: &Path) -> Vec<String> {
-        let mut args = vec!["join".to_string()];
-        for (flag, value) in [
-            ("--large", self.large),
-            ("--small", self.small),
-            ("--keys", self.keys),
-            ("--partitions", self.partitions),
-            ("--seed", self.seed),
-        ] {
-            args.extend([flag.to_string(), value.to_string()]);
-        }
-        args.extend(["--pause-file".to_string(), pause_file.display().to_string()]);
-        args
-    }
-
-    /// The joined rows, by a hash lookup: row i of the large side is (k, v); the small
-    /// side holds one value w for every key below `small`.
-    fn expected(&self) -> Value {
-        let (mut rows, mut checksum) = (0u64, 0u64);
-        for i in 0..self.large {
-            let (k, v) = (mix(i ^ self.seed) % self.keys, mix(i.wrapping_add(self.seed)));
-            if k < self.small {
-                let w = mix(k ^ self.seed.rotate_left(17));
-                rows += 1;
-                checksum = checksum.wrapping_add(mix(k ^ mix(v ^ mix(w))));
-            }
-        }
-        json!({ "rows": rows, "checksum": checksum.to_string() })
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_and_engine_images_run_applications_on_a_real_control_plane() -> Result<()> {
     if skip_cluster_tests("the end-to-end test of the images on the real control plane") {
+        return Ok(());
+    }
+    if std::env::var_os("EMBER_SKIP_IMAGE_TESTS").is_some_and(|v| v != "0") {
+        report("EMBER_SKIP_IMAGE_TESTS set: skipping the end-to-end test of the images");
         return Ok(());
     }
     let check = images_script(Some("--check"))?;
@@ -456,6 +411,7 @@ async fn operator_and_engine_images_run_applications_on_a_real_control_plane() -
     e2e.wait_operator().await?;
     let first_task = e2e.sumsq().await?;
     e2e.wordcount().await?;
+    e2e.job_template().await?;
     e2e.executor_killed().await?;
     report(&format!(
         "e2e-images: all scenarios passed in {:.1?}; sumsq apply→first task {first_task} ms with images",

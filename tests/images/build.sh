@@ -4,6 +4,7 @@
 #
 #   tests/images/build.sh            # base images (once), then operator, engine and job images
 #   tests/images/build.sh --check    # exit 0 when podman can run containers here, else say why
+#                                    # (installs podman, runc and debootstrap when missing)
 #
 # What is built is the Dockerfile users build: only the base images differ, passed
 # as the build arguments BUILDER_IMAGE and RUNTIME_IMAGE, made here locally:
@@ -50,11 +51,19 @@ install_tools() {
         return 1
     fi
     log "installing ${missing[*]} from Debian's packages"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" uidmap >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" uidmap >/dev/null 2>&1 || {
+        apt-get update -q >/dev/null 2>&1
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" uidmap >/dev/null
+    }
 }
 
 # Whether a container runs here at all: an empty image with one static file.
+# Building needs root (debootstrap, files owned by 65532), as does the runner's use.
 can_run() {
+    if [[ $(id -u) != 0 ]]; then
+        log "building the base images needs root (debootstrap)"
+        return 1
+    fi
     install_tools || return 1
     podman image exists localhost/ember-base/probe:1 || {
         mkdir -p "$work/probe"
@@ -65,7 +74,7 @@ can_run() {
     # "executable file not found", one that cannot start any container fails earlier.
     local out
     out="$(podman run --rm --network none localhost/ember-base/probe:1 /probe 2>&1 || true)"
-    if grep -qiE "permission denied|executable file|exec format" <<<"$out"; then
+    if grep -qE '"/probe": (permission denied|exec format error)' <<<"$out"; then
         return 0
     fi
     log "podman cannot start a container here: $out"
@@ -100,7 +109,9 @@ make_builder_base() {
     mkdir -p "$tc" "$dir/rootfs/usr/local/cargo/bin"
     cp -a "$toolchain/bin" "$toolchain/lib" "$toolchain/libexec" "$tc/"
     rm -rf "$tc/lib/rustlib/"manifest-rust-docs* "$tc/lib/rustlib/src"
-    cp "$(command -v rustup)" "$dir/rootfs/usr/local/cargo/bin/rustup"
+    local rustup
+    rustup="$(command -v rustup)" || { log "no rustup on PATH: the build image's toolchain comes from this machine's"; return 1; }
+    cp "$rustup" "$dir/rootfs/usr/local/cargo/bin/rustup"
     for proxy in cargo rustc rustdoc cargo-clippy clippy-driver rustfmt cargo-fmt; do
         ln -s rustup "$dir/rootfs/usr/local/cargo/bin/$proxy"
     done
@@ -121,10 +132,16 @@ make_runtime_base() {
     podman image exists "$runtime_image" && return 0
     local dir="$work/runtime"
     mkdir -p "$dir/debs" "$dir/rootfs"
-    log "downloading the runtime packages for $runtime_image"
-    (cd "$dir/debs" && apt-get download -q -o APT::Sandbox::User=root \
-        base-files netbase tzdata libc6 libgcc-s1 libgomp1 libstdc++6 libssl3 ca-certificates >/dev/null)
-    for deb in "$dir/debs/"*.deb; do
+    log "downloading $suite's runtime packages for $runtime_image"
+    # From the suite's archive (not this machine's apt sources), as the builder.
+    debootstrap --download-only --variant=minbase \
+        --include=netbase,tzdata,libgomp1,libstdc++6,libssl3,ca-certificates \
+        "$suite" "$dir/download" "$mirror" > "$dir/debootstrap.log" 2>&1 \
+        || { tail -20 "$dir/debootstrap.log" >&2; return 1; }
+    for pkg in base-files netbase tzdata libc6 libgcc-s1 libgomp1 libstdc++6 libssl3 ca-certificates; do
+        local deb
+        deb="$(ls "$dir/download/var/cache/apt/archives/${pkg}_"*.deb 2>/dev/null | head -n 1)"
+        [[ -n "$deb" ]] || { log "$suite has no package $pkg"; return 1; }
         dpkg-deb -x "$deb" "$dir/rootfs"
     done
     local r="$dir/rootfs"

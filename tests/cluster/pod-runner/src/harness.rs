@@ -278,6 +278,8 @@ impl PodRunner {
         std::fs::create_dir_all(log_dir)?;
         let runner_log = log_dir.join("pod-runner.log");
         let mut cmd = Command::new(binary);
+        // The mode is the caller's choice, not the environment's.
+        cmd.env_remove("EMBER_POD_RUNNER_PODMAN");
         cmd.arg("--kubeconfig").arg(&cluster.kubeconfig).args(["--namespace", namespace]).arg("--log-dir").arg(log_dir);
         cmd.args(extra);
         let process = ProcessGuard::spawn(cmd, &runner_log)?;

@@ -249,6 +249,12 @@ impl Runner {
 
     /// Runs until `shutdown` completes; then kills every process it started.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+        if let Some(podman) = self.cfg.podman.clone() {
+            // Containers a previous runner of this node left (it was killed): their
+            // pods are found Running below and marked Failed, as after a node loss.
+            let node = self.cfg.node_name.clone();
+            tokio::task::spawn_blocking(move || podman.remove_all(&node)).await?;
+        }
         self.register_node().await?;
         let notify = Arc::new(Notify::new());
         let (pod_store, pod_writer) = reflector::store::<Pod>();
@@ -315,13 +321,18 @@ impl Runner {
             return;
         };
         if let (Some(podman), Some(name)) = (podman, container) {
-            let args = ["kill".to_string(), "--signal".to_string(), sig.to_string(), name.clone()];
-            let mut cmd = tokio::process::Command::from(podman.command(&args));
-            cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-            tokio::spawn(async move {
-                let _ = cmd.status().await;
-            });
-            if sig != libc::SIGKILL {
+            if sig == libc::SIGKILL {
+                // `rm --force` kills and removes the container in any state, even one
+                // still being created, which `podman kill` would miss.
+                let (podman, names) = (podman.clone(), vec![name.clone()]);
+                tokio::task::spawn_blocking(move || podman.remove(&names));
+            } else {
+                let args = ["kill".to_string(), "--signal".to_string(), sig.to_string(), name.clone()];
+                let mut cmd = tokio::process::Command::from(podman.command(&args));
+                cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+                tokio::spawn(async move {
+                    let _ = cmd.status().await;
+                });
                 return;
             }
         }
@@ -345,13 +356,10 @@ impl Runner {
                 }
             }
         }
-        if let Some(podman) = &self.cfg.podman
-            && !names.is_empty()
-        {
-            let mut args = vec!["rm".to_string(), "--force".to_string(), "--time".to_string(), "0".to_string()];
-            args.extend(names);
-            let _ =
-                podman.command(&args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status();
+        if let Some(podman) = &self.cfg.podman {
+            podman.remove(&names);
+            // And any container of this node whose start was still under way.
+            podman.remove_all(&self.cfg.node_name);
         }
     }
 
@@ -557,8 +565,10 @@ impl Runner {
                 self.write_config_map_volume(source, &dir).await?;
                 true
             } else if let Some(source) = &v.host_path {
-                // The node's own directory: here, this machine's.
+                // The node's own directory: here, this machine's; made when missing,
+                // as container runtimes do for a hostPath of no type.
                 dir = PathBuf::from(&source.path);
+                std::fs::create_dir_all(&dir).map_err(|e| Prepare::Fail(format!("volume {}: {e}", v.name)))?;
                 false
             } else if v.empty_dir.is_some() {
                 if containers {
@@ -592,7 +602,8 @@ impl Runner {
         let mut launches = Vec::new();
         for c in &spec.containers {
             let mut argv: Vec<String> = c.command.clone().unwrap_or_default();
-            let command_len = c.command.as_ref().map(Vec::len);
+            // An empty `command` is unset, as in Kubernetes.
+            let command_len = c.command.as_ref().map(Vec::len).filter(|n| *n > 0);
             if argv.is_empty() && !containers {
                 return Err(Prepare::Fail(format!(
                     "container {}: no command (the pod runner does not know image entrypoints; \
@@ -669,7 +680,10 @@ impl Runner {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.cfg.namespace);
         let secret = match secrets.get_opt(&name).await {
             Ok(Some(s)) => s,
-            Ok(None) if source.optional.unwrap_or(false) => return Ok(()),
+            Ok(None) if source.optional.unwrap_or(false) => {
+                // An empty volume, as the kubelet mounts for a missing optional Secret.
+                return std::fs::create_dir_all(dir).map_err(|e| Prepare::Fail(format!("secret volume: {e}")));
+            }
             Ok(None) => return Err(Prepare::Defer(format!("secret {name} not found"))),
             Err(e) => return Err(Prepare::Defer(e.to_string())),
         };
@@ -698,7 +712,9 @@ impl Runner {
         let cms: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.cfg.namespace);
         let cm = match cms.get_opt(&name).await {
             Ok(Some(cm)) => cm,
-            Ok(None) if source.optional.unwrap_or(false) => return Ok(()),
+            Ok(None) if source.optional.unwrap_or(false) => {
+                return std::fs::create_dir_all(dir).map_err(|e| Prepare::Fail(format!("configmap volume: {e}")));
+            }
             Ok(None) => return Err(Prepare::Defer(format!("configmap {name} not found"))),
             Err(e) => return Err(Prepare::Defer(e.to_string())),
         };
@@ -944,7 +960,7 @@ impl Runner {
             .as_ref()
             .map(|_| container::container_name(&self.cfg.namespace, &run.name, &c.name, c.restarts));
         let spawned = match (&self.cfg.podman, &container) {
-            (Some(podman), Some(name)) => Self::spawn_image(podman, &c.launch, name),
+            (Some(podman), Some(name)) => Self::spawn_image(podman, &c.launch, name, &self.cfg.node_name),
             _ => Self::spawn_process(&c.launch),
         };
         match spawned {
@@ -979,7 +995,7 @@ impl Runner {
 
     /// Container mode: `podman run` of the container's image in the foreground,
     /// its output (the container's) into the container's log.
-    fn spawn_image(podman: &Podman, l: &Launch, name: &str) -> Result<tokio::process::Child> {
+    fn spawn_image(podman: &Podman, l: &Launch, name: &str, node: &str) -> Result<tokio::process::Child> {
         let image = l.image.as_ref().context("container mode without an image")?;
         if image.image.is_empty() {
             bail!("the container has no image");
@@ -993,6 +1009,7 @@ impl Runner {
         };
         let spec = ContainerSpec {
             name: name.to_string(),
+            node: node.to_string(),
             image: image.image.clone(),
             command,
             args,
