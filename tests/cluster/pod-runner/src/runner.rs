@@ -127,6 +127,9 @@ struct ContainerRun {
     restarts: i32,
     /// Exited and scheduled to start again (restartPolicy Always/OnFailure).
     restart_pending: bool,
+    /// Container mode: the podman name of the latest run (kept after it ends,
+    /// as a container's ID stays in its status).
+    podman_name: Option<String>,
 }
 
 #[derive(Debug)]
@@ -938,6 +941,7 @@ impl Runner {
                 last: None,
                 restarts: 0,
                 restart_pending: false,
+                podman_name: None,
             });
         }
         for idx in 0..run.containers.len() {
@@ -967,6 +971,7 @@ impl Runner {
             Ok(mut child) => {
                 let pid = child.id().map(|p| p as i32).unwrap_or(-1);
                 info!(pod = %run.name, container = %c.name, pid, argv = ?c.launch.argv, podman = ?container, "process started");
+                c.podman_name = container.clone();
                 c.state = CState::Running { pid, started, container };
                 let tx = self.events_tx.clone();
                 let uid = uid.to_string();
@@ -1175,10 +1180,11 @@ impl Runner {
             .containers
             .iter()
             .map(|c| {
-                let (pid, container) = match &c.state {
-                    CState::Running { pid, container, .. } => (*pid, container.clone()),
-                    _ => (0, None),
+                let pid = match &c.state {
+                    CState::Running { pid, .. } => *pid,
+                    _ => 0,
                 };
+                let container = c.podman_name.clone();
                 let mut s = json!({
                     "name": c.name,
                     "image": c.image,
@@ -1277,6 +1283,7 @@ mod tests {
             last: None,
             restarts: 0,
             restart_pending: false,
+            podman_name: None,
         }
     }
 
