@@ -556,25 +556,7 @@ impl E2e {
 
     /// Waits for `want`; a different terminal state fails at once with its message.
     async fn wait_state(&self, name: &str, want: AppState) -> Result<SparkApplication> {
-        poll_until(&format!("{name} {}", want.as_str()), STEP_TIMEOUT, || async {
-            let Some(app) = self.app(name).await? else { return Ok(None) };
-            let status = app.status.clone().unwrap_or_default();
-            let state = status.application_state.state;
-            if state == want {
-                return Ok(Some(app));
-            }
-            if state.is_terminal() {
-                bail!(
-                    "{name} ended {} instead of {}: {}\n--- driver log tail:\n{}",
-                    state.as_str(),
-                    want.as_str(),
-                    status.application_state.error_message.unwrap_or_default(),
-                    self.driver_log_tail(name, 30)
-                );
-            }
-            Ok(None)
-        })
-        .await
+        example_jobs::wait_state(&self.apps, name, want, STEP_TIMEOUT, || self.driver_log(name)).await
     }
 
     /// When the watch saw `app` reach `state`, waiting for the watch to catch up with
@@ -615,13 +597,7 @@ impl E2e {
 
     /// The job's result: the last JSON line of the driver's output.
     fn driver_result(&self, app: &str) -> Result<Value> {
-        let log = self.driver_log(app);
-        let line = log
-            .lines()
-            .rev()
-            .find(|l| l.starts_with('{'))
-            .with_context(|| format!("no JSON result in {app}'s driver log:\n{}", self.driver_log_tail(app, 20)))?;
-        serde_json::from_str(line).with_context(|| format!("{app}'s result {line:?}"))
+        example_jobs::driver_result(app, &self.driver_log(app))
     }
 
     async fn app_pods(&self, app: &str) -> Result<Vec<Pod>> {

@@ -6,6 +6,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use ember_operator::crd::{AppState, SparkApplication};
+use ember_pod_runner::harness::poll_until;
+use kube::Api;
 use serde_json::{Value, json};
 
 /// Σ_{x<n} Σ_{i<50} (x+i)², expanded as 50·Σx² + 2·Σx·Σi + n·Σi² (the job sums term by
@@ -96,4 +99,44 @@ pub fn argument(app: &Value, flag: &str) -> Result<u64> {
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The job's result: the last JSON line of a driver's output `log`.
+pub fn driver_result(app: &str, log: &str) -> Result<Value> {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .with_context(|| format!("no JSON result in {app}'s driver log:\n{}", tail(log, 20)))?;
+    serde_json::from_str(line).with_context(|| format!("{app}'s result {line:?}"))
+}
+
+/// Waits up to `timeout` for application `name` to reach `want`; fails at once, with
+/// the tail of `driver_log()`, when it ends in another terminal state.
+pub async fn wait_state(
+    apps: &Api<SparkApplication>,
+    name: &str,
+    want: AppState,
+    timeout: std::time::Duration,
+    driver_log: impl Fn() -> String,
+) -> Result<SparkApplication> {
+    poll_until(&format!("{name} {}", want.as_str()), timeout, || async {
+        let Some(app) = apps.get_opt(name).await? else { return Ok(None) };
+        let status = app.status.clone().unwrap_or_default();
+        let state = status.application_state.state;
+        if state == want {
+            return Ok(Some(app));
+        }
+        if state.is_terminal() {
+            bail!(
+                "{name} ended {} instead of {}: {}\n--- driver log tail:\n{}",
+                state.as_str(),
+                want.as_str(),
+                status.application_state.error_message.unwrap_or_default(),
+                tail(&driver_log(), 30)
+            );
+        }
+        Ok(None)
+    })
+    .await
 }

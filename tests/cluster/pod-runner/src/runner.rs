@@ -678,7 +678,6 @@ impl Runner {
         source: &k8s_openapi::api::core::v1::SecretVolumeSource,
         dir: &Path,
     ) -> std::result::Result<(), Prepare> {
-        use std::os::unix::fs::PermissionsExt;
         let name = source.secret_name.clone().unwrap_or_default();
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.cfg.namespace);
         let secret = match secrets.get_opt(&name).await {
@@ -690,15 +689,8 @@ impl Runner {
             Ok(None) => return Err(Prepare::Defer(format!("secret {name} not found"))),
             Err(e) => return Err(Prepare::Defer(e.to_string())),
         };
-        let mode = source.default_mode.unwrap_or(0o644) as u32;
-        let io = |e: std::io::Error| Prepare::Fail(format!("secret volume {}: {e}", dir.display()));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        for (key, value) in secret.data.unwrap_or_default() {
-            let path = dir.join(&key);
-            std::fs::write(&path, &value.0).map_err(io)?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(io)?;
-        }
-        Ok(())
+        let files = secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+        write_volume_files(dir, files, source.default_mode.unwrap_or(0o644) as u32, "secret")
     }
 
     /// Writes the keys of the ConfigMap `source` names as files under `dir`
@@ -710,7 +702,6 @@ impl Runner {
         source: &k8s_openapi::api::core::v1::ConfigMapVolumeSource,
         dir: &Path,
     ) -> std::result::Result<(), Prepare> {
-        use std::os::unix::fs::PermissionsExt;
         let name = source.name.clone();
         let cms: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.cfg.namespace);
         let cm = match cms.get_opt(&name).await {
@@ -736,18 +727,7 @@ impl Runner {
             }
             files = chosen;
         }
-        let mode = source.default_mode.unwrap_or(0o644) as u32;
-        let io = |e: std::io::Error| Prepare::Fail(format!("configmap volume {}: {e}", dir.display()));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        for (key, bytes) in files {
-            let path = dir.join(&key);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(io)?;
-            }
-            std::fs::write(&path, bytes).map_err(io)?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(io)?;
-        }
-        Ok(())
+        write_volume_files(dir, files, source.default_mode.unwrap_or(0o644) as u32, "configmap")
     }
 
     /// The container's environment as the kubelet would build it (the pod IP
@@ -1252,6 +1232,28 @@ impl Runner {
         );
         self.patch_status(name, &patch).await;
     }
+}
+
+/// Writes `files` (path under the volume → bytes) into `dir` with `mode`, as the
+/// kubelet materializes a Secret or ConfigMap volume (`what` names it in errors).
+fn write_volume_files(
+    dir: &Path,
+    files: BTreeMap<String, Vec<u8>>,
+    mode: u32,
+    what: &str,
+) -> std::result::Result<(), Prepare> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |e: std::io::Error| Prepare::Fail(format!("{what} volume {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    for (key, bytes) in files {
+        let path = dir.join(&key);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::write(&path, bytes).map_err(io)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+    }
+    Ok(())
 }
 
 fn is_terminal(patch: &Value) -> bool {
