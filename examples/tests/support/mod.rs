@@ -18,6 +18,8 @@ pub struct Proc {
     lines: mpsc::Receiver<String>,
     pub seen: Arc<Mutex<Vec<String>>>,
     stdout: Option<std::thread::JoinHandle<String>>,
+    /// The stderr reader: done once the pipe closes, with every line in `seen`.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
     /// The process's `EMBER_LOCAL_DIRS` unless the test gave one: whatever a
     /// killed driver's executors leave there goes with the test, not into /tmp.
     _local_dirs: Option<tempfile::TempDir>,
@@ -36,7 +38,7 @@ impl Proc {
         let (tx, lines) = mpsc::channel();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 seen2.lock().unwrap().push(line.clone());
                 let _ = tx.send(line);
@@ -47,7 +49,7 @@ impl Proc {
             let _ = stdout.read_to_string(&mut s);
             s
         });
-        Proc { child, lines, seen, stdout: Some(stdout), _local_dirs: local_dirs }
+        Proc { child, lines, seen, stdout: Some(stdout), stderr_reader: Some(stderr_reader), _local_dirs: local_dirs }
     }
 
     /// The first stderr line containing `needle` (bounded wait).
@@ -78,6 +80,13 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(10));
         };
         let out = self.stdout.take().unwrap().join().unwrap();
+        // Every stderr line read before the caller looks at `seen` (the process has
+        // exited; a child of it could still hold the pipe, hence the bound).
+        if let Some(reader) = self.stderr_reader.take() {
+            while !reader.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         (status.code(), out)
     }
 
