@@ -12,35 +12,18 @@
 //! (`tests/images/build.sh --check`). The first build compiles the workspace in
 //! release mode inside the build container (minutes); later runs reuse its layers.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
+
+use support::run_bounded as run;
 
 use ember_examples::jobs::sumsq;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
-}
-
-/// Runs `cmd` to its end within `limit`, killing its process group after (podman
-/// build and its helpers with it).
-fn run(mut cmd: Command, limit: Duration) -> Output {
-    use std::os::unix::process::CommandExt;
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(output) => output.expect("wait"),
-        Err(_) => {
-            // SAFETY: plain kill(2) of the process group of the child started above.
-            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-            panic!("{cmd:?} did not finish within {limit:?}");
-        }
-    }
 }
 
 fn text(bytes: &[u8]) -> String {

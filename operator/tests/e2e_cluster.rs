@@ -589,10 +589,7 @@ impl E2e {
 
     /// Waits for a line of the driver's log holding every one of `parts`.
     async fn wait_driver_log(&self, app: &str, what: &str, parts: &[&str]) -> Result<()> {
-        poll_until(&format!("{app}: {what}"), STEP_TIMEOUT, || async {
-            Ok(self.driver_log(app).lines().any(|l| parts.iter().all(|p| l.contains(p))).then_some(()))
-        })
-        .await
+        example_jobs::wait_log_line(&format!("{app}: {what}"), STEP_TIMEOUT, parts, || self.driver_log(app)).await
     }
 
     /// The job's result: the last JSON line of the driver's output.

@@ -115,6 +115,27 @@ impl Drop for Proc {
     }
 }
 
+/// Runs `cmd` to its end within `limit`, killing its process group after (a
+/// cargo or podman build and its helpers with it).
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("wait"),
+        Err(_) => {
+            // SAFETY: plain kill(2) of the process group of the child started above.
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+    }
+}
+
 /// `ember-examples --master MASTER ARGS…` with info-level logs and no `EMBER_CONF`.
 pub fn job(master: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ember-examples"));

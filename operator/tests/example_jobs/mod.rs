@@ -101,6 +101,20 @@ pub fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Waits up to `timeout` for a line of `driver_log()` holding every one of `parts`
+/// (`what` names the wait in the timeout's error).
+pub async fn wait_log_line(
+    what: &str,
+    timeout: std::time::Duration,
+    parts: &[&str],
+    driver_log: impl Fn() -> String,
+) -> Result<()> {
+    poll_until(what, timeout, || async {
+        Ok(driver_log().lines().any(|l| parts.iter().all(|p| l.contains(p))).then_some(()))
+    })
+    .await
+}
+
 /// The job's result: the last JSON line of a driver's output `log`.
 pub fn driver_result(app: &str, log: &str) -> Result<Value> {
     let line = log

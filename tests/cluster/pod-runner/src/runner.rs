@@ -671,6 +671,34 @@ impl Runner {
         Ok(launches)
     }
 
+    /// The Secret or ConfigMap `name` a volume is made from. The pod waits
+    /// (`Defer`) while it is missing, unless the volume is `optional`: then the
+    /// volume is an empty `dir`, as the kubelet mounts it, and this is `None`.
+    async fn volume_source<K>(
+        &self,
+        name: &str,
+        optional: Option<bool>,
+        dir: &Path,
+        what: &str,
+    ) -> std::result::Result<Option<K>, Prepare>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + k8s_openapi::serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.cfg.namespace);
+        match api.get_opt(name).await {
+            Ok(Some(object)) => Ok(Some(object)),
+            Ok(None) if optional.unwrap_or(false) => {
+                std::fs::create_dir_all(dir).map(|()| None).map_err(|e| Prepare::Fail(format!("{what} volume: {e}")))
+            }
+            Ok(None) => Err(Prepare::Defer(format!("{what} {name} not found"))),
+            Err(e) => Err(Prepare::Defer(e.to_string())),
+        }
+    }
+
     /// Writes the keys of the Secret `source` names as files under `dir`, with
     /// the volume's `defaultMode` (0644 by default, as the kubelet).
     async fn write_secret_volume(
@@ -679,15 +707,8 @@ impl Runner {
         dir: &Path,
     ) -> std::result::Result<(), Prepare> {
         let name = source.secret_name.clone().unwrap_or_default();
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.cfg.namespace);
-        let secret = match secrets.get_opt(&name).await {
-            Ok(Some(s)) => s,
-            Ok(None) if source.optional.unwrap_or(false) => {
-                // An empty volume, as the kubelet mounts for a missing optional Secret.
-                return std::fs::create_dir_all(dir).map_err(|e| Prepare::Fail(format!("secret volume: {e}")));
-            }
-            Ok(None) => return Err(Prepare::Defer(format!("secret {name} not found"))),
-            Err(e) => return Err(Prepare::Defer(e.to_string())),
+        let Some(secret) = self.volume_source::<Secret>(&name, source.optional, dir, "secret").await? else {
+            return Ok(());
         };
         let files = secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
         write_volume_files(dir, files, source.default_mode.unwrap_or(0o644) as u32, "secret")
@@ -703,14 +724,8 @@ impl Runner {
         dir: &Path,
     ) -> std::result::Result<(), Prepare> {
         let name = source.name.clone();
-        let cms: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.cfg.namespace);
-        let cm = match cms.get_opt(&name).await {
-            Ok(Some(cm)) => cm,
-            Ok(None) if source.optional.unwrap_or(false) => {
-                return std::fs::create_dir_all(dir).map_err(|e| Prepare::Fail(format!("configmap volume: {e}")));
-            }
-            Ok(None) => return Err(Prepare::Defer(format!("configmap {name} not found"))),
-            Err(e) => return Err(Prepare::Defer(e.to_string())),
+        let Some(cm) = self.volume_source::<ConfigMap>(&name, source.optional, dir, "configmap").await? else {
+            return Ok(());
         };
         let mut files: BTreeMap<String, Vec<u8>> =
             cm.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
