@@ -1,7 +1,6 @@
 //! What may flow through an RDD: values that can cross a process boundary.
 
 use serde::{Serialize, de::DeserializeOwned};
-use std::hash::Hash;
 
 /// Element type of an RDD. Serializable (tasks, shuffles and results cross
 /// processes), cloneable (cached partitions are iterated more than once) and
@@ -14,9 +13,7 @@ use std::hash::Hash;
 pub trait Data: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
 impl<T> Data for T where T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
 
-/// Key type of a pair RDD: hashable for hash partitioning and aggregation.
-pub trait Key: Data + Hash + Eq {}
-impl<T> Key for T where T: Data + Hash + Eq {}
+pub use crate::key::{Key, Ordered};
 
 /// Iterator over one partition. Created and consumed on the task's own thread.
 pub type BoxIter<T> = Box<dyn Iterator<Item = T>>;

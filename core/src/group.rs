@@ -192,7 +192,7 @@ impl<K: Key, V: Data> GroupByHash<K, V> {
                 break;
             }
             let (_, k, v) = self.input.next().expect("peeked");
-            let at = match keys.iter().position(|(g, _)| *g == k) {
+            let at = match keys.iter().position(|(g, _)| g.key_eq(&k)) {
                 Some(i) => i,
                 None => {
                     keys.push((k, GroupBuilder::new(&self.config)));

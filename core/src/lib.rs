@@ -17,6 +17,7 @@ pub mod filesystem;
 pub mod format;
 pub mod framed;
 pub mod group;
+pub mod key;
 pub mod lineage;
 pub mod lz4;
 pub mod memory;

@@ -1,6 +1,6 @@
 //! Which reduce partition a key goes to.
 
-use crate::data::Data;
+use crate::data::{Data, Key, Ordered};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::hash::{Hash, Hasher};
 
@@ -22,11 +22,23 @@ impl HashPartitioner {
     }
 }
 
-/// A stable 64-bit hash of a key: FxHash, then a finalizer so low bits mix well.
-pub fn stable_hash<K: Hash + ?Sized>(key: &K) -> u64 {
+/// A stable 64-bit hash of a key ([`Key::key_hash`]): FxHash, then a
+/// finalizer so low bits mix well.
+pub fn stable_hash<K: Key>(key: &K) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
-    key.hash(&mut h);
-    let mut x = h.finish();
+    key.key_hash(&mut h);
+    finalize(h.finish())
+}
+
+/// [`stable_hash`] of a value with a standard `Hash` (not a key type).
+pub fn stable_std_hash<T: Hash + ?Sized>(value: &T) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    value.hash(&mut h);
+    finalize(h.finish())
+}
+
+/// A 64-bit mixer (MurmurHash3's `fmix64`).
+fn finalize(mut x: u64) -> u64 {
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;
@@ -34,7 +46,7 @@ pub fn stable_hash<K: Hash + ?Sized>(key: &K) -> u64 {
     x ^ (x >> 33)
 }
 
-impl<K: Hash> Partitioner<K> for HashPartitioner {
+impl<K: Key> Partitioner<K> for HashPartitioner {
     fn num_partitions(&self) -> usize {
         self.partitions
     }
@@ -52,7 +64,7 @@ pub struct RangePartitioner<K> {
     pub ascending: bool,
 }
 
-impl<K: Data + Ord> RangePartitioner<K> {
+impl<K: Ordered> RangePartitioner<K> {
     /// Bounds from an unweighted sample of keys (every key weighs 1).
     pub fn from_sample(sample: Vec<K>, partitions: usize, ascending: bool) -> Self {
         Self::from_weighted_sample(sample.into_iter().map(|k| (k, 1.0)).collect(), partitions, ascending)
@@ -67,7 +79,7 @@ impl<K: Data + Ord> RangePartitioner<K> {
     /// key gets a range of its own), and there may be fewer than
     /// `partitions - 1` bounds when the keys have fewer distinct values.
     pub fn from_weighted_sample(mut sample: Vec<(K, f64)>, partitions: usize, ascending: bool) -> Self {
-        sample.sort_by(|a, b| a.0.cmp(&b.0));
+        sample.sort_by(|a, b| a.0.compare(&b.0));
         let partitions = partitions.max(1);
         let step = sample.iter().map(|(_, w)| w).sum::<f64>() / partitions as f64;
         let mut bounds: Vec<K> = Vec::new();
@@ -77,7 +89,7 @@ impl<K: Data + Ord> RangePartitioner<K> {
                 break;
             }
             cumulative += weight;
-            if cumulative >= target && bounds.last().is_none_or(|previous| key > *previous) {
+            if cumulative >= target && bounds.last().is_none_or(|previous| key.compare(previous).is_gt()) {
                 bounds.push(key);
                 target += step;
             }
@@ -86,12 +98,12 @@ impl<K: Data + Ord> RangePartitioner<K> {
     }
 }
 
-impl<K: Data + Ord> Partitioner<K> for RangePartitioner<K> {
+impl<K: Ordered> Partitioner<K> for RangePartitioner<K> {
     fn num_partitions(&self) -> usize {
         self.bounds.len() + 1
     }
     fn partition(&self, key: &K) -> usize {
-        let p = self.bounds.partition_point(|b| b < key);
+        let p = self.bounds.partition_point(|b| b.compare(key).is_lt());
         if self.ascending { p } else { self.bounds.len() - p }
     }
 }
@@ -108,7 +120,7 @@ mod tests {
             assert!(a < 7);
             assert_eq!(a, Partitioner::<u64>::partition(&p, &k));
         }
-        assert_eq!(stable_hash("word"), stable_hash(&"word".to_string()));
+        assert_eq!(stable_std_hash("word"), stable_hash(&"word".to_string()));
     }
 
     #[test]

@@ -92,17 +92,18 @@ pub use context::{BroadcastUploads, EmberContext, conf_dir_defaults, spark_files
 pub use ember_core::accumulator::{Accumulator, AccumulatorValue};
 pub use ember_core::broadcast::Broadcast;
 pub use ember_core::config::Conf;
-pub use ember_core::data::{BoxIter, Data, Key};
+pub use ember_core::data::{BoxIter, Data, Key, Ordered};
 pub use ember_core::error::{EmberError, Result, raise};
 pub use ember_core::files;
 pub use ember_core::filesystem::Location;
 pub use ember_core::filesystem::codec::Codec;
 pub use ember_core::format::SparkString;
 pub use ember_core::group::Group;
+pub use ember_core::key::{HashedKey, OrderedBy};
 pub use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 pub use ember_core::rdd::StorageLevel;
 pub use ember_core::task::{TaskContext, TaskMetricsSnapshot};
-pub use ember_macros::Fn;
+pub use ember_macros::{Fn, Key, Ordered};
 pub use master::Master;
 pub use numeric::{Numeric, StatCounter};
 pub use rdd::Rdd;
@@ -121,7 +122,7 @@ extern crate self as ember;
 
 /// What a job usually needs: `use ember::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Accumulator, Broadcast, Codec, Conf, EmberContext, Fn, Rdd, StorageLevel};
+    pub use crate::{Accumulator, Broadcast, Codec, Conf, EmberContext, Fn, Key, Ordered, Rdd, StorageLevel};
 }
 
 /// Runs a job binary's main. The same binary is also every executor of the job:

@@ -9,9 +9,10 @@
 //! `StatCounter` does, so they stay accurate where a sum of squares would not.
 
 use crate::rdd::Rdd;
-use ember_core::data::{BoxIter, Data};
+use ember_core::data::{BoxIter, Data, Ordered};
 use ember_core::error::{EmberError, Result};
 use ember_core::format::jvm_fixed6;
+use ember_core::key::OrderedBy;
 use ember_core::task::{PartitionFn, TaskContext};
 use serde::{Deserialize, Serialize};
 
@@ -194,10 +195,17 @@ impl<T: Data> PartitionFn<T, bool> for IsEmptyFn {
 struct ExtremeFn {
     largest: bool,
 }
-impl<T: Data + Ord> PartitionFn<T, Option<T>> for ExtremeFn {
+impl<T: Ordered> PartitionFn<T, Option<T>> for ExtremeFn {
     fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<Option<T>> {
-        Ok(if self.largest { input.max() } else { input.min() })
+        Ok(extreme(input, self.largest))
     }
+}
+
+/// The largest (or smallest) element by [`Ordered`]; of equal ones, the last
+/// (or first), as `Iterator::max`/`min`.
+fn extreme<T: Ordered>(input: impl Iterator<Item = T>, largest: bool) -> Option<T> {
+    let ranked = input.map(OrderedBy);
+    if largest { ranked.max() } else { ranked.min() }.map(|x| x.0)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -268,10 +276,10 @@ impl<T: Data> Rdd<T> {
     /// `UnsupportedOperationException` there).
     pub fn max(&self) -> Result<T>
     where
-        T: Ord,
+        T: Ordered,
     {
         let parts = self.ctx.run_job(&self.node, ExtremeFn { largest: true }, None)?;
-        parts.into_iter().flatten().max().ok_or_else(|| EmberError::Invalid("max() of an empty RDD".into()))
+        extreme(parts.into_iter().flatten(), true).ok_or_else(|| EmberError::Invalid("max() of an empty RDD".into()))
     }
 
     /// The smallest element.
@@ -280,10 +288,10 @@ impl<T: Data> Rdd<T> {
     /// [`EmberError::Invalid`] for an empty RDD.
     pub fn min(&self) -> Result<T>
     where
-        T: Ord,
+        T: Ordered,
     {
         let parts = self.ctx.run_job(&self.node, ExtremeFn { largest: false }, None)?;
-        parts.into_iter().flatten().min().ok_or_else(|| EmberError::Invalid("min() of an empty RDD".into()))
+        extreme(parts.into_iter().flatten(), false).ok_or_else(|| EmberError::Invalid("min() of an empty RDD".into()))
     }
 }
 

@@ -4,12 +4,13 @@
 
 use ember_core::aggregator::Aggregator;
 use ember_core::closure::{SerFn, traits::Fn as ShippedFn};
-use ember_core::data::{BoxIter, Data, Key};
+use ember_core::data::{BoxIter, Data, Key, Ordered};
 use ember_core::error::{EmberError, Result, raise};
 use ember_core::filesystem::codec::Codec;
 use ember_core::filesystem::commit::{ObjectStoreOutputJob, TaskOutputFile};
 use ember_core::format::SparkString;
 use ember_core::group::{Group, GroupByHash};
+use ember_core::key::{HashedKey, OrderedBy};
 use ember_core::partitioner::stable_hash;
 use ember_core::rdd::PartitionOp;
 use ember_core::shuffle::sorter::ExternalSorter;
@@ -244,11 +245,11 @@ impl<T: Data> PartitionOp<T, (T, u64)> for ZipWithUniqueIdOp {
 pub struct SortByKeyOp {
     pub ascending: bool,
 }
-impl<K: Data + Ord, V: Data> PartitionOp<(K, V), (K, V)> for SortByKeyOp {
+impl<K: Ordered, V: Data> PartitionOp<(K, V), (K, V)> for SortByKeyOp {
     const NAME: &'static str = "sortByKey";
     const PRESERVES_PARTITIONING: bool = true;
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, V)> {
-        let by_key = move |a: &(K, V), b: &(K, V)| if self.ascending { a.0.cmp(&b.0) } else { b.0.cmp(&a.0) };
+        let by_key = move |a: &(K, V), b: &(K, V)| if self.ascending { a.0.compare(&b.0) } else { b.0.compare(&a.0) };
         external_sort(input, by_key)
     }
 }
@@ -298,7 +299,7 @@ impl<T: Data> PartitionOp<T, (u32, T)> for RoundRobinKeyOp {
     const NAME: &'static str = "repartition";
     fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<(u32, T)> {
         let n = self.partitions.max(1);
-        let start = (ember_core::partitioner::stable_hash(&split) % n as u64) as u32;
+        let start = (ember_core::partitioner::stable_std_hash(&split) % n as u64) as u32;
         Box::new(input.enumerate().map(move |(i, x)| ((start + i as u32) % n, x)))
     }
 }
@@ -551,10 +552,15 @@ pub struct TakeOrderedFn {
     pub n: usize,
     pub ascending: bool,
 }
-impl<T: Data + Ord> PartitionFn<T, Vec<T>> for TakeOrderedFn {
+impl<T: Ordered> PartitionFn<T, Vec<T>> for TakeOrderedFn {
     fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<Vec<T>> {
-        Ok(smallest_n(input, self.n, self.ascending))
+        Ok(smallest_n_ordered(input, self.n, self.ascending))
     }
+}
+
+/// [`smallest_n`] by [`Ordered`] (Spark's `Ordering`: doubles as `Double.compare`).
+pub fn smallest_n_ordered<T: Ordered>(input: impl Iterator<Item = T>, n: usize, ascending: bool) -> Vec<T> {
+    smallest_n(input.map(OrderedBy), n, ascending).into_iter().map(|x| x.0).collect()
 }
 
 /// Keeps the `n` first elements in the requested order using a bounded heap.
@@ -594,11 +600,11 @@ pub fn smallest_n<T: Ord>(input: impl Iterator<Item = T>, n: usize, ascending: b
 pub struct CountByValueFn;
 impl<T: Key> PartitionFn<T, Vec<(T, u64)>> for CountByValueFn {
     fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<Vec<(T, u64)>> {
-        let mut counts: FxHashMap<T, u64> = FxHashMap::default();
+        let mut counts: FxHashMap<HashedKey<T>, u64> = FxHashMap::default();
         for x in input {
-            *counts.entry(x).or_insert(0) += 1;
+            *counts.entry(HashedKey(x)).or_insert(0) += 1;
         }
-        Ok(counts.into_iter().collect())
+        Ok(counts.into_iter().map(|(x, n)| (x.0, n)).collect())
     }
 }
 
@@ -607,11 +613,11 @@ impl<T: Key> PartitionFn<T, Vec<(T, u64)>> for CountByValueFn {
 pub struct CountByKeyFn;
 impl<K: Key, V: Data> PartitionFn<(K, V), Vec<(K, u64)>> for CountByKeyFn {
     fn apply(&self, _ctx: &TaskContext, input: BoxIter<(K, V)>) -> Result<Vec<(K, u64)>> {
-        let mut counts: FxHashMap<K, u64> = FxHashMap::default();
+        let mut counts: FxHashMap<HashedKey<K>, u64> = FxHashMap::default();
         for (k, _) in input {
-            *counts.entry(k).or_insert(0) += 1;
+            *counts.entry(HashedKey(k)).or_insert(0) += 1;
         }
-        Ok(counts.into_iter().collect())
+        Ok(counts.into_iter().map(|(k, n)| (k.0, n)).collect())
     }
 }
 
@@ -623,7 +629,7 @@ pub struct LookupFn<K> {
 }
 impl<K: Key, V: Data> PartitionFn<(K, V), Vec<V>> for LookupFn<K> {
     fn apply(&self, _ctx: &TaskContext, input: BoxIter<(K, V)>) -> Result<Vec<V>> {
-        Ok(input.filter(|(k, _)| *k == self.key).map(|(_, v)| v).collect())
+        Ok(input.filter(|(k, _)| k.key_eq(&self.key)).map(|(_, v)| v).collect())
     }
 }
 

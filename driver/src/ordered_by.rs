@@ -5,10 +5,10 @@
 //! them. Which of several elements with equal keys are kept when not all fit
 //! is not specified (nor is it in Spark).
 
-use crate::ops::{TakeOrderedFn, smallest_n};
+use crate::ops::{TakeOrderedFn, smallest_n_ordered};
 use crate::rdd::Rdd;
 use ember_core::closure::SerFn;
-use ember_core::data::{BoxIter, Data};
+use ember_core::data::{BoxIter, Data, Ordered};
 use ember_core::error::Result;
 use ember_core::rdd::PartitionOp;
 use serde::{Deserialize, Serialize};
@@ -19,20 +19,9 @@ use std::sync::Arc;
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ByKey<K, T>(pub K, pub T);
 
-impl<K: Ord, T> PartialEq for ByKey<K, T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
-}
-impl<K: Ord, T> Eq for ByKey<K, T> {}
-impl<K: Ord, T> PartialOrd for ByKey<K, T> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<K: Ord, T> Ord for ByKey<K, T> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.cmp(&other.0)
+impl<K: Ordered, T: Data> Ordered for ByKey<K, T> {
+    fn compare(&self, other: &Self) -> Ordering {
+        self.0.compare(&other.0)
     }
 }
 
@@ -41,7 +30,7 @@ impl<K: Ord, T> Ord for ByKey<K, T> {
 #[serde(bound = "F: ember_core::closure::Ship")]
 pub struct RankOp<F>(#[serde(with = "ember_core::closure::shipped")] pub F);
 
-impl<T: Data, K: Data + Ord, F: for<'a> SerFn<(&'a T,), Output = K>> PartitionOp<T, ByKey<K, T>> for RankOp<F> {
+impl<T: Data, K: Ordered, F: for<'a> SerFn<(&'a T,), Output = K>> PartitionOp<T, ByKey<K, T>> for RankOp<F> {
     const NAME: &'static str = "takeOrdered";
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<ByKey<K, T>> {
         Box::new(input.map(move |x| ByKey(self.0.call((&x,)), x)))
@@ -50,7 +39,7 @@ impl<T: Data, K: Data + Ord, F: for<'a> SerFn<(&'a T,), Output = K>> PartitionOp
 
 impl<T: Data> Rdd<T> {
     /// The `n` elements with the smallest keys `f(&x)`, by ascending key.
-    pub fn take_ordered_by<K: Data + Ord, F: for<'a> SerFn<(&'a T,), Output = K>>(
+    pub fn take_ordered_by<K: Ordered, F: for<'a> SerFn<(&'a T,), Output = K>>(
         &self,
         n: usize,
         f: F,
@@ -59,11 +48,11 @@ impl<T: Data> Rdd<T> {
     }
 
     /// The `n` elements with the largest keys `f(&x)`, by descending key.
-    pub fn top_by<K: Data + Ord, F: for<'a> SerFn<(&'a T,), Output = K>>(&self, n: usize, f: F) -> Result<Vec<T>> {
+    pub fn top_by<K: Ordered, F: for<'a> SerFn<(&'a T,), Output = K>>(&self, n: usize, f: F) -> Result<Vec<T>> {
         self.ranked(n, f, false)
     }
 
-    fn ranked<K: Data + Ord, F: for<'a> SerFn<(&'a T,), Output = K>>(
+    fn ranked<K: Ordered, F: for<'a> SerFn<(&'a T,), Output = K>>(
         &self,
         n: usize,
         f: F,
@@ -71,6 +60,6 @@ impl<T: Data> Rdd<T> {
     ) -> Result<Vec<T>> {
         let keyed: Rdd<ByKey<K, T>> = self.with_op(RankOp(f));
         let parts = keyed.ctx.run_job(&keyed.node, TakeOrderedFn { n, ascending }, None)?;
-        Ok(smallest_n(parts.into_iter().flatten(), n, ascending).into_iter().map(|ByKey(_, x)| x).collect())
+        Ok(smallest_n_ordered(parts.into_iter().flatten(), n, ascending).into_iter().map(|ByKey(_, x)| x).collect())
     }
 }

@@ -62,7 +62,7 @@ impl fmt::Debug for Partitioning {
     }
 }
 
-impl<K: ember_core::data::Key + Ord, V: ember_core::data::Data> crate::rdd::Rdd<(K, V)> {
+impl<K: ember_core::data::Key + ember_core::data::Ordered, V: ember_core::data::Data> crate::rdd::Rdd<(K, V)> {
     /// Redistributes the pairs with `partitioner` and sorts each partition by key
     /// (Spark's `repartitionAndSortWithinPartitions`). The sort runs in the tasks
     /// that read the shuffle, with no stage of its own, and spills sorted runs

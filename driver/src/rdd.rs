@@ -6,7 +6,7 @@ use crate::ops::*;
 use crate::partitioning::Partitioning;
 use ember_core::aggregator::Aggregator;
 use ember_core::closure::SerFn;
-use ember_core::data::{BoxIter, Data, Key};
+use ember_core::data::{BoxIter, Data, Key, Ordered};
 use ember_core::error::{EmberError, Result};
 use ember_core::filesystem::Location;
 use ember_core::filesystem::codec::Codec;
@@ -241,7 +241,7 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Sorted by `f(&x)` (runs a sampling job to choose partition ranges).
-    pub fn sort_by<K: Key + Ord, F: for<'a> SerFn<(&'a T,), Output = K>>(
+    pub fn sort_by<K: Key + Ordered, F: for<'a> SerFn<(&'a T,), Output = K>>(
         &self,
         f: F,
         ascending: bool,
@@ -338,19 +338,19 @@ impl<T: Data> Rdd<T> {
     /// The `n` smallest elements, ascending.
     pub fn take_ordered(&self, n: usize) -> Result<Vec<T>>
     where
-        T: Ord,
+        T: Ordered,
     {
         let parts = self.ctx.run_job(&self.node, TakeOrderedFn { n, ascending: true }, None)?;
-        Ok(smallest_n(parts.into_iter().flatten(), n, true))
+        Ok(smallest_n_ordered(parts.into_iter().flatten(), n, true))
     }
 
     /// The `n` largest elements, descending.
     pub fn top(&self, n: usize) -> Result<Vec<T>>
     where
-        T: Ord,
+        T: Ordered,
     {
         let parts = self.ctx.run_job(&self.node, TakeOrderedFn { n, ascending: false }, None)?;
-        Ok(smallest_n(parts.into_iter().flatten(), n, false))
+        Ok(smallest_n_ordered(parts.into_iter().flatten(), n, false))
     }
 
     /// `num` elements chosen at random (deterministic for a seed).
@@ -417,9 +417,12 @@ impl<T: Data> Rdd<T> {
     }
 
     /// How many times each distinct element occurs.
+    ///
+    /// The answer is a standard `HashMap`, so `T` also needs `Hash + Eq`
+    /// (not `f64`: count those with `map(|x| (x, 1u64)).reduce_by_key(...)`).
     pub fn count_by_value(&self) -> Result<HashMap<T, u64>>
     where
-        T: Key,
+        T: Key + std::hash::Hash + Eq,
     {
         let mut out = HashMap::new();
         for part in self.ctx.run_job(&self.node, CountByValueFn, None)? {
@@ -649,14 +652,14 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// Sorted by key, range-partitioned (runs a sampling job to pick the ranges).
     pub fn sort_by_key(&self, ascending: bool) -> Result<Rdd<(K, V)>>
     where
-        K: Ord,
+        K: Ordered,
     {
         self.sort_by_key_with(ascending, self.num_partitions())
     }
 
     pub fn sort_by_key_with(&self, ascending: bool, partitions: usize) -> Result<Rdd<(K, V)>>
     where
-        K: Ord,
+        K: Ordered,
     {
         let partitioner = self.range_partitioner(partitions, ascending)?;
         let shuffled = self.partition_by(partitioner);
@@ -668,7 +671,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// the input partitions, each weighing its partition's size over its sample's).
     pub fn range_partitioner(&self, partitions: usize, ascending: bool) -> Result<RangePartitioner<K>>
     where
-        K: Ord,
+        K: Ordered,
     {
         let partitions = partitions.max(1);
         if partitions == 1 || self.num_partitions() == 0 {
@@ -781,8 +784,11 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         self.cogroup_into(other, n).with_op(SubtractOp)
     }
 
-    /// How many pairs each key has.
-    pub fn count_by_key(&self) -> Result<HashMap<K, u64>> {
+    /// How many pairs each key has. A standard `HashMap`: `K` also needs `Hash + Eq`.
+    pub fn count_by_key(&self) -> Result<HashMap<K, u64>>
+    where
+        K: std::hash::Hash + Eq,
+    {
         let mut out = HashMap::new();
         for part in self.ctx.run_job(&self.node, CountByKeyFn, None)? {
             for (k, n) in part {
@@ -792,8 +798,12 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         Ok(out)
     }
 
-    /// The pairs as a map (a later value of a key wins).
-    pub fn collect_as_map(&self) -> Result<HashMap<K, V>> {
+    /// The pairs as a map (a later value of a key wins). A standard
+    /// `HashMap`: `K` also needs `Hash + Eq`.
+    pub fn collect_as_map(&self) -> Result<HashMap<K, V>>
+    where
+        K: std::hash::Hash + Eq,
+    {
         Ok(self.collect()?.into_iter().collect())
     }
 

@@ -6,7 +6,7 @@
 //! proptest runner per property so runs are reproducible.
 
 use ember::prelude::*;
-use ember::{BoxIter, HashPartitioner, Key, Partitioner};
+use ember::{BoxIter, HashPartitioner, Key, Ordered, Partitioner};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{RngAlgorithm, TestCaseError, TestRng, TestRunner};
@@ -404,7 +404,7 @@ fn group_ref<K: Ord + Clone, V: Clone + Ord>(data: &[(K, V)]) -> BTreeMap<K, Vec
     m
 }
 
-fn check_pair_ops<K: Key + Ord + Debug>(
+fn check_pair_ops<K: Key + Ordered + Ord + std::hash::Hash + Debug>(
     sc: &EmberContext,
     (a, s): (Vec<(K, u32)>, usize),
     (b, s2): (Vec<(K, u32)>, usize),

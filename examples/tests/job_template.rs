@@ -124,6 +124,12 @@ fn the_template_builds_alone_runs_on_both_masters_and_refuses_what_cannot_ship()
             &["cannot be shipped to executors", "Fn!(move |…| …)"],
         ),
         (
+            "a key type that is not an ember::Key is named",
+            "let d = std::time::Duration::from_secs(1);
+             let _ = sc.parallelize(vec![(d, 1u64)], 1).reduce_by_key(|a: u64, b: u64| a + b);",
+            &["Duration: Key"],
+        ),
+        (
             "a closure that captures a copyable value, passed without Fn!, says to wrap it",
             "let k = 3u64;
              let _ = rdd.map(move |x: u64| x + k).count();",

@@ -23,6 +23,7 @@
 
 mod captures;
 mod format_names;
+mod key_derive;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -72,6 +73,28 @@ impl Parse for Input {
 pub fn Fn(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     match syn::parse::<Input>(input).and_then(expand) {
         Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// `#[derive(Key)]`: the type is a key of pair RDDs (`reduce_by_key`,
+/// `join`, `distinct`, ...) with the equality and hash of its own `Eq` and
+/// `Hash`, which it must implement. Expands to `impl ember::Key`.
+#[proc_macro_derive(Key)]
+pub fn derive_key(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    match syn::parse::<syn::DeriveInput>(input) {
+        Ok(input) => key_derive::key(input).into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// `#[derive(Ordered)]`: the type sorts (`sort_by_key`, `top`,
+/// `take_ordered`, `max`, `min`) by its own `Ord`, which it must implement.
+/// Expands to `impl ember::Ordered`.
+#[proc_macro_derive(Ordered)]
+pub fn derive_ordered(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    match syn::parse::<syn::DeriveInput>(input) {
+        Ok(input) => key_derive::ordered(input).into(),
         Err(e) => e.to_compile_error().into(),
     }
 }

@@ -12,21 +12,24 @@ use super::spill::{SpillFile, SpillWriter};
 use crate::aggregator::{Aggregator, fold_combiner, fold_value};
 use crate::data::{BoxIter, Data, Key};
 use crate::error::Result;
+use crate::key::HashedKey;
 use crate::memory::MemoryReservation;
 use crate::shuffle::block::record_size;
 use crate::task::TaskContext;
 use rustc_hash::{FxBuildHasher, FxHashMap};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// Hash used to order spilled runs (independent of the map's own hasher state).
-fn key_hash<K: std::hash::Hash>(k: &K) -> u64 {
-    FxBuildHasher.hash_one(k)
+fn key_hash<K: Key>(k: &K) -> u64 {
+    let mut h = FxBuildHasher.build_hasher();
+    k.key_hash(&mut h);
+    h.finish()
 }
 
 pub struct CombineBuffer<K, C> {
-    map: FxHashMap<K, Option<C>>,
+    map: FxHashMap<HashedKey<K>, Option<C>>,
     updates: u64,
     next_sample: u64,
     /// Average serialized size of an entry, from the entries touched at sample points.
@@ -73,12 +76,12 @@ impl<K: Key, C: Data> CombineBuffer<K, C> {
     fn update(&mut self, k: K, fold: impl FnOnce(&mut Option<C>)) {
         self.updates += 1;
         if self.updates < self.next_sample {
-            fold(self.map.entry(k).or_insert(None));
+            fold(self.map.entry(HashedKey(k)).or_insert(None));
             return;
         }
         // Sample the touched entry: growing combiners (lists) are seen growing.
         let key_bytes = record_size(&k, &mut self.scratch);
-        let slot = self.map.entry(k).or_insert(None);
+        let slot = self.map.entry(HashedKey(k)).or_insert(None);
         fold(slot);
         let bytes = key_bytes + record_size(slot, &mut self.scratch);
         self.sampled_bytes += bytes as u64;
@@ -113,7 +116,7 @@ impl<K: Key, C: Data> CombineBuffer<K, C> {
     /// Empties the buffer, handing out its combiners.
     pub fn drain(&mut self) -> impl Iterator<Item = (K, C)> + use<K, C> {
         let map = std::mem::take(&mut self.map);
-        map.into_iter().map(|(k, c)| (k, c.expect("combiner present")))
+        map.into_iter().map(|(k, c)| (k.0, c.expect("combiner present")))
     }
 }
 
@@ -243,7 +246,7 @@ impl<K: Key, V, C, A: Aggregator<V, C>, I: Iterator<Item = (u64, K, C)>> Iterato
                 break;
             }
             let (_, k, c) = self.merged.next().expect("peeked");
-            match group.iter_mut().find(|(g, _)| *g == k) {
+            match group.iter_mut().find(|(g, _)| g.key_eq(&k)) {
                 Some((_, slot)) => fold_combiner::<V, C, A>(&*self.agg, slot, c),
                 None => group.push((k, Some(c))),
             }
@@ -276,9 +279,12 @@ mod tests {
     /// A key whose hash is the same for many values: collisions must stay apart.
     #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
     struct Colliding(u64);
-    impl std::hash::Hash for Colliding {
-        fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-            (self.0 % 7).hash(h)
+    impl Key for Colliding {
+        fn key_hash<H: std::hash::Hasher>(&self, h: &mut H) {
+            (self.0 % 7).key_hash(h)
+        }
+        fn key_eq(&self, other: &Self) -> bool {
+            self == other
         }
     }
 

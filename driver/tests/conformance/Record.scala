@@ -198,6 +198,41 @@ object Record {
           Double.NaN, Double.PositiveInfinity, Double.NegativeInfinity, Double.MaxValue),
         2).map(_.toString).collect().toSeq)
 
+    // Floating-point keys: java.lang.Double's equals and hashCode (every NaN equals every NaN,
+    // -0.0 differs from 0.0) and Ordering.Double (Double.compare: -0.0 < 0.0, NaN above Infinity).
+    val oddNaN = java.lang.Double.longBitsToDouble(0x7ff0000000000001L)
+    val floatKeys = sc.parallelize(
+      Seq(1.5, -0.0, Double.NaN, 0.0, 1.5, oddNaN, Double.NegativeInfinity, 0.0, -1.0, Double.PositiveInfinity), 3)
+    record("distinct_doubles", "distinct", false)(floatKeys.distinct().collect().toSeq.map(_.toString))
+    record("reduce_by_key_doubles", "reduceByKey", false)(
+      floatKeys.map(k => (k, 1)).reduceByKey(_ + _).collect().toSeq.map(_.toString))
+    record("group_by_key_doubles", "groupByKey", false)(
+      floatKeys.zipWithIndex().groupByKey().collect().toSeq.map { case (k, vs) => s"($k,${list(vs)})" })
+    record("join_doubles", "join", false)(
+      floatKeys
+        .map(k => (k, "l"))
+        .join(sc.parallelize(Seq((Double.NaN, "r"), (0.0, "z"), (-0.0, "m"), (2.0, "x")), 2))
+        .collect()
+        .toSeq
+        .map(_.toString))
+    record("subtract_doubles", "subtract", false)(
+      floatKeys.subtract(sc.parallelize(Seq(Double.NaN, 0.0), 1)).collect().toSeq.map(_.toString))
+    record("sort_by_key_doubles", "sortByKey", true)(
+      floatKeys.map(k => (k, 0)).sortByKey().keys.collect().toSeq.map(_.toString))
+    record("sort_by_key_doubles_descending", "sortByKey", true)(
+      floatKeys.map(k => (k, 0)).sortByKey(ascending = false, numPartitions = 2).keys.collect().toSeq.map(_.toString))
+    record("sort_by_doubles", "sortBy", true)(floatKeys.sortBy(x => -x).collect().toSeq.map(_.toString))
+    record("top_doubles", "top", true)(floatKeys.top(4).toSeq.map(_.toString))
+    record("take_ordered_doubles", "takeOrdered", true)(floatKeys.takeOrdered(4).toSeq.map(_.toString))
+    record("min_max_doubles", "min,max", true)(
+      Seq(floatKeys.min(), floatKeys.max(), floatKeys.filter(!_.isNaN).max()).map(_.toString))
+    record("sort_by_key_float_pairs", "sortByKey", true)(
+      sc.parallelize(Seq(((1.0, "b"), 1), ((Double.NaN, "a"), 2), ((-0.0, "c"), 3), ((0.0, "a"), 4), ((1.0, "a"), 5)), 2)
+        .sortByKey()
+        .collect()
+        .toSeq
+        .map(_.toString))
+
     // Pair RDDs.
     record("reduce_by_key", "reduceByKey", false)(pairs.reduceByKey(_ + _).collect().toSeq.map(_.toString))
     record("group_by_key", "groupByKey", false)(

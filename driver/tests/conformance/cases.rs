@@ -40,6 +40,12 @@ impl Env {
     fn doubles(&self) -> Rdd<f64> {
         self.sc.parallelize(vec![1.0, 2.5, -3.0, 4.0, 10.0, 0.5], 3)
     }
+    /// Doubles with both zeros, two different NaNs (bit patterns) and infinities.
+    fn float_keys(&self) -> Rdd<f64> {
+        let odd_nan = f64::from_bits(0x7ff0_0000_0000_0001);
+        let keys = vec![1.5, -0.0, f64::NAN, 0.0, 1.5, odd_nan, f64::NEG_INFINITY, 0.0, -1.0, f64::INFINITY];
+        self.sc.parallelize(keys, 3)
+    }
     fn pairs(&self) -> Rdd<(String, i32)> {
         let data = [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", 5), ("a", 6)];
         self.sc.parallelize(data.iter().map(|(k, v)| (k.to_string(), *v)).collect(), 3)
@@ -237,6 +243,36 @@ cases! {
             f64::NAN, f64::INFINITY, f64::NEG_INFINITY, f64::MAX,
         ];
         e.sc.parallelize(values, 2).map(|x: f64| x.spark_string()).collect()
+    }
+
+    // Floating-point keys: java.lang.Double's equals and hashCode, and Double.compare.
+    distinct_doubles(e) { Ok(s(e.float_keys().distinct().collect()?)) }
+    reduce_by_key_doubles(e) { Ok(s(e.float_keys().map(|k: f64| (k, 1)).reduce_by_key(add).collect()?)) }
+    group_by_key_doubles(e) {
+        let groups = e.float_keys().zip_with_index()?.group_by_key().collect()?;
+        Ok(groups.into_iter().map(|(k, vs)| format!("({},{})", k.spark_string(), list(vs.into_vec()))).collect())
+    }
+    join_doubles(e) {
+        let right = vec![(f64::NAN, "r"), (0.0, "z"), (-0.0, "m"), (2.0, "x")];
+        let right = e.sc.parallelize(right.into_iter().map(|(k, v)| (k, v.to_string())).collect(), 2);
+        Ok(s(e.float_keys().map(|k: f64| (k, "l".to_string())).join(&right).collect()?))
+    }
+    subtract_doubles(e) { Ok(s(e.float_keys().subtract(&e.sc.parallelize(vec![f64::NAN, 0.0], 1)).collect()?)) }
+    sort_by_key_doubles(e) { Ok(s(e.float_keys().map(|k: f64| (k, 0)).sort_by_key(true)?.keys().collect()?)) }
+    sort_by_key_doubles_descending(e) {
+        Ok(s(e.float_keys().map(|k: f64| (k, 0)).sort_by_key_with(false, 2)?.keys().collect()?))
+    }
+    sort_by_doubles(e) { Ok(s(e.float_keys().sort_by(|x: &f64| -x, true, 3)?.collect()?)) }
+    top_doubles(e) { Ok(s(e.float_keys().top(4)?)) }
+    take_ordered_doubles(e) { Ok(s(e.float_keys().take_ordered(4)?)) }
+    min_max_doubles(e) {
+        let k = e.float_keys();
+        Ok(s([k.min()?, k.max()?, k.filter(|x: &f64| !x.is_nan()).max()?]))
+    }
+    sort_by_key_float_pairs(e) {
+        let data = [((1.0, "b"), 1), ((f64::NAN, "a"), 2), ((-0.0, "c"), 3), ((0.0, "a"), 4), ((1.0, "a"), 5)];
+        let data = data.into_iter().map(|((d, t), v)| ((d, t.to_string()), v)).collect();
+        Ok(s(e.sc.parallelize(data, 2).sort_by_key(true)?.collect()?))
     }
 
     // Pair RDDs.

@@ -1,0 +1,421 @@
+//! Equality, hashing and ordering of RDD keys and elements, as Spark has them.
+//!
+//! Spark compares keys with the JVM's `equals`/`hashCode` and sorts with an
+//! `Ordering[K]`; Rust's `Eq`/`Hash`/`Ord` are close but leave out the floating
+//! point types, which Spark users key and sort by every day (`distinct` of
+//! doubles, `reduceByKey` on a price, `sortByKey` on a score, `top` of a
+//! metric). So Ember has its own two traits:
+//!
+//! - [`Key`]: what hash partitioning, aggregation, grouping, joins and
+//!   `distinct` need. Implemented for the standard types through their
+//!   `Hash`/`Eq`, for tuples, `Option`, `Vec`, `Box` and arrays of keys
+//!   element by element, and for `f64`/`f32` as `java.lang.Double.equals` and
+//!   `hashCode` do: every NaN equals every NaN, and `-0.0` differs from `0.0`.
+//! - [`Ordered`]: what sorting, `top`, `take_ordered`, `max` and `min` need
+//!   (Scala's `scala.math.Ordered`). Implemented through `Ord` for the
+//!   standard types, lexicographically for tuples, `Vec` and arrays, and for
+//!   `f64`/`f32` as `java.lang.Double.compare`: `-0.0 < 0.0`, and NaN is
+//!   greater than every other value, `+∞` included.
+//!
+//! A type of the job's own gets them with `#[derive(Key)]` (needs `Hash + Eq`)
+//! and `#[derive(Ordered)]` (needs `Ord`), from `ember::prelude`.
+//!
+//! Inside the engine, [`HashedKey`] and [`OrderedBy`] wrap a key so that the
+//! standard collections (`HashMap`, `BinaryHeap`, `sort`) use these traits.
+
+use crate::data::Data;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+
+/// Key type of a pair RDD (and element type of `distinct`, `count_by_value`,
+/// `subtract`, ...): equality and a hash consistent with it, the same in every
+/// process (hash partitioning relies on it).
+///
+/// Laws: `a.key_eq(b)` implies equal `key_hash` output; `key_eq` is an
+/// equivalence relation (reflexive even for NaN).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a key: it does not implement `ember::Key`",
+    label = "keys need Spark-style equality and hashing",
+    note = "derive it for a type of your own: `#[derive(Hash, PartialEq, Eq, ember::Key)]`"
+)]
+pub trait Key: Data {
+    /// Feeds the key to `state`; keys that are [`key_eq`](Key::key_eq) feed the same bytes.
+    fn key_hash<H: Hasher>(&self, state: &mut H);
+    /// Spark's `equals`.
+    fn key_eq(&self, other: &Self) -> bool;
+}
+
+/// Element or key type that can be sorted: a total order, Spark's implicit
+/// `Ordering[T]` (`scala.math.Ordered`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be sorted: it does not implement `ember::Ordered`",
+    label = "sorting, `top`, `take_ordered`, `max` and `min` need a total order",
+    note = "derive it for a type of your own: `#[derive(PartialEq, Eq, PartialOrd, Ord, ember::Ordered)]`"
+)]
+pub trait Ordered: Data {
+    /// The total order (`compare` of Scala's `Ordering`).
+    fn compare(&self, other: &Self) -> Ordering;
+}
+
+/// A key with `Hash` and `Eq` taken from [`Key`], for the standard collections.
+/// Transparent in memory and on the wire.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[repr(transparent)]
+#[serde(transparent)]
+pub struct HashedKey<K>(pub K);
+
+impl<K: Key> Hash for HashedKey<K> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.key_hash(state)
+    }
+}
+impl<K: Key> PartialEq for HashedKey<K> {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key_eq(&other.0)
+    }
+}
+impl<K: Key> Eq for HashedKey<K> {}
+
+/// A value with `Ord` taken from [`Ordered`], for `sort`, `BinaryHeap` and the like.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[repr(transparent)]
+#[serde(transparent)]
+pub struct OrderedBy<T>(pub T);
+
+impl<T: Ordered> PartialEq for OrderedBy<T> {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.0.compare(&other.0) == Ordering::Equal
+    }
+}
+impl<T: Ordered> Eq for OrderedBy<T> {}
+impl<T: Ordered> PartialOrd for OrderedBy<T> {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T: Ordered> Ord for OrderedBy<T> {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.compare(&other.0)
+    }
+}
+
+/// Implements [`Key`] through `Hash` + `Eq` and [`Ordered`] through `Ord`.
+macro_rules! through_std {
+    ($($t:ty),* $(,)?) => {$(
+        impl Key for $t {
+            #[inline]
+            fn key_hash<H: Hasher>(&self, state: &mut H) {
+                Hash::hash(self, state)
+            }
+            #[inline]
+            fn key_eq(&self, other: &Self) -> bool {
+                self == other
+            }
+        }
+        impl Ordered for $t {
+            #[inline]
+            fn compare(&self, other: &Self) -> Ordering {
+                Ord::cmp(self, other)
+            }
+        }
+    )*};
+}
+
+through_std!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, bool, char, String, Box<str>, ());
+
+/// The bits `java.lang.Double.doubleToLongBits` gives: every NaN is the one canonical NaN.
+#[inline]
+fn java_bits_f64(x: f64) -> u64 {
+    if x.is_nan() { 0x7ff8_0000_0000_0000 } else { x.to_bits() }
+}
+
+/// The bits `java.lang.Float.floatToIntBits` gives.
+#[inline]
+fn java_bits_f32(x: f32) -> u32 {
+    if x.is_nan() { 0x7fc0_0000 } else { x.to_bits() }
+}
+
+/// `java.lang.Double.equals`/`hashCode`: NaN equals NaN, `-0.0` differs from `0.0`.
+impl Key for f64 {
+    #[inline]
+    fn key_hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(java_bits_f64(*self))
+    }
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        java_bits_f64(*self) == java_bits_f64(*other)
+    }
+}
+
+/// `java.lang.Double.compare`: `-0.0 < 0.0`; NaN above `+∞`, equal to itself.
+impl Ordered for f64 {
+    #[inline]
+    fn compare(&self, other: &Self) -> Ordering {
+        f64::from_bits(java_bits_f64(*self)).total_cmp(&f64::from_bits(java_bits_f64(*other)))
+    }
+}
+
+/// `java.lang.Float.equals`/`hashCode`.
+impl Key for f32 {
+    #[inline]
+    fn key_hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u32(java_bits_f32(*self))
+    }
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        java_bits_f32(*self) == java_bits_f32(*other)
+    }
+}
+
+/// `java.lang.Float.compare`.
+impl Ordered for f32 {
+    #[inline]
+    fn compare(&self, other: &Self) -> Ordering {
+        f32::from_bits(java_bits_f32(*self)).total_cmp(&f32::from_bits(java_bits_f32(*other)))
+    }
+}
+
+impl<K: Key> Key for Box<K> {
+    #[inline]
+    fn key_hash<H: Hasher>(&self, state: &mut H) {
+        (**self).key_hash(state)
+    }
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        (**self).key_eq(other)
+    }
+}
+impl<T: Ordered> Ordered for Box<T> {
+    #[inline]
+    fn compare(&self, other: &Self) -> Ordering {
+        (**self).compare(other)
+    }
+}
+
+/// `None` equals only `None`; `None` sorts first (Scala's `Ordering.Option`).
+impl<K: Key> Key for Option<K> {
+    #[inline]
+    fn key_hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            None => state.write_u8(0),
+            Some(k) => {
+                state.write_u8(1);
+                k.key_hash(state)
+            }
+        }
+    }
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.key_eq(b),
+            _ => false,
+        }
+    }
+}
+impl<T: Ordered> Ordered for Option<T> {
+    #[inline]
+    fn compare(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+            (Some(a), Some(b)) => a.compare(b),
+        }
+    }
+}
+
+fn slice_key_hash<K: Key, H: Hasher>(items: &[K], state: &mut H) {
+    state.write_usize(items.len());
+    for k in items {
+        k.key_hash(state);
+    }
+}
+
+fn slice_key_eq<K: Key>(a: &[K], b: &[K]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.key_eq(y))
+}
+
+/// Lexicographic, a shorter prefix first (Scala's `Ordering.Iterable`).
+fn slice_compare<T: Ordered>(a: &[T], b: &[T]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        match x.compare(y) {
+            Ordering::Equal => {}
+            unequal => return unequal,
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+impl<K: Key> Key for Vec<K> {
+    #[inline]
+    fn key_hash<H: Hasher>(&self, state: &mut H) {
+        slice_key_hash(self, state)
+    }
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        slice_key_eq(self, other)
+    }
+}
+impl<T: Ordered> Ordered for Vec<T> {
+    #[inline]
+    fn compare(&self, other: &Self) -> Ordering {
+        slice_compare(self, other)
+    }
+}
+
+impl<K: Key, const N: usize> Key for [K; N]
+where
+    [K; N]: Data,
+{
+    #[inline]
+    fn key_hash<H: Hasher>(&self, state: &mut H) {
+        slice_key_hash(self, state)
+    }
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        slice_key_eq(self, other)
+    }
+}
+impl<T: Ordered, const N: usize> Ordered for [T; N]
+where
+    [T; N]: Data,
+{
+    #[inline]
+    fn compare(&self, other: &Self) -> Ordering {
+        slice_compare(self, other)
+    }
+}
+
+/// Sets of keys compare as sets; hashed through their (sorted) elements.
+impl<T: Data + Ord + Hash> Key for BTreeSet<T> {
+    #[inline]
+    fn key_hash<H: Hasher>(&self, state: &mut H) {
+        Hash::hash(self, state)
+    }
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        self == other
+    }
+}
+impl<K: Data + Ord + Hash, V: Data + Hash + Eq> Key for BTreeMap<K, V> {
+    #[inline]
+    fn key_hash<H: Hasher>(&self, state: &mut H) {
+        Hash::hash(self, state)
+    }
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        self == other
+    }
+}
+
+/// Tuples: element by element, in order (Scala's `Ordering.Tuple2`, ...).
+macro_rules! tuples {
+    ($(($($t:ident $i:tt),+))*) => {$(
+        impl<$($t: Key),+> Key for ($($t,)+) {
+            #[inline]
+            fn key_hash<HS: Hasher>(&self, state: &mut HS) {
+                $(self.$i.key_hash(state);)+
+            }
+            #[inline]
+            fn key_eq(&self, other: &Self) -> bool {
+                $(self.$i.key_eq(&other.$i))&&+
+            }
+        }
+        impl<$($t: Ordered),+> Ordered for ($($t,)+) {
+            #[inline]
+            fn compare(&self, other: &Self) -> Ordering {
+                $(
+                    match self.$i.compare(&other.$i) {
+                        Ordering::Equal => {}
+                        unequal => return unequal,
+                    }
+                )+
+                Ordering::Equal
+            }
+        }
+    )*};
+}
+
+tuples! {
+    (A 0)
+    (A 0, B 1)
+    (A 0, B 1, C 2)
+    (A 0, B 1, C 2, D 3)
+    (A 0, B 1, C 2, D 3, E 4)
+    (A 0, B 1, C 2, D 3, E 4, F 5)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, I 7)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, I 7, J 8)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, I 7, J 8, L 9)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, I 7, J 8, L 9, M 10)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, I 7, J 8, L 9, M 10, N 11)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn hash_of<K: Key>(k: &K) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        k.key_hash(&mut h);
+        h.finish()
+    }
+
+    #[test]
+    fn doubles_are_equal_as_java_double_equals_says() {
+        let nan_a = f64::NAN;
+        let nan_b = -f64::NAN;
+        let nan_c = f64::from_bits(0x7ff0_0000_0000_0001);
+        assert!(nan_a.key_eq(&nan_b) && nan_b.key_eq(&nan_c));
+        assert_eq!(hash_of(&nan_a), hash_of(&nan_c));
+        assert!(!0.0f64.key_eq(&-0.0));
+        assert!(1.5f64.key_eq(&1.5));
+        let set: HashSet<HashedKey<f64>> =
+            [0.0, -0.0, f64::NAN, -f64::NAN, 1.0, 1.0].into_iter().map(HashedKey).collect();
+        assert_eq!(set.len(), 4);
+        assert!(f32::NAN.key_eq(&-f32::NAN) && !0.0f32.key_eq(&-0.0));
+    }
+
+    #[test]
+    fn doubles_sort_as_java_double_compare_says() {
+        let mut v = vec![f64::NAN, 1.0, -0.0, f64::INFINITY, 0.0, -f64::NAN, f64::NEG_INFINITY, -1.0];
+        v.sort_by(Ordered::compare);
+        let bits: Vec<String> = v.iter().map(|x| format!("{x:?}")).collect();
+        assert_eq!(bits, ["-inf", "-1.0", "-0.0", "0.0", "1.0", "inf", "NaN", "NaN"]);
+        assert_eq!(f64::NAN.compare(&-f64::NAN), Ordering::Equal);
+        assert_eq!(f32::NAN.compare(&f32::INFINITY), Ordering::Greater);
+    }
+
+    #[test]
+    fn composite_keys_go_element_by_element() {
+        assert!((1.0f64, "a".to_string()).key_eq(&(1.0, "a".to_string())));
+        assert!(!(0.0f64, 1u8).key_eq(&(-0.0, 1)));
+        assert_eq!((f64::NAN, 2i32).compare(&(f64::NAN, 1)), Ordering::Greater);
+        assert_eq!(vec![1.0f64].compare(&vec![1.0, 0.0]), Ordering::Less);
+        assert_eq!(None::<f64>.compare(&Some(f64::NEG_INFINITY)), Ordering::Less);
+        assert!(Some(f64::NAN).key_eq(&Some(f64::NAN)) && !Some(1.0f64).key_eq(&None));
+        assert!([0.5f64, 2.0].key_eq(&[0.5, 2.0]));
+        assert_eq!(hash_of(&vec![f64::NAN]), hash_of(&vec![-f64::NAN]));
+    }
+
+    #[test]
+    fn standard_keys_hash_as_their_hash_does() {
+        // Placement of keys by hash must not change for existing jobs' types.
+        let std_hash = |s: &(String, i64)| {
+            let mut h = std::hash::DefaultHasher::new();
+            s.hash(&mut h);
+            h.finish()
+        };
+        let k = ("word".to_string(), 7i64);
+        assert_eq!(hash_of(&k), std_hash(&k));
+    }
+}
