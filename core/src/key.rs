@@ -387,7 +387,7 @@ mod tests {
 
     #[test]
     fn doubles_sort_as_java_double_compare_says() {
-        let mut v = vec![f64::NAN, 1.0, -0.0, f64::INFINITY, 0.0, -f64::NAN, f64::NEG_INFINITY, -1.0];
+        let mut v = [f64::NAN, 1.0, -0.0, f64::INFINITY, 0.0, -f64::NAN, f64::NEG_INFINITY, -1.0];
         v.sort_by(Ordered::compare);
         let bits: Vec<String> = v.iter().map(|x| format!("{x:?}")).collect();
         assert_eq!(bits, ["-inf", "-1.0", "-0.0", "0.0", "1.0", "inf", "NaN", "NaN"]);
