@@ -108,8 +108,11 @@ impl<T: Ordered> Ord for OrderedBy<T> {
 
 /// Implements [`Key`] through `Hash` + `Eq` and [`Ordered`] through `Ord`.
 macro_rules! through_std {
-    ($($t:ty),* $(,)?) => {$(
-        impl Key for $t {
+    ($([$($generics:tt)*] $t:ty;)*) => {$(
+        impl<$($generics)*> Key for $t
+        where
+            Self: Data + Hash + Eq,
+        {
             #[inline]
             fn key_hash<H: Hasher>(&self, state: &mut H) {
                 Hash::hash(self, state)
@@ -119,7 +122,10 @@ macro_rules! through_std {
                 self == other
             }
         }
-        impl Ordered for $t {
+        impl<$($generics)*> Ordered for $t
+        where
+            Self: Data + Ord,
+        {
             #[inline]
             fn compare(&self, other: &Self) -> Ordering {
                 Ord::cmp(self, other)
@@ -128,58 +134,47 @@ macro_rules! through_std {
     )*};
 }
 
-through_std!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, bool, char, String, Box<str>, ());
-
-/// The bits `java.lang.Double.doubleToLongBits` gives: every NaN is the one canonical NaN.
-#[inline]
-fn java_bits_f64(x: f64) -> u64 {
-    if x.is_nan() { 0x7ff8_0000_0000_0000 } else { x.to_bits() }
+through_std! {
+    [] i8; [] i16; [] i32; [] i64; [] i128; [] isize;
+    [] u8; [] u16; [] u32; [] u64; [] u128; [] usize;
+    [] bool; [] char; [] String; [] Box<str>; [] ();
+    // Sets and maps compare as wholes, their (sorted) elements in order.
+    [T] BTreeSet<T>; [K, V] BTreeMap<K, V>;
 }
 
-/// The bits `java.lang.Float.floatToIntBits` gives.
-#[inline]
-fn java_bits_f32(x: f32) -> u32 {
-    if x.is_nan() { 0x7fc0_0000 } else { x.to_bits() }
+/// Floating point as the JVM's boxes have it. The bits compared and hashed are
+/// those of `java.lang.Double.doubleToLongBits` (`Float.floatToIntBits`): every
+/// NaN is the one canonical NaN, so NaN equals NaN and `-0.0` differs from `0.0`
+/// (`Double.equals`/`hashCode`). The order is `Double.compare`: `-0.0 < 0.0`, NaN
+/// above `+∞` and equal to itself.
+macro_rules! java_float {
+    ($($t:ident: $bits:ident, $canonical_nan:literal, $write:ident, $java_bits:ident;)*) => {$(
+        #[inline]
+        fn $java_bits(x: $t) -> $bits {
+            if x.is_nan() { $canonical_nan } else { x.to_bits() }
+        }
+        impl Key for $t {
+            #[inline]
+            fn key_hash<H: Hasher>(&self, state: &mut H) {
+                state.$write($java_bits(*self))
+            }
+            #[inline]
+            fn key_eq(&self, other: &Self) -> bool {
+                $java_bits(*self) == $java_bits(*other)
+            }
+        }
+        impl Ordered for $t {
+            #[inline]
+            fn compare(&self, other: &Self) -> Ordering {
+                $t::from_bits($java_bits(*self)).total_cmp(&$t::from_bits($java_bits(*other)))
+            }
+        }
+    )*};
 }
 
-/// `java.lang.Double.equals`/`hashCode`: NaN equals NaN, `-0.0` differs from `0.0`.
-impl Key for f64 {
-    #[inline]
-    fn key_hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(java_bits_f64(*self))
-    }
-    #[inline]
-    fn key_eq(&self, other: &Self) -> bool {
-        java_bits_f64(*self) == java_bits_f64(*other)
-    }
-}
-
-/// `java.lang.Double.compare`: `-0.0 < 0.0`; NaN above `+∞`, equal to itself.
-impl Ordered for f64 {
-    #[inline]
-    fn compare(&self, other: &Self) -> Ordering {
-        f64::from_bits(java_bits_f64(*self)).total_cmp(&f64::from_bits(java_bits_f64(*other)))
-    }
-}
-
-/// `java.lang.Float.equals`/`hashCode`.
-impl Key for f32 {
-    #[inline]
-    fn key_hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u32(java_bits_f32(*self))
-    }
-    #[inline]
-    fn key_eq(&self, other: &Self) -> bool {
-        java_bits_f32(*self) == java_bits_f32(*other)
-    }
-}
-
-/// `java.lang.Float.compare`.
-impl Ordered for f32 {
-    #[inline]
-    fn compare(&self, other: &Self) -> Ordering {
-        f32::from_bits(java_bits_f32(*self)).total_cmp(&f32::from_bits(java_bits_f32(*other)))
-    }
+java_float! {
+    f64: u64, 0x7ff8_0000_0000_0000, write_u64, java_bits_f64;
+    f32: u32, 0x7fc0_0000, write_u32, java_bits_f32;
 }
 
 impl<K: Key> Key for Box<K> {
@@ -254,66 +249,37 @@ fn slice_compare<T: Ordered>(a: &[T], b: &[T]) -> Ordering {
     a.len().cmp(&b.len())
 }
 
-impl<K: Key> Key for Vec<K> {
-    #[inline]
-    fn key_hash<H: Hasher>(&self, state: &mut H) {
-        slice_key_hash(self, state)
-    }
-    #[inline]
-    fn key_eq(&self, other: &Self) -> bool {
-        slice_key_eq(self, other)
-    }
-}
-impl<T: Ordered> Ordered for Vec<T> {
-    #[inline]
-    fn compare(&self, other: &Self) -> Ordering {
-        slice_compare(self, other)
-    }
-}
-
-impl<K: Key, const N: usize> Key for [K; N]
-where
-    [K; N]: Data,
-{
-    #[inline]
-    fn key_hash<H: Hasher>(&self, state: &mut H) {
-        slice_key_hash(self, state)
-    }
-    #[inline]
-    fn key_eq(&self, other: &Self) -> bool {
-        slice_key_eq(self, other)
-    }
-}
-impl<T: Ordered, const N: usize> Ordered for [T; N]
-where
-    [T; N]: Data,
-{
-    #[inline]
-    fn compare(&self, other: &Self) -> Ordering {
-        slice_compare(self, other)
-    }
+/// Sequences: the length, then element by element; ordered lexicographically.
+macro_rules! sequences {
+    ($([$($generics:tt)*] $t:ty;)*) => {$(
+        impl<E: Key $($generics)*> Key for $t
+        where
+            Self: Data,
+        {
+            #[inline]
+            fn key_hash<H: Hasher>(&self, state: &mut H) {
+                slice_key_hash(self, state)
+            }
+            #[inline]
+            fn key_eq(&self, other: &Self) -> bool {
+                slice_key_eq(self, other)
+            }
+        }
+        impl<E: Ordered $($generics)*> Ordered for $t
+        where
+            Self: Data,
+        {
+            #[inline]
+            fn compare(&self, other: &Self) -> Ordering {
+                slice_compare(self, other)
+            }
+        }
+    )*};
 }
 
-/// Sets of keys compare as sets; hashed through their (sorted) elements.
-impl<T: Data + Ord + Hash> Key for BTreeSet<T> {
-    #[inline]
-    fn key_hash<H: Hasher>(&self, state: &mut H) {
-        Hash::hash(self, state)
-    }
-    #[inline]
-    fn key_eq(&self, other: &Self) -> bool {
-        self == other
-    }
-}
-impl<K: Data + Ord + Hash, V: Data + Hash + Eq> Key for BTreeMap<K, V> {
-    #[inline]
-    fn key_hash<H: Hasher>(&self, state: &mut H) {
-        Hash::hash(self, state)
-    }
-    #[inline]
-    fn key_eq(&self, other: &Self) -> bool {
-        self == other
-    }
+sequences! {
+    [] Vec<E>;
+    [, const N: usize] [E; N];
 }
 
 /// Tuples: element by element, in order (Scala's `Ordering.Tuple2`, ...).
