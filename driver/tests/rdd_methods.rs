@@ -315,3 +315,55 @@ fn spark_files_ship_at_start_and_spark_defaults_conf_fills_in() {
     let err = EmberContext::new(missing).err().expect("a missing spark.files entry is an error");
     assert!(err.to_string().contains("nope.txt"), "{err}");
 }
+
+/// A job's own key type: `#[derive(Key)]` through its `Hash + Eq`, and
+/// `#[derive(Ordered)]` through its `Ord` (here a generic type and an enum).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, Key, Ordered)]
+struct Cell<T> {
+    row: T,
+    column: Side,
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, Key, Ordered,
+)]
+enum Side {
+    Left,
+    Right,
+}
+
+#[test]
+fn a_jobs_own_types_are_keys_and_sort_through_their_derives() {
+    let sc = sc();
+    let cells: Vec<(Cell<i64>, u64)> = (0..60i64)
+        .map(|i| (Cell { row: i % 5, column: if i % 2 == 0 { Side::Left } else { Side::Right } }, i as u64))
+        .collect();
+    let rdd = sc.parallelize(cells.clone(), 4);
+
+    let mut expected: BTreeMap<Cell<i64>, u64> = BTreeMap::new();
+    for (k, v) in &cells {
+        *expected.entry(k.clone()).or_default() += v;
+    }
+    let sums: BTreeMap<Cell<i64>, u64> =
+        rdd.reduce_by_key(|a: u64, b: u64| a + b).collect().unwrap().into_iter().collect();
+    assert_eq!(sums, expected);
+
+    let sorted =
+        rdd.reduce_by_key(|a: u64, b: u64| a + b).sort_by_key_with(false, 3).unwrap().keys().collect().unwrap();
+    let mut descending: Vec<Cell<i64>> = expected.keys().cloned().collect();
+    descending.reverse();
+    assert_eq!(sorted, descending);
+
+    let top = rdd.keys().distinct().top(2).unwrap();
+    assert_eq!(top, descending[..2]);
+    assert_eq!(rdd.keys().max().unwrap(), descending[0]);
+
+    let sides = sc.parallelize(vec![(Side::Left, "l".to_string()), (Side::Right, "r".to_string())], 2);
+    let joined = rdd
+        .map(|(c, v): (Cell<i64>, u64)| (c.column, v))
+        .join(&sides)
+        .filter(|(_, (v, _)): &(Side, (u64, String))| *v < 2);
+    let mut joined = joined.collect().unwrap();
+    joined.sort();
+    assert_eq!(joined, [(Side::Left, (0, "l".to_string())), (Side::Right, (1, "r".to_string()))]);
+}
