@@ -171,7 +171,7 @@ impl<V: Data> GroupBuilder<V> {
 }
 
 /// Groups a stream of `(hash of key, key, value)` ordered by hash: each key
-/// with all its values. Keys that share a hash are told apart by `Eq`.
+/// with all its values. Keys that share a hash are told apart by `Key::key_eq`.
 pub struct GroupByHash<K, V> {
     input: std::iter::Peekable<BoxIter<(u64, K, V)>>,
     config: SpillConfig,

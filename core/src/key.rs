@@ -17,17 +17,29 @@
 //!   `f64`/`f32` as `java.lang.Double.compare`: `-0.0 < 0.0`, and NaN is
 //!   greater than every other value, `+∞` included.
 //!
-//! A type of the job's own gets them with `#[derive(Key)]` (needs `Hash + Eq`)
-//! and `#[derive(Ordered)]` (needs `Ord`), from `ember::prelude`.
+//! A type of the job's own gets them with `#[derive(Key)]` and
+//! `#[derive(Ordered)]` (from `ember::prelude`), field by field as Spark
+//! compares a case class. A type of another crate, for which the orphan rule
+//! forbids an impl, is wrapped in [`StdKey`], which uses its `Hash + Eq` and `Ord`.
 //!
 //! Inside the engine, [`HashedKey`] and [`OrderedBy`] wrap a key so that the
 //! standard collections (`HashMap`, `BinaryHeap`, `sort`) use these traits.
 
 use crate::data::Data;
 use serde::{Deserialize, Serialize};
-use std::cmp::Ordering;
+use std::borrow::Cow;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::num::{
+    NonZeroI8, NonZeroI16, NonZeroI32, NonZeroI64, NonZeroI128, NonZeroIsize, NonZeroU8, NonZeroU16, NonZeroU32,
+    NonZeroU64, NonZeroU128, NonZeroUsize,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// Key type of a pair RDD (and element type of `distinct`, `count_by_value`,
 /// `subtract`, ...): equality and a hash consistent with it, the same in every
@@ -38,13 +50,36 @@ use std::hash::{Hash, Hasher};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a key: it does not implement `ember::Key`",
     label = "keys need Spark-style equality and hashing",
-    note = "derive it for a type of your own: `#[derive(Hash, PartialEq, Eq, ember::Key)]`"
+    note = "derive it for a type of your own, `#[derive(ember::Key)]`; wrap another crate's type, `ember::StdKey(x)`"
 )]
 pub trait Key: Data {
     /// Feeds the key to `state`; keys that are [`key_eq`](Key::key_eq) feed the same bytes.
     fn key_hash<H: Hasher>(&self, state: &mut H);
     /// Spark's `equals`.
     fn key_eq(&self, other: &Self) -> bool;
+
+    /// Feeds a sequence of keys (a `Vec<K>` or array key): its length, then
+    /// each key. The standard types override it with their `Hash` of a slice
+    /// (one write for a byte string, the same bytes as `Hash` of a `Vec`).
+    #[inline]
+    fn key_hash_slice<H: Hasher>(items: &[Self], state: &mut H)
+    where
+        Self: Sized,
+    {
+        state.write_usize(items.len());
+        for k in items {
+            k.key_hash(state);
+        }
+    }
+
+    /// Whether two sequences of keys are equal, element by element.
+    #[inline]
+    fn key_eq_slice(a: &[Self], b: &[Self]) -> bool
+    where
+        Self: Sized,
+    {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.key_eq(y))
+    }
 }
 
 /// Element or key type that can be sorted: a total order, Spark's implicit
@@ -52,7 +87,7 @@ pub trait Key: Data {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sorted: it does not implement `ember::Ordered`",
     label = "sorting, `top`, `take_ordered`, `max` and `min` need a total order",
-    note = "derive it for a type of your own: `#[derive(PartialEq, Eq, PartialOrd, Ord, ember::Ordered)]`"
+    note = "derive it for a type of your own, `#[derive(ember::Ordered)]`; wrap another crate's type, `ember::StdKey(x)`"
 )]
 pub trait Ordered: Data {
     /// The total order (`compare` of Scala's `Ordering`).
@@ -121,6 +156,14 @@ macro_rules! through_std {
             fn key_eq(&self, other: &Self) -> bool {
                 self == other
             }
+            #[inline]
+            fn key_hash_slice<H: Hasher>(items: &[Self], state: &mut H) {
+                Hash::hash(items, state)
+            }
+            #[inline]
+            fn key_eq_slice(a: &[Self], b: &[Self]) -> bool {
+                a == b
+            }
         }
         impl<$($generics)*> Ordered for $t
         where
@@ -137,7 +180,11 @@ macro_rules! through_std {
 through_std! {
     [] i8; [] i16; [] i32; [] i64; [] i128; [] isize;
     [] u8; [] u16; [] u32; [] u64; [] u128; [] usize;
-    [] bool; [] char; [] String; [] Box<str>; [] ();
+    [] bool; [] char; [] String; [] Box<str>; [] Cow<'static, str>; [] Arc<str>; [] ();
+    [] NonZeroI8; [] NonZeroI16; [] NonZeroI32; [] NonZeroI64; [] NonZeroI128; [] NonZeroIsize;
+    [] NonZeroU8; [] NonZeroU16; [] NonZeroU32; [] NonZeroU64; [] NonZeroU128; [] NonZeroUsize;
+    [] Duration; [] SystemTime; [] PathBuf; [] OsString;
+    [] IpAddr; [] Ipv4Addr; [] Ipv6Addr; [] SocketAddr; [] SocketAddrV4; [] SocketAddrV6;
     // Sets and maps compare as wholes, their (sorted) elements in order.
     [T] BTreeSet<T>; [K, V] BTreeMap<K, V>;
 }
@@ -227,17 +274,6 @@ impl<T: Ordered> Ordered for Option<T> {
     }
 }
 
-fn slice_key_hash<K: Key, H: Hasher>(items: &[K], state: &mut H) {
-    state.write_usize(items.len());
-    for k in items {
-        k.key_hash(state);
-    }
-}
-
-fn slice_key_eq<K: Key>(a: &[K], b: &[K]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.key_eq(y))
-}
-
 /// Lexicographic, a shorter prefix first (Scala's `Ordering.Iterable`).
 fn slice_compare<T: Ordered>(a: &[T], b: &[T]) -> Ordering {
     for (x, y) in a.iter().zip(b) {
@@ -258,11 +294,11 @@ macro_rules! sequences {
         {
             #[inline]
             fn key_hash<H: Hasher>(&self, state: &mut H) {
-                slice_key_hash(self, state)
+                E::key_hash_slice(self, state)
             }
             #[inline]
             fn key_eq(&self, other: &Self) -> bool {
-                slice_key_eq(self, other)
+                E::key_eq_slice(self, other)
             }
         }
         impl<E: Ordered $($generics)*> Ordered for $t
@@ -279,7 +315,51 @@ macro_rules! sequences {
 
 sequences! {
     [] Vec<E>;
+    [] Box<[E]>;
     [, const N: usize] [E; N];
+}
+
+/// The reverse order of `T` (a descending sort key); equal as `T` is.
+impl<K: Key> Key for Reverse<K> {
+    #[inline]
+    fn key_hash<H: Hasher>(&self, state: &mut H) {
+        self.0.key_hash(state)
+    }
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        self.0.key_eq(&other.0)
+    }
+}
+impl<T: Ordered> Ordered for Reverse<T> {
+    #[inline]
+    fn compare(&self, other: &Self) -> Ordering {
+        other.0.compare(&self.0)
+    }
+}
+
+/// A type from another crate (`Uuid`, `Decimal`, `OrderedFloat`, ...) as a
+/// key or sort key through its own `Hash + Eq` and `Ord`: the orphan rule
+/// keeps a job from implementing [`Key`] for it, so wrap it,
+/// `StdKey(uuid)`. Transparent on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StdKey<T>(pub T);
+
+impl<T: Data + Hash + Eq> Key for StdKey<T> {
+    #[inline]
+    fn key_hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl<T: Data + Ord> Ordered for StdKey<T> {
+    #[inline]
+    fn compare(&self, other: &Self) -> Ordering {
+        self.0.cmp(&other.0)
+    }
 }
 
 /// Tuples: element by element, in order (Scala's `Ordering.Tuple2`, ...).
@@ -371,6 +451,9 @@ mod tests {
         assert!(Some(f64::NAN).key_eq(&Some(f64::NAN)) && !Some(1.0f64).key_eq(&None));
         assert!([0.5f64, 2.0].key_eq(&[0.5, 2.0]));
         assert_eq!(hash_of(&vec![f64::NAN]), hash_of(&vec![-f64::NAN]));
+        assert_eq!(Reverse(1.0f64).compare(&Reverse(f64::NAN)), Ordering::Greater);
+        assert!(Box::<[f64]>::from([f64::NAN]).key_eq(&Box::from([f64::NAN])));
+        assert_eq!(StdKey(3u8).compare(&StdKey(4)), Ordering::Less);
     }
 
     #[test]
@@ -383,5 +466,10 @@ mod tests {
         };
         let k = ("word".to_string(), 7i64);
         assert_eq!(hash_of(&k), std_hash(&k));
+        let bytes = vec![1u8, 2, 3];
+        let mut h = std::hash::DefaultHasher::new();
+        bytes.hash(&mut h);
+        assert_eq!(hash_of(&bytes), h.finish());
+        assert!(vec![1u8, 2].key_eq(&vec![1, 2]) && !vec![1u8].key_eq(&vec![1, 2]));
     }
 }

@@ -99,7 +99,7 @@ pub use ember_core::filesystem::Location;
 pub use ember_core::filesystem::codec::Codec;
 pub use ember_core::format::SparkString;
 pub use ember_core::group::Group;
-pub use ember_core::key::{HashedKey, OrderedBy};
+pub use ember_core::key::{HashedKey, OrderedBy, StdKey};
 pub use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 pub use ember_core::rdd::StorageLevel;
 pub use ember_core::task::{TaskContext, TaskMetricsSnapshot};

@@ -316,8 +316,8 @@ fn spark_files_ship_at_start_and_spark_defaults_conf_fills_in() {
     assert!(err.to_string().contains("nope.txt"), "{err}");
 }
 
-/// A job's own key type: `#[derive(Key)]` through its `Hash + Eq`, and
-/// `#[derive(Ordered)]` through its `Ord` (here a generic type and an enum).
+/// A job's own key types: `#[derive(Key)]` and `#[derive(Ordered)]` compare
+/// field by field (here a generic type, an enum, and a struct with a double).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, Key, Ordered)]
 struct Cell<T> {
     row: T,
@@ -366,4 +366,62 @@ fn a_jobs_own_types_are_keys_and_sort_through_their_derives() {
     let mut joined = joined.collect().unwrap();
     joined.sort();
     assert_eq!(joined, [(Side::Left, (0, "l".to_string())), (Side::Right, (1, "r".to_string()))]);
+}
+
+/// No `Hash`, `Eq` or `Ord` of its own: the derives go by fields, the double
+/// as `java.lang.Double` (one NaN, `-0.0` apart from `0.0`, NaN sorted last).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Key, Ordered)]
+struct Price {
+    amount: f64,
+    currency: String,
+}
+
+#[test]
+fn a_struct_with_a_double_is_a_key_as_a_case_class_is_in_spark() {
+    let sc = sc();
+    let price = |amount: f64, currency: &str| Price { amount, currency: currency.to_string() };
+    let prices = vec![
+        (price(1.5, "EUR"), 1u64),
+        (price(f64::NAN, "EUR"), 2),
+        (price(-f64::NAN, "EUR"), 4),
+        (price(0.0, "EUR"), 8),
+        (price(-0.0, "EUR"), 16),
+        (price(1.5, "USD"), 32),
+        (price(1.5, "EUR"), 64),
+    ];
+    let rdd = sc.parallelize(prices, 3);
+    let sums = rdd.reduce_by_key(|a: u64, b: u64| a + b).sort_by_key(true).unwrap().collect().unwrap();
+    let shown: Vec<String> = sums.iter().map(|(p, n)| format!("{:?} {} {n}", p.amount, p.currency)).collect();
+    assert_eq!(shown, ["-0.0 EUR 16", "0.0 EUR 8", "1.5 EUR 65", "1.5 USD 32", "NaN EUR 6"]);
+    assert_eq!(rdd.keys().distinct().count().unwrap(), 5);
+    assert!(rdd.keys().max().unwrap().amount.is_nan());
+}
+
+/// An enum with data: variants in declaration order, then their fields.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, Key, Ordered)]
+enum Shape {
+    Dot,
+    Line(f64),
+    Rect { width: f64, height: f64 },
+}
+
+#[test]
+fn an_enum_with_data_sorts_by_variant_then_fields() {
+    let sc = sc();
+    let shapes = vec![
+        Shape::Rect { width: 1.0, height: f64::NAN },
+        Shape::Line(2.0),
+        Shape::Dot,
+        Shape::Rect { width: 1.0, height: 0.5 },
+        Shape::Line(-0.0),
+        Shape::Dot,
+        Shape::Line(2.0),
+    ];
+    let rdd = sc.parallelize(shapes, 3);
+    let sorted = rdd.distinct().map(|s: Shape| (s, ())).sort_by_key(true).unwrap().keys().collect().unwrap();
+    let shown: Vec<String> = sorted.iter().map(|s| format!("{s:?}")).collect();
+    assert_eq!(
+        shown,
+        ["Dot", "Line(-0.0)", "Line(2.0)", "Rect { width: 1.0, height: 0.5 }", "Rect { width: 1.0, height: NaN }"]
+    );
 }

@@ -125,9 +125,9 @@ fn the_template_builds_alone_runs_on_both_masters_and_refuses_what_cannot_ship()
         ),
         (
             "a key type that is not an ember::Key is named",
-            "let d = std::time::Duration::from_secs(1);
-             let _ = sc.parallelize(vec![(d, 1u64)], 1).reduce_by_key(|a: u64, b: u64| a + b);",
-            &["Duration: Key"],
+            "let set: std::collections::HashSet<u8> = [1u8].into();
+             let _ = sc.parallelize(vec![(set, 1u64)], 1).reduce_by_key(|a: u64, b: u64| a + b);",
+            &["HashSet<u8>: Key"],
         ),
         (
             "a closure that captures a copyable value, passed without Fn!, says to wrap it",

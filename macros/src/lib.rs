@@ -78,23 +78,27 @@ pub fn Fn(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
 }
 
 /// `#[derive(Key)]`: the type is a key of pair RDDs (`reduce_by_key`,
-/// `join`, `distinct`, ...) with the equality and hash of its own `Eq` and
-/// `Hash`, which it must implement. Expands to `impl ember::Key`.
+/// `join`, `distinct`, ...), equal to another when every field is (each field
+/// by its own `ember::Key`, so `f64` fields as `java.lang.Double.equals`), as
+/// Spark compares a case class. Every field's type must be a key; each type
+/// parameter gets the bound `T: ember::Key`. Expands to `impl ember::Key`.
 #[proc_macro_derive(Key)]
 pub fn derive_key(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
-    match syn::parse::<syn::DeriveInput>(input) {
-        Ok(input) => key_derive::key(input).into(),
+    match syn::parse::<syn::DeriveInput>(input).and_then(key_derive::key) {
+        Ok(tokens) => tokens.into(),
         Err(e) => e.to_compile_error().into(),
     }
 }
 
 /// `#[derive(Ordered)]`: the type sorts (`sort_by_key`, `top`,
-/// `take_ordered`, `max`, `min`) by its own `Ord`, which it must implement.
-/// Expands to `impl ember::Ordered`.
+/// `take_ordered`, `max`, `min`) by its fields in declaration order, the first
+/// that differs deciding (an enum by variant first, in declaration order), as
+/// Rust's `#[derive(Ord)]` and Scala's tuple orderings do; each field by its
+/// own `ember::Ordered`. Expands to `impl ember::Ordered`.
 #[proc_macro_derive(Ordered)]
 pub fn derive_ordered(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
-    match syn::parse::<syn::DeriveInput>(input) {
-        Ok(input) => key_derive::ordered(input).into(),
+    match syn::parse::<syn::DeriveInput>(input).and_then(key_derive::ordered) {
+        Ok(tokens) => tokens.into(),
         Err(e) => e.to_compile_error().into(),
     }
 }

@@ -223,7 +223,7 @@ impl<K: Key, V: Data, C: Data, A: Aggregator<V, C>> ExternalCombiner<K, V, C, A>
 }
 
 /// Walks a hash-ordered stream, merging the combiners of equal keys. Entries of
-/// one hash are adjacent; distinct keys sharing a hash are kept apart by `Eq`.
+/// one hash are adjacent; distinct keys sharing a hash are kept apart by `Key::key_eq`.
 struct CombineEqualHashes<K, V, C, A, I: Iterator> {
     merged: std::iter::Peekable<I>,
     agg: Arc<A>,
