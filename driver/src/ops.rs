@@ -600,11 +600,7 @@ pub fn smallest_n<T: Ord>(input: impl Iterator<Item = T>, n: usize, ascending: b
 pub struct CountByValueFn;
 impl<T: Key> PartitionFn<T, Vec<(T, u64)>> for CountByValueFn {
     fn apply(&self, _ctx: &TaskContext, input: BoxIter<T>) -> Result<Vec<(T, u64)>> {
-        let mut counts: FxHashMap<HashedKey<T>, u64> = FxHashMap::default();
-        for x in input {
-            *counts.entry(HashedKey(x)).or_insert(0) += 1;
-        }
-        Ok(counts.into_iter().map(|(x, n)| (x.0, n)).collect())
+        Ok(sum_counts(input.map(|x| (x, 1))).collect())
     }
 }
 
@@ -613,12 +609,19 @@ impl<T: Key> PartitionFn<T, Vec<(T, u64)>> for CountByValueFn {
 pub struct CountByKeyFn;
 impl<K: Key, V: Data> PartitionFn<(K, V), Vec<(K, u64)>> for CountByKeyFn {
     fn apply(&self, _ctx: &TaskContext, input: BoxIter<(K, V)>) -> Result<Vec<(K, u64)>> {
-        let mut counts: FxHashMap<HashedKey<K>, u64> = FxHashMap::default();
-        for (k, _) in input {
-            *counts.entry(HashedKey(k)).or_insert(0) += 1;
-        }
-        Ok(counts.into_iter().map(|(k, n)| (k.0, n)).collect())
+        Ok(sum_counts(input.map(|(k, _)| (k, 1))).collect())
     }
+}
+
+/// The counts of equal keys ([`Key::key_eq`]) summed: each key once, in no
+/// particular order. Counts a partition in a task, and merges the partitions'
+/// counts on the driver.
+pub fn sum_counts<K: Key>(counts: impl Iterator<Item = (K, u64)>) -> impl Iterator<Item = (K, u64)> {
+    let mut sums: FxHashMap<HashedKey<K>, u64> = FxHashMap::default();
+    for (k, n) in counts {
+        *sums.entry(HashedKey(k)).or_insert(0) += n;
+    }
+    sums.into_iter().map(|(k, n)| (k.0, n))
 }
 
 /// The values of one key in a partition.

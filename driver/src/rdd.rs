@@ -13,7 +13,6 @@ use ember_core::filesystem::codec::Codec;
 use ember_core::filesystem::commit::{ObjectStoreOutputJob, OutputJob};
 use ember_core::format::SparkString;
 use ember_core::group::Group;
-use ember_core::key::HashedKey;
 use ember_core::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 use ember_core::rdd::{
     CartesianRdd, CheckpointRdd, CoPartitionedRdd, CoalescedRdd, CombinedRdd, LocallyCombinedRdd, MapPartitionsRdd,
@@ -425,7 +424,7 @@ impl<T: Data> Rdd<T> {
     where
         T: Key + std::hash::Hash + Eq,
     {
-        Ok(merge_counts(self.ctx.run_job(&self.node, CountByValueFn, None)?))
+        Ok(sum_counts(self.ctx.run_job(&self.node, CountByValueFn, None)?.into_iter().flatten()).collect())
     }
 
     /// Writes each element as one line, as Spark's `toString` shows it
@@ -784,7 +783,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     where
         K: std::hash::Hash + Eq,
     {
-        Ok(merge_counts(self.ctx.run_job(&self.node, CountByKeyFn, None)?))
+        Ok(sum_counts(self.ctx.run_job(&self.node, CountByKeyFn, None)?.into_iter().flatten()).collect())
     }
 
     /// The pairs as a map (a later value of a key wins). A standard
@@ -800,14 +799,4 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     pub fn lookup(&self, key: K) -> Result<Vec<V>> {
         Ok(self.ctx.run_job(&self.node, LookupFn { key }, None)?.into_iter().flatten().collect())
     }
-}
-
-/// The partitions' counts summed per key, keys told apart by [`Key::key_eq`]
-/// as the tasks counted them.
-fn merge_counts<K: Key + std::hash::Hash + Eq>(parts: Vec<Vec<(K, u64)>>) -> HashMap<K, u64> {
-    let mut merged: HashMap<HashedKey<K>, u64> = HashMap::new();
-    for (k, n) in parts.into_iter().flatten() {
-        *merged.entry(HashedKey(k)).or_insert(0) += n;
-    }
-    merged.into_iter().map(|(k, n)| (k.0, n)).collect()
 }
