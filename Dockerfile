@@ -79,7 +79,11 @@ RUN cp Cargo.lock "${JOB_DIR}/Cargo.lock" \
  && cargo build --release --manifest-path "${JOB_DIR}/Cargo.toml" --target-dir target \
  && mkdir -p /out/job \
  && cp "target/release/${JOB_BIN}" /out/job/ \
- && strip --strip-debug "/out/job/${JOB_BIN}"
+ && strip --strip-debug "/out/job/${JOB_BIN}" \
+ && rm -rf target
+# (The build tree is removed in the same step: only /out/job is used from this stage,
+# and a layer holding the job's gigabytes of release artifacts is slow to commit and
+# can fill the disk of a small build machine.)
 
 FROM engine AS job
 COPY --from=job-build /out/job/ /opt/ember/bin/
