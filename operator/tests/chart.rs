@@ -129,7 +129,7 @@ fn check_pod_monitor(doc: &Value) -> Result<(), String> {
             return Err(format!("{at}.port is not a port name"));
         }
         for r in e["relabelings"].as_array().into_iter().flatten() {
-            only(r, &["sourceLabels", "targetLabel"], &format!("{at}.relabelings[]"))?;
+            only(r, &["sourceLabels", "targetLabel", "regex", "replacement"], &format!("{at}.relabelings[]"))?;
         }
     }
     let _: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
@@ -421,6 +421,39 @@ fn pod_monitor_only_when_enabled_and_the_prometheus_operator_is_there() {
             (ember_operator::ui::EXECUTOR_METRICS_PORT_NAME.into(), "/metrics".into(), "30s".into()),
         ]
     );
+    // The driver is scraped at its prometheus.io/port annotation, which the operator
+    // moves when the UI took another port (crate::ui_port); without the annotation the
+    // named port stays. Applied as Prometheus applies a relabeling: the source labels
+    // joined by ';', the regex anchored, `$n` replaced.
+    let driver_address = |address: &str, annotation: &str| -> String {
+        let relabel = pm["spec"]["podMetricsEndpoints"][0]["relabelings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["targetLabel"] == "__address__")
+            .expect("an __address__ relabeling")
+            .clone();
+        let labels = [("__address__", address), ("__meta_kubernetes_pod_annotation_prometheus_io_port", annotation)];
+        let joined: Vec<&str> = relabel["sourceLabels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| labels.iter().find(|(k, _)| l == k).expect("a known label").1)
+            .collect();
+        let re = regex::Regex::new(&format!("^(?:{})$", relabel["regex"].as_str().unwrap())).unwrap();
+        let replacement = relabel["replacement"].as_str().unwrap().replace("$1", "${1}").replace("$2", "${2}");
+        match re.captures(&joined.join(";")) {
+            Some(c) => {
+                let mut out = String::new();
+                c.expand(&replacement, &mut out);
+                out
+            }
+            None => address.to_string(),
+        }
+    };
+    assert_eq!(driver_address("10.0.0.7:4040", "4041"), "10.0.0.7:4041");
+    assert_eq!(driver_address("[fd00::7]:4040", "4041"), "[fd00::7]:4041");
+    assert_eq!(driver_address("10.0.0.7:4040", ""), "10.0.0.7:4040", "no annotation: the named port");
     // With watched namespaces, only those.
     let docs = render_args(&[
         "--api-versions",

@@ -1235,10 +1235,11 @@ impl E2e {
         for pod in &pods {
             let owner = pod.owner_references().first().context("no owner reference")?;
             ensure!(owner.uid == uid && owner.controller == Some(true), "{}: owner {owner:?}", pod.name_any());
-            // Scrape annotations: the driver's /metrics is on its UI port, the executors'
+            // Scrape annotations: the driver's /metrics is on its UI port (where the UI
+            // really listens: the operator moved the annotation with it), the executors'
             // on the port the operator gave them (the chart's applicationMetrics.executorPort).
             let want_port = if pod.labels().get(LABEL_ROLE).map(String::as_str) == Some("driver") {
-                ui_port.to_string()
+                (ui_port + 1).to_string()
             } else {
                 ember_operator::ui::DEFAULT_EXECUTOR_METRICS_PORT.to_string()
             };
