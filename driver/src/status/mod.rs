@@ -504,7 +504,7 @@ impl AppState {
                 job.tasks.active += 1;
             }
         }
-        if let Some(x) = self.executors.get_mut(&task.executor_id) {
+        if let Some(x) = self.executors.get_mut(&*task.executor_id) {
             x.tasks.active += 1;
         }
     }
@@ -549,7 +549,7 @@ impl AppState {
                 job.completed_indices += new_index as usize;
             }
         }
-        if let Some(x) = self.executors.get_mut(&task.executor_id) {
+        if let Some(x) = self.executors.get_mut(&*task.executor_id) {
             counts(&mut x.tasks);
             x.total_duration_ms += e.metrics.duration_ms;
             x.shuffle_read_bytes += e.metrics.shuffle_read_bytes;
@@ -714,7 +714,7 @@ mod tests {
             partition: 0,
             attempt: 0,
             executor_id: "1".into(),
-            host: String::new(),
+            host: Default::default(),
             launch_time_ms: 2,
             speculative: false,
         };
@@ -811,7 +811,7 @@ mod tests {
                     partition,
                     attempt: 0,
                     executor_id: "1".into(),
-                    host: String::new(),
+                    host: Default::default(),
                     launch_time_ms: 2,
                     speculative: false,
                 };
