@@ -165,6 +165,10 @@ pub struct TaskContext {
     /// Set by the executor when the driver kills this attempt (e.g. the losing
     /// copy of a speculated task); checked by `iterate` and by long-running user code.
     killed: Arc<AtomicBool>,
+    /// How many partitions `crate::rdd::iterate` has begun computing in this
+    /// attempt: a narrow RDD whose compute began its parent's has its records
+    /// checked for a kill there, at the source (see `iterate`).
+    iterations: std::cell::Cell<u64>,
     /// This attempt's share of the executor's execution memory, released when
     /// the context is dropped.
     memory: TaskMemory,
@@ -206,7 +210,22 @@ impl TaskContext {
             accumulators: RefCell::new(BTreeMap::new()),
             shuffle_compress,
             killed,
+            iterations: std::cell::Cell::new(0),
         }
+    }
+
+    /// Counts one more partition begun by `iterate`; returns the count so far,
+    /// for [`TaskContext::iterated_since`].
+    pub(crate) fn begin_iteration(&self) -> u64 {
+        let n = self.iterations.get() + 1;
+        self.iterations.set(n);
+        n
+    }
+
+    /// True when `iterate` began another partition after `mark` (a value of
+    /// [`TaskContext::begin_iteration`]).
+    pub(crate) fn iterated_since(&self, mark: u64) -> bool {
+        self.iterations.get() > mark
     }
 
     /// Makes `ctx` the current task of this thread until the guard drops.

@@ -148,3 +148,61 @@ fn a_failing_task_is_tried_max_failures_times_and_reports_the_last_error() {
     assert_eq!(FLAKY_ATTEMPTS.load(Ordering::SeqCst), 3);
     assert_eq!(seen.value(), 100, "failed attempts must not count");
 }
+
+/// What partition 1 of the job below has done: (began, ended).
+static STEPS: std::sync::Mutex<(bool, bool)> = std::sync::Mutex::new((false, false));
+static STEPPED: std::sync::Condvar = std::sync::Condvar::new();
+
+fn step(f: impl FnOnce(&mut (bool, bool))) {
+    f(&mut STEPS.lock().unwrap());
+    STEPPED.notify_all();
+}
+
+/// Waits (at most 60 s) until `done` holds of the steps; false when it never did.
+fn await_step(done: impl Fn(&(bool, bool)) -> bool) -> bool {
+    let steps = STEPS.lock().unwrap();
+    let (_steps, waited) = STEPPED.wait_timeout_while(steps, std::time::Duration::from_secs(60), |s| !done(s)).unwrap();
+    !waited.timed_out()
+}
+
+/// Marks partition 1's task ended when its records are dropped (at its end, killed or not).
+struct EndsOnDrop;
+
+impl Drop for EndsOnDrop {
+    fn drop(&mut self) {
+        step(|s| s.1 = true);
+    }
+}
+
+#[test]
+fn a_failed_job_kills_its_running_task_in_the_middle_of_a_chain_of_narrow_operations() {
+    let sc = EmberContext::new(Conf::new().master("local[2]").set("spark.task.maxFailures", "1")).unwrap();
+    // Partition 1 holds 2^40 numbers: days of work unless the kill stops it. Its
+    // records pass a map, a filter and a map_partitions, none of which looks at
+    // the kill flag: the check at the source must stop it.
+    let err = sc
+        .range(0, 1 << 41, 1, 2)
+        .unwrap()
+        .map(Fn!(|x: i64| x.wrapping_mul(3)))
+        .filter(Fn!(|x: &i64| x % 7 != 0))
+        .map_partitions_with_index(Fn!(|index: usize, records: ember::BoxIter<i64>| -> ember::BoxIter<i64> {
+            if index == 0 {
+                assert!(crate::await_step(|s| s.0), "partition 1 never began");
+                panic!("partition 0 fails");
+            }
+            crate::step(|s| s.0 = true);
+            let ends = crate::EndsOnDrop;
+            Box::new(records.inspect(move |_| {
+                let _ = &ends;
+            }))
+        }))
+        .count()
+        .unwrap_err();
+    assert!(err.to_string().contains("partition 0 fails"), "{err}");
+    let stopped = await_step(|s| s.1);
+    if !stopped {
+        // Stopping the context would wait for that task: fail now instead.
+        std::mem::forget(sc);
+    }
+    assert!(stopped, "partition 1's task ran on after its job failed");
+}
