@@ -46,14 +46,16 @@ struct BlockInfo {
     holders: Vec<String>,
 }
 
+#[derive(Default)]
 struct TrackerState {
     unallocated: VecDeque<BlockInfo>,
     /// Blocks of each generated batch still remembered, by batch time (ms).
     allocated: BTreeMap<u64, Vec<BlockInfo>>,
     /// The newest block any batch took.
     allocated_upto: Option<StreamBlockId>,
-    /// Bytes of blocks not yet forgotten.
-    held_bytes: u64,
+    /// The newest batch (time, ms) that completed: blocks of batches up to it
+    /// are processed, though still remembered for recomputation.
+    processed_upto: Option<u64>,
     /// The running receiver's epoch, and the next start's.
     epoch: u64,
     next_epoch: u64,
@@ -61,6 +63,20 @@ struct TrackerState {
     received: u64,
     /// True once blocks were taken back from the write-ahead log.
     restored: bool,
+}
+
+impl TrackerState {
+    /// Bytes of received blocks waiting for processing: those no batch took yet
+    /// and those of batches not completed. Blocks of completed batches still
+    /// remembered for recomputation do not count: they wait for nothing, and the
+    /// executors' block stores move them to disk past their memory budget.
+    fn unprocessed_bytes(&self) -> u64 {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let waiting: u64 = self.unallocated.iter().map(|b| b.bytes).sum();
+        let from = self.processed_upto.map_or(Unbounded, Excluded);
+        let queued: u64 = self.allocated.range((from, Unbounded)).flat_map(|(_, blocks)| blocks).map(|b| b.bytes).sum();
+        waiting + queued
+    }
 }
 
 type StartJob = Box<dyn Fn(Option<String>) -> Result<()> + Send + Sync>;
@@ -73,7 +89,9 @@ pub(crate) struct ReceiverInput {
     start_job: StartJob,
     state: Mutex<TrackerState>,
     stopped: Arc<AtomicBool>,
-    max_held_bytes: u64,
+    /// `ember.streaming.receiver.maxBufferedBytes`: unprocessed bytes past which
+    /// the receiver is paused.
+    max_unprocessed_bytes: u64,
     /// `spark.streaming.receiver.maxRate` (0: none).
     max_rate: u64,
     /// The backpressure controller, when `spark.streaming.backpressure.enabled`.
@@ -117,7 +135,6 @@ impl ReceiverInput {
                     return self.reply_stop(epoch);
                 }
                 // While stopping, a receiver's last blocks are still taken: a graceful stop processes them.
-                state.held_bytes += bytes;
                 state.received += records;
                 tracing::debug!(stream = %self.name, block = %id.name(), records, holders = holders.len(), total_records = state.received, "block received");
                 let executor = holders.first().cloned();
@@ -132,7 +149,7 @@ impl ReceiverInput {
     }
 
     fn reply(&self, state: &TrackerState, epoch: u64, stop: bool, executor: Option<&str>) -> Result<Vec<u8>> {
-        let pause = !stop && state.held_bytes > self.max_held_bytes;
+        let pause = !stop && state.unprocessed_bytes() > self.max_unprocessed_bytes;
         let replica = executor.and_then(|own| self.pick_replica(own));
         Ok(postcard::to_allocvec(&FromTracker { epoch, stop, pause, max_rate: self.rate_limit(), replica })?)
     }
@@ -230,7 +247,6 @@ impl ReceiverInput {
         }
         for id in ids.into_iter().filter(|id| after.is_none_or(|a| id > a)) {
             let block = logged_block(dir, conf, id)?;
-            state.held_bytes += block.bytes;
             state.received += block.records;
             state.unallocated.push_back(block);
         }
@@ -316,9 +332,12 @@ impl InputSource for ReceiverInput {
     }
 
     fn batch_completed(&self, info: &crate::BatchInfo) {
+        let records = {
+            let mut state = self.state.lock();
+            state.processed_upto = state.processed_upto.max(Some(info.batch_time.0));
+            state.allocated.get(&info.batch_time.0).map_or(0, |b| b.iter().map(|b| b.records).sum())
+        };
         let Some(estimator) = &self.estimator else { return };
-        let records =
-            self.state.lock().allocated.get(&info.batch_time.0).map_or(0, |b| b.iter().map(|b| b.records).sum());
         if let Some(rate) = estimator.lock().compute(
             info.processing_end_ms,
             records,
@@ -358,7 +377,6 @@ impl InputSource for ReceiverInput {
                         reason: format!("batch {time} ms needs it but the write-ahead log in {dir} lacks it"),
                     });
                 }
-                state.held_bytes += b.bytes;
                 state.next_epoch = state.next_epoch.max(b.id.epoch + 1);
             }
             state.allocated.insert(*time, blocks.clone());
@@ -376,15 +394,12 @@ impl InputSource for ReceiverInput {
     }
 
     fn forget_before(&self, time: Time) {
-        let old = {
+        let ids: Vec<StreamBlockId> = {
             let mut state = self.state.lock();
             let keep = state.allocated.split_off(&time.0);
             let old = std::mem::replace(&mut state.allocated, keep);
-            let old: Vec<BlockInfo> = old.into_values().flatten().collect();
-            state.held_bytes -= old.iter().map(|b| b.bytes).sum::<u64>();
-            old
+            old.into_values().flatten().map(|b| b.id).collect()
         };
-        let ids: Vec<StreamBlockId> = old.into_iter().map(|b| b.id).collect();
         self.drop_blocks(&ids);
     }
 }
@@ -441,7 +456,7 @@ impl StreamingContext {
             .unwrap_or(200);
         let max_rate = conf.get_usize("spark.streaming.receiver.maxRate", 0).unwrap_or(0) as u64;
         let max_records = read("ember.streaming.receiver.maxBufferedRecords", 1_000_000) as usize;
-        let max_held_bytes = read("ember.streaming.receiver.maxBufferedBytes", 256 << 20);
+        let max_unprocessed_bytes = read("ember.streaming.receiver.maxBufferedBytes", 256 << 20);
         let endpoint = format!("ember.streaming.receiver.{name}");
         let estimator = match conf.get_bool("spark.streaming.backpressure.enabled", false) {
             Ok(false) => None,
@@ -484,18 +499,9 @@ impl StreamingContext {
             endpoint,
             ssc: self.clone(),
             start_job,
-            state: Mutex::new(TrackerState {
-                unallocated: VecDeque::new(),
-                allocated: BTreeMap::new(),
-                allocated_upto: None,
-                held_bytes: 0,
-                epoch: 0,
-                next_epoch: 0,
-                received: 0,
-                restored: false,
-            }),
+            state: Mutex::new(TrackerState::default()),
             stopped: Arc::new(AtomicBool::new(false)),
-            max_held_bytes,
+            max_unprocessed_bytes,
             max_rate,
             estimator,
             estimated_rate: AtomicU64::new(0),
@@ -504,5 +510,36 @@ impl StreamingContext {
         });
         self.inner.graph.add_input(input.clone());
         DStream::from_compute(self, ReceiverCompute(input))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(n: u64, bytes: u64) -> BlockInfo {
+        BlockInfo { id: StreamBlockId::new("s", 0, n), records: 1, bytes, holders: Vec::new() }
+    }
+
+    #[test]
+    fn only_blocks_waiting_for_a_batch_count_toward_the_pause() {
+        let mut state = TrackerState {
+            unallocated: VecDeque::from([block(5, 7)]),
+            allocated: BTreeMap::from([
+                (1000, vec![block(0, 100), block(1, 100)]),
+                (2000, vec![block(2, 10)]),
+                (3000, vec![block(3, 1), block(4, 2)]),
+            ]),
+            ..TrackerState::default()
+        };
+        // No batch completed yet: everything waits.
+        assert_eq!(state.unprocessed_bytes(), 7 + 200 + 10 + 3);
+        // Batch 2000 completed (and 1000 before it): their blocks are only remembered.
+        state.processed_upto = Some(2000);
+        assert_eq!(state.unprocessed_bytes(), 7 + 3);
+        state.processed_upto = Some(3000);
+        assert_eq!(state.unprocessed_bytes(), 7);
+        state.unallocated.clear();
+        assert_eq!(state.unprocessed_bytes(), 0);
     }
 }
