@@ -78,8 +78,7 @@ pub(crate) struct ReadBlocks<T: Data> {
 }
 
 impl<T: Data> ReadBlocks<T> {
-    /// The records of block `index`, decoded one by one as they are consumed.
-    fn read(&self, index: usize) -> Result<BlockRecords<T>> {
+    fn read(&self, index: usize) -> Result<Vec<T>> {
         let source = self.blocks.get(index).ok_or_else(|| EmberError::Internal(format!("no block {index}")))?;
         let env = ember_core::task::TaskContext::with_current(|ctx| ctx.map(|c| c.env().clone()))
             .ok_or_else(|| EmberError::Internal("received blocks are read only inside a task".into()))?;
@@ -104,56 +103,10 @@ impl<T: Data> ReadBlocks<T> {
                 }
             },
         };
-        BlockRecords::new(source.name.clone(), bytes)
-    }
-}
-
-/// The records of one block (postcard's `Vec<T>`: a varint count, then the
-/// records), decoded lazily: a batch's task holds one decoded record at a time
-/// instead of the whole block's, and frees each on the thread that made it.
-/// A record that does not decode raises [`EmberError::StreamBlock`].
-struct BlockRecords<T> {
-    name: String,
-    bytes: Arc<Vec<u8>>,
-    /// Where the next record begins.
-    at: usize,
-    left: usize,
-    _records: std::marker::PhantomData<fn() -> T>,
-}
-
-impl<T: Data> BlockRecords<T> {
-    fn new(name: String, bytes: Arc<Vec<u8>>) -> Result<Self> {
-        let (left, rest) = postcard::take_from_bytes::<usize>(&bytes).map_err(|e| EmberError::StreamBlock {
-            id: name.clone(),
-            reason: format!("cannot decode its length: {e}"),
-        })?;
-        let at = bytes.len() - rest.len();
-        Ok(Self { name, bytes, at, left, _records: std::marker::PhantomData })
-    }
-}
-
-impl<T: Data> Iterator for BlockRecords<T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        if self.left == 0 {
-            return None;
-        }
-        match postcard::take_from_bytes::<T>(&self.bytes[self.at..]) {
-            Ok((record, rest)) => {
-                self.at = self.bytes.len() - rest.len();
-                self.left -= 1;
-                Some(record)
-            }
-            Err(e) => ember_core::error::raise(EmberError::StreamBlock {
-                id: self.name.clone(),
-                reason: format!("cannot decode its records: {e}"),
-            }),
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.left))
+        postcard::from_bytes(&bytes).map_err(|e| EmberError::StreamBlock {
+            id: source.name.clone(),
+            reason: format!("cannot decode its records: {e}"),
+        })
     }
 }
 
@@ -178,22 +131,6 @@ mod tests {
         assert_eq!(StreamBlockId::parse("socket stream/1", "input-socket_stream_1-x-1"), None);
         assert!(StreamBlockId::new("s", 1, 99) < StreamBlockId::new("s", 2, 0));
         assert!(StreamBlockId::new("s", 2, 9) < StreamBlockId::new("s", 2, 10));
-    }
-
-    #[test]
-    fn block_records_decode_one_by_one_and_a_corrupt_record_says_which_block() {
-        let records: Vec<(String, u64)> = (0..200).map(|i| (format!("w{i}"), i)).collect();
-        let bytes = Arc::new(postcard::to_allocvec(&records).unwrap());
-        let decoded: Vec<(String, u64)> = BlockRecords::new("input-s-0-1".into(), bytes.clone()).unwrap().collect();
-        assert_eq!(decoded, records);
-        let empty = Arc::new(postcard::to_allocvec(&Vec::<String>::new()).unwrap());
-        assert_eq!(BlockRecords::<String>::new("e".into(), empty).unwrap().count(), 0);
-        // Cut short: the records before the cut come out, then the error names the block.
-        let cut = Arc::new(bytes[..bytes.len() / 2].to_vec());
-        let failed =
-            std::panic::catch_unwind(|| BlockRecords::<(String, u64)>::new("input-s-0-1".into(), cut).unwrap().count());
-        let error = ember_core::error::from_panic(failed.unwrap_err());
-        assert!(error.to_string().contains("input-s-0-1"), "{error}");
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub struct ReceiverOutput<T: Data> {
 }
 
 struct OutputShared<T> {
-    buffer: Mutex<Stored>,
+    buffer: Mutex<Vec<T>>,
     space: Condvar,
     stopped: AtomicBool,
     max_records: usize,
@@ -59,41 +59,18 @@ struct OutputShared<T> {
     /// token bucket enforcing it.
     max_rate: AtomicU64,
     bucket: Mutex<TokenBucket>,
-    records: std::marker::PhantomData<fn(T)>,
-}
-
-/// What a receiver stored since the last block was cut: the records already
-/// serialized one after another (postcard), so that a stored record owns no
-/// allocation of its own and cutting a block is one copy behind a length prefix.
-#[derive(Default)]
-struct Stored {
-    bytes: Vec<u8>,
-    records: usize,
-}
-
-impl Stored {
-    /// The block of what is stored: postcard's encoding of a `Vec<T>` of the
-    /// records (their count as a varint, then the records), as
-    /// [`super::received_blocks`] reads it and the write-ahead log keeps it.
-    fn to_block(&self) -> Result<Vec<u8>> {
-        let mut block = Vec::with_capacity(10 + self.bytes.len());
-        block = postcard::to_extend(&self.records, block)?;
-        block.extend_from_slice(&self.bytes);
-        Ok(block)
-    }
 }
 
 impl<T> OutputShared<T> {
     /// An empty buffer of at most `max_records`, stored at `max_rate` per second (0: unlimited).
     fn new(max_records: usize, max_rate: u64) -> Self {
         Self {
-            buffer: Mutex::new(Stored::default()),
+            buffer: Mutex::new(Vec::new()),
             space: Condvar::new(),
             stopped: AtomicBool::new(false),
             max_records,
             max_rate: AtomicU64::new(max_rate),
             bucket: Mutex::new(TokenBucket::new(Instant::now())),
-            records: std::marker::PhantomData,
         }
     }
 }
@@ -103,44 +80,37 @@ impl<T: Data> ReceiverOutput<T> {
     /// receiver is over its rate or its buffer is full.
     /// Errors: the receiver was stopped.
     pub fn store(&self, record: T) -> Result<()> {
-        self.store_many(std::iter::once(record))
+        self.throttle()?;
+        let mut buffer = self.shared.buffer.lock();
+        while buffer.len() >= self.shared.max_records {
+            if self.is_stopped() {
+                return Err(EmberError::Stopped);
+            }
+            self.shared.space.wait_for(&mut buffer, Duration::from_millis(100));
+        }
+        buffer.push(record);
+        Ok(())
     }
 
     /// Stores many records at once (Spark's `store(ArrayBuffer)`): the same as
     /// storing each in turn, with one lock per batch of records instead of one
     /// per record. Blocks while the receiver is over its rate or its buffer is full.
     /// Errors: the receiver was stopped (records not yet stored are dropped).
-    pub fn store_many(&self, records: impl IntoIterator<Item = T>) -> Result<()> {
-        self.store_encoded(records, |record, bytes| postcard::to_extend(record, bytes))
-    }
-
-    /// Stores each of `records`, serialized by `encode` (which appends one
-    /// record's postcard encoding as a `T` to the buffer), waiting for the rate
-    /// and for room in the buffer; one lock per run of records that fit.
-    fn store_encoded<R>(
-        &self,
-        records: impl IntoIterator<Item = R>,
-        encode: impl Fn(&R, Vec<u8>) -> postcard::Result<Vec<u8>>,
-    ) -> Result<()> {
-        let limited = self.shared.max_rate.load(Ordering::Relaxed) != 0;
+    pub fn store_many(&self, records: Vec<T>) -> Result<()> {
+        if self.shared.max_rate.load(Ordering::Relaxed) != 0 {
+            return records.into_iter().try_for_each(|r| self.store(r));
+        }
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
-            if limited {
-                self.throttle()?;
-            }
             let mut buffer = self.shared.buffer.lock();
-            while buffer.records >= self.shared.max_records {
+            while buffer.len() >= self.shared.max_records {
                 if self.is_stopped() {
                     return Err(EmberError::Stopped);
                 }
                 self.shared.space.wait_for(&mut buffer, Duration::from_millis(100));
             }
-            let room = if limited { 1 } else { self.shared.max_records - buffer.records };
-            for record in records.by_ref().take(room) {
-                // On an error the buffer is lost with the receiver, which is restarted.
-                buffer.bytes = encode(&record, std::mem::take(&mut buffer.bytes))?;
-                buffer.records += 1;
-            }
+            let room = self.shared.max_records - buffer.len();
+            buffer.extend(records.by_ref().take(room));
         }
         Ok(())
     }
@@ -165,17 +135,6 @@ impl<T: Data> ReceiverOutput<T> {
     }
 }
 
-impl ReceiverOutput<String> {
-    /// Stores lines of text given as slices, exactly as `store_many` of their
-    /// `String`s would, without making a `String` of each (the socket receiver's
-    /// path: a line goes from the read buffer straight into the block).
-    /// Errors: the receiver was stopped (lines not yet stored are dropped).
-    pub fn store_strs<S: AsRef<str>>(&self, lines: impl IntoIterator<Item = S>) -> Result<()> {
-        // A `str` serializes as a `String` does.
-        self.store_encoded(lines, |line, bytes| postcard::to_extend(line.as_ref(), bytes))
-    }
-}
-
 /// An output not attached to any task, and what was stored into it (unit tests of receivers).
 #[cfg(test)]
 pub(crate) fn detached_output<T: Data>(max_records: usize) -> ReceiverOutput<T> {
@@ -186,8 +145,7 @@ pub(crate) fn detached_output<T: Data>(max_records: usize) -> ReceiverOutput<T> 
 impl<T: Data> ReceiverOutput<T> {
     /// Takes what was stored so far.
     pub(crate) fn take_stored(&self) -> Vec<T> {
-        let stored = std::mem::take(&mut *self.shared.buffer.lock());
-        postcard::from_bytes(&stored.to_block().expect("block")).expect("records")
+        std::mem::take(&mut *self.shared.buffer.lock())
     }
 }
 
@@ -329,27 +287,25 @@ struct BlockPusher<T> {
 impl<T: Data> BlockPusher<T> {
     fn run(mut self) -> Result<()> {
         let mut next = 0u64;
-        // The buffer of the block before: handed back to the receiver, so that the
-        // buffer does not grow again from nothing for each block.
-        let mut spare = Stored::default();
         loop {
             let stopping = self.shared.stopped.load(Ordering::Acquire);
             if !stopping {
                 std::thread::sleep(self.interval);
             }
             // A stopping receiver's last records are still taken (a graceful stop processes them).
-            if !self.paused || stopping {
-                spare.bytes.clear();
-                spare.records = 0;
-                std::mem::swap(&mut spare, &mut *self.shared.buffer.lock());
+            let records = if self.paused && !stopping {
+                Vec::new()
+            } else {
+                let records = std::mem::take(&mut *self.shared.buffer.lock());
                 self.shared.space.notify_all();
-            }
-            let message = if self.paused && !stopping || spare.records == 0 {
+                records
+            };
+            let message = if records.is_empty() {
                 ToTracker::Heartbeat { epoch: self.epoch }
             } else {
                 let id = StreamBlockId::new(&self.stream, self.epoch, next);
                 next += 1;
-                self.store(&id, &spare)?
+                self.store(&id, &records)?
             };
             let reply = ask(&*self.env, &self.endpoint, &message)?;
             self.shared.max_rate.store(reply.max_rate, Ordering::Relaxed);
@@ -359,15 +315,15 @@ impl<T: Data> BlockPusher<T> {
                 self.shared.stopped.store(true, Ordering::Release);
                 self.shared.space.notify_all();
             }
-            if stopping || reply.stop && self.shared.buffer.lock().records == 0 {
+            if stopping || reply.stop && self.shared.buffer.lock().is_empty() {
                 return Ok(());
             }
         }
     }
 
     /// Logs (when on) and stores one block, here and on the replica; returns its report.
-    fn store(&self, id: &StreamBlockId, stored: &Stored) -> Result<ToTracker> {
-        let bytes = Arc::new(stored.to_block()?);
+    fn store(&self, id: &StreamBlockId, records: &[T]) -> Result<ToTracker> {
+        let bytes = Arc::new(postcard::to_allocvec(records)?);
         if let Some(dir) = &self.wal_dir {
             ember_core::framed::write_framed_at(&dir.join(&id.name()), self.env.conf(), &bytes)?;
         }
@@ -377,9 +333,8 @@ impl<T: Data> BlockPusher<T> {
         if self.env.put_stream_block(&name, bytes.clone(), replica)? {
             holders.extend(self.replica.as_ref().map(|(executor_id, _)| executor_id.clone()));
         }
-        let records = stored.records as u64;
-        tracing::trace!(block = %name, records, bytes = bytes.len(), "block stored");
-        Ok(ToTracker::Block { id: id.clone(), records, bytes: bytes.len() as u64, holders })
+        tracing::trace!(block = %name, records = records.len(), bytes = bytes.len(), "block stored");
+        Ok(ToTracker::Block { id: id.clone(), records: records.len() as u64, bytes: bytes.len() as u64, holders })
     }
 }
 
@@ -400,24 +355,6 @@ impl<R: Receiver> PartitionOp<(), ()> for RunReceiver<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_block_of_stored_records_is_postcards_vec_of_them() {
-        let lines = ["uno", "", "dos días", "\u{fffd}"];
-        let strs = detached_output::<String>(1000);
-        strs.store_strs(lines).unwrap();
-        let strings = detached_output::<String>(1000);
-        strings.store_many(lines.map(String::from)).unwrap();
-        strings.store(String::from("tres")).unwrap();
-        let expected = postcard::to_allocvec(&lines.map(String::from).to_vec()).unwrap();
-        assert_eq!(strs.shared.buffer.lock().to_block().unwrap(), expected, "store_strs stores what store_many does");
-        assert_eq!(strings.take_stored(), ["uno", "", "dos días", "\u{fffd}", "tres"]);
-        // Past 127 records the count takes two bytes of varint.
-        let many = detached_output::<(u32, String)>(1000);
-        let records: Vec<_> = (0..300u32).map(|i| (i, i.to_string())).collect();
-        many.store_many(records.clone()).unwrap();
-        assert_eq!(many.shared.buffer.lock().to_block().unwrap(), postcard::to_allocvec(&records).unwrap());
-    }
 
     #[test]
     fn the_token_bucket_lets_through_the_rate_and_no_more() {

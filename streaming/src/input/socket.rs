@@ -8,7 +8,6 @@ use crate::context::StreamingContext;
 use crate::dstream::DStream;
 use ember_core::error::{EmberError, Result};
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 use std::io::{BufRead, BufReader, ErrorKind};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -61,46 +60,39 @@ impl Receiver for SocketReceiver {
             };
             if buf.is_empty() {
                 if !partial.is_empty() {
-                    out.store_strs([line_text(&partial)])?;
+                    out.store(line_text(&partial))?;
                 }
                 tracing::info!(%address, "the server closed the connection");
                 return Ok(());
             }
+            // Every complete line of what arrived is stored with one call.
+            let mut lines = Vec::new();
             let mut start = 0;
-            if !partial.is_empty() {
-                // The line begun by an earlier read ends at this read's first newline.
-                let Some(end) = memchr::memchr(b'\n', buf) else {
-                    partial.extend_from_slice(buf);
-                    let consumed = buf.len();
-                    reader.consume(consumed);
-                    continue;
-                };
-                partial.extend_from_slice(&buf[..end]);
-                out.store_strs([line_text(&partial)])?;
-                partial.clear();
+            for end in memchr::memchr_iter(b'\n', buf) {
+                if partial.is_empty() {
+                    lines.push(line_text(&buf[start..end]));
+                } else {
+                    partial.extend_from_slice(&buf[start..end]);
+                    lines.push(line_text(&partial));
+                    partial.clear();
+                }
                 start = end + 1;
             }
-            // Every complete line of what arrived is stored with one call, straight
-            // from the read buffer.
-            let mut from = start;
-            out.store_strs(memchr::memchr_iter(b'\n', &buf[start..]).map(|at| {
-                let line = line_text(&buf[from..start + at]);
-                from = start + at + 1;
-                line
-            }))?;
-            let complete = memchr::memrchr(b'\n', &buf[start..]).map_or(start, |last| start + last + 1);
-            partial.extend_from_slice(&buf[complete..]);
+            partial.extend_from_slice(&buf[start..]);
             let consumed = buf.len();
             reader.consume(consumed);
+            if !lines.is_empty() {
+                out.store_many(lines)?;
+            }
         }
         Ok(())
     }
 }
 
 /// A line without its `\n` and a `\r` before it, as UTF-8 (invalid bytes replaced).
-fn line_text(line: &[u8]) -> Cow<'_, str> {
+fn line_text(line: &[u8]) -> String {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    String::from_utf8_lossy(line)
+    String::from_utf8_lossy(line).into_owned()
 }
 
 impl StreamingContext {
