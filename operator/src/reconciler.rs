@@ -352,19 +352,18 @@ async fn reconcile_inner(
             match ui_port::find_ui_port(&probe, ui_port::PROBE_TIMEOUT).await {
                 Some(port) => {
                     info!(port, "driver web UI found");
-                    let annotation = ui_port::moved_scrape_annotation(
-                        valid.ui.scrape_annotations,
-                        &app.spec.driver.pod.annotations,
-                        web_ui,
-                        port,
-                    );
-                    if let (Some(patch), Some(driver)) = (annotation, observed.driver.as_ref()) {
-                        ctx.metrics.api_request("patch_pod");
-                        pods.patch(&driver.name, &PatchParams::default(), &Patch::Merge(&patch))
-                            .await
-                            .map_err(kube_err("patch_driver_scrape_port"))?;
-                    }
                     if let Some((moved, note)) = ui_port::record_ui_port(&mut decision.status, web_ui, port) {
+                        let annotation = ui_port::moved_scrape_annotation(
+                            valid.ui.scrape_annotations,
+                            &app.spec.driver.pod.annotations,
+                            port,
+                        );
+                        if let (Some(patch), Some(driver)) = (annotation, observed.driver.as_ref()) {
+                            ctx.metrics.api_request("patch_pod");
+                            pods.patch(&driver.name, &PatchParams::default(), &Patch::Merge(&patch))
+                                .await
+                                .map_err(kube_err("patch_driver_scrape_port"))?;
+                        }
                         let service = ui::driver_exposure_service(&app, &moved);
                         ctx.metrics.api_request("apply_service");
                         let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);

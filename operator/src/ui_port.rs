@@ -168,20 +168,18 @@ pub fn record_ui_port(
 }
 
 /// The driver pod's `prometheus.io/port` annotation once its UI (which serves the
-/// driver's `/metrics`) was found on `found` instead of the planned port: the merge
-/// patch of the pod's annotations, so that annotation-based scraping (and the chart's
-/// PodMonitor, which reads the annotation) follows the UI. None when the port did not
-/// move, when the operator adds no scrape annotations, or when the application sets
-/// its own `prometheus.io/port` on the driver (the user's annotation wins, as at
-/// creation). Pure.
+/// driver's `/metrics`) was found on `found` instead of the planned port (when
+/// [`record_ui_port`] says it moved): the merge patch of the pod's annotations, so
+/// that annotation-based scraping (and the chart's PodMonitor, which reads the
+/// annotation) follows the UI. None when the operator adds no scrape annotations, or
+/// when the application sets its own `prometheus.io/port` on the driver (the user's
+/// annotation wins, as at creation). Pure.
 pub fn moved_scrape_annotation(
     scrape_annotations: bool,
     driver_annotations: &BTreeMap<String, String>,
-    web_ui: &DriverExposure,
     found: u16,
 ) -> Option<serde_json::Value> {
-    let moved = i32::from(found) != web_ui.target_port;
-    (moved && scrape_annotations && !driver_annotations.contains_key(crate::ui::ANNOTATION_PORT)).then(
+    (scrape_annotations && !driver_annotations.contains_key(crate::ui::ANNOTATION_PORT)).then(
         || serde_json::json!({ "metadata": { "annotations": { (crate::ui::ANNOTATION_PORT): found.to_string() } } }),
     )
 }
@@ -276,16 +274,16 @@ mod tests {
 
     #[test]
     fn a_moved_port_moves_the_drivers_scrape_annotation_unless_the_user_set_it() {
-        let ui = exposure(4040);
+        let mut status = SparkApplicationStatus::default();
+        assert!(record_ui_port(&mut status, &exposure(4040), 4040).is_none(), "not moved: nothing to patch");
         let none = BTreeMap::new();
-        assert_eq!(moved_scrape_annotation(true, &none, &ui, 4040), None, "not moved");
         assert_eq!(
-            moved_scrape_annotation(true, &none, &ui, 4041),
+            moved_scrape_annotation(true, &none, 4041),
             Some(serde_json::json!({"metadata": {"annotations": {"prometheus.io/port": "4041"}}}))
         );
-        assert_eq!(moved_scrape_annotation(false, &none, &ui, 4041), None, "the operator adds no annotations");
+        assert_eq!(moved_scrape_annotation(false, &none, 4041), None, "the operator adds no annotations");
         let own = BTreeMap::from([("prometheus.io/port".to_string(), "9090".to_string())]);
-        assert_eq!(moved_scrape_annotation(true, &own, &ui, 4041), None, "the user's annotation wins");
+        assert_eq!(moved_scrape_annotation(true, &own, 4041), None, "the user's annotation wins");
     }
 
     /// A UI answering Spark's REST shape for one application configured with `pod`.
