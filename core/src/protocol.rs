@@ -25,6 +25,14 @@ pub struct TaskDescription {
     /// The W3C `traceparent` of the stage attempt's span, when traces are exported
     /// (see `crate::telemetry`): the task's span on the executor is its child.
     pub trace_parent: Option<String>,
+    /// A task that lives as long as the application (a streaming receiver): it
+    /// runs on a thread of its own and holds none of its executor's task slots,
+    /// so it does not take a core from the jobs (Spark's receiver holds one core
+    /// for its whole life, and `local[1]` with a receiver processes nothing).
+    /// Set for every task of a job submitted under the local property
+    /// `ember.job.longRunning=true`.
+    #[serde(default)]
+    pub long_running: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

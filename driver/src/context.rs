@@ -78,6 +78,7 @@ pub(crate) struct ContextInner {
 
 mod endpoints;
 mod files;
+pub mod local_properties;
 use endpoints::{block_locations_from, block_updates_to, log_urls_to};
 
 /// Entry point to Ember: create one per application.
@@ -726,6 +727,7 @@ impl ContextInner {
             task_metrics: &self.task_metrics,
             bus: &self.monitoring.bus,
             trace: &trace,
+            long_running: local_properties::is_set(local_properties::LONG_RUNNING),
         };
         let base: Arc<dyn RddBase> = rdd.clone();
         let started = std::time::Instant::now();

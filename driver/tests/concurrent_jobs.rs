@@ -73,3 +73,39 @@ fn a_job_whose_shuffle_another_job_finished_first_still_completes() {
     first.join().unwrap();
     second.join().unwrap();
 }
+
+/// Set by the test once an ordinary job finished beside the long-running task.
+static ORDINARY_JOB_DONE: AtomicBool = AtomicBool::new(false);
+/// Set by the long-running task when it starts.
+static LONG_TASK_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// A task of a job submitted under `ember.job.longRunning=true` (how streaming
+/// receivers run) holds no task slot: on `local[1]`, an ordinary job runs and
+/// finishes while it is still running; without the property, the single slot
+/// would be held until it ended.
+#[test]
+fn a_long_running_task_holds_no_task_slot() {
+    let sc = EmberContext::new(Conf::new().master("local[1]")).unwrap();
+    let long = {
+        let sc = sc.clone();
+        std::thread::spawn(move || {
+            sc.set_local_property("ember.job.longRunning", Some("true")).unwrap();
+            sc.parallelize(vec![1u64], 1)
+                .map(Fn!(|x: u64| {
+                    LONG_TASK_RUNNING.store(true, Ordering::SeqCst);
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                    while !ORDINARY_JOB_DONE.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                        std::thread::yield_now();
+                    }
+                    // Whether the ordinary job got through first is the result.
+                    x + ORDINARY_JOB_DONE.load(Ordering::SeqCst) as u64
+                }))
+                .collect()
+        })
+    };
+    wait_until("the long-running task runs", || LONG_TASK_RUNNING.load(Ordering::SeqCst));
+    assert_eq!(sc.local_property("ember.job.longRunning"), None, "the property is the other thread's");
+    assert_eq!(sc.parallelize((0..100u64).collect(), 4).count().unwrap(), 100);
+    ORDINARY_JOB_DONE.store(true, Ordering::SeqCst);
+    assert_eq!(long.join().unwrap().unwrap(), vec![2], "the ordinary job finished while the long task ran");
+}

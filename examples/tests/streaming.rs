@@ -281,7 +281,7 @@ fn a_socket_receiver_whose_executor_dies_restarts_on_another_and_loses_nothing_s
     let server = LineServer::start();
     let port = server.port.to_string();
     let mut cmd = Command::new(BIN);
-    // Three executors: the receiver holds one core, batches need another, one dies.
+    // Three executors: one dies with the receiver, two remain for a block and its replica.
     cmd.arg("--master").arg("local-cluster[3,1,256]").args(stateful_args(&port, ckpt, prefix, "200"));
     cmd.env("EMBER_LOG", "info").env_remove("EMBER_CONF");
     let driver = Proc::spawn(cmd);
@@ -404,6 +404,26 @@ fn checkpoint_write_ahead_log_and_event_log_in_an_object_store_survive_a_killed_
     restarted.wait_for("receiver started");
     let _conn = server.next_connection(&restarted);
     wait_for_totals(out, &add(want_first, &want_second), &restarted);
+}
+
+/// A receiver holds no task slot (unlike Spark's, which holds a core): with a
+/// single core, batches still run beside it.
+#[test]
+fn a_socket_stream_on_local_1_processes_its_batches_beside_its_receiver() {
+    let d = SocketJobDirs::new();
+    let server = LineServer::start();
+    let port = server.port.to_string();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--master").arg("local[1]").args(stateful_args(&port, &d.ckpt, &d.prefix, "100"));
+    cmd.env("EMBER_LOG", "info").env_remove("EMBER_CONF");
+    let driver = Proc::spawn(cmd);
+    let mut conn = server.next_connection(&driver);
+    let (text, first) = lines(3, 30);
+    conn.write_all(text.as_bytes()).unwrap();
+    wait_for_totals(&d.out, &first, &driver);
+    let (text, second) = lines(4, 20);
+    conn.write_all(text.as_bytes()).unwrap();
+    wait_for_totals(&d.out, &add(first, &second), &driver);
 }
 
 #[test]

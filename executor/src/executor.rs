@@ -35,8 +35,50 @@ struct TaskTable {
 pub struct Executor {
     services: Arc<ExecutorServices>,
     queue: Mutex<Option<Sender<TaskDescription>>>,
+    /// The task threads, and the threads of long-running tasks (ended ones are
+    /// joined when the next one starts).
     workers: Mutex<Vec<JoinHandle<()>>>,
     tasks: Arc<Mutex<TaskTable>>,
+    stages: Arc<StageCache>,
+    sink: Arc<dyn StatusSink>,
+}
+
+/// Runs one task and reports how it ended: what a task thread does with each
+/// task it takes.
+fn run_and_report(
+    services: &Arc<ExecutorServices>,
+    stages: &StageCache,
+    tasks: &Mutex<TaskTable>,
+    sink: &dyn StatusSink,
+    desc: TaskDescription,
+) {
+    let task_id = desc.attempt.task_id;
+    let flag = {
+        let mut table = tasks.lock();
+        if table.killed.remove(&task_id) {
+            None
+        } else {
+            let flag = Arc::new(AtomicBool::new(false));
+            table.running.insert(task_id, (Instant::now(), flag.clone()));
+            Some(flag)
+        }
+    };
+    let outcome = match flag {
+        None => TaskOutcome::Killed { reason: "killed before it started".into() },
+        Some(flag) => {
+            let outcome = run_task(services, stages, &desc, flag.clone());
+            tasks.lock().running.remove(&task_id);
+            match outcome {
+                // A killed attempt that stopped (with whatever error its
+                // interruption caused) is reported killed, not failed.
+                TaskOutcome::Failed { error, .. } if flag.load(Ordering::Relaxed) => {
+                    TaskOutcome::Killed { reason: error.to_string() }
+                }
+                outcome => outcome,
+            }
+        }
+    };
+    sink.task_finished(task_id, outcome);
 }
 
 impl Executor {
@@ -64,48 +106,56 @@ impl Executor {
                 .stack_size(TASK_THREAD_STACK_BYTES)
                 .spawn(move || {
                     for desc in rx.iter() {
-                        let task_id = desc.attempt.task_id;
-                        let flag = {
-                            let mut table = tasks.lock();
-                            if table.killed.remove(&task_id) {
-                                None
-                            } else {
-                                let flag = Arc::new(AtomicBool::new(false));
-                                table.running.insert(task_id, (Instant::now(), flag.clone()));
-                                Some(flag)
-                            }
-                        };
-                        let outcome = match flag {
-                            None => TaskOutcome::Killed { reason: "killed before it started".into() },
-                            Some(flag) => {
-                                let outcome = run_task(&services, &stages, &desc, flag.clone());
-                                tasks.lock().running.remove(&task_id);
-                                match outcome {
-                                    // A killed attempt that stopped (with whatever error its
-                                    // interruption caused) is reported killed, not failed.
-                                    TaskOutcome::Failed { error, .. } if flag.load(Ordering::Relaxed) => {
-                                        TaskOutcome::Killed { reason: error.to_string() }
-                                    }
-                                    outcome => outcome,
-                                }
-                            }
-                        };
-                        sink.task_finished(task_id, outcome);
+                        run_and_report(&services, &stages, &tasks, &*sink, desc);
                     }
                 })
                 .map_err(|e| ember_core::error::EmberError::Internal(format!("cannot start task thread: {e}")))?;
             workers.push(handle);
         }
-        Ok(Arc::new(Self { services, queue: Mutex::new(Some(tx)), workers: Mutex::new(workers), tasks }))
+        Ok(Arc::new(Self { services, queue: Mutex::new(Some(tx)), workers: Mutex::new(workers), tasks, stages, sink }))
     }
 
     pub fn services(&self) -> &Arc<ExecutorServices> {
         &self.services
     }
 
+    /// Queues a task for the task threads; a long-running one
+    /// (`TaskDescription::long_running`) gets a thread of its own instead.
+    /// After [`Self::stop`], tasks are ignored.
     pub fn launch(&self, task: TaskDescription) {
-        if let Some(q) = &*self.queue.lock() {
+        let queue = self.queue.lock();
+        let Some(q) = &*queue else { return };
+        if !task.long_running {
             let _ = q.send(task);
+            return;
+        }
+        let (services, stages, tasks, sink) =
+            (self.services.clone(), self.stages.clone(), self.tasks.clone(), self.sink.clone());
+        // The task goes back to the queue if no thread can be started (it then
+        // holds a task thread, as in Spark); this runs under the scheduler's
+        // lock, so it cannot report a failure from here.
+        let shared = Arc::new(Mutex::new(Some(task)));
+        let taken = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("ember-long-running-task".into())
+            .stack_size(TASK_THREAD_STACK_BYTES)
+            .spawn(move || {
+                if let Some(task) = taken.lock().take() {
+                    run_and_report(&services, &stages, &tasks, &*sink, task);
+                }
+            });
+        match spawned {
+            Ok(handle) => {
+                let mut workers = self.workers.lock();
+                workers.retain(|w| !w.is_finished());
+                workers.push(handle);
+            }
+            Err(e) => {
+                if let Some(task) = shared.lock().take() {
+                    tracing::warn!(task_id = task.attempt.task_id, error = %e, "cannot start a thread for a long-running task; it takes a task thread");
+                    let _ = q.send(task);
+                }
+            }
         }
     }
 

@@ -54,6 +54,8 @@ pub struct DagContext<'a> {
     /// The application's span, parent of the job's when traces are exported
     /// (`ember_core::telemetry`; `Span::none()` otherwise).
     pub trace: &'a tracing::Span,
+    /// The job's tasks are long-running (see `TaskDescription::long_running`).
+    pub long_running: bool,
 }
 
 enum StageKind {
@@ -352,6 +354,7 @@ impl<'a> JobRunner<'a> {
             kind,
             stage_binary,
             trace_parent,
+            long_running: self.cx.long_running,
         };
         self.running.entry((stage, partition)).or_default().push(task_id);
         self.outstanding.insert(task_id, (stage, partition, stage_attempt));

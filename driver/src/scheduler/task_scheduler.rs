@@ -96,13 +96,23 @@ impl Queued {
 
 struct ExecutorSlot {
     cores: usize,
+    /// Tasks holding a slot.
     running: usize,
+    /// Long-running tasks (receivers): they hold no slot, but the executor is not idle.
+    long_running: usize,
     link: Arc<dyn ExecutorLink>,
     /// Its id and address as listener events carry them.
     event_id: compact_str::CompactString,
     event_address: compact_str::CompactString,
-    /// Since when no task runs on it (meaningful while `running` is 0).
+    /// Since when no task runs on it (meaningful while it is idle).
     idle_since: Instant,
+}
+
+impl ExecutorSlot {
+    /// Runs no task at all, long-running ones included.
+    fn is_idle(&self) -> bool {
+        self.running == 0 && self.long_running == 0
+    }
 }
 
 /// One executor's load, as dynamic allocation reads it.
@@ -131,6 +141,8 @@ pub struct SchedulerLoad {
 
 struct RunningTask {
     executor_id: String,
+    /// Holds no slot (`TaskDescription::long_running`).
+    long_running: bool,
     events: Sender<JobEvent>,
     started: Instant,
     /// What listeners were told at launch, for the end event.
@@ -150,6 +162,8 @@ struct State {
     /// Pending tasks with preferred executors (when 0, launching skips the
     /// search for a local task).
     preferring: usize,
+    /// Pending long-running tasks (when 0, launching skips the search for them).
+    long_running_pending: usize,
     /// Set by `stop`: the locality timer ends.
     stopped: bool,
 }
@@ -159,6 +173,7 @@ impl State {
         if !task.preferred.is_empty() {
             self.preferring += 1;
         }
+        self.long_running_pending += task.desc.long_running as usize;
         let queued = Queued { task, since: Instant::now() };
         if front { self.pending.push_front(queued) } else { self.pending.push_back(queued) }
     }
@@ -168,12 +183,14 @@ impl State {
         if !q.task.preferred.is_empty() {
             self.preferring -= 1;
         }
+        self.long_running_pending -= q.task.desc.long_running as usize;
         Some(q.task)
     }
 
     fn drop_pending(&mut self, keep: impl Fn(&PendingTask) -> bool) {
         self.pending.retain(|q| keep(&q.task));
         self.preferring = self.pending.iter().filter(|q| !q.task.preferred.is_empty()).count();
+        self.long_running_pending = self.pending.iter().filter(|q| q.task.desc.long_running).count();
     }
 }
 
@@ -260,6 +277,7 @@ impl TaskScheduler {
             ExecutorSlot {
                 cores: cores.max(1),
                 running: 0,
+                long_running: 0,
                 event_id: executor_id.into(),
                 event_address: address.into(),
                 link,
@@ -321,8 +339,12 @@ impl TaskScheduler {
         let mut st = self.state.lock();
         if let Some(run) = st.running.remove(&task_id) {
             if let Some(e) = st.executors.get_mut(&run.executor_id) {
-                e.running = e.running.saturating_sub(1);
-                if e.running == 0 {
+                if run.long_running {
+                    e.long_running = e.long_running.saturating_sub(1);
+                } else {
+                    e.running = e.running.saturating_sub(1);
+                }
+                if e.is_idle() {
                     e.idle_since = Instant::now();
                 }
             }
@@ -364,8 +386,7 @@ impl TaskScheduler {
             .iter()
             .filter_map(|id| {
                 let e = st.executors.get(id)?;
-                let idle_for =
-                    if e.running == 0 { now.saturating_duration_since(e.idle_since) } else { Duration::ZERO };
+                let idle_for = if e.is_idle() { now.saturating_duration_since(e.idle_since) } else { Duration::ZERO };
                 Some(ExecutorLoad { executor_id: id.clone(), cores: e.cores, running: e.running, idle_for })
             })
             .collect();
@@ -378,7 +399,7 @@ impl TaskScheduler {
     /// `false`: unknown, busy, or idle for less than `min_idle`.
     pub fn remove_idle_executor(&self, executor_id: &str, reason: &str, min_idle: Duration) -> bool {
         let mut st = self.state.lock();
-        if st.executors.get(executor_id).is_none_or(|e| e.running > 0 || e.idle_since.elapsed() < min_idle) {
+        if st.executors.get(executor_id).is_none_or(|e| !e.is_idle() || e.idle_since.elapsed() < min_idle) {
             return false;
         }
         self.remove_locked(&mut st, executor_id, reason, true);
@@ -428,6 +449,7 @@ impl TaskScheduler {
     }
 
     fn launch_ready(&self, st: &mut State) {
+        self.launch_long_running(st);
         while !st.pending.is_empty() {
             let n = st.order.len();
             if n == 0 {
@@ -461,27 +483,59 @@ impl TaskScheduler {
             st.next_executor = (i + 1) % n;
             let executor_id = st.order[i].clone();
             let task = st.dequeue(pos).expect("found above");
-            let locality = if task.preferred.is_empty() || task.preferred.contains(&executor_id) {
-                TaskLocality::ProcessLocal
-            } else {
-                TaskLocality::Any
-            };
-            let exec = st.executors.get_mut(&executor_id).expect("listed executor");
-            exec.running += 1;
-            let link = exec.link.clone();
-            let info = self
-                .bus
-                .is_active()
-                .then(|| task_info(task.desc.attempt, &exec.event_id, &exec.event_address, task.speculative, locality));
-            if let Some(info) = &info {
-                self.bus.post(Event::TaskStart(listener::TaskStart { task: info.clone() }));
-            }
-            st.running.insert(
-                task.desc.attempt.task_id,
-                RunningTask { executor_id, events: task.events, started: Instant::now(), info },
-            );
-            link.launch(task.desc);
+            self.launch_on(st, executor_id, task);
         }
+    }
+
+    /// Launches every pending long-running task at once, whatever the free slots:
+    /// each on the allowed executor running the fewest of them (receivers spread
+    /// over executors, as Spark's receiver scheduling spreads them).
+    fn launch_long_running(&self, st: &mut State) {
+        while st.long_running_pending > 0 {
+            let Some(pos) = st.pending.iter().position(|q| q.task.desc.long_running) else { return };
+            let n = st.order.len();
+            let task = &st.pending[pos].task;
+            let Some(executor_id) = st
+                .order
+                .iter()
+                .filter(|id| n == 1 || task.may_run_on(id))
+                .min_by_key(|id| st.executors[*id].long_running)
+                .cloned()
+            else {
+                return;
+            };
+            let task = st.dequeue(pos).expect("found above");
+            self.launch_on(st, executor_id, task);
+        }
+    }
+
+    /// Marks `task` running on `executor_id`, tells the listeners and launches it there.
+    fn launch_on(&self, st: &mut State, executor_id: String, task: PendingTask) {
+        let locality = if task.preferred.is_empty() || task.preferred.contains(&executor_id) {
+            TaskLocality::ProcessLocal
+        } else {
+            TaskLocality::Any
+        };
+        let long_running = task.desc.long_running;
+        let exec = st.executors.get_mut(&executor_id).expect("listed executor");
+        if long_running {
+            exec.long_running += 1;
+        } else {
+            exec.running += 1;
+        }
+        let link = exec.link.clone();
+        let info = self
+            .bus
+            .is_active()
+            .then(|| task_info(task.desc.attempt, &exec.event_id, &exec.event_address, task.speculative, locality));
+        if let Some(info) = &info {
+            self.bus.post(Event::TaskStart(listener::TaskStart { task: info.clone() }));
+        }
+        st.running.insert(
+            task.desc.attempt.task_id,
+            RunningTask { executor_id, long_running, events: task.events, started: Instant::now(), info },
+        );
+        link.launch(task.desc);
     }
 }
 

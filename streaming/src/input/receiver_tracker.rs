@@ -492,6 +492,9 @@ impl StreamingContext {
                 max_rate,
                 wal_dir,
             };
+            // A receiver holds no task slot: batches get every core (this thread
+            // only ever submits receiver jobs).
+            sc.set_local_property(ember::context::local_properties::LONG_RUNNING, Some("true"))?;
             sc.parallelize(vec![()], 1).map_partitions_op(op).count().map(|_| ())
         });
         let input = Arc::new(ReceiverInput {
