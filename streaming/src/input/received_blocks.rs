@@ -57,6 +57,22 @@ pub(crate) fn record_count(bytes: &[u8]) -> u64 {
     n
 }
 
+/// Decodes a block's records (a postcard `Vec<T>`) into a vector sized once
+/// from its length prefix: `postcard::from_bytes` grows it by doubling from
+/// serde's cautious first guess, copying it and touching fresh pages for every
+/// block. The capacity is capped by the bytes left, so a corrupt length is a
+/// decode error, not a huge allocation.
+pub(crate) fn decode_records<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> postcard::Result<Vec<T>> {
+    let (n, mut rest) = postcard::take_from_bytes::<usize>(bytes)?;
+    let mut records = Vec::with_capacity(n.min(rest.len()));
+    for _ in 0..n {
+        let (record, tail) = postcard::take_from_bytes(rest)?;
+        records.push(record);
+        rest = tail;
+    }
+    Ok(records)
+}
+
 /// Where one block of a batch can be read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct BlockSource {
@@ -103,7 +119,7 @@ impl<T: Data> ReadBlocks<T> {
                 }
             },
         };
-        postcard::from_bytes(&bytes).map_err(|e| EmberError::StreamBlock {
+        decode_records(&bytes).map_err(|e| EmberError::StreamBlock {
             id: source.name.clone(),
             reason: format!("cannot decode its records: {e}"),
         })
@@ -131,6 +147,18 @@ mod tests {
         assert_eq!(StreamBlockId::parse("socket stream/1", "input-socket_stream_1-x-1"), None);
         assert!(StreamBlockId::new("s", 1, 99) < StreamBlockId::new("s", 2, 0));
         assert!(StreamBlockId::new("s", 2, 9) < StreamBlockId::new("s", 2, 10));
+    }
+
+    #[test]
+    fn decodes_what_postcard_encodes_and_refuses_a_corrupt_length() {
+        for n in [0usize, 1, 128, 50_000] {
+            let lines: Vec<String> = (0..n).map(|i| format!("line {i}")).collect();
+            let bytes = postcard::to_allocvec(&lines).unwrap();
+            assert_eq!(decode_records::<String>(&bytes).unwrap(), lines);
+        }
+        let mut bytes = postcard::to_allocvec(&vec!["a".to_string(), "b".to_string()]).unwrap();
+        bytes[0] = 0x7f; // claims 127 records, holds 2
+        assert!(decode_records::<String>(&bytes).is_err());
     }
 
     #[test]

@@ -271,6 +271,18 @@ fn ask(env: &dyn ExecutorEnv, endpoint: &str, message: &ToTracker) -> Result<Fro
     Ok(postcard::from_bytes(&env.ask_driver(endpoint, postcard::to_allocvec(message)?)?)?)
 }
 
+/// How long from `now` until the next block cut. Cuts fall on wall-clock
+/// multiples of the block interval (as Spark's `RecurringTimer` fires), not one
+/// interval after the last block was stored: storing takes time, and blocks cut
+/// "interval after the last" drift, so batches got four to seven blocks of
+/// uneven sizes instead of the same number every batch. A cut that is late
+/// (storing took longer than an interval) waits for the next multiple.
+fn until_next_cut(now: std::time::SystemTime, interval: Duration) -> Duration {
+    let period = interval.as_nanos().max(1);
+    let since_epoch = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    Duration::from_nanos((period - since_epoch % period) as u64)
+}
+
 /// Cuts the receiver's buffer into blocks every block interval and stores them.
 struct BlockPusher<T> {
     shared: Arc<OutputShared<T>>,
@@ -290,7 +302,7 @@ impl<T: Data> BlockPusher<T> {
         loop {
             let stopping = self.shared.stopped.load(Ordering::Acquire);
             if !stopping {
-                std::thread::sleep(self.interval);
+                std::thread::sleep(until_next_cut(std::time::SystemTime::now(), self.interval));
             }
             // A stopping receiver's last records are still taken (a graceful stop processes them).
             let records = if self.paused && !stopping {
@@ -309,6 +321,13 @@ impl<T: Data> BlockPusher<T> {
             };
             let reply = ask(&*self.env, &self.endpoint, &message)?;
             self.shared.max_rate.store(reply.max_rate, Ordering::Relaxed);
+            if reply.pause != self.paused {
+                if reply.pause {
+                    tracing::info!(stream = %self.stream, "receiver paused: the received data waiting for batches passed ember.streaming.receiver.maxBufferedBytes");
+                } else {
+                    tracing::info!(stream = %self.stream, "receiver resumed");
+                }
+            }
             self.paused = reply.pause;
             self.replica = reply.replica;
             if reply.stop {
@@ -323,7 +342,9 @@ impl<T: Data> BlockPusher<T> {
 
     /// Logs (when on) and stores one block, here and on the replica; returns its report.
     fn store(&self, id: &StreamBlockId, records: &[T]) -> Result<ToTracker> {
-        let bytes = Arc::new(postcard::to_allocvec(records)?);
+        // Sized once: growing by doubling copied each block and touched twice its pages.
+        let size = postcard::serialize_with_flavor(records, postcard::ser_flavors::Size::default())?;
+        let bytes = Arc::new(postcard::to_extend(records, Vec::with_capacity(size))?);
         if let Some(dir) = &self.wal_dir {
             ember_core::framed::write_framed_at(&dir.join(&id.name()), self.env.conf(), &bytes)?;
         }
@@ -355,6 +376,17 @@ impl<R: Receiver> PartitionOp<(), ()> for RunReceiver<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_cuts_fall_on_multiples_of_the_interval() {
+        let at = |ms: u64| std::time::UNIX_EPOCH + Duration::from_millis(ms);
+        let interval = Duration::from_millis(200);
+        assert_eq!(until_next_cut(at(1_000_000), interval), interval);
+        assert_eq!(until_next_cut(at(1_000_001), interval), Duration::from_millis(199));
+        assert_eq!(until_next_cut(at(1_000_150), interval), Duration::from_millis(50));
+        // Storing the last block took 1.3 intervals: the next cut is the next multiple.
+        assert_eq!(until_next_cut(at(1_000_260), interval), Duration::from_millis(140));
+    }
 
     #[test]
     fn the_token_bucket_lets_through_the_rate_and_no_more() {
