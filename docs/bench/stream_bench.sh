@@ -3,7 +3,7 @@
 # Spark Streaming"): the paced line server docs/bench/stream_load.py sends RATE
 # ten-word lines/s for SECONDS s (logging its send times), the stateful word count
 # (socket -> split -> (word, 1) -> reduceByKey -> updateStateByKey, checkpointing on,
-# local[2], UI off) of ENGINE reads them in BATCH_MS batches and stops 10 s of batches
+# $MASTER, UI off) of ENGINE reads them in BATCH_MS batches and stops 10 s of batches
 # after the data should have ended; docs/bench/stream_latency.py then prints the run's
 # figures (also in OUTDIR/result.json). `uptime` is sampled every 5 s into load.txt.
 #
@@ -13,12 +13,14 @@
 # --report. Spark: spark-submit of the jar docs/bench/spark_streaming.sh builds
 # ($BUILD/stateful-wordcount.jar), driver memory $SPARK_DRIVER_MEMORY (default 4g).
 # CONF="k=v k2=v2" adds settings to both engines (e.g. spark.streaming.blockInterval=50ms).
-# PORT defaults to 9911. EMBER_PERF=1 records the Ember process with `perf record -g`
-# into OUTDIR/perf.data.
+# MASTER (default local[2]) is the master URL of both engines. PORT defaults to
+# 9911. EMBER_PERF=1 records the Ember process with `perf record -g` into
+# OUTDIR/perf.data.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 engine=$1 rate=$2 batch_ms=$3 seconds=$4 out=$5
 PORT=${PORT:-9911}
+MASTER=${MASTER:-local[2]}
 EMBER=${EMBER:-/work/target-bench/release/ember-examples}
 BUILD=${BUILD:-/tmp/spark-streaming-bench}
 rm -rf "$out"
@@ -36,7 +38,7 @@ sleep 0.5
 
 case "$engine" in
   ember)
-    cmd=("$EMBER" --master 'local[2]' "${conf[@]}" stateful-wordcount
+    cmd=("$EMBER" --master "$MASTER" "${conf[@]}" stateful-wordcount
       --host 127.0.0.1 --port "$PORT" --checkpoint "$out/ck" --batch-ms "$batch_ms"
       --batches "$batches" --report)
     if [[ "${EMBER_PERF:-0}" == 1 ]]; then
@@ -45,7 +47,7 @@ case "$engine" in
     ;;
   spark)
     home=$(python3 -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')
-    cmd=("$home/bin/spark-submit" --master 'local[2]' "${conf[@]}"
+    cmd=("$home/bin/spark-submit" --master "$MASTER" "${conf[@]}"
       --driver-memory "${SPARK_DRIVER_MEMORY:-4g}" --class StatefulWordCount
       "$BUILD/stateful-wordcount.jar" 127.0.0.1 "$PORT" "$batch_ms" "$out/ck" "$batches")
     ;;
