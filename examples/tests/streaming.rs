@@ -406,6 +406,31 @@ fn checkpoint_write_ahead_log_and_event_log_in_an_object_store_survive_a_killed_
     wait_for_totals(out, &add(want_first, &want_second), &restarted);
 }
 
+/// A streaming job that ends leaves nothing in its local dirs: its stopped
+/// streaming context lets go of the `EmberContext`, whose executor removes its
+/// work directory (received blocks, shuffle files) as a batch job's does.
+#[test]
+fn a_finished_streaming_job_leaves_no_work_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, ckpt, local) = (tmp.path().join("in"), tmp.path().join("ckpt"), tmp.path().join("local"));
+    for d in [&input, &local] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    drop_file(&input, 0);
+    let prefix = tmp.path().join("totals");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--master", "local[2]", "file-wordcount", "--dir", input.to_str().unwrap()])
+        .args(["--checkpoint", ckpt.to_str().unwrap(), "--output", prefix.to_str().unwrap()])
+        .args(["--batch-ms", "100", "--batches", "3"])
+        .env("EMBER_LOCAL_DIRS", &local)
+        .env_remove("EMBER_CONF");
+    let (code, stdout) = Proc::spawn(cmd).finish();
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("\"batches\":3"), "{stdout}");
+    let left: Vec<_> = std::fs::read_dir(&local).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "left in the local dir: {left:?}");
+}
+
 /// A receiver holds no task slot (unlike Spark's, which holds a core): with a
 /// single core, batches still run beside it.
 #[test]

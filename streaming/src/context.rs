@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     graceful: AtomicBool,
     drop_queued: AtomicBool,
     threads: Mutex<Option<Threads>>,
+    /// Threads a stop could not join (it ran on them), joined by a later stop.
+    unjoined: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Serializes metadata checkpoint writes (the timer, the runner and the state
     /// checkpoint writer all write).
     checkpoint_writes: Mutex<()>,
@@ -136,6 +138,7 @@ impl StreamingContext {
                 graceful: AtomicBool::new(false),
                 drop_queued: AtomicBool::new(false),
                 threads: Mutex::new(None),
+                unjoined: Mutex::new(Vec::new()),
                 checkpoint_writes: Mutex::new(()),
                 state_checkpointer: StateCheckpointer::default(),
             }),
@@ -374,21 +377,39 @@ impl StreamingContext {
             self.inner.status.lock().state = StreamingState::Stopped;
             tracing::info!(graceful, "streaming context stopped");
         }
+        // A stopped context cannot start again (Spark's rule): once none of its
+        // threads can still read the graph, it is let go.
+        if self.inner.status.lock().state == StreamingState::Stopped && self.join_threads() {
+            let _writing = self.inner.checkpoint_writes.lock();
+            self.inner.graph.release();
+        }
         self.inner.changed.notify_all();
         if stop_spark_context {
             self.inner.sc.stop();
         }
     }
 
-    fn join_threads(&self) {
-        let Some(threads) = self.inner.threads.lock().take() else { return };
+    /// Joins the context's generator and runner threads. Returns false when one
+    /// of them is the calling thread (a stop from inside a batch, e.g. a
+    /// `foreach_rdd` function), which cannot wait for itself: that one is kept
+    /// for a later stop to join.
+    fn join_threads(&self) -> bool {
+        let mut handles = std::mem::take(&mut *self.inner.unjoined.lock());
+        if let Some(threads) = self.inner.threads.lock().take() {
+            handles.extend([threads.generator, threads.runner]);
+        }
         let me = std::thread::current().id();
-        for handle in [threads.generator, threads.runner] {
-            // A stop from inside a batch (a foreach_rdd function) cannot wait for itself.
-            if handle.thread().id() != me {
+        let mut left = Vec::new();
+        for handle in handles {
+            if handle.thread().id() == me {
+                left.push(handle);
+            } else {
                 let _ = handle.join();
             }
         }
+        let all_joined = left.is_empty();
+        self.inner.unjoined.lock().extend(left);
+        all_joined
     }
 
     /// Waits until the context is stopped. Errors: the error that stopped it
@@ -573,6 +594,10 @@ impl StreamingContext {
     fn write_checkpoint(&self) -> Result<()> {
         let Some(dir) = self.checkpoint_dir() else { return Ok(()) };
         let _writing = self.inner.checkpoint_writes.lock();
+        // A released graph lists no state: a checkpoint written now would lose it.
+        if self.inner.graph.is_released() {
+            return Ok(());
+        }
         let (last_generated, last_completed, pending) = {
             let status = self.inner.status.lock();
             (status.last_generated, status.last_completed, status.pending.iter().map(|t| t.0).collect())

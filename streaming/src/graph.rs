@@ -29,6 +29,8 @@ pub(crate) struct Graph {
     names: Mutex<(HashSet<String>, HashMap<String, usize>)>,
     /// Misuses found while the graph was built, reported by `start`.
     errors: Mutex<Vec<String>>,
+    /// Set by `release`.
+    released: std::sync::atomic::AtomicBool,
 }
 
 impl Graph {
@@ -43,6 +45,26 @@ impl Graph {
 
     pub fn set_zero_ms(&self, ms: u64) {
         self.zero_ms.store(ms, Ordering::Release);
+    }
+
+    /// Drops the graph's hold on its streams, inputs and outputs, once the
+    /// context has stopped for good. Every stream holds its context, which holds
+    /// this graph: without the release, a stopped context and its `EmberContext`
+    /// (executor threads, the local executor's work directory with its received
+    /// blocks) would stay alive until the process ends, and the work directory
+    /// would outlive it.
+    pub fn release(&self) {
+        self.released.store(true, std::sync::atomic::Ordering::Release);
+        let nodes = std::mem::take(&mut *self.nodes.lock());
+        let outputs = std::mem::take(&mut *self.outputs.lock());
+        let inputs = std::mem::take(&mut *self.inputs.lock());
+        let stateful = std::mem::take(&mut *self.stateful.lock());
+        drop((nodes, outputs, inputs, stateful));
+    }
+
+    /// True once [`Graph::release`] ran: the graph no longer lists its streams.
+    pub fn is_released(&self) -> bool {
+        self.released.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn add_node(&self, node: Arc<dyn DStreamBase>) {

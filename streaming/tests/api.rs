@@ -190,6 +190,44 @@ fn a_failing_batch_stops_the_context_and_await_termination_returns_its_error() {
     assert!(ssc.await_batch(Time(1000), WAIT).is_err(), "the failed batch never completed");
 }
 
+/// A stream holds its context and the context's graph holds the streams: a
+/// stopped context lets its graph go, so that the context (and the
+/// `EmberContext`, with its executor's work directory) is freed once the job
+/// drops its handles, also when the stop came from inside a batch.
+#[test]
+fn a_stopped_context_is_freed_with_its_graph() {
+    for stop_from_a_batch in [false, true] {
+        let sc = sc();
+        let clock = ManualClock::new(0);
+        let ssc = StreamingContext::with_manual_clock(&sc, SECOND, clock.clone()).unwrap();
+        let queue = RddQueue::new();
+        queue.push(sc.parallelize(vec![1u64, 2, 3], 1));
+        let probe = Arc::new(());
+        let held = probe.clone();
+        let inner = ssc.clone();
+        ssc.queue_stream(queue, true, None).foreach_rdd(move |rdd, _| {
+            let _ = &held;
+            rdd.count()?;
+            if stop_from_a_batch {
+                inner.stop(false, false);
+            }
+            Ok(())
+        });
+        ssc.start().unwrap();
+        clock.advance(1000);
+        ssc.await_batch(Time(1000), WAIT).unwrap();
+        ssc.stop(false, true);
+        assert_eq!(ssc.state(), StreamingState::Stopped);
+        assert_eq!(
+            Arc::strong_count(&probe),
+            1,
+            "the output op (and the graph) still held, stop from a batch: {stop_from_a_batch}"
+        );
+        // The EmberContext goes on working after the streaming context stopped.
+        assert_eq!(sc.parallelize(vec![1u8, 2], 2).count().unwrap(), 2);
+    }
+}
+
 #[test]
 fn save_as_text_files_writes_each_batch_once_under_sparks_names() {
     let sc = sc();
