@@ -57,20 +57,68 @@ pub(crate) fn record_count(bytes: &[u8]) -> u64 {
     n
 }
 
-/// Decodes a block's records (a postcard `Vec<T>`) into a vector sized once
-/// from its length prefix: `postcard::from_bytes` grows it by doubling from
-/// serde's cautious first guess, copying it and touching fresh pages for every
-/// block. The capacity is capped by the bytes left, so a corrupt length is a
-/// decode error, not a huge allocation.
-pub(crate) fn decode_records<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> postcard::Result<Vec<T>> {
-    let (n, mut rest) = postcard::take_from_bytes::<usize>(bytes)?;
-    let mut records = Vec::with_capacity(n.min(rest.len()));
-    for _ in 0..n {
-        let (record, tail) = postcard::take_from_bytes(rest)?;
-        records.push(record);
-        rest = tail;
+/// A block's records (a postcard `Vec<T>`), decoded one at a time as the task
+/// takes them rather than into a vector first: a record is decoded, used and
+/// dropped while its memory is still in cache, and the allocator hands the same
+/// memory to the next one, where a decoded 200 ms block (hundreds of thousands of
+/// strings) would sweep the core's cache, and the map-side combiner's hash
+/// table with it, before the first record was used.
+///
+/// The length prefix is checked against the bytes before anything is yielded
+/// (each record takes at least one byte), so a corrupt length is an error, not
+/// a run past the end; a record that does not decode is an error naming the block.
+pub(crate) struct BlockRecords<T> {
+    bytes: Arc<Vec<u8>>,
+    /// Offset of the next record in `bytes`.
+    at: usize,
+    left: usize,
+    block: String,
+    _records: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: serde::de::DeserializeOwned> BlockRecords<T> {
+    /// Errors: the length prefix does not decode or claims more records than bytes.
+    pub(crate) fn new(block: &str, bytes: Arc<Vec<u8>>) -> Result<Self> {
+        let corrupt = |reason: String| EmberError::StreamBlock { id: block.to_string(), reason };
+        let (n, rest) = postcard::take_from_bytes::<usize>(&bytes)
+            .map_err(|e| corrupt(format!("cannot decode its record count: {e}")))?;
+        if n > rest.len() {
+            return Err(corrupt(format!("claims {n} records in {} bytes", rest.len())));
+        }
+        let at = bytes.len() - rest.len();
+        Ok(Self { bytes, at, left: n, block: block.to_string(), _records: std::marker::PhantomData })
     }
-    Ok(records)
+
+    fn decode_next(&mut self) -> Result<T> {
+        let rest = &self.bytes[self.at..];
+        let (record, tail) = postcard::take_from_bytes(rest).map_err(|e| EmberError::StreamBlock {
+            id: self.block.clone(),
+            reason: format!("cannot decode its records: {e}"),
+        })?;
+        self.at += rest.len() - tail.len();
+        self.left -= 1;
+        Ok(record)
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> Iterator for BlockRecords<T> {
+    type Item = Result<T>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Result<T>> {
+        if self.left == 0 {
+            return None;
+        }
+        let record = self.decode_next();
+        if record.is_err() {
+            self.left = 0;
+        }
+        Some(record)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
 }
 
 /// Where one block of a batch can be read.
@@ -94,7 +142,9 @@ pub(crate) struct ReadBlocks<T: Data> {
 }
 
 impl<T: Data> ReadBlocks<T> {
-    fn read(&self, index: usize) -> Result<Vec<T>> {
+    /// The records of block `index`, decoded as they are taken.
+    /// Errors: no holder and no log has the block, or its length prefix is corrupt.
+    fn read(&self, index: usize) -> Result<BlockRecords<T>> {
         let source = self.blocks.get(index).ok_or_else(|| EmberError::Internal(format!("no block {index}")))?;
         let env = ember_core::task::TaskContext::with_current(|ctx| ctx.map(|c| c.env().clone()))
             .ok_or_else(|| EmberError::Internal("received blocks are read only inside a task".into()))?;
@@ -119,10 +169,7 @@ impl<T: Data> ReadBlocks<T> {
                 }
             },
         };
-        decode_records(&bytes).map_err(|e| EmberError::StreamBlock {
-            id: source.name.clone(),
-            reason: format!("cannot decode its records: {e}"),
-        })
+        BlockRecords::new(&source.name, bytes)
     }
 }
 
@@ -130,7 +177,11 @@ impl<T: Data> PartitionOp<usize, T> for ReadBlocks<T> {
     const NAME: &'static str = "receivedBlocks";
     fn apply(self: Arc<Self>, _split: usize, input: ember::BoxIter<usize>) -> ember::BoxIter<T> {
         let me = self.clone();
-        Box::new(input.flat_map(move |i| me.read(i).unwrap_or_else(|e| ember_core::error::raise(e))))
+        Box::new(
+            input
+                .flat_map(move |i| me.read(i).unwrap_or_else(|e| ember_core::error::raise(e)))
+                .map(|r| r.unwrap_or_else(|e| ember_core::error::raise(e))),
+        )
     }
 }
 
@@ -149,16 +200,29 @@ mod tests {
         assert!(StreamBlockId::new("s", 2, 9) < StreamBlockId::new("s", 2, 10));
     }
 
+    fn decode(bytes: Vec<u8>) -> Result<Vec<String>> {
+        BlockRecords::<String>::new("input-s-0-0", Arc::new(bytes))?.collect()
+    }
+
     #[test]
-    fn decodes_what_postcard_encodes_and_refuses_a_corrupt_length() {
+    fn decodes_what_postcard_encodes_and_refuses_a_corrupt_block() {
         for n in [0usize, 1, 128, 50_000] {
             let lines: Vec<String> = (0..n).map(|i| format!("line {i}")).collect();
             let bytes = postcard::to_allocvec(&lines).unwrap();
-            assert_eq!(decode_records::<String>(&bytes).unwrap(), lines);
+            assert_eq!(decode(bytes).unwrap(), lines);
         }
-        let mut bytes = postcard::to_allocvec(&vec!["a".to_string(), "b".to_string()]).unwrap();
-        bytes[0] = 0x7f; // claims 127 records, holds 2
-        assert!(decode_records::<String>(&bytes).is_err());
+        let two = postcard::to_allocvec(&vec!["a".to_string(), "b".to_string()]).unwrap();
+        // Claims 127 records in 4 bytes: refused before any record is yielded.
+        let mut bytes = two.clone();
+        bytes[0] = 0x7f;
+        let err = decode(bytes).unwrap_err().to_string();
+        assert!(err.contains("input-s-0-0") && err.contains("claims 127 records"), "{err}");
+        // Claims 3 records, holds 2 (and a byte): the third fails to decode, naming the block.
+        let mut bytes = two;
+        bytes[0] = 3;
+        bytes.push(9);
+        let err = decode(bytes).unwrap_err().to_string();
+        assert!(err.contains("input-s-0-0") && err.contains("cannot decode"), "{err}");
     }
 
     #[test]

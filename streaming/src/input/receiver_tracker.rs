@@ -431,7 +431,7 @@ impl<T: Data> Compute<T> for ReceiverCompute {
 
 impl StreamingContext {
     /// A stream of what `receiver` stores, received on an executor (see the
-    /// module docs of `receiver`). Takes one task slot for as long as the context runs.
+    /// module docs of `receiver`). Its long-running task holds no task slot.
     pub fn receiver_stream<R: Receiver>(&self, receiver: R) -> DStream<R::Item> {
         self.receiver_stream_named(receiver, None)
     }
