@@ -42,7 +42,7 @@ case "$engine" in
       --host 127.0.0.1 --port "$PORT" --checkpoint "$out/ck" --batch-ms "$batch_ms"
       --batches "$batches" --report)
     if [[ "${EMBER_PERF:-0}" == 1 ]]; then
-      cmd=(perf record -g -o "$out/perf.data" -- "${cmd[@]}")
+      cmd=(perf record ${EMBER_PERF_ARGS:--g} -o "$out/perf.data" -- "${cmd[@]}")
     fi
     ;;
   spark)

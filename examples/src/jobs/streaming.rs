@@ -16,12 +16,31 @@ pub struct StopAfter {
 
 /// Words of a line as the seed's tables count them: split on whitespace, with
 /// punctuation at either end removed ("vida," is "vida").
+///
+/// An ASCII line takes a byte-wise path (the same words: within ASCII, Unicode's
+/// whitespace is bytes 9 to 13 and the space, and its alphanumerics are ASCII's),
+/// which is most of a streaming word count's splitting time saved; other lines
+/// go through `char`s. The vector is sized for words of about five letters.
 pub fn words(line: &str) -> Vec<String> {
-    line.split_whitespace()
-        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect()
+    let mut out = Vec::with_capacity(line.len() / 6 + 1);
+    if line.is_ascii() {
+        let bytes = line.as_bytes();
+        let is_space = |b: &u8| matches!(*b, b'\t'..=b'\r' | b' ');
+        for w in bytes.split(is_space) {
+            let Some(start) = w.iter().position(u8::is_ascii_alphanumeric) else { continue };
+            let end = w.iter().rposition(u8::is_ascii_alphanumeric).map_or(start, |e| e + 1);
+            let at = w.as_ptr() as usize - bytes.as_ptr() as usize;
+            out.push(line[at + start..at + end].to_owned());
+        }
+        return out;
+    }
+    out.extend(
+        line.split_whitespace()
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned),
+    );
+    out
 }
 
 /// `(word, count)` of each batch.
@@ -209,4 +228,37 @@ pub fn file_wordcount(sc: &EmberContext, params: &FileWordcount, stop: StopAfter
     let recovered = ssc.is_recovering();
     let batches = run_until(&ssc, stop)?;
     Ok(json!({ "batches": batches, "recovered": recovered }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::words;
+
+    /// The Unicode path of [`words`], which the ASCII path must match.
+    fn words_by_char(line: &str) -> Vec<String> {
+        line.split_whitespace()
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn ascii_lines_split_as_unicode_lines_do() {
+        assert_eq!(words("buen día vida, buen día mundo"), ["buen", "día", "vida", "buen", "día", "mundo"]);
+        assert_eq!(words("  (que) hermosa\x0bes\tla vida!\r\n"), ["que", "hermosa", "es", "la", "vida"]);
+        assert_eq!(words(" ,, - w1 "), ["w1"]);
+        // Every short line over an alphabet of letters, digits, punctuation and each ASCII whitespace byte.
+        let alphabet = ['a', 'Z', '7', ',', '-', '(', ' ', '\t', '\n', '\x0b', '\x0c', '\r', '\x1f', '\x7f'];
+        let mut line = String::new();
+        for n in 0..alphabet.len().pow(4) {
+            line.clear();
+            let mut k = n;
+            for _ in 0..4 {
+                line.push(alphabet[k % alphabet.len()]);
+                k /= alphabet.len();
+            }
+            assert_eq!(words(&line), words_by_char(&line), "{line:?}");
+        }
+    }
 }
