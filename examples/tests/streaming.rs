@@ -431,6 +431,31 @@ fn a_finished_streaming_job_leaves_no_work_directory() {
     assert!(left.is_empty(), "left in the local dir: {left:?}");
 }
 
+/// Received blocks past the executor's memory budget for them (a quarter of
+/// its memory) go to disk, and the block pusher encodes the next block into the
+/// buffer of one written there: every batch still reads exactly what was received.
+#[test]
+fn received_blocks_past_their_memory_budget_come_back_from_disk_exactly() {
+    let d = SocketJobDirs::new();
+    let server = LineServer::start();
+    let port = server.port.to_string();
+    let mut cmd = Command::new(BIN);
+    // 16 KiB of executor memory: 4 KiB of received blocks in memory, the rest on disk.
+    cmd.args(["--master", "local[2]", "--conf", "spark.executor.memory=16k"])
+        .args(stateful_args(&port, &d.ckpt, &d.prefix, "100"));
+    cmd.env("EMBER_LOG", "info,ember_executor::stream_blocks=debug").env_remove("EMBER_CONF");
+    let driver = Proc::spawn(cmd);
+    let mut conn = server.next_connection(&driver);
+    let mut want = BTreeMap::new();
+    for seed in 0..3 {
+        let (text, counts) = lines(seed, 3000);
+        conn.write_all(text.as_bytes()).unwrap();
+        want = add(want, &counts);
+        wait_for_totals(&d.out, &want, &driver);
+    }
+    assert!(driver.stderr().contains("received block stored on disk"), "no block went to disk:\n{}", driver.stderr());
+}
+
 /// A receiver holds no task slot (unlike Spark's, which holds a core): with a
 /// single core, batches still run beside it.
 #[test]

@@ -60,6 +60,12 @@ impl StreamBlocks {
         std::fs::create_dir_all(&self.dir).map_err(|e| EmberError::io(self.dir.display(), e))?;
         let path = self.dir.join(id);
         write_framed(&path, &bytes)?;
+        tracing::debug!(
+            block = id,
+            bytes = size,
+            budget = self.memory_budget,
+            "received block stored on disk, past the memory budget"
+        );
         self.state.lock().on_disk.insert(id.to_string(), path);
         Ok(())
     }
