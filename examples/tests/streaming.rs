@@ -25,6 +25,15 @@ fn job(args: &[&str]) -> Command {
     cmd
 }
 
+/// Directories `names` created under `root`.
+fn made_dirs<const N: usize>(root: &Path, names: [&str; N]) -> [PathBuf; N] {
+    names.map(|name| {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+}
+
 /// Words of input file `i`: a deterministic mix, so totals depend on every file.
 fn file_words(i: usize) -> Vec<String> {
     (0..40 + i * 7).map(|j| format!("w{}", (i * 31 + j * 17) % 23)).collect()
@@ -95,10 +104,8 @@ fn wait_for_totals(out_dir: &Path, want: &BTreeMap<String, u64>, driver: &Proc) 
 #[test]
 fn a_file_stream_driver_killed_mid_stream_resumes_from_its_checkpoint_exactly() {
     let tmp = tempfile::tempdir().unwrap();
-    let (input, ckpt, out) = (tmp.path().join("in"), tmp.path().join("ckpt"), tmp.path().join("out"));
-    for d in [&input, &out] {
-        std::fs::create_dir_all(d).unwrap();
-    }
+    let [input, out] = made_dirs(tmp.path(), ["in", "out"]);
+    let ckpt = tmp.path().join("ckpt");
     let prefix = out.join("totals");
     let args = [
         "file-wordcount",
@@ -243,10 +250,12 @@ fn stateful_args<'a>(port: &'a str, ckpt: &'a Path, prefix: &'a Path, batch_ms: 
     ]
 }
 
-/// The driver of a job, logging the streaming crate's debug lines (blocks received, state checkpointed).
-fn debug_driver(args: &[&str]) -> Proc {
+/// The driver of a job, logging the streaming crate's debug lines (blocks
+/// received, state checkpointed), with its temp files (an object store's staged
+/// uploads) under `dirs`, so that what a killed driver leaves goes with them.
+fn debug_driver(dirs: &SocketJobDirs, args: &[&str]) -> Proc {
     let mut cmd = job(args);
-    cmd.env("EMBER_LOG", "info,ember_streaming=debug");
+    cmd.env("EMBER_LOG", "info,ember_streaming=debug").env("TMPDIR", dirs.tmp.path());
     Proc::spawn(cmd)
 }
 
@@ -258,7 +267,7 @@ fn kill(mut driver: Proc) {
 
 /// Temp dirs of a stateful socket job: checkpoint, output dir, output prefix.
 struct SocketJobDirs {
-    _tmp: tempfile::TempDir,
+    tmp: tempfile::TempDir,
     ckpt: PathBuf,
     out: PathBuf,
     prefix: PathBuf,
@@ -270,7 +279,7 @@ impl SocketJobDirs {
         let (ckpt, out) = (tmp.path().join("ckpt"), tmp.path().join("out"));
         std::fs::create_dir_all(&out).unwrap();
         let prefix = out.join("totals");
-        SocketJobDirs { _tmp: tmp, ckpt, out, prefix }
+        SocketJobDirs { tmp, ckpt, out, prefix }
     }
 }
 
@@ -342,7 +351,7 @@ fn with_the_write_ahead_log_a_killed_driver_loses_no_acknowledged_line() {
     let port = server.port.to_string();
     // Long batches: the lines are acknowledged (logged) well before a batch takes them.
     let args = stateful_args(&port, ckpt, prefix, "3000");
-    let driver = debug_driver(&args);
+    let driver = debug_driver(&d, &args);
     driver.wait_for("receiver started");
     let mut conn = server.next_connection(&driver);
     let (text, want) = lines(3, 37);
@@ -351,7 +360,7 @@ fn with_the_write_ahead_log_a_killed_driver_loses_no_acknowledged_line() {
     kill(driver);
     drop(conn);
 
-    let restarted = debug_driver(&args);
+    let restarted = debug_driver(&d, &args);
     restarted.wait_for("receiver started");
     let _conn = server.next_connection(&restarted);
     wait_for_totals(out, &want, &restarted);
@@ -377,7 +386,7 @@ fn checkpoint_write_ahead_log_and_event_log_in_an_object_store_survive_a_killed_
         .collect();
     let mut args: Vec<&str> = settings.iter().flat_map(|kv| ["--conf", kv.as_str()]).collect();
     args.extend(stateful_args(&port, ckpt, prefix, "1000"));
-    let driver = debug_driver(&args);
+    let driver = debug_driver(&d, &args);
     driver.wait_for("receiver started");
     let mut conn = server.next_connection(&driver);
     let (first, want_first) = lines(5, 23);
@@ -400,7 +409,7 @@ fn checkpoint_write_ahead_log_and_event_log_in_an_object_store_survive_a_killed_
         store.keys("ckpt", "events/")
     );
 
-    let restarted = debug_driver(&args);
+    let restarted = debug_driver(&d, &args);
     restarted.wait_for("receiver started");
     let _conn = server.next_connection(&restarted);
     wait_for_totals(out, &add(want_first, &want_second), &restarted);
@@ -412,10 +421,8 @@ fn checkpoint_write_ahead_log_and_event_log_in_an_object_store_survive_a_killed_
 #[test]
 fn a_finished_streaming_job_leaves_no_work_directory() {
     let tmp = tempfile::tempdir().unwrap();
-    let (input, ckpt, local) = (tmp.path().join("in"), tmp.path().join("ckpt"), tmp.path().join("local"));
-    for d in [&input, &local] {
-        std::fs::create_dir_all(d).unwrap();
-    }
+    let [input, local] = made_dirs(tmp.path(), ["in", "local"]);
+    let ckpt = tmp.path().join("ckpt");
     drop_file(&input, 0);
     let prefix = tmp.path().join("totals");
     let mut cmd = Command::new(BIN);
