@@ -259,6 +259,15 @@ fn debug_driver(dirs: &SocketJobDirs, args: &[&str]) -> Proc {
     Proc::spawn(cmd)
 }
 
+/// The stateful socket job with 100 ms batches on a local `master`, with `conf`
+/// (`--conf k=v` arguments) before the job's own, logging at `log`.
+fn local_stateful_driver(master: &str, conf: &[&str], dirs: &SocketJobDirs, port: &str, log: &str) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--master", master]).args(conf).args(stateful_args(port, &dirs.ckpt, &dirs.prefix, "100"));
+    cmd.env("EMBER_LOG", log).env_remove("EMBER_CONF");
+    Proc::spawn(cmd)
+}
+
 /// Kills a driver (SIGKILL) and reaps it.
 fn kill(mut driver: Proc) {
     driver.child.kill().unwrap();
@@ -446,12 +455,9 @@ fn received_blocks_past_their_memory_budget_come_back_from_disk_exactly() {
     let d = SocketJobDirs::new();
     let server = LineServer::start();
     let port = server.port.to_string();
-    let mut cmd = Command::new(BIN);
     // 16 KiB of executor memory: 4 KiB of received blocks in memory, the rest on disk.
-    cmd.args(["--master", "local[2]", "--conf", "spark.executor.memory=16k"])
-        .args(stateful_args(&port, &d.ckpt, &d.prefix, "100"));
-    cmd.env("EMBER_LOG", "info,ember_executor::stream_blocks=debug").env_remove("EMBER_CONF");
-    let driver = Proc::spawn(cmd);
+    let conf = ["--conf", "spark.executor.memory=16k"];
+    let driver = local_stateful_driver("local[2]", &conf, &d, &port, "info,ember_executor::stream_blocks=debug");
     let mut conn = server.next_connection(&driver);
     let mut want = BTreeMap::new();
     for seed in 0..3 {
@@ -470,10 +476,7 @@ fn a_socket_stream_on_local_1_processes_its_batches_beside_its_receiver() {
     let d = SocketJobDirs::new();
     let server = LineServer::start();
     let port = server.port.to_string();
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--master").arg("local[1]").args(stateful_args(&port, &d.ckpt, &d.prefix, "100"));
-    cmd.env("EMBER_LOG", "info").env_remove("EMBER_CONF");
-    let driver = Proc::spawn(cmd);
+    let driver = local_stateful_driver("local[1]", &[], &d, &port, "info");
     let mut conn = server.next_connection(&driver);
     let (text, first) = lines(3, 30);
     conn.write_all(text.as_bytes()).unwrap();

@@ -34,13 +34,16 @@ pub fn words(line: &str) -> Vec<String> {
         }
         return out;
     }
-    out.extend(
-        line.split_whitespace()
-            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
-            .filter(|w| !w.is_empty())
-            .map(str::to_owned),
-    );
+    out.extend(words_by_char(line));
     out
+}
+
+/// The words of [`words`] by `char`s: any line, the path of non-ASCII ones.
+fn words_by_char(line: &str) -> impl Iterator<Item = String> + '_ {
+    line.split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
 }
 
 /// `(word, count)` of each batch.
@@ -232,16 +235,7 @@ pub fn file_wordcount(sc: &EmberContext, params: &FileWordcount, stop: StopAfter
 
 #[cfg(test)]
 mod tests {
-    use super::words;
-
-    /// The Unicode path of [`words`], which the ASCII path must match.
-    fn words_by_char(line: &str) -> Vec<String> {
-        line.split_whitespace()
-            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
-            .filter(|w| !w.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
+    use super::{words, words_by_char};
 
     #[test]
     fn ascii_lines_split_as_unicode_lines_do() {
@@ -258,7 +252,7 @@ mod tests {
                 line.push(alphabet[k % alphabet.len()]);
                 k /= alphabet.len();
             }
-            assert_eq!(words(&line), words_by_char(&line), "{line:?}");
+            assert_eq!(words(&line), words_by_char(&line).collect::<Vec<_>>(), "{line:?}");
         }
     }
 }
